@@ -1,0 +1,5 @@
+import sys
+
+from planrun.cli import main
+
+sys.exit(main())
