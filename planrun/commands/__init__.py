@@ -1,0 +1,10 @@
+"""Commands that run plans (apply, status, logs, ...): registered on the main parser."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register_run_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add the commands that execute plans; each lives in a module of its own."""

@@ -1,0 +1,596 @@
+"""A validated :class:`PlanFile` → a :class:`CompiledPlan`: resolved tasks and their graph.
+
+Every problem found is collected, with its location, and raised together as one PlanError.
+The only I/O is reading what the plan points at next to it (glob, ``lines``, ``prompt_file``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from planrun.errors import Diagnostic, Location, PlanError
+from planrun.graph import Edge, TaskGraph
+from planrun.plan import templates
+from planrun.plan.diagnose import suggest
+from planrun.plan.expand import Item, ItemError, expanded_key, items_for
+from planrun.plan.model import (
+    KEY_PATTERN,
+    Backoff,
+    Budget,
+    PlanFile,
+    Provider,
+    Retry,
+    Settings,
+    TaskFields,
+    TaskHooks,
+    TaskSpec,
+)
+from planrun.plan.providers import resolve_providers
+from planrun.plan.resolved import (
+    BudgetSpec,
+    CommandSpec,
+    ProjectSpec,
+    ProviderSpec,
+    RetryPolicy,
+    Task,
+)
+from planrun.plan.source import Source, is_lossy_float
+
+Locate = Callable[..., Location]
+RUN_HOOKS = ("on_run_start", "on_task_start", "on_task_retry", "on_task_success",
+             "on_task_failure", "on_run_end")
+TASK_HOOKS = ("on_task_start", "on_task_retry", "on_task_success", "on_task_failure")
+
+
+@dataclass(frozen=True)
+class CompiledPlan:
+    """Everything ``apply`` needs, resolved and checked."""
+
+    name: str
+    path: Path
+    directory: Path
+    sha256: str
+    settings: Settings
+    providers: dict[str, ProviderSpec]
+    projects: dict[str, ProjectSpec]
+    hooks: dict[str, tuple[CommandSpec, ...]]
+    tasks: dict[str, Task]
+    graph: TaskGraph
+    secrets: tuple[str, ...] = ()
+    work: tuple[str, ...] = field(default=())  # keys of work tasks in dispatch order
+
+    def plan_context(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "dir": str(self.directory)}
+
+    def project_context(self, name: str | None) -> dict[str, Any]:
+        if name is None:
+            return {"name": None, "path": str(self.directory)}
+        project = self.projects[name]
+        return {
+            "name": project.name,
+            "path": project.path,
+            "base_branch": project.base_branch,
+            "target_branch": project.target_branch,
+        }
+
+
+def compile_plan(source: Source, plan: PlanFile, path: Path) -> CompiledPlan:
+    compiler = _Compiler(source, plan, path)
+    compiled = compiler.compile()
+    if compiler.diagnostics:
+        raise PlanError(compiler.diagnostics)
+    assert compiled is not None
+    return compiled
+
+
+class _Compiler:
+    def __init__(self, source: Source, plan: PlanFile, path: Path) -> None:
+        self.source = source
+        self.plan = plan
+        self.path = path.resolve()
+        self.directory = self.path.parent
+        self.diagnostics: list[Diagnostic] = []
+        self.name = plan.name or path.stem
+        self._bases: dict[str | None, dict[str, Any]] = {}
+        self._items: dict[str, list[Item]] = {}
+        self.tasks: dict[str, Task] = {}
+        self.edges: list[Edge] = []
+
+    def fail(self, where: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
+        self.diagnostics.append(Diagnostic(self.source.locate(where, key=key), message))
+
+    # --- the whole plan -------------------------------------------------------------------
+
+    def compile(self) -> CompiledPlan | None:
+        if self.plan.name is None and not re.match(KEY_PATTERN, self.name):
+            self.fail((), f"the file name {self.path.stem!r} cannot name the plan; add `name:`")
+        providers, problems = resolve_providers(self.plan.providers)
+        for where, message in problems:
+            self.fail(where, message)
+        self.providers = providers
+        self.projects = self._projects()
+        secrets = tuple(self.plan.settings.secrets)
+        self._check_parents()
+        for key, spec in self.plan.tasks.items():
+            if spec.parent is None:
+                self._expand(key, parent=None)
+        hooks = {
+            name: tuple(CommandSpec.of(c) for c in getattr(self.plan.hooks, name) or ())
+            for name in RUN_HOOKS
+        }
+        self._check_hook_templates(hooks)
+        self._link_needs()
+        if self.diagnostics:
+            return None
+        graph = TaskGraph.build(self.tasks, self.edges)
+        work = tuple(k for k in graph.topological() if self.tasks[k].kind == "work")
+        return CompiledPlan(
+            name=self.name,
+            path=self.path,
+            directory=self.directory,
+            sha256=hashlib.sha256(self.source.text.encode()).hexdigest(),
+            settings=self.plan.settings,
+            providers=self.providers,
+            projects=self.projects,
+            hooks=hooks,
+            tasks=self.tasks,
+            graph=graph,
+            secrets=secrets,
+            work=work,
+        )
+
+    def _projects(self) -> dict[str, ProjectSpec]:
+        result = {}
+        for name, project in self.plan.projects.items():
+            context = {"plan": {"name": self.name}, "project": {"name": name}}
+            try:
+                target = templates.render(project.target_branch, context)
+            except templates.TemplateProblem as exc:
+                self.fail(("projects", name, "target_branch"), exc.message)
+                target = project.target_branch
+            result[name] = ProjectSpec(
+                name=name,
+                path=str((self.directory / project.path).resolve()),
+                base_branch=project.base_branch,
+                worktrees=project.worktrees,
+                integrate=project.integrate,
+                target_branch=target,
+                setup=tuple(CommandSpec.of(c) for c in project.setup),
+                setup_timeout=project.setup_timeout,
+                max_concurrent=project.max_concurrent,
+            )
+        return result
+
+    # --- parents and inheritance ----------------------------------------------------------
+
+    def _check_parents(self) -> None:
+        tasks = self.plan.tasks
+        self.children: dict[str, list[str]] = {}
+        for key, spec in tasks.items():
+            if spec.parent is None:
+                continue
+            if spec.parent not in tasks:
+                self.fail(
+                    ("tasks", key, "parent"),
+                    f"unknown parent {spec.parent!r}{suggest(spec.parent, tasks)}",
+                )
+                continue
+            self.children.setdefault(spec.parent, []).append(key)
+        for key in tasks:
+            seen = [key]
+            current = tasks[key].parent
+            while current is not None and current in tasks:
+                if current in seen:
+                    cycle = " → ".join([*seen[seen.index(current):], current])
+                    self.fail(("tasks", key, "parent"), f"parent cycle: {cycle}")
+                    self.children.pop(key, None)
+                    break
+                seen.append(current)
+                current = tasks[current].parent
+        for parent in self.children:
+            spec = tasks[parent]
+            for name in ("run", "prompt", "prompt_file", "for_each"):
+                if getattr(spec, name) is not None:
+                    self.fail(
+                        ("tasks", parent, name),
+                        f"{parent} is the parent of {', '.join(sorted(self.children[parent]))}; "
+                        f"a parent groups its children and cannot have {name}",
+                    )
+
+    def _base(self, parent: str | None) -> dict[str, Any]:
+        """Resolved inheritable fields for children of ``parent`` (memoised)."""
+        if parent in self._bases:
+            return self._bases[parent]
+        if parent is None:
+            base = _overlay(_builtin_fields(), self.plan.defaults)
+        else:
+            spec = self.plan.tasks[parent]
+            base = _overlay(self._base(spec.parent), spec)
+        self._bases[parent] = base
+        return base
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    def _expand(self, key: str, parent: str | None) -> None:
+        spec = self.plan.tasks[key]
+        fields = _overlay(self._base(spec.parent), spec)
+        if key in self.children:
+            self._add_group(key, spec, fields, parent)
+            for child in sorted(self.children[key]):
+                self._expand(child, parent=key)
+        elif spec.for_each is not None:
+            self._fan_out(key, spec, fields, parent)
+        else:
+            self._add_work(key, key, spec, fields, parent, item=None)
+
+    def _add_group(
+        self, key: str, spec: TaskSpec, fields: dict[str, Any], parent: str | None,
+        children: tuple[str, ...] = (),
+    ) -> None:
+        fan_out = bool(children)
+        children = children or tuple(sorted(self.children.get(key, ())))
+        # a fan-out's title and description speak of an item: its group shows the key
+        title = key if fan_out else self._text(key, spec, "title", {}) or key
+        self.tasks[key] = Task(
+            key=key,
+            kind="group",
+            title=title,
+            description="" if fan_out else self._text(key, spec, "description", {}),
+            location=self.source.locate(("tasks", key), key=True),
+            parent=parent,
+            children=children,
+            needs=tuple(spec.dependencies),
+            spec_key=key,
+            **_task_kwargs(fields),
+        )
+
+    def _fan_out(self, key: str, spec: TaskSpec, fields: dict[str, Any], parent: str | None) -> None:
+        items = self._items_of(key)
+        if items is None:
+            return
+        keys = tuple(expanded_key(key, item.id) for item in items)
+        self._add_group(key, spec, fields, parent, children=keys)
+        for item in items:
+            self._add_work(expanded_key(key, item.id), key, spec, fields, key, item=item)
+
+    def _items_of(self, key: str, chain: tuple[str, ...] = ()) -> list[Item] | None:
+        if key in self._items:
+            return self._items[key]
+        spec = self.plan.tasks[key]
+        for_each = spec.for_each
+        assert for_each is not None
+        where = ("tasks", key, "for_each")
+        if for_each.same_as is not None:
+            other = self.plan.tasks.get(for_each.same_as)
+            if other is None or other.for_each is None:
+                hint = suggest(for_each.same_as, [k for k, t in self.plan.tasks.items() if t.for_each])
+                self.fail((*where, "same_as"),
+                          f"same_as must name a task with for_each; {for_each.same_as!r} is not one{hint}")
+                return None
+            if for_each.same_as in (*chain, key):
+                self.fail((*where, "same_as"), f"same_as cycle through {for_each.same_as}")
+                return None
+            items = self._items_of(for_each.same_as, (*chain, key))
+        else:
+            if not self._items_are_text(where, for_each.items, for_each.matrix):
+                return None
+            root = Path(self.projects[fields_project].path) if (
+                fields_project := _overlay(self._base(spec.parent), spec).get("project")
+            ) in self.projects else self.directory
+            try:
+                items = items_for(for_each, root, self.directory)
+            except ItemError as exc:
+                self.fail((*where, exc.field), exc.message)
+                return None
+        self._items[key] = items or []
+        return items
+
+    def _items_are_text(self, where: tuple[str, ...], items: Any, matrix: Any) -> bool:
+        ok = True
+        values: list[tuple[tuple[str | int, ...], Any]] = []
+        if items is not None:
+            values = [((*where, "items", i), v) for i, v in enumerate(items)]
+        if matrix is not None:
+            values = [((*where, "matrix", axis, i), v)
+                      for axis, vs in matrix.items() for i, v in enumerate(vs)]
+        for path, value in values:
+            raw = self.source.raw_text(path)
+            if isinstance(value, float) and raw is not None and is_lossy_float(raw):
+                self.fail(path, f'{raw} is read as the number {value!r}; quote it ("{raw}") to keep the text')
+                ok = False
+        return ok
+
+    def _add_work(
+        self, key: str, spec_key: str, spec: TaskSpec, fields: dict[str, Any],
+        parent: str | None, item: Item | None,
+    ) -> None:
+        where: tuple[str, ...] = ("tasks", spec_key)
+        if spec.run is not None and "provider" not in spec.model_fields_set:
+            fields = {**fields, "provider": "shell"}
+        provider = self.providers.get(fields["provider"])
+        if provider is None:
+            known = sorted(self.providers)
+            at = (*where, "provider") if "provider" in spec.model_fields_set else ("defaults", "provider")
+            self.fail(at, f"unknown provider {fields['provider']!r}{suggest(fields['provider'], known)}")
+            return
+        if fields.get("project") is not None and fields["project"] not in self.projects:
+            at = (*where, "project") if "project" in spec.model_fields_set else ("defaults", "project")
+            self.fail(at, f"unknown project {fields['project']!r}{suggest(fields['project'], self.projects)}")
+            return
+        self._check_secrets(where, spec, fields)
+        context = {"item": item} if item is not None else {}
+        prompt = spec.prompt
+        if spec.prompt_file is not None:
+            prompt = self._read_prompt(where, spec.prompt_file)
+        if provider.is_agent and spec.run is not None:
+            self.fail((*where, "run"), f"run is for commands, but provider {provider.name!r} takes a prompt; drop run or set provider: shell")
+            return
+        if not provider.is_agent and spec.run is None:
+            self.fail(where, f"task {key} has nothing to do: give it run (a command) or a provider that takes a prompt", key=True)
+            return
+        backend = fields["backend"] or provider.backend or "subprocess"
+        task = Task(
+            key=key,
+            kind="work",
+            title=self._text(spec_key, spec, "title", context) or key,
+            description=self._text(spec_key, spec, "description", context),
+            location=self.source.locate(where, key=True),
+            parent=parent,
+            needs=tuple(spec.dependencies),
+            run=CommandSpec.of(spec.run) if spec.run is not None else None,
+            prompt=prompt,
+            item=item,
+            item_id=item.id if item is not None else None,
+            spec_key=spec_key,
+            **{**_task_kwargs(fields), "backend": backend},
+        )
+        self._check_templates(where, task, provider)
+        self.tasks[key] = task
+
+    def _text(self, key: str, spec: TaskSpec, name: str, context: dict[str, Any]) -> str:
+        text: str | None = getattr(spec, name)
+        if not text:
+            return ""
+        full = {"task": {"key": key}, "plan": {"name": self.name}, **context}
+        try:
+            return templates.render(text, full)
+        except templates.TemplateProblem as exc:
+            self.fail(("tasks", key, name), _with_line(exc))
+            return text
+
+    def _read_prompt(self, where: tuple[str, ...], name: str) -> str | None:
+        path = (self.directory / name).resolve()
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.fail((*where, "prompt_file"), f"cannot read prompt_file {name!r}: {exc}")
+            return None
+
+    def _check_secrets(self, where: tuple[str, ...], spec: TaskSpec, fields: dict[str, Any]) -> None:
+        declared = set(self.plan.settings.secrets)
+        for name in fields.get("secrets") or ():
+            if name not in declared:
+                at = (*where, "secrets") if spec.secrets else ("defaults", "secrets")
+                self.fail(at, f"secret {name!r} is not declared in settings.secrets")
+
+    # --- templates ------------------------------------------------------------------------
+
+    def _sample_context(self, task: Task) -> dict[str, Any]:
+        return {
+            "task": task.template_context(),
+            "item": task.item,
+            "project": {"name": task.project, "path": "/project", "base_branch": "main",
+                        "target_branch": "planrun-target"},
+            "plan": {"name": self.name, "path": str(self.path), "dir": str(self.directory)},
+            "run": {"id": "run-id", "started_at": "2026-01-01T00:00:00Z"},
+            "attempt": 1,
+            "turn": 1,
+            "prompt": "",
+            "worktree": "/worktree",
+            "branch": f"planrun/{self.name}/{task.key}",
+            "verify": {"output": "", "exit_code": 1},
+        }
+
+    def _check_templates(self, where: tuple[str, ...], task: Task, provider: ProviderSpec) -> None:
+        context: dict[str, Any] | None = None
+
+        def check(path: tuple[str | int, ...], text: str, shell: bool = False) -> None:
+            nonlocal context
+            if not templates.is_template(text):
+                return
+            context = context or self._sample_context(task)
+            try:
+                templates.render(text, context, shell=shell)
+            except templates.TemplateProblem as exc:
+                self.fail(path, _with_line(exc))
+
+        for path, command in [((*where, "run"), task.run), ((*where, "verify"), task.verify)]:
+            if command is not None:
+                _check_command(check, path, command)
+        if task.prompt is not None:
+            at = (*where, "prompt_file") if "prompt" not in self.plan.tasks[task.spec_key].model_fields_set else (*where, "prompt")
+            check(at, task.prompt)
+        elif provider.is_agent:
+            check(("providers", provider.name, "autonomous_prompt_template"),
+                  provider.autonomous_prompt_template)
+        for moment, commands in task.hooks:
+            for i, command in enumerate(commands):
+                _check_command(check, (*where, "hooks", moment, i), command)
+        for i, part in enumerate(provider.command):
+            check(("providers", provider.name, "command", i), part)
+
+    def _check_hook_templates(self, hooks: dict[str, tuple[CommandSpec, ...]]) -> None:
+        context = {
+            "plan": {"name": self.name, "path": str(self.path), "dir": str(self.directory)},
+            "run": {"id": "run-id", "started_at": "2026-01-01T00:00:00Z", "status": "done"},
+            "task": {"key": "KEY", "title": "", "description": "", "priority": 0, "tags": [],
+                     "project": None, "provider": "shell", "needs": [], "parent": None,
+                     "item_id": None, "status": "done", "reason": ""},
+            "attempt": 1,
+        }
+
+        def check(path: tuple[str | int, ...], text: str, shell: bool = False) -> None:
+            try:
+                templates.render(text, context, shell=shell)
+            except templates.TemplateProblem as exc:
+                self.fail(path, _with_line(exc))
+
+        for moment, commands in hooks.items():
+            for i, command in enumerate(commands):
+                _check_command(check, ("hooks", moment, i), command)
+
+    # --- needs ----------------------------------------------------------------------------
+
+    def _link_needs(self) -> None:
+        for key, task in self.tasks.items():
+            if task.kind == "group":
+                for child in task.children:
+                    self.edges.append(Edge(child, key, task.location, "parent"))
+                continue
+            spec = self.plan.tasks[task.spec_key]
+            for owner in self._owners(task):
+                self._link(task, owner, self.plan.tasks[owner].dependencies)
+            if spec.for_each is not None and spec.for_each.same_as is not None and task.item_id:
+                other = expanded_key(spec.for_each.same_as, task.item_id)
+                where = self.source.locate(("tasks", task.spec_key, "for_each", "same_as"))
+                self.edges.append(Edge(other, key, where, "needs"))
+
+    def _owners(self, task: Task) -> list[str]:
+        """The written task and its ancestors, whose needs all apply to ``task``."""
+        owners = [task.spec_key]
+        parent = self.plan.tasks[task.spec_key].parent
+        while parent is not None:
+            owners.append(parent)
+            parent = self.plan.tasks[parent].parent
+        return owners
+
+    def _link(self, task: Task, owner: str, needs: list[str]) -> None:
+        field_name = "needs" if self.plan.tasks[owner].needs is not None else "blocked_by"
+        for i, need in enumerate(needs):
+            path = ("tasks", owner, field_name, i)
+            if need not in self.tasks:
+                written = need.split("[", 1)[0]
+                if written in self.plan.tasks and written not in self.tasks:
+                    continue  # that task has errors of its own, reported already
+                if written in self.tasks:
+                    self.fail(path, f"{owner} needs {need!r}, but {written} has no such item")
+                else:
+                    self.fail(path, f"{owner} needs unknown task {need!r}{suggest(need, self.plan.tasks)}")
+                continue
+            if need == task.key or need == task.spec_key and owner == task.spec_key:
+                self.fail(path, f"{owner} needs itself")
+                continue
+            self.edges.append(Edge(need, task.key, self.source.locate(path), "needs"))
+
+
+def _check_command(check: Callable[..., None], path: tuple[str | int, ...], command: CommandSpec) -> None:
+    if command.shell is not None:
+        check(path, command.shell, True)
+    else:
+        for i, part in enumerate(command.argv or ()):
+            check((*path, i), part)
+
+
+def _with_line(exc: templates.TemplateProblem) -> str:
+    return exc.message if not exc.line or exc.line == 1 else f"{exc.message} (template line {exc.line})"
+
+
+# --- inheritance --------------------------------------------------------------------------
+
+_INHERITED = tuple(TaskFields.model_fields)
+
+
+def _builtin_fields() -> dict[str, Any]:
+    return {
+        "project": None,
+        "provider": "shell",
+        "backend": None,
+        "priority": 0,
+        "base_branch": None,
+        "run_when": "success",
+        "review": False,
+        "timeout": 3600.0,
+        "idle_timeout": None,
+        "input_timeout": 600.0,
+        "retry": RetryPolicy(),
+        "env": {},
+        "secrets": (),
+        "hooks": {},
+        "tags": (),
+        "max_turns": 3,
+        "verify": None,
+        "budget": None,
+        "autonomous": True,
+    }
+
+
+def _overlay(base: dict[str, Any], layer: TaskFields) -> dict[str, Any]:
+    """``base`` with the fields ``layer`` sets; mappings merge, scalars replace."""
+    names = layer.model_fields_set & set(_INHERITED)
+    if not names:
+        return base
+    result = dict(base)
+    for name in names:
+        value = getattr(layer, name)
+        if value is None:
+            continue
+        if name == "retry":
+            result[name] = _merge_retry(result[name], value)
+        elif name == "budget":
+            result[name] = _merge_budget(result[name], value)
+        elif name == "env":
+            result[name] = {**result[name], **value}
+        elif name == "hooks":
+            result[name] = _merge_hooks(result[name], value)
+        elif name in ("secrets", "tags"):
+            result[name] = tuple(dict.fromkeys((*result[name], *value)))
+        elif name == "verify":
+            result[name] = CommandSpec.of(value)
+        else:
+            result[name] = value
+    return result
+
+
+def _merge_retry(policy: RetryPolicy, retry: Retry) -> RetryPolicy:
+    changes: dict[str, Any] = {}
+    if retry.attempts is not None:
+        changes["attempts"] = retry.attempts
+    if retry.on is not None:
+        changes["on"] = frozenset(retry.on)
+    if retry.backoff is not None:
+        changes.update(_backoff_changes(retry.backoff))
+    return replace(policy, **changes) if changes else policy
+
+
+def _backoff_changes(backoff: Backoff) -> dict[str, Any]:
+    return {k: v for k, v in backoff.model_dump().items() if v is not None}
+
+
+def _merge_budget(current: BudgetSpec | None, budget: Budget) -> BudgetSpec:
+    base = current or BudgetSpec()
+    return replace(base, **{k: v for k, v in budget.model_dump().items() if v is not None})
+
+
+def _merge_hooks(current: dict[str, tuple[CommandSpec, ...]], hooks: TaskHooks) -> dict[str, Any]:
+    merged = dict(current)
+    for name in TASK_HOOKS:
+        commands = getattr(hooks, name)
+        if commands is not None:
+            merged[name] = tuple(CommandSpec.of(c) for c in commands)
+    return merged
+
+
+def _task_kwargs(fields: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(fields)
+    kwargs["env"] = tuple(sorted(fields["env"].items()))
+    kwargs["hooks"] = tuple(sorted(fields["hooks"].items()))
+    kwargs["backend"] = fields["backend"] or "subprocess"
+    return kwargs
+
+
+__all__ = ["CompiledPlan", "Provider", "compile_plan"]

@@ -1,0 +1,165 @@
+"""The compiled plan: every task with every field resolved, ready to schedule.
+
+Plain frozen dataclasses (not pydantic) because a plan may hold 100,000 tasks and these are
+built after validation has already happened.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from planrun.errors import Location
+from planrun.outcomes import DEFAULT_RETRY_ON, Outcome
+from planrun.plan.model import ShellCommand
+
+Kind = Literal["work", "group"]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command as written: argv (executed directly) or shell text (``/bin/sh -c``)."""
+
+    argv: tuple[str, ...] | None = None
+    shell: str | None = None
+
+    @classmethod
+    def of(cls, value: list[str] | ShellCommand) -> CommandSpec:
+        if isinstance(value, ShellCommand):
+            return cls(shell=value.shell)
+        return cls(argv=tuple(value))
+
+    def describe(self) -> str:
+        return self.shell if self.shell is not None else " ".join(self.argv or ())
+
+    def as_data(self) -> list[str] | dict[str, str]:
+        return {"shell": self.shell} if self.shell is not None else list(self.argv or ())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 1
+    initial: float = 5.0
+    factor: float = 2.0
+    max: float = 300.0
+    jitter: float = 0.2
+    on: frozenset[Outcome] = frozenset(DEFAULT_RETRY_ON)
+
+    def retries(self, outcome: Outcome) -> bool:
+        return outcome in self.on
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    wall_time: float | None = None
+    cost_usd: float | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class AnswerSpec:
+    expect: str
+    send: str
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    command: tuple[str, ...]
+    prompt_via: Literal["argv", "stdin", "file", "type"]
+    prompt_command: tuple[str, ...] | None
+    yolo_flag: tuple[str, ...]
+    autonomous_prompt_template: str
+    success_exit_codes: frozenset[int]
+    success_pattern: str | None
+    failure_pattern: str | None
+    input_pattern: str | None
+    answers: tuple[AnswerSpec, ...]
+    usage: str
+    max_concurrent: int | None
+    backend: str | None
+    env: tuple[tuple[str, str], ...]
+    secrets: tuple[str, ...]
+    preset: str | None
+
+    @property
+    def is_agent(self) -> bool:
+        """A provider that takes a prompt (everything except plain commands)."""
+        return bool(self.command)
+
+    def compiled(self, name: str) -> re.Pattern[str] | None:
+        pattern: str | None = getattr(self, name)
+        return re.compile(pattern) if pattern else None
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    name: str
+    path: str  # absolute
+    base_branch: str | None
+    worktrees: bool
+    integrate: Literal["merge", "squash", "rebase", "none"]
+    target_branch: str  # rendered
+    setup: tuple[CommandSpec, ...]
+    setup_timeout: float
+    max_concurrent: int | None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One node of the task graph: a unit of work, or a group (a parent or a fan-out)."""
+
+    key: str
+    kind: Kind
+    title: str
+    description: str
+    location: Location
+    project: str | None = None
+    provider: str = "shell"
+    backend: str = "subprocess"
+    priority: int = 0
+    base_branch: str | None = None
+    run_when: Literal["success", "always", "failure"] = "success"
+    review: bool = False
+    timeout: float | None = 3600.0
+    idle_timeout: float | None = None
+    input_timeout: float = 600.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    env: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()
+    hooks: tuple[tuple[str, tuple[CommandSpec, ...]], ...] = ()
+    tags: tuple[str, ...] = ()
+    max_turns: int = 3
+    verify: CommandSpec | None = None
+    budget: BudgetSpec | None = None
+    autonomous: bool = True
+    needs: tuple[str, ...] = ()  # direct needs, as expanded keys
+    parent: str | None = None
+    children: tuple[str, ...] = ()
+    run: CommandSpec | None = None
+    prompt: str | None = None  # the prompt template (prompt or prompt_file's text)
+    item: Any = None  # the fan-out item this task works on
+    item_id: str | None = None
+    spec_key: str = ""  # the key as written (a fan-out's items share it)
+
+    def hook_commands(self, moment: str) -> tuple[CommandSpec, ...]:
+        for name, commands in self.hooks:
+            if name == moment:
+                return commands
+        return ()
+
+    def template_context(self) -> dict[str, Any]:
+        """What templates see as ``task``."""
+        return {
+            "key": self.key,
+            "title": self.title,
+            "description": self.description,
+            "priority": self.priority,
+            "tags": list(self.tags),
+            "project": self.project,
+            "provider": self.provider,
+            "needs": list(self.needs),
+            "parent": self.parent,
+            "item_id": self.item_id,
+        }

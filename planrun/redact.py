@@ -1,0 +1,161 @@
+"""Redacting secret values from text, including text that arrives in arbitrary chunks.
+
+A :class:`Redactor` replaces every occurrence of a secret, and of its common encodings, with
+``***``. It is built for streams: :meth:`Redactor.feed` returns what is safe to show *now* and
+holds back only the shortest tail that could still turn into a secret once more text arrives,
+so a secret split across two reads (a PTY hands over whatever the child wrote so far) is still
+caught. The concatenation of everything ``feed`` and ``flush`` return is exactly
+``redact(whole text)``, whatever the chunking.
+
+Which values are redacted
+    Every secret of at least :data:`MIN_SECRET_LENGTH` (3) characters. Values of one or two
+    characters are ignored on purpose: masking every ``a`` or ``42`` would shred the log while
+    protecting nothing (a two-character value is guessed in a few thousand tries). Secrets are
+    not stripped: a value is masked exactly as given.
+
+Which forms are redacted
+    The value itself; its URL-quoted forms (``quote`` and ``quote_plus``); its JSON string
+    escape; with ``\\r\\n`` in place of each ``\\n`` (what a PTY shows); and its base64 forms
+    (standard and URL-safe alphabets, padded or not). Base64 is also matched at each of the
+    three byte alignments, so the secret is caught inside a larger encoded blob such as HTTP
+    basic auth (``base64("user:" + secret)``): there only the characters that depend on the
+    secret alone are masked, which requires at least :data:`MIN_BASE64_CORE` of them.
+
+Matching
+    One compiled alternation of every form, longest first: at any position the longest form
+    wins, scanning left to right, so when one secret is a prefix of another the longer one is
+    masked whole. No occurrence of a secret in the input survives (provided the secrets do not
+    themselves contain ``*``, which the replacement could otherwise complete).
+
+Limit
+    Text that could be the start of a secret stays held back until the next chunk or
+    :meth:`Redactor.flush`; a child that prints the beginning of a secret and then waits will
+    not have that beginning shown until it prints more or ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+#: The replacement for every masked value.
+REPLACEMENT = "***"
+#: Secrets shorter than this are ignored (see the module docstring for why).
+MIN_SECRET_LENGTH = 3
+#: A base64 form shorter than this is not masked: it would match random encoded text.
+MIN_BASE64_CORE = 4
+
+
+def _base64_cores(raw: bytes) -> set[str]:
+    """The base64 characters determined by ``raw`` alone, at each of the 3 byte alignments.
+
+    When ``raw`` is encoded after ``k`` other bytes, output character ``i`` covers bits
+    ``[6i, 6i + 6)`` of the whole input; it depends on ``raw`` alone when those bits all lie
+    in ``raw``, i.e. ``8k <= 6i`` and ``6i + 6 <= 8(k + n)``.
+    """
+    standalone = base64.b64encode(raw).decode("ascii")
+    cores = {standalone, standalone.rstrip("=")}
+    for k in range(3):
+        encoded = base64.b64encode(b"\0" * k + raw).decode("ascii")
+        first = (8 * k + 5) // 6
+        stop = (8 * (k + len(raw))) // 6
+        core = encoded[first:stop]
+        if len(core) >= MIN_BASE64_CORE:
+            cores.add(core)
+    return cores | {core.replace("+", "-").replace("/", "_") for core in cores}
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every string that is masked on behalf of ``secret`` (empty if it is too short)."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return set()
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        secret.replace("\n", "\r\n"),
+    }
+    forms |= _base64_cores(secret.encode("utf-8"))
+    return {form for form in forms if form}
+
+
+class Redactor:
+    """Masks a fixed set of secrets in one-shot text or in a stream of chunks.
+
+    One ``Redactor`` serves one stream (it keeps the held-back tail of that stream); its
+    :meth:`redact` may be used at any time for unrelated one-shot text.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            forms |= secret_forms(secret)
+        ordered = sorted(forms, key=lambda form: (-len(form), form))
+        self._pattern: re.Pattern[str] | None = (
+            re.compile("|".join(re.escape(form) for form in ordered)) if ordered else None
+        )
+        # Forms by first character, to find a chunk's tail that may continue into a secret.
+        self._by_first: dict[str, tuple[str, ...]] = {}
+        for form in ordered:
+            self._by_first[form[0]] = (*self._by_first.get(form[0], ()), form)
+        self._longest = len(ordered[0]) if ordered else 0
+        self._held = ""
+
+    @property
+    def active(self) -> bool:
+        """True when there is at least one form to mask."""
+        return self._pattern is not None
+
+    def redact(self, text: str) -> str:
+        """``text`` with every form of every secret replaced by ``***`` (stream untouched)."""
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(REPLACEMENT, text)
+
+    def feed(self, chunk: str) -> str:
+        """Redact the next chunk of the stream; return the part that is safe to emit now.
+
+        The returned text never ends with the start of a secret: that tail is held back and
+        completed by the next ``feed`` (or released by :meth:`flush`).
+        """
+        if self._pattern is None:
+            return chunk
+        text = self._held + chunk
+        hold = self._hold_start(text)
+        out: list[str] = []
+        done = 0
+        for match in self._pattern.finditer(text):
+            if match.start() >= hold:
+                break
+            out.append(text[done : match.start()])
+            out.append(REPLACEMENT)
+            done = match.end()
+        cut = max(hold, done)
+        out.append(text[done:cut])
+        self._held = text[cut:]
+        return "".join(out)
+
+    def flush(self) -> str:
+        """End the stream: return the held-back tail, redacted, and start afresh."""
+        held, self._held = self._held, ""
+        return self.redact(held)
+
+    def _hold_start(self, text: str) -> int:
+        """Index of the longest suffix of ``text`` that is a proper prefix of some form.
+
+        Every match starting before that index is final whatever follows, because at each
+        earlier position every form is already known to match or not within ``text``.
+        """
+        for start in range(max(0, len(text) - self._longest + 1), len(text)):
+            forms = self._by_first.get(text[start])
+            if forms is None:
+                continue
+            tail = text[start:]
+            if any(len(form) > len(tail) and form.startswith(tail) for form in forms):
+                return start
+        return len(text)

@@ -1,0 +1,292 @@
+"""Turning one attempt's output bytes into a redacted log, a tail, lines and pattern events.
+
+:class:`OutputWatcher` is the backend-independent half of watching a session: a backend
+(subprocess, pty, tmux) reads bytes however it can and hands them to :meth:`~OutputWatcher.feed`;
+the watcher decodes, redacts, logs, keeps the tail, calls ``on_line`` and reports the
+patterns it saw as events. It does no I/O besides appending to the log file and never blocks
+on anything else, so it works the same inside and outside trio.
+
+Text, in order of processing:
+
+1. bytes are decoded as UTF-8 incrementally (a character split across reads is kept whole;
+   invalid bytes become U+FFFD);
+2. the text is redacted as a stream (:class:`planrun.redact.Redactor`: a secret split
+   across reads is still caught; the start of a possible secret is held back meanwhile);
+3. the redacted text is appended to ``spec.log_path`` as written, escape sequences included;
+4. it is cut into lines at ``\\n``. What a *line* shows (``on_line``, the tail, events,
+   pattern matching) is the line without ANSI escape sequences and other control characters
+   except tab, without trailing ``\\r``, and, when ``\\r`` redraws the line (progress bars),
+   only the text after the last ``\\r``; it is redacted once more, since removing escape
+   sequences could join the halves of a secret.
+
+Patterns, always searched (``re.search``) in what a line shows:
+
+- ``failure_pattern`` then ``success_pattern``: on complete lines, and on the final
+  unterminated line at :meth:`~OutputWatcher.close`; at most one event each per line;
+- ``input_pattern`` and each answer's ``expect``: also on the current partial line, since a
+  prompt such as ``Proceed? [y/N] `` has no newline. Each *occurrence* fires once: re-reading
+  a partial line as it grows, or when it is completed, does not fire again; a new line or a
+  ``\\r`` redraw can.
+
+Memory is bounded whatever the child prints: the partial line keeps only its last
+:data:`LINE_CAP` characters (longer lines are shown and matched by their end; prompts are
+expected there), while the log still receives everything.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from planrun.redact import Redactor
+from planrun.sessions.base import OnLine, SessionSpec
+
+#: Characters of one line kept in memory; longer lines keep their end.
+LINE_CAP = 64 * 1024
+
+_CONTROL = re.compile(
+    r"""
+      \x1b\[[0-?]*[ -/]*[@-~]                 # CSI: colours, cursor moves
+    | \x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?      # OSC: titles, hyperlinks (BEL or ST ends it)
+    | \x1b[PX^_][^\x1b]*(?:\x1b\\)?           # DCS, SOS, PM, APC strings
+    | \x1b[ -/]*[0-~]                         # other escapes (charset, keypad modes)
+    | [\x00-\x08\x0b\x0c\x0e-\x1f\x7f]        # other C0 controls except tab, LF and CR
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class SuccessMatched:
+    """``success_pattern`` matched ``line``: the attempt is done."""
+
+    line: str
+
+
+@dataclass(frozen=True)
+class FailureMatched:
+    """``failure_pattern`` matched ``line``: the attempt failed."""
+
+    line: str
+
+
+@dataclass(frozen=True)
+class InputRequested:
+    """``input_pattern`` matched ``line``: the child asks a question."""
+
+    line: str
+
+
+@dataclass(frozen=True)
+class AnswerDue:
+    """An answer's ``expect`` matched ``line``: type ``send`` (terminal backends)."""
+
+    send: str
+    line: str
+
+
+Event = SuccessMatched | FailureMatched | InputRequested | AnswerDue
+
+
+def shown_text(raw: str) -> str:
+    """What a line shows: no escape sequences or control characters, only the last redraw."""
+    text = raw if raw.isprintable() else _CONTROL.sub("", raw)
+    text = text.rstrip("\r")
+    return text[text.rfind("\r") + 1 :]
+
+
+def _open_log(path: Path) -> int:
+    """Open ``path`` for appending, mode 0600, creating its parent folders (0700 for the last).
+
+    Does not follow a symlink at ``path`` itself. Raises OSError.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+class OutputWatcher:
+    """Processes the output of one attempt; see the module docstring for the rules.
+
+    Construction opens ``spec.log_path`` (raises OSError if it cannot: the backend reports
+    that as a startup failure). Use: :meth:`feed` each read, then :meth:`close` once (also on
+    error and cancellation paths). ``clock`` gives :attr:`last_output_at` (pass
+    ``trio.current_time`` under trio); ``on_line`` gets each line as shown, in order.
+    Exceptions from ``on_line`` propagate out of ``feed``/``close``.
+    """
+
+    def __init__(
+        self,
+        spec: SessionSpec,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_line: OnLine | None = None,
+    ) -> None:
+        self._spec = spec
+        self._clock = clock
+        self._on_line = on_line
+        self._redactor = Redactor(spec.secrets)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._prompts: list[tuple[re.Pattern[str], Callable[[str], Event]]] = []
+        if spec.input_pattern is not None:
+            self._prompts.append((spec.input_pattern, InputRequested))
+        for answer in spec.answers:
+            self._prompts.append((answer.expect, _answer_event(answer.send)))
+        self._lines: deque[str] = deque(maxlen=max(spec.tail_lines, 0))
+        self._partial = ""  # the current line so far, redacted, at most LINE_CAP chars
+        self._dropped = 0  # characters of the current line dropped from its front
+        self._segment = 0  # where the current line's last redraw starts (for prompt counts)
+        self._fired: dict[int, int] = {}  # prompt index -> occurrences fired in the segment
+        self._bytes = 0
+        self._last_output_at = clock()
+        self._fd: int | None = _open_log(spec.log_path)
+        self._closed = False
+        #: The error that stopped log writing (the watcher carries on without a log).
+        self.log_error: OSError | None = None
+
+    @property
+    def output_bytes(self) -> int:
+        """Bytes fed so far."""
+        return self._bytes
+
+    @property
+    def last_output_at(self) -> float:
+        """``clock()`` at the last non-empty :meth:`feed`, or at construction."""
+        return self._last_output_at
+
+    @property
+    def tail(self) -> list[str]:
+        """The last ``tail_lines`` lines as shown; the final one may still be incomplete."""
+        if self._spec.tail_lines <= 0:
+            return []
+        lines = list(self._lines)
+        partial = self._show(self._partial)
+        if partial:
+            lines.append(partial)
+        return lines[-self._spec.tail_lines :]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def redact(self, text: str) -> str:
+        """``text`` with this attempt's secrets masked (for reasons and messages)."""
+        return self._redactor.redact(text)
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Process the next bytes of output; return the events they complete, in order.
+
+        Does nothing after :meth:`close`.
+        """
+        if self._closed or not data:
+            return []
+        self._bytes += len(data)
+        self._last_output_at = self._clock()
+        return self._take(self._redactor.feed(self._decoder.decode(data)))
+
+    def close(self) -> list[Event]:
+        """End the stream: log what was held back, finish the last line, close the log.
+
+        Returns the events of that last part. Idempotent (later calls return ``[]``).
+        """
+        if self._closed:
+            return []
+        try:
+            rest = self._redactor.feed(self._decoder.decode(b"", final=True))
+            events = self._take(rest + self._redactor.flush())
+            if self._partial:
+                events += self._complete_line(self._partial, self._dropped)
+            return events
+        finally:
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _take(self, text: str) -> list[Event]:
+        """Log ``text`` (already redacted), complete its lines, check the partial line."""
+        if not text:
+            return []
+        self._write_log(text)
+        events: list[Event] = []
+        *complete, last = text.split("\n")
+        for piece in complete:
+            raw = self._partial + piece
+            events += self._complete_line(raw[-LINE_CAP:], self._dropped + len(raw) - LINE_CAP)
+        raw = self._partial + last
+        if len(raw) > LINE_CAP:
+            self._dropped += len(raw) - LINE_CAP
+            raw = raw[-LINE_CAP:]
+        self._partial = raw
+        if self._prompts and raw:
+            events += self._prompt_events(raw, self._dropped)
+        return events
+
+    def _complete_line(self, raw: str, dropped: int) -> list[Event]:
+        """Events of a finished line; record it, hand it to ``on_line``, start a new line."""
+        line = self._show(raw)
+        events: list[Event] = []
+        if self._spec.failure_pattern is not None and self._spec.failure_pattern.search(line):
+            events.append(FailureMatched(line))
+        if self._spec.success_pattern is not None and self._spec.success_pattern.search(line):
+            events.append(SuccessMatched(line))
+        if self._prompts:
+            events += self._prompt_events(raw, max(dropped, 0))
+        self._partial, self._dropped, self._segment, self._fired = "", 0, 0, {}
+        self._lines.append(line)
+        if self._on_line is not None:
+            self._on_line(line)
+        return events
+
+    def _prompt_events(self, raw: str, dropped: int) -> list[Event]:
+        """Fire each prompt occurrence in the line's current redraw that has not fired yet."""
+        redraw = raw.rstrip("\r").rfind("\r")
+        if redraw >= 0:
+            segment = dropped + redraw + 1
+        else:  # the redraw began before the kept window, or the line has none
+            segment = self._segment if dropped > 0 else 0
+        if segment != self._segment:
+            self._segment, self._fired = segment, {}
+        line = self._show(raw)
+        events: list[Event] = []
+        for index, (pattern, make) in enumerate(self._prompts):
+            count = sum(1 for _ in pattern.finditer(line))
+            fired = self._fired.get(index, 0)
+            events.extend(make(line) for _ in range(count - fired))
+            self._fired[index] = max(count, fired)
+        return events
+
+    def _show(self, raw: str) -> str:
+        return self._redactor.redact(shown_text(raw)) if raw else ""
+
+    def _write_log(self, text: str) -> None:
+        """Append to the log unbuffered (readers see it at once); on error, stop logging."""
+        if self._fd is None:
+            return
+        view = memoryview(text.encode("utf-8", errors="replace"))
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as error:
+            self.log_error = error
+            os.close(self._fd)
+            self._fd = None
+
+
+def _answer_event(send: str) -> Callable[[str], Event]:
+    def make(line: str) -> Event:
+        return AnswerDue(send=send, line=line)
+
+    return make

@@ -1,0 +1,290 @@
+"""What every state store returns and offers, plus the small file helpers stores share.
+
+The rows are frozen dataclasses, one per table (see ``planrun.store.sqlite`` for the
+schema). Times are ISO-8601 UTC strings such as ``2026-11-21T06:00:00.123456Z``
+(:func:`utc_now`); they sort as text and go into reports unchanged.
+
+``StoreProtocol`` is the contract the scheduler, ``planrun status`` and the reports program
+against; ``Store`` (SQLite file) and ``MemoryStore`` (``--dry-run``, benchmarks) satisfy it.
+Every write method is one transaction that also appends one event to the journal, and
+returns that event's ``seq``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from planrun.outcomes import Outcome, Status
+
+#: A decoded JSON object, as stored in the ``*_json`` columns.
+JSONObject = dict[str, Any]
+
+
+def utc_now() -> str:
+    """The current time as the store writes it: ISO-8601, UTC, microseconds, ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One ``planrun apply``. ``ended_at`` is None while it runs (or if it died)."""
+
+    id: str
+    plan_name: str
+    plan_path: str
+    plan_sha256: str
+    planrun_version: str
+    started_at: str
+    status: str  # "running" until end_run; then what the scheduler says ("succeeded", ...)
+    pid: int | None = None
+    host: str | None = None
+    args: tuple[str, ...] = ()  # planrun's argv
+    ended_at: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task as one run saw it."""
+
+    run_id: str
+    key: str
+    status: Status
+    reason: str
+    fingerprint: str | None
+    attempts: int  # attempts started in this run
+    branch: str | None
+    base_commit: str | None
+    landed_commit: str | None
+    diffstat: str | None
+    data: JSONObject
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One attempt (``n`` counts from 1 within a run). Open while ``ended_at`` is None."""
+
+    run_id: str
+    key: str
+    n: int
+    started_at: str
+    fingerprint: str
+    log_path: str
+    ended_at: str | None
+    outcome: Outcome | None
+    exit_code: int | None
+    signal: int | None
+    reason: str
+    pid: int | None
+    pgid: int | None
+    proc_start_time: int | None  # /proc/<pid>/stat field 22, to recognise the process later
+    tail: tuple[str, ...]
+    usage: JSONObject | None
+
+    @property
+    def is_open(self) -> bool:
+        """Started but never finished: its process may still be alive after a crash."""
+        return self.ended_at is None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One journal entry. ``seq`` increases strictly in commit order."""
+
+    seq: int
+    run_id: str
+    at: str
+    kind: str
+    key: str | None
+    data: JSONObject
+
+
+@dataclass(frozen=True)
+class TaskStateRow:
+    """What planrun durably knows about a plan's task across runs (convergence).
+
+    ``status`` is DONE only after ``task_done``; RUNNING once an attempt has started and
+    nothing final was recorded since, which after a crash means "interrupted".
+    ``attempts_total`` counts attempts *started* for ``fingerprint`` since the counter was
+    last reset (by a new fingerprint, by ``task_done``, or by ``reset_attempts``), so a task
+    that kills planrun every time still runs out of attempts.
+    ``done_run_id`` is the last run that recorded ``task_done`` for this key.
+    """
+
+    plan_name: str
+    key: str
+    fingerprint: str
+    status: Status
+    done_run_id: str | None
+    attempts_total: int
+    updated_at: str
+
+
+class StoreProtocol(Protocol):
+    """The state store's contract. Each write is one durable transaction plus one event."""
+
+    def close(self) -> None: ...
+
+    def begin_run(self, run: RunRow) -> int: ...
+
+    def end_run(self, run_id: str, status: str, ended_at: str) -> int: ...
+
+    def record_event(
+        self,
+        run_id: str,
+        kind: str,
+        key: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        *,
+        at: str | None = None,
+    ) -> int: ...
+
+    def attempt_started(
+        self,
+        run_id: str,
+        key: str,
+        n: int,
+        started_at: str,
+        fingerprint: str,
+        log_path: str,
+    ) -> int: ...
+
+    def attempt_process(
+        self, run_id: str, key: str, n: int, pid: int, pgid: int, proc_start_time: int
+    ) -> int: ...
+
+    def attempt_finished(
+        self,
+        run_id: str,
+        key: str,
+        n: int,
+        outcome: Outcome,
+        ended_at: str,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        reason: str = "",
+        tail: Sequence[str] = (),
+        usage: Mapping[str, Any] | None = None,
+    ) -> int: ...
+
+    def task_updated(
+        self,
+        run_id: str,
+        key: str,
+        status: Status,
+        reason: str = "",
+        *,
+        at: str | None = None,
+        fingerprint: str | None = None,
+        attempts: int | None = None,
+        branch: str | None = None,
+        base_commit: str | None = None,
+        landed_commit: str | None = None,
+        diffstat: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int: ...
+
+    def task_done(
+        self,
+        plan_name: str,
+        run_id: str,
+        key: str,
+        fingerprint: str,
+        *,
+        at: str | None = None,
+        reason: str = "",
+        branch: str | None = None,
+        base_commit: str | None = None,
+        landed_commit: str | None = None,
+        diffstat: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int: ...
+
+    def reset_attempts(self, run_id: str, keys: Iterable[str], *, at: str | None = None) -> int: ...
+
+    def mark_interrupted(
+        self,
+        run_id: str,
+        key: str,
+        n: int,
+        ended_at: str,
+        reason: str = "planrun exited during the attempt",
+    ) -> int: ...
+
+    def last_run(self, plan_name: str | None = None) -> RunRow | None: ...
+
+    def runs(self, plan_name: str) -> list[RunRow]: ...
+
+    def run(self, run_id: str) -> RunRow | None: ...
+
+    def tasks(self, run_id: str) -> list[TaskRow]: ...
+
+    def attempts(self, run_id: str, key: str | None = None) -> list[AttemptRow]: ...
+
+    def events(self, run_id: str, after_seq: int = 0) -> list[EventRow]: ...
+
+    def task_states(self, plan_name: str) -> dict[str, TaskStateRow]: ...
+
+    def open_attempts(self, plan_name: str) -> list[AttemptRow]: ...
+
+
+# ---------------------------------------------------------------- file helpers
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` and its missing parents, each new folder with mode 0700.
+
+    Existing folders keep their mode. Raises OSError when a component is not a folder.
+    """
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+        else:
+            os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is not a folder")
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder so that a file just created or renamed in it survives power loss."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old file or the new, never half.
+
+    Writes a temporary file in the same folder, fsyncs it, ``os.replace``s it over ``path``
+    and fsyncs the folder. The temporary file is removed if anything fails.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

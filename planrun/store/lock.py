@@ -1,0 +1,204 @@
+"""One writer per state folder: a lock the kernel releases, plus who holds it, in plain JSON.
+
+``<state_dir>/lock`` is locked with ``flock(LOCK_EX | LOCK_NB)`` for as long as an ``apply``
+runs. The kernel drops the lock when the holder's last descriptor closes, which includes
+dying by SIGKILL, so there is never a stale lock and never a force-unlock. The descriptor is
+close-on-exec and Python does not let children inherit it, so an agent that outlives planrun
+cannot keep the lock alive. ``lock`` itself is never deleted (deleting it would let a second
+process lock a new file while the first still holds the old one).
+
+``<state_dir>/lock.info`` says who holds it, for humans and ``planrun status``::
+
+    {"pid": 1234, "host": "ci-7", "started_at": "2026-11-21T06:00:00Z",
+     "argv": ["planrun", "apply", "plan.yaml"], "proc_start_time": 98765}
+
+It is written atomically after the lock is taken and removed before it is released; a
+holder killed with SIGKILL leaves it behind, which is why readers check that its process is
+still the same one (pid plus start time) before believing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import socket
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from planrun.errors import StateLockedError, StoreError
+from planrun.store.base import ensure_private_dir, write_atomic
+
+LOCK_NAME = "lock"
+INFO_NAME = "lock.info"
+_ARGV_SHOWN = 160  # characters of the holder's command line quoted in messages
+
+
+class StateLock:
+    """Holds ``<state_dir>/lock`` until :meth:`release` (or process death)."""
+
+    def __init__(self, state_dir: Path, fd: int) -> None:
+        """Use :meth:`acquire`; this only wraps a descriptor that already holds the lock."""
+        self.state_dir = state_dir
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, state_dir: Path, argv: Sequence[str] | None = None) -> StateLock:
+        """Take the state folder's lock without waiting, creating the folder (0700) if needed.
+
+        Raises StateLockedError (naming the holder) when another process holds it, and
+        StoreError when the folder or lock file cannot be created or opened.
+        ``argv`` (default ``sys.argv``) is recorded in lock.info.
+        """
+        lock_path = state_dir / LOCK_NAME
+        try:
+            ensure_private_dir(state_dir)
+            fd = _lock_file(lock_path)
+        except OSError as e:
+            raise StoreError(
+                str(lock_path),
+                f"cannot create or open the lock file ({e.strerror or e})",
+                "check that the state folder is a folder you own and can write",
+            ) from e
+        if fd is None:
+            raise StateLockedError(str(lock_path), describe_holder(_read_info(state_dir)))
+        try:
+            write_atomic(state_dir / INFO_NAME, _info_json(argv))
+        except BaseException:
+            os.close(fd)  # closing the descriptor releases the lock
+            raise
+        return cls(state_dir, fd)
+
+    @property
+    def held(self) -> bool:
+        """True until :meth:`release`."""
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Remove lock.info, then drop the lock. Calling it again does nothing."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            (self.state_dir / INFO_NAME).unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> StateLock:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def read_holder(state_dir: Path) -> dict[str, Any] | None:
+    """Who holds the state folder's lock, as recorded in lock.info, or None if no one does.
+
+    For ``planrun status``; never takes the lock. lock.info left by a holder that died is
+    recognised (its pid is gone or belongs to another process) and ignored. A holder on
+    another host cannot be checked and is reported as recorded.
+    """
+    info = _read_info(state_dir)
+    if info is None or _holder_is_gone(info):
+        return None
+    return info
+
+
+def describe_holder(info: dict[str, Any] | None) -> str:
+    """A one-line account of a lock.info record, e.g. ``pid 1234 on ci-7 since ...``."""
+    if info is None:
+        return "holder unknown: lock.info is missing or unreadable"
+    text = f"pid {info.get('pid', '?')} on {info.get('host', '?')} since {info.get('started_at', '?')}"
+    argv = info.get("argv")
+    if isinstance(argv, list) and argv:
+        command = shlex.join(str(a) for a in argv)
+        if len(command) > _ARGV_SHOWN:
+            command = command[: _ARGV_SHOWN - 1] + "…"
+        text += f": {command}"
+    if _holder_is_gone(info):
+        text += " (that process has exited: lock.info is stale and a new holder is starting)"
+    return text
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _lock_file(lock_path: Path) -> int | None:
+    """A descriptor holding an exclusive flock on ``lock_path``, or None if it is held.
+
+    Re-opens when the file was replaced between open and flock (someone deleted it), so
+    that the lock taken is always on the file that the path names now.
+    """
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def _info_json(argv: Sequence[str] | None) -> bytes:
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "argv": list(sys.argv if argv is None else argv),
+        "proc_start_time": _proc_start_time(os.getpid()),
+    }
+    return (json.dumps(info, indent=1) + "\n").encode()
+
+
+def _read_info(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        info = json.loads((state_dir / INFO_NAME).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _holder_is_gone(info: dict[str, Any]) -> bool:
+    """True when lock.info names a process on this host that no longer exists."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    started = _proc_start_time(pid)
+    if started is None:
+        return True
+    recorded = info.get("proc_start_time")
+    return isinstance(recorded, int) and recorded != started
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (clock ticks after boot), or None if pid is not alive."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # comm may hold spaces and parentheses
+    if fields[0] in ("Z", "X"):
+        return None
+    with contextlib.suppress(IndexError, ValueError):
+        return int(fields[19])
+    return None

@@ -1,0 +1,242 @@
+"""Running git for planrun: argv only, hardened, typed errors, one lock per repository.
+
+Every call runs ``git -c gc.auto=0 -c maintenance.auto=false -C <path> <args...>`` with
+``GIT_TERMINAL_PROMPT=0`` (never wait on a credential prompt), ``LC_ALL=C`` (stable messages to
+match on), ``GIT_OPTIONAL_LOCKS=0`` (``git status`` never takes ``index.lock`` behind an agent's
+back), ``GIT_EDITOR=true`` (nothing ever waits on an editor), stdin closed, and without the
+``GIT_DIR``-style variables that would silently point ``-C`` at another repository.
+
+``--end-of-options`` on git 2.39 (checked by experiment, each with an option-looking operand):
+accepted by ``rev-parse --verify``, ``branch``, ``worktree add/remove/lock/unlock``,
+``update-ref``, ``merge-tree``, ``commit-tree``, ``merge-base``, ``rebase``, ``log``, ``diff``,
+``rev-list``, ``show-ref``, ``for-each-ref``, ``symbolic-ref`` and ``cherry-pick``.
+``check-ref-format`` rejects it (usage, exit 129), but it reads its operands by position, so a
+name there is never taken as an option. ``update-ref`` takes any operand after
+``--end-of-options`` as a ref name, even ``-d`` (it writes ``.git/-d``), so planrun passes it only
+full ``refs/heads/<checked name>`` names.
+
+:class:`GitError` carries ``argv = ("git", *args)``: the fixed ``-c``/``-C`` prefix is left out
+so that its message names the subcommand.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from planrun.errors import GitError
+
+HARDENING: tuple[str, ...] = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+LOCK_FILE_NAME = "planrun.lock"
+FALLBACK_IDENTITY: tuple[str, ...] = ("-c", "user.name=planrun", "-c", "user.email=planrun@localhost")
+
+# Variables that override where git looks; inherited from a hook they would redirect ``-C``.
+_SCRUBBED_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_QUARANTINE_PATH",
+)
+_FIXED_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "LC_ALL": "C",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_EDITOR": "true",
+}
+
+# Cross-process lock polling: first retry after 2 ms, doubling up to 50 ms.
+_POLL_FIRST = 0.002
+_POLL_MAX = 0.05
+
+# One trio.Lock per repository (realpath of its common dir) per trio run.
+_LOCKS: trio.lowlevel.RunVar[dict[str, trio.Lock]] = trio.lowlevel.RunVar("planrun_git_locks")
+
+
+@dataclass(frozen=True)
+class CompletedGit:
+    """What one git command printed and returned (output decoded as UTF-8, surrogateescape)."""
+
+    argv: tuple[str, ...]
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment planrun's git commands run with (``base`` defaults to os.environ)."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _SCRUBBED_ENV}
+    env.update(_FIXED_ENV)
+    return env
+
+
+def _decode(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", "surrogateescape")
+
+
+class GitRepo:
+    """One git repository, reached through ``path`` (its top level, or any of its worktrees).
+
+    Two GitRepo objects whose paths belong to the same repository share one :meth:`lock`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._common_dir: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"GitRepo({str(self.path)!r})"
+
+    async def run(
+        self, *args: str, check: bool = True, input: str | bytes | None = None
+    ) -> CompletedGit:
+        """Run ``git <args>`` in this repository; raise GitError on a non-zero exit if ``check``."""
+        argv = ("git", *HARDENING, "-C", str(self.path), *args)
+        stdin = input.encode() if isinstance(input, str) else (input or b"")
+        proc = await trio.run_process(
+            argv,
+            stdin=stdin,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            env=git_env(),
+        )
+        done = CompletedGit(
+            ("git", *args), _decode(proc.stdout), _decode(proc.stderr), proc.returncode
+        )
+        if check and done.returncode != 0:
+            raise GitError(done.argv, done.returncode, done.stderr)
+        return done
+
+    async def common_dir(self) -> Path:
+        """The absolute, resolved ``--git-common-dir`` (shared by all worktrees); cached."""
+        if self._common_dir is None:
+            out = await self.run("rev-parse", "--path-format=absolute", "--git-common-dir")
+            self._common_dir = Path(os.path.realpath(out.stdout.strip()))
+        return self._common_dir
+
+    @asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        """Hold this repository's planrun lock: one holder across tasks and processes.
+
+        In this process a trio.Lock per common dir queues tasks fairly; across processes an
+        ``flock`` on ``<common-dir>/planrun.lock`` (released by the kernel if we die). The
+        flock is polled with LOCK_NB and short, growing trio.sleep steps instead of blocking
+        in a worker thread: a thread blocked in flock cannot be cancelled, and an abandoned
+        one would take the lock later with nobody left to release it. Polling is cancellable
+        at every step and leaks nothing; only cross-process contention pays its latency.
+        Not re-entrant: a task that already holds it gets RuntimeError from trio.
+        """
+        common = await self.common_dir()
+        async with _lock_for(str(common)):
+            fd = await _flock(common / LOCK_FILE_NAME)
+            try:
+                yield
+            finally:
+                os.close(fd)  # closing the only descriptor releases the flock
+
+    async def check_ref(self, name: str) -> None:
+        """Raise GitError unless ``name`` is a valid branch name (``git check-ref-format``).
+
+        Names starting with ``-`` and names git would expand (``@{-1}``) are refused too.
+        """
+        argv = ("git", "check-ref-format", "--branch", name)
+        if not name or name.startswith("-"):
+            raise GitError(argv, 1, f"fatal: '{name}' is not a valid branch name\n")
+        # check-ref-format rejects --end-of-options; it reads ``name`` by position (see above).
+        out = await self.run("check-ref-format", "--branch", name, check=False)
+        if out.returncode != 0:
+            raise GitError(argv, out.returncode, out.stderr)
+        if out.stdout.strip() != name:
+            raise GitError(argv, 1, f"fatal: '{name}' names another branch, not itself\n")
+
+    async def current_branch(self, worktree_path: Path | None = None) -> str | None:
+        """The branch checked out at ``worktree_path`` (default: this path); None if detached."""
+        repo = self if worktree_path is None else GitRepo(worktree_path)
+        out = await repo.run("symbolic-ref", "-q", "--short", "--end-of-options", "HEAD", check=False)
+        if out.returncode == 1:
+            return None
+        if out.returncode != 0:
+            raise GitError(out.argv, out.returncode, out.stderr)
+        return out.stdout.strip()
+
+    async def rev_parse(self, ref: str) -> str | None:
+        """The full sha of the commit ``ref`` names, or None if it names no commit."""
+        out = await self.run(
+            "rev-parse", "-q", "--verify", "--end-of-options", f"{ref}^{{commit}}", check=False
+        )
+        if out.returncode == 0:
+            return out.stdout.strip()
+        if out.returncode == 1:
+            return None
+        raise GitError(out.argv, out.returncode, out.stderr)
+
+    async def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether commit ``ancestor`` is reachable from ``descendant`` (or equal to it)."""
+        out = await self.run(
+            "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant, check=False
+        )
+        if out.returncode in (0, 1):
+            return out.returncode == 0
+        raise GitError(out.argv, out.returncode, out.stderr)
+
+    async def is_dirty(self, worktree_path: Path | None = None) -> bool:
+        """Whether the worktree has changes: staged, unstaged or untracked (ignored don't count)."""
+        repo = self if worktree_path is None else GitRepo(worktree_path)
+        out = await repo.run(
+            "status", "--porcelain=v1", "-z", "--untracked-files=normal", "--ignore-submodules=none"
+        )
+        return out.stdout != ""
+
+    async def identity_args(self) -> tuple[str, ...]:
+        """``-c user.*`` options for a fallback identity, or () when git already has one."""
+        for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
+            if (await self.run("var", var, check=False)).returncode != 0:
+                return FALLBACK_IDENTITY
+        return ()
+
+
+async def is_repo(path: Path) -> bool:
+    """Whether ``path`` is inside the work tree of a git repository."""
+    if not path.is_dir():
+        return False
+    out = await GitRepo(path).run("rev-parse", "--is-inside-work-tree", check=False)
+    return out.returncode == 0 and out.stdout.strip() == "true"
+
+
+def _lock_for(key: str) -> trio.Lock:
+    locks = _LOCKS.get(None)
+    if locks is None:
+        locks = {}
+        _LOCKS.set(locks)
+    return locks.setdefault(key, trio.Lock())
+
+
+async def _flock(path: Path) -> int:
+    """Open ``path`` (0600) and take an exclusive flock on it, polling; return the descriptor."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    delay = _POLL_FIRST
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+            await trio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+    except BaseException:
+        os.close(fd)
+        raise

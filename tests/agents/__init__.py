@@ -1,0 +1,1 @@
+"""Helpers for the tests that run real agent CLIs: installing pinned versions, a scripted model."""
