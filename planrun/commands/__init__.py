@@ -8,3 +8,6 @@ from typing import Any
 
 def register_run_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the commands that execute plans; each lives in a module of its own."""
+    from planrun.commands import apply
+
+    apply.add_parser(commands)

@@ -1,0 +1,239 @@
+"""``planrun apply PLAN``: run a plan and write its report.
+
+Order matters: everything that can reject the plan or the arguments happens before the
+first side effect (no state folder is created for an invalid plan). Then the state lock,
+then the run under a signal watcher: the first SIGINT/SIGTERM stops gracefully (exit 130),
+a second SIGKILLs every process group at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import trio
+
+from planrun import __version__
+from planrun.errors import UsageError
+from planrun.events import Observers
+from planrun.plan.compile import CompiledPlan
+from planrun.plan.diagnose import suggest
+from planrun.plan.load import load_plan
+from planrun.report.model import PlanInfo, RunReport, Usage
+from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
+from planrun.scheduler import RunSettings, Scheduler, iso
+from planrun.sessions.base import Session
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def add_parser(commands: Any) -> None:
+    p = commands.add_parser("apply", help="run the plan: every ready task, concurrently")
+    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("--max-concurrent", "-j", type=_positive, metavar="N",
+                   help="override settings.max_concurrent")
+    p.add_argument("--only", nargs="+", metavar="KEY", help="run only these tasks and their needs")
+    p.add_argument("--force", nargs="+", metavar="KEY", default=[],
+                   help="run these tasks even if they are up to date")
+    p.add_argument("--force-all", action="store_true", help="run every task again")
+    p.add_argument("--rerun-failed", action="store_true",
+                   help="give failed tasks fresh attempts")
+    p.add_argument("--on-failure", choices=["continue", "stop", "cancel"])
+    p.add_argument("--dry-run", action="store_true", help="show what would run; run nothing")
+    p.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report here")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+    p.add_argument("--summary", type=Path, metavar="FILE",
+                   help="append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--events", metavar="FILE|-", help="stream every event as JSON lines")
+    p.add_argument("--progress", choices=["auto", "live", "plain", "none"], default="auto")
+    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
+    p.set_defaults(handler=run_apply)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def check_keys(plan: CompiledPlan, keys: list[str] | None, option: str) -> None:
+    for key in keys or ():
+        if key not in plan.tasks:
+            raise UsageError(f"{option} {key}: no such task{suggest(key, plan.tasks)}")
+
+
+def state_dir_for(plan: CompiledPlan, override: Path | None) -> Path:
+    return (override or plan.directory / plan.settings.state_dir).resolve()
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class Outputs:
+    report: Path | None
+    junit: Path | None
+    summary: Path | None
+
+
+def run_apply(args: argparse.Namespace, out: TextIO) -> int:
+    plan = load_plan(Path(args.plan))
+    check_keys(plan, args.only, "--only")
+    check_keys(plan, args.force, "--force")
+    state_dir = state_dir_for(plan, args.state_dir)
+    settings = RunSettings(
+        run_id=new_run_id(), state_dir=state_dir, max_concurrent=args.max_concurrent,
+        on_failure=args.on_failure, only=args.only,
+    )
+    sessions = _sessions(args.dry_run, plan)
+    with ExitStack() as stack:
+        observers = Observers()
+        _add_progress(stack, observers, args.progress, out)
+        if args.events:
+            from planrun.ui.events import JsonLines
+
+            stream = out if args.events == "-" else stack.enter_context(
+                open(args.events, "w", encoding="utf-8"))  # noqa: SIM115
+            observers.add(JsonLines(stream))
+        lock = _lock(state_dir)
+        stack.callback(lock.release)
+        scheduler = Scheduler(plan, settings, sessions=sessions, observers=observers)
+        try:
+            trio.run(_run_with_signals, scheduler)
+        finally:
+            # written on every way out, a crash of planrun itself included
+            report = build_report(plan, scheduler)
+            outputs = Outputs(args.report, args.junit, args.summary)
+            report_path = write_reports(plan, scheduler, report, state_dir, outputs)
+            print(f"report: {report_path}", file=sys.stderr)
+    if scheduler.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if scheduler.state.succeeded else EXIT_FAILED
+
+
+def _lock(state_dir: Path) -> Any:
+    from planrun.store.lock import StateLock
+
+    return StateLock.acquire(state_dir)
+
+
+def _sessions(dry_run: bool, plan: CompiledPlan) -> dict[str, Session]:
+    if dry_run:
+        from planrun.sessions.dryrun import DryRunSession
+
+        dry = DryRunSession()
+        return {"subprocess": dry, "pty": dry, "tmux": dry}
+    from planrun.sessions.subprocess import SubprocessSession
+
+    sessions: dict[str, Session] = {"subprocess": SubprocessSession()}
+    return sessions
+
+
+def _add_progress(stack: ExitStack, observers: Observers, mode: str, out: TextIO) -> None:
+    if mode == "none":
+        return
+    interactive = sys.stderr.isatty() and not os.environ.get("CI")
+    if mode == "live" or (mode == "auto" and interactive):
+        from planrun.ui.live import LiveProgress
+
+        observers.add(stack.enter_context(LiveProgress(sys.stderr)))
+    else:
+        from planrun.ui.plain import PlainProgress
+
+        observers.add(PlainProgress(sys.stderr))
+
+
+async def _run_with_signals(scheduler: Scheduler) -> None:
+    from planrun.sessions.process import become_subreaper
+
+    become_subreaper()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                count = 0
+                async for signum in signals:
+                    count += 1
+                    name = signal.Signals(signum).name
+                    if count == 1:
+                        print(f"planrun: {name}: stopping; cancelling running tasks "
+                              "(again to kill at once)", file=sys.stderr)
+                        scheduler.interrupt()
+                    else:
+                        print(f"planrun: {name} again: killing every task now", file=sys.stderr)
+                        scheduler.kill_now()
+
+            nursery.start_soon(watch)
+            await scheduler.run()
+            nursery.cancel_scope.cancel()
+
+
+def build_report(plan: CompiledPlan, scheduler: Scheduler) -> RunReport:
+    ended = time.time()
+    tasks = [scheduler.reports[k] for k in plan.graph.topological() if k in scheduler.reports]
+    usage = _total_usage(tasks)
+    exit_code = (EXIT_INTERRUPTED if scheduler.interrupted
+                 else EXIT_OK if scheduler.state.succeeded else EXIT_FAILED)
+    return RunReport(
+        planrun_version=__version__,
+        plan=PlanInfo(name=plan.name, path=str(plan.path), sha256=plan.sha256),
+        run_id=scheduler.settings.run_id,
+        started_at=iso(scheduler.started_at),
+        ended_at=iso(ended),
+        duration_s=round(ended - scheduler.started_at, 3),
+        status=scheduler.status,  # type: ignore[arg-type]
+        exit_code=exit_code,
+        counts=scheduler.state.counts(),
+        usage=usage,
+        tasks=tasks,
+    )
+
+
+def _total_usage(tasks: list[Any]) -> Usage | None:
+    found = [a.usage for t in tasks for a in t.attempts if a.usage is not None]
+    if not found:
+        return None
+    costs = [u.cost_usd for u in found if u.cost_usd is not None]
+    return Usage(
+        input_tokens=sum(u.input_tokens or 0 for u in found),
+        output_tokens=sum(u.output_tokens or 0 for u in found),
+        cost_usd=round(sum(costs), 6) if costs else None,
+    )
+
+
+def write_reports(plan: CompiledPlan, scheduler: Scheduler, report: RunReport, state_dir: Path,
+                  outputs: Outputs) -> Path:
+    text = report_json(report)
+    default = state_dir / "runs" / report.run_id / "report.json"
+    write_atomic(default, text)
+    if outputs.report:
+        write_atomic(outputs.report, text)
+    if outputs.junit:
+        write_atomic(outputs.junit, junit_xml(report))
+    if outputs.summary:
+        statuses = {t.key: t.status for t in report.tasks}
+        with _append(outputs.summary) as handle:
+            handle.write(summary_markdown(report, plan.graph.to_mermaid(statuses)))
+    return outputs.report or default
+
+
+@contextlib.contextmanager
+def _append(path: Path) -> Iterator[TextIO]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        yield handle

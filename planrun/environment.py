@@ -1,0 +1,76 @@
+"""The environment each session and hook gets: nothing is inherited unless allowed.
+
+Order (later wins): ``settings.env.inherit`` (names copied from planrun's environment),
+``settings.env.set``, the provider's ``env``, the task's ``env``, the secrets granted to the
+task (declared in ``settings.secrets`` and named by the task or its provider), and finally
+the ``PLANRUN_*`` context variables, which always describe the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import ProviderSpec, Task
+
+
+def secret_values(plan: CompiledPlan, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Values of every declared secret present in the environment (all are redacted)."""
+    return tuple(environ[name] for name in plan.secrets if environ.get(name))
+
+
+def granted_secrets(plan: CompiledPlan, task: Task, provider: ProviderSpec | None) -> list[str]:
+    declared = set(plan.secrets)
+    wanted = list(task.secrets) + list(provider.secrets if provider else ())
+    return [name for name in dict.fromkeys(wanted) if name in declared]
+
+
+def base_env(plan: CompiledPlan, environ: Mapping[str, str]) -> dict[str, str]:
+    env = {name: environ[name] for name in plan.settings.env.inherit if name in environ}
+    env.update(plan.settings.env.set)
+    return env
+
+
+def context_vars(context: Mapping[str, Any]) -> dict[str, str]:
+    """``PLANRUN_*`` variables from a template context (task, run, attempt, ...)."""
+    task = context.get("task") or {}
+    run = context.get("run") or {}
+    plan = context.get("plan") or {}
+    item = context.get("item")
+    values = {
+        "PLANRUN_PLAN": plan.get("path"),
+        "PLANRUN_PLAN_NAME": plan.get("name"),
+        "PLANRUN_RUN_ID": run.get("id"),
+        "PLANRUN_TASK_KEY": task.get("key"),
+        "PLANRUN_TASK_TITLE": task.get("title"),
+        "PLANRUN_TASK_DESCRIPTION": task.get("description"),
+        "PLANRUN_TASK_PRIORITY": task.get("priority"),
+        "PLANRUN_ITEM_ID": task.get("item_id"),
+        "PLANRUN_ITEM": None if item is None else str(item),
+        "PLANRUN_ATTEMPT": context.get("attempt"),
+        "PLANRUN_WORKTREE": context.get("worktree"),
+        "PLANRUN_BRANCH": context.get("branch"),
+        "PLANRUN_STATUS": task.get("status") or run.get("status"),
+        "PLANRUN_REASON": task.get("reason"),
+        "PLANRUN_LOG": context.get("log_path"),
+    }
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def task_env(
+    plan: CompiledPlan,
+    task: Task,
+    provider: ProviderSpec | None,
+    context: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> dict[str, str]:
+    env = base_env(plan, environ)
+    if provider is not None:
+        env.update(dict(provider.env))
+    env.update(dict(task.env))
+    for name in granted_secrets(plan, task, provider):
+        if name in environ:
+            env[name] = environ[name]
+    env.update(context_vars(context))
+    return env

@@ -1,0 +1,66 @@
+"""From a task attempt to the argv, prompt and environment of its session.
+
+Plain commands (``run``) render each argv element separately, or render ``{shell: ...}``
+with every inserted value shell-quoted and run it as ``/bin/sh -c``. Agent providers run
+``command`` (+ ``yolo_flag`` when autonomous) and get the prompt the provider's way:
+appended to argv, on stdin, in a file (``{{ prompt_file }}`` in the command, or appended),
+or typed into the terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from planrun.plan import templates
+from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
+
+SHELL = "/bin/sh"
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: tuple[str, ...]
+    stdin_text: str | None = None
+    type_text: str | None = None
+    prompt: str | None = None
+    prompt_file: Path | None = None
+
+
+def command_argv(command: CommandSpec, context: dict[str, Any]) -> tuple[str, ...]:
+    if command.shell is not None:
+        return (SHELL, "-c", templates.render(command.shell, context, shell=True))
+    return tuple(templates.render_argv(list(command.argv or ()), context))
+
+
+def render_prompt(task: Task, provider: ProviderSpec, context: dict[str, Any]) -> str:
+    source = task.prompt if task.prompt is not None else provider.autonomous_prompt_template
+    return templates.render(source, context)
+
+
+def build_launch(
+    task: Task, provider: ProviderSpec, context: dict[str, Any], prompt_dir: Path
+) -> Launch:
+    """The argv and prompt delivery of one attempt. Raises TemplateProblem on bad templates."""
+    if task.run is not None:
+        return Launch(command_argv(task.run, context))
+    prompt = render_prompt(task, provider, context)
+    context = {**context, "prompt": prompt}
+    flags = provider.yolo_flag if task.autonomous else ()
+    if provider.prompt_via == "file":
+        path = prompt_dir / f"prompt-{context.get('attempt', 1)}.md"
+        prompt_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(prompt, encoding="utf-8")
+        path.chmod(0o600)
+        context["prompt_file"] = str(path)
+        uses_file = any("prompt_file" in part for part in provider.command)
+        argv = templates.render_argv(list(provider.command), context)
+        tail = () if uses_file else (str(path),)
+        return Launch((*argv, *flags, *tail), prompt=prompt, prompt_file=path)
+    argv = tuple(templates.render_argv(list(provider.command), context))
+    if provider.prompt_via == "argv":
+        return Launch((*argv, *flags, prompt), prompt=prompt)
+    if provider.prompt_via == "stdin":
+        return Launch((*argv, *flags), stdin_text=prompt, prompt=prompt)
+    return Launch((*argv, *flags), type_text=prompt, prompt=prompt)

@@ -1,0 +1,91 @@
+"""The JSON run report (SPEC §7); ``schemas/report.schema.json`` is generated from it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_FORMAT = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Usage(_Model):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+class AttemptReport(_Model):
+    number: int = Field(description="1-based, counted across runs of the same plan")
+    started_at: str
+    ended_at: str | None = None
+    duration_s: float | None = None
+    outcome: str = Field(description="succeeded, failed, timed_out, stalled, ...")
+    reason: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    log_path: str | None = None
+    tail: list[str] = Field(default_factory=list, description="last lines of output, redacted")
+    usage: Usage | None = None
+    turns: int = 1
+
+
+class TaskReport(_Model):
+    key: str
+    title: str
+    kind: Literal["work", "group"] = "work"
+    status: str
+    reason: str = ""
+    cause: str | None = Field(None, description="the failed task a skip traces back to")
+    priority: int = 0
+    needs: list[str] = Field(default_factory=list)
+    parent: str | None = None
+    provider: str | None = None
+    project: str | None = None
+    fingerprint: str | None = None
+    branch: str | None = None
+    base_commit: str | None = None
+    landed_commit: str | None = None
+    diffstat: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_s: float | None = None
+    attempts: list[AttemptReport] = Field(default_factory=list)
+    usage: Usage | None = None
+
+
+class PlanInfo(_Model):
+    name: str
+    path: str
+    sha256: str
+
+
+class RunReport(_Model):
+    format: Literal[1] = REPORT_FORMAT
+    planrun_version: str
+    plan: PlanInfo
+    run_id: str
+    started_at: str
+    ended_at: str | None = None
+    duration_s: float | None = None
+    status: Literal["succeeded", "failed", "interrupted", "running"]
+    exit_code: int | None = None
+    counts: dict[str, int]
+    usage: Usage | None = None
+    tasks: list[TaskReport]
+
+
+def report_json_schema() -> dict[str, Any]:
+    schema = RunReport.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://planrun.dev/schemas/report.schema.json"
+    schema["title"] = "planrun run report (format 1)"
+    return schema

@@ -1,0 +1,108 @@
+"""Writing reports: JSON (atomic), JUnit XML and a Markdown summary (SPEC §7)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from planrun.report.model import RunReport, TaskReport
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def report_json(report: RunReport) -> str:
+    return report.model_dump_json(indent=2) + "\n"
+
+
+def junit_xml(report: RunReport) -> str:
+    """One testsuite for the run, one testcase per work task (JUnit's common dialect)."""
+    work = [t for t in report.tasks if t.kind == "work"]
+    failures = sum(1 for t in work if t.status == "failed")
+    skipped = sum(1 for t in work if t.status in ("skipped", "cancelled"))
+    suites = ET.Element("testsuites", name=f"planrun {report.plan.name}")
+    suite = ET.SubElement(
+        suites, "testsuite",
+        name=report.plan.name, tests=str(len(work)), failures=str(failures), errors="0",
+        skipped=str(skipped), time=f"{report.duration_s or 0:.3f}",
+        timestamp=report.started_at.removesuffix("Z")[:19],
+    )
+    for task in work:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"planrun.{report.plan.name}", name=task.key,
+            time=f"{task.duration_s or 0:.3f}",
+        )
+        if task.status == "failed":
+            failure = ET.SubElement(case, "failure", message=_clean(task.reason or "failed"),
+                                    type=_last_outcome(task))
+            failure.text = _clean("\n".join(_tail(task)))
+        elif task.status in ("skipped", "cancelled"):
+            ET.SubElement(case, "skipped", message=_clean(f"{task.status}: {task.reason}"))
+        out = "\n".join(_tail(task))
+        if out:
+            ET.SubElement(case, "system-out").text = _clean(out)
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _tail(task: TaskReport) -> list[str]:
+    return task.attempts[-1].tail if task.attempts else []
+
+
+def _last_outcome(task: TaskReport) -> str:
+    return task.attempts[-1].outcome if task.attempts else "failed"
+
+
+def _clean(text: str) -> str:
+    """XML 1.0 cannot hold most control characters; replace them."""
+    return "".join(c if c in "\t\n\r" or ord(c) >= 32 else "\ufffd" for c in text)
+
+
+_ICON = {"done": "✅", "failed": "❌", "skipped": "⏭️", "cancelled": "⛔"}
+
+
+def summary_markdown(report: RunReport, mermaid: str | None = None) -> str:
+    """A step summary: counts, a task table and the graph (for $GITHUB_STEP_SUMMARY)."""
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n)
+    lines = [
+        f"## planrun: {report.plan.name} — {report.status}",
+        "",
+        f"Run `{report.run_id}`, {report.duration_s or 0:.1f} s: {counts or 'no tasks'}.",
+        "",
+        "| task | status | attempts | time | reason |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for task in report.tasks:
+        if task.kind != "work":
+            continue
+        icon = _ICON.get(task.status, "")
+        reason = _cell(task.reason)
+        time_s = f"{task.duration_s:.1f} s" if task.duration_s is not None else ""
+        lines.append(f"| `{_cell(task.key)}` | {icon} {task.status} | {len(task.attempts)} "
+                     f"| {time_s} | {reason} |")
+    if mermaid:
+        lines += ["", "```mermaid", mermaid.rstrip(), "```"]
+    return "\n".join(lines) + "\n\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:200]
