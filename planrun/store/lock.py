@@ -119,7 +119,9 @@ def describe_holder(info: dict[str, Any] | None) -> str:
     """A one-line account of a lock.info record, e.g. ``pid 1234 on ci-7 since ...``."""
     if info is None:
         return "holder unknown: lock.info is missing or unreadable"
-    text = f"pid {info.get('pid', '?')} on {info.get('host', '?')} since {info.get('started_at', '?')}"
+    text = (
+        f"pid {info.get('pid', '?')} on {info.get('host', '?')} since {info.get('started_at', '?')}"
+    )
     argv = info.get("argv")
     if isinstance(argv, list) and argv:
         command = shlex.join(str(a) for a in argv)

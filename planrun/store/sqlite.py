@@ -518,7 +518,7 @@ class Store:
             return _append_event(con, run_id, "task_done", key, payload, at)
 
     def reset_attempts(self, run_id: str, keys: Iterable[str], *, at: str | None = None) -> int:
-        """Give ``keys`` of the run's plan a fresh attempt budget (``--force``, ``--rerun-failed``)."""
+        """Give ``keys`` of the run's plan a fresh attempt budget (--force, --rerun-failed)."""
         at = at or utc_now()
         wanted = sorted(set(keys))
         with self._transaction() as con:
@@ -584,9 +584,7 @@ class Store:
     def attempts(self, run_id: str, key: str | None = None) -> list[AttemptRow]:
         """The run's attempts (of ``key`` only, if given), by key then n."""
         if key is None:
-            rows = self._query(
-                "SELECT * FROM attempts WHERE run_id = ? ORDER BY key, n", (run_id,)
-            )
+            rows = self._query("SELECT * FROM attempts WHERE run_id = ? ORDER BY key, n", (run_id,))
         else:
             rows = self._query(
                 "SELECT * FROM attempts WHERE run_id = ? AND key = ? ORDER BY n", (run_id, key)
@@ -670,7 +668,7 @@ class Store:
             try:
                 return con.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as e:
-                raise StoreError(self.path, f"cannot read the state store ({e})", _MOVE_ASIDE) from e
+                raise StoreError(self.path, f"is corrupt or unreadable ({e})", _MOVE_ASIDE) from e
 
 
 # ---------------------------------------------------------------- opening helpers
@@ -766,20 +764,25 @@ def _connect_checked(path: Path, *, quick_check: bool) -> sqlite3.Connection:
     ``quick_check``, whose pages are sound). Leaves the main file untouched."""
     con = _connect(path, readonly=True)
     try:
-        con.execute("PRAGMA query_only = 1")
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-        _check_version(path, int(version))
-        if quick_check:
-            problems = [row[0] for row in con.execute("PRAGMA quick_check(5)").fetchall()]
-            if problems != ["ok"]:
-                raise StoreError(str(path), f"is corrupt ({'; '.join(problems)})", _MOVE_ASIDE)
-    except sqlite3.DatabaseError as e:
-        con.close()
-        raise StoreError(str(path), f"is corrupt ({e})", _MOVE_ASIDE) from e
+        _validate(con, path, quick_check=quick_check)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _validate(con: sqlite3.Connection, path: Path, *, quick_check: bool) -> None:
+    try:
+        con.execute("PRAGMA query_only = 1")
+        version = int(con.execute("PRAGMA user_version").fetchone()[0])
+        problems = ["ok"]
+        if quick_check:
+            problems = [row[0] for row in con.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as e:
+        raise StoreError(str(path), f"is corrupt ({e})", _MOVE_ASIDE) from e
+    _check_version(path, version)
+    if problems != ["ok"]:
+        raise StoreError(str(path), f"is corrupt ({'; '.join(problems)})", _MOVE_ASIDE)
 
 
 def _check_version(path: Path, version: int) -> None:

@@ -1,0 +1,557 @@
+"""The state store: round trips, convergence bookkeeping, refusals, WAL readers, fault seam."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from planrun.errors import InternalError, StoreError, UsageError
+from planrun.outcomes import Outcome, Status
+from planrun.store.base import RunRow, StoreProtocol, utc_now
+from planrun.store.memory import MemoryStore
+from planrun.store.sqlite import APPLICATION_ID, FAULT_ENV, SCHEMA_VERSION, Store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_fault_seam(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(FAULT_ENV, raising=False)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "state.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    s = Store.open(db_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture(params=["file", "memory"])
+def any_store(request: pytest.FixtureRequest, db_path: Path) -> Iterator[StoreProtocol]:
+    s: Store = Store.open(db_path) if request.param == "file" else MemoryStore()
+    yield s
+    s.close()
+
+
+def make_run(run_id: str = "r1", plan: str = "demo", started_at: str = "") -> RunRow:
+    return RunRow(
+        id=run_id,
+        plan_name=plan,
+        plan_path=f"/plans/{plan}.yaml",
+        plan_sha256="ab" * 32,
+        planrun_version="0.1.0",
+        started_at=started_at or utc_now(),
+        status="running",
+        pid=4242,
+        host="ci-7",
+        args=("planrun", "apply", f"{plan}.yaml"),
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------- creation
+
+
+def test_a_new_path_gets_a_complete_store_in_a_private_folder(db_path: Path) -> None:
+    Store.open(db_path).close()
+    assert db_path.parent.stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in db_path.parent.iterdir()) == ["state.db"]  # no temp left
+    con = sqlite3.connect(db_path)
+    try:
+        assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+    finally:
+        con.close()
+    assert {"runs", "tasks", "attempts", "events", "task_state"} <= tables
+
+
+def test_reopening_keeps_what_was_written(db_path: Path) -> None:
+    with Store.open(db_path) as s:
+        s.begin_run(make_run())
+    with Store.open(db_path) as s:
+        run = s.run("r1")
+    assert run is not None
+    assert run.plan_name == "demo"
+
+
+# ---------------------------------------------------------------- round trips
+
+
+def test_runs_round_trip(any_store: StoreProtocol) -> None:
+    s = any_store
+    first = make_run("r1", "demo", "2026-11-21T06:00:00.000000Z")
+    s.begin_run(first)
+    s.begin_run(make_run("x1", "other"))
+    s.begin_run(make_run("r2", "demo"))
+    assert s.run("r1") == first
+    assert s.run("nope") is None
+    assert [r.id for r in s.runs("demo")] == ["r1", "r2"]
+    assert s.last_run("demo") == s.run("r2")
+    assert s.last_run() == s.run("r2")
+    assert s.last_run("missing") is None
+    s.end_run("r1", "succeeded", "2026-11-21T06:05:00.000000Z")
+    ended = s.run("r1")
+    assert ended is not None
+    assert (ended.status, ended.ended_at) == ("succeeded", "2026-11-21T06:05:00.000000Z")
+    assert [e.kind for e in s.events("r1")] == ["run_started", "run_ended"]
+
+
+def test_attempt_round_trip(any_store: StoreProtocol) -> None:
+    s = any_store
+    s.begin_run(make_run())
+    s.attempt_started("r1", "A", 1, "2026-11-21T06:00:01.000000Z", "fp-a", "/logs/A.1.log")
+    opened = s.attempts("r1", "A")[0]
+    assert opened.is_open
+    assert (opened.fingerprint, opened.log_path, opened.outcome) == ("fp-a", "/logs/A.1.log", None)
+    s.attempt_process("r1", "A", 1, pid=321, pgid=321, proc_start_time=99999)
+    s.attempt_finished(
+        "r1",
+        "A",
+        1,
+        Outcome.FAILED,
+        "2026-11-21T06:00:09.000000Z",
+        exit_code=None,
+        signal=9,
+        reason="killed",
+        tail=["line 1", "ünïcode"],
+        usage={"tokens": 12, "cost_usd": 0.5},
+    )
+    s.attempt_started("r1", "A", 2, "2026-11-21T06:00:10.000000Z", "fp-a", "/logs/A.2.log")
+    s.attempt_started("r1", "B", 1, "2026-11-21T06:00:11.000000Z", "fp-b", "/logs/B.1.log")
+    done = s.attempts("r1", "A")[0]
+    assert not done.is_open
+    assert (done.pid, done.pgid, done.proc_start_time) == (321, 321, 99999)
+    assert (done.outcome, done.exit_code, done.signal, done.reason) == (
+        Outcome.FAILED,
+        None,
+        9,
+        "killed",
+    )
+    assert done.tail == ("line 1", "ünïcode")
+    assert done.usage == {"tokens": 12, "cost_usd": 0.5}
+    assert [(a.key, a.n) for a in s.attempts("r1")] == [("A", 1), ("A", 2), ("B", 1)]
+    task = {t.key: t for t in s.tasks("r1")}
+    assert (task["A"].status, task["A"].attempts, task["A"].fingerprint) == (
+        Status.RUNNING,
+        2,
+        "fp-a",
+    )
+    kinds = [(e.kind, e.key, e.data.get("n")) for e in s.events("r1")]
+    assert kinds == [
+        ("run_started", None, None),
+        ("attempt_started", "A", 1),
+        ("attempt_process", "A", 1),
+        ("attempt_finished", "A", 1),
+        ("attempt_started", "A", 2),
+        ("attempt_started", "B", 1),
+    ]
+
+
+def test_task_updated_keeps_fields_it_is_not_given(any_store: StoreProtocol) -> None:
+    s = any_store
+    s.begin_run(make_run())
+    s.task_updated("r1", "A", Status.PENDING, at="2026-11-21T06:00:00.000000Z")
+    s.task_updated(
+        "r1",
+        "A",
+        Status.READY,
+        "needs met",
+        fingerprint="fp",
+        branch="planrun/demo/A",
+        base_commit="c0ffee",
+        data={"priority": 3},
+    )
+    s.task_updated("r1", "A", Status.FAILED, "conflict", attempts=2, diffstat="1 file")
+    (task,) = s.tasks("r1")
+    assert (task.status, task.reason, task.attempts) == (Status.FAILED, "conflict", 2)
+    assert (task.fingerprint, task.branch, task.base_commit, task.diffstat) == (
+        "fp",
+        "planrun/demo/A",
+        "c0ffee",
+        "1 file",
+    )
+    assert task.landed_commit is None
+    assert task.data == {"priority": 3}
+    statuses = [e.data["status"] for e in s.events("r1") if e.kind == "task_status"]
+    assert statuses == ["pending", "ready", "failed"]
+
+
+def test_task_done_writes_task_state_and_event_together(any_store: StoreProtocol) -> None:
+    s = any_store
+    s.begin_run(make_run())
+    s.attempt_started("r1", "A", 1, utc_now(), "fp-a", "/logs/A.1.log")
+    s.attempt_finished("r1", "A", 1, Outcome.SUCCEEDED, utc_now(), exit_code=0)
+    seq = s.task_done(
+        "demo", "r1", "A", "fp-a", branch="planrun/demo/A", landed_commit="abc123", diffstat="+3"
+    )
+    (task,) = s.tasks("r1")
+    assert (task.status, task.landed_commit, task.branch, task.diffstat) == (
+        Status.DONE,
+        "abc123",
+        "planrun/demo/A",
+        "+3",
+    )
+    state = s.task_states("demo")["A"]
+    assert (state.status, state.fingerprint, state.done_run_id, state.attempts_total) == (
+        Status.DONE,
+        "fp-a",
+        "r1",
+        0,
+    )
+    last = s.events("r1")[-1]
+    assert (last.seq, last.kind, last.key, last.data["landed_commit"]) == (
+        seq,
+        "task_done",
+        "A",
+        "abc123",
+    )
+
+
+def test_attempts_are_counted_when_they_start_across_runs(any_store: StoreProtocol) -> None:
+    s = any_store
+    for run in ("r1", "r2", "r3"):  # each run dies during attempt 1 (poison pill)
+        s.begin_run(make_run(run))
+        s.attempt_started(run, "P", 1, utc_now(), "fp-1", f"/logs/{run}.log")
+    assert s.task_states("demo")["P"].attempts_total == 3
+    assert s.task_states("demo")["P"].status == Status.RUNNING
+    s.begin_run(make_run("r4"))
+    s.attempt_started("r4", "P", 1, utc_now(), "fp-2", "/logs/r4.log")  # definition changed
+    assert s.task_states("demo")["P"].attempts_total == 1
+    s.reset_attempts("r4", ["P", "unknown-key"])
+    assert s.task_states("demo")["P"].attempts_total == 0
+    assert s.events("r4")[-1].data == {"keys": ["P", "unknown-key"]}
+    s.begin_run(make_run("o1", "other"))
+    s.attempt_started("o1", "P", 1, utc_now(), "fp-2", "/logs/o1.log")
+    assert s.task_states("demo")["P"].attempts_total == 0  # plans do not share state
+    assert s.task_states("other")["P"].attempts_total == 1
+
+
+def test_only_statuses_about_the_work_reach_task_state(any_store: StoreProtocol) -> None:
+    s = any_store
+    s.begin_run(make_run())
+    s.task_updated("r1", "A", Status.FAILED, "no row yet")  # nothing started: nothing mirrored
+    assert s.task_states("demo") == {}
+    s.attempt_started("r1", "A", 1, utc_now(), "fp", "/l")
+    for status, expected in [
+        (Status.RETRYING, Status.RETRYING),
+        (Status.SKIPPED, Status.RETRYING),  # this run's scheduling, not the task's work
+        (Status.FAILED, Status.FAILED),
+        (Status.DONE, Status.FAILED),  # only task_done makes a task durably done
+    ]:
+        s.task_updated("r1", "A", status)
+        assert s.task_states("demo")["A"].status == expected
+
+
+def test_open_attempts_and_mark_interrupted(any_store: StoreProtocol) -> None:
+    s = any_store
+    s.begin_run(make_run("r1"))
+    s.attempt_started("r1", "C", 1, utc_now(), "fp", "/l")
+    s.attempt_process("r1", "C", 1, 100, 100, 5000)
+    s.attempt_started("r1", "D", 1, utc_now(), "fp", "/l")
+    s.attempt_finished("r1", "D", 1, Outcome.SUCCEEDED, utc_now(), exit_code=0)
+    s.begin_run(make_run("o1", "other"))
+    s.attempt_started("o1", "C", 1, utc_now(), "fp", "/l")
+    (leftover,) = s.open_attempts("demo")
+    assert (leftover.run_id, leftover.key, leftover.n, leftover.pgid) == ("r1", "C", 1, 100)
+    assert leftover.proc_start_time == 5000
+    s.mark_interrupted("r1", "C", 1, utc_now())
+    assert s.open_attempts("demo") == []
+    closed = s.attempts("r1", "C")[0]
+    assert (closed.outcome, closed.reason) == (
+        Outcome.INTERRUPTED,
+        "planrun exited during the attempt",
+    )
+    assert s.events("r1")[-1].kind == "attempt_interrupted"
+    with pytest.raises(InternalError, match="no open attempt"):
+        s.mark_interrupted("r1", "C", 1, utc_now())
+    assert len(s.open_attempts("other")) == 1
+
+
+def test_events_are_sequenced_and_can_be_tailed(any_store: StoreProtocol) -> None:
+    s = any_store
+    s.begin_run(make_run("r1"))
+    s.begin_run(make_run("r2"))
+    a = s.record_event("r1", "output", "A", {"line": "hello", "n": 1})
+    b = s.record_event("r2", "hook_ran", None, None, at="2026-11-21T06:00:00.000000Z")
+    c = s.record_event("r1", "retry_scheduled", "A", {"delay": 5.0})
+    assert a < b < c
+    tail = s.events("r1", after_seq=a)
+    assert [(e.seq, e.kind, e.data) for e in tail] == [(c, "retry_scheduled", {"delay": 5.0})]
+    (hook,) = [e for e in s.events("r2") if e.kind == "hook_ran"]
+    assert (hook.key, hook.at, hook.data) == (None, "2026-11-21T06:00:00.000000Z", {})
+
+
+def test_misuse_is_an_internal_error_and_writes_nothing(any_store: StoreProtocol) -> None:
+    s = any_store
+    s.begin_run(make_run())
+    s.attempt_started("r1", "A", 1, utc_now(), "fp", "/l")
+    before = s.events("r1")
+    bad_calls: list[Callable[[], object]] = [
+        lambda: s.attempt_started("r1", "A", 1, utc_now(), "fp", "/l"),  # duplicate
+        lambda: s.attempt_process("r1", "A", 7, 1, 1, 1),
+        lambda: s.attempt_finished("r1", "Z", 1, Outcome.FAILED, utc_now()),
+        lambda: s.record_event("no-such-run", "output"),
+        lambda: s.task_done("other-plan", "r1", "A", "fp"),
+        lambda: s.end_run("no-such-run", "failed", utc_now()),
+        lambda: s.begin_run(make_run()),  # duplicate run id
+    ]
+    for call in bad_calls:
+        with pytest.raises(InternalError):
+            call()
+    assert s.events("r1") == before
+    assert s.attempts("r1")[0].is_open
+
+
+def test_a_closed_store_refuses_use(db_path: Path) -> None:
+    s = Store.open(db_path)
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(InternalError, match="after close"):
+        s.last_run()
+
+
+def test_threads_can_share_a_store(store: Store) -> None:
+    store.begin_run(make_run())
+
+    def write(worker: int) -> None:
+        for i in range(20):
+            store.record_event("r1", "output", f"T{worker}", {"i": i})
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seqs = [e.seq for e in store.events("r1")]
+    assert len(seqs) == 81
+    assert seqs == sorted(set(seqs))
+
+
+# ---------------------------------------------------------------- readers while a writer runs
+
+
+def test_read_only_never_creates_a_store(db_path: Path) -> None:
+    with pytest.raises(StoreError, match="no state store here yet"):
+        Store.open(db_path, readonly=True)
+    assert not db_path.parent.exists()
+
+
+def test_a_wal_reader_sees_committed_data_while_the_writer_is_mid_transaction(
+    store: Store, db_path: Path
+) -> None:
+    store.begin_run(make_run())
+    reader = Store.open(db_path, readonly=True)
+    try:
+        assert reader.run("r1") is not None
+        with store._transaction() as con:  # hold a write transaction open
+            con.execute(
+                "INSERT INTO events (run_id, at, kind, data_json) VALUES (?, ?, ?, ?)",
+                ("r1", utc_now(), "uncommitted", "{}"),
+            )
+            kinds = [e.kind for e in reader.events("r1")]  # not blocked, sees only commits
+            assert kinds == ["run_started"]
+        assert [e.kind for e in reader.events("r1")] == ["run_started", "uncommitted"]
+        with pytest.raises(InternalError, match="read-only"):
+            reader.record_event("r1", "output")
+    finally:
+        reader.close()
+
+
+_READ_IN_CHILD = """
+import json, sys
+from planrun.store.sqlite import Store
+s = Store.open(sys.argv[1], readonly=True)
+run = s.last_run("demo")
+print(json.dumps({"run": run.id, "status": run.status, "events": len(s.events(run.id))}))
+"""
+
+
+def test_another_process_reads_while_the_writer_is_open(store: Store, db_path: Path) -> None:
+    store.begin_run(make_run())
+    store.attempt_started("r1", "A", 1, utc_now(), "fp", "/l")
+    out = subprocess.run(
+        [sys.executable, "-c", _READ_IN_CHILD, str(db_path)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(out.stdout) == {"run": "r1", "status": "running", "events": 2}
+    store.record_event("r1", "output", "A", {"line": "still writing"})  # writer unaffected
+
+
+# ---------------------------------------------------------------- refusing what is not ours
+
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(os.urandom(8192))
+
+
+def _empty_file(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _foreign_sqlite(path: Path) -> None:
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE songs (title TEXT)")
+    con.commit()
+    con.close()
+
+
+def _other_application_id(path: Path) -> None:
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA application_id = 305419896")
+    con.execute("CREATE TABLE runs (id TEXT)")
+    con.commit()
+    con.close()
+
+
+def _newer_schema(path: Path) -> None:
+    Store.open(path).close()
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.commit()
+    con.close()
+
+
+def _corrupt_pages(path: Path) -> None:
+    with Store.open(path) as s:
+        s.begin_run(make_run())
+        for i in range(200):
+            s.record_event("r1", "output", "A", {"line": "x" * 100, "i": i})
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 4 * page
+    data[page:] = os.urandom(len(data) - page)  # keep the header page, trash the rest
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (_random_bytes, "not an SQLite database"),
+        (_empty_file, "is empty"),
+        (_foreign_sqlite, "another application"),
+        (_other_application_id, "application_id 0x12345678"),
+        (_newer_schema, "newer planrun"),
+        (_corrupt_pages, "corrupt"),
+    ],
+)
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_store_that_is_not_ours_is_refused_and_left_untouched(
+    tmp_path: Path, make: Callable[[Path], None], problem: str, readonly: bool
+) -> None:
+    path = tmp_path / "state.db"
+    make(path)
+    before = sha256(path)
+    with pytest.raises(StoreError) as caught, Store.open(path, readonly=readonly) as s:
+        s.tasks("r1")  # a read-only open skips quick_check; reading must still refuse
+    assert problem in caught.value.problem
+    assert caught.value.path == str(path)
+    assert "planrun never deletes it" in caught.value.advice
+    assert sha256(path) == before
+    assert path.exists()
+
+
+def test_a_folder_in_place_of_the_store_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "state.db").mkdir()
+    with pytest.raises(StoreError, match="is a folder"):
+        Store.open(tmp_path / "state.db")
+
+
+# ---------------------------------------------------------------- the fault seam
+
+
+_WRITES_IN_CHILD = """
+import sys
+from planrun.outcomes import Outcome
+from planrun.store.base import RunRow
+from planrun.store.sqlite import Store
+s = Store.open(sys.argv[1])
+s.begin_run(RunRow("r1", "demo", "/p.yaml", "00", "0.1", "2026-11-21T06:00:00Z", "running"))
+s.attempt_started("r1", "A", 1, "2026-11-21T06:00:01Z", "fp", "/logs/A.1.log")
+s.attempt_process("r1", "A", 1, 111, 111, 222)
+s.attempt_finished("r1", "A", 1, Outcome.SUCCEEDED, "2026-11-21T06:00:02Z", exit_code=0)
+s.task_done("demo", "r1", "A", "fp")
+print("survived", flush=True)
+"""
+
+
+def test_the_fault_seam_kills_right_after_the_kth_commit(db_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRITES_IN_CHILD, str(db_path)],
+        env=child_env(**{FAULT_ENV: "3"}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert "survived" not in proc.stdout
+    with Store.open(db_path) as s:  # opens fine (quick_check passes)
+        kinds = [(e.seq, e.kind) for e in s.events("r1")]
+        assert kinds == [(1, "run_started"), (2, "attempt_started"), (3, "attempt_process")]
+        (attempt,) = s.open_attempts("demo")
+        assert (attempt.pid, attempt.pgid, attempt.proc_start_time) == (111, 111, 222)
+        state = s.task_states("demo")["A"]
+        assert (state.status, state.attempts_total) == (Status.RUNNING, 1)
+
+
+def test_without_the_seam_the_same_writes_complete(db_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRITES_IN_CHILD, str(db_path)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert proc.stdout.strip() == "survived"
+    with Store.open(db_path, readonly=True) as s:
+        assert len(s.events("r1")) == 5
+        assert s.task_states("demo")["A"].status == Status.DONE
+
+
+@pytest.mark.parametrize("value", ["zero", "0", "-2"])
+def test_a_bad_fault_seam_value_is_a_usage_error(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, value)
+    with pytest.raises(UsageError, match=FAULT_ENV):
+        Store.open(db_path)
+
+
+def test_the_memory_store_ignores_the_fault_seam(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAULT_ENV, "1")
+    with MemoryStore() as s:
+        s.begin_run(make_run())
+        s.record_event("r1", "output")
+        assert len(s.events("r1")) == 2
