@@ -42,7 +42,8 @@ class Event:
     at: float = field(default_factory=time.time)
 
     def as_json(self) -> dict[str, Any]:
-        return {"at": round(self.at, 6), "kind": self.kind.value, "key": self.key, **self.data}
+        core = {"at": round(self.at, 6), "kind": self.kind.value, "key": self.key}
+        return {**core, **{k: v for k, v in self.data.items() if k not in core}}
 
 
 class Observer(Protocol):

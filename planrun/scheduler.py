@@ -252,7 +252,7 @@ class Scheduler:
                 if report is not None:
                     self.journal.task_finished(change.key, report)
                 self.emit(EventKind.TASK_FINISHED, change.key, status=change.status.value,
-                          reason=change.reason, kind=self.plan.tasks[change.key].kind)
+                          reason=change.reason, task_kind=self.plan.tasks[change.key].kind)
 
     def _dispatch(self) -> None:
         assert self._nursery is not None

@@ -54,7 +54,7 @@ class LiveProgress:
             self.rows[key].status = f"retry in {d['delay_s']:.0f}s"
         elif event.kind is EventKind.OUTPUT and key in self.rows:
             self.rows[key].last_line = d["line"]
-        elif event.kind is EventKind.TASK_FINISHED and d.get("kind") == "work":
+        elif event.kind is EventKind.TASK_FINISHED and d.get("task_kind") == "work":
             self.rows.pop(key, None)
             self.finished[d["status"]] = self.finished.get(d["status"], 0) + 1
         self._draw(force=event.kind in (EventKind.TASK_FINISHED, EventKind.RUN_FINISHED))

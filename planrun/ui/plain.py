@@ -36,7 +36,7 @@ class PlainProgress:
                 return f"{key or 'run'}: {d['reason']}"
             case EventKind.LANDED:
                 return f"{key}: landed {d['commit'][:12]}"
-            case EventKind.TASK_FINISHED if d.get("kind") == "work":
+            case EventKind.TASK_FINISHED if d.get("task_kind") == "work":
                 reason = f": {d['reason']}" if d.get("reason") else ""
                 return f"{key}: {d['status']}{reason}"
             case EventKind.INPUT_REQUESTED:
