@@ -562,7 +562,10 @@ class Scheduler:
 
 class _NoAttemptsLeft(Exception):
     def __init__(self, attempts: int) -> None:
-        super().__init__(f"no attempts left: all {attempts} were started by earlier runs")
+        super().__init__(
+            f"no attempts left ({attempts} of {attempts} started in earlier runs); "
+            "`apply --rerun-failed` gives it new ones"
+        )
 
 
 def _compile(pattern: str | None) -> re.Pattern[str] | None:

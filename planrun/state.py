@@ -20,7 +20,7 @@ failed/cancelled/skipped after the first child (in key order) that was not.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from planrun.errors import InternalError
@@ -116,15 +116,28 @@ class RunState:
 
     # --- setup --------------------------------------------------------------------------
 
-    def begin(self, done: Iterable[str] = (), reason: str = "up to date") -> list[Change]:
-        """Mark tasks already done (converged) and make the first tasks ready."""
+    def begin(self, done: Mapping[str, str] | Iterable[str] = ()) -> list[Change]:
+        """Mark tasks already done (converged), then make the first tasks ready.
+
+        ``done`` maps keys to the reason shown (or is a plain collection of keys). Every
+        such status is set before anything is evaluated, so marking one task done never
+        makes another up-to-date task ready first.
+        """
+        reasons = dict(done) if isinstance(done, Mapping) else dict.fromkeys(done, "up to date")
         changes: list[Change] = []
-        for key in done:
+        for key, reason in reasons.items():
             if key in self.tasks and self.tasks[key].status is Status.PENDING:
-                changes += self._final(key, Status.DONE, reason)
+                self.tasks[key].status = Status.DONE
+                self.tasks[key].reason = reason
+                changes.append(Change(key, Status.DONE, reason))
+        for key, state in self.tasks.items():
+            state.waiting = sum(
+                1 for n in self.graph.waits_for(key)
+                if n in self.tasks and not self.tasks[n].status.is_final
+            )
         for key in self.graph.topological():
-            if key in self.tasks and self.tasks[key].status is Status.PENDING \
-                    and self.tasks[key].waiting == 0:
+            state = self.tasks.get(key)
+            if state is not None and state.status is Status.PENDING and state.waiting == 0:
                 changes += self._evaluate(key)
         return changes
 

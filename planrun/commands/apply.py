@@ -29,6 +29,9 @@ from planrun.events import Observers
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
+from planrun.commands.state import open_state
+from planrun.convergence import decide
+from planrun.fingerprint import fingerprint
 from planrun.report.model import PlanInfo, RunReport, Usage
 from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
 from planrun.scheduler import RunSettings, Scheduler, iso
@@ -103,6 +106,16 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     sessions = _sessions(args.dry_run, plan)
     with ExitStack() as stack:
         observers = Observers()
+        if not args.dry_run:
+            lock = _lock(state_dir)
+            stack.callback(lock.release)
+        state = stack.enter_context(open_state(plan, state_dir, readonly=args.dry_run))
+        fingerprints = {k: fingerprint(plan, plan.tasks[k]) for k in plan.work}
+        decisions = decide(plan, fingerprints, state.known, force=args.force,
+                           force_all=args.force_all, rerun_failed=args.rerun_failed)
+        settings.done = {k: d.why for k, d in decisions.items() if not d.run}
+        settings.prior_attempts = {k: d.prior_attempts for k, d in decisions.items() if d.run}
+        journal = state.begin(settings.run_id, plan, decisions, fingerprints)
         _add_progress(stack, observers, args.progress, out)
         if args.events:
             from planrun.ui.events import JsonLines
@@ -110,17 +123,19 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             stream = out if args.events == "-" else stack.enter_context(
                 open(args.events, "w", encoding="utf-8"))  # noqa: SIM115
             observers.add(JsonLines(stream))
-        lock = _lock(state_dir)
-        stack.callback(lock.release)
-        scheduler = Scheduler(plan, settings, sessions=sessions, observers=observers)
+        scheduler = Scheduler(plan, settings, sessions=sessions, observers=observers,
+                              journal=journal)
         try:
             trio.run(_run_with_signals, scheduler)
         finally:
             # written on every way out, a crash of planrun itself included
             report = build_report(plan, scheduler)
+            state.end(settings.run_id, report.status)
             outputs = Outputs(args.report, args.junit, args.summary)
-            report_path = write_reports(plan, scheduler, report, state_dir, outputs)
-            print(f"report: {report_path}", file=sys.stderr)
+            report_path = write_reports(plan, scheduler, report, state_dir, outputs,
+                                        default=not args.dry_run)
+            if report_path is not None:
+                print(f"report: {report_path}", file=sys.stderr)
     if scheduler.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if scheduler.state.succeeded else EXIT_FAILED
@@ -217,10 +232,12 @@ def _total_usage(tasks: list[Any]) -> Usage | None:
 
 
 def write_reports(plan: CompiledPlan, scheduler: Scheduler, report: RunReport, state_dir: Path,
-                  outputs: Outputs) -> Path:
+                  outputs: Outputs, *, default: bool = True) -> Path | None:
+    """Write every report asked for; returns where the JSON report is (None: nowhere)."""
     text = report_json(report)
-    default = state_dir / "runs" / report.run_id / "report.json"
-    write_atomic(default, text)
+    path = state_dir / "runs" / report.run_id / "report.json"
+    if default:
+        write_atomic(path, text)
     if outputs.report:
         write_atomic(outputs.report, text)
     if outputs.junit:
@@ -229,7 +246,7 @@ def write_reports(plan: CompiledPlan, scheduler: Scheduler, report: RunReport, s
         statuses = {t.key: t.status for t in report.tasks}
         with _append(outputs.summary) as handle:
             handle.write(summary_markdown(report, plan.graph.to_mermaid(statuses)))
-    return outputs.report or default
+    return outputs.report or (path if default else None)
 
 
 @contextlib.contextmanager
