@@ -22,8 +22,8 @@ Which forms are redacted
     secret alone are masked, which requires at least :data:`MIN_BASE64_CORE` of them.
 
 Matching
-    One compiled alternation of every form, longest first: at any position the longest form
-    wins, scanning left to right, so when one secret is a prefix of another the longer one is
+    One compiled alternation of every form (factored as a trie): at any position the longest
+    form wins, scanning left to right, so when one secret is a prefix of another the longer one is
     masked whole. No occurrence of a secret in the input survives (provided the secrets do not
     themselves contain ``*``, which the replacement could otherwise complete).
 
@@ -84,6 +84,50 @@ def secret_forms(secret: str) -> set[str]:
     return {form for form in forms if form}
 
 
+_Trie = dict[str, "_Trie"]
+_END = ""  # the key that marks the end of a form in a trie node
+
+
+def _trie_regex(node: _Trie) -> str:
+    """Regex for the forms below ``node``, preferring the longest (greedy, then backtrack).
+
+    Chains of single-child nodes become one literal, so nesting grows with branch points,
+    not with the length of the forms.
+    """
+    literal: list[str] = []
+    while _END not in node and len(node) == 1:
+        [(char, node)] = node.items()
+        literal.append(re.escape(char))
+    branches = [
+        re.escape(char) + _trie_regex(child) for char, child in sorted(node.items()) if char
+    ]
+    body = ""
+    if branches:
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if _END in node:
+            body = f"(?:{body})?"
+    return "".join(literal) + body
+
+
+def _compile(ordered: list[str]) -> re.Pattern[str]:
+    """One regex matching, at any position, the longest of ``ordered`` (longest first).
+
+    The alternation is factored as a trie (one branch per next character, so the cost per
+    position does not grow with the number of forms); a plain alternation is the fallback
+    when the trie nests too deep for the regex compiler.
+    """
+    trie: _Trie = {}
+    for form in ordered:
+        node = trie
+        for char in form:
+            node = node.setdefault(char, {})
+        node[_END] = {}
+    try:
+        return re.compile(_trie_regex(trie))
+    except (RecursionError, re.error):
+        return re.compile("|".join(re.escape(form) for form in ordered))
+
+
 class Redactor:
     """Masks a fixed set of secrets in one-shot text or in a stream of chunks.
 
@@ -96,13 +140,11 @@ class Redactor:
         for secret in secrets:
             forms |= secret_forms(secret)
         ordered = sorted(forms, key=lambda form: (-len(form), form))
-        self._pattern: re.Pattern[str] | None = (
-            re.compile("|".join(re.escape(form) for form in ordered)) if ordered else None
-        )
+        self._pattern = _compile(ordered) if ordered else None
         # Forms by first character, to find a chunk's tail that may continue into a secret.
-        self._by_first: dict[str, tuple[str, ...]] = {}
+        self._by_first: dict[str, list[str]] = {}
         for form in ordered:
-            self._by_first[form[0]] = (*self._by_first.get(form[0], ()), form)
+            self._by_first.setdefault(form[0], []).append(form)
         self._longest = len(ordered[0]) if ordered else 0
         self._held = ""
 

@@ -179,13 +179,14 @@ class OutputWatcher:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._closed
 
     def redact(self, text: str) -> str:
         """``text`` with this attempt's secrets masked (for reasons and messages)."""
         return self._redactor.redact(text)
 
-    def feed(self, data: bytes) -> list[Event]:
+    def feed(self, data: bytes | bytearray) -> list[Event]:
         """Process the next bytes of output; return the events they complete, in order.
 
         Does nothing after :meth:`close`.
@@ -224,14 +225,15 @@ class OutputWatcher:
         *complete, last = text.split("\n")
         for piece in complete:
             raw = self._partial + piece
-            events += self._complete_line(raw[-LINE_CAP:], self._dropped + len(raw) - LINE_CAP)
+            dropped = self._dropped + max(len(raw) - LINE_CAP, 0)
+            events += self._complete_line(raw[-LINE_CAP:], dropped)
         raw = self._partial + last
         if len(raw) > LINE_CAP:
             self._dropped += len(raw) - LINE_CAP
             raw = raw[-LINE_CAP:]
         self._partial = raw
         if self._prompts and raw:
-            events += self._prompt_events(raw, self._dropped)
+            events += self._prompt_events(self._show(raw), raw, self._dropped)
         return events
 
     def _complete_line(self, raw: str, dropped: int) -> list[Event]:
@@ -243,23 +245,22 @@ class OutputWatcher:
         if self._spec.success_pattern is not None and self._spec.success_pattern.search(line):
             events.append(SuccessMatched(line))
         if self._prompts:
-            events += self._prompt_events(raw, max(dropped, 0))
+            events += self._prompt_events(line, raw, dropped)
         self._partial, self._dropped, self._segment, self._fired = "", 0, 0, {}
         self._lines.append(line)
         if self._on_line is not None:
             self._on_line(line)
         return events
 
-    def _prompt_events(self, raw: str, dropped: int) -> list[Event]:
-        """Fire each prompt occurrence in the line's current redraw that has not fired yet."""
+    def _prompt_events(self, line: str, raw: str, dropped: int) -> list[Event]:
+        """Fire each prompt occurrence in ``line`` (shown ``raw``) that has not fired yet.
+
+        Occurrences are counted per redraw of the line, located by its offset in the line.
+        """
         redraw = raw.rstrip("\r").rfind("\r")
-        if redraw >= 0:
-            segment = dropped + redraw + 1
-        else:  # the redraw began before the kept window, or the line has none
-            segment = self._segment if dropped > 0 else 0
+        segment = dropped + redraw + 1 if redraw >= 0 else self._continued_segment(dropped)
         if segment != self._segment:
             self._segment, self._fired = segment, {}
-        line = self._show(raw)
         events: list[Event] = []
         for index, (pattern, make) in enumerate(self._prompts):
             count = sum(1 for _ in pattern.finditer(line))
@@ -267,6 +268,10 @@ class OutputWatcher:
             events.extend(make(line) for _ in range(count - fired))
             self._fired[index] = max(count, fired)
         return events
+
+    def _continued_segment(self, dropped: int) -> int:
+        """The redraw of a line with no ``\\r`` in view: the known one if text was dropped."""
+        return self._segment if dropped > 0 else 0
 
     def _show(self, raw: str) -> str:
         return self._redactor.redact(shown_text(raw)) if raw else ""

@@ -1,0 +1,325 @@
+"""The ``subprocess`` backend: one attempt as a child process with pipes (no terminal).
+
+The child runs ``spec.argv`` directly (never through a shell) in a new session, so it leads
+its own process group (pgid == pid). stdout and stderr share one pipe, drained continuously
+into an :class:`~planrun.sessions.output.OutputWatcher`. stdin is ``spec.stdin_text``
+(then closed) or ``/dev/null``. ``type_text`` and ``answers`` need a terminal and are ignored
+here.
+
+How the outcome is decided (the first that applies):
+
+1. ``failure_pattern`` / ``success_pattern`` / ``input_pattern`` matched in the output:
+   ``failed`` / ``succeeded`` / ``needs_input`` (the question is the line). This holds even
+   when the child exited before planrun read that output.
+2. ``timeout`` passed: ``timed_out``; ``idle_timeout`` passed without output: ``stalled``.
+3. The child exited: ``succeeded`` if its exit code is in ``success_exit_codes``, else
+   ``failed`` with reason ``exit code N`` or ``killed by signal SIGX``.
+
+Whatever ends the attempt, the whole group then gets SIGTERM, ``kill_grace`` seconds, and
+SIGKILL, while the output is still logged; this also ends processes left behind by a child
+that exited. A grandchild that escaped the group (``setsid``) may hold the pipe open, so after
+the group is gone the pipe is drained for at most ``drain_timeout`` seconds, never until EOF.
+On cancellation the same clean-up runs shielded, then ``Cancelled`` propagates. Only
+failures to start are returned as data (``startup_failed``, also when the log cannot be
+opened); an exception raised by ``on_start`` or ``on_line`` propagates, as itself, after the
+clean-up.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+from dataclasses import dataclass
+
+import trio
+
+from planrun.outcomes import Outcome
+from planrun.redact import Redactor
+from planrun.sessions.base import OnLine, OnStart, ProcessInfo, SessionResult, SessionSpec
+from planrun.sessions.output import (
+    Event,
+    FailureMatched,
+    InputRequested,
+    OutputWatcher,
+    SuccessMatched,
+)
+from planrun.sessions.process import GroupKill, kill_group, proc_start_time
+
+#: Seconds to wait for the leader to be reaped once its group was SIGKILLed.
+REAP_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """Why an attempt ended, when something other than the exit status decided it."""
+
+    outcome: Outcome
+    reason: str
+    question: str | None = None
+
+
+class SubprocessSession:
+    """The pipe backend (implements :class:`planrun.sessions.base.Session`).
+
+    ``drain_timeout`` bounds the reading of the output that remains once the process group
+    is gone; ``read_size`` is the largest read from the pipe.
+    """
+
+    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
+        self._drain_timeout = drain_timeout
+        self._read_size = read_size
+
+    async def run(
+        self,
+        spec: SessionSpec,
+        *,
+        on_start: OnStart | None = None,
+        on_line: OnLine | None = None,
+    ) -> SessionResult:
+        """Run one attempt to its end; see the module docstring for the rules."""
+        try:
+            watcher = OutputWatcher(spec, clock=trio.current_time, on_line=on_line)
+        except OSError as error:
+            reason = f"cannot open the log {spec.log_path}: {error.strerror or error}"
+            return _startup_failed(spec, reason)
+        try:
+            process = await _spawn(spec)
+            if isinstance(process, str):
+                return _startup_failed(spec, process)
+            attempt = _Attempt(spec, process, watcher, self._drain_timeout, self._read_size)
+            try:
+                return await attempt.run(on_start)
+            except BaseExceptionGroup as group:
+                unwrapped = _unwrapped(group)
+                if unwrapped is None:
+                    raise
+                raise unwrapped from None
+        finally:
+            watcher.close()
+
+
+async def _spawn(spec: SessionSpec) -> trio.Process | str:
+    """Start the child in its own session; return it, or why it could not start."""
+    if not spec.argv:
+        return "cannot start an empty command"
+    try:
+        return await trio.lowlevel.open_process(
+            list(spec.argv),
+            cwd=spec.cwd,
+            env=dict(spec.env),
+            stdin=subprocess.PIPE if spec.stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as error:
+        problem = error.strerror or str(error)
+        if error.filename is not None and str(error.filename) == str(spec.cwd):
+            return f"cannot start {spec.argv[0]!r}: working folder {spec.cwd}: {problem}"
+        return f"cannot start {spec.argv[0]!r}: {problem}"
+    except ValueError as error:  # e.g. a NUL byte in an argument or the environment
+        return f"cannot start {spec.argv[0]!r}: {error}"
+
+
+def _startup_failed(spec: SessionSpec, reason: str) -> SessionResult:
+    return SessionResult(
+        outcome=Outcome.STARTUP_FAILED, reason=Redactor(spec.secrets).redact(reason)
+    )
+
+
+def _unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The exception a caller should see instead of the internal nursery's ``group``.
+
+    Cancelling ``run`` from outside cancels its internal tasks too: a group made only of
+    ``Cancelled`` becomes its first ``Cancelled``. A group of one exception (``on_line``
+    raised) becomes that exception. Anything else stays a group (None).
+    """
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(reversed(exc.exceptions))
+        else:
+            leaves.append(exc)
+    if len(leaves) == 1 or (leaves and all(isinstance(e, trio.Cancelled) for e in leaves)):
+        return leaves[0]
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class _Attempt:
+    """The state of one running attempt: decided ending, exit, end of output."""
+
+    def __init__(
+        self,
+        spec: SessionSpec,
+        process: trio.Process,
+        watcher: OutputWatcher,
+        drain_timeout: float,
+        read_size: int,
+    ) -> None:
+        assert process.stdout is not None
+        self._spec = spec
+        self._process = process
+        self._stdout = process.stdout
+        self._watcher = watcher
+        self._drain_timeout = drain_timeout
+        self._read_size = read_size
+        self._ending: _Ending | None = None
+        self._end = trio.Event()  # an ending was decided or the leader exited
+        self._eof = trio.Event()
+        self._pump_failed = False
+        self._exited = False
+        self._kill: GroupKill | None = None
+        self._reaped = False
+
+    async def run(self, on_start: OnStart | None) -> SessionResult:
+        """Supervise to the end, clean up (always, shielded), and describe the outcome."""
+        try:
+            if on_start is not None:
+                pid = self._process.pid
+                await on_start(ProcessInfo(pid=pid, pgid=pid, start_time=proc_start_time(pid)))
+            await self._until_end()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._wind_down()
+        return self._result()
+
+    async def _until_end(self) -> None:
+        """Run until an ending is decided, the leader exits, or the timeout passes."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._pump)
+            nursery.start_soon(self._wait_exit)
+            if self._spec.stdin_text is not None:
+                nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
+            if self._spec.idle_timeout is not None:
+                nursery.start_soon(self._watch_idle, self._spec.idle_timeout)
+            timeout = self._spec.timeout
+            with trio.move_on_after(math.inf if timeout is None else timeout):
+                await self._end.wait()
+            if not self._end.is_set():
+                self._decide(_Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
+            nursery.cancel_scope.cancel()
+
+    async def _wind_down(self) -> None:
+        """Kill the group while still logging output, reap, drain briefly, close."""
+        pumping = not self._eof.is_set() and not self._pump_failed
+        async with trio.open_nursery() as nursery:
+            if pumping:
+                nursery.start_soon(self._pump)
+            self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
+            with trio.move_on_after(REAP_TIMEOUT):
+                await self._process.wait()
+                self._reaped = True
+            if pumping:
+                with trio.move_on_after(self._drain_timeout):
+                    await self._eof.wait()
+            nursery.cancel_scope.cancel()
+        await self._stdout.aclose()
+        if self._process.stdin is not None:
+            await self._process.stdin.aclose()
+        self._handle(self._watcher.close())
+
+    def _decide(self, ending: _Ending) -> None:
+        """Record the first ending; later ones are ignored."""
+        if self._ending is None:
+            self._ending = ending
+        self._end.set()
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, FailureMatched):
+                self._decide(_Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
+            elif isinstance(event, SuccessMatched):
+                self._decide(_Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
+            elif isinstance(event, InputRequested):
+                reason = f"waiting for input: {event.line}"
+                self._decide(_Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
+            # AnswerDue needs a terminal to type into: not for this backend.
+
+    async def _pump(self) -> None:
+        """Read the output into the watcher until EOF."""
+        try:
+            while True:
+                data = await self._stdout.receive_some(self._read_size)
+                if not data:
+                    self._eof.set()
+                    return
+                self._handle(self._watcher.feed(data))
+        except trio.ClosedResourceError:
+            return
+        except Exception:
+            self._pump_failed = True
+            raise
+
+    async def _wait_exit(self) -> None:
+        await self._process.wait()
+        self._reaped = True
+        self._exited = True
+        self._end.set()
+
+    async def _feed_stdin(self, text: str) -> None:
+        """Write ``text`` to the child's stdin, then close it; a child that quit is fine."""
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            await stdin.send_all(text.encode("utf-8"))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            with trio.CancelScope(shield=True):
+                await stdin.aclose()
+
+    async def _watch_idle(self, idle_timeout: float) -> None:
+        """Decide ``stalled`` once no output arrived for ``idle_timeout`` seconds."""
+        while True:
+            deadline = self._watcher.last_output_at + idle_timeout
+            if trio.current_time() >= deadline:
+                reason = f"no output for {idle_timeout:g}s"
+                self._decide(_Ending(Outcome.STALLED, reason))
+                return
+            await trio.sleep_until(deadline)
+
+    def _result(self) -> SessionResult:
+        code = self._process.returncode if self._reaped else None
+        exit_code = code if code is not None and code >= 0 else None
+        signum = -code if code is not None and code < 0 else None
+        if self._ending is not None:
+            outcome, reason = self._ending.outcome, self._ending.reason
+        elif signum is not None:
+            outcome, reason = Outcome.FAILED, f"killed by signal {_signal_name(signum)}"
+        elif exit_code is None:
+            outcome, reason = Outcome.FAILED, "the process could not be reaped"
+        elif exit_code in self._spec.success_exit_codes:
+            outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
+        else:
+            outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
+        return SessionResult(
+            outcome=outcome,
+            reason=self._watcher.redact("; ".join([reason, *self._notes()])),
+            exit_code=exit_code,
+            signal=signum,
+            pid=self._process.pid,
+            tail=self._watcher.tail,
+            output_bytes=self._watcher.output_bytes,
+            question=self._ending.question if self._ending is not None else None,
+        )
+
+    def _notes(self) -> list[str]:
+        """Remarks worth reporting besides the outcome."""
+        notes: list[str] = []
+        if self._exited and self._kill is not None and self._kill.terminated:
+            notes.append("processes left in its group were killed")
+        if self._kill is not None and not self._kill.gone:
+            notes.append("some processes of its group survived SIGKILL")
+        if self._watcher.log_error is not None:
+            notes.append(f"log writing failed: {self._watcher.log_error.strerror}")
+        return notes
