@@ -15,8 +15,8 @@ name there is never taken as an option. ``update-ref`` takes any operand after
 ``--end-of-options`` as a ref name, even ``-d`` (it writes ``.git/-d``), so planrun passes it only
 full ``refs/heads/<checked name>`` names.
 
-:class:`GitError` carries ``argv = ("git", *args)``: the fixed ``-c``/``-C`` prefix is left out
-so that its message names the subcommand.
+:class:`GitError` carries ``argv = ("git", *args)``: the ``-c``/``-C`` options before the
+subcommand are left out so that its message names the subcommand.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ from planrun.errors import GitError
 
 HARDENING: tuple[str, ...] = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
 LOCK_FILE_NAME = "planrun.lock"
-FALLBACK_IDENTITY: tuple[str, ...] = ("-c", "user.name=planrun", "-c", "user.email=planrun@localhost")
+FALLBACK_IDENTITY: tuple[str, ...] = ("user.name=planrun", "user.email=planrun@localhost")
 
 # Variables that override where git looks; inherited from a hook they would redirect ``-C``.
 _SCRUBBED_ENV = (
@@ -76,7 +76,9 @@ class CompletedGit:
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment planrun's git commands run with (``base`` defaults to os.environ)."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in _SCRUBBED_ENV}
+    env = {
+        k: v for k, v in (os.environ if base is None else base).items() if k not in _SCRUBBED_ENV
+    }
     env.update(_FIXED_ENV)
     return env
 
@@ -99,10 +101,18 @@ class GitRepo:
         return f"GitRepo({str(self.path)!r})"
 
     async def run(
-        self, *args: str, check: bool = True, input: str | bytes | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | bytes | None = None,
+        config: Sequence[str] = (),
     ) -> CompletedGit:
-        """Run ``git <args>`` in this repository; raise GitError on a non-zero exit if ``check``."""
-        argv = ("git", *HARDENING, "-C", str(self.path), *args)
+        """Run ``git <args>`` in this repository; raise GitError on a non-zero exit if ``check``.
+
+        ``config`` holds ``key=value`` settings passed as ``-c`` for this command only.
+        """
+        settings = [opt for item in config for opt in ("-c", item)]
+        argv = ("git", *HARDENING, *settings, "-C", str(self.path), *args)
         stdin = input.encode() if isinstance(input, str) else (input or b"")
         proc = await trio.run_process(
             argv,
@@ -123,7 +133,7 @@ class GitRepo:
         """The absolute, resolved ``--git-common-dir`` (shared by all worktrees); cached."""
         if self._common_dir is None:
             out = await self.run("rev-parse", "--path-format=absolute", "--git-common-dir")
-            self._common_dir = Path(os.path.realpath(out.stdout.strip()))
+            self._common_dir = Path(await trio.Path(out.stdout.strip()).resolve())
         return self._common_dir
 
     @asynccontextmanager
@@ -164,7 +174,9 @@ class GitRepo:
     async def current_branch(self, worktree_path: Path | None = None) -> str | None:
         """The branch checked out at ``worktree_path`` (default: this path); None if detached."""
         repo = self if worktree_path is None else GitRepo(worktree_path)
-        out = await repo.run("symbolic-ref", "-q", "--short", "--end-of-options", "HEAD", check=False)
+        out = await repo.run(
+            "symbolic-ref", "-q", "--short", "--end-of-options", "HEAD", check=False
+        )
         if out.returncode == 1:
             return None
         if out.returncode != 0:
@@ -199,8 +211,8 @@ class GitRepo:
         )
         return out.stdout != ""
 
-    async def identity_args(self) -> tuple[str, ...]:
-        """``-c user.*`` options for a fallback identity, or () when git already has one."""
+    async def identity_config(self) -> tuple[str, ...]:
+        """``user.*=`` settings (for ``config=``) of a fallback identity; () if git has one."""
         for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
             if (await self.run("var", var, check=False)).returncode != 0:
                 return FALLBACK_IDENTITY
@@ -209,15 +221,16 @@ class GitRepo:
 
 async def is_repo(path: Path) -> bool:
     """Whether ``path`` is inside the work tree of a git repository."""
-    if not path.is_dir():
+    if not await trio.Path(path).is_dir():
         return False
     out = await GitRepo(path).run("rev-parse", "--is-inside-work-tree", check=False)
     return out.returncode == 0 and out.stdout.strip() == "true"
 
 
 def _lock_for(key: str) -> trio.Lock:
-    locks = _LOCKS.get(None)
-    if locks is None:
+    try:
+        locks = _LOCKS.get()
+    except LookupError:
         locks = {}
         _LOCKS.set(locks)
     return locks.setdefault(key, trio.Lock())

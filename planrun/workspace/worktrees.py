@@ -119,6 +119,14 @@ def _same_path(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+async def _is_dir(path: Path) -> bool:
+    return await trio.Path(path).is_dir()
+
+
+def _nonempty_dir(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
 def _entry_at(entries: list[WorktreeEntry], path: Path) -> WorktreeEntry | None:
     return next((e for e in entries if _same_path(e.path, path)), None)
 
@@ -130,7 +138,9 @@ async def _branch_tip(repo: GitRepo, branch: str) -> str | None:
 async def _resolve(repo: GitRepo, ref: str) -> str:
     sha = await repo.rev_parse(ref)
     if sha is None:
-        raise GitError(("git", "rev-parse", "--verify", ref), 1, f"fatal: {ref!r} is not a commit\n")
+        raise GitError(
+            ("git", "rev-parse", "--verify", ref), 1, f"fatal: {ref!r} is not a commit\n"
+        )
     return sha
 
 
@@ -191,12 +201,14 @@ async def add_worktree(
 
     ``reason`` is the lock reason, prefixed with ``planrun: `` unless it starts with
     ``planrun``. Lock contention is retried (:data:`ADD_ATTEMPTS` tries, exponential backoff,
-    the repository lock released while waiting); any other failure raises GitError at once.
+    the repository lock released while waiting) and, if the lock stays, reported with the
+    held lock file named; git's lock files are never deleted here. Any other failure raises
+    GitError at once.
     """
     await repo.check_ref(branch)
     if not reason.startswith(LOCK_REASON_PREFIX):
         reason = f"{LOCK_REASON_PREFIX}: {reason}"
-    path = Path(os.path.abspath(path))
+    path = Path(await trio.Path(path).absolute())
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_contention),
         stop=stop_after_attempt(ADD_ATTEMPTS),
@@ -204,11 +216,23 @@ async def add_worktree(
         sleep=trio.sleep,
         reraise=True,
     )
-    async for attempt in retrying:
-        with attempt:
-            async with repo.lock():
-                return await _add_locked(repo, path, branch, base_ref, reason, quarantine_dir)
+    try:
+        async for attempt in retrying:
+            with attempt:
+                async with repo.lock():
+                    return await _add_locked(repo, path, branch, base_ref, reason, quarantine_dir)
+    except GitError as exc:
+        if is_contention(exc):
+            raise _still_locked(exc) from exc
+        raise
     raise InternalError("worktree add retry loop ended without a result")
+
+
+def _still_locked(exc: GitError) -> GitError:
+    """The same error, ending with the line that names the held lock (GitError shows the last)."""
+    held = next(line for line in exc.stderr.splitlines() if _CONTENTION.search(line))
+    note = f"planrun: gave up after {ADD_ATTEMPTS} tries: {held.strip()}\n"
+    return GitError(exc.argv, exc.returncode, exc.stderr.rstrip("\n") + "\n" + note)
 
 
 async def _add_locked(
@@ -223,7 +247,7 @@ async def _add_locked(
     entry = _entry_at(await list_worktrees(repo), path)
     if entry is not None and await _reuse(repo, entry, branch, reason):
         return Worktree(path, branch, await _fork_point(repo, branch, base))
-    if entry is None and path.is_dir() and any(path.iterdir()):
+    if entry is None and await trio.to_thread.run_sync(_nonempty_dir, path):
         _quarantine(path, quarantine_dir)
     created = await _branch_tip(repo, branch) is None
     try:
@@ -237,7 +261,7 @@ async def _add_locked(
 
 async def _reuse(repo: GitRepo, entry: WorktreeEntry, branch: str, reason: str) -> bool:
     """True if ``entry`` is the task's live worktree; False once a stale entry was removed."""
-    if not entry.path.is_dir():
+    if not await _is_dir(entry.path):
         await _drop_entry(repo, entry)
         return False
     if entry.branch != branch:
@@ -288,7 +312,7 @@ async def _undo_partial_add(
     """Undo what a failed ``worktree add`` left, touching nothing that may hold work."""
     entries = await list_worktrees(repo)
     entry = _entry_at(entries, path)
-    if entry is not None and (not path.is_dir() or not await repo.is_dirty(path)):
+    if entry is not None and await _holds_no_work(repo, path):
         if entry.locked is not None:
             await repo.run("worktree", "unlock", "--end-of-options", str(path), check=False)
         await repo.run("worktree", "remove", "--end-of-options", str(path), check=False)
@@ -298,6 +322,16 @@ async def _undo_partial_add(
         await repo.run(
             "update-ref", "-d", "--end-of-options", f"refs/heads/{branch}", base, check=False
         )
+
+
+async def _holds_no_work(repo: GitRepo, path: Path) -> bool:
+    """Whether the folder is gone or a clean worktree (an unreadable one counts as work)."""
+    if not await _is_dir(path):
+        return True
+    try:
+        return not await repo.is_dirty(path)
+    except GitError:
+        return False
 
 
 async def remove_worktree(
@@ -314,7 +348,7 @@ async def remove_worktree(
     async with repo.lock():
         entry = _entry_at(await list_worktrees(repo), wt.path)
         if entry is None:
-            if wt.path.exists():
+            if await trio.Path(wt.path).exists():
                 return False
         elif not await _remove_entry(repo, entry, wt.branch, force=not force_clean_only):
             return False
@@ -328,7 +362,7 @@ async def _remove_entry(repo: GitRepo, entry: WorktreeEntry, branch: str, *, for
         return False
     if entry.locked is not None and not entry.locked.startswith(LOCK_REASON_PREFIX):
         return False
-    present = entry.path.is_dir()
+    present = await _is_dir(entry.path)
     if present and not force and await repo.is_dirty(entry.path):
         return False
     if entry.locked is not None:
@@ -364,7 +398,9 @@ async def commit_all(wt: Worktree, message: str) -> str | None:
     on = await repo.current_branch()
     if on != wt.branch:
         raise GitError(
-            ("git", "commit"), 1, f"fatal: {wt.path} is on {on or 'a detached HEAD'}, not {wt.branch}\n"
+            ("git", "commit"),
+            1,
+            f"fatal: {wt.path} is on {on or 'a detached HEAD'}, not {wt.branch}\n",
         )
     await repo.run("add", "-A")
     staged = await repo.run("diff", "--cached", "--quiet", check=False)
@@ -372,6 +408,6 @@ async def commit_all(wt: Worktree, message: str) -> str | None:
         return None
     if staged.returncode != 1:
         raise GitError(staged.argv, staged.returncode, staged.stderr)
-    identity = await repo.identity_args()
-    await repo.run(*identity, "commit", "-q", "--no-verify", "-m", message)
+    identity = await repo.identity_config()
+    await repo.run("commit", "-q", "--no-verify", "-m", message, config=identity)
     return await repo.rev_parse("HEAD")

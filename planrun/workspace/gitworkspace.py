@@ -1,0 +1,169 @@
+"""Git worktrees for the scheduler: one per task, landed on the project's target branch.
+
+- The target branch (``project.target_branch``, e.g. ``planrun-<plan>``) is created from the
+  project's base branch the first time a run needs it, and never moved backwards.
+- A task's worktree is ``<state_dir>/worktrees/<sanitised key>`` on ``planrun/<plan>/<key>``,
+  cut from the target (so it sees the landed work of its needs) or from its own
+  ``base_branch``. A retry or a resumed run reuses the worktree and branch as they are.
+- ``setup`` commands run in each new worktree with ``setup_timeout``; a failure is
+  startup_failed.
+- At success what the agent left uncommitted is committed, the branch lands with the
+  project's ``integrate`` strategy (one landing at a time per repository), and the clean
+  worktree is removed; branches reachable from the target are deleted, the rest kept.
+- A failed task keeps its worktree and branch for inspection. Nothing dirty is ever removed.
+
+Projects with ``worktrees: false``, or whose folder is not a git repository, run in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import trio
+
+from planrun.errors import SessionStartError
+from planrun.hooks import run_hooks
+from planrun.outcomes import Status
+from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import ProjectSpec, Task
+from planrun.scheduler import Landed, Prepared
+from planrun.sessions.base import Session
+from planrun.workspace.git import GitRepo, is_repo
+from planrun.workspace.landing import ensure_target, land
+from planrun.workspace.names import branch_name, worktree_dir
+from planrun.workspace.worktrees import Worktree, add_worktree, commit_all, remove_worktree
+
+
+class GitWorkspace:
+    def __init__(
+        self,
+        plan: CompiledPlan,
+        state_dir: Path,
+        *,
+        session: Session,
+        env: Mapping[str, str],
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        self.plan = plan
+        self.state_dir = state_dir
+        self.session = session
+        self.env = dict(env)
+        self.secrets = secrets
+        self._repos: dict[str, GitRepo | None] = {}
+        self._targets: dict[str, trio.Event] = {}
+
+    async def _repo(self, project: ProjectSpec) -> GitRepo | None:
+        if project.name not in self._repos:
+            usable = project.worktrees and await is_repo(Path(project.path))
+            self._repos[project.name] = GitRepo(Path(project.path)) if usable else None
+        return self._repos[project.name]
+
+    async def prepare(self, task: Task, attempt: int) -> Prepared:
+        if task.project is None:
+            return Prepared(self.plan.directory)
+        project = self.plan.projects[task.project]
+        path = Path(project.path)
+        if not await trio.Path(path).is_dir():
+            raise SessionStartError((), f"project folder {path} does not exist")
+        repo = await self._repo(project)
+        if repo is None:
+            return Prepared(path)
+        await self._ensure_target(repo, project)
+        start = task.base_branch or project.target_branch
+        await repo.check_ref(start)
+        branch = branch_name(self.plan.name, task.key)
+        where = worktree_dir(self.state_dir, task.key)
+        existed = where.exists()
+        wt = await add_worktree(
+            repo,
+            where,
+            branch,
+            start,
+            reason=f"planrun {self.plan.name} {task.key}",
+            quarantine_dir=self.state_dir / "quarantine",
+        )
+        if project.setup and not existed:
+            await self._setup(task, project, wt)
+        return Prepared(cwd=wt.path, branch=wt.branch, worktree=wt.path, base_commit=wt.base_commit)
+
+    async def _ensure_target(self, repo: GitRepo, project: ProjectSpec) -> None:
+        """Create the target once per run, even when many tasks start together."""
+        event = self._targets.get(project.name)
+        if event is not None:
+            await event.wait()
+            return
+        event = self._targets[project.name] = trio.Event()
+        try:
+            await repo.check_ref(project.target_branch)
+            base = project.base_branch or await repo.current_branch() or "HEAD"
+            await ensure_target(repo, project.target_branch, base)
+        except BaseException:
+            del self._targets[project.name]
+            event.set()
+            raise
+        event.set()
+
+    async def _setup(self, task: Task, project: ProjectSpec, wt: Worktree) -> None:
+        env = {
+            **self.env,
+            "PLANRUN_TASK_KEY": task.key,
+            "PLANRUN_WORKTREE": str(wt.path),
+            "PLANRUN_BRANCH": wt.branch,
+        }
+        results = await run_hooks(
+            "setup",
+            project.setup,
+            session=self.session,
+            context={
+                "task": task.template_context(),
+                "worktree": str(wt.path),
+                "branch": wt.branch,
+                "project": {"name": project.name, "path": project.path},
+                "plan": self.plan.plan_context(),
+                "item": task.item,
+            },
+            env=env,
+            cwd=wt.path,
+            log_path=self.state_dir / "logs" / "setup" / f"{wt.path.name}.log",
+            timeout=project.setup_timeout,
+            secrets=self.secrets,
+            kill_grace=self.plan.settings.kill_grace,
+        )
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise SessionStartError((), failed[0].reason.replace("setup hook", "setup command"))
+
+    def _worktree(self, prepared: Prepared) -> Worktree:
+        assert prepared.worktree is not None
+        assert prepared.branch is not None
+        return Worktree(prepared.worktree, prepared.branch, prepared.base_commit)
+
+    async def land(self, task: Task, prepared: Prepared) -> Landed:
+        if prepared.worktree is None or task.project is None:
+            return Landed()
+        project = self.plan.projects[task.project]
+        repo = await self._repo(project)
+        assert repo is not None
+        wt = self._worktree(prepared)
+        message = f"planrun {self.plan.name}: {task.key}: {task.title}"
+        await commit_all(wt, message)
+        result = await land(repo, wt, project.target_branch, project.integrate, message)
+        if project.integrate == "none":
+            return Landed(None, None)
+        merged = result.commit is not None and await repo.is_ancestor(
+            wt.branch, project.target_branch
+        )
+        await remove_worktree(repo, wt, delete_branch=merged)
+        return Landed(result.commit, result.diffstat or None)
+
+    async def commit(self, task: Task, prepared: Prepared) -> str | None:
+        """Commit what the task left (for review): the work is kept on its branch."""
+        if prepared.worktree is None:
+            return None
+        message = f"planrun {self.plan.name}: {task.key}: {task.title}"
+        return await commit_all(self._worktree(prepared), message)
+
+    async def keep(self, task: Task, prepared: Prepared, status: Status) -> None:
+        """A failed task's worktree and branch stay as they are, for inspection."""
+        return None
