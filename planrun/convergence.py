@@ -56,13 +56,30 @@ def decide(
     for key in plan.work:
         fp, fields = fingerprints[key]
         seen = known.get(key)
-        decisions[key] = _one(plan, key, fp, fields, seen, decisions,
-                              forced=force_all or key in forced, rerun_failed=rerun_failed)
+        decisions[key] = _one(
+            plan,
+            key,
+            fp,
+            fields,
+            seen,
+            decisions,
+            forced=force_all or key in forced,
+            rerun_failed=rerun_failed,
+        )
     return decisions
 
 
-def _one(plan: CompiledPlan, key: str, fp: str, fields: Mapping[str, str], seen: Known | None,
-         earlier: Mapping[str, Decision], *, forced: bool, rerun_failed: bool) -> Decision:
+def _one(
+    plan: CompiledPlan,
+    key: str,
+    fp: str,
+    fields: Mapping[str, str],
+    seen: Known | None,
+    earlier: Mapping[str, Decision],
+    *,
+    forced: bool,
+    rerun_failed: bool,
+) -> Decision:
     if forced:
         return Decision(True, "forced")
     if seen is None:
@@ -71,8 +88,9 @@ def _one(plan: CompiledPlan, key: str, fp: str, fields: Mapping[str, str], seen:
         return Decision(True, "changed: " + _changed(seen.fields, fields))
     prior = 0 if (rerun_failed and seen.status is Status.FAILED) else seen.attempts
     if seen.status is not Status.DONE:
-        what = {Status.FAILED: "failed", Status.RUNNING: "interrupted"}.get(seen.status,
-                                                                              seen.status.value)
+        what = {Status.FAILED: "failed", Status.RUNNING: "interrupted"}.get(
+            seen.status, seen.status.value
+        )
         return Decision(True, f"not done: {what} last time", prior_attempts=prior)
     for need in _work_needs(plan, key):
         if earlier.get(need, Decision(False, "")).run:

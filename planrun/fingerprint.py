@@ -37,7 +37,9 @@ def definition(plan: CompiledPlan, task: Task) -> dict[str, Any]:
         "description": task.description,
         "item": task.item,
         "provider": agent,
-        "project": None if project is None else {
+        "project": None
+        if project is None
+        else {
             "path": project.path,
             "base_branch": project.base_branch,
             "integrate": project.integrate,

@@ -64,7 +64,9 @@ async def run_hooks(
         )
         result = await session.run(spec)
         ok = result.outcome is Outcome.SUCCEEDED
-        reason = "" if ok else f"{moment} hook `{described}`: {result.reason or result.outcome.value}"
+        reason = (
+            "" if ok else f"{moment} hook `{described}`: {result.reason or result.outcome.value}"
+        )
         results.append(HookResult(moment, described, ok, reason, tuple(result.tail)))
         if not ok:
             break

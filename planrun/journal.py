@@ -33,33 +33,57 @@ class StoreJournal:
         return self.fingerprints[key][0] if key in self.fingerprints else ""
 
     def attempt_started(self, key: str, number: int, log_path: Path) -> None:
-        self.store.attempt_started(self.run_id, key, number, utc_now(), self._fp(key), str(log_path))
+        self.store.attempt_started(
+            self.run_id, key, number, utc_now(), self._fp(key), str(log_path)
+        )
 
     def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None:
         self.store.attempt_process(self.run_id, key, number, info.pid, info.pgid, info.start_time)
 
     def attempt_finished(self, key: str, attempt: AttemptReport) -> None:
         self.store.attempt_finished(
-            self.run_id, key, attempt.number, Outcome(attempt.outcome), attempt.ended_at or utc_now(),
-            exit_code=attempt.exit_code, signal=attempt.signal, reason=attempt.reason,
+            self.run_id,
+            key,
+            attempt.number,
+            Outcome(attempt.outcome),
+            attempt.ended_at or utc_now(),
+            exit_code=attempt.exit_code,
+            signal=attempt.signal,
+            reason=attempt.reason,
             tail=tuple(attempt.tail),
             usage=attempt.usage.model_dump() if attempt.usage else None,
         )
 
     def task_finished(self, key: str, report: TaskReport) -> None:
         status = Status(report.status)
-        if status is Status.DONE and key in self.fingerprints and not report.reason.startswith("up to date"):
+        if (
+            status is Status.DONE
+            and key in self.fingerprints
+            and not report.reason.startswith("up to date")
+        ):
             fp, fields = self.fingerprints[key]
             self.store.task_done(
-                self.plan_name, self.run_id, key, fp, reason=report.reason,
-                branch=report.branch, base_commit=report.base_commit,
-                landed_commit=report.landed_commit, diffstat=report.diffstat,
+                self.plan_name,
+                self.run_id,
+                key,
+                fp,
+                reason=report.reason,
+                branch=report.branch,
+                base_commit=report.base_commit,
+                landed_commit=report.landed_commit,
+                diffstat=report.diffstat,
                 data={"fields": dict(fields), "title": report.title},
             )
         else:
             self.store.task_updated(
-                self.run_id, key, status, report.reason, fingerprint=self._fp(key) or None,
-                branch=report.branch, base_commit=report.base_commit,
-                landed_commit=report.landed_commit, diffstat=report.diffstat,
+                self.run_id,
+                key,
+                status,
+                report.reason,
+                fingerprint=self._fp(key) or None,
+                branch=report.branch,
+                base_commit=report.base_commit,
+                landed_commit=report.landed_commit,
+                diffstat=report.diffstat,
                 data={"cause": report.cause, "title": report.title, "kind": report.kind},
             )

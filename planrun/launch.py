@@ -55,9 +55,9 @@ def build_launch(
         path.chmod(0o600)
         context["prompt_file"] = str(path)
         uses_file = any("prompt_file" in part for part in provider.command)
-        argv = templates.render_argv(list(provider.command), context)
+        with_file = templates.render_argv(list(provider.command), context)
         tail = () if uses_file else (str(path),)
-        return Launch((*argv, *flags, *tail), prompt=prompt, prompt_file=path)
+        return Launch((*with_file, *flags, *tail), prompt=prompt, prompt_file=path)
     argv = tuple(templates.render_argv(list(provider.command), context))
     if provider.prompt_via == "argv":
         return Launch((*argv, *flags, prompt), prompt=prompt)

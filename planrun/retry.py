@@ -19,11 +19,15 @@ from planrun.outcomes import NEVER_RETRIED, Outcome
 from planrun.plan.resolved import RetryPolicy
 
 
-class wait_backoff(wait_base):  # noqa: N801 - tenacity's strategies are lower-case
+class wait_backoff(wait_base):
     """Capped exponential backoff with proportional jitter."""
 
     def __init__(
-        self, initial: float, factor: float, maximum: float, jitter: float,
+        self,
+        initial: float,
+        factor: float,
+        maximum: float,
+        jitter: float,
         rng: random.Random | None = None,
     ) -> None:
         self.initial = initial

@@ -14,6 +14,7 @@ kills the attempt's process group before the worker records the cancellation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import trio
 
@@ -69,6 +70,8 @@ class Workspace(Protocol):
 
     async def land(self, task: Task, prepared: Prepared) -> Landed: ...
 
+    async def commit(self, task: Task, prepared: Prepared) -> str | None: ...
+
     async def keep(self, task: Task, prepared: Prepared, status: Status) -> None: ...
 
 
@@ -82,12 +85,15 @@ class PlainWorkspace:
         if task.project is None:
             return Prepared(self.plan.directory)
         path = Path(self.plan.projects[task.project].path)
-        if not path.is_dir():
+        if not await trio.Path(path).is_dir():
             raise SessionStartError((), f"project folder {path} does not exist")
         return Prepared(path)
 
     async def land(self, task: Task, prepared: Prepared) -> Landed:
         return Landed()
+
+    async def commit(self, task: Task, prepared: Prepared) -> str | None:
+        return None
 
     async def keep(self, task: Task, prepared: Prepared, status: Status) -> None:
         return None
@@ -129,6 +135,7 @@ class RunSettings:
     on_failure: str | None = None
     only: list[str] | None = None
     done: dict[str, str] = field(default_factory=dict)  # up-to-date keys → reason
+    in_review: dict[str, str] = field(default_factory=dict)  # keys waiting for approve
     prior_attempts: dict[str, int] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -184,8 +191,12 @@ class Scheduler:
 
     async def run(self) -> None:
         """Run every selected task to a final status (or until stopped)."""
-        self.emit(EventKind.RUN_STARTED, plan=self.plan.name, run_id=self.settings.run_id,
-                  tasks=len(self.state.work_keys()))
+        self.emit(
+            EventKind.RUN_STARTED,
+            plan=self.plan.name,
+            run_id=self.settings.run_id,
+            tasks=len(self.state.work_keys()),
+        )
         for key in self.state.keys:
             self.reports[key] = self._task_report(key)
         ok = await self._run_hooks_top("on_run_start")
@@ -193,21 +204,24 @@ class Scheduler:
             self._nursery = nursery
             if not ok:
                 self.state.stop()
-                self._apply(self.state.begin(self.settings.done))
+                self._apply(self.state.begin(self.settings.done, self.settings.in_review))
                 self._apply(self.state.cancel_unstarted("on_run_start hook failed"))
             else:
-                self._apply(self.state.begin(self.settings.done))
+                self._apply(self.state.begin(self.settings.done, self.settings.in_review))
                 self._dispatch()
             self._check_idle()
             await self._idle.wait()
-        if not self.state.finished:
-            self._apply(self.state.cancel_unstarted(
-                "the run was interrupted" if self.interrupted else "the run stopped first"))
+        if self.state.stopping:
+            self._apply(
+                self.state.cancel_unstarted(
+                    "the run was interrupted" if self.interrupted else "the run stopped first"
+                )
+            )
         await self._run_hooks_top("on_run_end")
         self.emit(EventKind.RUN_FINISHED, status=self.status, counts=self.state.counts())
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["succeeded", "failed", "interrupted"]:
         if self.interrupted:
             return "interrupted"
         return "succeeded" if self.state.succeeded else "failed"
@@ -223,10 +237,8 @@ class Scheduler:
     def kill_now(self) -> None:
         """Second signal: SIGKILL every process group at once."""
         for info in list(self._groups.values()):
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(info.pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def _stop(self, *, cancel: bool) -> None:
         self.state.stop()
@@ -236,7 +248,9 @@ class Scheduler:
         self._check_idle()
 
     def _check_idle(self) -> None:
-        if self._active == 0 and (self.state.finished or self.state.stopping):
+        """The run is over when no worker is active: after a dispatch, nothing else can
+        start (tasks in review or waiting on them stay as they are)."""
+        if self._active == 0:
             self._idle.set()
 
     def _apply(self, changes: list[Change]) -> None:
@@ -251,8 +265,13 @@ class Scheduler:
             elif change.status.is_final:
                 if report is not None:
                     self.journal.task_finished(change.key, report)
-                self.emit(EventKind.TASK_FINISHED, change.key, status=change.status.value,
-                          reason=change.reason, task_kind=self.plan.tasks[change.key].kind)
+                self.emit(
+                    EventKind.TASK_FINISHED,
+                    change.key,
+                    status=change.status.value,
+                    reason=change.reason,
+                    task_kind=self.plan.tasks[change.key].kind,
+                )
 
     def _dispatch(self) -> None:
         assert self._nursery is not None
@@ -281,6 +300,9 @@ class Scheduler:
                     status, reason = Status.FAILED, str(exc)
                 else:
                     status, reason = await self._conclude(task, last)
+                    if status is Status.IN_REVIEW:
+                        self._park_for_review(task, reason)
+                        return
             if scope.cancelled_caught:
                 status = Status.CANCELLED
                 reason = "interrupted" if self.interrupted else "cancelled: the run stopped"
@@ -294,8 +316,22 @@ class Scheduler:
         self._finish(key, status, reason)
         self._active -= 1
         if status is Status.FAILED and self.on_failure != "continue" and not self.state.stopping:
-            self.emit(EventKind.RUN_STOPPING, reason=f"{key} failed (on_failure: {self.on_failure})")
+            self.emit(
+                EventKind.RUN_STOPPING, reason=f"{key} failed (on_failure: {self.on_failure})"
+            )
             self._stop(cancel=self.on_failure == "cancel")
+        self._dispatch()
+        self._check_idle()
+
+    def _park_for_review(self, task: Task, reason: str) -> None:
+        """The work is committed on its branch; the task waits for `planrun approve`."""
+        self._scopes.pop(task.key, None)
+        report = self.reports[task.key]
+        report.status, report.reason = Status.IN_REVIEW.value, reason
+        self.state.release(task.key, Status.IN_REVIEW)
+        self.journal.task_finished(task.key, report)
+        self.emit(EventKind.TASK_PAUSED, task.key, status=Status.IN_REVIEW.value, reason=reason)
+        self._active -= 1
         self._dispatch()
         self._check_idle()
 
@@ -317,10 +353,16 @@ class Scheduler:
         async def before_sleep(retry_state: Any) -> None:
             attempt: _Attempt = retry_state.outcome.result()
             delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
-            self.emit(EventKind.RETRY_SCHEDULED, task.key, attempt=attempt.report.number,
-                      outcome=attempt.result.outcome.value, delay_s=round(delay, 3))
-            await self._hooks(task, "on_task_retry", attempt, status="retrying",
-                              reason=attempt.report.reason)
+            self.emit(
+                EventKind.RETRY_SCHEDULED,
+                task.key,
+                attempt=attempt.report.number,
+                outcome=attempt.result.outcome.value,
+                delay_s=round(delay, 3),
+            )
+            await self._hooks(
+                task, "on_task_retry", attempt, status="retrying", reason=attempt.report.reason
+            )
 
         policy = retrying(
             task.retry,
@@ -345,8 +387,9 @@ class Scheduler:
         number = self.state.count_attempt(task.key)
         started = time.time()
         log_path = self._log_path(task.key, number)
-        report = AttemptReport(number=number, started_at=iso(started), outcome="running",
-                               log_path=str(log_path))
+        report = AttemptReport(
+            number=number, started_at=iso(started), outcome="running", log_path=str(log_path)
+        )
         self.reports[task.key].attempts.append(report)
         self.reports[task.key].status = Status.RUNNING.value
         self.journal.attempt_started(task.key, number, log_path)
@@ -355,9 +398,7 @@ class Scheduler:
         try:
             result, prepared = await self._run_attempt(task, number, log_path)
         except trio.Cancelled:
-            result = SessionResult(Outcome.CANCELLED, "cancelled")
-            with trio.CancelScope(shield=True):
-                self._record(task, report, result, started)
+            self._record(task, report, SessionResult(Outcome.CANCELLED, "cancelled"), started)
             raise
         self._record(task, report, result, started)
         return _Attempt(report, result, prepared)
@@ -377,8 +418,9 @@ class Scheduler:
         env = task_env(self.plan, task, provider, context, self.settings.environ)
         hooks = task.hook_commands("on_task_start") or self.plan.hooks["on_task_start"]
         if hooks:
-            results = await self._run_hook_list("on_task_start", hooks, context, env,
-                                                prepared.cwd, log_path)
+            results = await self._run_hook_list(
+                "on_task_start", hooks, context, env, prepared.cwd, log_path
+            )
             failed = [r for r in results if not r.ok]
             if failed:
                 return SessionResult(Outcome.FAILED, failed[0].reason), prepared
@@ -388,7 +430,9 @@ class Scheduler:
             return SessionResult(Outcome.STARTUP_FAILED, exc.message), prepared
         backend = self.sessions.get(task.backend)
         if backend is None:
-            return SessionResult(Outcome.STARTUP_FAILED, f"backend {task.backend} is not available"), prepared
+            return SessionResult(
+                Outcome.STARTUP_FAILED, f"backend {task.backend} is not available"
+            ), prepared
         spec = SessionSpec(
             name=f"{self.plan.name}.{sanitize_component(task.key)}.a{number}",
             argv=launch.argv,
@@ -422,7 +466,9 @@ class Scheduler:
             self._groups.pop(task.key, None)
         return result, prepared
 
-    def _record(self, task: Task, report: AttemptReport, result: SessionResult, started: float) -> None:
+    def _record(
+        self, task: Task, report: AttemptReport, result: SessionResult, started: float
+    ) -> None:
         ended = time.time()
         report.ended_at = iso(ended)
         report.duration_s = round(ended - started, 3)
@@ -432,9 +478,15 @@ class Scheduler:
         report.signal = result.signal
         report.tail = list(result.tail)
         self.journal.attempt_finished(task.key, report)
-        self.emit(EventKind.ATTEMPT_FINISHED, task.key, attempt=report.number,
-                  outcome=report.outcome, reason=report.reason, exit_code=report.exit_code,
-                  duration_s=report.duration_s)
+        self.emit(
+            EventKind.ATTEMPT_FINISHED,
+            task.key,
+            attempt=report.number,
+            outcome=report.outcome,
+            reason=report.reason,
+            exit_code=report.exit_code,
+            duration_s=report.duration_s,
+        )
 
     async def _conclude(self, task: Task, last: _Attempt) -> tuple[Status, str]:
         """The final status after the last attempt; lands the work on success."""
@@ -448,6 +500,13 @@ class Scheduler:
             return Status.FAILED, reason
         if last.prepared is None:
             return Status.DONE, ""
+        if task.review:
+            commit = await self.workspace.commit(task, last.prepared)
+            self.reports[task.key].landed_commit = None
+            return (
+                Status.IN_REVIEW,
+                f"waiting for review{f' (commit {commit[:12]})' if commit else ''}",
+            )
         try:
             landed = await self.workspace.land(task, last.prepared)
         except MergeConflict as exc:
@@ -467,13 +526,16 @@ class Scheduler:
 
     # --- hooks --------------------------------------------------------------------------
 
-    async def _task_hooks(self, task: Task, status: Status, reason: str, last: _Attempt | None) -> None:
+    async def _task_hooks(
+        self, task: Task, status: Status, reason: str, last: _Attempt | None
+    ) -> None:
         moment = "on_task_success" if status is Status.DONE else "on_task_failure"
         with trio.CancelScope(shield=True):
             await self._hooks(task, moment, last, status=status.value, reason=reason)
 
-    async def _hooks(self, task: Task, moment: str, last: _Attempt | None, *,
-                     status: str, reason: str) -> None:
+    async def _hooks(
+        self, task: Task, moment: str, last: _Attempt | None, *, status: str, reason: str
+    ) -> None:
         commands = task.hook_commands(moment) or self.plan.hooks.get(moment, ())
         if not commands:
             return
@@ -482,22 +544,43 @@ class Scheduler:
         log_path = self._log_path(task.key, max(number, 1))
         context = self._context(task, number, prepared, log_path)
         context["task"] = {**context["task"], "status": status, "reason": reason}
-        env = task_env(self.plan, task, self.plan.providers.get(task.provider), context,
-                       self.settings.environ)
+        env = task_env(
+            self.plan, task, self.plan.providers.get(task.provider), context, self.settings.environ
+        )
         cwd = prepared.cwd if prepared and prepared.cwd.is_dir() else self.plan.directory
         await self._run_hook_list(moment, commands, context, env, cwd, log_path, task.key)
 
-    async def _run_hook_list(self, moment: str, commands: Any, context: dict[str, Any],
-                             env: dict[str, str], cwd: Path, log_path: Path,
-                             key: str | None = None) -> list[Any]:
+    async def _run_hook_list(
+        self,
+        moment: str,
+        commands: Any,
+        context: dict[str, Any],
+        env: dict[str, str],
+        cwd: Path,
+        log_path: Path,
+        key: str | None = None,
+    ) -> list[Any]:
         results = await run_hooks(
-            moment, commands, session=self.sessions["subprocess"], context=context, env=env,
-            cwd=cwd, log_path=log_path, timeout=self.plan.settings.hook_timeout,
-            secrets=self.secrets, kill_grace=self.plan.settings.kill_grace,
+            moment,
+            commands,
+            session=self.sessions["subprocess"],
+            context=context,
+            env=env,
+            cwd=cwd,
+            log_path=log_path,
+            timeout=self.plan.settings.hook_timeout,
+            secrets=self.secrets,
+            kill_grace=self.plan.settings.kill_grace,
         )
         for r in results:
-            self.emit(EventKind.HOOK_RAN, key or context["task"].get("key"), moment=moment,
-                      command=r.command, ok=r.ok, reason=r.reason)
+            self.emit(
+                EventKind.HOOK_RAN,
+                key or context["task"].get("key"),
+                moment=moment,
+                command=r.command,
+                ok=r.ok,
+                reason=r.reason,
+            )
         return results
 
     async def _run_hooks_top(self, moment: str) -> bool:
@@ -506,28 +589,42 @@ class Scheduler:
             return True
         context = {
             "plan": self.plan.plan_context(),
-            "run": {"id": self.settings.run_id, "started_at": iso(self.started_at),
-                    "status": self.status if moment == "on_run_end" else "running"},
-            "task": {}, "attempt": 0, "log_path": str(self.run_log),
+            "run": {
+                "id": self.settings.run_id,
+                "started_at": iso(self.started_at),
+                "status": self.status if moment == "on_run_end" else "running",
+            },
+            "task": {},
+            "attempt": 0,
+            "log_path": str(self.run_log),
         }
         from planrun.environment import base_env, context_vars
 
         env = {**base_env(self.plan, self.settings.environ), **context_vars(context)}
         with trio.CancelScope(shield=moment == "on_run_end"):
             results = await run_hooks(
-                moment, commands, session=self.sessions["subprocess"], context=context,
-                env=env, cwd=self.plan.directory, log_path=self.run_log,
-                timeout=self.plan.settings.hook_timeout, secrets=self.secrets,
+                moment,
+                commands,
+                session=self.sessions["subprocess"],
+                context=context,
+                env=env,
+                cwd=self.plan.directory,
+                log_path=self.run_log,
+                timeout=self.plan.settings.hook_timeout,
+                secrets=self.secrets,
                 kill_grace=self.plan.settings.kill_grace,
             )
         for r in results:
-            self.emit(EventKind.HOOK_RAN, None, moment=moment, command=r.command, ok=r.ok,
-                      reason=r.reason)
+            self.emit(
+                EventKind.HOOK_RAN, None, moment=moment, command=r.command, ok=r.ok, reason=r.reason
+            )
         return all(r.ok for r in results)
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _context(self, task: Task, attempt: int, prepared: Prepared | None, log_path: Path) -> dict[str, Any]:
+    def _context(
+        self, task: Task, attempt: int, prepared: Prepared | None, log_path: Path
+    ) -> dict[str, Any]:
         return {
             "task": task.template_context(),
             "item": task.item,
@@ -537,15 +634,21 @@ class Scheduler:
             "attempt": attempt,
             "turn": 1,
             "prompt": "",
-            "worktree": str(prepared.worktree) if prepared and prepared.worktree else (
-                str(prepared.cwd) if prepared else ""),
+            "worktree": str(prepared.worktree)
+            if prepared and prepared.worktree
+            else (str(prepared.cwd) if prepared else ""),
             "branch": prepared.branch if prepared and prepared.branch else "",
             "log_path": str(log_path),
         }
 
     def _log_path(self, key: str, number: int) -> Path:
-        return (self.settings.state_dir / "logs" / self.settings.run_id
-                / sanitize_component(key) / f"attempt-{number}.log")
+        return (
+            self.settings.state_dir
+            / "logs"
+            / self.settings.run_id
+            / sanitize_component(key)
+            / f"attempt-{number}.log"
+        )
 
     def _prompt_dir(self, key: str) -> Path:
         return self.settings.state_dir / "prompts" / self.settings.run_id / sanitize_component(key)
@@ -553,10 +656,15 @@ class Scheduler:
     def _task_report(self, key: str) -> TaskReport:
         task = self.plan.tasks[key]
         return TaskReport(
-            key=key, title=task.title, kind=task.kind, status=Status.PENDING.value,
-            priority=task.priority, needs=self.plan.graph.waits_for(key) if task.kind == "work"
-            else [], parent=task.parent,
-            provider=task.provider if task.kind == "work" else None, project=task.project,
+            key=key,
+            title=task.title,
+            kind=task.kind,
+            status=Status.PENDING.value,
+            priority=task.priority,
+            needs=self.plan.graph.waits_for(key) if task.kind == "work" else [],
+            parent=task.parent,
+            provider=task.provider if task.kind == "work" else None,
+            project=task.project,
         )
 
 

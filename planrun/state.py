@@ -104,8 +104,9 @@ class RunState:
         keys = graph.upstream(selected) if selected is not None else set(graph.tasks)
         # a group is in the run when any of its children is
         self.keys = keys | {
-            k for k in graph.tasks if graph.tasks[k].kind == "group" and
-            any(c in keys for c in graph.tasks[k].children)
+            k
+            for k in graph.tasks
+            if graph.tasks[k].kind == "group" and any(c in keys for c in graph.tasks[k].children)
         }
         self.tasks: dict[str, TaskState] = {k: TaskState() for k in self.keys}
         self._ready: list[tuple[tuple[int, int, str], str]] = []
@@ -116,7 +117,11 @@ class RunState:
 
     # --- setup --------------------------------------------------------------------------
 
-    def begin(self, done: Mapping[str, str] | Iterable[str] = ()) -> list[Change]:
+    def begin(
+        self,
+        done: Mapping[str, str] | Iterable[str] = (),
+        in_review: Mapping[str, str] | None = None,
+    ) -> list[Change]:
         """Mark tasks already done (converged), then make the first tasks ready.
 
         ``done`` maps keys to the reason shown (or is a plain collection of keys). Every
@@ -130,14 +135,20 @@ class RunState:
                 self.tasks[key].status = Status.DONE
                 self.tasks[key].reason = reason
                 changes.append(Change(key, Status.DONE, reason))
+        for key, reason in (in_review or {}).items():
+            if key in self.tasks and self.tasks[key].status is Status.PENDING:
+                self.tasks[key].status = Status.IN_REVIEW
+                self.tasks[key].reason = reason
+                changes.append(Change(key, Status.IN_REVIEW, reason))
         for key, state in self.tasks.items():
             state.waiting = sum(
-                1 for n in self.graph.waits_for(key)
+                1
+                for n in self.graph.waits_for(key)
                 if n in self.tasks and not self.tasks[n].status.is_final
             )
         for key in self.graph.topological():
-            state = self.tasks.get(key)
-            if state is not None and state.status is Status.PENDING and state.waiting == 0:
+            found = self.tasks.get(key)
+            if found is not None and found.status is Status.PENDING and found.waiting == 0:
                 changes += self._evaluate(key)
         return changes
 
@@ -161,8 +172,11 @@ class RunState:
         return counts
 
     def work_keys(self) -> list[str]:
-        return [k for k in self.graph.topological() if k in self.keys
-                and self.graph.tasks[k].kind == "work"]
+        return [
+            k
+            for k in self.graph.topological()
+            if k in self.keys and self.graph.tasks[k].kind == "work"
+        ]
 
     @property
     def succeeded(self) -> bool:
@@ -235,8 +249,13 @@ class RunState:
         changes: list[Change] = []
         for key in self.graph.topological():
             state = self.tasks.get(key)
-            if state is not None and state.status in (Status.PENDING, Status.READY, Status.RETRYING,
-                                                      Status.NEEDS_INPUT, Status.IN_REVIEW):
+            # a task in review keeps waiting for approve: that is durable, not unfinished work
+            if state is not None and state.status in (
+                Status.PENDING,
+                Status.READY,
+                Status.RETRYING,
+                Status.NEEDS_INPUT,
+            ):
                 if key in self._holding:
                     self._give_back(key)
                 changes += self._final(key, Status.CANCELLED, reason)
@@ -253,8 +272,14 @@ class RunState:
         self.tasks[key].status = Status.READY
         heapq.heappush(self._ready, (self.graph.order_key(key), key))
 
-    def _final(self, key: str, status: Status, reason: str, cause: str | None = None,
-               expected: bool = False) -> list[Change]:
+    def _final(
+        self,
+        key: str,
+        status: Status,
+        reason: str,
+        cause: str | None = None,
+        expected: bool = False,
+    ) -> list[Change]:
         state = self.tasks[key]
         if state.status.is_final:
             raise InternalError(f"{key} is already {state.status}")
@@ -278,8 +303,12 @@ class RunState:
         needs = [n for n in self.graph.waits_for(key) if n in self.tasks]
         if task.kind == "group":
             return self._settle_group(key, needs)
-        bad = [n for n in needs if self.tasks[n].status is not Status.DONE
-               and not (self.tasks[n].status is Status.SKIPPED and self.tasks[n].expected)]
+        bad = [
+            n
+            for n in needs
+            if self.tasks[n].status is not Status.DONE
+            and not (self.tasks[n].status is Status.SKIPPED and self.tasks[n].expected)
+        ]
         cancelled = [n for n in bad if self.tasks[n].status is Status.CANCELLED]
         if task.run_when == "always":
             return self._ready_now(key)
@@ -287,16 +316,20 @@ class RunState:
             failed = [n for n in bad if self.tasks[n].status is not Status.CANCELLED]
             if failed:
                 return self._ready_now(key)
-            return self._final(key, Status.SKIPPED, "run_when is failure and no need failed",
-                               expected=True)
+            return self._final(
+                key, Status.SKIPPED, "run_when is failure and no need failed", expected=True
+            )
         if cancelled:
             return self._final(key, Status.CANCELLED, f"need {cancelled[0]} was cancelled")
         if bad:
             need = bad[0]
             cause = self.tasks[need].cause or need
             status = self.tasks[need].status.value
-            reason = f"need {need} {status}" if cause == need else \
-                f"need {need} {status} because {cause} failed"
+            reason = (
+                f"need {need} {status}"
+                if cause == need
+                else f"need {need} {status} because {cause} failed"
+            )
             return self._final(key, Status.SKIPPED, reason, cause=cause)
         return self._ready_now(key)
 

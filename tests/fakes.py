@@ -42,7 +42,9 @@ class FakeSession:
         key = spec.env.get("PLANRUN_TASK_KEY", spec.name)
         attempt = int(spec.env.get("PLANRUN_ATTEMPT", "1"))
         steps = self.script.get(key, [])
-        duration, outcome = steps[attempt - 1] if attempt <= len(steps) else (1.0, Outcome.SUCCEEDED)
+        duration, outcome = (
+            steps[attempt - 1] if attempt <= len(steps) else (1.0, Outcome.SUCCEEDED)
+        )
         record = Run(key, trio.current_time())
         self.runs.append(record)
         self.running += 1
@@ -52,8 +54,11 @@ class FakeSession:
                 await on_start(ProcessInfo(pid=1, pgid=1, start_time=0))
             await trio.sleep(duration)
             record.outcome = outcome
-            return SessionResult(outcome, "" if outcome is Outcome.SUCCEEDED else outcome.value,
-                                 exit_code=0 if outcome is Outcome.SUCCEEDED else 1)
+            return SessionResult(
+                outcome,
+                "" if outcome is Outcome.SUCCEEDED else outcome.value,
+                exit_code=0 if outcome is Outcome.SUCCEEDED else 1,
+            )
         finally:
             self.running -= 1
             record.end = trio.current_time()

@@ -53,8 +53,12 @@ def spawn_apply(plan: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "CI": "true", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "planrun", "apply", str(plan), "--progress", "plain", *args],
-        cwd=plan.parent, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        cwd=plan.parent,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _spawned.append(proc)
     return proc
@@ -94,37 +98,62 @@ def test_exit_code_report_junit_and_summary(tmp_path: Path, clean_env: Path) -> 
     plan = write(tmp_path, PLAN)
     junit, summary = tmp_path / "junit.xml", tmp_path / "summary.md"
     summary.write_text("# earlier content\n")
-    rc = main(["apply", str(plan), "--progress", "none", "--junit", str(junit),
-               "--summary", str(summary), "--report", str(tmp_path / "r.json")])
+    rc = main(
+        [
+            "apply",
+            str(plan),
+            "--progress",
+            "none",
+            "--junit",
+            str(junit),
+            "--summary",
+            str(summary),
+            "--report",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert rc == 1
     report = last_report(plan)
     assert json.loads((tmp_path / "r.json").read_text()) == report
     tasks = tasks_of(report)
-    assert report["status"] == "failed" and report["exit_code"] == 1
-    assert tasks["A"]["status"] == "done" and tasks["A"]["attempts"][0]["tail"] == ["from-a"]
-    assert tasks["B"]["status"] == "failed" and tasks["B"]["reason"] == "exit code 4"
+    assert report["status"] == "failed"
+    assert report["exit_code"] == 1
+    assert tasks["A"]["status"] == "done"
+    assert tasks["A"]["attempts"][0]["tail"] == ["from-a"]
+    assert tasks["B"]["status"] == "failed"
+    assert tasks["B"]["reason"] == "exit code 4"
     assert tasks["B"]["attempts"][0]["exit_code"] == 4
-    assert tasks["C"]["status"] == "skipped" and tasks["C"]["reason"] == "need B failed"
+    assert tasks["C"]["status"] == "skipped"
+    assert tasks["C"]["reason"] == "need B failed"
     assert report["counts"]["done"] == 2
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "1"
+    assert suite is not None
+    assert suite.get("tests") == "4"
+    assert suite.get("failures") == "1"
     failure = suite.find("testcase[@name='B']/failure")
-    assert failure is not None and "from-b" in (failure.text or "")
+    assert failure is not None
+    assert "from-b" in (failure.text or "")
     text = summary.read_text()
-    assert text.startswith("# earlier content\n") and "```mermaid" in text and "| `B` |" in text
+    assert text.startswith("# earlier content\n")
+    assert "```mermaid" in text
+    assert "| `B` |" in text
 
 
 def test_success_is_exit_zero_and_hooks_see_the_context(tmp_path: Path, clean_env: Path) -> None:
-    plan = write(tmp_path, """\
+    plan = write(
+        tmp_path,
+        """\
 version: 1
 name: hooks
 hooks:
   on_run_start: [[sh, -c, 'echo "start $PLANRUN_RUN_ID" >> hooks.txt']]
-  on_task_success: [{shell: 'echo "ok $PLANRUN_TASK_KEY $PLANRUN_STATUS $PLANRUN_ATTEMPT" >> hooks.txt'}]
+  on_task_success:
+    - shell: 'echo "ok $PLANRUN_TASK_KEY $PLANRUN_STATUS $PLANRUN_ATTEMPT" >> hooks.txt'
   on_run_end: [[sh, -c, 'echo "end $PLANRUN_STATUS" >> hooks.txt']]
 tasks:
   ONE: {run: ["true"]}
-""")
+""",
+    )
     assert main(["apply", str(plan), "--progress", "none"]) == 0
     lines = (tmp_path / "hooks.txt").read_text().splitlines()
     report = last_report(plan)
@@ -132,16 +161,20 @@ tasks:
 
 
 def test_a_failing_task_start_hook_fails_the_attempt(tmp_path: Path, clean_env: Path) -> None:
-    plan = write(tmp_path, """\
+    plan = write(
+        tmp_path,
+        """\
 version: 1
 tasks:
   T:
     run: [touch, ran]
     hooks: {on_task_start: [[sh, -c, "exit 7"]]}
-""")
+""",
+    )
     assert main(["apply", str(plan), "--progress", "none"]) == 1
     task = tasks_of(last_report(plan))["T"]
-    assert task["status"] == "failed" and "on_task_start hook" in task["reason"]
+    assert task["status"] == "failed"
+    assert "on_task_start hook" in task["reason"]
     assert not (tmp_path / "ran").exists()
 
 
@@ -150,7 +183,9 @@ def test_environment_is_an_allow_list_and_secrets_are_redacted(
 ) -> None:
     monkeypatch.setenv("API_TOKEN", "s3cr3t-t0ken-value")
     monkeypatch.setenv("NOT_ALLOWED", "leak")
-    plan = write(tmp_path, """\
+    plan = write(
+        tmp_path,
+        """\
 version: 1
 settings:
   env: {inherit: [PATH], set: {GREETING: hello}}
@@ -159,28 +194,35 @@ tasks:
   T:
     secrets: [API_TOKEN]
     run: [sh, -c, 'env | sort > env.txt; echo "token is $API_TOKEN"']
-""")
+""",
+    )
     assert main(["apply", str(plan), "--progress", "none"]) == 0
     env = dict(line.split("=", 1) for line in (tmp_path / "env.txt").read_text().splitlines())
-    assert env["GREETING"] == "hello" and env["API_TOKEN"] == "s3cr3t-t0ken-value"
-    assert "NOT_ALLOWED" not in env and "HOME" not in env
-    assert env["PLANRUN_TASK_KEY"] == "T" and env["PLANRUN_ATTEMPT"] == "1"
+    assert env["GREETING"] == "hello"
+    assert env["API_TOKEN"] == "s3cr3t-t0ken-value"
+    assert "NOT_ALLOWED" not in env
+    assert "HOME" not in env
+    assert env["PLANRUN_TASK_KEY"] == "T"
+    assert env["PLANRUN_ATTEMPT"] == "1"
     report = last_report(plan)
     log = Path(tasks_of(report)["T"]["attempts"][0]["log_path"]).read_text()
-    assert "s3cr3t-t0ken-value" not in log and "token is ***" in log
+    assert "s3cr3t-t0ken-value" not in log
+    assert "token is ***" in log
     assert "s3cr3t" not in json.dumps(report)
 
 
-def test_invalid_plan_exits_2_before_any_side_effect(tmp_path: Path, clean_env: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_plan_exits_2_before_any_side_effect(
+    tmp_path: Path, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan = write(tmp_path, "version: 1\ntasks:\n  A: {run: [x], needz: [B]}\n")
     assert main(["apply", str(plan)]) == 2
     assert "plan.yaml:3:17: unknown key 'needz' (did you mean 'needs'?)" in capsys.readouterr().err
     assert not (tmp_path / ".planrun").exists()
 
 
-def test_unknown_only_key_is_a_usage_error(tmp_path: Path, clean_env: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_only_key_is_a_usage_error(
+    tmp_path: Path, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan = write(tmp_path, PLAN)
     assert main(["apply", str(plan), "--only", "AA"]) == 2
     assert "--only AA: no such task (did you mean 'A'?)" in capsys.readouterr().err
@@ -191,7 +233,8 @@ def test_events_stream_as_json_lines(tmp_path: Path, clean_env: Path) -> None:
     events = tmp_path / "events.jsonl"
     main(["apply", str(plan), "--progress", "none", "--events", str(events)])
     kinds = [json.loads(line)["kind"] for line in events.read_text().splitlines()]
-    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds[0] == "run_started"
+    assert kinds[-1] == "run_finished"
     assert {"attempt_started", "attempt_finished", "task_finished", "output"} <= set(kinds)
 
 
@@ -202,32 +245,42 @@ def test_dry_run_runs_nothing(tmp_path: Path, clean_env: Path) -> None:
 
 
 def test_timeout_kills_the_whole_group(tmp_path: Path, clean_env: Path) -> None:
-    plan = write(tmp_path, """\
+    plan = write(
+        tmp_path,
+        """\
 version: 1
 settings: {kill_grace: 500ms}
 tasks:
   T:
     timeout: 1s
     run: [sh, -c, "(trap '' TERM; sleep 60) & echo $! > child.pid; sleep 60"]
-""")
+""",
+    )
     assert main(["apply", str(plan), "--progress", "none"]) == 1
     task = tasks_of(last_report(plan))["T"]
     assert task["attempts"][0]["outcome"] == "timed_out"
     child = int((tmp_path / "child.pid").read_text())
-    wait_for(lambda: not Path(f"/proc/{child}").exists() or
-             "Z" in Path(f"/proc/{child}/stat").read_text().split(")")[-1][:3],
-             what="the TERM-ignoring grandchild to die")
+    wait_for(
+        lambda: (
+            not Path(f"/proc/{child}").exists()
+            or "Z" in Path(f"/proc/{child}/stat").read_text().split(")")[-1][:3]
+        ),
+        what="the TERM-ignoring grandchild to die",
+    )
 
 
 def test_first_signal_stops_gracefully_with_exit_130(tmp_path: Path, clean_env: Path) -> None:
-    plan = write(tmp_path, """\
+    plan = write(
+        tmp_path,
+        """\
 version: 1
 hooks:
   on_run_end: [[sh, -c, 'echo "$PLANRUN_STATUS" > end.txt']]
 tasks:
   LONG: {run: [sh, -c, "echo started > started.txt; sleep 60"]}
   NEXT: {run: [touch, next], needs: [LONG]}
-""")
+""",
+    )
     proc = spawn_apply(plan)
     wait_for(lambda: (tmp_path / "started.txt").exists(), what="the task to start")
     proc.send_signal(signal.SIGINT)
@@ -242,13 +295,16 @@ tasks:
 
 
 def test_second_signal_kills_at_once(tmp_path: Path, clean_env: Path) -> None:
-    plan = write(tmp_path, """\
+    plan = write(
+        tmp_path,
+        """\
 version: 1
 settings: {kill_grace: 60s}
 tasks:
   STUBBORN:
     run: [sh, -c, "trap 'echo term > term.txt' TERM; echo up > up.txt; while :; do sleep 0.1; done"]
-""")
+""",
+    )
     proc = spawn_apply(plan)
     wait_for(lambda: (tmp_path / "up.txt").exists(), what="the task to start")
     started = time.monotonic()
@@ -263,11 +319,14 @@ tasks:
 
 
 def test_a_second_apply_on_the_same_state_exits_3(tmp_path: Path, clean_env: Path) -> None:
-    plan = write(tmp_path, """\
+    plan = write(
+        tmp_path,
+        """\
 version: 1
 tasks:
   LONG: {run: [sh, -c, "echo up > up.txt; sleep 60"]}
-""")
+""",
+    )
     first = spawn_apply(plan)
     try:
         wait_for(lambda: (tmp_path / "up.txt").exists(), what="the first apply to run")

@@ -37,11 +37,14 @@ def tasks_yaml(body: str, settings: str = "max_concurrent: 4") -> str:
 async def test_a_task_starts_the_moment_its_last_need_finishes(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml("""
   A: {run: [a]}
   B: {run: [b]}
   C: {run: [c], needs: [A, B]}
-"""), tmp_path)
+"""),
+        tmp_path,
+    )
     session = FakeSession({"A": [(1.0, OK)], "B": [(2.5, OK)]})
     t0 = trio.current_time()
     scheduler, _ = await run(plan, tmp_path, session)
@@ -52,14 +55,20 @@ async def test_a_task_starts_the_moment_its_last_need_finishes(
 async def test_ready_order_is_priority_then_work_behind_then_key(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml(
+            """
   X: {run: [x]}
   W: {run: [w]}
   Z: {run: [z]}
   Z2: {run: [z], needs: [Z]}
   Z3: {run: [z], needs: [Z2]}
   HIGH: {run: [h], priority: 7}
-""", "max_concurrent: 1"), tmp_path)
+""",
+            "max_concurrent: 1",
+        ),
+        tmp_path,
+    )
     session = FakeSession()
     await run(plan, tmp_path, session)
     # Z has most work behind it; once Z2 is done, W, X and Z3 tie and go by key
@@ -70,7 +79,8 @@ async def test_global_provider_and_project_caps_hold(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
     (tmp_path / "proj").mkdir()
-    plan = plan_from("""version: 1
+    plan = plan_from(
+        """version: 1
 name: caps
 settings: {max_concurrent: 3}
 providers:
@@ -85,7 +95,9 @@ tasks:
   P2: {run: [p], project: p}
   P3: {run: [p], project: p}
   F1: {run: [f]}
-""", tmp_path)
+""",
+        tmp_path,
+    )
     session = FakeSession()
     t0 = trio.current_time()
     await run(plan, tmp_path, session)
@@ -101,13 +113,19 @@ tasks:
 async def test_backoff_holds_no_slot_and_the_retry_queues_again(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml(
+            """
   FLAKY:
     run: [f]
     priority: 5
     retry: {attempts: 3, backoff: {initial: 5s, factor: 2, jitter: 0}}
   OTHER: {run: [o]}
-""", "max_concurrent: 1"), tmp_path)
+""",
+            "max_concurrent: 1",
+        ),
+        tmp_path,
+    )
     session = FakeSession({"FLAKY": [(1, FAIL), (1, FAIL), (1, OK)], "OTHER": [(2, OK)]})
     t0 = trio.current_time()
     scheduler, recorder = await run(plan, tmp_path, session)
@@ -115,18 +133,25 @@ async def test_backoff_holds_no_slot_and_the_retry_queues_again(
     assert starts == [0, 6, 17]  # 1 s run + 5 s, then 1 s run + 10 s
     assert session.starts("OTHER") == [t0 + 1]  # ran while FLAKY backed off
     assert scheduler.state.status("FLAKY") is Status.DONE
-    assert [a.outcome for a in scheduler.reports["FLAKY"].attempts] == ["failed", "failed", "succeeded"]
+    assert [a.outcome for a in scheduler.reports["FLAKY"].attempts] == [
+        "failed",
+        "failed",
+        "succeeded",
+    ]
     assert recorder.kinds("FLAKY").count("retry_scheduled") == 2
 
 
 async def test_only_outcomes_in_retry_on_are_retried(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml("""
   SLOW:
     run: [s]
     retry: {attempts: 3, on: [failed], backoff: {initial: 1s}}
-"""), tmp_path)
+"""),
+        tmp_path,
+    )
     session = FakeSession({"SLOW": [(1, TIMEOUT), (1, OK)]})
     scheduler, _ = await run(plan, tmp_path, session)
     assert len(session.starts("SLOW")) == 1
@@ -137,35 +162,51 @@ async def test_only_outcomes_in_retry_on_are_retried(
 async def test_skips_name_the_need_and_the_task_that_failed(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml("""
   A: {run: [a]}
   B: {run: [b], needs: [A]}
   C: {run: [c], needs: [B]}
   ALWAYS: {run: [x], needs: [C], run_when: always}
   ONFAIL: {run: [x], needs: [A], run_when: failure}
   NOFAIL: {run: [x], needs: [ALWAYS], run_when: failure}
-"""), tmp_path)
+"""),
+        tmp_path,
+    )
     session = FakeSession({"A": [(1, FAIL)]})
     scheduler, _ = await run(plan, tmp_path, session)
     state = scheduler.state
     assert (state.status("B"), state["B"].reason, state["B"].cause) == (
-        Status.SKIPPED, "need A failed", "A")
+        Status.SKIPPED,
+        "need A failed",
+        "A",
+    )
     assert (state.status("C"), state["C"].reason, state["C"].cause) == (
-        Status.SKIPPED, "need B skipped because A failed", "A")
+        Status.SKIPPED,
+        "need B skipped because A failed",
+        "A",
+    )
     assert state.status("ALWAYS") is Status.DONE
     assert state.status("ONFAIL") is Status.DONE
-    assert state.status("NOFAIL") is Status.SKIPPED and state["NOFAIL"].expected
+    assert state.status("NOFAIL") is Status.SKIPPED
+    assert state["NOFAIL"].expected
     assert not state.succeeded
 
 
 async def test_on_failure_stop_starts_nothing_new(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml(
+            """
   BAD: {run: [b], priority: 9}
   RUNNING: {run: [r], priority: 8}
   LATER: {run: [l]}
-""", "max_concurrent: 2, on_failure: stop"), tmp_path)
+""",
+            "max_concurrent: 2, on_failure: stop",
+        ),
+        tmp_path,
+    )
     session = FakeSession({"BAD": [(1, FAIL)], "RUNNING": [(3, OK)]})
     scheduler, _ = await run(plan, tmp_path, session)
     assert scheduler.state.status("RUNNING") is Status.DONE  # allowed to finish
@@ -176,11 +217,17 @@ async def test_on_failure_stop_starts_nothing_new(
 async def test_on_failure_cancel_cancels_running_tasks(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml(
+            """
   BAD: {run: [b]}
   LONG: {run: [l]}
   AFTER: {run: [a], needs: [LONG]}
-""", "on_failure: cancel"), tmp_path)
+""",
+            "on_failure: cancel",
+        ),
+        tmp_path,
+    )
     session = FakeSession({"BAD": [(1, FAIL)], "LONG": [(100, OK)]})
     t0 = trio.current_time()
     scheduler, _ = await run(plan, tmp_path, session)
@@ -193,13 +240,16 @@ async def test_on_failure_cancel_cancels_running_tasks(
 async def test_a_parent_is_done_when_its_children_are(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml("""
   FIRST: {run: [f]}
   EPIC: {title: Epic, needs: [FIRST]}
   C1: {parent: EPIC, run: [c]}
   C2: {parent: EPIC, run: [c]}
   AFTER: {run: [a], needs: [EPIC]}
-"""), tmp_path)
+"""),
+        tmp_path,
+    )
     session = FakeSession({"C2": [(3, OK)]})
     t0 = trio.current_time()
     scheduler, _ = await run(plan, tmp_path, session)
@@ -211,11 +261,14 @@ async def test_a_parent_is_done_when_its_children_are(
 async def test_only_runs_the_tasks_and_their_needs(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml("""
   A: {run: [a]}
   B: {run: [b], needs: [A]}
   C: {run: [c]}
-"""), tmp_path)
+"""),
+        tmp_path,
+    )
     session = FakeSession()
     scheduler, _ = await run(plan, tmp_path, session, only=["B"])
     assert sorted(r.name for r in session.runs) == ["A", "B"]
@@ -225,14 +278,21 @@ async def test_only_runs_the_tasks_and_their_needs(
 async def test_interrupt_cancels_running_tasks_and_marks_the_run(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml("""
   LONG: {run: [l]}
   NEXT: {run: [n], needs: [LONG]}
-"""), tmp_path)
+"""),
+        tmp_path,
+    )
     session = FakeSession({"LONG": [(100, OK)]})
     recorder = Recorder()
-    scheduler = Scheduler(plan, RunSettings(run_id="r", state_dir=tmp_path, environ={}),
-                          sessions={"subprocess": session}, observers=Observers([recorder]))
+    scheduler = Scheduler(
+        plan,
+        RunSettings(run_id="r", state_dir=tmp_path, environ={}),
+        sessions={"subprocess": session},
+        observers=Observers([recorder]),
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(scheduler.run)
         await trio.sleep(5)
@@ -245,9 +305,12 @@ async def test_interrupt_cancels_running_tasks_and_marks_the_run(
 async def test_attempts_started_by_earlier_runs_count(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    plan = plan_from(tasks_yaml("""
+    plan = plan_from(
+        tasks_yaml("""
   CRASHY: {run: [c], retry: {attempts: 2}}
-"""), tmp_path)
+"""),
+        tmp_path,
+    )
     session = FakeSession()
     scheduler, _ = await run(plan, tmp_path, session, prior_attempts={"CRASHY": 2})
     assert session.runs == []
@@ -255,13 +318,14 @@ async def test_attempts_started_by_earlier_runs_count(
     assert "no attempts left" in scheduler.state["CRASHY"].reason
 
 
-async def test_up_to_date_tasks_are_not_run(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
-) -> None:
-    plan = plan_from(tasks_yaml("""
+async def test_up_to_date_tasks_are_not_run(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+    plan = plan_from(
+        tasks_yaml("""
   A: {run: [a]}
   B: {run: [b], needs: [A]}
-"""), tmp_path)
+"""),
+        tmp_path,
+    )
     session = FakeSession()
     scheduler, _ = await run(plan, tmp_path, session, done={"A": "up to date"})
     assert [r.name for r in session.runs] == ["B"]

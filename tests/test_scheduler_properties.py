@@ -41,9 +41,14 @@ def random_plans(draw: st.DrawFn) -> tuple[str, dict[str, list[tuple[float, Outc
             f" retry: {{attempts: {attempts}, backoff: {{initial: 1s, jitter: 0}}}}}}"
         )
         script[f"T{i}"] = [
-            (draw(st.sampled_from([0.5, 1.0, 2.0])),
-             draw(st.sampled_from([Outcome.SUCCEEDED, Outcome.SUCCEEDED, Outcome.FAILED,
-                                   Outcome.TIMED_OUT])))
+            (
+                draw(st.sampled_from([0.5, 1.0, 2.0])),
+                draw(
+                    st.sampled_from(
+                        [Outcome.SUCCEEDED, Outcome.SUCCEEDED, Outcome.FAILED, Outcome.TIMED_OUT]
+                    )
+                ),
+            )
             for _ in range(attempts)
         ]
     text = (
@@ -56,15 +61,19 @@ def random_plans(draw: st.DrawFn) -> tuple[str, dict[str, list[tuple[float, Outc
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_plans())
-def test_scheduler_invariants(case: tuple[str, dict[str, list[tuple[float, Outcome]]], int, int]) -> None:
+def test_scheduler_invariants(
+    case: tuple[str, dict[str, list[tuple[float, Outcome]]], int, int],
+) -> None:
     text, script, cap, provider_cap = case
     with tempfile.TemporaryDirectory() as tmp:
         plan = plan_from(text, Path(tmp))
         session = FakeSession(script)
         recorder = Recorder()
         scheduler = Scheduler(
-            plan, RunSettings(run_id="p", state_dir=Path(tmp) / "s", environ={}),
-            sessions={"subprocess": session}, observers=Observers([recorder]),
+            plan,
+            RunSettings(run_id="p", state_dir=Path(tmp) / "s", environ={}),
+            sessions={"subprocess": session},
+            observers=Observers([recorder]),
         )
         trio.run(scheduler.run, clock=trio.testing.MockClock(autojump_threshold=0))
 
@@ -75,8 +84,10 @@ def test_scheduler_invariants(case: tuple[str, dict[str, list[tuple[float, Outco
     assert all(t.status.is_final for t in state.tasks.values())
 
     # no task starts before its needs have finished
-    ends = {key: max((r.end or 0) for r in session.runs if r.name == key)
-            for key in {r.name for r in session.runs}}
+    ends = {
+        key: max((r.end or 0) for r in session.runs if r.name == key)
+        for key in {r.name for r in session.runs}
+    }
     for run in session.runs:
         for need in plan.graph.waits_for(run.name):
             assert ends.get(need, 0) <= run.start, f"{run.name} started before {need} ended"

@@ -15,7 +15,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +24,18 @@ from typing import Any, TextIO
 import trio
 
 from planrun import __version__
+from planrun.commands.state import open_state
+from planrun.convergence import Decision, Known, decide
 from planrun.errors import UsageError
 from planrun.events import Observers
+from planrun.fingerprint import fingerprint
+from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
-from planrun.commands.state import open_state
-from planrun.convergence import decide
-from planrun.fingerprint import fingerprint
 from planrun.report.model import PlanInfo, RunReport, Usage
 from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
-from planrun.scheduler import RunSettings, Scheduler, iso
+from planrun.scheduler import PlainWorkspace, RunSettings, Scheduler, Workspace, iso
 from planrun.sessions.base import Session
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -43,20 +44,33 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 def add_parser(commands: Any) -> None:
     p = commands.add_parser("apply", help="run the plan: every ready task, concurrently")
     p.add_argument("plan", metavar="PLAN")
-    p.add_argument("--max-concurrent", "-j", type=_positive, metavar="N",
-                   help="override settings.max_concurrent")
+    p.add_argument(
+        "--max-concurrent",
+        "-j",
+        type=_positive,
+        metavar="N",
+        help="override settings.max_concurrent",
+    )
     p.add_argument("--only", nargs="+", metavar="KEY", help="run only these tasks and their needs")
-    p.add_argument("--force", nargs="+", metavar="KEY", default=[],
-                   help="run these tasks even if they are up to date")
+    p.add_argument(
+        "--force",
+        nargs="+",
+        metavar="KEY",
+        default=[],
+        help="run these tasks even if they are up to date",
+    )
     p.add_argument("--force-all", action="store_true", help="run every task again")
-    p.add_argument("--rerun-failed", action="store_true",
-                   help="give failed tasks fresh attempts")
+    p.add_argument("--rerun-failed", action="store_true", help="give failed tasks fresh attempts")
     p.add_argument("--on-failure", choices=["continue", "stop", "cancel"])
     p.add_argument("--dry-run", action="store_true", help="show what would run; run nothing")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report here")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
-    p.add_argument("--summary", type=Path, metavar="FILE",
-                   help="append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument(
+        "--summary",
+        type=Path,
+        metavar="FILE",
+        help="append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)",
+    )
     p.add_argument("--events", metavar="FILE|-", help="stream every event as JSON lines")
     p.add_argument("--progress", choices=["auto", "live", "plain", "none"], default="auto")
     p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
@@ -100,8 +114,11 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     check_keys(plan, args.force, "--force")
     state_dir = state_dir_for(plan, args.state_dir)
     settings = RunSettings(
-        run_id=new_run_id(), state_dir=state_dir, max_concurrent=args.max_concurrent,
-        on_failure=args.on_failure, only=args.only,
+        run_id=new_run_id(),
+        state_dir=state_dir,
+        max_concurrent=args.max_concurrent,
+        on_failure=args.on_failure,
+        only=args.only,
     )
     sessions = _sessions(args.dry_run, plan)
     with ExitStack() as stack:
@@ -111,20 +128,40 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             stack.callback(lock.release)
         state = stack.enter_context(open_state(plan, state_dir, readonly=args.dry_run))
         fingerprints = {k: fingerprint(plan, plan.tasks[k]) for k in plan.work}
-        decisions = decide(plan, fingerprints, state.known, force=args.force,
-                           force_all=args.force_all, rerun_failed=args.rerun_failed)
-        settings.done = {k: d.why for k, d in decisions.items() if not d.run}
+        decisions = decide(
+            plan,
+            fingerprints,
+            state.known,
+            force=args.force,
+            force_all=args.force_all,
+            rerun_failed=args.rerun_failed,
+        )
+        settings.in_review = parked_for_review(plan, state.known, fingerprints, args)
+        for key, why in settings.in_review.items():
+            decisions[key] = Decision(False, why)
+        settings.done = {
+            k: d.why for k, d in decisions.items() if not d.run and k not in settings.in_review
+        }
         settings.prior_attempts = {k: d.prior_attempts for k, d in decisions.items() if d.run}
         journal = state.begin(settings.run_id, plan, decisions, fingerprints)
         _add_progress(stack, observers, args.progress, out)
         if args.events:
             from planrun.ui.events import JsonLines
 
-            stream = out if args.events == "-" else stack.enter_context(
-                open(args.events, "w", encoding="utf-8"))  # noqa: SIM115
+            stream = (
+                out
+                if args.events == "-"
+                else stack.enter_context(open(args.events, "w", encoding="utf-8"))
+            )
             observers.add(JsonLines(stream))
-        scheduler = Scheduler(plan, settings, sessions=sessions, observers=observers,
-                              journal=journal)
+        scheduler = Scheduler(
+            plan,
+            settings,
+            sessions=sessions,
+            observers=observers,
+            journal=journal,
+            workspace=_workspace(plan, settings, sessions, dry_run=args.dry_run),
+        )
         try:
             trio.run(_run_with_signals, scheduler)
         finally:
@@ -132,8 +169,9 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             report = build_report(plan, scheduler)
             state.end(settings.run_id, report.status)
             outputs = Outputs(args.report, args.junit, args.summary)
-            report_path = write_reports(plan, scheduler, report, state_dir, outputs,
-                                        default=not args.dry_run)
+            report_path = write_reports(
+                plan, scheduler, report, state_dir, outputs, default=not args.dry_run
+            )
             if report_path is not None:
                 print(f"report: {report_path}", file=sys.stderr)
     if scheduler.interrupted:
@@ -141,10 +179,47 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if scheduler.state.succeeded else EXIT_FAILED
 
 
+def parked_for_review(
+    plan: CompiledPlan,
+    known: Mapping[str, Known],
+    fingerprints: Mapping[str, tuple[str, Any]],
+    args: argparse.Namespace,
+) -> dict[str, str]:
+    """Tasks an earlier run left in review (same definition, not forced): they stay there."""
+    parked = {}
+    for key, seen in known.items():
+        if (
+            key in fingerprints
+            and seen.status is Status.IN_REVIEW
+            and not args.force_all
+            and key not in args.force
+            and seen.fingerprint == fingerprints[key][0]
+        ):
+            parked[key] = f"waiting for review: planrun approve {plan.path.name} {key}"
+    return parked
+
+
 def _lock(state_dir: Path) -> Any:
     from planrun.store.lock import StateLock
 
     return StateLock.acquire(state_dir)
+
+
+def _workspace(
+    plan: CompiledPlan, settings: RunSettings, sessions: dict[str, Session], *, dry_run: bool
+) -> Workspace:
+    if dry_run:
+        return PlainWorkspace(plan)
+    from planrun.environment import base_env, secret_values
+    from planrun.workspace.gitworkspace import GitWorkspace
+
+    return GitWorkspace(
+        plan,
+        settings.state_dir,
+        session=sessions["subprocess"],
+        env=base_env(plan, settings.environ),
+        secrets=secret_values(plan, settings.environ),
+    )
 
 
 def _sessions(dry_run: bool, plan: CompiledPlan) -> dict[str, Session]:
@@ -186,8 +261,11 @@ async def _run_with_signals(scheduler: Scheduler) -> None:
                     count += 1
                     name = signal.Signals(signum).name
                     if count == 1:
-                        print(f"planrun: {name}: stopping; cancelling running tasks "
-                              "(again to kill at once)", file=sys.stderr)
+                        print(
+                            f"planrun: {name}: stopping; cancelling running tasks "
+                            "(again to kill at once)",
+                            file=sys.stderr,
+                        )
                         scheduler.interrupt()
                     else:
                         print(f"planrun: {name} again: killing every task now", file=sys.stderr)
@@ -202,8 +280,13 @@ def build_report(plan: CompiledPlan, scheduler: Scheduler) -> RunReport:
     ended = time.time()
     tasks = [scheduler.reports[k] for k in plan.graph.topological() if k in scheduler.reports]
     usage = _total_usage(tasks)
-    exit_code = (EXIT_INTERRUPTED if scheduler.interrupted
-                 else EXIT_OK if scheduler.state.succeeded else EXIT_FAILED)
+    exit_code = (
+        EXIT_INTERRUPTED
+        if scheduler.interrupted
+        else EXIT_OK
+        if scheduler.state.succeeded
+        else EXIT_FAILED
+    )
     return RunReport(
         planrun_version=__version__,
         plan=PlanInfo(name=plan.name, path=str(plan.path), sha256=plan.sha256),
@@ -211,7 +294,7 @@ def build_report(plan: CompiledPlan, scheduler: Scheduler) -> RunReport:
         started_at=iso(scheduler.started_at),
         ended_at=iso(ended),
         duration_s=round(ended - scheduler.started_at, 3),
-        status=scheduler.status,  # type: ignore[arg-type]
+        status=scheduler.status,
         exit_code=exit_code,
         counts=scheduler.state.counts(),
         usage=usage,
@@ -231,8 +314,15 @@ def _total_usage(tasks: list[Any]) -> Usage | None:
     )
 
 
-def write_reports(plan: CompiledPlan, scheduler: Scheduler, report: RunReport, state_dir: Path,
-                  outputs: Outputs, *, default: bool = True) -> Path | None:
+def write_reports(
+    plan: CompiledPlan,
+    scheduler: Scheduler,
+    report: RunReport,
+    state_dir: Path,
+    outputs: Outputs,
+    *,
+    default: bool = True,
+) -> Path | None:
     """Write every report asked for; returns where the JSON report is (None: nowhere)."""
     text = report_json(report)
     path = state_dir / "runs" / report.run_id / "report.json"

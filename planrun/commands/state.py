@@ -37,19 +37,36 @@ class State:
     known: dict[str, Known] = field(default_factory=dict)
     recovered: list[str] = field(default_factory=list)  # what recovery did, for the user
 
-    def begin(self, run_id: str, plan: CompiledPlan, decisions: Mapping[str, Decision],
-              fingerprints: Mapping[str, tuple[str, Mapping[str, str]]]) -> Journal:
+    def begin(
+        self,
+        run_id: str,
+        plan: CompiledPlan,
+        decisions: Mapping[str, Decision],
+        fingerprints: Mapping[str, tuple[str, Mapping[str, str]]],
+    ) -> Journal:
         if self.store is None or self.readonly:
             return NullJournal()
         from planrun.journal import StoreJournal
 
-        self.store.begin_run(RunRow(
-            id=run_id, plan_name=plan.name, plan_path=str(plan.path), plan_sha256=plan.sha256,
-            planrun_version=__version__, started_at=utc_now(), status="running",
-            pid=os.getpid(), host=socket.gethostname(), args=tuple(sys.argv),
-        ))
-        fresh = [k for k, d in decisions.items() if d.run and d.prior_attempts == 0
-                 and k in self.known and self.known[k].attempts]
+        self.store.begin_run(
+            RunRow(
+                id=run_id,
+                plan_name=plan.name,
+                plan_path=str(plan.path),
+                plan_sha256=plan.sha256,
+                planrun_version=__version__,
+                started_at=utc_now(),
+                status="running",
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                args=tuple(sys.argv),
+            )
+        )
+        fresh = [
+            k
+            for k, d in decisions.items()
+            if d.run and d.prior_attempts == 0 and k in self.known and self.known[k].attempts
+        ]
         if fresh:
             self.store.reset_attempts(run_id, fresh)
         return StoreJournal(self.store, run_id, plan.name, fingerprints)
@@ -99,8 +116,12 @@ def recover(store: StoreProtocol, plan_name: str) -> list[str]:
             store.end_run(run.id, "interrupted", now)
             notes.append(f"run {run.id} had not ended (planrun died): marked interrupted")
     for attempt in store.open_attempts(plan_name):
-        if attempt.pgid and attempt.pid and attempt.proc_start_time and \
-                is_same_process(attempt.pid, attempt.proc_start_time):
+        if (
+            attempt.pgid
+            and attempt.pid
+            and attempt.proc_start_time
+            and is_same_process(attempt.pid, attempt.proc_start_time)
+        ):
             kill_group_now(attempt.pgid)
             _wait_gone(attempt.pgid)
             notes.append(f"killed the leftover processes of {attempt.key} (group {attempt.pgid})")

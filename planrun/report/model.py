@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_FORMAT = 1
+REPORT_FORMAT: Literal[1] = 1
 
 
 class _Model(BaseModel):

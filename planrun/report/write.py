@@ -41,19 +41,28 @@ def junit_xml(report: RunReport) -> str:
     skipped = sum(1 for t in work if t.status in ("skipped", "cancelled"))
     suites = ET.Element("testsuites", name=f"planrun {report.plan.name}")
     suite = ET.SubElement(
-        suites, "testsuite",
-        name=report.plan.name, tests=str(len(work)), failures=str(failures), errors="0",
-        skipped=str(skipped), time=f"{report.duration_s or 0:.3f}",
+        suites,
+        "testsuite",
+        name=report.plan.name,
+        tests=str(len(work)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+        time=f"{report.duration_s or 0:.3f}",
         timestamp=report.started_at.removesuffix("Z")[:19],
     )
     for task in work:
         case = ET.SubElement(
-            suite, "testcase", classname=f"planrun.{report.plan.name}", name=task.key,
+            suite,
+            "testcase",
+            classname=f"planrun.{report.plan.name}",
+            name=task.key,
             time=f"{task.duration_s or 0:.3f}",
         )
         if task.status == "failed":
-            failure = ET.SubElement(case, "failure", message=_clean(task.reason or "failed"),
-                                    type=_last_outcome(task))
+            failure = ET.SubElement(
+                case, "failure", message=_clean(task.reason or "failed"), type=_last_outcome(task)
+            )
             failure.text = _clean("\n".join(_tail(task)))
         elif task.status in ("skipped", "cancelled"):
             ET.SubElement(case, "skipped", message=_clean(f"{task.status}: {task.reason}"))
@@ -61,7 +70,9 @@ def junit_xml(report: RunReport) -> str:
         if out:
             ET.SubElement(case, "system-out").text = _clean(out)
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )
 
 
 def _tail(task: TaskReport) -> list[str]:
@@ -97,8 +108,10 @@ def summary_markdown(report: RunReport, mermaid: str | None = None) -> str:
         icon = _ICON.get(task.status, "")
         reason = _cell(task.reason)
         time_s = f"{task.duration_s:.1f} s" if task.duration_s is not None else ""
-        lines.append(f"| `{_cell(task.key)}` | {icon} {task.status} | {len(task.attempts)} "
-                     f"| {time_s} | {reason} |")
+        lines.append(
+            f"| `{_cell(task.key)}` | {icon} {task.status} | {len(task.attempts)} "
+            f"| {time_s} | {reason} |"
+        )
     if mermaid:
         lines += ["", "```mermaid", mermaid.rstrip(), "```"]
     return "\n".join(lines) + "\n\n"

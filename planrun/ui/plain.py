@@ -29,7 +29,11 @@ class PlainProgress:
             case EventKind.ATTEMPT_STARTED:
                 return f"{key}: started (attempt {d['attempt']})"
             case EventKind.ATTEMPT_FINISHED if d["outcome"] != "succeeded":
-                return f"{key}: attempt {d['attempt']} {d['outcome']}: {d.get('reason') or ''}".rstrip(": ")
+                return (
+                    f"{key}: attempt {d['attempt']} {d['outcome']}: {d.get('reason') or ''}".rstrip(
+                        ": "
+                    )
+                )
             case EventKind.RETRY_SCHEDULED:
                 return f"{key}: retrying in {d['delay_s']:.1f}s"
             case EventKind.HOOK_RAN if not d["ok"]:
@@ -39,6 +43,8 @@ class PlainProgress:
             case EventKind.TASK_FINISHED if d.get("task_kind") == "work":
                 reason = f": {d['reason']}" if d.get("reason") else ""
                 return f"{key}: {d['status']}{reason}"
+            case EventKind.TASK_PAUSED:
+                return f"{key}: {d['status']}: {d.get('reason', '')}"
             case EventKind.INPUT_REQUESTED:
                 return f"{key}: needs input: {d.get('question', '')}"
             case EventKind.RUN_STOPPING:
