@@ -75,8 +75,9 @@ class LiveProgress:
         table.add_column("last output", no_wrap=True, overflow="ellipsis", ratio=1)
         now = time.time()
         for key, row in sorted(self.rows.items(), key=lambda kv: kv[1].started):
-            table.add_row(key, row.status, str(row.attempt), f"{now - row.started:.0f}s",
-                          Text(row.last_line))
+            table.add_row(
+                key, row.status, str(row.attempt), f"{now - row.started:.0f}s", Text(row.last_line)
+            )
         done = sum(self.finished.values())
         counts = "  ".join(f"{s} {n}" for s, n in sorted(self.finished.items()))
         header = Text(f"planrun {self.plan}: {done}/{self.total} finished  {counts}", style="bold")
