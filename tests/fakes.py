@@ -16,7 +16,14 @@ from planrun.events import Event
 from planrun.outcomes import Outcome
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
-from planrun.sessions.base import OnLine, OnStart, ProcessInfo, SessionResult, SessionSpec
+from planrun.sessions.base import (
+    OnLine,
+    OnQuestion,
+    OnStart,
+    ProcessInfo,
+    SessionResult,
+    SessionSpec,
+)
 
 
 @dataclass
@@ -37,7 +44,12 @@ class FakeSession:
     peak: int = 0
 
     async def run(
-        self, spec: SessionSpec, *, on_start: OnStart | None = None, on_line: OnLine | None = None
+        self,
+        spec: SessionSpec,
+        *,
+        on_start: OnStart | None = None,
+        on_line: OnLine | None = None,
+        on_question: OnQuestion | None = None,
     ) -> SessionResult:
         key = spec.env.get("PLANRUN_TASK_KEY", spec.name)
         attempt = int(spec.env.get("PLANRUN_ATTEMPT", "1"))

@@ -73,6 +73,10 @@ class ProcessInfo:
 
 OnStart = Callable[[ProcessInfo], Awaitable[None]]
 OnLine = Callable[[str], None]
+#: Called when output matches ``input_pattern`` in a session that can still take input
+#: (pty, tmux): returns the text to type (the answer), or None to end the attempt as
+#: needs_input. The caller parks the task (frees its slot) while it waits.
+OnQuestion = Callable[[str], Awaitable[str | None]]
 
 
 class Session(Protocol):
@@ -80,7 +84,9 @@ class Session(Protocol):
 
     Cancellation (trio) kills the whole process group (SIGTERM, ``kill_grace``, SIGKILL)
     before ``run`` returns or raises. ``on_start`` is awaited right after the process
-    exists (the scheduler records it durably); ``on_line`` gets each redacted output line.
+    exists (the scheduler records it durably); ``on_line`` gets each redacted output line;
+    ``on_question`` (see :data:`OnQuestion`) is awaited when the agent asks something and
+    the backend can type an answer; backends without a terminal end with needs_input.
     """
 
     async def run(
@@ -89,4 +95,5 @@ class Session(Protocol):
         *,
         on_start: OnStart | None = None,
         on_line: OnLine | None = None,
+        on_question: OnQuestion | None = None,
     ) -> SessionResult: ...

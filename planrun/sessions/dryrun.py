@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from planrun.outcomes import Outcome
-from planrun.sessions.base import OnLine, OnStart, SessionResult, SessionSpec
+from planrun.sessions.base import OnLine, OnQuestion, OnStart, SessionResult, SessionSpec
 
 
 class DryRunSession:
@@ -13,7 +13,12 @@ class DryRunSession:
         self.commands: list[tuple[str, tuple[str, ...]]] = []
 
     async def run(
-        self, spec: SessionSpec, *, on_start: OnStart | None = None, on_line: OnLine | None = None
+        self,
+        spec: SessionSpec,
+        *,
+        on_start: OnStart | None = None,
+        on_line: OnLine | None = None,
+        on_question: OnQuestion | None = None,
     ) -> SessionResult:
         self.commands.append((spec.name, spec.argv))
         line = f"would run: {shlex.join(spec.argv)} (in {spec.cwd})"

@@ -36,7 +36,14 @@ import trio
 
 from planrun.outcomes import Outcome
 from planrun.redact import Redactor
-from planrun.sessions.base import OnLine, OnStart, ProcessInfo, SessionResult, SessionSpec
+from planrun.sessions.base import (
+    OnLine,
+    OnQuestion,
+    OnStart,
+    ProcessInfo,
+    SessionResult,
+    SessionSpec,
+)
 from planrun.sessions.output import (
     Event,
     FailureMatched,
@@ -76,8 +83,13 @@ class SubprocessSession:
         *,
         on_start: OnStart | None = None,
         on_line: OnLine | None = None,
+        on_question: OnQuestion | None = None,
     ) -> SessionResult:
-        """Run one attempt to its end; see the module docstring for the rules."""
+        """Run one attempt to its end; see the module docstring for the rules.
+
+        Pipes cannot take a typed answer, so a question ends the attempt as needs_input
+        and ``on_question`` is not used (the scheduler answers with a follow-up turn).
+        """
         try:
             watcher = OutputWatcher(spec, clock=trio.current_time, on_line=on_line)
         except OSError as error:
