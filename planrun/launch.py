@@ -64,3 +64,34 @@ def build_launch(
     if provider.prompt_via == "stdin":
         return Launch((*argv, *flags), stdin_text=prompt, prompt=prompt)
     return Launch((*argv, *flags), type_text=prompt, prompt=prompt)
+
+
+def build_followup(
+    task: Task, provider: ProviderSpec, context: dict[str, Any], prompt: str
+) -> Launch:
+    """A follow-up turn: ``prompt_command`` with ``{{ prompt }}``, or the command again.
+
+    Yolo flags go after the rendered prompt_command (every preset's placeholder is a
+    positional or an option value, so an appended flag still parses as a flag).
+    """
+    flags = provider.yolo_flag if task.autonomous else ()
+    context = {**context, "prompt": prompt}
+    if provider.prompt_command:
+        return Launch(
+            (*templates.render_argv(list(provider.prompt_command), context), *flags), prompt=prompt
+        )
+    argv = tuple(templates.render_argv(list(provider.command), context))
+    if provider.prompt_via == "stdin":
+        return Launch((*argv, *flags), stdin_text=prompt, prompt=prompt)
+    if provider.prompt_via == "type":
+        return Launch((*argv, *flags), type_text=prompt, prompt=prompt)
+    return Launch((*argv, *flags, prompt), prompt=prompt)
+
+
+def verify_prompt(command: str, exit_info: str, tail: list[str]) -> str:
+    """What the agent is told when the task's ``verify`` command failed."""
+    output = "\n".join(tail[-40:]) or "(no output)"
+    return (
+        f"The check `{command}` failed ({exit_info}) after your changes. Its output ends with:\n\n"
+        f"{output}\n\nFix the problem, then commit your work."
+    )

@@ -20,26 +20,30 @@ import re
 import signal
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import trio
 
+from planrun.budget import Spent, exceeded
 from planrun.environment import secret_values, task_env
 from planrun.errors import GitError, MergeConflict, SessionStartError
 from planrun.events import EventKind, Observers
 from planrun.hooks import run_hooks
-from planrun.launch import build_launch
+from planrun.inbox import wait_for_answer
+from planrun.launch import build_followup, build_launch, command_argv, verify_prompt
 from planrun.outcomes import Outcome, Status
 from planrun.plan import templates
 from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import Task
-from planrun.report.model import AttemptReport, TaskReport
+from planrun.plan.resolved import BudgetSpec, Task
+from planrun.report.model import AttemptReport, TaskReport, Usage
 from planrun.retry import retrying
 from planrun.sessions.base import Answer, ProcessInfo, Session, SessionResult, SessionSpec
 from planrun.state import Caps, Change, RunState
+from planrun.usage import Usage as ParsedUsage
+from planrun.usage import parse_usage
 from planrun.workspace.names import sanitize_component
 
 
@@ -186,6 +190,14 @@ class Scheduler:
         self._active = 0
         self._idle = trio.Event()
         self._hooks_running = 0
+        self._spent: dict[str, Spent] = {}
+        self._run_spent = Spent()
+        run_budget = plan.settings.budget
+        self._run_budget = (
+            None
+            if run_budget is None
+            else BudgetSpec(run_budget.wall_time, run_budget.cost_usd, run_budget.tokens)
+        )
 
     # --- the run ------------------------------------------------------------------------
 
@@ -395,6 +407,11 @@ class Scheduler:
         self.journal.attempt_started(task.key, number, log_path)
         self.emit(EventKind.ATTEMPT_STARTED, task.key, attempt=number, log_path=str(log_path))
         prepared: Prepared | None = None
+        problem = self._budget_problem(task)
+        if problem is not None:
+            result = SessionResult(Outcome.BUDGET_EXCEEDED, problem)
+            self._record(task, report, result, started)
+            return _Attempt(report, result, prepared)
         try:
             result, prepared = await self._run_attempt(task, number, log_path)
         except trio.Cancelled:
@@ -451,6 +468,14 @@ class Scheduler:
             secrets=self.secrets,
             kill_grace=self.plan.settings.kill_grace,
         )
+        result = await self._turn(backend, spec, task, number)
+        result = await self._follow_through(backend, spec, task, number, context, result)
+        return result, prepared
+
+    async def _turn(
+        self, backend: Session, spec: SessionSpec, task: Task, number: int
+    ) -> SessionResult:
+        """One session of an attempt (the first prompt, or a follow-up turn)."""
 
         async def on_start(info: ProcessInfo) -> None:
             self._groups[task.key] = info
@@ -460,11 +485,153 @@ class Scheduler:
         def on_line(line: str) -> None:
             self.emit(EventKind.OUTPUT, task.key, line=line)
 
+        async def on_question(question: str) -> str | None:
+            return await self._ask(task, question)
+
+        offset = spec.log_path.stat().st_size if spec.log_path.exists() else 0
         try:
-            result = await backend.run(spec, on_start=on_start, on_line=on_line)
+            result = await backend.run(
+                spec, on_start=on_start, on_line=on_line, on_question=on_question
+            )
         finally:
             self._groups.pop(task.key, None)
-        return result, prepared
+        return self._account(task, spec.log_path, offset, result)
+
+    async def _follow_through(
+        self,
+        backend: Session,
+        spec: SessionSpec,
+        task: Task,
+        number: int,
+        context: dict[str, Any],
+        result: SessionResult,
+    ) -> SessionResult:
+        """Answers through prompt_command, verify with follow-up turns, budgets (SPEC §2)."""
+        provider = self.plan.providers[task.provider]
+        turn = 1
+        while True:
+            if result.outcome is Outcome.NEEDS_INPUT and provider.prompt_command:
+                answer = await self._ask(task, result.question or result.reason)
+                if answer is None:
+                    return replace(
+                        result, reason=f"no answer within input_timeout: {result.question}"
+                    )
+                prompt = answer
+            elif result.outcome is Outcome.SUCCEEDED and task.verify is not None:
+                check = await self._verify(task, spec, context)
+                if check is None:
+                    return result
+                if not provider.is_agent or turn >= task.max_turns:
+                    return SessionResult(
+                        Outcome.FAILED,
+                        f"verify failed after {turn} turn{'s' if turn != 1 else ''}: {check[0]}",
+                        tail=check[1],
+                    )
+                prompt = verify_prompt(task.verify.describe(), check[0], check[1])
+            else:
+                return result
+            problem = self._budget_problem(task)
+            if problem is not None:
+                return SessionResult(Outcome.BUDGET_EXCEEDED, problem, tail=result.tail)
+            turn += 1
+            self.reports[task.key].attempts[-1].turns = turn
+            launch = build_followup(task, provider, context, prompt)
+            spec = replace(
+                spec,
+                name=f"{spec.name}.t{turn}",
+                argv=launch.argv,
+                stdin_text=launch.stdin_text,
+                type_text=launch.type_text,
+            )
+            result = await self._turn(backend, spec, task, number)
+
+    async def _verify(
+        self, task: Task, spec: SessionSpec, context: dict[str, Any]
+    ) -> tuple[str, list[str]] | None:
+        """Run the task's verify command; None when it passes, else (what failed, tail)."""
+        assert task.verify is not None
+        try:
+            argv = command_argv(task.verify, context)
+        except templates.TemplateProblem as exc:
+            return exc.message, []
+        check = replace(
+            spec,
+            name=f"{spec.name}.verify",
+            argv=argv,
+            stdin_text=None,
+            type_text=None,
+            success_pattern=None,
+            failure_pattern=None,
+            input_pattern=None,
+            answers=(),
+            tail_lines=60,
+        )
+        result = await self.sessions["subprocess"].run(check)
+        self.emit(
+            EventKind.HOOK_RAN,
+            task.key,
+            moment="verify",
+            command=task.verify.describe(),
+            ok=result.outcome is Outcome.SUCCEEDED,
+            reason=result.reason,
+        )
+        if result.outcome is Outcome.SUCCEEDED:
+            return None
+        return result.reason or result.outcome.value, result.tail
+
+    async def _ask(self, task: Task, question: str) -> str | None:
+        """Park the task (slot freed) until `planrun answer` or input_timeout; None if none."""
+        report = self.reports[task.key]
+        report.status, report.reason = Status.NEEDS_INPUT.value, f"asks: {question}"
+        self.state.release(task.key, Status.NEEDS_INPUT)
+        self.journal.task_finished(task.key, report)
+        self.emit(
+            EventKind.INPUT_REQUESTED, task.key, question=question, timeout_s=task.input_timeout
+        )
+        self._dispatch()
+        answer = await wait_for_answer(self.settings.state_dir, task.key, task.input_timeout)
+        if answer is not None:
+            self.emit(EventKind.ANSWER_SENT, task.key, length=len(answer))
+        await self._wait_for_slot(task.key)
+        report.reason = ""
+        return answer
+
+    def _account(
+        self, task: Task, log_path: Path, offset: int, result: SessionResult
+    ) -> SessionResult:
+        """Read the turn's usage from its output; an agent's error result fails the turn."""
+        provider = self.plan.providers[task.provider]
+        if provider.usage == "none" or not log_path.exists():
+            return result
+        with open(log_path, "rb") as handle:
+            handle.seek(max(offset, log_path.stat().st_size - MAX_USAGE_BYTES))
+            parsed = parse_usage(provider.usage, handle.read().decode("utf-8", "replace"))
+        if parsed.usage is not None:
+            attempt = self.reports[task.key].attempts[-1]
+            attempt.usage = _add_usage(attempt.usage, parsed.usage)
+            self._spent.setdefault(task.key, Spent()).add(
+                parsed.usage.input_tokens + parsed.usage.output_tokens, parsed.usage.cost_usd
+            )
+            self._run_spent.add(
+                parsed.usage.input_tokens + parsed.usage.output_tokens, parsed.usage.cost_usd
+            )
+        if parsed.error and result.outcome is Outcome.SUCCEEDED:
+            return replace(
+                result,
+                outcome=Outcome.FAILED,
+                reason=f"the agent reported an error: {parsed.error}",
+            )
+        return result
+
+    def _budget_problem(self, task: Task) -> str | None:
+        """Why no new attempt or turn may start (a task or run budget is used up), if so."""
+        report = self.reports[task.key]
+        started = _parse(report.started_at) if report.started_at else time.time()
+        now = time.time()
+        spent = self._spent.get(task.key, Spent())
+        return exceeded(task.budget, spent, now - started, "task") or exceeded(
+            self._run_budget, self._run_spent, now - self.started_at, "run"
+        )
 
     def _record(
         self, task: Task, report: AttemptReport, result: SessionResult, started: float
@@ -674,6 +841,22 @@ class _NoAttemptsLeft(Exception):
             f"no attempts left ({attempts} of {attempts} started in earlier runs); "
             "`apply --rerun-failed` gives it new ones"
         )
+
+
+MAX_USAGE_BYTES = 16 * 1024 * 1024  # usage is read from at most the last 16 MiB of a turn
+
+
+def _add_usage(total: Usage | None, more: ParsedUsage) -> Usage:
+    cost = (
+        None
+        if more.cost_usd is None and (total is None or total.cost_usd is None)
+        else ((total.cost_usd or 0.0 if total else 0.0) + (more.cost_usd or 0.0))
+    )
+    return Usage(
+        input_tokens=(total.input_tokens or 0 if total else 0) + more.input_tokens,
+        output_tokens=(total.output_tokens or 0 if total else 0) + more.output_tokens,
+        cost_usd=cost,
+    )
 
 
 def _compile(pattern: str | None) -> re.Pattern[str] | None:

@@ -8,8 +8,9 @@ from typing import Any
 
 def register_run_commands(commands: argparse._SubParsersAction[Any]) -> None:
     """Add the commands that execute plans; each lives in a module of its own."""
-    from planrun.commands import apply, approve, clean
+    from planrun.commands import answer, apply, approve, clean
 
     apply.add_parser(commands)
     approve.add_parser(commands)
     clean.add_parser(commands)
+    answer.add_parser(commands)

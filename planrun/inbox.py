@@ -1,0 +1,52 @@
+"""Answers to agents' questions, from ``planrun answer`` to the running apply.
+
+``planrun answer PLAN KEY TEXT`` writes ``<state_dir>/inbox/<task>.answer`` atomically
+(mode 0600); the apply that parked the task takes it (reads and deletes it). A file is the
+simplest channel that works across processes, terminals and machines sharing the folder.
+The apply looks for it every ``POLL`` seconds while the question waits, bounded by the
+task's ``input_timeout``: waiting on a condition, not a scheduling interval.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import trio
+
+from planrun.workspace.names import sanitize_component
+
+POLL = 0.2
+
+
+def answer_path(state_dir: Path, key: str) -> Path:
+    return state_dir / "inbox" / f"{sanitize_component(key)}.answer"
+
+
+def post_answer(state_dir: Path, key: str, text: str) -> Path:
+    path = answer_path(state_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def discard_answer(state_dir: Path, key: str) -> None:
+    """Forget an answer left from an earlier question (it answered something else)."""
+    answer_path(state_dir, key).unlink(missing_ok=True)
+
+
+async def wait_for_answer(state_dir: Path, key: str, timeout: float) -> str | None:
+    """The answer posted for ``key`` within ``timeout`` seconds, or None."""
+    path = trio.Path(answer_path(state_dir, key))
+    with trio.move_on_after(timeout):
+        while True:
+            if await path.exists():
+                text = await path.read_text(encoding="utf-8")
+                await path.unlink(missing_ok=True)
+                return text
+            await trio.sleep(POLL)
+    return None
