@@ -1,0 +1,2 @@
+def checkout(cart_total, discount=0):
+    return max(cart_total - discount, 0)
