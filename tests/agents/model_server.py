@@ -26,6 +26,13 @@ Dialects, enough for the CLIs' non-interactive runs:
   ``:countTokens``.
 - Anything else (model lists, telemetry, feature flags, ...): ``GET /v1/models`` gets a one-model
   list; every other request gets 200 ``{}``. Everything is recorded in ``requests``.
+- As a proxy: point a CLI's HTTPS_PROXY/HTTP_PROXY here (NO_PROXY=127.0.0.1) and every attempt
+  to reach another host arrives as a CONNECT (or an absolute-URL request), which is recorded
+  (``outbound()``) and refused with 403.
+
+A ``Fail(message, status)`` turn answers with that HTTP error in the dialect's error format;
+requests that offer no tools get ``side_answer`` (or, for Gemini structured-output side queries,
+a small object that fits the requested schema).
 
 Use it in a thread (``with ModelServer(script) as server: ... server.url``) or as a process:
 ``python -m tests.agents.model_server --script turns.json`` prints ``URL http://127.0.0.1:PORT``
@@ -75,8 +82,17 @@ class Reply:
     text: str
 
 
+@dataclass(frozen=True)
+class Fail:
+    """The API refuses the request with this HTTP status (400: not retried by the CLIs)."""
+
+    message: str
+    status: int = 400
+
+
+Answer = ToolCall | Reply | Fail
 # A turn may also be chosen by a function of the tool names the CLI offered in that request.
-Turn = ToolCall | Reply | Callable[[frozenset[str]], ToolCall | Reply]
+Turn = Answer | Callable[[frozenset[str]], Answer]
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     json: Any
-    dialect: str  # "anthropic" | "responses" | "chat" | "gemini" | "other"
+    dialect: str  # "anthropic" | "responses" | "chat" | "gemini" | "proxy" | "other"
     turn: int | None  # the script index answered, None for side requests and non-model calls
 
     def summary(self) -> str:
@@ -120,9 +136,17 @@ class ModelServer:
     """A scripted model server on 127.0.0.1 (a free port unless ``port`` is given)."""
 
     def __init__(
-        self, script: Sequence[Turn] = (), *, port: int = 0, log: Callable[[str], None] | None = None
+        self,
+        script: Sequence[Turn] = (),
+        *,
+        port: int = 0,
+        log: Callable[[str], None] | None = None,
+        side_answer: str = SIDE_ANSWER,
     ) -> None:
         self._script: list[Turn] = list(script)
+        # The text for requests that offer no tools; a CLI that never uses tools (aider edits
+        # files from the answer's text) is scripted through this.
+        self.side_answer = side_answer
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._errors: list[str] = []
@@ -185,6 +209,10 @@ class ModelServer:
         with self._lock:
             return list(self._errors)
 
+    def outbound(self) -> list[str]:
+        """Hosts the CLIs tried to reach through the proxy (HTTPS_PROXY pointing here)."""
+        return [r.path for r in self.requests if r.dialect == "proxy"]
+
     def model_requests(self, dialect: str | None = None) -> list[RecordedRequest]:
         """Requests that were answered from the script (not side requests)."""
         return [
@@ -215,17 +243,17 @@ class ModelServer:
         if self._log is not None:
             self._log(f"ERROR: {message}")
 
-    def choose(self, index: int, tools: frozenset[str]) -> tuple[int | None, ToolCall | Reply]:
+    def choose(self, index: int, tools: frozenset[str]) -> tuple[int | None, Answer]:
         """The turn to answer for a request with ``index`` assistant turns in its history."""
         if not tools:
-            return None, Reply(SIDE_ANSWER)
+            return None, Reply(self.side_answer)
         with self._lock:
             script = list(self._script)
         if index >= len(script):
             self.error(f"the CLI asked for turn {index} but the script has {len(script)} turns")
             return index, Reply("The script is over.")
         turn = script[index]
-        chosen = turn if isinstance(turn, ToolCall | Reply) else turn(tools)
+        chosen = turn if isinstance(turn, ToolCall | Reply | Fail) else turn(tools)
         if isinstance(chosen, ToolCall) and chosen.name not in tools:
             self.error(
                 f"turn {index} calls {chosen.name!r}, which the CLI did not offer: {sorted(tools)}"
@@ -281,6 +309,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
+    def _fail(self, dialect: str, turn: Fail) -> None:
+        if dialect == "anthropic":
+            body: dict[str, Any] = {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": turn.message},
+            }
+        elif dialect == "gemini":
+            body = {
+                "error": {
+                    "code": turn.status,
+                    "message": turn.message,
+                    "status": "INVALID_ARGUMENT",
+                }
+            }
+        else:
+            body = {
+                "error": {"message": turn.message, "type": "invalid_request_error", "code": None}
+            }
+        self._send_json(turn.status, body)
+
     def _stream(self, events: Iterator[bytes]) -> None:
         self._start_stream()
         for event in events:
@@ -302,6 +350,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
+
+    def do_CONNECT(self) -> None:
+        # Only reached when a CLI was given HTTPS_PROXY pointing here: an attempt to leave
+        # 127.0.0.1. Record it and refuse, so the test can name the host the CLI tried.
+        self.server.owner.record(
+            RecordedRequest("CONNECT", self.path, dict(self.headers), b"", None, "proxy", None)
+        )
+        self.send_response(403, "planrun tests: no network")
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
 
     def do_HEAD(self) -> None:
         self.server.owner.record(
@@ -325,20 +385,32 @@ class _Handler(BaseHTTPRequestHandler):
             payload = None
         path = urlsplit(self.path).path
         headers = dict(self.headers)
+        if self.path.startswith(("http://", "https://")):  # a plain-HTTP proxy request
+            owner.record(RecordedRequest(method, self.path, headers, body, payload, "proxy", None))
+            self._send_json(403, {"error": {"message": "planrun tests: no network"}})
+            return
         try:
             if method == "POST" and path.endswith("/messages/count_tokens"):
-                owner.record(RecordedRequest(method, self.path, headers, body, payload, "anthropic", None))
+                owner.record(
+                    RecordedRequest(method, self.path, headers, body, payload, "anthropic", None)
+                )
                 self._send_json(200, {"input_tokens": INPUT_TOKENS})
             elif method == "POST" and path.endswith("/messages") and isinstance(payload, dict):
                 self._anthropic(headers, body, payload)
             elif method == "POST" and path.endswith("/responses") and isinstance(payload, dict):
                 self._responses(headers, body, payload)
-            elif method == "POST" and path.endswith("/chat/completions") and isinstance(payload, dict):
+            elif (
+                method == "POST"
+                and path.endswith("/chat/completions")
+                and isinstance(payload, dict)
+            ):
                 self._chat(headers, body, payload)
             elif method == "POST" and ":" in path.rsplit("/", 1)[-1] and "/models/" in path:
                 self._gemini(headers, body, payload if isinstance(payload, dict) else {}, path)
             else:
-                owner.record(RecordedRequest(method, self.path, headers, body, payload, "other", None))
+                owner.record(
+                    RecordedRequest(method, self.path, headers, body, payload, "other", None)
+                )
                 if method == "GET" and path.rstrip("/").endswith("/models"):
                     self._send_json(200, _model_list(headers))
                 else:
@@ -352,14 +424,25 @@ class _Handler(BaseHTTPRequestHandler):
         messages = req.get("messages") or []
         index = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
         tools = frozenset(
-            str(t.get("name")) for t in req.get("tools") or [] if isinstance(t, dict) and t.get("name")
+            str(t.get("name"))
+            for t in req.get("tools") or []
+            if isinstance(t, dict) and t.get("name")
         )
         turn_index, turn = owner.choose(index, tools)
-        owner.record(RecordedRequest("POST", self.path, headers, body, req, "anthropic", turn_index))
+        owner.record(
+            RecordedRequest("POST", self.path, headers, body, req, "anthropic", turn_index)
+        )
+        if isinstance(turn, Fail):
+            self._fail("anthropic", turn)
+            return
         model = str(req.get("model") or MODEL_ID)
         msg_id = owner.next_id("msg")
         if isinstance(turn, ToolCall):
-            args = json.loads(turn.arguments) if isinstance(turn.arguments, str) else dict(turn.arguments)
+            args = (
+                json.loads(turn.arguments)
+                if isinstance(turn.arguments, str)
+                else dict(turn.arguments)
+            )
             block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": owner.next_id("toolu"),
@@ -396,24 +479,39 @@ class _Handler(BaseHTTPRequestHandler):
             if block["type"] == "text":
                 yield _sse(
                     "content_block_start",
-                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "text", "text": ""},
+                    },
                 )
                 yield _sse("ping", {"type": "ping"})
                 yield _sse(
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": block["text"]}},
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": block["text"]},
+                    },
                 )
             else:
                 yield _sse(
                     "content_block_start",
-                    {"type": "content_block_start", "index": 0, "content_block": dict(block, input={})},
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": dict(block, input={}),
+                    },
                 )
                 yield _sse(
                     "content_block_delta",
                     {
                         "type": "content_block_delta",
                         "index": 0,
-                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
+                        "delta": {
+                            "type": "input_json_delta",
+                            "partial_json": json.dumps(block["input"]),
+                        },
                     },
                 )
             yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
@@ -442,13 +540,22 @@ class _Handler(BaseHTTPRequestHandler):
                 if name:
                     tool_kinds[str(name)] = str(tool.get("type", "function"))
         turn_index, turn = owner.choose(index, frozenset(tool_kinds))
-        owner.record(RecordedRequest("POST", self.path, headers, body, req, "responses", turn_index))
+        owner.record(
+            RecordedRequest("POST", self.path, headers, body, req, "responses", turn_index)
+        )
+        if isinstance(turn, Fail):
+            self._fail("responses", turn)
+            return
         model = str(req.get("model") or MODEL_ID)
         resp_id = owner.next_id("resp")
         if isinstance(turn, ToolCall):
             call_id = owner.next_id("call")
             if tool_kinds.get(turn.name) == "custom":
-                raw = turn.arguments if isinstance(turn.arguments, str) else json.dumps(turn.arguments)
+                raw = (
+                    turn.arguments
+                    if isinstance(turn.arguments, str)
+                    else json.dumps(turn.arguments)
+                )
                 item: dict[str, Any] = {
                     "type": "custom_tool_call",
                     "id": owner.next_id("ctc"),
@@ -458,7 +565,11 @@ class _Handler(BaseHTTPRequestHandler):
                     "input": raw,
                 }
             else:
-                args = turn.arguments if isinstance(turn.arguments, str) else json.dumps(turn.arguments)
+                args = (
+                    turn.arguments
+                    if isinstance(turn.arguments, str)
+                    else json.dumps(turn.arguments)
+                )
                 item = {
                     "type": "function_call",
                     "id": owner.next_id("fc"),
@@ -500,7 +611,10 @@ class _Handler(BaseHTTPRequestHandler):
         def events() -> Iterator[bytes]:
             seq = itertools.count()
             pending = dict(base, status="in_progress", output=[], usage=None, error=None)
-            yield _sse("response.created", {"type": "response.created", "sequence_number": next(seq), "response": pending})
+            yield _sse(
+                "response.created",
+                {"type": "response.created", "sequence_number": next(seq), "response": pending},
+            )
             yield _sse(
                 "response.in_progress",
                 {"type": "response.in_progress", "sequence_number": next(seq), "response": pending},
@@ -510,21 +624,41 @@ class _Handler(BaseHTTPRequestHandler):
                 added = dict(item, status="in_progress", content=[])
                 yield _sse(
                     "response.output_item.added",
-                    {"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0, "item": added},
+                    {
+                        "type": "response.output_item.added",
+                        "sequence_number": next(seq),
+                        "output_index": 0,
+                        "item": added,
+                    },
                 )
                 part = {"type": "output_text", "text": "", "annotations": []}
                 common = {"item_id": item["id"], "output_index": 0, "content_index": 0}
                 yield _sse(
                     "response.content_part.added",
-                    {"type": "response.content_part.added", "sequence_number": next(seq), **common, "part": part},
+                    {
+                        "type": "response.content_part.added",
+                        "sequence_number": next(seq),
+                        **common,
+                        "part": part,
+                    },
                 )
                 yield _sse(
                     "response.output_text.delta",
-                    {"type": "response.output_text.delta", "sequence_number": next(seq), **common, "delta": text},
+                    {
+                        "type": "response.output_text.delta",
+                        "sequence_number": next(seq),
+                        **common,
+                        "delta": text,
+                    },
                 )
                 yield _sse(
                     "response.output_text.done",
-                    {"type": "response.output_text.done", "sequence_number": next(seq), **common, "text": text},
+                    {
+                        "type": "response.output_text.done",
+                        "sequence_number": next(seq),
+                        **common,
+                        "text": text,
+                    },
                 )
                 yield _sse(
                     "response.content_part.done",
@@ -539,7 +673,12 @@ class _Handler(BaseHTTPRequestHandler):
                 added = dict(item, status="in_progress", arguments="")
                 yield _sse(
                     "response.output_item.added",
-                    {"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0, "item": added},
+                    {
+                        "type": "response.output_item.added",
+                        "sequence_number": next(seq),
+                        "output_index": 0,
+                        "item": added,
+                    },
                 )
                 yield _sse(
                     "response.function_call_arguments.delta",
@@ -565,7 +704,12 @@ class _Handler(BaseHTTPRequestHandler):
                 added = dict(item, status="in_progress", input="")
                 yield _sse(
                     "response.output_item.added",
-                    {"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0, "item": added},
+                    {
+                        "type": "response.output_item.added",
+                        "sequence_number": next(seq),
+                        "output_index": 0,
+                        "item": added,
+                    },
                 )
                 yield _sse(
                     "response.custom_tool_call_input.delta",
@@ -579,7 +723,12 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             yield _sse(
                 "response.output_item.done",
-                {"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0, "item": item},
+                {
+                    "type": "response.output_item.done",
+                    "sequence_number": next(seq),
+                    "output_index": 0,
+                    "item": item,
+                },
             )
             yield _sse(
                 "response.completed",
@@ -600,6 +749,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         turn_index, turn = owner.choose(index, tools)
         owner.record(RecordedRequest("POST", self.path, headers, body, req, "chat", turn_index))
+        if isinstance(turn, Fail):
+            self._fail("chat", turn)
+            return
         model = str(req.get("model") or MODEL_ID)
         chat_id = owner.next_id("chatcmpl")
         created = int(time.time())
@@ -610,7 +762,11 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if isinstance(turn, ToolCall):
             args = turn.arguments if isinstance(turn.arguments, str) else json.dumps(turn.arguments)
-            call = {"id": owner.next_id("call"), "type": "function", "function": {"name": turn.name, "arguments": args}}
+            call = {
+                "id": owner.next_id("call"),
+                "type": "function",
+                "function": {"name": turn.name, "arguments": args},
+            }
             message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
             finish = "tool_calls"
         else:
@@ -631,16 +787,25 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-            obj = {"id": chat_id, "object": "chat.completion.chunk", "created": created, "model": model}
+            obj = {
+                "id": chat_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+            }
             return _sse(None, dict(obj, choices=choices, **extra))
 
         def events() -> Iterator[bytes]:
-            yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            yield chunk(
+                [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+            )
             if "tool_calls" in message:
                 calls = [dict(c, index=i) for i, c in enumerate(message["tool_calls"])]
                 yield chunk([{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}])
             else:
-                yield chunk([{"index": 0, "delta": {"content": message["content"]}, "finish_reason": None}])
+                yield chunk(
+                    [{"index": 0, "delta": {"content": message["content"]}, "finish_reason": None}]
+                )
             yield chunk([{"index": 0, "delta": {}, "finish_reason": finish}])
             yield chunk([], usage=usage)
             yield _sse(None, "[DONE]")
@@ -666,8 +831,20 @@ class _Handler(BaseHTTPRequestHandler):
         )
         turn_index, turn = owner.choose(index, tools)
         owner.record(RecordedRequest("POST", self.path, headers, body, req, "gemini", turn_index))
+        if isinstance(turn, Fail):
+            self._fail("gemini", turn)
+            return
+        config = req.get("generationConfig") or {}
+        schema = config.get("responseJsonSchema") or config.get("responseSchema")
+        if turn_index is None and isinstance(schema, dict):
+            # A side query that wants structured output (e.g. Gemini CLI's model router).
+            turn = Reply(json.dumps(fill_schema(schema)))
         if isinstance(turn, ToolCall):
-            args = json.loads(turn.arguments) if isinstance(turn.arguments, str) else dict(turn.arguments)
+            args = (
+                json.loads(turn.arguments)
+                if isinstance(turn.arguments, str)
+                else dict(turn.arguments)
+            )
             part: dict[str, Any] = {"functionCall": {"name": turn.name, "args": args}}
         else:
             part = {"text": turn.text}
@@ -689,6 +866,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, response)
 
 
+def fill_schema(schema: Mapping[str, Any]) -> Any:
+    """A small value that satisfies a JSON schema (OpenAPI-style upper-case types too)."""
+    kind = str(schema.get("type", "object")).lower()
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: fill_schema(v) for k, v in props.items() if isinstance(v, Mapping)}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return max(1, int(schema.get("minimum", 1)))
+    if kind == "boolean":
+        return False
+    return SIDE_ANSWER
+
+
 def _is_assistant_item(item: Mapping[str, Any]) -> bool:
     kind = item.get("type")
     if kind in ("function_call", "custom_tool_call", "local_shell_call"):
@@ -705,7 +899,10 @@ def _model_list(headers: Mapping[str, str]) -> dict[str, Any]:
             "created_at": "2025-01-01T00:00:00Z",
         }
         return {"data": [model], "has_more": False, "first_id": MODEL_ID, "last_id": MODEL_ID}
-    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "planrun-tests"}]}
+    return {
+        "object": "list",
+        "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "planrun-tests"}],
+    }
 
 
 def load_script(path: Path) -> list[Turn]:

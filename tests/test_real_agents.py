@@ -1,0 +1,532 @@
+"""The real agent CLIs, at their pinned versions, do a task against a scripted local model.
+
+Each test starts tests/agents/model_server.py on 127.0.0.1, points the CLI at it through the
+CLI's documented base-URL setting, runs it exactly as its built-in preset says
+(``command + yolo_flag + prompt``, with the preset's ``env``) in a fresh git repository with
+HOME in a temporary folder, and scripts the model to write ``hello.txt`` and finish. It checks
+the file, the exit status, what the model server saw, and that planrun.usage reads the CLI's
+JSON output.
+
+No request may leave 127.0.0.1: the proxies (HTTPS_PROXY/HTTP_PROXY) point at the model
+server, which records and refuses every CONNECT, and the CLIs whose HTTP clients honour the
+proxy (Claude Code, Codex, Copilot, opencode) must make none. The machine has no other network
+anyway; a CLI that waited on one would hit the timeout and fail with its output and the list of
+requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from planrun.plan.presets import PRESETS, PROMPT
+from planrun.usage import Usage, parse_usage
+from tests.agents import install
+from tests.agents.model_server import (
+    INPUT_TOKENS,
+    OUTPUT_TOKENS,
+    Answer,
+    ModelServer,
+    Reply,
+    ToolCall,
+)
+
+pytestmark = pytest.mark.agents
+
+RUN_TIMEOUT = 90.0
+TASK = "Create the file hello.txt containing exactly: hi from {agent}"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def describe(self, server: ModelServer) -> str:
+        return (
+            f"exit {self.returncode}\n--- stdout\n{self.stdout[-3000:]}\n--- stderr\n"
+            f"{self.stderr[-3000:]}\n--- model server\n{server.describe()}"
+        )
+
+
+@pytest.fixture(scope="module")
+def installed() -> dict[str, Path]:
+    try:
+        return install.ensure(install.presets_for_tests())
+    except install.RegistryUnreachable as exc:
+        print(f"SKIP: {exc}")
+        pytest.skip(f"package registry unreachable: {exc}")
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer() as running:
+        yield running
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path, home: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    env = {**base_env(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
+    (path / "README.md").write_text("A repository for an agent test.\n")
+    subprocess.run(["git", "-C", str(path), "add", "README.md"], check=True, env=env)
+    subprocess.run(["git", "-C", str(path), "commit", "-q", "-m", "init"], check=True, env=env)
+    return path
+
+
+def base_env(home: Path) -> dict[str, str]:
+    return {
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "NO_COLOR": "1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "planrun tests",
+        "GIT_AUTHOR_EMAIL": "tests@planrun.invalid",
+        "GIT_COMMITTER_NAME": "planrun tests",
+        "GIT_COMMITTER_EMAIL": "tests@planrun.invalid",
+    }
+
+
+def agent_env(preset: str, binary: Path, home: Path, server: ModelServer) -> dict[str, str]:
+    env = base_env(home)
+    env["PATH"] = f"{binary.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    # Anything not sent to the model server directly goes to it as a proxy request: recorded
+    # and refused (server.outbound()).
+    env.update(
+        {
+            "HTTPS_PROXY": server.url,
+            "HTTP_PROXY": server.url,
+            "https_proxy": server.url,
+            "http_proxy": server.url,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
+    preset_env = PRESETS[preset]["env"]
+    assert isinstance(preset_env, dict)
+    env.update({str(k): str(v) for k, v in preset_env.items()})
+    return env
+
+
+def preset_argv(preset: str, binary: Path, prompt: str | None) -> list[str]:
+    """The argv planrun builds for an autonomous task: command + yolo_flag (+ prompt)."""
+    spec = PRESETS[preset]
+    command = spec["command"]
+    assert isinstance(command, list)
+    yolo = spec.get("yolo_flag")
+    flags: list[str] = []
+    if isinstance(yolo, str):
+        flags.append(yolo)
+    elif isinstance(yolo, list):
+        flags += [str(f) for f in yolo]
+    argv = [str(binary), *[str(c) for c in command[1:]], *flags]
+    if spec["prompt_via"] == "argv":
+        assert prompt is not None
+        argv.append(prompt)
+    return argv
+
+
+def followup_argv(preset: str, binary: Path, prompt: str) -> list[str]:
+    """A follow-up turn as planrun builds it: prompt_command with the prompt, + yolo_flag."""
+    spec = PRESETS[preset]
+    command = spec["prompt_command"]
+    assert isinstance(command, list)
+    yolo = spec.get("yolo_flag")
+    flags = [yolo] if isinstance(yolo, str) else []
+    rendered = [prompt if part == PROMPT else str(part) for part in command[1:]]
+    return [str(binary), *rendered, *flags]
+
+
+def run_agent(
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    server: ModelServer,
+    stdin_text: str | None = None,
+) -> Run:
+    """Run one CLI in its own process group; a timeout kills the group and fails the test."""
+    proc = subprocess.Popen(
+        argv,
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(stdin_text, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        run = Run(-9, out, err)
+        pytest.fail(f"{argv[0]} did not finish in {RUN_TIMEOUT:.0f}s\n{run.describe(server)}")
+    finally:
+        # helpers the CLI left in its group (language servers, shells)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return Run(proc.returncode, out, err)
+
+
+def check_common(run: Run, repo: Path, agent: str, server: ModelServer) -> None:
+    assert run.returncode == 0, run.describe(server)
+    assert server.errors == [], run.describe(server)
+    hello = repo / "hello.txt"
+    assert hello.exists(), run.describe(server)
+    assert hello.read_text().strip() == f"hi from {agent}", run.describe(server)
+
+
+def expected_usage(server: ModelServer, dialect: str, cost: float | None) -> Usage:
+    answered = [
+        r
+        for r in server.requests
+        if r.dialect == dialect and not r.path.split("?")[0].endswith("count_tokens")
+    ]
+    return Usage(len(answered) * INPUT_TOKENS, len(answered) * OUTPUT_TOKENS, cost)
+
+
+# -- Claude Code ----------------------------------------------------------------------------
+def test_claude_code_writes_a_file(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    server.set_script(
+        [
+            ToolCall("Write", {"file_path": str(repo / "hello.txt"), "content": "hi from claude"}),
+            Reply("Done: hello.txt is written."),
+        ]
+    )
+    env = agent_env("claude", installed["claude"], home, server)
+    env.update({"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "dummy"})
+    argv = preset_argv("claude", installed["claude"], TASK.format(agent="claude"))
+
+    run = run_agent(argv, env, repo, server)
+
+    check_common(run, repo, "claude", server)
+    assert len(server.model_requests("anthropic")) == 2, run.describe(server)
+    assert server.outbound() == [], run.describe(server)
+    first = server.model_requests("anthropic")[0]
+    assert first.headers.get("x-api-key") == "dummy"
+    result = parse_usage("claude-json", run.stdout)
+    assert result.error is None, run.describe(server)
+    assert result.usage is not None
+    assert result.usage.cost_usd is not None
+    assert result.usage.cost_usd >= 0
+    assert result.usage == expected_usage(server, "anthropic", result.usage.cost_usd)
+
+
+def test_claude_code_follow_up_continues_the_conversation(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    server.set_script(
+        [
+            ToolCall("Write", {"file_path": str(repo / "hello.txt"), "content": "hi from claude"}),
+            Reply("Done."),
+            ToolCall("Write", {"file_path": str(repo / "again.txt"), "content": "again"}),
+            Reply("Done again."),
+        ]
+    )
+    env = agent_env("claude", installed["claude"], home, server)
+    env.update({"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "dummy"})
+    first = run_agent(
+        preset_argv("claude", installed["claude"], TASK.format(agent="claude")), env, repo, server
+    )
+    check_common(first, repo, "claude", server)
+
+    follow = run_agent(
+        followup_argv("claude", installed["claude"], "Also write again.txt"), env, repo, server
+    )
+
+    assert follow.returncode == 0, follow.describe(server)
+    assert (repo / "again.txt").read_text() == "again", follow.describe(server)
+    last = server.model_requests("anthropic")[-1].json
+    assert "Also write again.txt" in json.dumps(last["messages"]), follow.describe(server)
+    assert parse_usage("claude-json", follow.stdout).error is None
+
+
+def test_claude_code_reports_an_api_error(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    from tests.agents.model_server import Fail
+
+    server.set_script([Fail("prompt is too long: 250000 tokens > 200000 maximum")])
+    env = agent_env("claude", installed["claude"], home, server)
+    env.update({"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": "dummy"})
+
+    run = run_agent(preset_argv("claude", installed["claude"], "hello"), env, repo, server)
+
+    assert run.returncode != 0, run.describe(server)
+    result = parse_usage("claude-json", run.stdout)
+    assert result.error is not None, run.describe(server)
+    assert "400" in result.error or "too long" in result.error.lower(), result.error
+
+
+# -- Codex ----------------------------------------------------------------------------------
+CODEX_CONFIG = """\
+model = "mock-model"
+model_provider = "planrun-test"
+check_for_update_on_startup = false
+
+[model_providers.planrun-test]
+name = "planrun test model"
+base_url = "{url}/v1"
+wire_api = "responses"
+env_key = "PLANRUN_TEST_API_KEY"
+request_max_retries = 0
+stream_max_retries = 0
+
+[analytics]
+enabled = false
+
+[feedback]
+enabled = false
+
+[features]
+plugins = false
+remote_plugin = false
+apps = false
+"""
+
+
+def codex_write(tools: frozenset[str]) -> Answer:
+    """Codex's file-writing tool depends on the model family: use whichever it offers."""
+    command = "printf 'hi from codex' > hello.txt"
+    if "exec_command" in tools:  # unified exec (0.169.0's default for unknown models)
+        return ToolCall("exec_command", {"cmd": command, "login": False, "yield_time_ms": 5000})
+    if "apply_patch" in tools:
+        patch = "*** Begin Patch\n*** Add File: hello.txt\n+hi from codex\n*** End Patch\n"
+        return ToolCall("apply_patch", patch)
+    if "shell_command" in tools:
+        return ToolCall("shell_command", {"command": command})
+    return ToolCall("shell", {"command": ["bash", "-c", command]})
+
+
+def codex_env(installed: dict[str, Path], home: Path, server: ModelServer) -> dict[str, str]:
+    codex_home = home / ".codex"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text(CODEX_CONFIG.format(url=server.url))
+    env = agent_env("codex", installed["codex"], home, server)
+    env.update({"CODEX_HOME": str(codex_home), "PLANRUN_TEST_API_KEY": "dummy"})
+    return env
+
+
+def test_codex_writes_a_file(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    server.set_script([codex_write, Reply("Done: hello.txt is written.")])
+    env = codex_env(installed, home, server)
+    argv = preset_argv("codex", installed["codex"], TASK.format(agent="codex"))
+    argv.insert(2, "--strict-config")  # a config key this version does not know is an error
+
+    run = run_agent(argv, env, repo, server)
+
+    check_common(run, repo, "codex", server)
+    assert len(server.model_requests("responses")) == 2, run.describe(server)
+    assert server.outbound() == [], run.describe(server)
+    assert server.model_requests("responses")[0].headers.get("authorization") == "Bearer dummy"
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert events[0]["type"] == "thread.started", run.describe(server)
+    result = parse_usage("codex-json", run.stdout)
+    assert result.error is None, run.describe(server)
+    assert result.usage == expected_usage(server, "responses", None)
+
+
+def test_codex_follow_up_resumes_the_last_session(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    def again(tools: frozenset[str]) -> Answer:
+        call = codex_write(tools)
+        assert isinstance(call, ToolCall)
+        raw = json.dumps(call.arguments) if not isinstance(call.arguments, str) else call.arguments
+        raw = raw.replace("hi from codex", "again").replace("hello.txt", "again.txt")
+        return ToolCall(call.name, raw if isinstance(call.arguments, str) else json.loads(raw))
+
+    server.set_script([codex_write, Reply("Done."), again, Reply("Done again.")])
+    env = codex_env(installed, home, server)
+    first = run_agent(
+        preset_argv("codex", installed["codex"], TASK.format(agent="codex")), env, repo, server
+    )
+    check_common(first, repo, "codex", server)
+
+    follow = run_agent(
+        followup_argv("codex", installed["codex"], "Also write again.txt"), env, repo, server
+    )
+
+    assert follow.returncode == 0, follow.describe(server)
+    assert server.errors == [], follow.describe(server)
+    assert (repo / "again.txt").read_text().strip() == "again", follow.describe(server)
+    last = server.model_requests("responses")[-1].json
+    assert "Also write again.txt" in json.dumps(last["input"]), follow.describe(server)
+    assert parse_usage("codex-json", follow.stdout).error is None
+
+
+def test_codex_reports_an_api_error(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    from tests.agents.model_server import Fail
+
+    server.set_script([Fail("The model mock-model does not exist")])
+    env = codex_env(installed, home, server)
+
+    run = run_agent(preset_argv("codex", installed["codex"], "hello"), env, repo, server)
+
+    assert run.returncode != 0, run.describe(server)
+    result = parse_usage("codex-json", run.stdout)
+    assert result.error == "The model mock-model does not exist", run.describe(server)
+
+
+# -- Gemini CLI -----------------------------------------------------------------------------
+def test_gemini_cli_writes_a_file(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    server.set_script(
+        [
+            ToolCall(
+                "write_file", {"file_path": str(repo / "hello.txt"), "content": "hi from gemini"}
+            ),
+            Reply("Done: hello.txt is written."),
+        ]
+    )
+    settings = {
+        # GOOGLE_GEMINI_BASE_URL alone selects the "gateway" auth type, which 0.61.0's headless
+        # mode rejects ("Invalid auth method selected."): name the API-key type explicitly.
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+        "privacy": {"usageStatisticsEnabled": False},
+        "telemetry": {"enabled": False},
+    }
+    (home / ".gemini").mkdir()
+    (home / ".gemini" / "settings.json").write_text(json.dumps(settings))
+    env = agent_env("gemini", installed["gemini"], home, server)
+    env.update({"GEMINI_API_KEY": "dummy", "GOOGLE_GEMINI_BASE_URL": server.url})
+
+    run = run_agent(
+        preset_argv("gemini", installed["gemini"], TASK.format(agent="gemini")), env, repo, server
+    )
+
+    check_common(run, repo, "gemini", server)
+    assert len(server.model_requests("gemini")) == 2, run.describe(server)
+    result = parse_usage("gemini-json", run.stdout)
+    assert result.error is None, run.describe(server)
+    # the model router's side request is counted too
+    assert result.usage == expected_usage(server, "gemini", None)
+
+
+# -- GitHub Copilot CLI (BYOK provider) -------------------------------------------------------
+def test_copilot_cli_writes_a_file(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    command = "printf 'hi from copilot' > hello.txt"
+    server.set_script(
+        [
+            ToolCall("bash", {"command": command, "description": "Write hello.txt"}),
+            Reply("Done: hello.txt is written."),
+        ]
+    )
+    env = agent_env("copilot", installed["copilot"], home, server)
+    env.update(
+        {
+            "COPILOT_PROVIDER_BASE_URL": f"{server.url}/v1",
+            "COPILOT_PROVIDER_API_KEY": "dummy",
+            "COPILOT_MODEL": "gpt-5.4",
+            "COPILOT_OFFLINE": "true",
+        }
+    )
+    assert PRESETS["copilot"]["prompt_via"] == "stdin"
+
+    run = run_agent(
+        preset_argv("copilot", installed["copilot"], None),
+        env,
+        repo,
+        server,
+        stdin_text=TASK.format(agent="copilot") + "\n",
+    )
+
+    check_common(run, repo, "copilot", server)
+    assert len(server.model_requests("chat")) == 2, run.describe(server)
+    assert server.outbound() == [], run.describe(server)
+
+
+# -- opencode -------------------------------------------------------------------------------
+def test_opencode_writes_a_file(
+    installed: dict[str, Path], server: ModelServer, home: Path, repo: Path
+) -> None:
+    server.set_script(
+        [
+            ToolCall("write", {"filePath": str(repo / "hello.txt"), "content": "hi from opencode"}),
+            Reply("Done: hello.txt is written."),
+        ]
+    )
+    config = {
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": False,
+        "share": "disabled",
+        "model": "planrun/mock-model",
+        "provider": {
+            "planrun": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "planrun test model",
+                "options": {"baseURL": f"{server.url}/v1", "apiKey": "dummy"},
+                "models": {"mock-model": {"name": "mock-model", "tool_call": True}},
+            }
+        },
+    }
+    env = agent_env("opencode", installed["opencode"], home, server)
+    env.update(
+        {
+            "OPENCODE_CONFIG_CONTENT": json.dumps(config),
+            "OPENCODE_DISABLE_MODELS_FETCH": "1",
+            "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+        }
+    )
+
+    run = run_agent(
+        preset_argv("opencode", installed["opencode"], TASK.format(agent="opencode")),
+        env,
+        repo,
+        server,
+    )
+
+    check_common(run, repo, "opencode", server)
+    assert len(server.model_requests("chat")) == 2, run.describe(server)
+    # opencode 1.18.33 asks the npm registry for the provider package before falling back to
+    # the copy it bundles: the one outbound request allowed here.
+    assert set(server.outbound()) <= {"registry.npmjs.org:443"}, run.describe(server)
+
+
+# -- aider (installed only with PLANRUN_AGENTS_FULL=1: a 98 s pip install) -------------------
+def test_aider_writes_a_file(server: ModelServer, home: Path, repo: Path) -> None:
+    binary = install.agent_bin("aider")
+    if binary is None:
+        pytest.skip("aider-chat is not installed (PLANRUN_AGENTS_FULL=1 installs it)")
+    # aider sends no tools: it edits files from the answer's text ("whole" edit format).
+    server.side_answer = "hello.txt\n```\nhi from aider\n```\n"
+    env = agent_env("aider", binary, home, server)
+    env.update({"OPENAI_API_BASE": f"{server.url}/v1", "OPENAI_API_KEY": "dummy"})
+    argv = preset_argv("aider", binary, None)
+    argv[1:1] = ["--model", "openai/mock-model", "--no-show-model-warnings"]
+    assert PROMPT not in argv
+
+    run = run_agent(argv, env, repo, server, stdin_text=TASK.format(agent="aider") + "\n")
+
+    check_common(run, repo, "aider", server)
+    assert len([r for r in server.requests if r.dialect == "chat"]) >= 1, run.describe(server)
