@@ -7,6 +7,7 @@ every live descendant is a leak.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -19,6 +20,9 @@ import pytest
 from tests import procs
 
 _PR_SET_CHILD_SUBREAPER = 36
+
+#: fixtures of the tests that run real agent CLIs (installed, server, home, repo)
+pytest_plugins = ["tests.agents.fixtures"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,10 +45,8 @@ def _no_leaked_processes() -> Iterator[None]:
     if leaked:
         described = [f"{pid}: {procs.cmdline(pid)}" for pid in leaked]
         for pid in leaked:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         procs.reap_orphans()
         pytest.fail("processes outlived the test:\n  " + "\n  ".join(described))
 

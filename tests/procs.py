@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -61,7 +62,5 @@ def reap_orphans() -> None:
     me = os.getpid()
     for entry in os.listdir("/proc"):
         if entry.isdigit() and ppid(int(entry)) == me and state(int(entry)) == "Z":
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(int(entry), os.WNOHANG)
-            except ChildProcessError:
-                pass

@@ -15,16 +15,8 @@ from pathlib import Path
 import pytest
 
 from planrun.cli import main
+from tests.agents.fixtures import agent_env, codex_env, codex_write
 from tests.agents.model_server import ModelServer, Reply, ToolCall
-from tests.test_real_agents import (  # noqa: F401 - fixtures
-    agent_env,
-    codex_env,
-    codex_write,
-    home,
-    installed,
-    repo,
-    server,
-)
 
 pytestmark = pytest.mark.agents
 
