@@ -1,0 +1,604 @@
+"""The ``pty`` backend: one attempt as a child process on a pseudo-terminal (pexpect's pty layer).
+
+The child is started with ``ptyprocess`` (the pty half of pexpect: ``pexpect.spawn`` adds a
+synchronous expect/read layer that planrun does not use and cannot pass extra descriptors). It
+runs ``spec.argv`` directly (never through a shell) in ``spec.cwd`` with exactly ``spec.env``,
+on a terminal of ``spec.terminal_size``, as the leader of a new session (so pgid == pid). The
+terminal's echo is off, so typed text never comes back as output.
+
+Output. The pty master is read without blocking trio (``wait_readable`` + ``os.read``) and
+drained continuously into an :class:`~planrun.sessions.output.OutputWatcher`, so a child printing
+megabytes never blocks and memory stays bounded. Newline translation: the terminal's ``ONLCR``
+output flag is cleared before the command starts, so a ``\\n`` written by the child reaches the
+log as ``\\n``, byte for byte what it wrote (as with the subprocess backend). Full-screen programs
+switch ``OPOST`` off anyway and write ``\\r\\n`` themselves, which then appears as written.
+
+Input. ``spec.stdin_text`` (prompt_via: stdin) is written to a *pipe* on the child's stdin,
+then the pipe is closed; stdout and stderr stay on the terminal, which remains the controlling
+terminal (``/dev/tty``), where questions are asked and answered. A pipe rather than typing the
+text followed by ctrl-D because a terminal in canonical mode silently drops every character of a
+line beyond 4095 bytes, and CLIs that take a prompt on stdin only read it when stdin is not a
+terminal. ``spec.type_text`` (prompt_via: type) is typed as soon as the child has started, then
+Enter; see :func:`keystrokes` for how text becomes keys (single line: the text then ``\\r``;
+several lines: one bracketed paste then ``\\r``).
+
+How the outcome is decided is the subprocess backend's rule (first that applies): a failure,
+success or input pattern seen in the output; the timeout (``timed_out``) or idle timeout
+(``stalled``); the exit status against ``success_exit_codes``. The terminal adds:
+
+- an answer's ``expect`` matched (:class:`~planrun.sessions.output.AnswerDue`): its ``send`` is
+  typed (each ``\\n`` pressed as Enter; nothing else is added). An automatic answer wins over
+  ``input_pattern`` for the same line;
+- ``input_pattern`` matched: with ``on_question``, it is awaited (the caller parks the task) and
+  the text it returns is typed, then Enter; ``None`` ends the attempt as ``needs_input``. Without
+  ``on_question`` the attempt ends as ``needs_input`` at once. While a question waits for its
+  answer, ``timeout`` and ``idle_timeout`` stand still (the silence is the person's, not the
+  agent's). Repeats of the prompt while it waits (a redraw) are not asked again.
+
+Whatever ends the attempt, the whole group gets SIGTERM, ``kill_grace`` seconds, SIGKILL (also
+the processes left behind by a leader that exited), while output is still logged; the leader is
+reaped without blocking (a pidfd, or polling where there is none), within a bound; what remains
+of the output is drained for at most ``drain_timeout`` seconds; the pty is always closed.
+Cancellation runs the same clean-up shielded, then ``Cancelled`` propagates. Only failures to
+start are returned as data (``startup_failed``); exceptions from ``on_start``, ``on_line`` and
+``on_question`` propagate as themselves after the clean-up.
+
+The machinery shared with the tmux backend lives here too: :func:`keystrokes`,
+:func:`resolve_command`, :func:`wait_process_exit`, :func:`write_all` and
+:class:`TerminalSupervisor`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import re
+import signal
+import termios
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ptyprocess
+import trio
+
+from planrun.outcomes import Outcome
+from planrun.sessions.base import (
+    OnLine,
+    OnQuestion,
+    OnStart,
+    ProcessInfo,
+    SessionResult,
+    SessionSpec,
+)
+from planrun.sessions.output import (
+    AnswerDue,
+    Event,
+    FailureMatched,
+    InputRequested,
+    OutputWatcher,
+    SuccessMatched,
+)
+from planrun.sessions.process import GroupKill, kill_group, proc_start_time
+from planrun.sessions.subprocess import (
+    REAP_TIMEOUT,
+    _Ending,
+    _signal_name,
+    _startup_failed,
+    _unwrapped,
+)
+
+#: Bracketed paste markers (xterm): what a terminal sends around pasted text.
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+#: Characters never typed: C0 controls except tab and newline, DEL and C1 controls. Typed,
+#: they would act as keys (ctrl-C, ctrl-D, ctrl-U erase the line, ESC ends a paste early).
+_NOT_TYPED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: Pause between checks where a pidfd is not available.
+_EXIT_POLL = 0.02
+
+Write = Callable[[bytes], Awaitable[None]]
+
+
+def keystrokes(text: str, *, submit: bool) -> bytes:
+    """The bytes to type for ``text`` (UTF-8), the same for the pty and tmux backends.
+
+    ``\\r\\n`` and ``\\r`` count as newlines, and control characters (C0 except tab and newline,
+    DEL, C1) are removed, so text only ever types text. With ``submit`` (a prompt or an answer
+    to a question), trailing newlines are dropped and Enter (``\\r``) is pressed once: a text of
+    several lines is sent as one bracketed paste (``ESC[200~ … ESC[201~``, its newlines as
+    ``\\r`` as a terminal pastes them) so that an agent's input box receives it whole rather than
+    submitting line by line; programs that did not ask for bracketed paste (line readers) see
+    the markers as text. Without ``submit`` (an automatic answer's ``send``), each newline is
+    pressed as Enter and nothing is added.
+    """
+    text = _NOT_TYPED.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if not submit:
+        keys = text.replace("\n", "\r")
+    else:
+        body = text.rstrip("\n")
+        if "\n" in body:
+            keys = PASTE_START + body.replace("\n", "\r") + PASTE_END + "\r"
+        else:
+            keys = body + "\r"
+    return keys.encode("utf-8", errors="replace")
+
+
+def resolve_command(argv: tuple[str, ...], env: Mapping[str, str], cwd: Path) -> str:
+    """The absolute path of ``argv[0]``, found the way ``execvpe`` would with ``env``'s PATH.
+
+    A name with a ``/`` is taken relative to ``cwd``. Raises ``ValueError`` with the reason
+    (``cannot start 'x': ...``, worded like the subprocess backend's) when it cannot start:
+    empty command, missing working folder, NUL bytes, not found, not executable.
+    """
+    if not argv:
+        raise ValueError("cannot start an empty command")
+    command = argv[0]
+    if not cwd.is_dir():
+        problem = os.strerror(errno.ENOTDIR if cwd.exists() else errno.ENOENT)
+        raise ValueError(f"cannot start {command!r}: working folder {cwd}: {problem}")
+    texts = [*argv, *env.keys(), *env.values()]
+    if any("\0" in text for text in texts) or any("=" in key or not key for key in env):
+        raise ValueError(f"cannot start {command!r}: NUL byte or bad name in argv or env")
+    if "/" in command:
+        candidates = [os.path.join(cwd, command)]
+    else:
+        search = env.get("PATH", os.defpath).split(os.pathsep)
+        candidates = [os.path.join(cwd, d or ".", command) for d in search]
+    found = [path for path in candidates if os.path.isfile(path)]
+    for path in found:
+        if os.access(path, os.X_OK):
+            return os.path.abspath(path)
+    problem = os.strerror(errno.EACCES if found else errno.ENOENT)
+    raise ValueError(f"cannot start {command!r}: {problem}")
+
+
+async def wait_process_exit(pid: int) -> None:
+    """Return once process ``pid`` has exited (it may still be an unreaped zombie).
+
+    Uses a pidfd (readable when the process exits; any visible process, not only a child);
+    where there is none, polls ``/proc`` every few milliseconds. Never reaps.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (OSError, AttributeError):
+        while _running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
+            await trio.sleep(_EXIT_POLL)
+        return
+    try:
+        await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        trio.lowlevel.notify_closing(pidfd)
+        os.close(pidfd)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+
+
+async def write_all(fd: int, data: bytes) -> bool:
+    """Write ``data`` to the non-blocking ``fd``, waiting while it is full; False if it broke.
+
+    A reader that went away (EPIPE, or EIO on a pty whose child is gone) is not an error.
+    """
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(fd)
+        except OSError as error:
+            if error.errno in (errno.EPIPE, errno.EIO, errno.EBADF):
+                return False
+            raise
+    return True
+
+
+def close_fd(fd: int | None) -> None:
+    """Close ``fd`` (if any) after telling trio, so that no task waits on a reused number."""
+    if fd is None:
+        return
+    trio.lowlevel.notify_closing(fd)
+    os.close(fd)
+
+
+class TerminalSupervisor:
+    """What the pty and tmux backends share: deciding the ending, typing, questions, limits.
+
+    A backend feeds output events to :meth:`handle`, gives :meth:`start` its nursery and a
+    ``write`` coroutine that types bytes into the terminal, queues text with :meth:`type`,
+    waits for :attr:`end` and finally builds the :meth:`result`. Keystrokes are typed in the
+    order they were queued, by one task. After :meth:`stop` (the attempt is winding down),
+    events still decide the ending but nothing is typed or asked any more.
+    """
+
+    def __init__(
+        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
+    ) -> None:
+        self.spec = spec
+        self.watcher = watcher
+        self.ending: _Ending | None = None
+        self.end = trio.Event()
+        self._on_question = on_question
+        self._keys_in, self._keys_out = trio.open_memory_channel[bytes](math.inf)
+        self._nursery: trio.Nursery | None = None
+        self._asking = False
+        self._unpaused = trio.Event()
+        self._unpaused.set()
+        self._started_at = trio.current_time()
+        self._paused_at = 0.0
+        self._paused_total = 0.0
+        self._resumed_at = -math.inf
+
+    def start(self, nursery: trio.Nursery, write: Write) -> None:
+        """Start typing (with ``write``) and the time limits in ``nursery``."""
+        self._nursery = nursery
+        nursery.start_soon(self._typist, write)
+        if self.spec.timeout is not None:
+            nursery.start_soon(self._watch_timeout, self.spec.timeout)
+        if self.spec.idle_timeout is not None:
+            nursery.start_soon(self._watch_idle, self.spec.idle_timeout)
+
+    def stop(self) -> None:
+        """The attempt is ending: from now on events only decide the outcome."""
+        self._nursery = None
+
+    def decide(self, ending: _Ending) -> None:
+        """Record the first ending (later ones are ignored) and signal :attr:`end`."""
+        if self.ending is None:
+            self.ending = ending
+        self.end.set()
+
+    def type(self, keys: bytes) -> None:
+        """Queue ``keys`` for typing (ignored once the attempt is ending)."""
+        if self._nursery is not None and keys:
+            self._keys_in.send_nowait(keys)
+
+    def handle(self, events: list[Event]) -> None:
+        """Act on the watcher's events; see the module docstring for the rules."""
+        answered = {event.line for event in events if isinstance(event, AnswerDue)}
+        for event in events:
+            if isinstance(event, FailureMatched):
+                self.decide(_Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
+            elif isinstance(event, SuccessMatched):
+                self.decide(_Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
+            elif isinstance(event, AnswerDue):
+                self.type(keystrokes(event.send, submit=False))
+            elif event.line not in answered:
+                self._question(event)
+
+    def _question(self, event: InputRequested) -> None:
+        if self._on_question is None or self._nursery is None:
+            reason = f"waiting for input: {event.line}"
+            self.decide(_Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
+        elif not self._asking:
+            self._asking = True
+            self._nursery.start_soon(self._ask, self._on_question, event.line)
+
+    async def _ask(self, on_question: OnQuestion, line: str) -> None:
+        """Await the answer with the limits paused; type it, or end as needs_input."""
+        self._pause()
+        try:
+            answer = await on_question(line)
+        finally:
+            self._resume()
+        if answer is None:
+            reason = f"waiting for input: {line}"
+            self.decide(_Ending(Outcome.NEEDS_INPUT, reason, question=line))
+        else:
+            self.type(keystrokes(answer, submit=True))
+        self._asking = False
+
+    def _pause(self) -> None:
+        self._paused_at = trio.current_time()
+        self._unpaused = trio.Event()
+
+    def _resume(self) -> None:
+        now = trio.current_time()
+        self._paused_total += now - self._paused_at
+        self._resumed_at = now
+        self._unpaused.set()
+
+    async def _typist(self, write: Write) -> None:
+        async for keys in self._keys_out:
+            await write(keys)
+
+    async def _watch_timeout(self, timeout: float) -> None:
+        """Decide ``timed_out`` once ``timeout`` seconds ran, not counting question waits."""
+        while True:
+            await self._unpaused.wait()
+            left = timeout - (trio.current_time() - self._started_at - self._paused_total)
+            if left <= 0:
+                self.decide(_Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
+                return
+            await trio.sleep(left)
+
+    async def _watch_idle(self, idle_timeout: float) -> None:
+        """Decide ``stalled`` once no output came for ``idle_timeout`` (questions excepted)."""
+        while True:
+            await self._unpaused.wait()
+            since = max(self.watcher.last_output_at, self._resumed_at)
+            if trio.current_time() >= since + idle_timeout:
+                self.decide(_Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
+                return
+            await trio.sleep_until(since + idle_timeout)
+
+    def result(
+        self,
+        status: tuple[int | None, int | None] | None,
+        *,
+        pid: int | None,
+        exited: bool,
+        kill: GroupKill | None,
+        unknown_status: str = "the process could not be reaped",
+    ) -> SessionResult:
+        """The result: ``status`` is (exit code, signal), or None when it is unknown."""
+        exit_code, signum = status if status is not None else (None, None)
+        if self.ending is not None:
+            outcome, reason = self.ending.outcome, self.ending.reason
+        elif signum is not None:
+            outcome, reason = Outcome.FAILED, f"killed by signal {_signal_name(signum)}"
+        elif exit_code is None:
+            outcome, reason = Outcome.FAILED, unknown_status
+        elif exit_code in self.spec.success_exit_codes:
+            outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
+        else:
+            outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
+        notes: list[str] = []
+        if exited and kill is not None and kill.terminated:
+            notes.append("processes left in its group were killed")
+        if kill is not None and not kill.gone:
+            notes.append("some processes of its group survived SIGKILL")
+        if self.watcher.log_error is not None:
+            notes.append(f"log writing failed: {self.watcher.log_error.strerror}")
+        return SessionResult(
+            outcome=outcome,
+            reason=self.watcher.redact("; ".join([reason, *notes])),
+            exit_code=exit_code,
+            signal=signum,
+            pid=pid,
+            tail=self.watcher.tail,
+            output_bytes=self.watcher.output_bytes,
+            question=self.ending.question if self.ending is not None else None,
+        )
+
+
+class PtySession:
+    """The pseudo-terminal backend (implements :class:`planrun.sessions.base.Session`).
+
+    ``drain_timeout`` bounds the reading of the output that remains once the process group
+    is gone; ``read_size`` is the largest read from the pty.
+    """
+
+    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
+        self._drain_timeout = drain_timeout
+        self._read_size = read_size
+
+    async def run(
+        self,
+        spec: SessionSpec,
+        *,
+        on_start: OnStart | None = None,
+        on_line: OnLine | None = None,
+        on_question: OnQuestion | None = None,
+    ) -> SessionResult:
+        """Run one attempt to its end; see the module docstring for the rules."""
+        try:
+            watcher = OutputWatcher(spec, clock=trio.current_time, on_line=on_line)
+        except OSError as error:
+            reason = f"cannot open the log {spec.log_path}: {error.strerror or error}"
+            return _startup_failed(spec, reason)
+        try:
+            child = _spawn(spec)
+            if isinstance(child, str):
+                return _startup_failed(spec, child)
+            supervisor = TerminalSupervisor(spec, watcher, on_question)
+            attempt = _PtyAttempt(child, supervisor, self._drain_timeout, self._read_size)
+            try:
+                return await attempt.run(on_start)
+            except BaseExceptionGroup as group:
+                unwrapped = _unwrapped(group)
+                if unwrapped is None:
+                    raise
+                raise unwrapped from None
+        finally:
+            watcher.close()
+
+
+@dataclass
+class _Child:
+    """A started pty child: the ptyprocess object, the master fd, the stdin pipe (if any)."""
+
+    process: Any  # ptyprocess.PtyProcess (untyped)
+    fd: int
+    pid: int
+    stdin_fd: int | None
+
+
+def _child_setup(cwd: str, stdin_fd: int | None) -> Callable[[], None]:
+    """What the child does between fork and exec (errors are reported to the parent).
+
+    Changes to ``cwd``, puts the stdin pipe on fd 0, clears ``ONLCR`` on the terminal and
+    restores the default SIGPIPE/SIGXFSZ dispositions that Python ignores.
+    """
+
+    def setup() -> None:
+        os.chdir(cwd)
+        if stdin_fd is not None:
+            os.dup2(stdin_fd, 0)
+            os.close(stdin_fd)
+        attrs = termios.tcgetattr(1)
+        attrs[1] &= ~termios.ONLCR
+        termios.tcsetattr(1, termios.TCSANOW, attrs)
+        for number in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(number, signal.SIG_DFL)
+
+    return setup
+
+
+def _spawn(spec: SessionSpec) -> _Child | str:
+    """Start the child on a new pty; return it, or why it could not start."""
+    try:
+        command = resolve_command(spec.argv, spec.env, spec.cwd)
+    except ValueError as error:
+        return str(error)
+    stdin_read, stdin_write = os.pipe() if spec.stdin_text is not None else (None, None)
+    try:
+        process = ptyprocess.PtyProcess.spawn(
+            [command, *spec.argv[1:]],
+            env=dict(spec.env),
+            echo=False,
+            dimensions=spec.terminal_size,
+            preexec_fn=_child_setup(os.path.abspath(spec.cwd), stdin_read),
+            pass_fds=() if stdin_read is None else (stdin_read,),
+        )
+    except Exception as error:  # ptyprocess re-raises the child's exec/setup error
+        if stdin_write is not None:
+            os.close(stdin_write)
+        code = getattr(error, "errno", None)
+        problem = os.strerror(code) if code else str(error)
+        return f"cannot start {spec.argv[0]!r}: {problem}"
+    finally:
+        if stdin_read is not None:
+            os.close(stdin_read)
+    os.set_blocking(process.fd, False)
+    if stdin_write is not None:
+        os.set_blocking(stdin_write, False)
+    return _Child(process=process, fd=process.fd, pid=process.pid, stdin_fd=stdin_write)
+
+
+class _PtyAttempt:
+    """The state of one running pty attempt: supervisor, exit, end of output."""
+
+    def __init__(
+        self, child: _Child, supervisor: TerminalSupervisor, drain_timeout: float, read_size: int
+    ) -> None:
+        self._child = child
+        self._sup = supervisor
+        self._spec = supervisor.spec
+        self._watcher = supervisor.watcher
+        self._drain_timeout = drain_timeout
+        self._read_size = read_size
+        self._eof = trio.Event()
+        self._pump_failed = False
+        self._exited = False
+        self._status: tuple[int | None, int | None] | None = None
+        self._kill: GroupKill | None = None
+
+    async def run(self, on_start: OnStart | None) -> SessionResult:
+        """Supervise to the end, clean up (always, shielded), and describe the outcome."""
+        try:
+            if on_start is not None:
+                pid = self._child.pid
+                await on_start(ProcessInfo(pid=pid, pgid=pid, start_time=proc_start_time(pid)))
+            await self._until_end()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._wind_down()
+        return self._sup.result(
+            self._status, pid=self._child.pid, exited=self._exited, kill=self._kill
+        )
+
+    async def _until_end(self) -> None:
+        """Run until an ending is decided or the leader exits."""
+        async with trio.open_nursery() as nursery:
+            self._sup.start(nursery, self._type)
+            nursery.start_soon(self._pump)
+            nursery.start_soon(self._wait_exit)
+            if self._spec.stdin_text is not None:
+                nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
+            if self._spec.type_text is not None:
+                self._sup.type(keystrokes(self._spec.type_text, submit=True))
+            await self._sup.end.wait()
+            nursery.cancel_scope.cancel()
+
+    async def _wind_down(self) -> None:
+        """Kill the group while still logging output, reap, drain briefly, close."""
+        self._sup.stop()
+        pumping = not self._eof.is_set() and not self._pump_failed
+        async with trio.open_nursery() as nursery:
+            if pumping:
+                nursery.start_soon(self._pump)
+            self._kill = await kill_group(self._child.pid, self._spec.kill_grace)
+            if self._status is None:
+                with trio.move_on_after(REAP_TIMEOUT):
+                    await wait_process_exit(self._child.pid)
+                self._reap()
+            if pumping:
+                with trio.move_on_after(self._drain_timeout):
+                    await self._eof.wait()
+            nursery.cancel_scope.cancel()
+        self._close()
+        self._sup.handle(self._watcher.close())
+
+    def _reap(self) -> None:
+        """Collect the exit status if the leader has exited (never blocks)."""
+        process = self._child.process
+        try:
+            if process.isalive():
+                return
+        except ptyprocess.PtyProcessError:
+            return
+        self._status = (process.exitstatus, process.signalstatus)
+
+    def _close(self) -> None:
+        """Close the pty (and the stdin pipe); pexpect's own close must not sleep or block."""
+        close_fd(self._child.stdin_fd)
+        self._child.stdin_fd = None
+        process = self._child.process
+        trio.lowlevel.notify_closing(self._child.fd)
+        process.delayafterclose = 0.0
+        process.delayafterterminate = 0.0
+        with contextlib.suppress(ptyprocess.PtyProcessError):
+            process.close(force=True)  # raises for an unkillable leader, after closing the fd
+
+    async def _pump(self) -> None:
+        """Read the pty into the watcher until EOF (EIO once every slave is closed)."""
+        fd = self._child.fd
+        try:
+            while True:
+                try:
+                    data = os.read(fd, self._read_size)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(fd)
+                    continue
+                except OSError as error:
+                    if error.errno != errno.EIO:
+                        raise
+                    data = b""
+                if not data:
+                    self._eof.set()
+                    return
+                self._sup.handle(self._watcher.feed(data))
+                await trio.lowlevel.checkpoint()  # let the other tasks run during a flood
+        except Exception:
+            self._pump_failed = True
+            raise
+
+    async def _wait_exit(self) -> None:
+        await wait_process_exit(self._child.pid)
+        self._reap()
+        self._exited = True
+        self._sup.end.set()
+
+    async def _type(self, keys: bytes) -> None:
+        await write_all(self._child.fd, keys)
+
+    async def _feed_stdin(self, text: str) -> None:
+        """Write ``text`` to the stdin pipe, then close it; a child that quit is fine."""
+        fd = self._child.stdin_fd
+        assert fd is not None
+        try:
+            await write_all(fd, text.encode("utf-8", errors="replace"))
+        finally:
+            close_fd(fd)
+            self._child.stdin_fd = None
