@@ -451,7 +451,7 @@ class Scheduler:
                 Outcome.STARTUP_FAILED, f"backend {task.backend} is not available"
             ), prepared
         spec = SessionSpec(
-            name=f"{self.plan.name}.{sanitize_component(task.key)}.a{number}",
+            name=session_name(self.plan.name, task, number),
             argv=launch.argv,
             cwd=prepared.cwd,
             env=env,
@@ -857,6 +857,13 @@ def _add_usage(total: Usage | None, more: ParsedUsage) -> Usage:
         output_tokens=(total.output_tokens or 0 if total else 0) + more.output_tokens,
         cost_usd=cost,
     )
+
+
+def session_name(plan: str, task: Task, attempt: int) -> str:
+    """A session's name. A tmux session is named by plan and task alone, so that an apply
+    after a crash finds the one still running and re-attaches instead of starting a copy."""
+    base = f"{plan}.{sanitize_component(task.key)}"
+    return base if task.backend == "tmux" else f"{base}.a{attempt}"
 
 
 def _compile(pattern: str | None) -> re.Pattern[str] | None:

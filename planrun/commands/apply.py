@@ -228,10 +228,20 @@ def _sessions(dry_run: bool, plan: CompiledPlan) -> dict[str, Session]:
 
         dry = DryRunSession()
         return {"subprocess": dry, "pty": dry, "tmux": dry}
+    from planrun.sessions.pty import PtySession
     from planrun.sessions.subprocess import SubprocessSession
+    from planrun.sessions.tmux import TmuxSession
 
-    sessions: dict[str, Session] = {"subprocess": SubprocessSession()}
-    return sessions
+    return {
+        "subprocess": SubprocessSession(),
+        "pty": PtySession(),
+        "tmux": TmuxSession(tmux_socket(plan)),
+    }
+
+
+def tmux_socket(plan: CompiledPlan) -> str:
+    """planrun's own tmux server (-L): never the user's, whose config and options differ."""
+    return plan.settings.tmux_socket or "planrun"
 
 
 def _add_progress(stack: ExitStack, observers: Observers, mode: str, out: TextIO) -> None:
