@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planrun.environment import base_env, context_vars, task_env
+from planrun.events import EventKind
 from planrun.launch import command_argv
 from planrun.outcomes import Outcome
 from planrun.plan import templates
-from planrun.plan.resolved import CommandSpec
+from planrun.plan.resolved import CommandSpec, Task
+from planrun.runtime import RunContext, iso
 from planrun.sessions.base import Session, SessionSpec
+from planrun.workspace.base import Prepared
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,92 @@ async def run_hooks(
         if not ok:
             break
     return results
+
+
+class HookRunner:
+    """Runs a plan's hooks at the moments of a run, reporting each as an event."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+
+    async def commands(
+        self,
+        moment: str,
+        commands: Sequence[CommandSpec],
+        *,
+        context: dict[str, Any],
+        env: Mapping[str, str],
+        cwd: Path,
+        log_path: Path,
+        key: str | None,
+    ) -> list[HookResult]:
+        settings = self.run.plan.settings
+        results = await run_hooks(
+            moment,
+            commands,
+            session=self.run.sessions["subprocess"],
+            context=context,
+            env=env,
+            cwd=cwd,
+            log_path=log_path,
+            timeout=settings.hook_timeout,
+            secrets=self.run.secrets,
+            kill_grace=settings.kill_grace,
+        )
+        for r in results:
+            self.run.emit(
+                EventKind.HOOK_RAN, key, moment=moment, command=r.command, ok=r.ok, reason=r.reason
+            )
+        return results
+
+    async def for_task(
+        self,
+        task: Task,
+        moment: str,
+        *,
+        attempt: int,
+        prepared: Prepared | None,
+        status: str,
+        reason: str,
+    ) -> None:
+        """A task moment (retry, success, failure): the task's own hooks, else the plan's."""
+        commands = task.hook_commands(moment) or self.run.plan.hooks.get(moment, ())
+        if not commands:
+            return
+        log_path = self.run.log_path(task.key, max(attempt, 1))
+        context = self.run.template_context(task, attempt, prepared, log_path)
+        context["task"] = {**context["task"], "status": status, "reason": reason}
+        provider = self.run.plan.providers.get(task.provider)
+        env = task_env(self.run.plan, task, provider, context, self.run.settings.environ)
+        cwd = prepared.cwd if prepared and prepared.cwd.is_dir() else self.run.plan.directory
+        await self.commands(
+            moment, commands, context=context, env=env, cwd=cwd, log_path=log_path, key=task.key
+        )
+
+    async def for_run(self, moment: str, status: str) -> bool:
+        """A run moment (start, end); True when every hook succeeded."""
+        commands = self.run.plan.hooks.get(moment, ())
+        if not commands:
+            return True
+        context: dict[str, Any] = {
+            "plan": self.run.plan.plan_context(),
+            "run": {
+                "id": self.run.settings.run_id,
+                "started_at": iso(self.run.started_at),
+                "status": status,
+            },
+            "task": {},
+            "attempt": 0,
+            "log_path": str(self.run.run_log),
+        }
+        env = {**base_env(self.run.plan, self.run.settings.environ), **context_vars(context)}
+        results = await self.commands(
+            moment,
+            commands,
+            context=context,
+            env=env,
+            cwd=self.run.plan.directory,
+            log_path=self.run.run_log,
+            key=None,
+        )
+        return all(r.ok for r in results)

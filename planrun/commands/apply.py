@@ -35,8 +35,10 @@ from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
 from planrun.report.model import PlanInfo, RunReport, Usage
 from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
-from planrun.scheduler import PlainWorkspace, RunSettings, Scheduler, Workspace, iso
+from planrun.runtime import RunSettings, iso
+from planrun.scheduler import Scheduler
 from planrun.sessions.base import Session
+from planrun.workspace.base import PlainWorkspace, Workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 

@@ -20,7 +20,7 @@ from planrun.errors import MergeConflict, UsageError
 from planrun.fingerprint import fingerprint
 from planrun.outcomes import Status
 from planrun.plan.load import load_plan
-from planrun.scheduler import Prepared
+from planrun.workspace.base import Prepared
 
 
 def add_parser(commands: Any) -> None:

@@ -22,7 +22,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run_attach(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.scheduler import session_name
+    from planrun.attempt import session_name
     from planrun.sessions.tmux import attach_argv, list_sessions, tmux_name
 
     plan = load_plan(Path(args.plan))

@@ -27,8 +27,8 @@ from planrun.hooks import run_hooks
 from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import ProjectSpec, Task
-from planrun.scheduler import Landed, Prepared
 from planrun.sessions.base import Session
+from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.git import GitRepo, is_repo
 from planrun.workspace.landing import ensure_target, land
 from planrun.workspace.names import branch_name, worktree_dir

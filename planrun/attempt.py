@@ -1,0 +1,319 @@
+"""One attempt of one task, from its workspace to its last turn (SPEC §2-§4).
+
+An attempt prepares the workspace (a worktree, setup commands), runs ``on_task_start``
+hooks, starts the session, and then follows through: a question waits for an answer (the
+task gives its slot back meanwhile) and continues as a typed answer or a follow-up turn; a
+passing agent whose ``verify`` fails gets a follow-up turn quoting the failure, up to
+``max_turns``; each turn's usage is read from its output, and budgets are checked before
+every attempt and turn.
+
+The scheduler owns slots; the attempt reaches them through :class:`Slots` only.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from planrun.budget import Spent, exceeded
+from planrun.environment import task_env
+from planrun.errors import GitError, SessionStartError
+from planrun.events import EventKind
+from planrun.hooks import HookRunner
+from planrun.inbox import wait_for_answer
+from planrun.launch import build_followup, build_launch, command_argv, verify_prompt
+from planrun.outcomes import Outcome, Status
+from planrun.plan import templates
+from planrun.plan.resolved import BudgetSpec, ProviderSpec, Task
+from planrun.report.model import Usage
+from planrun.runtime import RunContext, from_iso
+from planrun.sessions.base import Answer, ProcessInfo, Session, SessionResult, SessionSpec
+from planrun.usage import Usage as ParsedUsage
+from planrun.usage import parse_usage
+from planrun.workspace.base import Prepared
+from planrun.workspace.names import sanitize_component
+
+MAX_USAGE_BYTES = 16 * 1024 * 1024  # usage is read from at most the last 16 MiB of a turn
+
+
+class Slots(Protocol):
+    """The scheduler's side: a task gives its slot back while it waits, then queues again."""
+
+    def park(self, key: str, status: Status) -> None: ...
+
+    async def resume(self, key: str) -> None: ...
+
+
+class AttemptRunner:
+    def __init__(self, run: RunContext, hooks: HookRunner, slots: Slots) -> None:
+        self.run = run
+        self.hooks = hooks
+        self.slots = slots
+        self._spent: dict[str, Spent] = {}
+        self._run_spent = Spent()
+        budget = run.plan.settings.budget
+        self._run_budget = (
+            None if budget is None else BudgetSpec(budget.wall_time, budget.cost_usd, budget.tokens)
+        )
+
+    # --- an attempt ---------------------------------------------------------------------
+
+    async def attempt(
+        self, task: Task, number: int, log_path: Path
+    ) -> tuple[SessionResult, Prepared | None]:
+        """Run attempt ``number`` to its end; returns how it ended and where it ran."""
+        try:
+            prepared = await self.run.workspace.prepare(task, number)
+        except (SessionStartError, GitError, OSError) as exc:
+            return SessionResult(Outcome.STARTUP_FAILED, f"workspace: {exc}"), None
+        report = self.run.reports[task.key]
+        if prepared.branch:
+            report.branch, report.base_commit = prepared.branch, prepared.base_commit
+        provider = self.run.plan.providers[task.provider]
+        context = self.run.template_context(task, number, prepared, log_path)
+        env = task_env(self.run.plan, task, provider, context, self.run.settings.environ)
+        problem = await self._start_hooks(task, context, env, prepared, log_path)
+        if problem is not None:
+            return SessionResult(Outcome.FAILED, problem), prepared
+        try:
+            launch = build_launch(task, provider, context, self.run.prompt_dir(task.key))
+        except templates.TemplateProblem as exc:
+            return SessionResult(Outcome.STARTUP_FAILED, exc.message), prepared
+        backend = self.run.sessions.get(task.backend)
+        if backend is None:
+            reason = f"backend {task.backend} is not available"
+            return SessionResult(Outcome.STARTUP_FAILED, reason), prepared
+        spec = SessionSpec(
+            name=session_name(self.run.plan.name, task, number),
+            argv=launch.argv,
+            cwd=prepared.cwd,
+            env=env,
+            log_path=log_path,
+            stdin_text=launch.stdin_text,
+            type_text=launch.type_text,
+            timeout=task.timeout,
+            idle_timeout=task.idle_timeout,
+            success_exit_codes=provider.success_exit_codes,
+            success_pattern=_compile(provider.success_pattern),
+            failure_pattern=_compile(provider.failure_pattern),
+            input_pattern=_compile(provider.input_pattern),
+            answers=tuple(Answer(re.compile(a.expect), a.send) for a in provider.answers),
+            secrets=self.run.secrets,
+            kill_grace=self.run.plan.settings.kill_grace,
+        )
+        result = await self._turn(backend, spec, task, number)
+        result = await self._follow_through(backend, spec, task, number, provider, context, result)
+        return result, prepared
+
+    async def _start_hooks(
+        self,
+        task: Task,
+        context: dict[str, Any],
+        env: dict[str, str],
+        prepared: Prepared,
+        log_path: Path,
+    ) -> str | None:
+        """Run on_task_start; the first failure's reason fails the attempt."""
+        commands = task.hook_commands("on_task_start") or self.run.plan.hooks["on_task_start"]
+        if not commands:
+            return None
+        results = await self.hooks.commands(
+            "on_task_start",
+            commands,
+            context=context,
+            env=env,
+            cwd=prepared.cwd,
+            log_path=log_path,
+            key=task.key,
+        )
+        failed = [r for r in results if not r.ok]
+        return failed[0].reason if failed else None
+
+    # --- turns --------------------------------------------------------------------------
+
+    async def _turn(
+        self, backend: Session, spec: SessionSpec, task: Task, number: int
+    ) -> SessionResult:
+        """One session of an attempt (the first prompt, or a follow-up turn)."""
+
+        async def on_start(info: ProcessInfo) -> None:
+            self.run.groups[task.key] = info
+            self.run.journal.attempt_process(task.key, number, info)
+            self.run.emit(EventKind.PROCESS_STARTED, task.key, attempt=number, pid=info.pid)
+
+        def on_line(line: str) -> None:
+            self.run.emit(EventKind.OUTPUT, task.key, line=line)
+
+        async def on_question(question: str) -> str | None:
+            return await self._ask(task, question)
+
+        offset = spec.log_path.stat().st_size if spec.log_path.exists() else 0
+        try:
+            result = await backend.run(
+                spec, on_start=on_start, on_line=on_line, on_question=on_question
+            )
+        finally:
+            self.run.groups.pop(task.key, None)
+        return self._account(task, spec.log_path, offset, result)
+
+    async def _follow_through(
+        self,
+        backend: Session,
+        spec: SessionSpec,
+        task: Task,
+        number: int,
+        provider: ProviderSpec,
+        context: dict[str, Any],
+        result: SessionResult,
+    ) -> SessionResult:
+        """Answers through prompt_command, verify with follow-up turns, budgets."""
+        turn = 1
+        while True:
+            if result.outcome is Outcome.NEEDS_INPUT and provider.prompt_command:
+                answer = await self._ask(task, result.question or result.reason)
+                if answer is None:
+                    reason = f"no answer within input_timeout: {result.question}"
+                    return replace(result, reason=reason)
+                prompt = answer
+            elif result.outcome is Outcome.SUCCEEDED and task.verify is not None:
+                failure = await self._verify(task, spec, context)
+                if failure is None:
+                    return result
+                what, tail = failure
+                if not provider.is_agent or turn >= task.max_turns:
+                    turns = f"{turn} turn{'s' if turn != 1 else ''}"
+                    return SessionResult(
+                        Outcome.FAILED, f"verify failed after {turns}: {what}", tail=tail
+                    )
+                prompt = verify_prompt(task.verify.describe(), what, tail)
+            else:
+                return result
+            problem = self.budget_problem(task)
+            if problem is not None:
+                return SessionResult(Outcome.BUDGET_EXCEEDED, problem, tail=result.tail)
+            turn += 1
+            self.run.reports[task.key].attempts[-1].turns = turn
+            launch = build_followup(task, provider, context, prompt)
+            spec = replace(
+                spec,
+                name=f"{spec.name}.t{turn}",
+                argv=launch.argv,
+                stdin_text=launch.stdin_text,
+                type_text=launch.type_text,
+            )
+            result = await self._turn(backend, spec, task, number)
+
+    async def _verify(
+        self, task: Task, spec: SessionSpec, context: dict[str, Any]
+    ) -> tuple[str, list[str]] | None:
+        """Run the task's verify command; None when it passes, else (what failed, tail)."""
+        assert task.verify is not None
+        try:
+            argv = command_argv(task.verify, context)
+        except templates.TemplateProblem as exc:
+            return exc.message, []
+        check = replace(
+            spec,
+            name=f"{spec.name}.verify",
+            argv=argv,
+            stdin_text=None,
+            type_text=None,
+            success_pattern=None,
+            failure_pattern=None,
+            input_pattern=None,
+            answers=(),
+            tail_lines=60,
+        )
+        result = await self.run.sessions["subprocess"].run(check)
+        passed = result.outcome is Outcome.SUCCEEDED
+        self.run.emit(
+            EventKind.HOOK_RAN,
+            task.key,
+            moment="verify",
+            command=task.verify.describe(),
+            ok=passed,
+            reason=result.reason,
+        )
+        return None if passed else (result.reason or result.outcome.value, result.tail)
+
+    async def _ask(self, task: Task, question: str) -> str | None:
+        """Give the slot back until `planrun answer` or input_timeout; None if unanswered."""
+        report = self.run.reports[task.key]
+        report.status, report.reason = Status.NEEDS_INPUT.value, f"asks: {question}"
+        self.slots.park(task.key, Status.NEEDS_INPUT)
+        self.run.journal.task_finished(task.key, report)
+        self.run.emit(
+            EventKind.INPUT_REQUESTED, task.key, question=question, timeout_s=task.input_timeout
+        )
+        answer = await wait_for_answer(self.run.settings.state_dir, task.key, task.input_timeout)
+        if answer is not None:
+            self.run.emit(EventKind.ANSWER_SENT, task.key, length=len(answer))
+        await self.slots.resume(task.key)
+        report.reason = ""
+        return answer
+
+    # --- usage and budgets --------------------------------------------------------------
+
+    def _account(
+        self, task: Task, log_path: Path, offset: int, result: SessionResult
+    ) -> SessionResult:
+        """Read the turn's usage from its output; an agent's error result fails the turn."""
+        provider = self.run.plan.providers[task.provider]
+        if provider.usage == "none" or not log_path.exists():
+            return result
+        with open(log_path, "rb") as handle:
+            handle.seek(max(offset, log_path.stat().st_size - MAX_USAGE_BYTES))
+            parsed = parse_usage(provider.usage, handle.read().decode("utf-8", "replace"))
+        if parsed.usage is not None:
+            attempt = self.run.reports[task.key].attempts[-1]
+            attempt.usage = add_usage(attempt.usage, parsed.usage)
+            tokens = parsed.usage.input_tokens + parsed.usage.output_tokens
+            self._spent.setdefault(task.key, Spent()).add(tokens, parsed.usage.cost_usd)
+            self._run_spent.add(tokens, parsed.usage.cost_usd)
+        if parsed.error and result.outcome is Outcome.SUCCEEDED:
+            return replace(
+                result,
+                outcome=Outcome.FAILED,
+                reason=f"the agent reported an error: {parsed.error}",
+            )
+        return result
+
+    def budget_problem(self, task: Task) -> str | None:
+        """Why no new attempt or turn may start (a task or run budget is used up), if so."""
+        report = self.run.reports[task.key]
+        now = time.time()
+        started = from_iso(report.started_at) if report.started_at else now
+        spent = self._spent.get(task.key, Spent())
+        return exceeded(task.budget, spent, now - started, "task") or exceeded(
+            self._run_budget, self._run_spent, now - self.run.started_at, "run"
+        )
+
+
+def add_usage(total: Usage | None, more: ParsedUsage) -> Usage:
+    """``total`` plus one turn's usage (cost stays unknown until some turn reports one)."""
+    if total is None:
+        return Usage(
+            input_tokens=more.input_tokens, output_tokens=more.output_tokens, cost_usd=more.cost_usd
+        )
+    cost = total.cost_usd
+    if more.cost_usd is not None:
+        cost = (cost or 0.0) + more.cost_usd
+    return Usage(
+        input_tokens=(total.input_tokens or 0) + more.input_tokens,
+        output_tokens=(total.output_tokens or 0) + more.output_tokens,
+        cost_usd=cost,
+    )
+
+
+def session_name(plan: str, task: Task, attempt: int) -> str:
+    """A session's name. A tmux session is named by plan and task alone, so that an apply
+    after a crash finds the one still running and re-attaches instead of starting a copy."""
+    base = f"{plan}.{sanitize_component(task.key)}"
+    return base if task.backend == "tmux" else f"{base}.a{attempt}"
+
+
+def _compile(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None

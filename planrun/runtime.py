@@ -1,0 +1,126 @@
+"""What the parts of one run share: settings, edges, reports, names and time stamps.
+
+The scheduler builds one :class:`RunContext`; the attempt runner and the hook runner read
+it. Keeping it in one place means a path, a template context or a time stamp is computed
+the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from planrun.events import Observers
+from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import Task
+from planrun.report.model import AttemptReport, TaskReport
+from planrun.sessions.base import ProcessInfo, Session
+from planrun.workspace.base import Prepared, Workspace
+from planrun.workspace.names import sanitize_component
+
+_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def iso(ts: float) -> str:
+    """A Unix time as the reports and the store write it."""
+    return datetime.fromtimestamp(ts, UTC).strftime(_STAMP)
+
+
+def from_iso(stamp: str) -> float:
+    return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC).timestamp()
+
+
+@dataclass
+class RunSettings:
+    """What the command line adds to the plan's settings for one run."""
+
+    run_id: str
+    state_dir: Path
+    max_concurrent: int | None = None
+    on_failure: str | None = None
+    only: list[str] | None = None
+    done: dict[str, str] = field(default_factory=dict)  # up-to-date keys → reason
+    in_review: dict[str, str] = field(default_factory=dict)  # keys waiting for approve
+    prior_attempts: dict[str, int] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+class Journal(Protocol):
+    """Durable record of a run (the store); the no-op one keeps nothing."""
+
+    def attempt_started(self, key: str, number: int, log_path: Path) -> None: ...
+
+    def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None: ...
+
+    def attempt_finished(self, key: str, attempt: AttemptReport) -> None: ...
+
+    def task_finished(self, key: str, report: TaskReport) -> None: ...
+
+
+class NullJournal:
+    def attempt_started(self, key: str, number: int, log_path: Path) -> None:
+        return None
+
+    def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None:
+        return None
+
+    def attempt_finished(self, key: str, attempt: AttemptReport) -> None:
+        return None
+
+    def task_finished(self, key: str, report: TaskReport) -> None:
+        return None
+
+
+@dataclass
+class RunContext:
+    plan: CompiledPlan
+    settings: RunSettings
+    sessions: Mapping[str, Session]
+    workspace: Workspace
+    journal: Journal
+    emit: Observers
+    secrets: tuple[str, ...]
+    started_at: float
+    reports: dict[str, TaskReport] = field(default_factory=dict)
+    groups: dict[str, ProcessInfo] = field(default_factory=dict)  # live process groups
+
+    @property
+    def run_log(self) -> Path:
+        return self.settings.state_dir / "logs" / self.settings.run_id / "run.log"
+
+    def log_path(self, key: str, number: int) -> Path:
+        return (
+            self.settings.state_dir
+            / "logs"
+            / self.settings.run_id
+            / sanitize_component(key)
+            / f"attempt-{number}.log"
+        )
+
+    def prompt_dir(self, key: str) -> Path:
+        return self.settings.state_dir / "prompts" / self.settings.run_id / sanitize_component(key)
+
+    def template_context(
+        self, task: Task, attempt: int, prepared: Prepared | None, log_path: Path
+    ) -> dict[str, Any]:
+        """What templates (and ``PLANRUN_*`` variables) see for one attempt of ``task``."""
+        worktree = ""
+        if prepared is not None:
+            worktree = str(prepared.worktree or prepared.cwd)
+        return {
+            "task": task.template_context(),
+            "item": task.item,
+            "project": self.plan.project_context(task.project),
+            "plan": self.plan.plan_context(),
+            "run": {"id": self.settings.run_id, "started_at": iso(self.started_at)},
+            "attempt": attempt,
+            "turn": 1,
+            "prompt": "",
+            "worktree": worktree,
+            "branch": (prepared.branch or "") if prepared else "",
+            "log_path": str(log_path),
+        }
