@@ -29,7 +29,7 @@ from planrun.outcomes import Outcome, Status
 from planrun.plan import templates
 from planrun.plan.resolved import BudgetSpec, ProviderSpec, Task
 from planrun.report.model import Usage
-from planrun.runtime import RunContext, from_iso
+from planrun.runtime import RunContext
 from planrun.sessions.base import Answer, ProcessInfo, Session, SessionResult, SessionSpec
 from planrun.usage import Usage as ParsedUsage
 from planrun.usage import parse_usage
@@ -150,7 +150,10 @@ class AttemptRunner:
         async def on_question(question: str) -> str | None:
             return await self._ask(task, question)
 
-        offset = spec.log_path.stat().st_size if spec.log_path.exists() else 0
+        try:
+            offset = spec.log_path.stat().st_size
+        except FileNotFoundError:
+            offset = 0
         try:
             result = await backend.run(
                 spec, on_start=on_start, on_line=on_line, on_question=on_question
@@ -283,9 +286,8 @@ class AttemptRunner:
 
     def budget_problem(self, task: Task) -> str | None:
         """Why no new attempt or turn may start (a task or run budget is used up), if so."""
-        report = self.run.reports[task.key]
         now = time.time()
-        started = from_iso(report.started_at) if report.started_at else now
+        started = self.run.task_started.get(task.key, now)
         spent = self._spent.get(task.key, Spent())
         return exceeded(task.budget, spent, now - started, "task") or exceeded(
             self._run_budget, self._run_spent, now - self.run.started_at, "run"

@@ -18,6 +18,8 @@ from tenacity.wait import wait_base
 from planrun.outcomes import NEVER_RETRIED, Outcome
 from planrun.plan.resolved import RetryPolicy
 
+_SHARED_RNG = random.Random()  # seeding one per task from urandom showed up in profiles
+
 
 class wait_backoff(wait_base):
     """Capped exponential backoff with proportional jitter."""
@@ -34,7 +36,7 @@ class wait_backoff(wait_base):
         self.factor = factor
         self.maximum = maximum
         self.jitter = jitter
-        self.rng = rng or random.Random()
+        self.rng = rng or _SHARED_RNG
 
     def base(self, attempt_number: int) -> float:
         return min(self.maximum, self.initial * self.factor ** (attempt_number - 1))

@@ -87,6 +87,7 @@ class RunContext:
     started_at: float
     reports: dict[str, TaskReport] = field(default_factory=dict)
     groups: dict[str, ProcessInfo] = field(default_factory=dict)  # live process groups
+    task_started: dict[str, float] = field(default_factory=dict)  # Unix time a task began
 
     @property
     def run_log(self) -> Path:

@@ -35,7 +35,7 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.retry import retrying
-from planrun.runtime import Journal, NullJournal, RunContext, RunSettings, from_iso, iso
+from planrun.runtime import Journal, NullJournal, RunContext, RunSettings, iso
 from planrun.sessions.base import Session, SessionResult
 from planrun.state import Caps, Change, RunState
 from planrun.workspace.base import Landed, PlainWorkspace, Prepared, Workspace
@@ -210,7 +210,8 @@ class Scheduler:
     async def _worker(self, key: str) -> None:
         task = self.plan.tasks[key]
         report = self.reports[key]
-        report.started_at = iso(time.time())
+        began = self.run_context.task_started[key] = time.time()
+        report.started_at = iso(began)
         status, reason = Status.FAILED, ""
         last: _Attempt | None = None
         try:
@@ -243,7 +244,7 @@ class Scheduler:
             )
         ended = time.time()
         report.ended_at = iso(ended)
-        report.duration_s = round(ended - from_iso(report.started_at or iso(ended)), 3)
+        report.duration_s = round(ended - began, 3)
         self._finish(key, status, reason)
         self._active -= 1
         if status is Status.FAILED and self.on_failure != "continue" and not self.state.stopping:
