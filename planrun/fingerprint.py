@@ -1,10 +1,18 @@
-"""A task's fingerprint: a hash of everything that decides what the task *does*.
+"""A task's fingerprint: a hash of everything that decides what the task *does* (SPEC §5).
 
-Included: its command or prompt (the templates as written and the fan-out item), title and
-description (they feed prompts), the provider's invocation, the project and base branch,
-the task's env, secrets granted (names only), verify and autonomy. Not included: how it is
-scheduled (priority, caps, timeouts, retry, hooks, backend), so tuning those never re-runs
-finished work. Each field is also hashed alone so ``planrun plan`` can say what changed.
+Included: its command or prompt (the templates as written, before rendering), the fan-out
+item, title and description (they feed prompts and templates), the provider's invocation
+(command, prompt delivery, follow-up command, autonomy flag, prompt template, env), the
+project (folder, base branch, integration, target branch, setup), the task's base branch,
+env, the names of the secrets it is granted (never their values) and its ``verify`` command.
+
+Not included: how the task is scheduled: priority, needs, caps, timeouts, retry, hooks,
+backend, review, tags, budget. Tuning those never re-runs finished work. (A template that
+renders ``{{ task.priority }}`` therefore does not re-run when only the priority changes.)
+
+Each field is also hashed on its own, so that ``apply`` and ``planrun plan`` can say which
+fields changed. ``FORMAT`` is part of the hash: changing what goes into a fingerprint bumps
+it, which re-runs every task once, on purpose.
 """
 
 from __future__ import annotations
@@ -16,40 +24,52 @@ from typing import Any
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
 
+FORMAT = 1
+
 
 def definition(plan: CompiledPlan, task: Task) -> dict[str, Any]:
-    provider = plan.providers[task.provider]
-    project = plan.projects.get(task.project) if task.project else None
-    agent = None
-    if task.run is None:
-        agent = {
-            "command": list(provider.command),
-            "prompt_via": provider.prompt_via,
-            "prompt_command": list(provider.prompt_command or ()),
-            "yolo_flag": list(provider.yolo_flag) if task.autonomous else [],
-            "template": provider.autonomous_prompt_template if task.prompt is None else None,
-            "env": dict(provider.env),
-        }
+    """The fields of ``task`` that decide what it does, as plain JSON-able data."""
     return {
         "run": task.run.as_data() if task.run else None,
         "prompt": task.prompt,
         "title": task.title,
         "description": task.description,
         "item": task.item,
-        "provider": agent,
-        "project": None
-        if project is None
-        else {
-            "path": project.path,
-            "base_branch": project.base_branch,
-            "integrate": project.integrate,
-            "target_branch": project.target_branch,
-            "setup": [c.as_data() for c in project.setup],
-        },
+        "provider": _provider(plan, task),
+        "project": _project(plan, task),
         "base_branch": task.base_branch,
         "env": dict(task.env),
         "secrets": sorted(task.secrets),
         "verify": task.verify.as_data() if task.verify else None,
+    }
+
+
+def _provider(plan: CompiledPlan, task: Task) -> dict[str, Any] | None:
+    """How the agent is started; None for a shell task (its ``run`` says it all)."""
+    if task.run is not None:
+        return None
+    provider = plan.providers[task.provider]
+    return {
+        "command": list(provider.command),
+        "prompt_via": provider.prompt_via,
+        "prompt_command": list(provider.prompt_command or ()),
+        "yolo_flag": list(provider.yolo_flag) if task.autonomous else [],
+        "template": provider.autonomous_prompt_template if task.prompt is None else None,
+        "env": dict(provider.env),
+    }
+
+
+def _project(plan: CompiledPlan, task: Task) -> dict[str, Any] | None:
+    """Where the work happens and how it lands; None when the task has no project."""
+    project = plan.projects.get(task.project) if task.project else None
+    if project is None:
+        return None
+    return {
+        "path": project.path,
+        "base_branch": project.base_branch,
+        "integrate": project.integrate,
+        "target_branch": project.target_branch,
+        "setup": [c.as_data() for c in project.setup],
     }
 
 
@@ -59,6 +79,9 @@ def _digest(value: Any) -> str:
 
 
 def fingerprint(plan: CompiledPlan, task: Task) -> tuple[str, dict[str, str]]:
-    """The task's fingerprint and a short hash per field."""
+    """The task's fingerprint (64 hex digits) and a 16-digit hash per field of
+    :func:`definition`. Deterministic across processes and machines."""
     fields = definition(plan, task)
-    return _digest(fields), {name: _digest(value)[:16] for name, value in fields.items()}
+    return _digest({"format": FORMAT, **fields}), {
+        name: _digest(value)[:16] for name, value in fields.items()
+    }

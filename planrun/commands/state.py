@@ -1,41 +1,76 @@
-"""The state folder as ``apply`` uses it: open, recover from a dead run, remember, journal.
+"""The state folder as the commands use it: open, recover from a dead run, remember, journal.
 
-Recovery after a crash (kill -9 included): runs left "running" are ended as interrupted;
-attempts left open are checked process by process: a group still alive whose leader is the
-very process recorded (pid *and* start time, so a reused pid is never hit) is killed before
-its task can run again; then each attempt is marked interrupted. Attempt counts survive.
+``apply`` calls :func:`open_state` (holding the state lock): it refuses a second plan file
+that would share this plan's state (:func:`check_plan_owner`), recovers what a planrun that
+died left behind (:func:`recover`) and reads what is known of each task
+(:func:`known_tasks`, the input of :func:`planrun.convergence.decide`). :meth:`State.begin`
+then records the run, and what apply decided for every task, before anything runs.
+
+Recovery after a crash (kill -9 included), before any task can run again:
+
+1. processes of the dead runs are killed with SIGKILL: each open attempt's process group
+   when its leader is the very process recorded (pid *and* start time, so a reused pid is
+   never hit), and every process whose environment carries the dead run's
+   ``PLANRUN_RUN_ID`` (with its process group): this also finds processes that left the
+   group (``setsid``), hooks, and attempts whose pid was not recorded yet;
+   Spared: a tmux task's session, which outlives planrun on purpose (the scheduler
+   re-attaches to it) as long as the task's definition is unchanged;
+2. each open attempt is closed as ``interrupted`` (its attempt still counts);
+3. each run that never ended is ended as ``interrupted``.
+
+Each step is idempotent, so a crash during recovery is recovered by the next apply.
+
+The read-only commands (``status``, ``logs``, ``report``) use :func:`locate` to find the
+state store of a plan without loading the whole plan (a 10,000-task plan takes far longer
+to compile than ``status`` may take), and never take the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from planrun import __version__
-from planrun.convergence import Decision, Known
-from planrun.errors import UsageError
+from planrun.errors import StoreError, UsageError
 from planrun.outcomes import Status
-from planrun.plan.compile import CompiledPlan
-from planrun.scheduler import Journal, NullJournal
-from planrun.sessions.process import group_alive, is_same_process, kill_group_now
-from planrun.store.base import RunRow, StoreProtocol, utc_now
+from planrun.store.base import EventRow, RunRow, StoreProtocol, TaskRow, utc_now
+
+if TYPE_CHECKING:
+    from planrun.convergence import Decision, Known
+    from planrun.journal import StoreJournal
+    from planrun.plan.compile import CompiledPlan
+    from planrun.scheduler import Journal
 
 STATE_FILE = "state.db"
+#: settings.state_dir's default (planrun.plan.model.Settings); a test keeps them equal.
+DEFAULT_STATE_DIR = ".planrun"
+#: The event that records, at the start of a run, its tasks and what apply decided.
+RUN_PLAN_EVENT = "run_plan"
+RUN_PLAN_FORMAT = 1
+#: The event that lists what recovery did at the start of a run.
+RECOVERED_EVENT = "recovered"
+_RECOVERY_WAIT = 5.0  # seconds to wait for SIGKILLed processes to disappear
 
 
 @dataclass
 class State:
+    """An open state store for one plan (``store`` is None for a dry run without one)."""
+
     store: StoreProtocol | None
     plan: CompiledPlan
     readonly: bool
     known: dict[str, Known] = field(default_factory=dict)
     recovered: list[str] = field(default_factory=list)  # what recovery did, for the user
+    journal: StoreJournal | None = None  # the run's, once begun
 
     def begin(
         self,
@@ -43,25 +78,27 @@ class State:
         plan: CompiledPlan,
         decisions: Mapping[str, Decision],
         fingerprints: Mapping[str, tuple[str, Mapping[str, str]]],
+        *,
+        only: Collection[str] | None = None,
     ) -> Journal:
+        """Record a new run and return the journal the scheduler writes to.
+
+        Writes, in order: the run, what recovery did (also printed on stderr), fresh
+        attempt budgets for tasks that get one, and the ``run_plan`` event (the run's
+        tasks with their decisions, for ``status`` and ``report``). ``only`` is apply's
+        ``--only`` selection (the run then covers those tasks and what they wait for).
+        A read-only or store-less state returns a journal that keeps nothing.
+        """
+        from planrun.journal import StoreJournal
+        from planrun.scheduler import NullJournal
+
         if self.store is None or self.readonly:
             return NullJournal()
-        from planrun.journal import StoreJournal
-
-        self.store.begin_run(
-            RunRow(
-                id=run_id,
-                plan_name=plan.name,
-                plan_path=str(plan.path),
-                plan_sha256=plan.sha256,
-                planrun_version=__version__,
-                started_at=utc_now(),
-                status="running",
-                pid=os.getpid(),
-                host=socket.gethostname(),
-                args=tuple(sys.argv),
-            )
-        )
+        self.store.begin_run(_run_row(run_id, plan))
+        if self.recovered:
+            self.store.record_event(run_id, RECOVERED_EVENT, None, {"notes": self.recovered})
+            for note in self.recovered:
+                print(f"planrun: recovered: {note}", file=sys.stderr)
         fresh = [
             k
             for k, d in decisions.items()
@@ -69,15 +106,99 @@ class State:
         ]
         if fresh:
             self.store.reset_attempts(run_id, fresh)
-        return StoreJournal(self.store, run_id, plan.name, fingerprints)
+        self.store.record_event(run_id, RUN_PLAN_EVENT, None, run_plan(plan, decisions, only))
+        up_to_date = [k for k, d in decisions.items() if not d.run]
+        self.journal = StoreJournal(self.store, run_id, plan.name, fingerprints, up_to_date)
+        return self.journal
 
     def end(self, run_id: str, status: str) -> None:
-        if self.store is not None and not self.readonly:
+        """Record the run's final status once all the run's writes are durable (nothing
+        for a read-only state). A journal write that failed and was not reported yet is
+        raised (the run's end is still recorded first, if the store takes it)."""
+        if self.store is None or self.readonly:
+            return
+        try:
+            self.close_journal()
+        finally:
             self.store.end_run(run_id, status, utc_now())
+
+    def close_journal(self) -> None:
+        """Make the journal's writes durable and stop its writer (idempotent)."""
+        if self.journal is not None:
+            journal, self.journal = self.journal, None
+            journal.close()
+
+
+def _run_row(run_id: str, plan: CompiledPlan) -> RunRow:
+    return RunRow(
+        id=run_id,
+        plan_name=plan.name,
+        plan_path=str(plan.path),
+        plan_sha256=plan.sha256,
+        planrun_version=__version__,
+        started_at=utc_now(),
+        status="running",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        args=tuple(sys.argv),
+    )
+
+
+def run_plan(
+    plan: CompiledPlan, decisions: Mapping[str, Decision], only: Collection[str] | None
+) -> dict[str, Any]:
+    """The ``run_plan`` event's data: the run's tasks in dependency order.
+
+    Per task: key, kind, title, priority, waits_for (what it waits for, groups included),
+    children (groups), parent, provider and project (work tasks), and for work tasks
+    whether apply runs it and why. Defaults (None, 0, empty lists) are left out.
+    """
+    graph = plan.graph
+    keys = _selected(plan, only)
+    tasks = []
+    for key in graph.topological():
+        if key not in keys:
+            continue
+        task = plan.tasks[key]
+        entry: dict[str, Any] = {"key": key, "kind": task.kind, "title": task.title}
+        optional = {
+            "priority": task.priority,
+            "waits_for": [n for n in graph.waits_for(key) if n in keys],
+            "children": [c for c in task.children if c in keys],
+            "parent": task.parent,
+            "provider": task.provider if task.kind == "work" else None,
+            "project": task.project,
+        }
+        entry.update({name: value for name, value in optional.items() if value})
+        decision = decisions.get(key)
+        if decision is not None:
+            entry["run"] = decision.run
+            entry["why"] = decision.why
+        tasks.append(entry)
+    return {"format": RUN_PLAN_FORMAT, "tasks": tasks}
+
+
+def _selected(plan: CompiledPlan, only: Collection[str] | None) -> set[str]:
+    """The keys a run covers: everything, or ``only`` with what it waits for and the
+    groups that contain any of those (as planrun.state.RunState selects them)."""
+    if only is None:
+        return set(plan.tasks)
+    keys = plan.graph.upstream(only)
+    groups = {
+        k for k, t in plan.tasks.items() if t.kind == "group" and any(c in keys for c in t.children)
+    }
+    return keys | groups
 
 
 @contextmanager
 def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -> Iterator[State]:
+    """Open ``state_dir``'s store for ``plan``; recover a dead run unless ``readonly``.
+
+    The caller holds the state lock when not ``readonly``. A read-only open of a folder
+    without a store yields an empty state (nothing known). Raises StoreError for a store
+    that is not planrun's or is damaged (the file is left as it is) and UsageError when
+    another plan file owns this plan's name here.
+    """
     from planrun.store.sqlite import Store
 
     path = state_dir / STATE_FILE
@@ -89,15 +210,21 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
         check_plan_owner(store, plan, path)
         state = State(store, plan, readonly)
         if not readonly:
-            state.recovered = recover(store, plan.name)
+            state.recovered = recover(store, plan.name, reattachable(plan, store))
         state.known = known_tasks(store, plan.name)
-        yield state
+        try:
+            yield state
+        finally:
+            state.close_journal()
     finally:
         store.close()
 
 
 def check_plan_owner(store: StoreProtocol, plan: CompiledPlan, path: Path) -> None:
-    """Refuse a second plan file that would share this plan's name (and so its state)."""
+    """Refuse a second plan file that would share this plan's name (and so its state).
+
+    A plan file that moved (the recorded one no longer exists) takes the state over.
+    """
     last = store.last_run(plan.name)
     if last is None or last.plan_path == str(plan.path):
         return
@@ -108,46 +235,504 @@ def check_plan_owner(store: StoreProtocol, plan: CompiledPlan, path: Path) -> No
         )
 
 
-def recover(store: StoreProtocol, plan_name: str) -> list[str]:
+# ---------------------------------------------------------------- recovery
+
+
+def recover(
+    store: StoreProtocol, plan_name: str, spare: Collection[tuple[str, str]] = ()
+) -> list[str]:
+    """Clean up after planruns of ``plan_name`` that died; returns what was done, for humans.
+
+    See the module docstring for the steps. ``spare`` names open attempts, as (run id,
+    key), whose processes are left running for the scheduler to re-attach to (see
+    :func:`reattachable`); they are still closed as interrupted. Must run under the state
+    lock, before any task of the plan starts.
+    """
     notes: list[str] = []
+    dead = [run for run in store.runs(plan_name) if run.ended_at is None]
+    attempts = store.open_attempts(plan_name)
+    run_ids = {run.id for run in dead} | {a.run_id for a in attempts}
+    spared = {(a.run_id, a.key) for a in attempts} & set(spare)
+    if run_ids:
+        killable = [a for a in attempts if (a.run_id, a.key) not in spared]
+        notes += _kill_leftovers(run_ids, killable, spared)
+    notes += [f"left {key}'s tmux session running, to re-attach to it" for _, key in spared]
     now = utc_now()
-    for run in store.runs(plan_name):
-        if run.ended_at is None:
-            store.end_run(run.id, "interrupted", now)
-            notes.append(f"run {run.id} had not ended (planrun died): marked interrupted")
-    for attempt in store.open_attempts(plan_name):
-        if (
-            attempt.pgid
-            and attempt.pid
-            and attempt.proc_start_time
-            and is_same_process(attempt.pid, attempt.proc_start_time)
-        ):
-            kill_group_now(attempt.pgid)
-            _wait_gone(attempt.pgid)
-            notes.append(f"killed the leftover processes of {attempt.key} (group {attempt.pgid})")
-        elif attempt.pgid and group_alive(attempt.pgid) and not attempt.proc_start_time:
-            notes.append(f"group {attempt.pgid} of {attempt.key} may still run (unverified)")
+    for attempt in attempts:
         store.mark_interrupted(attempt.run_id, attempt.key, attempt.n, now)
+        notes.append(f"attempt {attempt.n} of {attempt.key} (run {attempt.run_id}) was interrupted")
+    for run in dead:
+        store.end_run(run.id, "interrupted", now)
+        notes.append(f"run {run.id} had not ended (planrun died): marked interrupted")
     return notes
 
 
-def _wait_gone(pgid: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.01)
+@dataclass(frozen=True)
+class _Proc:
+    pid: int
+    pgid: int
+    run_id: str  # its PLANRUN_RUN_ID
+    key: str | None  # its PLANRUN_TASK_KEY (None for run-level hooks)
+
+
+def reattachable(plan: CompiledPlan, store: StoreProtocol) -> set[tuple[str, str]]:
+    """Open attempts whose processes outlive planrun on purpose and are re-attached to:
+    tmux tasks whose definition (fingerprint) is still the one that attempt ran."""
+    from planrun.fingerprint import fingerprint
+
+    found: set[tuple[str, str]] = set()
+    for attempt in store.open_attempts(plan.name):
+        task = plan.tasks.get(attempt.key)
+        if task is None or task.kind != "work" or task.backend != "tmux":
+            continue
+        if fingerprint(plan, task)[0] == attempt.fingerprint:
+            found.add((attempt.run_id, attempt.key))
+    return found
+
+
+def _kill_leftovers(
+    run_ids: set[str], attempts: Collection[Any], spared_attempts: Collection[tuple[str, str]]
+) -> list[str]:
+    """SIGKILL what the dead runs left running, until it is gone or a deadline passes.
+
+    Processes of ``spared_attempts`` (run id, key) are left alone.
+    """
+    from planrun.sessions.process import group_alive, is_same_process
+
+    recorded = {
+        a.pgid
+        for a in attempts
+        if a.pgid and a.pid and a.proc_start_time and is_same_process(a.pid, a.proc_start_time)
+    }
+    spared, spared_groups = _ancestors()
+    killed: dict[int, str | None] = {}
+    groups_killed: set[int] = set()
+    deadline = time.monotonic() + _RECOVERY_WAIT
+    while True:
+        marked = [
+            p
+            for p in _marked_processes(run_ids)
+            if p.pid not in spared and (p.run_id, p.key) not in spared_attempts
+        ]
+        groups = {p.pgid for p in marked} | {g for g in recorded if group_alive(g)}
+        groups -= spared_groups
+        if not marked and not groups:
+            return _kill_notes(killed, groups_killed)
+        if time.monotonic() > deadline:
+            alive = sorted(p.pid for p in marked)
+            return [f"processes of an earlier run would not die: pids {alive}, groups {groups}"]
+        for pgid in groups:
+            _signal_group(pgid)
+        groups_killed |= groups
+        for proc in marked:
+            killed.setdefault(proc.pid, proc.key)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGKILL)
+        time.sleep(0.01)  # polling /proc until the killed processes are gone
+
+
+def _kill_notes(killed: Mapping[int, str | None], groups: set[int]) -> list[str]:
+    if not killed and not groups:
+        return []
+    keys = sorted({k for k in killed.values() if k})
+    what = f" (tasks {', '.join(keys)})" if keys else ""
+    return [
+        f"killed {len(killed)} leftover process(es) in {len(groups)} process group(s)"
+        f" of a dead run{what}"
+    ]
+
+
+def _signal_group(pgid: int) -> None:
+    """SIGKILL group ``pgid``, never planrun's own group nor groups 0 and 1."""
+    if pgid <= 1 or pgid == os.getpgrp():
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _ancestors() -> tuple[set[int], set[int]]:
+    """This process and its ancestors, and their process groups: never killed, whatever
+    their environment says (planrun may itself run inside an earlier run's task)."""
+    found = {os.getpid()}
+    groups = {os.getpgrp()}
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        fields = _stat(pid)
+        if fields is None:
+            break
+        groups.add(int(fields[2]))
+        pid = int(fields[1])
+    return found, groups
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (state, ppid, pgrp, ...), or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _marked_processes(run_ids: Collection[str]) -> list[_Proc]:
+    """Live processes whose environment has ``PLANRUN_RUN_ID`` set to one of ``run_ids``."""
+    wanted = {f"PLANRUN_RUN_ID={r}".encode() for r in run_ids}
+    found: list[_Proc] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted.isdisjoint(environ):
+            continue
+        fields = _stat(pid)
+        if fields is None or fields[0] in ("Z", "X"):
+            continue
+        run_id = _env_value(environ, "PLANRUN_RUN_ID") or ""
+        found.append(_Proc(pid, int(fields[2]), run_id, _env_value(environ, "PLANRUN_TASK_KEY")))
+    return found
+
+
+def _env_value(environ: list[bytes], name: str) -> str | None:
+    prefix = f"{name}=".encode()
+    for item in environ:
+        if item.startswith(prefix):
+            return item[len(prefix) :].decode(errors="replace")
+    return None
+
+
+# ---------------------------------------------------------------- what is known
 
 
 def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
-    states = store.task_states(plan_name)
-    fields_by_run: dict[str, dict[str, Mapping[str, str]]] = {}
+    """What the store knows of each task of ``plan_name`` that ever started or finished.
+
+    ``fields`` (per-field hashes, to name what changed) come from the task's row in the
+    run that did it last: the done run for a done task, else the plan's last run.
+    """
+    from planrun.convergence import Known
+
+    order = {run.id: n for n, run in enumerate(store.runs(plan_name))}
+    last = store.last_run(plan_name)
+    rows = _RowsByRun(store)
     known: dict[str, Known] = {}
-    for key, row in states.items():
-        fields = None
-        if row.status is Status.DONE and row.done_run_id:
-            if row.done_run_id not in fields_by_run:
-                fields_by_run[row.done_run_id] = {
-                    t.key: t.data.get("fields") or {} for t in store.tasks(row.done_run_id)
-                }
-            fields = fields_by_run[row.done_run_id].get(key)
-        known[key] = Known(row.fingerprint, row.status, row.attempts_total, row.done_run_id, fields)
+    for key, row in store.task_states(plan_name).items():
+        done = row.status is Status.DONE and row.done_run_id is not None
+        source = row.done_run_id if done else (last.id if last else None)
+        fields = rows.fields(source, key, row.fingerprint) if source else None
+        known[key] = Known(
+            fingerprint=row.fingerprint,
+            status=row.status,
+            attempts=row.attempts_total,
+            done_run_id=row.done_run_id,
+            fields=fields,
+            done_order=order.get(row.done_run_id) if done and row.done_run_id else None,
+        )
     return known
+
+
+class _RowsByRun:
+    """Task rows of a run, read once per run."""
+
+    def __init__(self, store: StoreProtocol) -> None:
+        self.store = store
+        self._runs: dict[str, dict[str, TaskRow]] = {}
+
+    def fields(self, run_id: str, key: str, fingerprint: str) -> dict[str, str] | None:
+        """The per-field hashes recorded with ``key`` in ``run_id`` for that fingerprint."""
+        if run_id not in self._runs:
+            self._runs[run_id] = {t.key: t for t in self.store.tasks(run_id)}
+        row = self._runs[run_id].get(key)
+        if row is None or row.fingerprint != fingerprint:
+            return None
+        value = row.data.get("fields")
+        if not isinstance(value, dict):
+            return None
+        return {str(k): str(v) for k, v in value.items()}
+
+
+# ---------------------------------------------------------------- read-only commands
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a plan's state lives. ``plan_name`` is None when no plan was named."""
+
+    state_dir: Path
+    plan_name: str | None = None
+    plan_path: Path | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+
+def locate(plan: str | None, state_dir: Path | None) -> Located:
+    """The state folder of ``plan`` (or of the current folder), as ``apply`` would use it.
+
+    With a plan: its name and ``settings.state_dir`` (relative to the plan's folder) unless
+    ``state_dir`` overrides it. Without: ``state_dir`` or ``./.planrun``. Raises
+    UsageError for a plan file that does not exist, PlanError for one that cannot be read.
+    """
+    if plan is None:
+        return Located((state_dir or Path(DEFAULT_STATE_DIR)).resolve())
+    path = Path(plan)
+    if not path.is_file():
+        raise UsageError(f"{plan}: no such plan file")
+    name, configured = plan_identity(path)
+    folder = state_dir or path.resolve().parent / configured
+    return Located(folder.resolve(), name, path.resolve())
+
+
+def plan_identity(path: Path) -> tuple[str, str]:
+    """A plan's name and ``settings.state_dir`` without compiling it.
+
+    Reads the YAML event stream only as far as needed, so that a read-only command on a
+    10,000-task plan answers at once. Anything unusual at those two places (an alias, a
+    merge key, a syntax error) falls back to loading the plan properly, which reports
+    errors with their location.
+    """
+    try:
+        found = _scan_identity(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        found = None
+    if found is None:
+        from planrun.plan.load import load_plan
+
+        compiled = load_plan(path)
+        return compiled.name, str(compiled.settings.state_dir)
+    name, state_dir = found
+    return name or path.stem, state_dir or DEFAULT_STATE_DIR
+
+
+class _Unusual(Exception):
+    """The cheap reading cannot be trusted here; load the plan properly."""
+
+
+def _scan_identity(text: str) -> tuple[str | None, str | None] | None:
+    """(name, state_dir) from the top-level mapping's events, or None when unsure."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    events = iter(YAML(typ="safe").parse(text))
+    try:
+        return _top_level(events, _wanted(text))
+    except (_Unusual, YAMLError, StopIteration):
+        return None
+
+
+def _wanted(text: str) -> set[str]:
+    """The top-level keys worth looking for: in a block mapping every top-level key starts
+    a line, so a key that starts no line is absent and the scan can stop before the tasks.
+    (A flow-style top level is noticed by :func:`_top_level`, which then wants both.)"""
+    import re
+
+    if re.search(r"(?m)^<<\s*:", text):
+        raise _Unusual  # a merge key at the top: let the real loader expand it
+    return {k for k in ("name", "settings") if re.search(rf"(?m)^[\"']?{k}[\"']?\s*:", text)}
+
+
+def _top_level(events: Iterator[Any], wanted: set[str]) -> tuple[str | None, str | None]:
+    from ruamel.yaml import events as ev
+
+    while not isinstance(start := next(events), ev.MappingStartEvent):
+        pass
+    if start.flow_style:
+        wanted = {"name", "settings"}
+    name: str | None = None
+    state_dir: str | None = None
+    while wanted:
+        event = next(events)
+        if isinstance(event, ev.MappingEndEvent):
+            break
+        key = _scalar_key(event)
+        value = next(events)
+        if key == "name":
+            name = _scalar_value(value)
+        elif key == "settings":
+            state_dir = _settings_state_dir(events, value)
+        else:
+            _skip(events, value)
+        wanted.discard(key)
+    return name, state_dir
+
+
+def _scalar_key(event: Any) -> str:
+    from ruamel.yaml import events as ev
+
+    if not isinstance(event, ev.ScalarEvent) or event.value == "<<":
+        raise _Unusual
+    return str(event.value)
+
+
+def _scalar_value(event: Any) -> str | None:
+    from ruamel.yaml import events as ev
+
+    if isinstance(event, ev.ScalarEvent):
+        return None if event.value in ("", "~", "null") and event.style is None else event.value
+    raise _Unusual
+
+
+def _settings_state_dir(events: Iterator[Any], start: Any) -> str | None:
+    from ruamel.yaml import events as ev
+
+    if not isinstance(start, ev.MappingStartEvent):
+        _skip(events, start)
+        if isinstance(start, ev.AliasEvent):
+            raise _Unusual
+        return None
+    state_dir = None
+    while True:
+        event = next(events)
+        if isinstance(event, ev.MappingEndEvent):
+            return state_dir
+        key = _scalar_key(event)
+        value = next(events)
+        if key == "state_dir":
+            state_dir = _scalar_value(value)
+        else:
+            _skip(events, value)
+
+
+def _skip(events: Iterator[Any], start: Any) -> None:
+    """Consume the rest of the node that ``start`` began."""
+    from ruamel.yaml import events as ev
+
+    depth = 1 if isinstance(start, ev.CollectionStartEvent) else 0
+    while depth:
+        event = next(events)
+        if isinstance(event, ev.CollectionStartEvent):
+            depth += 1
+        elif isinstance(event, ev.CollectionEndEvent):
+            depth -= 1
+
+
+def open_readonly(located: Located) -> StoreProtocol:
+    """The state store opened read-only (works while an apply writes). StoreError if absent."""
+    from planrun.store.sqlite import Store
+
+    if not located.db_path.exists():
+        where = f"plan {located.plan_name!r} " if located.plan_name else ""
+        raise StoreError(
+            str(located.db_path),
+            f"no state store here yet ({where}never applied here)",
+            "run `planrun apply PLAN` first, or pass PLAN or --state-dir to point at it",
+        )
+    return Store.open(located.db_path, readonly=True)
+
+
+def select_run(store: StoreProtocol, located: Located, run_id: str | None = None) -> RunRow:
+    """The run asked for (``run_id``), else the plan's (or the store's) last run.
+
+    UsageError when there is none, or when ``run_id`` belongs to another plan.
+    """
+    if run_id is not None:
+        run = store.run(run_id)
+        if run is None or (located.plan_name and run.plan_name != located.plan_name):
+            known = [r.id for r in store.runs(located.plan_name)] if located.plan_name else []
+            from planrun.plan.diagnose import suggest
+
+            raise UsageError(f"--run {run_id}: no such run of this plan{suggest(run_id, known)}")
+        return run
+    run = store.last_run(located.plan_name)
+    if run is None:
+        what = f"plan {located.plan_name!r}" if located.plan_name else "any plan"
+        raise UsageError(f"{located.db_path} holds no run of {what} yet")
+    return run
+
+
+def in_run(
+    planned: list[dict[str, Any]], recorded: Collection[str], liveness: str
+) -> list[dict[str, Any]]:
+    """The planned tasks that belong to the run as it is shown.
+
+    An apply that ended gave every task it covered a final row, so in an ended run a
+    planned task without a row was not selected (``--only``) and is left out. (Until apply
+    passes ``only`` to :meth:`State.begin`, a live or dead ``--only`` run lists them all.)
+    """
+    if liveness != "ended":
+        return planned
+    return [t for t in planned if t.get("key") in recorded]
+
+
+def planned_tasks(events: list[EventRow]) -> list[dict[str, Any]]:
+    """The tasks of a run as its ``run_plan`` event lists them ([] for older runs)."""
+    for event in events:
+        if event.kind == RUN_PLAN_EVENT:
+            tasks = event.data.get("tasks")
+            return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+    return []
+
+
+# ---------------------------------------------------------------- how a run looks now
+
+
+def run_liveness(run: RunRow, holder: Mapping[str, Any] | None) -> str:
+    """``ended``, ``live`` (its apply holds the state lock now) or ``dead`` (it died).
+
+    ``holder`` is :func:`planrun.store.lock.read_holder`'s answer for the run's folder.
+    """
+    if run.ended_at is not None:
+        return "ended"
+    if holder is not None and holder.get("pid") == run.pid and holder.get("host") == run.host:
+        return "live"
+    return "dead"
+
+
+def run_status(run: RunRow, liveness: str) -> str:
+    """The run's status for humans and reports: running, interrupted, succeeded, failed."""
+    if liveness == "live":
+        return "running"
+    if liveness == "dead":
+        return "interrupted"
+    return run.status if run.status in ("succeeded", "failed", "interrupted") else "failed"
+
+
+def task_status(
+    recorded: str | None,
+    reason: str,
+    *,
+    liveness: str,
+    attempt_open: bool,
+    last_outcome: str | None,
+    why: str = "",
+) -> tuple[str, str]:
+    """A task's (status, reason) as ``status`` and ``report`` show it.
+
+    ``recorded`` is the run's task row status (None: no row yet), ``why`` apply's decision
+    for a task without a row. A live run's task with no open attempt is landing when its
+    last attempt succeeded, else backing off (``retrying``). In a run that died, what was
+    running or waiting is ``cancelled``, as apply itself reports an interrupted run.
+    """
+    active = recorded is None or recorded == Status.RUNNING.value
+    if active and liveness != "live":
+        if recorded is None:
+            return Status.CANCELLED.value, "the run was interrupted"
+        return Status.CANCELLED.value, "interrupted: planrun exited during the attempt"
+    if recorded is None:
+        return Status.PENDING.value, why
+    if recorded == Status.RUNNING.value and not attempt_open:
+        if last_outcome in (None, "succeeded"):
+            return Status.RUNNING.value, reason or "landing"
+        return Status.RETRYING.value, reason or f"last attempt {last_outcome}"
+    return recorded, reason
+
+
+def elapsed_s(started_at: str | None, ended_at: str | None, now: float) -> float | None:
+    """Seconds from ``started_at`` to ``ended_at`` (or ``now``); None when not started."""
+    if not started_at:
+        return None
+    end = parse_time(ended_at) if ended_at else now
+    return round(max(end - parse_time(started_at), 0.0), 3)
+
+
+def parse_time(stamp: str) -> float:
+    """A store time (``2026-11-21T06:00:00.123456Z``) as a POSIX timestamp."""
+    from datetime import UTC, datetime
+
+    moment = datetime.fromisoformat(stamp)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

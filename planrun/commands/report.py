@@ -1,0 +1,291 @@
+"""``planrun report PLAN [--run ID] [--json-out FILE] [--junit FILE] [--summary FILE]``.
+
+Regenerates the run report (the same :class:`~planrun.report.model.RunReport`, validated
+against ``schemas/report.schema.json``), the JUnit XML and the Markdown summary of any past
+run (default: the last one) from the state store, with the writers ``apply`` uses
+(:mod:`planrun.report.write`). It works for a run whose planrun was killed (which wrote no
+report) and while a run is going (``status: running``). The store is opened read-only and
+never locked; only the files asked for are written. With no output option the JSON report
+goes to stdout (as with ``--json-out -``).
+
+Where each field comes from (tables of ``planrun.store.sqlite``):
+
+- ``runs``: plan name, path and sha256, run id, planrun version, ``started_at``,
+  ``ended_at``, the run's status (``running`` while its apply holds the state lock,
+  ``interrupted`` when that apply died) and, from it, ``exit_code`` (0, 1, 130, or none
+  while running); ``duration_s`` is computed from the two times.
+- ``tasks`` (the run's task rows): status, reason, fingerprint, branch, base commit,
+  landed commit, diffstat, ``cause`` and the title; ``ended_at`` of a finished task is
+  when its final status was recorded.
+- ``attempts``: every attempt of the run: number, start, end, duration, outcome, reason,
+  exit code, signal, log path, last lines and usage; a task's ``started_at`` is its first
+  attempt's start, and its ``usage`` and the run's are the sums of the attempts' usage.
+- the ``run_plan`` event (written when the run began): which tasks the run covered and in
+  what order, kind, title, priority, needs, parent, provider, project, the Mermaid graph's
+  edges, and for a task that never got a row, the reason apply had to run it.
+
+Differences from the report ``apply`` wrote: times are the store's (to the microsecond, the
+moment each write committed); tasks of a run that died show as ``cancelled`` (what was
+running: "interrupted: planrun exited during the attempt"). Runs recorded before the
+``run_plan`` event existed list only tasks with a row, without priority, needs or graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from planrun.commands.state import (
+    elapsed_s,
+    in_run,
+    locate,
+    open_readonly,
+    planned_tasks,
+    run_liveness,
+    run_status,
+    select_run,
+    task_status,
+)
+from planrun.outcomes import Status
+from planrun.report.model import AttemptReport, PlanInfo, RunReport, TaskReport, Usage
+from planrun.store.base import AttemptRow, RunRow, StoreProtocol, TaskRow
+
+_EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``report`` on the main parser's subcommands."""
+    p = commands.add_parser("report", help="regenerate a past run's report, JUnit and summary")
+    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("--run", metavar="ID", help="the run (default: the last one)")
+    p.add_argument("--json-out", metavar="FILE", help="write the JSON report here (- = stdout)")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+    p.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary to FILE")
+    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
+    p.set_defaults(handler=run_report)
+
+
+def run_report(args: argparse.Namespace, out: TextIO) -> int:
+    """Write the reports asked for (JSON to stdout when none is); 0 when written."""
+    from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
+    from planrun.store.lock import read_holder
+
+    located = locate(args.plan, args.state_dir)
+    store = open_readonly(located)
+    try:
+        run = select_run(store, located, args.run)
+        holder = read_holder(located.state_dir)
+        report, planned = build_report(store, run, run_liveness(run, holder))
+    finally:
+        store.close()
+    validate(report)
+    text = report_json(report)
+    json_out = args.json_out or (None if args.junit or args.summary else "-")
+    if json_out == "-":
+        out.write(text)
+    elif json_out:
+        write_atomic(Path(json_out), text)
+    if args.junit:
+        write_atomic(args.junit, junit_xml(report))
+    if args.summary:
+        statuses = {t.key: t.status for t in report.tasks}
+        with _append(args.summary) as handle:
+            handle.write(summary_markdown(report, mermaid(planned, statuses)))
+    return 0
+
+
+def validate(report: RunReport) -> None:
+    """Check the report against the published JSON Schema (a failure is a planrun bug)."""
+    import jsonschema
+
+    from planrun.errors import InternalError
+    from planrun.report.model import report_json_schema
+
+    try:
+        jsonschema.validate(json.loads(report.model_dump_json()), report_json_schema())
+    except jsonschema.ValidationError as e:
+        raise InternalError(f"the regenerated report does not match its schema: {e}") from e
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_report(
+    store: StoreProtocol, run: RunRow, liveness: str
+) -> tuple[RunReport, list[dict[str, Any]]]:
+    """The run's report from the store, and the run's planned tasks (for the graph)."""
+    planned = planned_tasks(store.events(run.id))
+    rows = {t.key: t for t in store.tasks(run.id)}
+    attempts: dict[str, list[AttemptRow]] = {}
+    for attempt in store.attempts(run.id):
+        attempts.setdefault(attempt.key, []).append(attempt)
+    now = time.time()
+    metas = in_run(planned, rows, liveness) or [_meta_from_row(row) for row in rows.values()]
+    listed = {str(m["key"]) for m in metas}
+    metas += [_meta_from_row(rows[k]) for k in sorted(rows) if k not in listed]
+    tasks = [_task(m, rows.get(str(m["key"])), attempts, liveness, now) for m in metas]
+    status = run_status(run, liveness)
+    ended = run.ended_at
+    report = RunReport(
+        planrun_version=run.planrun_version,
+        plan=PlanInfo(name=run.plan_name, path=run.plan_path, sha256=run.plan_sha256),
+        run_id=run.id,
+        started_at=run.started_at,
+        ended_at=ended,
+        duration_s=elapsed_s(run.started_at, ended, now),
+        status=status,  # run_status returns only the four statuses the model allows
+        exit_code=_EXIT_CODES.get(status),
+        counts=_counts(tasks),
+        usage=_sum_usage([a.usage for t in tasks for a in t.attempts]),
+        tasks=tasks,
+    )
+    return report, in_run(planned, rows, liveness)
+
+
+def _meta_from_row(row: TaskRow) -> dict[str, Any]:
+    kind = row.data.get("kind")
+    return {"key": row.key, "kind": kind if kind in ("work", "group") else "work"}
+
+
+def _task(
+    meta: Mapping[str, Any],
+    row: TaskRow | None,
+    attempts: Mapping[str, list[AttemptRow]],
+    liveness: str,
+    now: float,
+) -> TaskReport:
+    key = str(meta["key"])
+    kind = "group" if meta.get("kind") == "group" else "work"
+    tried = attempts.get(key, [])
+    last = tried[-1] if tried else None
+    status, reason = task_status(
+        None if row is None else row.status.value,
+        "" if row is None else row.reason,
+        liveness=liveness,
+        attempt_open=last is not None and last.ended_at is None,
+        last_outcome=None if last is None or last.outcome is None else last.outcome.value,
+        why=str(meta.get("why", "")),
+    )
+    started = tried[0].started_at if tried else None
+    ended = _task_end(status, row, last)
+    reports = [_attempt(a, liveness, now) for a in tried]
+    data = row.data if row is not None else {}
+    return TaskReport(
+        key=key,
+        title=str(meta.get("title") or data.get("title") or key),
+        kind=kind,
+        status=status,
+        reason=reason,
+        cause=data.get("cause") if isinstance(data.get("cause"), str) else None,
+        priority=int(meta.get("priority", 0)),
+        needs=[str(n) for n in meta.get("waits_for", [])] if kind == "work" else [],
+        parent=meta.get("parent"),
+        provider=meta.get("provider"),
+        project=meta.get("project"),
+        fingerprint=row.fingerprint if row else None,
+        branch=row.branch if row else None,
+        base_commit=row.base_commit if row else None,
+        landed_commit=row.landed_commit if row else None,
+        diffstat=row.diffstat if row else None,
+        started_at=started,
+        ended_at=ended,
+        duration_s=elapsed_s(started, ended, now) if started and ended else None,
+        attempts=reports,
+        usage=_sum_usage([a.usage for a in reports]),
+    )
+
+
+def _task_end(status: str, row: TaskRow | None, last: AttemptRow | None) -> str | None:
+    """When a finished task finished: its final status's time (else its last attempt's)."""
+    if not Status(status).is_final or row is None:
+        return None
+    if row.status.is_final:
+        return row.updated_at
+    return last.ended_at if last is not None else None
+
+
+def _attempt(attempt: AttemptRow, liveness: str, now: float) -> AttemptReport:
+    outcome = attempt.outcome.value if attempt.outcome is not None else None
+    if outcome is None:
+        outcome = "running" if liveness == "live" else "interrupted"
+    end = attempt.ended_at
+    return AttemptReport(
+        number=attempt.n,
+        started_at=attempt.started_at,
+        ended_at=end,
+        duration_s=elapsed_s(attempt.started_at, end, now) if end else None,
+        outcome=outcome,
+        reason=attempt.reason,
+        exit_code=attempt.exit_code,
+        signal=attempt.signal,
+        log_path=attempt.log_path,
+        tail=list(attempt.tail),
+        usage=_usage(attempt.usage),
+    )
+
+
+def _usage(data: Mapping[str, Any] | None) -> Usage | None:
+    if not data:
+        return None
+    fields = {k: data.get(k) for k in ("input_tokens", "output_tokens", "cost_usd")}
+    return Usage.model_validate(fields)
+
+
+def _sum_usage(found: list[Usage | None]) -> Usage | None:
+    """The sum of the usages known, as apply totals them; None when none is known."""
+    known = [u for u in found if u is not None]
+    if not known:
+        return None
+    costs = [u.cost_usd for u in known if u.cost_usd is not None]
+    return Usage(
+        input_tokens=sum(u.input_tokens or 0 for u in known),
+        output_tokens=sum(u.output_tokens or 0 for u in known),
+        cost_usd=round(sum(costs), 6) if costs else None,
+    )
+
+
+def _counts(tasks: list[TaskReport]) -> dict[str, int]:
+    counts = {s.value: 0 for s in Status}
+    for task in tasks:
+        if task.kind == "work":
+            counts[task.status] = counts.get(task.status, 0) + 1
+    return counts
+
+
+# ---------------------------------------------------------------- the graph
+
+
+def mermaid(planned: list[dict[str, Any]], statuses: Mapping[str, str]) -> str | None:
+    """The run's graph as ``planrun.graph.TaskGraph.to_mermaid`` draws it, from the
+    ``run_plan`` event (None for runs recorded without one)."""
+    if not planned:
+        return None
+    ids = {str(t["key"]): f"t{n}" for n, t in enumerate(planned)}
+    lines = ["graph TD"]
+    edges: list[tuple[str, str, bool]] = []
+    for task in planned:
+        key = str(task["key"])
+        text = _mermaid_text(f"{key}: {statuses.get(key, '')}")
+        shape = f'[["{text}"]]' if task.get("kind") == "group" else f'["{text}"]'
+        lines.append(f"  {ids[key]}{shape}")
+        children = set(task.get("children", []))
+        edges += [(str(n), key, n in children) for n in task.get("waits_for", []) if n in ids]
+    for before, after, parent in sorted(edges, key=lambda e: (ids[e[0]], ids[e[1]])):
+        lines.append(f"  {ids[before]} {'-.->' if parent else '-->'} {ids[after]}")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+@contextlib.contextmanager
+def _append(path: Path) -> Iterator[TextIO]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        yield handle

@@ -1,0 +1,325 @@
+"""``planrun status [PLAN]``: the last run's tasks and states, while it runs or after (SPEC §6).
+
+Reads the state store read-only and never takes the state lock, so it answers while an
+apply writes (SQLite WAL: readers see every committed write, never a half one). All of it
+is read in one read transaction, so counts and rows agree with each other.
+
+What it shows: the run (id, plan, start, end or "running for", status), who holds the state
+lock when an apply is live (:mod:`planrun.store.lock`), counts per status, and a table of
+the run's work tasks in dependency order: key, status, attempt, elapsed, reason. Tasks that
+have not started show as ``pending`` with the reason apply decided to run them; in a run
+whose planrun died, what was running or waiting shows as ``cancelled`` (the next apply
+recovers it). ``--json`` prints the same as one JSON document.
+
+Speed: a 10,000-task run answers in well under a second. The rows are read with a few
+narrow read-only queries (:func:`read_snapshot`) rather than through
+:class:`~planrun.store.base.StoreProtocol`, whose row objects decode every JSON column
+(tails, data) and take most of a second for 10,000 tasks; the store's files are still
+opened, checked and version-gated by ``Store.open(readonly=True)`` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from planrun.commands.state import (
+    RUN_PLAN_EVENT,
+    Located,
+    elapsed_s,
+    in_run,
+    locate,
+    open_readonly,
+    run_liveness,
+    run_status,
+    select_run,
+    task_status,
+)
+from planrun.errors import StoreError
+from planrun.outcomes import Status
+from planrun.store.base import RunRow
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``status`` on the main parser's subcommands."""
+    p = commands.add_parser("status", help="the last run's tasks and states (read-only)")
+    p.add_argument("plan", metavar="PLAN", nargs="?", help="default: ./.planrun's last run")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
+    p.set_defaults(handler=run_status_command)
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    """One work task of the run as status shows it."""
+
+    key: str
+    status: str
+    attempt: int  # the number of its latest attempt (counted across runs); 0: none
+    started_at: str | None
+    ended_at: str | None
+    elapsed_s: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent view of one run."""
+
+    run: RunRow
+    status: str  # running, interrupted, succeeded, failed
+    liveness: str  # live, dead, ended
+    holder: dict[str, Any] | None
+    tasks: list[TaskLine]
+
+    def counts(self) -> dict[str, int]:
+        """Work tasks per status, every status listed (as the report's ``counts``)."""
+        counts = {s.value: 0 for s in Status}
+        for task in self.tasks:
+            counts[task.status] = counts.get(task.status, 0) + 1
+        return counts
+
+
+def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Print the status of the last run of PLAN (or of ./.planrun); 0 when it could."""
+    from planrun.store.lock import read_holder
+
+    located = locate(args.plan, args.state_dir)
+    store = open_readonly(located)
+    try:
+        run = select_run(store, located)
+    finally:
+        store.close()
+    holder = read_holder(located.state_dir)
+    snapshot = read_snapshot(located, run, holder)
+    if args.json:
+        out.write(json.dumps(as_json(snapshot, located), indent=2) + "\n")
+    else:
+        out.write(as_text(snapshot, located))
+    return 0
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_snapshot(located: Located, run: RunRow, holder: dict[str, Any] | None) -> Snapshot:
+    """The run's tasks as they stand, read in one read-only transaction."""
+    now = time.time()
+    with _ReadOnly(located.db_path) as con:
+        con.execute("BEGIN")
+        refreshed = _run_ended(con, run)
+        rows = con.execute(
+            "SELECT key, status, reason, attempts, updated_at, data_json FROM tasks"
+            " WHERE run_id = ?",
+            (run.id,),
+        ).fetchall()
+        attempts = con.execute(
+            "SELECT key, n, started_at, ended_at, outcome FROM attempts WHERE run_id = ?"
+            " ORDER BY key, n",
+            (run.id,),
+        ).fetchall()
+        planned = _planned(con, run.id)
+        con.execute("COMMIT")
+    liveness = run_liveness(refreshed, holder)
+    lines = _lines(rows, attempts, planned, liveness, now)
+    return Snapshot(refreshed, run_status(refreshed, liveness), liveness, holder, lines)
+
+
+class _ReadOnly:
+    """A read-only SQLite connection to ``path`` (never creates or writes it)."""
+
+    def __init__(self, path: Path) -> None:
+        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+        try:
+            self.con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
+        except sqlite3.Error as e:
+            raise StoreError(str(path), f"cannot open it ({e})", "check its permissions") from e
+        self.path = path
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.con
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+
+
+def _run_ended(con: sqlite3.Connection, run: RunRow) -> RunRow:
+    """``run`` with its status and end as committed now (it may have ended meanwhile)."""
+    row = con.execute("SELECT status, ended_at FROM runs WHERE id = ?", (run.id,)).fetchone()
+    if row is None:
+        return run
+    from dataclasses import replace
+
+    return replace(run, status=row[0], ended_at=row[1])
+
+
+def _planned(con: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    """The run's ``run_plan`` event's tasks ([] for runs recorded before it existed)."""
+    row = con.execute(
+        "SELECT data_json FROM events WHERE run_id = ? AND kind = ? ORDER BY seq LIMIT 1",
+        (run_id, RUN_PLAN_EVENT),
+    ).fetchone()
+    if row is None:
+        return []
+    tasks = json.loads(row[0]).get("tasks")
+    return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+
+
+def _lines(
+    rows: list[Any],
+    attempts: list[Any],
+    planned: list[dict[str, Any]],
+    liveness: str,
+    now: float,
+) -> list[TaskLine]:
+    """Work tasks in the run_plan's order, then any other recorded task by key."""
+    spans: dict[str, tuple[str, str | None, bool, str | None, int]] = {}
+    for key, n, started, ended, outcome in attempts:
+        first = spans[key][0] if key in spans else started
+        spans[key] = (first, ended, ended is None, outcome, n)
+    recorded = {r[0]: r for r in rows}
+    order = [t for t in in_run(planned, recorded, liveness) if t.get("kind", "work") == "work"]
+    known = {str(t["key"]) for t in planned}
+    extra = sorted(k for k in recorded if k not in known and _is_work(recorded[k][5]))
+    lines = [
+        _line(str(t["key"]), recorded, spans, liveness, now, str(t.get("why", ""))) for t in order
+    ]
+    lines += [_line(k, recorded, spans, liveness, now, "") for k in extra]
+    return lines
+
+
+def _is_work(data_json: str | None) -> bool:
+    if not data_json or '"kind"' not in data_json:
+        return True
+    return bool(json.loads(data_json).get("kind", "work") == "work")
+
+
+def _line(
+    key: str,
+    recorded: dict[str, Any],
+    spans: dict[str, tuple[str, str | None, bool, str | None, int]],
+    liveness: str,
+    now: float,
+    why: str,
+) -> TaskLine:
+    row = recorded.get(key)
+    span = spans.get(key)
+    started, ended, is_open, outcome, number = span if span else (None, None, False, None, 0)
+    status, reason = task_status(
+        None if row is None else row[1],
+        "" if row is None else row[2],
+        liveness=liveness,
+        attempt_open=is_open,
+        last_outcome=outcome,
+        why=why,
+    )
+    final = Status(status).is_final
+    if not final:
+        ended = None  # still going: elapsed counts to now
+    elif ended is None and row is not None and not is_open:
+        ended = row[4]  # finished without an attempt in this run (up to date, skipped)
+    # an attempt left open by a planrun that died has no known end
+    elapsed = elapsed_s(started, ended, now) if ended is not None or not final else None
+    return TaskLine(
+        key=key,
+        status=status,
+        attempt=number or (row[3] if row else 0),
+        started_at=started,
+        ended_at=ended,
+        elapsed_s=elapsed,
+        reason=reason,
+    )
+
+
+# ---------------------------------------------------------------- output
+
+
+def as_json(snapshot: Snapshot, located: Located) -> dict[str, Any]:
+    """The snapshot as one JSON-able document (documented in the command's help)."""
+    run = snapshot.run
+    return {
+        "state_dir": str(located.state_dir),
+        "run": {
+            "id": run.id,
+            "plan": run.plan_name,
+            "plan_path": run.plan_path,
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+            "status": snapshot.status,
+            "pid": run.pid,
+            "host": run.host,
+        },
+        "lock_holder": snapshot.holder,
+        "counts": snapshot.counts(),
+        "tasks": [dict(vars(t)) for t in snapshot.tasks],  # asdict() deep-copies: 10x slower
+    }
+
+
+def as_text(snapshot: Snapshot, located: Located) -> str:
+    """The header and the task table, for a terminal."""
+    lines = _header(snapshot, located)
+    lines.append("")
+    lines += _table(snapshot.tasks)
+    return "\n".join(lines) + "\n"
+
+
+def _header(snapshot: Snapshot, located: Located) -> list[str]:
+    from planrun.store.lock import describe_holder
+
+    run = snapshot.run
+    lines = [f"run {run.id} of plan {run.plan_name} ({run.plan_path})"]
+    started = run.started_at.replace("T", " ")[:19] + "Z"
+    if run.ended_at is not None:
+        took = elapsed_s(run.started_at, run.ended_at, time.time())
+        lines.append(f"started {started}, ended after {_duration(took)}: {snapshot.status}")
+    elif snapshot.liveness == "live":
+        took = elapsed_s(run.started_at, None, time.time())
+        lines.append(f"started {started}, running for {_duration(took)}")
+    else:
+        lines.append(
+            f"started {started}: interrupted (planrun pid {run.pid} exited without ending"
+            " the run; the next apply recovers it)"
+        )
+    if snapshot.holder is not None:
+        lines.append(f"lock: held by {describe_holder(snapshot.holder)}")
+    counts = ", ".join(f"{n} {s}" for s, n in snapshot.counts().items() if n)
+    lines.append(f"tasks: {counts or 'none'}  (state: {located.state_dir})")
+    return lines
+
+
+_COLUMNS = ("KEY", "STATUS", "ATTEMPT", "ELAPSED", "REASON")
+
+
+def _table(tasks: list[TaskLine]) -> list[str]:
+    cells = [
+        (t.key, t.status, str(t.attempt) if t.attempt else "-", _duration(t.elapsed_s), t.reason)
+        for t in tasks
+    ]
+    widths = [max([len(_COLUMNS[i]), *(len(c[i]) for c in cells)]) for i in range(4)]
+    rows = [_COLUMNS, *cells]
+    return [
+        (
+            "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _duration(seconds: float | None) -> str:
+    """``0.4s``, ``12s``, ``3m04s``, ``1h02m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

@@ -1,0 +1,182 @@
+"""Running ``planrun`` as a real process and reading what it left, for the durable-state tests.
+
+Every planrun here is ``python -m planrun`` with ``CI=true`` and the repository on
+``PYTHONPATH``, so that it can be killed with SIGKILL like the real thing. Waiting is always
+on a condition with a deadline (:func:`wait_for`), never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from planrun.store.base import EventRow, RunRow, TaskRow, TaskStateRow
+from planrun.store.sqlite import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+PLANRUN = [sys.executable, "-m", "planrun"]
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """os.environ for a planrun child: CI, the repository importable, no fault seam."""
+    env = {k: v for k, v in os.environ.items() if k != "PLANRUN_FAULT_AT"}
+    env.update({"CI": "true", "PYTHONPATH": str(ROOT), **extra})
+    return env
+
+
+def write_plan(folder: Path, text: str, name: str = "plan.yaml") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def planrun(
+    *args: str, cwd: Path, fault: int | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``planrun ARGS`` to its end (``fault``: PLANRUN_FAULT_AT)."""
+    extra = {} if fault is None else {"PLANRUN_FAULT_AT": str(fault)}
+    return subprocess.run(
+        [*PLANRUN, *args],
+        cwd=cwd,
+        env=environment(**extra),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def apply(plan: Path, *args: str, fault: int | None = None) -> subprocess.CompletedProcess[str]:
+    """``planrun apply PLAN --progress plain ARGS`` to its end."""
+    return planrun("apply", str(plan), "--progress", "plain", *args, cwd=plan.parent, fault=fault)
+
+
+def spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    """Start ``planrun ARGS`` in the background (stdout and stderr piped)."""
+    return subprocess.Popen(
+        [*PLANRUN, *args],
+        cwd=cwd,
+        env=environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def kill9(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL planrun itself (not its tasks, which keep running) and reap it."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """End a background planrun that a failing test left running (twice SIGTERM: kill now)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "it") -> None:
+    """Poll ``condition`` every 20 ms until it is true; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def effects(path: Path) -> Counter[str]:
+    """How many times each task left its side effect (one line per execution)."""
+    if not path.exists():
+        return Counter()
+    return Counter(path.read_text().split())
+
+
+class State:
+    """The state store of a plan folder, read-only, for assertions."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "state.db"
+
+    def _open(self) -> Store:
+        return Store.open(self.path, readonly=True)
+
+    def runs(self, plan: str) -> list[RunRow]:
+        with self._open() as store:
+            return store.runs(plan)
+
+    def tasks(self, run_id: str) -> dict[str, TaskRow]:
+        with self._open() as store:
+            return {t.key: t for t in store.tasks(run_id)}
+
+    def events(self, run_id: str | None = None, plan: str | None = None) -> list[EventRow]:
+        with self._open() as store:
+            ids = [run_id] if run_id else [r.id for r in store.runs(plan or "")]
+            return [e for r in ids for e in store.events(r)]
+
+    def task_states(self, plan: str) -> dict[str, TaskStateRow]:
+        with self._open() as store:
+            return store.task_states(plan)
+
+    def decisions(self, run_id: str) -> dict[str, str]:
+        """What apply decided for each work task of the run (the run_plan event)."""
+        for event in self.events(run_id):
+            if event.kind == "run_plan":
+                return {t["key"]: t["why"] for t in event.data["tasks"] if "why" in t}
+        raise AssertionError(f"run {run_id} has no run_plan event")
+
+
+def reaped_signal(pid: int, timeout: float = 20.0) -> int:
+    """Wait until ``pid`` (an orphan re-parented to this test process, the subreaper) has
+    exited and reap it; returns the signal that killed it (0 if it exited)."""
+    result: list[int] = []
+
+    def reaped() -> bool:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return False  # not (yet) our child: its parent has not died
+        if done == 0:
+            return False
+        result.append(os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0)
+        return True
+
+    wait_for(reaped, timeout, f"process {pid} to end")
+    return result[0]
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie is dead)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2] not in "ZX"
+
+
+def marked(marker: str) -> list[int]:
+    """Live processes whose environment contains ``marker`` (e.g. ``PLANRUN_PLAN=/x``)."""
+    found = []
+    needle = marker.encode()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if needle in env and alive(int(entry)):
+                found.append(int(entry))
+    return found

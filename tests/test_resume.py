@@ -1,0 +1,346 @@
+"""Crash and resume (reliability matrix C): planrun killed with SIGKILL, then applied again.
+
+A task's side effect is one line in ``effects.log`` per execution, so "never ran twice" is
+counted, not assumed. Every planrun here is a real ``python -m planrun`` process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from planrun.outcomes import Outcome, Status
+from tests import runs
+from tests.runs import State, effects, write_plan
+
+LONG = """\
+version: 1
+name: crash
+tasks:
+  A: {run: [sh, -c, "echo A >> effects.log"]}
+  T:
+    needs: [A]
+    retry: {attempts: 2}
+    run: [sh, -c, "echo T >> effects.log; sleep 60 & echo $! > sleep.pid; wait"]
+"""
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[runs.subprocess.Popen[str]]]:
+    """Background planruns; a failing test must not leave them running."""
+    procs: list[runs.subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        runs.stop(proc)
+
+
+def start_and_kill(plan: Path, spawned: list[runs.subprocess.Popen[str]], old: int | None) -> int:
+    """Start apply, wait until T's grandchild runs, SIGKILL planrun; returns that pid."""
+    pid_file = plan.parent / "sleep.pid"
+
+    def new_sleeper() -> bool:
+        text = pid_file.read_text().strip() if pid_file.exists() else ""
+        return bool(text) and int(text) != old and runs.alive(int(text))
+
+    proc = runs.spawn("apply", str(plan), "--progress", "plain", cwd=plan.parent)
+    spawned.append(proc)
+    runs.wait_for(new_sleeper, what="T's sleep to start")
+    runs.kill9(proc)
+    return int(pid_file.read_text())
+
+
+def test_kill9_twice_kills_leftovers_keeps_attempts_and_done_work(
+    tmp_path: Path, clean_env: Path, spawned: list[runs.subprocess.Popen[str]]
+) -> None:
+    plan = write_plan(tmp_path, LONG)
+    state = State(tmp_path / ".planrun")
+    first = start_and_kill(plan, spawned, None)
+    assert runs.alive(first), "the task must outlive planrun, or this test proves nothing"
+
+    second = start_and_kill(plan, spawned, first)  # recovery must kill `first` before T runs
+    assert runs.reaped_signal(first) == signal.SIGKILL
+    events = state.events(plan="crash")
+    recovered = [e for e in events if e.kind == "recovered"]
+    assert len(recovered) == 1
+    assert any("killed" in n for n in recovered[0].data["notes"])
+    rerun = [e for e in events if e.kind == "attempt_started" and e.run_id == recovered[0].run_id]
+    assert [e.key for e in rerun] == ["T"]
+    assert recovered[0].seq < rerun[0].seq
+    assert runs.alive(second)
+
+    done = runs.apply(plan)
+    assert done.returncode == 1, done.stderr
+    assert runs.reaped_signal(second) == signal.SIGKILL
+    assert effects(tmp_path / "effects.log") == {"A": 1, "T": 2}
+    last = state.runs("crash")[-1]
+    row = state.tasks(last.id)["T"]
+    assert row.status is Status.FAILED
+    assert "no attempts left (2 of 2" in row.reason
+    assert [r.status for r in state.runs("crash")] == ["interrupted", "interrupted", "failed"]
+    started = [e.key for e in state.events(plan="crash") if e.kind == "attempt_started"]
+    assert started == ["A", "T", "T"]
+
+
+def test_status_and_report_of_a_killed_run(
+    tmp_path: Path, clean_env: Path, spawned: list[runs.subprocess.Popen[str]]
+) -> None:
+    import json
+
+    plan = write_plan(tmp_path, LONG)
+    sleeper = start_and_kill(plan, spawned, None)
+    status = runs.planrun("status", str(plan), "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)
+    assert shown["run"]["status"] == "interrupted"
+    assert shown["lock_holder"] is None
+    tasks = {t["key"]: t for t in shown["tasks"]}
+    assert tasks["A"]["status"] == "done"
+    assert tasks["T"]["status"] == "cancelled"
+    assert "interrupted" in tasks["T"]["reason"]
+    report = runs.planrun("report", str(plan), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    regenerated = json.loads(report.stdout)
+    assert regenerated["status"] == "interrupted"
+    assert regenerated["exit_code"] == 130
+    t = {x["key"]: x for x in regenerated["tasks"]}["T"]
+    assert [a["outcome"] for a in t["attempts"]] == ["interrupted"]
+    os.killpg(os.getpgid(sleeper), signal.SIGKILL)  # nobody resumes this one
+    runs.wait_for(lambda: not runs.alive(sleeper), what="the leftover task to die")
+
+
+def test_a_corrupt_store_is_refused_and_left_as_it_is(tmp_path: Path, clean_env: Path) -> None:
+    plan = write_plan(tmp_path, "version: 1\ntasks:\n  A: {run: [touch, ran]}\n")
+    db = tmp_path / ".planrun" / "state.db"
+    db.parent.mkdir()
+    garbage = os.urandom(8192)
+    db.write_bytes(garbage)
+    result = runs.apply(plan)
+    assert result.returncode == 2
+    assert str(db) in result.stderr
+    assert "move it aside" in result.stderr
+    assert db.read_bytes() == garbage
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_second_plan_file_with_the_same_name_is_refused(tmp_path: Path, clean_env: Path) -> None:
+    text = "version: 1\nname: shared\ntasks:\n  A: {run: [sh, -c, 'echo A >> effects.log']}\n"
+    first = write_plan(tmp_path, text, "one.yaml")
+    second = write_plan(tmp_path, text, "two.yaml")
+    assert runs.apply(first).returncode == 0
+    result = runs.apply(second)
+    assert result.returncode == 2
+    assert "already holds the state of plan 'shared'" in result.stderr
+    assert "two.yaml another `name:`" in result.stderr
+    assert effects(tmp_path / "effects.log") == {"A": 1}
+
+
+def test_an_attempt_is_recorded_before_its_process_starts(tmp_path: Path, clean_env: Path) -> None:
+    """Killed right after attempt_started committed: the task never ran, but the attempt
+    counts, and the next apply closes it as interrupted and runs the task."""
+    plan = write_plan(
+        tmp_path,
+        "version: 1\nname: early\ntasks:\n"
+        "  A: {retry: {attempts: 2}, run: [sh, -c, 'echo A >> effects.log']}\n",
+    )
+    killed = runs.apply(plan, fault=3)  # run_started, run_plan, attempt_started
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "effects.log").exists()
+    assert runs.apply(plan).returncode == 0
+    assert effects(tmp_path / "effects.log") == {"A": 1}
+    state = State(tmp_path / ".planrun")
+    interrupted = [e for e in state.events(plan="early") if e.kind == "attempt_interrupted"]
+    assert [(e.key, e.data["n"]) for e in interrupted] == [("A", 1)]
+    assert state.task_states("early")["A"].status is Status.DONE
+    assert Outcome.INTERRUPTED.value == "interrupted"
+
+
+def test_a_cancelled_task_gets_a_fresh_attempt_budget(
+    tmp_path: Path, clean_env: Path, spawned: list[runs.subprocess.Popen[str]]
+) -> None:
+    """Ctrl-C is not the task's fault: with retry.attempts 1 it still runs next time."""
+    plan = write_plan(
+        tmp_path,
+        """\
+version: 1
+name: calm
+tasks:
+  C: {run: [sh, -c, "echo C >> effects.log; test -e quick || { touch up; sleep 60; }"]}
+""",
+    )
+    proc = runs.spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+    spawned.append(proc)
+    runs.wait_for((tmp_path / "up").exists, what="C to start")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    (tmp_path / "quick").touch()
+    again = runs.apply(plan)
+    assert again.returncode == 0, again.stderr
+    assert effects(tmp_path / "effects.log") == {"C": 2}
+    state = State(tmp_path / ".planrun")
+    assert state.decisions(state.runs("calm")[-1].id)["C"] == "not done: cancelled last time"
+
+
+@pytest.fixture
+def tmux_socket() -> Iterator[str]:
+    """A private tmux server, killed at the end."""
+    import shutil
+    import uuid
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    name = f"planrun-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    runs.subprocess.run(
+        ["tmux", "-f", "/dev/null", "-L", name, "kill-server"], capture_output=True, check=False
+    )
+    folder = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+    (folder / name).unlink(missing_ok=True)
+
+
+def test_recovery_leaves_a_tmux_task_running_for_re_attach(
+    tmp_path: Path,
+    clean_env: Path,
+    tmux_socket: str,
+    spawned: list[runs.subprocess.Popen[str]],
+) -> None:
+    """A tmux session outlives planrun on purpose: the next apply re-attaches to it, so
+    recovery must not kill it (the task then runs once, not twice)."""
+    plan = write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: tm
+settings: {{tmux_socket: {tmux_socket}}}
+tasks:
+  T:
+    backend: tmux
+    retry: {{attempts: 2}}
+    run: [sh, -c, "echo $$ > pane.pid; until [ -e stop ]; do sleep 0.02; done; echo T >> fx"]
+""",
+    )
+    pane = tmp_path / "pane.pid"
+    first = runs.spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+    spawned.append(first)
+    runs.wait_for(lambda: pane.exists() and pane.read_text().strip(), what="the pane to run")
+    pid = int(pane.read_text())
+    runs.kill9(first)
+    second = runs.spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+    spawned.append(second)
+    state = State(tmp_path / ".planrun")
+
+    def re_attached() -> bool:
+        events = state.events(plan="tm")
+        return any(e.kind == "attempt_process" and e.data["n"] == 2 for e in events)
+
+    runs.wait_for(re_attached, what="the second apply to re-attach")
+    assert runs.alive(pid)
+    (tmp_path / "stop").touch()
+    _, err = second.communicate(timeout=30)
+    assert second.returncode == 0, err
+    assert effects(tmp_path / "fx") == {"T": 1}
+    notes = [e.data["notes"] for e in state.events(plan="tm") if e.kind == "recovered"]
+    assert any("tmux session running" in n for n in notes[0])
+
+
+# ---------------------------------------------------------------- the fault-seam sweep
+
+SWEEP = """\
+version: 1
+name: sweep
+settings: {{max_concurrent: 2}}
+defaults:
+  retry: {{attempts: 3, backoff: {{initial: 10ms, factor: 1, max: 10ms, jitter: 0}}}}
+projects:
+  repo: {{path: clone, base_branch: main}}
+tasks:
+  A: {{run: [sh, -c, "echo A >> {fx}"]}}
+  F:
+    needs: [A]
+    run: [sh, -c, "if [ -e {dir}/flaky ]; then echo F >> {fx}; else touch {dir}/flaky; exit 1; fi"]
+  G: {{project: repo, run: [sh, -c, "echo G >> {fx}; echo g > g.txt"]}}
+  D: {{needs: [F, G], run: [sh, -c, "echo D >> {fx}"]}}
+"""
+SWEEP_KEYS = {"A", "F", "G", "D"}
+
+
+def sweep_plan(folder: Path) -> Path:
+    from tests.gitrepo import make_repos
+
+    folder.mkdir(parents=True)
+    make_repos(folder)
+    text = SWEEP.format(fx=folder / "effects.log", dir=folder)
+    return write_plan(folder, text).resolve()
+
+
+@dataclass(frozen=True)
+class Crashed:
+    """A sweep folder after its faulted apply."""
+
+    k: int | None
+    plan: Path
+    writes: int  # journal writes the faulted apply committed
+    durable: set[str]  # tasks whose task_done was committed before planrun died
+
+
+def crash(folder: Path, k: int | None) -> Crashed:
+    """A fresh plan folder applied by a real planrun with the fault seam at ``k``."""
+    plan = sweep_plan(folder)
+    state = State(folder / ".planrun")
+    first = runs.apply(plan, fault=k)
+    writes = len(state.events(plan="sweep"))
+    if k is None or writes < k:
+        assert first.returncode == 0, f"k={k}: {first.stderr}"
+    else:
+        assert first.returncode == -signal.SIGKILL, f"k={k}: {first.stderr}"
+        assert writes == k, f"the seam fired after {writes} writes, not {k}"
+    durable = {str(e.key) for e in state.events(plan="sweep") if e.kind == "task_done"}
+    return Crashed(k, plan, writes, durable)
+
+
+def resume(crashed: Crashed) -> dict[str, object]:
+    """Apply again (in this process: nothing crashes now) until it succeeds, then check
+    that no task whose success was durable ran again and that nothing the dead planrun
+    started lives on. Returns what every sweep must agree on."""
+    from planrun.cli import main
+    from tests.gitrepo import git
+
+    k, folder = crashed.k, crashed.plan.parent
+    resumes = 0
+    while main(["apply", str(crashed.plan), "--progress", "none"]) != 0:
+        resumes += 1
+        assert resumes < 3, f"k={k}: no success after {resumes} resumes"
+    ran = effects(folder / "effects.log")
+    assert set(ran) == SWEEP_KEYS, f"k={k}: {ran}"
+    twice = {key for key, count in ran.items() if count > 1}
+    assert not twice & crashed.durable, f"k={k}: {twice & crashed.durable} ran twice"
+    assert all(count <= 2 for count in ran.values()), f"k={k}: {ran}"
+    marker = f"PLANRUN_PLAN={crashed.plan}"
+    runs.wait_for(lambda: not runs.marked(marker), 10, f"k={k}: leftovers to go")
+    states = State(folder / ".planrun").task_states("sweep")
+    return {
+        "states": {key: row.status for key, row in states.items()},
+        "tree": git(folder / "clone", "rev-parse", "planrun-sweep^{tree}"),
+    }
+
+
+@pytest.mark.slow
+def test_fault_seam_sweep_over_every_journal_write(tmp_path: Path, clean_env: Path) -> None:
+    """PLANRUN_FAULT_AT=k for every write k of a clean run: each sweep converges to the
+    same state, and no durably done task runs twice."""
+    clean = crash(tmp_path / "clean", None)
+    expected = resume(clean)
+    assert clean.writes > 15
+    assert clean.durable == SWEEP_KEYS
+    assert set(expected["states"].values()) == {Status.DONE}  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # crashes in parallel, resumes here
+        crashes = [pool.submit(crash, tmp_path / f"k{k}", k) for k in range(1, clean.writes + 1)]
+        for future in crashes:
+            crashed = future.result()
+            assert resume(crashed) == expected, f"k={crashed.k}"
