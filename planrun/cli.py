@@ -72,8 +72,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if getattr(args, "handler", None) is None:
             build_parser().print_help(out)
             return 2
-        handler: Handler = args.handler
-        return handler(args, out)
+        return resolve(args.handler)(args, out)
     except PlanError as exc:
         for diagnostic in exc.diagnostics:
             print(diagnostic, file=sys.stderr)
@@ -92,6 +91,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 0
     except Exception as exc:
         return _internal(exc)
+
+
+def resolve(handler: Handler | str) -> Handler:
+    """A handler, or a ``"module:function"`` name imported now (commands load lazily)."""
+    if not isinstance(handler, str):
+        return handler
+    import importlib
+
+    module, _, name = handler.partition(":")
+    function: Handler = getattr(importlib.import_module(module), name)
+    return function
 
 
 def _internal(exc: BaseException) -> int:

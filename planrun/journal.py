@@ -59,6 +59,8 @@ class StoreJournal:
     success). Call :meth:`close` (it flushes) before closing the store.
     """
 
+    durable = True
+
     def __init__(
         self,
         store: StoreProtocol,

@@ -50,7 +50,13 @@ class RunSettings:
 
 
 class Journal(Protocol):
-    """Durable record of a run (the store); the no-op one keeps nothing."""
+    """Durable record of a run (the store); the no-op one keeps nothing.
+
+    A ``durable`` journal's ``attempt_started`` returns only once the record is on disk;
+    the scheduler calls it from a worker thread so the run goes on meanwhile.
+    """
+
+    durable: bool
 
     def attempt_started(self, key: str, number: int, log_path: Path) -> None: ...
 
@@ -62,6 +68,8 @@ class Journal(Protocol):
 
 
 class NullJournal:
+    durable = False
+
     def attempt_started(self, key: str, number: int, log_path: Path) -> None:
         return None
 

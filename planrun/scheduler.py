@@ -339,7 +339,10 @@ class Scheduler:
         )
         self.reports[task.key].attempts.append(report)
         self.reports[task.key].status = Status.RUNNING.value
-        self.journal.attempt_started(task.key, number, log_path)
+        if self.journal.durable:  # waits for the disk: only this task waits, not the run
+            await trio.to_thread.run_sync(self.journal.attempt_started, task.key, number, log_path)
+        else:
+            self.journal.attempt_started(task.key, number, log_path)
         self.emit(EventKind.ATTEMPT_STARTED, task.key, attempt=number, log_path=str(log_path))
         prepared: Prepared | None = None
         problem = self.attempts.budget_problem(task)

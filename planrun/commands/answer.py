@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from planrun.commands.apply import check_keys, state_dir_for
 from planrun.commands.state import STATE_FILE
@@ -17,15 +17,6 @@ from planrun.errors import UsageError
 from planrun.inbox import post_answer
 from planrun.outcomes import Status
 from planrun.plan.load import load_plan
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("answer", help="answer a task that waits for input (needs_input)")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("key", metavar="KEY")
-    p.add_argument("text", metavar="TEXT", help="the answer ('-' reads it from stdin)")
-    p.add_argument("--state-dir", type=Path, metavar="DIR")
-    p.set_defaults(handler=run_answer)
 
 
 def run_answer(args: argparse.Namespace, out: TextIO) -> int:

@@ -43,52 +43,6 @@ from planrun.workspace.base import PlainWorkspace, Workspace
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("apply", help="run the plan: every ready task, concurrently")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument(
-        "--max-concurrent",
-        "-j",
-        type=_positive,
-        metavar="N",
-        help="override settings.max_concurrent",
-    )
-    p.add_argument("--only", nargs="+", metavar="KEY", help="run only these tasks and their needs")
-    p.add_argument(
-        "--force",
-        nargs="+",
-        metavar="KEY",
-        default=[],
-        help="run these tasks even if they are up to date",
-    )
-    p.add_argument("--force-all", action="store_true", help="run every task again")
-    p.add_argument("--rerun-failed", action="store_true", help="give failed tasks fresh attempts")
-    p.add_argument("--on-failure", choices=["continue", "stop", "cancel"])
-    p.add_argument("--dry-run", action="store_true", help="show what would run; run nothing")
-    p.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report here")
-    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
-    p.add_argument(
-        "--summary",
-        type=Path,
-        metavar="FILE",
-        help="append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)",
-    )
-    p.add_argument("--events", metavar="FILE|-", help="stream every event as JSON lines")
-    p.add_argument("--progress", choices=["auto", "live", "plain", "none"], default="auto")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler=run_apply)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def check_keys(plan: CompiledPlan, keys: list[str] | None, option: str) -> None:
     for key in keys or ():
         if key not in plan.tasks:
@@ -145,7 +99,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             k: d.why for k, d in decisions.items() if not d.run and k not in settings.in_review
         }
         settings.prior_attempts = {k: d.prior_attempts for k, d in decisions.items() if d.run}
-        journal = state.begin(settings.run_id, plan, decisions, fingerprints)
+        journal = state.begin(settings.run_id, plan, decisions, fingerprints, only=args.only)
         _add_progress(stack, observers, args.progress, out)
         if args.events:
             from planrun.ui.events import JsonLines
@@ -168,7 +122,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             trio.run(_run_with_signals, scheduler)
         finally:
             # written on every way out, a crash of planrun itself included
-            report = build_report(plan, scheduler)
+            report = build_report(plan, scheduler, fingerprints)
             state.end(settings.run_id, report.status)
             outputs = Outputs(args.report, args.junit, args.summary)
             report_path = write_reports(
@@ -288,9 +242,16 @@ async def _run_with_signals(scheduler: Scheduler) -> None:
             nursery.cancel_scope.cancel()
 
 
-def build_report(plan: CompiledPlan, scheduler: Scheduler) -> RunReport:
+def build_report(
+    plan: CompiledPlan,
+    scheduler: Scheduler,
+    fingerprints: Mapping[str, tuple[str, Any]] | None = None,
+) -> RunReport:
     ended = time.time()
     tasks = [scheduler.reports[k] for k in plan.graph.topological() if k in scheduler.reports]
+    for task in tasks:
+        if fingerprints and task.key in fingerprints:
+            task.fingerprint = fingerprints[task.key][0]
     usage = _total_usage(tasks)
     exit_code = (
         EXIT_INTERRUPTED

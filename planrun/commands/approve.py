@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import trio
 
@@ -21,14 +21,6 @@ from planrun.fingerprint import fingerprint
 from planrun.outcomes import Status
 from planrun.plan.load import load_plan
 from planrun.workspace.base import Prepared
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("approve", help="land a task held in review (review: true)")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("key", metavar="KEY")
-    p.add_argument("--state-dir", type=Path, metavar="DIR")
-    p.set_defaults(handler=run_approve)
 
 
 def run_approve(args: argparse.Namespace, out: TextIO) -> int:

@@ -5,20 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import trio
 
 from planrun.commands.apply import check_keys, tmux_socket
 from planrun.errors import UsageError
 from planrun.plan.load import load_plan
-
-
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser("attach", help="attach to a task's tmux session (backend: tmux)")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("key", metavar="KEY")
-    p.set_defaults(handler=run_attach)
 
 
 def run_attach(args: argparse.Namespace, out: TextIO) -> int:

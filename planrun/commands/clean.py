@@ -22,17 +22,6 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 
 
-def add_parser(commands: Any) -> None:
-    p = commands.add_parser(
-        "clean", help="remove worktrees/branches planrun made (never dirty ones)"
-    )
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("--failed", action="store_true", help="also those of failed tasks")
-    p.add_argument("--all", action="store_true", help="everything planrun made for this plan")
-    p.add_argument("--state-dir", type=Path, metavar="DIR")
-    p.set_defaults(handler=run_clean)
-
-
 def run_clean(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.store.lock import StateLock
 

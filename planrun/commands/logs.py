@@ -22,7 +22,7 @@ import codecs
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from planrun.commands.state import (
     Located,
@@ -37,18 +37,6 @@ from planrun.store.base import AttemptRow, RunRow, StoreProtocol
 
 POLL_S = 0.1  # how often --follow looks for new output and the attempt's end
 _CHUNK = 1 << 16
-
-
-def add_parser(commands: Any) -> None:
-    """Register ``logs`` on the main parser's subcommands."""
-    p = commands.add_parser("logs", help="print a task attempt's log (--follow: as it grows)")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("key", metavar="KEY")
-    p.add_argument("--attempt", type=int, metavar="N", help="attempt N (default: the latest)")
-    p.add_argument("--run", metavar="ID", help="look in this run only")
-    p.add_argument("--follow", "-f", action="store_true", help="print output until it ends")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler=run_logs)
 
 
 class NothingYet(Exception):

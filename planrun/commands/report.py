@@ -58,18 +58,6 @@ from planrun.store.base import AttemptRow, RunRow, StoreProtocol, TaskRow
 _EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
 
 
-def add_parser(commands: Any) -> None:
-    """Register ``report`` on the main parser's subcommands."""
-    p = commands.add_parser("report", help="regenerate a past run's report, JUnit and summary")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("--run", metavar="ID", help="the run (default: the last one)")
-    p.add_argument("--json-out", metavar="FILE", help="write the JSON report here (- = stdout)")
-    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
-    p.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary to FILE")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler=run_report)
-
-
 def run_report(args: argparse.Namespace, out: TextIO) -> int:
     """Write the reports asked for (JSON to stdout when none is); 0 when written."""
     from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic

@@ -46,15 +46,6 @@ from planrun.outcomes import Status
 from planrun.store.base import RunRow
 
 
-def add_parser(commands: Any) -> None:
-    """Register ``status`` on the main parser's subcommands."""
-    p = commands.add_parser("status", help="the last run's tasks and states (read-only)")
-    p.add_argument("plan", metavar="PLAN", nargs="?", help="default: ./.planrun's last run")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler=run_status_command)
-
-
 @dataclass(frozen=True)
 class TaskLine:
     """One work task of the run as status shows it."""
