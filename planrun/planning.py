@@ -55,6 +55,9 @@ def describe_plan(path: Path, out: TextIO, *, as_json: bool = False) -> int:
     width = max((len(r["key"]) for r in rows), default=4)
     for n, row in enumerate(rows, 1):
         needs = f"  needs {', '.join(row['needs'])}" if row["needs"] else ""
-        print(f"{n:>4}. {row['key']:<{width}}  {row['action']:<10} p{row['priority']:<3} "
-              f"{row['title']}{needs}", file=out)
+        print(
+            f"{n:>4}. {row['key']:<{width}}  {row['action']:<10} p{row['priority']:<3} "
+            f"{row['title']}{needs}",
+            file=out,
+        )
     return 0

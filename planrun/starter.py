@@ -1,6 +1,6 @@
 """The plan ``planrun init`` writes: every line commented, valid as written, runs offline."""
 
-STARTER_PLAN = '''\
+STARTER_PLAN = """\
 # yaml-language-server: $schema=https://planrun.dev/schemas/plan.schema.json
 # A planrun plan. Validate it with `planrun validate plan.yaml`, preview it with
 # `planrun plan plan.yaml`, run it with `planrun apply plan.yaml`.
@@ -9,7 +9,7 @@ name: starter                      # names the state folder entries and the bran
 
 settings:
   max_concurrent: 4                # at most this many tasks run at once
-  on_failure: continue             # continue | stop (start nothing new) | cancel (also cancel running)
+  on_failure: continue             # or stop (start nothing new) or cancel (stop running too)
 
 defaults:                          # any task field; a task's own value wins
   timeout: 10m                     # per attempt, wall clock
@@ -35,4 +35,4 @@ tasks:
     title: Say what happened
     needs: [lint, count]           # waits for both
     run: [echo, "lint and count are done"]
-'''
+"""

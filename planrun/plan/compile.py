@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,14 @@ from planrun.plan.resolved import (
 from planrun.plan.source import Source, is_lossy_float
 
 Locate = Callable[..., Location]
-RUN_HOOKS = ("on_run_start", "on_task_start", "on_task_retry", "on_task_success",
-             "on_task_failure", "on_run_end")
+RUN_HOOKS = (
+    "on_run_start",
+    "on_task_start",
+    "on_task_retry",
+    "on_task_success",
+    "on_task_failure",
+    "on_run_end",
+)
 TASK_HOOKS = ("on_task_start", "on_task_retry", "on_task_success", "on_task_failure")
 
 
@@ -62,7 +69,11 @@ class CompiledPlan:
     tasks: dict[str, Task]
     graph: TaskGraph
     secrets: tuple[str, ...] = ()
-    work: tuple[str, ...] = field(default=())  # keys of work tasks in dispatch order
+
+    @cached_property
+    def work(self) -> tuple[str, ...]:
+        """The keys of the work tasks (not groups), in dispatch order."""
+        return tuple(k for k in self.graph.topological() if self.tasks[k].kind == "work")
 
     def plan_context(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "dir": str(self.directory)}
@@ -80,6 +91,10 @@ class CompiledPlan:
 
 
 def compile_plan(source: Source, plan: PlanFile, path: Path) -> CompiledPlan:
+    """Resolve, expand and link a validated plan; PlanError with every problem found.
+
+    ``path`` anchors relative paths (globs, ``lines``, ``prompt_file``, project folders).
+    """
     compiler = _Compiler(source, plan, path)
     compiled = compiler.compile()
     if compiler.diagnostics:
@@ -89,6 +104,8 @@ def compile_plan(source: Source, plan: PlanFile, path: Path) -> CompiledPlan:
 
 
 class _Compiler:
+    """One compilation: collects diagnostics instead of stopping at the first problem."""
+
     def __init__(self, source: Source, plan: PlanFile, path: Path) -> None:
         self.source = source
         self.plan = plan
@@ -98,11 +115,24 @@ class _Compiler:
         self.name = plan.name or path.stem
         self._bases: dict[str | None, dict[str, Any]] = {}
         self._items: dict[str, list[Item]] = {}
+        self._prompts: dict[str, str | None] = {}
+        self._needs_at: dict[str, list[Location]] = {}
+        self._static_context: dict[str, Any] | None = None
         self.tasks: dict[str, Task] = {}
         self.edges: list[Edge] = []
 
     def fail(self, where: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
         self.diagnostics.append(Diagnostic(self.source.locate(where, key=key), message))
+
+    def fail_template(
+        self, where: tuple[str | int, ...], problem: templates.TemplateProblem
+    ) -> None:
+        """A template problem, at its own line of the file when that is known."""
+        exact = self.source.locate_line(where, problem.line)
+        if exact is not None:
+            self.diagnostics.append(Diagnostic(exact, problem.message))
+        else:
+            self.fail(where, _with_line(problem))
 
     # --- the whole plan -------------------------------------------------------------------
 
@@ -128,7 +158,6 @@ class _Compiler:
         if self.diagnostics:
             return None
         graph = TaskGraph.build(self.tasks, self.edges)
-        work = tuple(k for k in graph.topological() if self.tasks[k].kind == "work")
         return CompiledPlan(
             name=self.name,
             path=self.path,
@@ -141,7 +170,6 @@ class _Compiler:
             tasks=self.tasks,
             graph=graph,
             secrets=secrets,
-            work=work,
         )
 
     def _projects(self) -> dict[str, ProjectSpec]:
@@ -151,7 +179,7 @@ class _Compiler:
             try:
                 target = templates.render(project.target_branch, context)
             except templates.TemplateProblem as exc:
-                self.fail(("projects", name, "target_branch"), exc.message)
+                self.fail_template(("projects", name, "target_branch"), exc)
                 target = project.target_branch
             result[name] = ProjectSpec(
                 name=name,
@@ -169,29 +197,27 @@ class _Compiler:
     # --- parents and inheritance ----------------------------------------------------------
 
     def _check_parents(self) -> None:
+        """Unknown parents, parent cycles (each reported once) and parents with work."""
         tasks = self.plan.tasks
         self.children: dict[str, list[str]] = {}
+        self._unknown_parents = False
         for key, spec in tasks.items():
             if spec.parent is None:
                 continue
             if spec.parent not in tasks:
+                self._unknown_parents = True
                 self.fail(
                     ("tasks", key, "parent"),
                     f"unknown parent {spec.parent!r}{suggest(spec.parent, tasks)}",
                 )
                 continue
             self.children.setdefault(spec.parent, []).append(key)
-        for key in tasks:
-            seen = [key]
-            current = tasks[key].parent
-            while current is not None and current in tasks:
-                if current in seen:
-                    cycle = " → ".join([*seen[seen.index(current):], current])
-                    self.fail(("tasks", key, "parent"), f"parent cycle: {cycle}")
-                    self.children.pop(key, None)
-                    break
-                seen.append(current)
-                current = tasks[current].parent
+        for cycle in _parent_cycles(tasks):
+            chain = " → ".join([*cycle, cycle[0]])
+            self.fail(
+                ("tasks", cycle[0], "parent"),
+                f"parent cycle {chain}: a task cannot be its own ancestor; remove one parent",
+            )
         for parent in self.children:
             spec = tasks[parent]
             for name in ("run", "prompt", "prompt_file", "for_each"):
@@ -229,7 +255,11 @@ class _Compiler:
             self._add_work(key, key, spec, fields, parent, item=None)
 
     def _add_group(
-        self, key: str, spec: TaskSpec, fields: dict[str, Any], parent: str | None,
+        self,
+        key: str,
+        spec: TaskSpec,
+        fields: dict[str, Any],
+        parent: str | None,
         children: tuple[str, ...] = (),
     ) -> None:
         fan_out = bool(children)
@@ -249,7 +279,9 @@ class _Compiler:
             **_task_kwargs(fields),
         )
 
-    def _fan_out(self, key: str, spec: TaskSpec, fields: dict[str, Any], parent: str | None) -> None:
+    def _fan_out(
+        self, key: str, spec: TaskSpec, fields: dict[str, Any], parent: str | None
+    ) -> None:
         items = self._items_of(key)
         if items is None:
             return
@@ -268,9 +300,14 @@ class _Compiler:
         if for_each.same_as is not None:
             other = self.plan.tasks.get(for_each.same_as)
             if other is None or other.for_each is None:
-                hint = suggest(for_each.same_as, [k for k, t in self.plan.tasks.items() if t.for_each])
-                self.fail((*where, "same_as"),
-                          f"same_as must name a task with for_each; {for_each.same_as!r} is not one{hint}")
+                hint = suggest(
+                    for_each.same_as, [k for k, t in self.plan.tasks.items() if t.for_each]
+                )
+                self.fail(
+                    (*where, "same_as"),
+                    f"same_as must name a task with for_each; "
+                    f"{for_each.same_as!r} is not one{hint}",
+                )
                 return None
             if for_each.same_as in (*chain, key):
                 self.fail((*where, "same_as"), f"same_as cycle through {for_each.same_as}")
@@ -279,16 +316,23 @@ class _Compiler:
         else:
             if not self._items_are_text(where, for_each.items, for_each.matrix):
                 return None
-            root = Path(self.projects[fields_project].path) if (
-                fields_project := _overlay(self._base(spec.parent), spec).get("project")
-            ) in self.projects else self.directory
+            root, root_name = self._glob_root(spec)
             try:
-                items = items_for(for_each, root, self.directory)
+                items = items_for(for_each, root, self.directory, root_name)
             except ItemError as exc:
-                self.fail((*where, exc.field), exc.message)
+                index = () if exc.index is None else (exc.index,)
+                self.fail((*where, exc.field, *index), exc.message)
                 return None
         self._items[key] = items or []
         return items
+
+    def _glob_root(self, spec: TaskSpec) -> tuple[Path, str]:
+        """The folder a task's glob runs in, and how messages name it."""
+        project = _overlay(self._base(spec.parent), spec).get("project")
+        if project in self.projects:
+            written = self.plan.projects[project].path
+            return Path(self.projects[project].path), f"project {project} ({written})"
+        return self.directory, "the plan's folder"
 
     def _items_are_text(self, where: tuple[str, ...], items: Any, matrix: Any) -> bool:
         ok = True
@@ -296,42 +340,75 @@ class _Compiler:
         if items is not None:
             values = [((*where, "items", i), v) for i, v in enumerate(items)]
         if matrix is not None:
-            values = [((*where, "matrix", axis, i), v)
-                      for axis, vs in matrix.items() for i, v in enumerate(vs)]
+            values = [
+                ((*where, "matrix", axis, i), v)
+                for axis, vs in matrix.items()
+                for i, v in enumerate(vs)
+            ]
         for path, value in values:
             raw = self.source.raw_text(path)
             if isinstance(value, float) and raw is not None and is_lossy_float(raw):
-                self.fail(path, f'{raw} is read as the number {value!r}; quote it ("{raw}") to keep the text')
+                self.fail(
+                    path,
+                    f'{raw} is read as the number {value!r}; quote it ("{raw}") to keep the text',
+                )
                 ok = False
         return ok
 
     def _add_work(
-        self, key: str, spec_key: str, spec: TaskSpec, fields: dict[str, Any],
-        parent: str | None, item: Item | None,
+        self,
+        key: str,
+        spec_key: str,
+        spec: TaskSpec,
+        fields: dict[str, Any],
+        parent: str | None,
+        item: Item | None,
     ) -> None:
         where: tuple[str, ...] = ("tasks", spec_key)
         if spec.run is not None and "provider" not in spec.model_fields_set:
             fields = {**fields, "provider": "shell"}
         provider = self.providers.get(fields["provider"])
+        if provider is None and fields["provider"] in self.plan.providers:
+            return  # a declared provider with errors of its own, reported already
         if provider is None:
             known = sorted(self.providers)
-            at = (*where, "provider") if "provider" in spec.model_fields_set else ("defaults", "provider")
-            self.fail(at, f"unknown provider {fields['provider']!r}{suggest(fields['provider'], known)}")
+            at = (
+                (*where, "provider")
+                if "provider" in spec.model_fields_set
+                else ("defaults", "provider")
+            )
+            self.fail(
+                at, f"unknown provider {fields['provider']!r}{suggest(fields['provider'], known)}"
+            )
             return
         if fields.get("project") is not None and fields["project"] not in self.projects:
-            at = (*where, "project") if "project" in spec.model_fields_set else ("defaults", "project")
-            self.fail(at, f"unknown project {fields['project']!r}{suggest(fields['project'], self.projects)}")
+            at = (
+                (*where, "project")
+                if "project" in spec.model_fields_set
+                else ("defaults", "project")
+            )
+            self.fail(
+                at,
+                f"unknown project {fields['project']!r}{suggest(fields['project'], self.projects)}",
+            )
             return
         self._check_secrets(where, spec, fields)
         context = {"item": item} if item is not None else {}
         prompt = spec.prompt
         if spec.prompt_file is not None:
-            prompt = self._read_prompt(where, spec.prompt_file)
+            if spec.prompt_file not in self._prompts:
+                self._prompts[spec.prompt_file] = self._read_prompt(where, spec.prompt_file)
+            prompt = self._prompts[spec.prompt_file]
         if provider.is_agent and spec.run is not None:
-            self.fail((*where, "run"), f"run is for commands, but provider {provider.name!r} takes a prompt; drop run or set provider: shell")
+            self.fail(
+                (*where, "run"),
+                f"run is for commands, but provider {provider.name!r} takes a prompt; "
+                "drop run or set provider: shell",
+            )
             return
         if not provider.is_agent and spec.run is None:
-            self.fail(where, f"task {key} has nothing to do: give it run (a command) or a provider that takes a prompt", key=True)
+            if not (self._unknown_parents and _looks_like_group(spec)):
+                self.fail(where, _nothing_to_do(spec_key, spec), key=True)
             return
         backend = fields["backend"] or provider.backend or "subprocess"
         task = Task(
@@ -356,44 +433,84 @@ class _Compiler:
         text: str | None = getattr(spec, name)
         if not text:
             return ""
+        if not templates.is_template(text):
+            return text
         full = {"task": {"key": key}, "plan": {"name": self.name}, **context}
         try:
             return templates.render(text, full)
         except templates.TemplateProblem as exc:
-            self.fail(("tasks", key, name), _with_line(exc))
+            self.fail_template(("tasks", key, name), exc)
             return text
 
     def _read_prompt(self, where: tuple[str, ...], name: str) -> str | None:
         path = (self.directory / name).resolve()
+        at = (*where, "prompt_file")
+        if path.exists() and not path.is_file() and not path.is_dir():
+            self.fail(at, f"prompt_file {name!r} is not a regular file")
+            return None
         try:
             return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.fail((*where, "prompt_file"), f"cannot read prompt_file {name!r}: {exc}")
-            return None
+        except FileNotFoundError:
+            self.fail(
+                at, f"prompt_file {name!r} does not exist (paths are relative to the plan's folder)"
+            )
+        except IsADirectoryError:
+            self.fail(at, f"prompt_file {name!r} is a folder, not a file")
+        except UnicodeDecodeError:
+            self.fail(at, f"prompt_file {name!r} is not UTF-8 text")
+        except OSError as exc:
+            self.fail(at, f"cannot read prompt_file {name!r}: {exc.strerror}")
+        return None
 
-    def _check_secrets(self, where: tuple[str, ...], spec: TaskSpec, fields: dict[str, Any]) -> None:
-        declared = set(self.plan.settings.secrets)
+    def _check_secrets(
+        self, where: tuple[str, ...], spec: TaskSpec, fields: dict[str, Any]
+    ) -> None:
+        """Every secret a task is granted must be declared in settings.secrets."""
+        declared = self.plan.settings.secrets
         for name in fields.get("secrets") or ():
             if name not in declared:
-                at = (*where, "secrets") if spec.secrets else ("defaults", "secrets")
-                self.fail(at, f"secret {name!r} is not declared in settings.secrets")
+                self.fail(
+                    self._secret_origin(str(where[1]), name),
+                    f"secret {name!r} is not declared in settings.secrets",
+                )
+
+    def _secret_origin(self, key: str, name: str) -> tuple[str | int, ...]:
+        """Where a granted secret is written: the task, an ancestor, or defaults."""
+        owner: str | None = key
+        while owner is not None:
+            spec = self.plan.tasks[owner]
+            if spec.secrets and name in spec.secrets:
+                return ("tasks", owner, "secrets", spec.secrets.index(name))
+            owner = spec.parent
+        written = self.plan.defaults.secrets or []
+        return ("defaults", "secrets", written.index(name)) if name in written else ("defaults",)
 
     # --- templates ------------------------------------------------------------------------
 
     def _sample_context(self, task: Task) -> dict[str, Any]:
+        """A context shaped like the one a run renders with, to find undefined names."""
+        static = self._static_context
+        if static is None:
+            static = self._static_context = {
+                "plan": {"name": self.name, "path": str(self.path), "dir": str(self.directory)},
+                "run": {"id": "run-id", "started_at": "2026-01-01T00:00:00Z"},
+                "attempt": 1,
+                "turn": 1,
+                "prompt": "",
+                "worktree": "/worktree",
+                "verify": {"output": "", "exit_code": 1},
+            }
         return {
+            **static,
             "task": task.template_context(),
             "item": task.item,
-            "project": {"name": task.project, "path": "/project", "base_branch": "main",
-                        "target_branch": "planrun-target"},
-            "plan": {"name": self.name, "path": str(self.path), "dir": str(self.directory)},
-            "run": {"id": "run-id", "started_at": "2026-01-01T00:00:00Z"},
-            "attempt": 1,
-            "turn": 1,
-            "prompt": "",
-            "worktree": "/worktree",
+            "project": {
+                "name": task.project,
+                "path": "/project",
+                "base_branch": "main",
+                "target_branch": "planrun-target",
+            },
             "branch": f"planrun/{self.name}/{task.key}",
-            "verify": {"output": "", "exit_code": 1},
         }
 
     def _check_templates(self, where: tuple[str, ...], task: Task, provider: ProviderSpec) -> None:
@@ -405,19 +522,25 @@ class _Compiler:
                 return
             context = context or self._sample_context(task)
             try:
-                templates.render(text, context, shell=shell)
+                templates.check(text, context, shell=shell)
             except templates.TemplateProblem as exc:
-                self.fail(path, _with_line(exc))
+                self.fail_template(path, exc)
 
         for path, command in [((*where, "run"), task.run), ((*where, "verify"), task.verify)]:
             if command is not None:
                 _check_command(check, path, command)
         if task.prompt is not None:
-            at = (*where, "prompt_file") if "prompt" not in self.plan.tasks[task.spec_key].model_fields_set else (*where, "prompt")
+            at = (
+                (*where, "prompt_file")
+                if "prompt" not in self.plan.tasks[task.spec_key].model_fields_set
+                else (*where, "prompt")
+            )
             check(at, task.prompt)
         elif provider.is_agent:
-            check(("providers", provider.name, "autonomous_prompt_template"),
-                  provider.autonomous_prompt_template)
+            check(
+                ("providers", provider.name, "autonomous_prompt_template"),
+                provider.autonomous_prompt_template,
+            )
         for moment, commands in task.hooks:
             for i, command in enumerate(commands):
                 _check_command(check, (*where, "hooks", moment, i), command)
@@ -428,17 +551,28 @@ class _Compiler:
         context = {
             "plan": {"name": self.name, "path": str(self.path), "dir": str(self.directory)},
             "run": {"id": "run-id", "started_at": "2026-01-01T00:00:00Z", "status": "done"},
-            "task": {"key": "KEY", "title": "", "description": "", "priority": 0, "tags": [],
-                     "project": None, "provider": "shell", "needs": [], "parent": None,
-                     "item_id": None, "status": "done", "reason": ""},
+            "task": {
+                "key": "KEY",
+                "title": "",
+                "description": "",
+                "priority": 0,
+                "tags": [],
+                "project": None,
+                "provider": "shell",
+                "needs": [],
+                "parent": None,
+                "item_id": None,
+                "status": "done",
+                "reason": "",
+            },
             "attempt": 1,
         }
 
         def check(path: tuple[str | int, ...], text: str, shell: bool = False) -> None:
             try:
-                templates.render(text, context, shell=shell)
+                templates.check(text, context, shell=shell)
             except templates.TemplateProblem as exc:
-                self.fail(path, _with_line(exc))
+                self.fail_template(path, exc)
 
         for moment, commands in hooks.items():
             for i, command in enumerate(commands):
@@ -450,7 +584,7 @@ class _Compiler:
         for key, task in self.tasks.items():
             if task.kind == "group":
                 for child in task.children:
-                    self.edges.append(Edge(child, key, task.location, "parent"))
+                    self.edges.append(Edge(child, key, self._membership(key, child), "parent"))
                 continue
             spec = self.plan.tasks[task.spec_key]
             for owner in self._owners(task):
@@ -459,6 +593,12 @@ class _Compiler:
                 other = expanded_key(spec.for_each.same_as, task.item_id)
                 where = self.source.locate(("tasks", task.spec_key, "for_each", "same_as"))
                 self.edges.append(Edge(other, key, where, "needs"))
+
+    def _membership(self, group: str, child: str) -> Location:
+        """Where the plan puts ``child`` in ``group``: its ``parent:`` or the ``for_each``."""
+        if child in self.plan.tasks:
+            return self.source.locate(("tasks", child, "parent"))
+        return self.source.locate(("tasks", group, "for_each"))
 
     def _owners(self, task: Task) -> list[str]:
         """The written task and its ancestors, whose needs all apply to ``task``."""
@@ -480,15 +620,74 @@ class _Compiler:
                 if written in self.tasks:
                     self.fail(path, f"{owner} needs {need!r}, but {written} has no such item")
                 else:
-                    self.fail(path, f"{owner} needs unknown task {need!r}{suggest(need, self.plan.tasks)}")
+                    self.fail(
+                        path, f"{owner} needs unknown task {need!r}{suggest(need, self.plan.tasks)}"
+                    )
                 continue
-            if need == task.key or need == task.spec_key and owner == task.spec_key:
+            if need == task.key and owner != task.spec_key:
+                self.fail(
+                    path,
+                    f"{owner} needs {need}, which is one of its own children "
+                    "(a parent already waits for its children)",
+                )
+                continue
+            if need in (task.key, task.spec_key) and owner == task.spec_key:
                 self.fail(path, f"{owner} needs itself")
                 continue
-            self.edges.append(Edge(need, task.key, self.source.locate(path), "needs"))
+            via = None if owner == task.spec_key else owner
+            where = self._need_locations(owner, field_name)[i]
+            self.edges.append(Edge(need, task.key, where, "needs", via))
+
+    def _need_locations(self, owner: str, field_name: str) -> list[Location]:
+        """Where each of ``owner``'s needs is written (shared by all of a fan-out's items)."""
+        found = self._needs_at.get(owner)
+        if found is None:
+            found = self._needs_at[owner] = self.source.locate_each(("tasks", owner, field_name))
+        return found
 
 
-def _check_command(check: Callable[..., None], path: tuple[str | int, ...], command: CommandSpec) -> None:
+def _parent_cycles(tasks: dict[str, TaskSpec]) -> list[list[str]]:
+    """Each cycle of ``parent`` links once, starting at its member written first."""
+    order = {key: n for n, key in enumerate(tasks)}
+    state: dict[str, int] = {}  # 1: on the current chain, 2: finished
+    cycles = []
+    for start in tasks:
+        chain: list[str] = []
+        current: str | None = start
+        while current is not None and current in tasks and current not in state:
+            state[current] = 1
+            chain.append(current)
+            current = tasks[current].parent
+        if current is not None and state.get(current) == 1:
+            cycle = chain[chain.index(current) :]
+            first = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+            cycles.append(cycle[first:] + cycle[:first])
+        for key in chain:
+            state[key] = 2
+    return cycles
+
+
+def _nothing_to_do(key: str, spec: TaskSpec) -> str:
+    parent = "" if spec.for_each is not None else f", or make it a parent (parent: {key})"
+    return (
+        f"task {key} has nothing to do: give it run (a command) or a provider that takes "
+        f"a prompt{parent}"
+    )
+
+
+def _looks_like_group(spec: TaskSpec) -> bool:
+    """A task that sets nothing to run: meant as a parent, perhaps of a misspelt child."""
+    return (
+        spec.run is None
+        and spec.prompt is None
+        and spec.prompt_file is None
+        and (spec.provider is None and spec.for_each is None)
+    )
+
+
+def _check_command(
+    check: Callable[..., None], path: tuple[str | int, ...], command: CommandSpec
+) -> None:
     if command.shell is not None:
         check(path, command.shell, True)
     else:
@@ -497,7 +696,11 @@ def _check_command(check: Callable[..., None], path: tuple[str | int, ...], comm
 
 
 def _with_line(exc: templates.TemplateProblem) -> str:
-    return exc.message if not exc.line or exc.line == 1 else f"{exc.message} (template line {exc.line})"
+    return (
+        exc.message
+        if not exc.line or exc.line == 1
+        else f"{exc.message} (template line {exc.line})"
+    )
 
 
 # --- inheritance --------------------------------------------------------------------------

@@ -12,7 +12,8 @@ itself (a path, a value, ``a=1,b=x``), never from the order alone, except for ba
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +21,43 @@ from planrun.plan.model import ForEach
 
 
 class ItemError(Exception):
-    """A fan-out source produced no items or unusable ones; ``field`` names the source key."""
+    """A fan-out source produced no items or unusable ones.
 
-    def __init__(self, field: str, message: str) -> None:
+    ``field`` names the source key (``glob``, ``items``...); ``index``, when known, the
+    written element of ``items`` at fault.
+    """
+
+    def __init__(self, field: str, message: str, index: int | None = None) -> None:
         self.field = field
         self.message = message
+        self.index = index
         super().__init__(message)
 
 
 class Item(dict[str, Any]):
-    """A fan-out item: a mapping for templates (``item.path``) that prints as its value."""
+    """A fan-out item: a mapping of fields for templates (``item.path``) that prints as its text.
 
-    def __init__(self, text: str, values: dict[str, Any]) -> None:
+    A ``dict`` so that it serialises as its fields (fingerprints, reports). In templates a
+    field wins over a dict method of the same name (``item.items`` of a batch is its list of
+    items; see :mod:`planrun.plan.templates`).
+    """
+
+    def __init__(self, text: str, values: Mapping[str, Any]) -> None:
         super().__init__(values)
         self._text = text
 
     def __str__(self) -> str:
         return self._text
 
+    def __repr__(self) -> str:
+        return f"Item({self._text!r}, {dict(self)!r})"
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash((self._text, self.get("id")))
+
     @property
     def id(self) -> str:
+        """The stable id that names the expanded task: ``KEY[id]``."""
         return str(self["id"])
 
 
@@ -47,12 +65,18 @@ MAX_ITEMS = 100_000
 MAX_ID_LENGTH = 200
 
 
-def items_for(spec: ForEach, root: Path, plan_dir: Path) -> list[Item]:
-    """The items of a fan-out (not ``same_as``, which the compiler resolves)."""
+def items_for(spec: ForEach, root: Path, plan_dir: Path, root_name: str = "") -> list[Item]:
+    """The items of a fan-out (not ``same_as``, which the compiler resolves).
+
+    ``root`` is the folder a glob runs in (the task's project, else the plan's folder) and
+    ``root_name`` how messages name it; ``lines`` files are read relative to ``plan_dir``.
+    Raises ItemError when the source yields no items, too many, or ids that cannot name a
+    task.
+    """
     if spec.items is not None:
         items = _from_values(spec.items)
     elif spec.glob is not None:
-        items = _from_glob(spec.glob, root)
+        items = _from_glob(spec.glob, root, root_name or str(root))
     elif spec.matrix is not None:
         items = _from_matrix(spec.matrix)
     elif spec.lines is not None:
@@ -79,11 +103,13 @@ def _from_values(values: Sequence[Any]) -> list[Item]:
             ident = value.get("id", value.get("name"))
             if ident is None:
                 raise ItemError(
-                    "items", f"item {index} is a mapping without an 'id' or 'name' to name it by"
+                    "items",
+                    f"item {index} is a mapping without an 'id' or 'name' to name it by",
+                    index,
                 )
             items.append(Item(str(ident), {**value, "id": str(ident), "index": index}))
         elif isinstance(value, list):
-            raise ItemError("items", f"item {index} is a list; use a mapping with an 'id'")
+            raise ItemError("items", f"item {index} is a list; use a mapping with an 'id'", index)
         else:
             text = _scalar_text(value)
             items.append(Item(text, {"id": text, "value": value, "name": text, "index": index}))
@@ -96,18 +122,20 @@ def _scalar_text(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def _from_glob(pattern: str, root: Path) -> list[Item]:
+def _from_glob(pattern: str, root: Path, root_name: str) -> list[Item]:
     if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-        raise ItemError("glob", f"glob {pattern!r} must stay inside the project folder")
+        raise ItemError(
+            "glob", f"glob {pattern!r} must stay inside {root_name} (no absolute paths or ..)"
+        )
     if not root.is_dir():
-        raise ItemError("glob", f"cannot glob {pattern!r}: folder {root} does not exist")
+        raise ItemError("glob", f"cannot glob {pattern!r}: {root_name} does not exist")
     paths = sorted(
         p.relative_to(root).as_posix()
         for p in root.glob(pattern)
         if p.is_file() and ".git" not in p.relative_to(root).parts
     )
     if not paths:
-        raise ItemError("glob", f"glob {pattern!r} matches no file under {root}")
+        raise ItemError("glob", f"glob {pattern!r} matches no file in {root_name}")
     if len(paths) > MAX_ITEMS:
         raise ItemError("glob", f"glob {pattern!r} matches {len(paths)} files (max {MAX_ITEMS})")
     return [
@@ -131,24 +159,33 @@ def _from_matrix(matrix: dict[str, list[Any]]) -> list[Item]:
     for name, values in matrix.items():
         if not values:
             raise ItemError("matrix", f"matrix axis {name!r} is empty")
+    count = math.prod(len(values) for values in matrix.values())
+    if count > MAX_ITEMS:
+        raise ItemError("matrix", f"the matrix has {count:,} combinations (max {MAX_ITEMS:,})")
     names = list(matrix)
     items = []
     for index, combo in enumerate(itertools.product(*(matrix[n] for n in names))):
         ident = ",".join(f"{n}={_scalar_text(v)}" for n, v in zip(names, combo, strict=True))
-        items.append(Item(ident, {**dict(zip(names, combo, strict=True)), "id": ident, "index": index}))
-    if len(items) > MAX_ITEMS:
-        raise ItemError("matrix", f"the matrix has {len(items)} combinations (max {MAX_ITEMS})")
+        items.append(
+            Item(ident, {**dict(zip(names, combo, strict=True)), "id": ident, "index": index})
+        )
     return items
 
 
 def _from_lines(name: str, plan_dir: Path) -> list[Item]:
     path = (plan_dir / name).resolve()
+    if path.exists() and not path.is_file():
+        raise ItemError("lines", f"{name!r} is not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ItemError("lines", f"file {name!r} not found (looked for {path})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ItemError("lines", f"cannot read {name!r}: {exc}") from None
+        raise ItemError(
+            "lines", f"file {name!r} does not exist (paths are relative to the plan's folder)"
+        ) from None
+    except UnicodeDecodeError:
+        raise ItemError("lines", f"file {name!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ItemError("lines", f"cannot read file {name!r}: {exc.strerror}") from None
     lines = [ln.strip() for ln in text.splitlines()]
     values = [ln for ln in lines if ln and not ln.startswith("#")]
     if not values:
@@ -160,17 +197,25 @@ def _from_lines(name: str, plan_dir: Path) -> list[Item]:
 
 
 def _check_ids(items: list[Item], field: str) -> None:
+    """Ids name tasks, branches and folders: non-empty, bounded, unique, no brackets."""
     seen: dict[str, int] = {}
     for item in items:
         ident = item.id
+        index = item["index"] if field == "items" else None
         if not ident or len(ident) > MAX_ID_LENGTH or any(c in ident for c in "[]\n\r\t\0"):
             raise ItemError(
                 field,
                 f"item id {ident!r} cannot name a task: ids are 1-{MAX_ID_LENGTH} characters "
-                "without brackets or control characters (give the item an 'id')",
+                "without brackets or control characters",
+                index,
             )
         if ident in seen:
-            raise ItemError(field, f"two items have the id {ident!r}; item ids must be unique")
+            raise ItemError(
+                field,
+                f"item {item['index']} has the same id {ident!r} as item {seen[ident]}; "
+                "item ids must be unique",
+                index,
+            )
         seen[ident] = item["index"]
 
 

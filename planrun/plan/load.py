@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from planrun.errors import Location, PlanError
 from planrun.plan.compile import CompiledPlan, compile_plan
-from planrun.plan.diagnose import diagnostics_from
+from planrun.plan.diagnose import describe, diagnostics_from, exclusive_problems
 from planrun.plan.model import PlanFile
 from planrun.plan.source import MAX_BYTES, Source, parse
 
@@ -26,7 +29,8 @@ def read_plan_text(path: Path) -> bytes:
         raise PlanError.single(Location(name), "is a folder, not a plan file")
     if size > MAX_BYTES:
         raise PlanError.single(
-            Location(name), f"the file is {size} bytes; plans are limited to {MAX_BYTES}"
+            Location(name, 1, 1),
+            f"the file is {size:,} bytes; plans are limited to {MAX_BYTES:,} bytes",
         )
     try:
         return path.read_bytes()
@@ -35,34 +39,46 @@ def read_plan_text(path: Path) -> bytes:
 
 
 def validate_source(source: Source) -> PlanFile:
+    """The plan model of ``source``, or a PlanError with every schema problem."""
     if not isinstance(source.data, dict):
-        kind = "a list" if isinstance(source.data, list) else f"{type(source.data).__name__}"
         raise PlanError.single(
             source.locate(()),
-            f"a plan is a mapping with version, tasks and other keys; this file holds {kind}",
+            "a plan is a mapping with version, tasks and other keys; "
+            f"this file holds {describe(source.data)}",
         )
     try:
         return PlanFile.model_validate(source.data)
     except ValidationError as exc:
-        raise PlanError(_polish(diagnostics_from(exc, source, PlanFile))) from None
-
-
-def _polish(diagnostics: list) -> list:  # type: ignore[type-arg]
-    from planrun.errors import Diagnostic
-
-    result = []
-    for d in diagnostics:
-        message = d.message
-        if message.startswith("tasks: dictionary should have at least 1 item"):
-            message = "tasks: a plan needs at least one task"
-        result.append(Diagnostic(d.location, message))
-    return result
+        found = diagnostics_from(exc, source, PlanFile)
+        raise PlanError([*found, *exclusive_problems(source)]) from None
 
 
 def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan:
-    """Read, validate and compile the plan at ``path``; raise PlanError listing every problem."""
+    """Read, validate and compile the plan at ``path``; raise PlanError listing every problem.
+
+    ``text`` stands in for the file's content when given (the path then only names it and
+    anchors relative paths). Nothing but PlanError escapes for any input.
+    """
     path = Path(path)
     raw = read_plan_text(path) if text is None else text
-    source = parse(raw, str(path))
-    model = validate_source(source)
-    return compile_plan(source, model, path)
+    with _no_cyclic_gc():
+        source = parse(raw, str(path))
+        model = validate_source(source)
+        return compile_plan(source, model, path)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a plan is built.
+
+    Loading creates hundreds of thousands of long-lived, acyclic objects; the collector
+    would rescan them again and again (half the time of a 10,000-task load). Reference
+    counting still frees everything; cycles made meanwhile are collected afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

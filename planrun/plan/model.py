@@ -2,7 +2,9 @@
 
 These models describe what a user may *write*: every field of a task is optional here,
 because values are inherited (built-in defaults → ``defaults`` → parent → task). The
-resolved, fully-defaulted view of a task lives in :mod:`planrun.plan.resolve`.
+resolved, fully-defaulted view of a task is :class:`planrun.plan.resolved.Task`, built by
+:mod:`planrun.plan.compile`; :mod:`planrun.plan.diagnose` turns validation errors into
+messages.
 
 Unknown keys are errors everywhere (``extra="forbid"``); values are never coerced between
 types (``strict=True``), so ``priority: "3"`` or ``review: "yes"`` are errors, not guesses.
@@ -18,13 +20,16 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     WithJsonSchema,
     model_validator,
 )
 
 from planrun.outcomes import NEVER_RETRIED, RETRYABLE, Outcome
+from planrun.plan.diagnose import EXCLUSIVE_FIELDS, describe, suggest
 from planrun.plan.durations import DURATION_PATTERN, parse_duration
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -41,8 +46,10 @@ NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 
 def _duration(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(
-            f"a duration is text like 90s, 10m or 1h30m, not {type(value).__name__} {value!r}"
+        hint = f" (write {value}s for seconds)" if isinstance(value, int | float) else ""
+        # pydantic reports ValueError (not TypeError) as a validation error
+        raise ValueError(  # noqa: TRY004
+            f"expected a duration like 90s, 10m or 1h30m; got {describe(value)}{hint}"
         )
     return parse_duration(value)
 
@@ -73,38 +80,64 @@ class ShellCommand(BaseModel):
 
 
 def _command(value: object) -> object:
+    """Steer a command to its form (argv list or ``{shell: ...}``) with a helpful error."""
     if isinstance(value, list):
         if not value:
             raise ValueError("a command needs at least one element (the program)")
-        if not all(isinstance(v, str) for v in value):
-            raise ValueError("every element of an argv command must be text (quote numbers)")
         return value
     if isinstance(value, str):
-        raise ValueError(
-            f"write a command as a list (argv), e.g. [{value.split()[0] if value.split() else 'cmd'}"
-            f", ...], or as {{shell: {value!r}}} to run it through the shell"
+        words = value.split()
+        head = words[0] if words else "cmd"
+        raise ValueError(  # noqa: TRY004 (pydantic reports ValueError, not TypeError)
+            f"write a command as a list (argv), e.g. [{head}, ...], "
+            f"or as {{shell: {value!r}}} to run it through the shell"
         )
     if isinstance(value, dict):
+        unknown = [str(k) for k in value if k != "shell"]
+        if unknown or "shell" not in value:
+            what = (
+                f"; unknown key {unknown[0]!r}{suggest(unknown[0], ['shell'])}" if unknown else ""
+            )
+            raise ValueError(f"a shell command is written {{shell: 'text'}}{what}")
         return value
-    raise ValueError("a command is a list of strings (argv) or {shell: '...'}")
+    kind = "true/false" if isinstance(value, bool) else type(value).__name__
+    raise ValueError(f"a command is a list of text (argv) or {{shell: '...'}}; got {kind}")
 
+
+def _command_form(value: object) -> str:
+    return "shell" if isinstance(value, dict | ShellCommand) else "argv"
+
+
+_COMMAND_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        {
+            "type": "object",
+            "properties": {"shell": {"type": "string", "minLength": 1}},
+            "required": ["shell"],
+            "additionalProperties": False,
+        },
+    ]
+}
 
 Command = Annotated[
-    list[str] | ShellCommand,
+    Annotated[list[str], Tag("argv")] | Annotated[ShellCommand, Tag("shell")],
+    Discriminator(_command_form),
     BeforeValidator(_command),
-    WithJsonSchema(
-        {
-            "oneOf": [
-                {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                {
-                    "type": "object",
-                    "properties": {"shell": {"type": "string", "minLength": 1}},
-                    "required": ["shell"],
-                    "additionalProperties": False,
-                },
-            ]
-        }
-    ),
+    WithJsonSchema(_COMMAND_SCHEMA),
+]
+
+
+def _text_as_shell(value: object) -> object:
+    return {"shell": value} if isinstance(value, str) and value.strip() else value
+
+
+#: One setup command: argv, ``{shell: ...}``, or plain text run by the shell (as the SPEC's
+#: ``setup: ["pip install -e ."]`` writes it).
+SetupCommand = Annotated[
+    Command,
+    BeforeValidator(_text_as_shell),
+    WithJsonSchema({"oneOf": [{"type": "string", "minLength": 1}, *_COMMAND_SCHEMA["oneOf"]]}),
 ]
 
 
@@ -144,22 +177,32 @@ class Backoff(Model):
     jitter: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
-def _retry_on(values: list[Outcome]) -> list[Outcome]:
-    for value in values:
-        if value in NEVER_RETRIED:
-            raise ValueError(f"{value.value} is never retried blindly; remove it from retry.on")
-        if value not in RETRYABLE:
-            allowed = ", ".join(sorted(o.value for o in RETRYABLE))
-            raise ValueError(f"{value.value} cannot be retried; retry.on takes {allowed}")
-    return values
+def _retry_outcome(value: object) -> object:
+    """One entry of ``retry.on``: an outcome that may be retried, named as text."""
+    if not isinstance(value, str):
+        return value  # the Outcome validator reports the type
+    allowed = ", ".join(sorted(o.value for o in RETRYABLE))
+    if value in {o.value for o in NEVER_RETRIED}:
+        raise ValueError(f"{value} is never retried blindly; remove it (retry.on takes {allowed})")
+    if value not in {o.value for o in RETRYABLE}:
+        hint = suggest(value, [o.value for o in RETRYABLE])
+        raise ValueError(f"{value!r} is not an outcome retry.on takes{hint}; use {allowed}")
+    return Outcome(value)
+
+
+RetryOutcome = Annotated[
+    Outcome,
+    BeforeValidator(_retry_outcome),
+    WithJsonSchema({"type": "string", "enum": sorted(o.value for o in RETRYABLE)}),
+]
 
 
 class Retry(Model):
+    """How often a task is attempted and how long to wait between attempts."""
+
     attempts: Annotated[int, Field(ge=1, le=100)] | None = None  # TOTAL attempts
     backoff: Backoff | None = None
-    on: Annotated[list[Annotated[Outcome, Field(strict=False)]], AfterValidator(_retry_on)] | None = (
-        None
-    )
+    on: list[RetryOutcome] | None = None
 
 
 class TaskHooks(Model):
@@ -200,7 +243,7 @@ class Provider(Model):
     command: list[str] | None = None
     prompt_via: PromptVia | None = None
     prompt_command: list[str] | None = None
-    yolo_flag: str | list[str] | None = None
+    yolo_flag: NonEmptyStr | list[str] | None = None
     autonomous_prompt_template: str | None = None
     success: Success | None = None
     failure: Failure | None = None
@@ -221,7 +264,7 @@ class Project(Model):
     worktrees: bool = True
     integrate: Literal["merge", "squash", "rebase", "none"] = "merge"
     target_branch: NonEmptyStr = "planrun-{{ plan.name }}"
-    setup: list[Command] = Field(default_factory=list)
+    setup: list[SetupCommand] = Field(default_factory=list)
     setup_timeout: Duration = 600.0
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
 
@@ -244,12 +287,15 @@ class ForEach(Model):
             if getattr(self, name) is not None
         ]
         if len(sources) != 1:
-            given = ", ".join(sources) if sources else "none"
+            given = " and ".join(sources) if sources else "none of them"
             raise ValueError(
-                f"for_each takes exactly one of items, glob, matrix, lines, same_as (got {given})"
+                "give exactly one source of items: items, glob, matrix, lines or same_as "
+                f"(this one has {given})"
             )
         if self.same_as is not None and self.batch is not None:
-            raise ValueError("batch cannot be combined with same_as (items follow KEY's items)")
+            raise ValueError(
+                "batch cannot be combined with same_as (the items are those of the same_as task)"
+            )
         return self
 
 
@@ -292,10 +338,9 @@ class TaskSpec(TaskFields):
 
     @model_validator(mode="after")
     def _exclusive(self) -> TaskSpec:
-        if self.needs is not None and self.blocked_by is not None:
-            raise ValueError("use either needs or blocked_by (its alias), not both")
-        if self.prompt is not None and self.prompt_file is not None:
-            raise ValueError("use either prompt or prompt_file, not both")
+        for first, second, message in EXCLUSIVE_FIELDS:
+            if getattr(self, first) is not None and getattr(self, second) is not None:
+                raise ValueError(message)
         return self
 
     @property
@@ -319,7 +364,20 @@ class PlanFile(Model):
 def plan_json_schema() -> dict[str, Any]:
     """The JSON Schema of the plan file, for editors and CI (schemas/plan.schema.json)."""
     schema = PlanFile.model_json_schema()
+    _close_pattern_objects(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://planrun.dev/schemas/plan.schema.json"
     schema["title"] = "planrun plan file (version 1)"
     return schema
+
+
+def _close_pattern_objects(node: Any) -> None:
+    """Mappings keyed by a pattern (task names, env names) allow no other keys, as the loader."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_objects(value)

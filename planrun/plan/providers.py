@@ -51,24 +51,31 @@ def _merge(base: Provider | None, layer: Provider) -> dict[str, Any]:
     return merged
 
 
-def resolve_providers(declared: dict[str, Provider]) -> tuple[dict[str, ProviderSpec], list[Problem]]:
+def resolve_providers(
+    declared: dict[str, Provider],
+) -> tuple[dict[str, ProviderSpec], list[Problem]]:
     presets = preset_models()
     problems: list[Problem] = []
-    result = {name: _spec(name, name, preset.model_dump(exclude_unset=True)) for name, preset in presets.items()}
+    result = {
+        name: _spec(name, name, preset.model_dump(exclude_unset=True))
+        for name, preset in presets.items()
+    }
     for name, provider in declared.items():
         preset_name = provider.preset or (name if name in presets else None)
         if preset_name is not None and preset_name not in presets:
+            hint = suggest(preset_name, presets) or f"; presets: {', '.join(sorted(presets))}"
             problems.append(
-                (("providers", name, "preset"),
-                 f"unknown preset {preset_name!r}{suggest(preset_name, presets)}; "
-                 f"presets: {', '.join(sorted(presets))}")
+                (("providers", name, "preset"), f"unknown preset {preset_name!r}{hint}")
             )
             continue
         merged = _merge(presets.get(preset_name) if preset_name else None, provider)
         if preset_name is None and not merged.get("command"):
             problems.append(
-                (("providers", name),
-                 f"provider {name!r} needs a command (or a preset: {', '.join(sorted(presets))})")
+                (
+                    ("providers", name),
+                    f"provider {name!r} needs a command, or a preset to start from "
+                    f"({', '.join(sorted(presets))})",
+                )
             )
             continue
         result[name] = _spec(name, preset_name, merged)

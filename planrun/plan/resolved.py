@@ -106,7 +106,7 @@ class ProjectSpec:
     max_concurrent: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """One node of the task graph: a unit of work, or a group (a parent or a fan-out)."""
 
