@@ -40,9 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     p.set_defaults(handler=_validate)
 
-    p = commands.add_parser("plan", help="what apply would run, in dispatch order (read-only)")
+    p = commands.add_parser("plan", help="what apply would do, task by task, and why (read-only)")
     p.add_argument("plan", metavar="PLAN")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--force", nargs="+", metavar="KEY", default=[], help="as apply --force")
+    p.add_argument("--force-all", action="store_true", help="as apply --force-all")
+    p.add_argument("--rerun-failed", action="store_true", help="as apply --rerun-failed")
+    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
     p.set_defaults(handler=_plan)
 
     p = commands.add_parser("graph", help="draw the task graph")
@@ -127,7 +131,7 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
             problems.append(exc)
             continue
         if not args.quiet:
-            work = len(plan.work)
+            work = sum(1 for t in plan.tasks.values() if t.kind == "work")
             print(f"{name}: ok ({work} task{'s' if work != 1 else ''})", file=out)
     if problems:
         raise PlanError([d for exc in problems for d in exc.diagnostics])
@@ -135,9 +139,10 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _plan(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.planning import describe_plan
+    from planrun.planning import Choices, describe_plan
 
-    return describe_plan(Path(args.plan), out, as_json=args.json)
+    choices = Choices(args.force, args.force_all, args.rerun_failed, args.state_dir)
+    return describe_plan(Path(args.plan), out, as_json=args.json, choices=choices)
 
 
 def _graph(args: argparse.Namespace, out: TextIO) -> int:

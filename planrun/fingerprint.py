@@ -34,7 +34,9 @@ def definition(plan: CompiledPlan, task: Task) -> dict[str, Any]:
         "prompt": task.prompt,
         "title": task.title,
         "description": task.description,
-        "item": task.item,
+        # the item by what it is, not where it stands: inserting an item must not re-run
+        # every item after it
+        "item": _without_position(task.item),
         "provider": _provider(plan, task),
         "project": _project(plan, task),
         "base_branch": task.base_branch,
@@ -85,3 +87,11 @@ def fingerprint(plan: CompiledPlan, task: Task) -> tuple[str, dict[str, str]]:
     return _digest({"format": FORMAT, **fields}), {
         name: _digest(value)[:16] for name, value in fields.items()
     }
+
+
+def _without_position(item: Any) -> Any:
+    if isinstance(item, dict):
+        return {k: _without_position(v) for k, v in item.items() if k != "index"}
+    if isinstance(item, list):
+        return [_without_position(v) for v in item]
+    return item

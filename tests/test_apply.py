@@ -16,9 +16,9 @@ import jsonschema
 import pytest
 
 from planrun.cli import main
-from planrun.report.model import report_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
+REPORT_SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
 
 
 def write(tmp_path: Path, text: str, name: str = "plan.yaml") -> Path:
@@ -30,7 +30,7 @@ def write(tmp_path: Path, text: str, name: str = "plan.yaml") -> Path:
 def last_report(plan: Path) -> dict:  # type: ignore[type-arg]
     runs = sorted((plan.parent / ".planrun" / "runs").iterdir())
     report = json.loads((runs[-1] / "report.json").read_text())
-    jsonschema.validate(report, report_json_schema())
+    jsonschema.validate(report, REPORT_SCHEMA)
     return report  # type: ignore[no-any-return]
 
 
