@@ -56,6 +56,7 @@ class Known:
     done_run_id: str | None = None
     fields: Mapping[str, str] | None = None  # per-field hashes of the recorded definition
     done_order: int | None = None
+    credit: int = 0  # attempts not charged (the first cut short by planrun's own death)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,12 @@ class Decision:
 
     run: bool
     why: str
-    prior_attempts: int = 0
+    prior_attempts: int = 0  # attempts already started (numbering goes on from here)
+    credit: int = 0  # of those, how many do not count against retry.attempts
+
+    @property
+    def charged(self) -> int:
+        return self.prior_attempts - self.credit
 
 
 def work_under(plan: CompiledPlan, key: str) -> list[str]:
@@ -134,7 +140,10 @@ def _one(
     if seen.status is not Status.DONE:
         fresh = seen.status is Status.CANCELLED or (rerun_failed and seen.status is Status.FAILED)
         prior = 0 if fresh else seen.attempts
-        return Decision(True, f"not done: {_what(seen.status)} last time", prior_attempts=prior)
+        credit = 0 if fresh else seen.credit
+        return Decision(
+            True, f"not done: {_what(seen.status)} last time", prior_attempts=prior, credit=credit
+        )
     return _against_needs(plan, key, seen, known, earlier)
 
 

@@ -45,7 +45,8 @@ class RunSettings:
     only: list[str] | None = None
     done: dict[str, str] = field(default_factory=dict)  # up-to-date keys → reason
     in_review: dict[str, str] = field(default_factory=dict)  # keys waiting for approve
-    prior_attempts: dict[str, int] = field(default_factory=dict)
+    prior_attempts: dict[str, int] = field(default_factory=dict)  # started in earlier runs
+    attempt_credit: dict[str, int] = field(default_factory=dict)  # of those, not charged
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 

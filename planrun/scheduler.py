@@ -271,7 +271,8 @@ class Scheduler:
         self._apply(self.state.finish(key, status, reason))
 
     async def _attempts(self, task: Task) -> _Attempt:
-        left = task.retry.attempts - self.state[task.key].attempts
+        charged = self.state[task.key].attempts - self.settings.attempt_credit.get(task.key, 0)
+        left = task.retry.attempts - charged
         if left <= 0:
             raise _NoAttemptsLeft(task.retry.attempts)
 

@@ -87,6 +87,35 @@ def test_kill9_twice_kills_leftovers_keeps_attempts_and_done_work(
     assert started == ["A", "T", "T"]
 
 
+ONCE = """\
+version: 1
+name: once
+tasks:
+  T:
+    run:
+      shell: |
+        echo T >> effects.log
+        if [ ! -e crashed-once ]; then
+          touch crashed-once; sleep 60 & echo $! > sleep.pid; wait
+        fi
+"""
+
+
+def test_a_task_cut_short_by_one_crash_runs_again_with_the_default_single_attempt(
+    tmp_path: Path, clean_env: Path, spawned: list[runs.subprocess.Popen[str]]
+) -> None:
+    """Resume runs what was not durably done: the first attempt ended by planrun's own
+    death is not charged (the second in a row is: see the test above)."""
+    plan = write_plan(tmp_path, ONCE)
+    start_and_kill(plan, spawned, None)
+    done = runs.apply(plan)
+    assert done.returncode == 0, done.stderr
+    assert effects(tmp_path / "effects.log") == {"T": 2}
+    state = State(tmp_path / ".planrun")
+    started = [e.data["n"] for e in state.events(plan="once") if e.kind == "attempt_started"]
+    assert started == [1, 2]  # numbering goes on; only the budget forgives
+
+
 def test_status_and_report_of_a_killed_run(
     tmp_path: Path, clean_env: Path, spawned: list[runs.subprocess.Popen[str]]
 ) -> None:

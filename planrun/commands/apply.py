@@ -99,6 +99,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             k: d.why for k, d in decisions.items() if not d.run and k not in settings.in_review
         }
         settings.prior_attempts = {k: d.prior_attempts for k, d in decisions.items() if d.run}
+        settings.attempt_credit = {k: d.credit for k, d in decisions.items() if d.run and d.credit}
         journal = state.begin(settings.run_id, plan, decisions, fingerprints, only=args.only)
         _add_progress(stack, observers, args.progress, out)
         if args.events:

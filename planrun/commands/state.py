@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 from planrun import __version__
 from planrun.errors import StoreError, UsageError
-from planrun.outcomes import Status
-from planrun.store.base import EventRow, RunRow, StoreProtocol, TaskRow, utc_now
+from planrun.outcomes import Outcome, Status
+from planrun.store.base import AttemptRow, EventRow, RunRow, StoreProtocol, TaskRow, utc_now
 
 if TYPE_CHECKING:
     from planrun.convergence import Decision, Known
@@ -416,9 +416,11 @@ def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
     """
     from planrun.convergence import Known
 
-    order = {run.id: n for n, run in enumerate(store.runs(plan_name))}
+    runs = store.runs(plan_name)
+    order = {run.id: n for n, run in enumerate(runs)}
     last = store.last_run(plan_name)
     rows = _RowsByRun(store)
+    interrupted = _trailing_interruptions(store, runs)
     known: dict[str, Known] = {}
     for key, row in store.task_states(plan_name).items():
         done = row.status is Status.DONE and row.done_run_id is not None
@@ -428,11 +430,38 @@ def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
             fingerprint=row.fingerprint,
             status=row.status,
             attempts=row.attempts_total,
+            # the first attempt cut short by planrun's own death is not charged, so resuming
+            # re-runs the task; a task that kills planrun every time still runs out
+            credit=int(interrupted.get((key, row.fingerprint)) == 1),
             done_run_id=row.done_run_id,
             fields=fields,
             done_order=order.get(row.done_run_id) if done and row.done_run_id else None,
         )
     return known
+
+
+def _trailing_interruptions(
+    store: StoreProtocol, runs: list[RunRow], depth: int = 5
+) -> dict[tuple[str, str], int]:
+    """(key, fingerprint) → how many of its latest attempts in a row planrun's death ended.
+
+    Looks at the last ``depth`` runs; a task with more interruptions than that in a row
+    is charged for them all anyway.
+    """
+    latest_first: dict[str, list[AttemptRow]] = {}
+    for run in reversed(runs[-depth:]):
+        for attempt in sorted(store.attempts(run.id), key=lambda a: a.n, reverse=True):
+            latest_first.setdefault(attempt.key, []).append(attempt)
+    counts: dict[tuple[str, str], int] = {}
+    for key, attempts in latest_first.items():
+        fingerprint = attempts[0].fingerprint
+        streak = 0
+        for attempt in attempts:
+            if attempt.fingerprint != fingerprint or attempt.outcome is not Outcome.INTERRUPTED:
+                break
+            streak += 1
+        counts[(key, fingerprint)] = streak
+    return counts
 
 
 class _RowsByRun:
