@@ -13,7 +13,7 @@ import pytest
 from planrun.errors import Location, PlanError
 from planrun.graph import Edge, TaskGraph
 from planrun.plan.resolved import Task
-from planrun.planning import describe_plan
+from planrun.planning import Choices, describe_plan
 from tests.plan.helpers import compile_text, errors_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,15 +205,19 @@ def test_drawings(tmp_path: Path) -> None:
     ]
 
 
-def test_planrun_plan_lists_work_in_dispatch_order_seeing_through_groups() -> None:
+def test_planrun_plan_lists_work_in_dispatch_order_seeing_through_groups(
+    tmp_path: Path,
+) -> None:
     out = io.StringIO()
-    assert describe_plan(ROOT / "plans" / "diamond.yaml", out) == 0
+    choices = Choices(state_dir=tmp_path / "state")  # a folder no run has used
+    assert describe_plan(ROOT / "plans" / "diamond.yaml", out, choices=choices) == 0
     assert out.getvalue().splitlines() == [
-        "plan diamond: 6 tasks to run",
-        "   1. fetch      run        p0   Fetch the sources",
-        "   2. build-api  run        p10  Build the API  needs fetch",
-        "   3. build-web  run        p0   Build the web front end  needs fetch",
-        "   4. notes      run        p1   Write the release notes  needs build-api, build-web",
-        "   5. package    run        p0   Package the release  needs build-api, build-web",
-        "   6. announce   run        p0   Announce it  needs notes, package",
+        "plan diamond: 1 run, 5 wait",
+        "   1. fetch      run         new: never ran",
+        "   2. build-api  wait        new: never ran; after fetch",
+        "   3. build-web  wait        new: never ran; after fetch",
+        "   4. notes      wait        new: never ran; after build-api, build-web",
+        "   5. package    wait        new: never ran; after build-api, build-web",
+        "   6. announce   wait        new: never ran; after notes, package",
     ]
+    assert not (tmp_path / "state").exists()

@@ -1,0 +1,117 @@
+"""Worktrees through ``planrun apply``: review and approve, clean, several repositories."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from planrun.cli import main
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q")
+    git(path, "symbolic-ref", "HEAD", "refs/heads/main")
+    for name, text in files.items():
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def apply(plan: Path) -> int:
+    return main(["apply", str(plan), "--progress", "none"])
+
+
+def test_review_holds_dependents_until_approve_lands_the_work(
+    tmp_path: Path, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""\
+version: 1
+name: rv
+projects: {{app: {{path: {repo}, base_branch: main}}}}
+defaults: {{project: app}}
+tasks:
+  R: {{run: [sh, -c, "echo reviewed > r.txt"], review: true}}
+  AFTER: {{run: [sh, -c, "cp r.txt after.txt"], needs: [R]}}
+""")
+    assert apply(plan) == 1  # R waits in review; AFTER waits for it
+    assert "r.txt" not in git(repo, "ls-tree", "--name-only", "planrun-rv")
+    assert git(repo, "show", "planrun/rv/R:r.txt") == "reviewed\n"  # committed on its branch
+    assert apply(plan) == 1  # still in review: a second apply does not run R again
+    assert main(["approve", str(plan), "R"]) == 0
+    assert "approved R: landed" in capsys.readouterr().out
+    assert apply(plan) == 0
+    assert git(repo, "show", "planrun-rv:after.txt") == "reviewed\n"
+    assert main(["approve", str(plan), "R"]) == 2  # done now, not in review
+
+
+def test_clean_removes_what_finished_and_never_a_dirty_worktree(
+    tmp_path: Path, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""\
+version: 1
+name: cl
+projects: {{app: {{path: {repo}, base_branch: main}}}}
+defaults: {{project: app}}
+tasks:
+  OK: {{run: [sh, -c, "echo ok > ok.txt"]}}
+  BROKEN: {{run: [sh, -c, "echo half > half.txt; exit 1"]}}
+  DIRTY: {{run: [sh, -c, "echo wip > wip.txt; exit 1"]}}
+""")
+    assert apply(plan) == 1
+    worktrees = tmp_path / ".planrun" / "worktrees"
+    assert sorted(p.name for p in worktrees.iterdir()) == ["BROKEN", "DIRTY"]  # kept to inspect
+    capsys.readouterr()
+    assert main(["clean", str(plan)]) == 0  # default: failed work stays
+    assert (worktrees / "BROKEN").exists()
+    # BROKEN's leftovers are committed by hand (inspected, kept); DIRTY keeps uncommitted work
+    git(worktrees / "BROKEN", "add", "-A")
+    git(worktrees / "BROKEN", "commit", "-q", "-m", "inspected")
+    assert main(["clean", str(plan), "--failed"]) == 0
+    out = capsys.readouterr().out
+    assert f"kept {worktrees / 'DIRTY'}: it has uncommitted changes" in out
+    assert not (worktrees / "BROKEN").exists()
+    assert (worktrees / "DIRTY" / "wip.txt").read_text() == "wip\n"
+    assert main(["clean", str(plan), "--all"]) == 0
+    assert (worktrees / "DIRTY" / "wip.txt").exists()  # never, not even with --all
+    branches = git(repo, "branch", "--format=%(refname:short)").split()
+    assert "main" in branches
+    assert "planrun-cl" in branches  # the integration branch is never cleaned
+    assert "planrun/cl/DIRTY" in branches
+
+
+def test_one_run_lands_in_several_repositories(tmp_path: Path, clean_env: Path) -> None:
+    api = make_repo(tmp_path / "api", {"api.py": "x = 1\n"})
+    web = make_repo(tmp_path / "web", {"web.js": "let x = 1\n"})
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""\
+version: 1
+name: multi
+projects:
+  api: {{path: {api}, base_branch: main, integrate: squash}}
+  web: {{path: {web}, base_branch: main, integrate: rebase}}
+tasks:
+  API: {{project: api, run: [sh, -c, "echo 'x = 2' > api.py"]}}
+  WEB: {{project: web, run: [sh, -c, "echo 'let x = 2' > web.js"], needs: [API]}}
+""")
+    assert apply(plan) == 0
+    assert git(api, "show", "planrun-multi:api.py") == "x = 2\n"
+    assert git(web, "show", "planrun-multi:web.js") == "let x = 2\n"
+    assert git(api, "show", "main:api.py") == "x = 1\n"  # base branches untouched
+    assert git(web, "show", "main:web.js") == "let x = 1\n"
+    # squash: one new commit with one parent; rebase: linear history
+    assert len(git(api, "rev-list", "--parents", "-n1", "planrun-multi").split()) == 2
+    assert git(web, "rev-list", "--merges", "planrun-multi") == ""
