@@ -328,7 +328,9 @@ def crash(folder: Path, k: int | None) -> Crashed:
         assert first.returncode == 0, f"k={k}: {first.stderr}"
     else:
         assert first.returncode == -signal.SIGKILL, f"k={k}: {first.stderr}"
-        assert writes == k, f"the seam fired after {writes} writes, not {k}"
+        # the journal commits what is queued as one batch, so the seam fires at the end of
+        # the batch that holds the k-th write: every write up to k is durable
+        assert writes >= k, f"the seam fired after {writes} writes, before the {k}th"
     durable = {str(e.key) for e in state.events(plan="sweep") if e.kind == "task_done"}
     return Crashed(k, plan, writes, durable)
 

@@ -555,3 +555,18 @@ def test_the_memory_store_ignores_the_fault_seam(monkeypatch: pytest.MonkeyPatch
         s.begin_run(make_run())
         s.record_event("r1", "output")
         assert len(s.events("r1")) == 2
+
+
+def test_a_batch_commits_all_of_its_writes_or_none(db_path: Path) -> None:
+    with Store.open(db_path) as store:
+        store.begin_run(make_run())
+        with store.batch():
+            store.record_event("r1", "one")
+            store.record_event("r1", "two")
+        assert [e.kind for e in store.events("r1")][-2:] == ["one", "two"]
+        with pytest.raises(RuntimeError), store.batch():
+            store.record_event("r1", "three")
+            raise RuntimeError("the writer failed half way")
+        assert "three" not in [e.kind for e in store.events("r1")]
+    with Store.open(db_path, readonly=True) as reader:
+        assert [e.kind for e in reader.events("r1")][-2:] == ["one", "two"]

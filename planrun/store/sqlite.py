@@ -206,7 +206,8 @@ class Store:
         self.path = path
         self.readonly = readonly
         self._con: sqlite3.Connection | None = con
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by writes inside batch()
+        self._batch_writes: int | None = None  # writes waiting for the batch's commit
         self._fault_at = fault_at
 
     # ------------------------------------------------------------ opening and closing
@@ -627,10 +628,36 @@ class Store:
         return self._con
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: the writes made inside share one transaction and one fsync.
+
+        All of them are durable when the block ends, or none is (StoreError). The journal's
+        writer uses it to commit everything queued at once. A batch inside a batch joins it.
+        """
+        if self._batch_writes is not None:
+            yield
+            return
+        with self._transaction() as con:
+            self._batch_writes = 0
+            try:
+                yield
+                writes = self._batch_writes
+            finally:
+                self._batch_writes = None
+            del con
+        for _ in range(writes - 1):  # the transaction itself counted one
+            self._committed()
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; StoreError if it cannot be committed (nothing is then)."""
         if self.readonly:
             raise InternalError(f"state store {self.path} was opened read-only")
+        if self._batch_writes is not None:  # inside batch(): its transaction commits
+            with self._lock:
+                self._batch_writes += 1
+                yield self._connection()
+            return
         with self._lock:
             con = self._connection()
             try:
