@@ -103,13 +103,9 @@ class RunContext:
         return self.settings.state_dir / "logs" / self.settings.run_id / "run.log"
 
     def log_path(self, key: str, number: int) -> Path:
-        return (
-            self.settings.state_dir
-            / "logs"
-            / self.settings.run_id
-            / sanitize_component(key)
-            / f"attempt-{number}.log"
-        )
+        """``logs/<run>/<task>.attempt-<n>.log``: one folder per run, made once."""
+        folder = self.settings.state_dir / "logs" / self.settings.run_id
+        return folder / f"{sanitize_component(key)}.attempt-{number}.log"
 
     def prompt_dir(self, key: str) -> Path:
         return self.settings.state_dir / "prompts" / self.settings.run_id / sanitize_component(key)

@@ -302,6 +302,8 @@ class Scheduler:
                 reason=attempt.report.reason,
             )
 
+        if left == 1:  # nothing could be retried: no policy to build (profiles showed its cost)
+            return await self._attempt(task)
         policy = retrying(
             task.retry,
             attempts_left=left,
