@@ -16,6 +16,8 @@ import jsonschema
 import pytest
 
 from planrun.cli import main
+from tests import runs
+from tests.runs import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
@@ -36,14 +38,6 @@ def last_report(plan: Path) -> dict:  # type: ignore[type-arg]
 
 def tasks_of(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]
     return {t["key"]: t for t in report["tasks"]}
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 _spawned: list[subprocess.Popen[str]] = []
@@ -69,17 +63,7 @@ def _reap_spawned() -> Iterator[None]:
     """A failing test must not leave its planrun (and its tasks) running."""
     yield
     while _spawned:
-        proc = _spawned.pop()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-        else:
-            proc.communicate()
+        runs.stop(_spawned.pop())
 
 
 PLAN = """\

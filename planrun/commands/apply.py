@@ -33,7 +33,7 @@ from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
-from planrun.report.model import PlanInfo, RunReport, Usage
+from planrun.report.model import PlanInfo, RunReport, total_usage
 from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
 from planrun.runtime import RunSettings, iso
 from planrun.scheduler import Scheduler
@@ -253,7 +253,7 @@ def build_report(
     for task in tasks:
         if fingerprints and task.key in fingerprints:
             task.fingerprint = fingerprints[task.key][0]
-    usage = _total_usage(tasks)
+    usage = total_usage(a.usage for t in tasks for a in t.attempts)
     exit_code = (
         EXIT_INTERRUPTED
         if scheduler.interrupted
@@ -273,18 +273,6 @@ def build_report(
         counts=scheduler.state.counts(),
         usage=usage,
         tasks=tasks,
-    )
-
-
-def _total_usage(tasks: list[Any]) -> Usage | None:
-    found = [a.usage for t in tasks for a in t.attempts if a.usage is not None]
-    if not found:
-        return None
-    costs = [u.cost_usd for u in found if u.cost_usd is not None]
-    return Usage(
-        input_tokens=sum(u.input_tokens or 0 for u in found),
-        output_tokens=sum(u.output_tokens or 0 for u in found),
-        cost_usd=round(sum(costs), 6) if costs else None,
     )
 
 

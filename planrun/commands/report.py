@@ -52,7 +52,7 @@ from planrun.commands.state import (
     task_status,
 )
 from planrun.outcomes import Status
-from planrun.report.model import AttemptReport, PlanInfo, RunReport, TaskReport, Usage
+from planrun.report.model import AttemptReport, PlanInfo, RunReport, TaskReport, Usage, total_usage
 from planrun.store.base import AttemptRow, RunRow, StoreProtocol, TaskRow
 
 _EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
@@ -129,7 +129,7 @@ def build_report(
         status=status,  # run_status returns only the four statuses the model allows
         exit_code=_EXIT_CODES.get(status),
         counts=_counts(tasks),
-        usage=_sum_usage([a.usage for t in tasks for a in t.attempts]),
+        usage=total_usage([a.usage for t in tasks for a in t.attempts]),
         tasks=tasks,
     )
     return report, in_run(planned, rows, liveness)
@@ -184,7 +184,7 @@ def _task(
         ended_at=ended,
         duration_s=elapsed_s(started, ended, now) if started and ended else None,
         attempts=reports,
-        usage=_sum_usage([a.usage for a in reports]),
+        usage=total_usage([a.usage for a in reports]),
     )
 
 
@@ -222,19 +222,6 @@ def _usage(data: Mapping[str, Any] | None) -> Usage | None:
         return None
     fields = {k: data.get(k) for k in ("input_tokens", "output_tokens", "cost_usd")}
     return Usage.model_validate(fields)
-
-
-def _sum_usage(found: list[Usage | None]) -> Usage | None:
-    """The sum of the usages known, as apply totals them; None when none is known."""
-    known = [u for u in found if u is not None]
-    if not known:
-        return None
-    costs = [u.cost_usd for u in known if u.cost_usd is not None]
-    return Usage(
-        input_tokens=sum(u.input_tokens or 0 for u in known),
-        output_tokens=sum(u.output_tokens or 0 for u in known),
-        cost_usd=round(sum(costs), 6) if costs else None,
-    )
 
 
 def _counts(tasks: list[TaskReport]) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,6 +82,19 @@ class RunReport(_Model):
     counts: dict[str, int]
     usage: Usage | None = None
     tasks: list[TaskReport]
+
+
+def total_usage(usages: Iterable[Usage | None]) -> Usage | None:
+    """The sum of the usages known (cost only if some are priced); None if none is known."""
+    known = [u for u in usages if u is not None]
+    if not known:
+        return None
+    costs = [u.cost_usd for u in known if u.cost_usd is not None]
+    return Usage(
+        input_tokens=sum(u.input_tokens or 0 for u in known),
+        output_tokens=sum(u.output_tokens or 0 for u in known),
+        cost_usd=round(sum(costs), 6) if costs else None,
+    )
 
 
 def report_json_schema() -> dict[str, Any]:
