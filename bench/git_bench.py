@@ -24,6 +24,13 @@ loop and once 8-wide (``xargs -P 8``) with the metadata-changing steps under one
 which is planrun's locking discipline.
 
     python bench/git_bench.py [--tasks 200] [--jobs 8] [--reps 3] [--wrapped-reps 1]
+                              [--baseline DIR] [--no-shell]
+
+``--baseline DIR`` also runs the planrun of another source tree (say a copy of an earlier
+commit: ``git worktree add /tmp/before <commit>``) in every repetition, interleaved with this
+tree's runs so that both see the same load: ``python -m planrun`` run with DIR as its
+working directory imports DIR's ``planrun`` package. ``--no-shell`` leaves out the shell
+references.
 
 Prints tables (Markdown); asserts nothing.
 """
@@ -39,7 +46,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,7 +112,9 @@ def make_repo(path: Path, tasks: int) -> None:
         subprocess.run(argv, cwd=path, env=env, check=True)
 
 
-def write_plan(path: Path, repo: Path, state: Path, tasks: int, jobs: int, *, worktrees: bool):
+def write_plan(
+    path: Path, repo: Path, state: Path, tasks: int, jobs: int, *, worktrees: bool
+) -> None:
     lines = [
         "version: 1",
         "name: gitbench",
@@ -205,11 +216,18 @@ def main() -> None:
     parser.add_argument(
         "--wrapped-reps", type=int, default=1, help="runs with the git wrapper (counting only)"
     )
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="another source tree to compare with"
+    )
+    parser.add_argument("--no-shell", action="store_true", help="skip the shell references")
     args = parser.parse_args()
     n, j = args.tasks, args.jobs
     py = sys.executable
     results: dict[str, list[Run]] = collections.defaultdict(list)
-    logs: list[GitLog] = []
+    logs: dict[str, GitLog] = {}
+    trees = {"": REPO}
+    if args.baseline is not None:
+        trees[" @ baseline"] = args.baseline.resolve()
     load_start = os.getloadavg()
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="planrun-git-bench-") as name:
@@ -230,7 +248,7 @@ def main() -> None:
             shutil.copytree(template, where / "repo", symlinks=True)
             return where, where / "repo"
 
-        def planrun(tag: str, *, worktrees: bool, wrap: bool) -> None:
+        def planrun(tag: str, *, worktrees: bool, wrap: bool, tree: str = "") -> None:
             where, repo = fresh(tag)
             plan = where / "plan.yaml"
             write_plan(plan, repo, where / "state", n, j, worktrees=worktrees)
@@ -242,16 +260,15 @@ def main() -> None:
                 script.chmod(0o755)
                 env["PATH"] = f"{wrapper_dir}{os.pathsep}{env.get('PATH', '')}"
             argv = [py, "-m", "planrun", "apply", str(plan), "-j", str(j), "--progress", "none"]
-            run = timed(argv, cwd=REPO, env=env, log=where / "out.log")
+            run = timed(argv, cwd=trees[tree], env=env, log=where / "out.log")
             if worktrees:
                 count = landed(repo, "planrun-gitbench")
                 run.note = f"{count} landed"
                 run.ok = run.ok and count == n
+            label = f"planrun{tree}{' (git wrapper)' if wrap else ''}, worktrees: {worktrees}"
             if wrap:
-                logs.append(GitLog.read(where / "git.log"))
-            results[f"planrun{' (git wrapper)' if wrap else ''}, worktrees: {worktrees}"].append(
-                run
-            )
+                logs.setdefault(label, GitLog.read(where / "git.log"))
+            results[label].append(run)
 
         def shell_loop(tag: str) -> None:
             where, repo = fresh(tag)
@@ -285,19 +302,24 @@ def main() -> None:
             results[f"shell, {j}-wide (xargs -P {j}, flock like planrun's repo lock)"].append(run)
 
         for rep in range(args.reps):
-            steps = [
-                ("wt", lambda r: planrun(f"wt-{r}", worktrees=True, wrap=False)),
-                ("inplace", lambda r: planrun(f"in-{r}", worktrees=False, wrap=False)),
-                ("loop", lambda r: shell_loop(f"loop-{r}")),
-                ("par", lambda r: shell_parallel(f"par-{r}")),
-            ]
+            steps: list[tuple[str, Callable[[int], None]]] = []
+            for tree in trees:
+                steps.append((f"wt{tree}", partial(_step, planrun, "wt", True, False, tree)))
+            for tree in trees:
+                steps.append((f"inplace{tree}", partial(_step, planrun, "in", False, False, tree)))
+            if not args.no_shell:
+                steps.append(("loop", lambda r: shell_loop(f"loop-{r}")))
+                steps.append(("par", lambda r: shell_parallel(f"par-{r}")))
             if rep < args.wrapped_reps:
-                steps.append(("wrapped", lambda r: planrun(f"wr-{r}", worktrees=True, wrap=True)))
+                for tree in trees:
+                    steps.append(
+                        (f"wrapped{tree}", partial(_step, planrun, "wr", True, True, tree))
+                    )
             for label, step in steps:
                 before = " ".join(f"{x:.2f}" for x in os.getloadavg())
                 step(rep)
                 print(
-                    f"  [rep {rep + 1}] {label:<8} done (load before {before})",
+                    f"  [rep {rep + 1}] {label:<20} done (load before {before})",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -305,8 +327,6 @@ def main() -> None:
     def med(runs: list[Run]) -> float:
         return statistics.median(r.seconds for r in runs)
 
-    wt = results["planrun, worktrees: True"]
-    inplace = results["planrun, worktrees: False"]
     print(
         f"- machine: nproc {os.cpu_count()}, CPU {cpu_model()}, Python {sys.version.split()[0]}, "
         f"{git_version()}"
@@ -326,18 +346,20 @@ def main() -> None:
         notes = ", ".join(sorted({r.note for r in runs if r.note}))
         listed = ", ".join(f"{r.seconds:.2f}" for r in runs)
         print(f"| {label} | {m:.2f} s | {listed} | {m / n * 1000:.1f} ms | {notes}{bad} |")
-    git_wall = (med(wt) - med(inplace)) / n * 1000
-    print(
-        f"| **planrun git cost per task: (worktrees − in place) / {n}** | | | "
-        f"**{git_wall:.1f} ms** | |"
-    )
+    for tree in trees:
+        wt = results[f"planrun{tree}, worktrees: True"]
+        inplace = results[f"planrun{tree}, worktrees: False"]
+        git_wall = (med(wt) - med(inplace)) / n * 1000
+        print(
+            f"| **planrun{tree} git cost per task: (worktrees − in place) / {n}** | | | "
+            f"**{git_wall:.1f} ms** | |"
+        )
 
-    if logs:
-        log = logs[0]
+    for label, log in logs.items():
         calls = len(log.calls)
-        wall = med(results["planrun (git wrapper), worktrees: True"])
+        wall = med(results[label])
         print()
-        print(f"git calls of one planrun run (wrapper log, {calls} calls, wall {wall:.2f} s)")
+        print(f"git calls of one {label} run (wrapper log, {calls} calls, wall {wall:.2f} s)")
         print()
         print(f"- per task: {calls / n:.1f} calls, {log.total() / n * 1000:.1f} ms of git")
         print(
@@ -353,6 +375,13 @@ def main() -> None:
                 f"| {sub} | {count} | {count / n:.2f} | {total:.2f} s | "
                 f"{total / count * 1000:.1f} ms |"
             )
+
+
+def _step(
+    planrun: Callable[..., None], prefix: str, worktrees: bool, wrap: bool, tree: str, rep: int
+) -> None:
+    tag = f"{prefix}{tree.replace(' @ ', '-')}-{rep}"
+    planrun(tag, worktrees=worktrees, wrap=wrap, tree=tree)
 
 
 def cpu_model() -> str:

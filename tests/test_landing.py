@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from planrun.errors import GitError, MergeConflict
-from planrun.workspace.git import GitRepo
-from planrun.workspace.landing import LandResult, Strategy, ensure_target, land
+from planrun.workspace.git import CompletedGit, GitRepo
+from planrun.workspace.landing import (
+    LandResult,
+    Strategy,
+    ensure_target,
+    land,
+    land_and_remove,
+)
 from planrun.workspace.names import branch_name, worktree_dir
-from planrun.workspace.worktrees import Worktree, add_worktree, commit_all
+from planrun.workspace.worktrees import Worktree, add_worktree, commit_all, commit_leftovers
 from tests.gitrepo import (
     Repos,
     branches,
     commit_file,
     find,
     git,
+    linked_worktrees,
     make_repos,
     parents,
     subjects,
@@ -249,3 +258,71 @@ async def test_landing_is_serialised_with_worktree_changes(
     chain = [r.base_commit for r in results[1:]]
     assert chain == [r.commit for r in results[:-1]]  # each landing built on the previous one
     assert git(repos.clone, "rev-list", "--merges", "--count", TARGET) == "4"
+
+
+@pytest.mark.parametrize("strategy", LANDING)
+async def test_land_and_remove_removes_the_worktree_in_the_same_hold(
+    repos: Repos, repo: GitRepo, tmp_path: Path, strategy: Strategy
+) -> None:
+    wt = await task(repo, tmp_path, "A", {"a.txt": "a\n"})
+    result, removed = await land_and_remove(repo, wt, TARGET, strategy, "Land A")
+    assert removed
+    assert result.commit == tip(repos.clone, TARGET)
+    assert "a.txt" in result.diffstat
+    assert not wt.path.exists()
+    assert linked_worktrees(repos.clone) == []
+    # the branch goes when all of it landed; a squash leaves it (not reachable from the target)
+    kept = branches(repos.clone, "refs/heads/planrun/")
+    assert kept == ([wt.branch] if strategy == "squash" else [])
+
+
+async def test_land_and_remove_keeps_everything_on_a_conflict(
+    repos: Repos, repo: GitRepo, tmp_path: Path
+) -> None:
+    a = await task(repo, tmp_path, "A", {"shared.txt": "A\n"})
+    b = await task(repo, tmp_path, "B", {"shared.txt": "B\n"})
+    await land_and_remove(repo, a, TARGET, "merge", "Land A")
+    with pytest.raises(MergeConflict):
+        await land_and_remove(repo, b, TARGET, "merge", "Land B")
+    assert b.path.is_dir()
+    assert linked_worktrees(repos.clone) == [b.path]
+    assert branches(repos.clone, "refs/heads/planrun/") == [b.branch]
+
+
+async def test_land_and_remove_of_an_empty_task_keeps_its_branch(
+    repos: Repos, repo: GitRepo, tmp_path: Path
+) -> None:
+    empty = await task(repo, tmp_path, "E", {})
+    result, removed = await land_and_remove(repo, empty, TARGET, "merge", "x")
+    assert result.commit is None
+    assert removed
+    assert branches(repos.clone, "refs/heads/planrun/") == [empty.branch]
+
+
+async def test_a_task_costs_at_most_15_git_calls(
+    repos: Repos, repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare, commit and land+remove of one task as GitWorkspace does them (merge)."""
+    await repo.identity_config()  # asked once per repository per run
+    real_run = GitRepo.run
+    calls: list[tuple[str, ...]] = []
+
+    async def run(self: GitRepo, *args: str, **kwargs: Any) -> CompletedGit:
+        calls.append(args)
+        return await real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(GitRepo, "run", run)
+    state = tmp_path / "state"
+    wt = await add_worktree(
+        repo, worktree_dir(state, "T"), branch_name("demo", "T"), TARGET, reason="planrun:t"
+    )
+    write(wt.path / "t.txt", "t\n")
+    assert await commit_leftovers(wt, "T: work", repo=repo)
+    result, removed = await land_and_remove(repo, wt, TARGET, "merge", "Land T")
+    assert result.commit is not None
+    assert removed
+    subcommands = collections.Counter(c[0] for c in calls)
+    assert len(calls) <= 15, subcommands
+    for redundant in ("check-ref-format", "var", "merge-base", "symbolic-ref"):
+        assert redundant not in subcommands
+    assert subcommands["worktree"] == 4  # add, list (add), list (landing), remove

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -21,9 +22,11 @@ from planrun.workspace.worktrees import (
     Worktree,
     add_worktree,
     commit_all,
+    commit_leftovers,
     ensure_branch,
     list_planrun_worktrees,
     list_worktrees,
+    remove_listed,
     remove_worktree,
 )
 from tests.gitrepo import (
@@ -113,6 +116,17 @@ async def test_check_ref_refuses_bad_names(repos: Repos) -> None:
             await repo.check_ref(bad)
 
 
+async def test_check_ref_asks_git_once_per_name_and_never_for_plain_ones(repos: Repos) -> None:
+    repo = RecordingRepo(repos.clone)
+    for _ in range(2):
+        await repo.check_ref("planrun/demo/LOG-1")  # the shape names.branch_name makes
+        await repo.check_ref("feature+x/é")  # valid, but only git can say so
+    assert [c[0] for c in repo.calls] == ["check-ref-format"]
+    for bad in ["a..b", "x.lock", "HEAD", "a/.b"]:
+        with pytest.raises(GitError):
+            await repo.check_ref(bad)
+
+
 async def test_git_errors_carry_argv_and_stderr(repos: Repos) -> None:
     with pytest.raises(GitError) as info:
         await GitRepo(repos.clone).run("rev-parse", "--verify", "nope")
@@ -150,6 +164,60 @@ async def test_eight_concurrent_adds_all_succeed(repos: Repos, state: Path, roun
         w.branch for w in made
     )
     assert await list_planrun_worktrees(repo, "other") == []
+
+
+async def test_eight_concurrent_adds_check_out_in_parallel_outside_the_lock(
+    repos: Repos, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(20):
+        write(repos.clone / "src" / f"f{i}.txt", f"file {i}\n")
+    git(repos.clone, "add", "-A")
+    git(repos.clone, "commit", "-q", "-m", "more files")
+    repo = GitRepo(repos.clone)
+    real_run = GitRepo.run
+    waiting = 0
+    everyone_in_checkout = trio.Event()
+    lock_was_free = False
+
+    async def run(self: GitRepo, *args: str, **kwargs: Any) -> CompletedGit:
+        nonlocal waiting, lock_was_free
+        if args[:1] == ("checkout",):
+            # every checkout waits until all eight have begun: had one held the repository
+            # lock, the others could not register their worktrees and this would hang
+            waiting += 1
+            if waiting == 8:
+                with trio.fail_after(5):
+                    async with repo.lock():  # free while eight checkouts are under way
+                        lock_was_free = True
+                everyone_in_checkout.set()
+            await everyone_in_checkout.wait()
+        return await real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(GitRepo, "run", run)
+    made: list[Worktree] = []
+
+    async def one(i: int) -> None:
+        made.append(await add(repo, state, f"P-{i}"))
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i in range(8):
+                nursery.start_soon(one, i)
+
+    assert lock_was_free
+    assert len(made) == 8
+    base = tip(repos.clone, "main")
+    for wt in made:
+        assert wt.base_commit == base
+        assert (wt.path / "README").read_text() == "hello\n"
+        assert sorted(p.name for p in (wt.path / "src").iterdir()) == sorted(
+            f"f{i}.txt" for i in range(20)
+        )
+        assert git(wt.path, "status", "--porcelain", "--untracked-files=all") == ""
+        assert git(wt.path, "diff-files", "--name-only") == ""  # stat info written: clean
+        assert git(wt.path, "diff-index", "--cached", "--name-only", "HEAD") == ""
+        assert git(wt.path, "symbolic-ref", "--short", "HEAD") == wt.branch
+    assert sorted(e.locked or "" for e in (await list_worktrees(repo))[1:]) == [REASON] * 8
 
 
 async def test_worktrees_are_locked_with_the_reason(repos: Repos, state: Path) -> None:
@@ -247,6 +315,98 @@ async def test_other_failures_are_not_retried(repos: Repos, state: Path) -> None
     assert not (state / "worktrees" / "B").exists()
 
 
+def fail_checkout(
+    monkeypatch: pytest.MonkeyPatch, stderr: str, times: int = 1
+) -> list[tuple[str, ...]]:
+    """Make the next ``times`` checkouts fail with ``stderr`` after a partial write."""
+    real_run = GitRepo.run
+    calls: list[tuple[str, ...]] = []
+
+    async def run(self: GitRepo, *args: str, **kwargs: Any) -> CompletedGit:
+        calls.append(args)
+        if args[:1] == ("checkout",) and len([c for c in calls if c[:1] == args[:1]]) <= times:
+            write(self.path / "README", "half writt")  # what a killed checkout leaves
+            raise GitError(("git", *args), 128, stderr)
+        return await real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(GitRepo, "run", run)
+    return calls
+
+
+async def test_a_checkout_that_failed_leaves_nothing_behind(
+    repos: Repos, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_checkout(monkeypatch, "fatal: cannot create directory: No space left on device\n")
+    with pytest.raises(GitError, match="No space left"):
+        await add(GitRepo(repos.clone), state, "K")
+    # like worktree add on failure: the half-made worktree and the new branch are gone
+    assert linked_worktrees(repos.clone) == []
+    assert branches(repos.clone, "refs/heads/planrun/") == []
+    assert not worktree_dir(state, "K").exists()
+
+
+async def test_a_checkout_under_lock_contention_is_retried(
+    repos: Repos, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = fail_checkout(
+        monkeypatch, "fatal: Unable to create '/x/index.lock': File exists.\n", times=2
+    )
+    wt = await add(GitRepo(repos.clone), state, "K")
+    adds = [c for c in calls if c[:2] == ("worktree", "add")]
+    assert len(adds) == 3
+    assert all("-b" in c for c in adds)  # the branch was deleted after each failed try
+    assert (wt.path / "README").read_text() == "hello\n"
+    assert git(wt.path, "status", "--porcelain") == ""
+    assert linked_worktrees(repos.clone) == [wt.path]
+
+
+async def test_a_cancelled_checkout_leaves_nothing_behind(
+    repos: Repos, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = GitRepo.run
+    in_checkout = trio.Event()
+
+    async def run(self: GitRepo, *args: str, **kwargs: Any) -> CompletedGit:
+        if args[:1] == ("checkout",):
+            write(self.path / "README", "half writt")
+            in_checkout.set()
+            await trio.sleep_forever()
+        return await real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(GitRepo, "run", run)
+    repo = GitRepo(repos.clone)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(add, repo, state, "K")
+        await in_checkout.wait()
+        nursery.cancel_scope.cancel()
+    assert linked_worktrees(repos.clone) == []
+    assert branches(repos.clone, "refs/heads/planrun/") == []
+    assert not worktree_dir(state, "K").exists()
+
+
+async def test_a_worktree_whose_checkout_was_killed_is_quarantined_and_made_again(
+    repos: Repos, state: Path
+) -> None:
+    repo = GitRepo(repos.clone)
+    path = worktree_dir(state, "K")
+    branch = branch_name("p", "K")
+    # what a run killed (SIGKILL) between worktree add --no-checkout and the checkout leaves
+    git(repos.clone, "worktree", "add", "-q", "--no-checkout", "--lock", "--reason", REASON,
+        "-b", branch, str(path), "main")  # fmt: skip
+    write(path / "README", "half writt")
+    with pytest.raises(GitError, match="checkout never finished"):
+        await add(repo, state, "K")
+    assert (path / "README").read_text() == "half writt"
+
+    quarantine = state / "quarantine"
+    wt = await add_worktree(repo, path, branch, "main", reason=REASON, quarantine_dir=quarantine)
+    assert (wt.path / "README").read_text() == "hello\n"
+    assert git(wt.path, "status", "--porcelain") == ""
+    (moved,) = quarantine.iterdir()
+    assert (moved / "README").read_text() == "half writt"
+    assert linked_worktrees(repos.clone) == [wt.path]
+
+
 # --- G4: resume --------------------------------------------------------------------------
 
 
@@ -336,6 +496,32 @@ async def test_dirty_worktrees_are_never_removed(repos: Repos, state: Path) -> N
     assert all(e.locked == REASON for e in (await list_worktrees(repo))[1:])
 
 
+async def test_untracked_files_count_even_where_status_hides_them(
+    repos: Repos, state: Path
+) -> None:
+    repo = GitRepo(repos.clone)
+    wt = await add(repo, state, "U")
+    write(wt.path / "new.txt", "precious\n")
+    git(repos.clone, "config", "status.showUntrackedFiles", "no")  # git 2.39 alone loses it
+    assert not await remove_worktree(repo, wt, delete_branch=True)
+    assert (wt.path / "new.txt").read_text() == "precious\n"
+    assert tip(repos.clone, wt.branch) is not None
+    (entry,) = [e for e in await list_worktrees(repo) if e.branch == wt.branch]
+    assert entry.locked == REASON  # locked again after git refused
+
+
+async def test_a_branch_that_moved_is_kept(repos: Repos, state: Path) -> None:
+    repo = GitRepo(repos.clone)
+    wt = await add(repo, state, "M")
+    seen = tip(repos.clone, wt.branch)
+    commit_file(wt.path, "later.txt", "later\n", "after the landing")
+    async with repo.lock():
+        entries = await list_worktrees(repo)
+        assert await remove_listed(repo, entries, wt, delete_branch=True, branch_tip=seen)
+    assert not wt.path.exists()
+    assert tip(repos.clone, wt.branch) != seen  # kept, with its new commit
+
+
 async def test_clean_worktrees_are_removed_and_branches_kept_or_deleted(
     repos: Repos, state: Path
 ) -> None:
@@ -398,6 +584,19 @@ async def test_commit_all(repos: Repos, state: Path) -> None:
         "sub/new.txt",
     ]
     assert not await GitRepo(wt.path).is_dirty()
+
+
+async def test_commit_all_when_staging_undoes_a_change(repos: Repos, state: Path) -> None:
+    wt = await add(GitRepo(repos.clone), state, "C")
+    write(wt.path / "README", "changed\n")
+    git(wt.path, "add", "README")
+    write(wt.path / "README", "hello\n")  # staged, then changed back
+    assert await commit_all(wt, "nothing after all") is None
+    assert tip(wt.path, "HEAD") == wt.base_commit
+    git(wt.path, "mv", "README", "README.md")  # a staged rename
+    assert await commit_leftovers(wt, "renamed")
+    assert git(wt.path, "log", "-1", "--format=%s") == "renamed"
+    assert git(wt.path, "status", "--porcelain") == ""
 
 
 async def test_commit_all_falls_back_to_planrun_identity(

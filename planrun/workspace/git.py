@@ -11,7 +11,8 @@ accepted by ``rev-parse --verify``, ``branch``, ``worktree add/remove/lock/unloc
 ``update-ref``, ``merge-tree``, ``commit-tree``, ``merge-base``, ``rebase``, ``log``, ``diff``,
 ``rev-list``, ``show-ref``, ``for-each-ref``, ``symbolic-ref`` and ``cherry-pick``.
 ``check-ref-format`` rejects it (usage, exit 129), but it reads its operands by position, so a
-name there is never taken as an option. ``update-ref`` takes any operand after
+name there is never taken as an option. ``cat-file --batch-check`` reads revisions on stdin,
+where nothing is an option. ``update-ref`` takes any operand after
 ``--end-of-options`` as a ref name, even ``-d`` (it writes ``.git/-d``), so planrun passes it only
 full ``refs/heads/<checked name>`` names.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -60,6 +62,13 @@ _FIXED_ENV = {
 _POLL_FIRST = 0.002
 _POLL_MAX = 0.05
 
+# Branch names that ``git check-ref-format --branch`` accepts as they are, checked without
+# running git: components of [A-Za-z0-9_][A-Za-z0-9._-]*, no "..", none ending in "." or
+# ".lock", not "HEAD" (every name planrun derives with names.branch_name has this shape).
+# Anything else is asked of git.
+_PLAIN_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
 # One trio.Lock per repository (realpath of its common dir) per trio run.
 _LOCKS: trio.lowlevel.RunVar[dict[str, trio.Lock]] = trio.lowlevel.RunVar("planrun_git_locks")
 
@@ -91,11 +100,16 @@ class GitRepo:
     """One git repository, reached through ``path`` (its top level, or any of its worktrees).
 
     Two GitRepo objects whose paths belong to the same repository share one :meth:`lock`.
+    One object caches, for its lifetime (a run), its common dir, the branch names git
+    accepted and the identity fallback: make one per repository and reuse it.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._common_dir: Path | None = None
+        self._valid_refs: set[str] = set()
+        self._identity: tuple[str, ...] | None = None
+        self._asking = trio.Lock()  # tasks that start together ask git for a cached value once
 
     def __repr__(self) -> str:
         return f"GitRepo({str(self.path)!r})"
@@ -132,8 +146,10 @@ class GitRepo:
     async def common_dir(self) -> Path:
         """The absolute, resolved ``--git-common-dir`` (shared by all worktrees); cached."""
         if self._common_dir is None:
-            out = await self.run("rev-parse", "--path-format=absolute", "--git-common-dir")
-            self._common_dir = Path(await trio.Path(out.stdout.strip()).resolve())
+            async with self._asking:
+                if self._common_dir is None:
+                    out = await self.run("rev-parse", "--path-format=absolute", "--git-common-dir")
+                    self._common_dir = Path(await trio.Path(out.stdout.strip()).resolve())
         return self._common_dir
 
     @asynccontextmanager
@@ -160,7 +176,11 @@ class GitRepo:
         """Raise GitError unless ``name`` is a valid branch name (``git check-ref-format``).
 
         Names starting with ``-`` and names git would expand (``@{-1}``) are refused too.
+        Names of a plainly valid shape are accepted without running git; names git accepted
+        are remembered (the answer depends on the name only).
         """
+        if name in self._valid_refs or _plainly_valid_branch(name):
+            return
         argv = ("git", "check-ref-format", "--branch", name)
         if not name or name.startswith("-"):
             raise GitError(argv, 1, f"fatal: '{name}' is not a valid branch name\n")
@@ -170,6 +190,7 @@ class GitRepo:
             raise GitError(argv, out.returncode, out.stderr)
         if out.stdout.strip() != name:
             raise GitError(argv, 1, f"fatal: '{name}' names another branch, not itself\n")
+        self._valid_refs.add(name)
 
     async def current_branch(self, worktree_path: Path | None = None) -> str | None:
         """The branch checked out at ``worktree_path`` (default: this path); None if detached."""
@@ -194,6 +215,25 @@ class GitRepo:
             return None
         raise GitError(out.argv, out.returncode, out.stderr)
 
+    async def resolve_commits(self, *revs: str) -> list[str | None]:
+        """The full sha of the commit each of ``revs`` names (None where none), in one git call.
+
+        ``git cat-file --batch-check`` reads ``<rev>^{commit}`` lines on stdin, so a rev is
+        never taken as an option; it resolves revs as ``rev-parse --verify`` does. A rev with a
+        line break names nothing (None).
+        """
+        wanted = [rev for rev in revs if "\n" not in rev and "\r" not in rev]
+        if not wanted:
+            return [None] * len(revs)
+        out = await self.run(
+            "cat-file", "--batch-check", input="".join(f"{rev}^{{commit}}\n" for rev in wanted)
+        )
+        found: dict[str, str | None] = {}
+        for rev, line in zip(wanted, out.stdout.splitlines(), strict=False):
+            sha, _, kind = line.partition(" ")
+            found[rev] = sha if _SHA.fullmatch(sha) and kind.startswith("commit ") else None
+        return [found.get(rev) for rev in revs]
+
     async def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether commit ``ancestor`` is reachable from ``descendant`` (or equal to it)."""
         out = await self.run(
@@ -212,7 +252,17 @@ class GitRepo:
         return out.stdout != ""
 
     async def identity_config(self) -> tuple[str, ...]:
-        """``user.*=`` settings (for ``config=``) of a fallback identity; () if git has one."""
+        """``user.*=`` settings (for ``config=``) of a fallback identity; () if git has one.
+
+        Asked of git once per GitRepo object (two ``git var`` calls), then remembered.
+        """
+        if self._identity is None:
+            async with self._asking:
+                if self._identity is None:
+                    self._identity = await self._ask_identity()
+        return self._identity
+
+    async def _ask_identity(self) -> tuple[str, ...]:
         for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
             if (await self.run("var", var, check=False)).returncode != 0:
                 return FALLBACK_IDENTITY
@@ -225,6 +275,16 @@ async def is_repo(path: Path) -> bool:
         return False
     out = await GitRepo(path).run("rev-parse", "--is-inside-work-tree", check=False)
     return out.returncode == 0 and out.stdout.strip() == "true"
+
+
+def _plainly_valid_branch(name: str) -> bool:
+    """Whether ``name`` has a shape ``check-ref-format --branch`` accepts unchanged."""
+    return (
+        _PLAIN_BRANCH.fullmatch(name) is not None
+        and ".." not in name
+        and name != "HEAD"
+        and not any(part.endswith((".", ".lock")) for part in name.split("/"))
+    )
 
 
 def _lock_for(key: str) -> trio.Lock:

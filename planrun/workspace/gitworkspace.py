@@ -30,9 +30,9 @@ from planrun.plan.resolved import ProjectSpec, Task
 from planrun.sessions.base import Session
 from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.git import GitRepo, is_repo
-from planrun.workspace.landing import ensure_target, land
+from planrun.workspace.landing import ensure_target, land_and_remove
 from planrun.workspace.names import branch_name, worktree_dir
-from planrun.workspace.worktrees import Worktree, add_worktree, commit_all, remove_worktree
+from planrun.workspace.worktrees import Worktree, add_worktree, commit_all, commit_leftovers
 
 
 class GitWorkspace:
@@ -147,14 +147,14 @@ class GitWorkspace:
         assert repo is not None
         wt = self._worktree(prepared)
         message = f"planrun {self.plan.name}: {task.key}: {task.title}"
-        await commit_all(wt, message)
-        result = await land(repo, wt, project.target_branch, project.integrate, message)
+        await commit_leftovers(wt, message, repo=repo)
         if project.integrate == "none":
             return Landed(None, None)
-        merged = result.commit is not None and await repo.is_ancestor(
-            wt.branch, project.target_branch
+        # one hold of the repository lock: land, then remove the worktree (and the branch
+        # if it landed whole)
+        result, _ = await land_and_remove(
+            repo, wt, project.target_branch, project.integrate, message
         )
-        await remove_worktree(repo, wt, delete_branch=merged)
         return Landed(result.commit, result.diffstat or None)
 
     async def commit(self, task: Task, prepared: Prepared) -> str | None:
@@ -162,7 +162,8 @@ class GitWorkspace:
         if prepared.worktree is None:
             return None
         message = f"planrun {self.plan.name}: {task.key}: {task.title}"
-        return await commit_all(self._worktree(prepared), message)
+        repo = await self._repo(self.plan.projects[task.project]) if task.project else None
+        return await commit_all(self._worktree(prepared), message, repo=repo)
 
     async def keep(self, task: Task, prepared: Prepared, status: Status) -> None:
         """A failed task's worktree and branch stay as they are, for inspection."""

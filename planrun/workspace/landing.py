@@ -18,18 +18,27 @@ How it avoids touching anyone's checkout:
 - A target that is checked out in any worktree (say the user's main checkout) is refused with a
   GitError: moving a checked-out branch would change the files under that checkout's feet.
 
-Every landing holds ``repo.lock()``: one landing at a time per repository. The task branch is
-landed as committed; call ``commit_all`` first to include uncommitted work.
+Every landing holds ``repo.lock()``: one landing at a time per repository, from reading the
+target's tip to moving it (the diffstat of what landed is computed after the lock is
+released). :func:`land_and_remove` also removes the task's worktree in the same hold of the
+lock, with the same ``worktree list``. The task branch is landed as committed; call
+``commit_all`` first to include uncommitted work.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from planrun.errors import GitError, MergeConflict
 from planrun.workspace.git import GitRepo
-from planrun.workspace.worktrees import Worktree, ensure_branch, list_worktrees
+from planrun.workspace.worktrees import (
+    Worktree,
+    WorktreeEntry,
+    ensure_branch,
+    list_worktrees,
+    remove_listed,
+)
 
 Strategy = Literal["merge", "squash", "rebase", "none"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
@@ -64,33 +73,88 @@ async def land(
     GitError when the target is missing, is checked out somewhere, or moved meanwhile.
     ``message`` is the merge/squash commit's message (rebase keeps the task's commits).
     """
-    if strategy == "none":
+    if not await _check(repo, wt, target_branch, strategy):
         return LandResult(None, None, "", "none")
+    async with repo.lock():
+        result, _ = await _land_locked(
+            repo, await list_worktrees(repo), wt, target_branch, strategy, message
+        )
+    return await _with_diffstat(repo, result)
+
+
+async def land_and_remove(
+    repo: GitRepo, wt: Worktree, target_branch: str, strategy: Strategy, message: str
+) -> tuple[LandResult, bool]:
+    """:func:`land`, then remove the task's worktree in the same hold of the lock.
+
+    The worktree is removed as :func:`~planrun.workspace.worktrees.remove_worktree` would
+    (never when dirty or not planrun's), whether or not anything landed; the task branch is
+    deleted too when all of it landed (merge, rebase), and only while it is still at the tip
+    that landed. Returns the landing and whether the worktree was removed (a git error while
+    removing keeps it and is not raised: the landing stands). A conflict or an error while
+    landing raises before anything is removed.
+    """
+    if not await _check(repo, wt, target_branch, strategy):
+        return LandResult(None, None, "", "none"), False
+    async with repo.lock():
+        entries = await list_worktrees(repo)
+        result, tip = await _land_locked(repo, entries, wt, target_branch, strategy, message)
+        merged = result.commit is not None and strategy != "squash"
+        try:
+            removed = await remove_listed(repo, entries, wt, delete_branch=merged, branch_tip=tip)
+        except GitError:
+            removed = False  # what landed stays landed; the worktree is kept for a look
+    return await _with_diffstat(repo, result), removed
+
+
+async def _check(repo: GitRepo, wt: Worktree, target_branch: str, strategy: Strategy) -> bool:
+    """False for strategy ``none``; raise on an unknown strategy or an invalid branch name."""
+    if strategy == "none":
+        return False
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown integration strategy {strategy!r}")
     await repo.check_ref(target_branch)
     await repo.check_ref(wt.branch)
-    async with repo.lock():
-        await _refuse_checked_out(repo, target_branch)
+    return True
+
+
+async def _land_locked(
+    repo: GitRepo,
+    entries: list[WorktreeEntry],
+    wt: Worktree,
+    target_branch: str,
+    strategy: Strategy,
+    message: str,
+) -> tuple[LandResult, str | None]:
+    """The landing, under the lock; returns it and the task tip that landed (None if none)."""
+    _refuse_checked_out(entries, target_branch)
+    new: str | None
+    if strategy == "rebase":
         old = await _tip(repo, target_branch)
-        new: str | None
-        if strategy == "rebase":
-            new = await _rebase(wt, old)
-        else:
-            new = await _merge_commit(repo, wt.branch, old, message, squash=strategy == "squash")
-        if new is None or new == old:
-            return LandResult(None, old, "", strategy)
-        await repo.run(
-            "update-ref",
-            "-m",
-            f"planrun: land {wt.branch} ({strategy})",
-            "--end-of-options",
-            f"refs/heads/{target_branch}",
-            new,
-            old,
-        )
-        stat = await repo.run("diff", "--stat", "--end-of-options", old, new)
-        return LandResult(new, old, stat.stdout, strategy)
+        new = tip = await _rebase(repo, wt, old)
+    else:
+        old, old_tree, tip = await _tips(repo, target_branch, wt.branch)
+        new = await _merge_commit(repo, tip, old, old_tree, message, squash=strategy == "squash")
+    if new is None or new == old:
+        return LandResult(None, old, "", strategy), None
+    await repo.run(
+        "update-ref",
+        "-m",
+        f"planrun: land {wt.branch} ({strategy})",
+        "--end-of-options",
+        f"refs/heads/{target_branch}",
+        new,
+        old,
+    )
+    return LandResult(new, old, "", strategy), tip
+
+
+async def _with_diffstat(repo: GitRepo, result: LandResult) -> LandResult:
+    """``result`` with the diffstat of what landed (two fixed commits: no lock needed)."""
+    if result.commit is None or result.base_commit is None:
+        return result
+    stat = await repo.run("diff", "--stat", "--end-of-options", result.base_commit, result.commit)
+    return replace(result, diffstat=stat.stdout)
 
 
 async def _tip(repo: GitRepo, branch: str) -> str:
@@ -104,8 +168,33 @@ async def _tip(repo: GitRepo, branch: str) -> str:
     return sha
 
 
-async def _refuse_checked_out(repo: GitRepo, branch: str) -> None:
-    for entry in await list_worktrees(repo):
+async def _tips(repo: GitRepo, target: str, branch: str) -> tuple[str, str, str]:
+    """The target's tip and tree and the task branch's tip, read in one ``for-each-ref``.
+
+    Each line of for-each-ref reads its ref once, so a tip and its tree always agree.
+    """
+    refs = (f"refs/heads/{target}", f"refs/heads/{branch}")
+    out = await repo.run(
+        "for-each-ref",
+        "--format=%(objectname) %(objecttype) %(tree) %(refname)",
+        "--end-of-options",
+        *refs,
+    )
+    found: dict[str, tuple[str, str]] = {}
+    for line in out.stdout.splitlines():
+        sha, kind, tree, name = [*line.split(" ", 3), "", "", ""][:4]
+        if kind == "commit" and tree:
+            found[name] = (sha, tree)
+    if refs[0] not in found or refs[1] not in found:
+        # missing (or not a commit): read one at a time, which names the missing branch
+        old, tip = await _tip(repo, target), await _tip(repo, branch)
+        return old, await _tree_of(repo, old), tip
+    (old, old_tree), (tip, _) = found[refs[0]], found[refs[1]]
+    return old, old_tree, tip
+
+
+def _refuse_checked_out(entries: list[WorktreeEntry], branch: str) -> None:
+    for entry in entries:
         if entry.branch == branch and not entry.bare:
             raise GitError(
                 ("git", "update-ref", f"refs/heads/{branch}"),
@@ -117,14 +206,16 @@ async def _refuse_checked_out(repo: GitRepo, branch: str) -> None:
 
 
 async def _merge_commit(
-    repo: GitRepo, branch: str, old: str, message: str, *, squash: bool
+    repo: GitRepo, tip: str, old: str, old_tree: str, message: str, *, squash: bool
 ) -> str | None:
-    """The commit that merges ``branch`` into ``old`` (None: nothing to land); no ref moves."""
-    tip = await _tip(repo, branch)
-    if await repo.is_ancestor(tip, old):
-        return None
+    """The commit that merges ``tip`` into ``old`` (None: nothing to land); no ref moves.
+
+    Nothing lands when the merged tree is the target's own: for squash always; for merge
+    when the task tip is already in the target (if it is, the merge is the target's tree, so
+    only then is ``merge-base --is-ancestor`` asked).
+    """
     tree = await _merge_tree(repo, old, tip)
-    if squash and tree == await _tree_of(repo, old):
+    if tree == old_tree and (squash or await repo.is_ancestor(tip, old)):
         return None
     parents = ["-p", old] if squash else ["-p", old, "-p", tip]
     identity = await repo.identity_config()
@@ -177,20 +268,20 @@ def _merge_messages(info: str) -> list[str]:
     return [m for m in messages if m.startswith("CONFLICT")]
 
 
-async def _rebase(wt: Worktree, onto: str) -> str:
+async def _rebase(repo: GitRepo, wt: Worktree, onto: str) -> str:
     """Rebase the task branch in its own worktree onto ``onto``; return the new tip."""
-    repo = GitRepo(wt.path)
-    on = await repo.current_branch()
+    here = GitRepo(wt.path)
+    on = await here.current_branch()
     if on != wt.branch:
         raise GitError(
             ("git", "rebase"),
             1,
             f"fatal: {wt.path} is on {on or 'a detached HEAD'}, not {wt.branch}\n",
         )
-    if await repo.is_dirty():
+    if await here.is_dirty():
         raise GitError(("git", "rebase"), 1, f"fatal: {wt.path} has uncommitted changes\n")
     identity = await repo.identity_config()
-    out = await repo.run(
+    out = await here.run(
         "rebase",
         "--no-autostash",
         "--no-update-refs",
@@ -200,13 +291,13 @@ async def _rebase(wt: Worktree, onto: str) -> str:
         config=(*identity, "core.hooksPath=/dev/null"),
     )
     if out.returncode != 0:
-        conflicted = await _unmerged_paths(repo)
-        await repo.run("rebase", "--abort", check=False)
+        conflicted = await _unmerged_paths(here)
+        await here.run("rebase", "--abort", check=False)
         if conflicted:
             detail = out.stdout + out.stderr + "".join(f"CONFLICT in {p}\n" for p in conflicted)
             raise MergeConflict(out.argv, out.returncode, detail, conflicted)
         raise GitError(out.argv, out.returncode, out.stderr)
-    return await _tip(repo, wt.branch)
+    return await _tip(here, wt.branch)
 
 
 async def _unmerged_paths(repo: GitRepo) -> list[str]:

@@ -7,11 +7,25 @@ Contracts:
 - Worktrees are added with ``--lock --reason planrun...`` (``gc``/``prune`` cannot take them
   while a task runs) and new branches with ``--no-track`` (no write to the shared
   ``.git/config``, the source of the parallel-add race).
+- Under the lock a worktree is only registered (``worktree add --no-checkout``: the branch,
+  ``.git/worktrees/<id>/``); its files are checked out after the lock is released, with
+  ``git -C <worktree> checkout -q``, which writes only that worktree's files and its own
+  index (``.git/worktrees/<id>/index``), refuses to overwrite files it did not expect, and
+  runs the ``post-checkout`` hook as ``worktree add`` would. So checkouts of different
+  worktrees run in parallel.
 - ``worktree add`` is retried only when git reports lock contention, and only after undoing
   what the failed try made: the worktree if it is registered and clean, the branch if this
-  call created it, it still points at the base and no worktree has it checked out.
+  call created it, it still points at the base and no worktree has it checked out. A
+  checkout that did not finish (no index written: an error, a cancellation) leaves a
+  worktree that holds nothing but what that checkout wrote; like ``worktree add``'s own
+  clean-up on failure, that worktree is removed with ``--force``, and its branch if this
+  call created it. One left by a killed run is found by its missing index when resumed and
+  quarantined (moved aside, never deleted) before the worktree is made again.
 - Nothing here runs ``git worktree prune`` (it is repository-wide) or removes a dirty or
-  foreign-locked worktree, or ``rm -rf``\\ s a folder.
+  foreign-locked worktree, or ``rm -rf``\\ s a folder. Removal leaves the clean check to
+  ``git worktree remove`` itself, with ``status.showUntrackedFiles=normal`` forced: git 2.39
+  checks with a plain ``git status --porcelain``, which a configured
+  ``status.showUntrackedFiles=no`` would let delete untracked files.
 """
 
 from __future__ import annotations
@@ -33,6 +47,12 @@ LOCK_REASON_PREFIX = "planrun"
 ADD_ATTEMPTS = 5  # total tries of ``worktree add`` under lock contention
 _BACKOFF_FIRST = 0.05  # seconds; doubles per retry: 0.05, 0.1, 0.2, 0.4
 _BACKOFF_MAX = 1.0
+
+# ``git worktree remove`` checks cleanliness with ``git status --porcelain`` (a child that
+# inherits ``-c``): untracked files must count whatever the repository's config says.
+_REMOVE_CONFIG = ("status.showUntrackedFiles=normal",)
+# How long a clean-up after a failed or cancelled checkout may wait for the lock and git.
+_CLEANUP_TIMEOUT = 15.0
 
 _CONTENTION = re.compile(
     r"\.lock'?: File exists|index\.lock|could not lock config file|"
@@ -135,15 +155,6 @@ async def _branch_tip(repo: GitRepo, branch: str) -> str | None:
     return await repo.rev_parse(f"refs/heads/{branch}")
 
 
-async def _resolve(repo: GitRepo, ref: str) -> str:
-    sha = await repo.rev_parse(ref)
-    if sha is None:
-        raise GitError(
-            ("git", "rev-parse", "--verify", ref), 1, f"fatal: {ref!r} is not a commit\n"
-        )
-    return sha
-
-
 async def _fork_point(repo: GitRepo, branch: str, base: str) -> str | None:
     out = await repo.run(
         "merge-base", "--end-of-options", base, f"refs/heads/{branch}", check=False
@@ -159,10 +170,11 @@ async def ensure_branch(repo: GitRepo, branch: str, start_point: str) -> str:
     """
     await repo.check_ref(branch)
     async with repo.lock():
-        existing = await _branch_tip(repo, branch)
+        existing, start = await repo.resolve_commits(f"refs/heads/{branch}", start_point)
         if existing is not None:
             return existing
-        start = await _resolve(repo, start_point)
+        if start is None:
+            raise _not_a_commit(start_point)
         zero = "0" * len(start)
         out = await repo.run(
             "update-ref",
@@ -180,6 +192,26 @@ async def ensure_branch(repo: GitRepo, branch: str, start_point: str) -> str:
         return tip
 
 
+def _not_a_commit(ref: str) -> GitError:
+    return GitError(("git", "rev-parse", "--verify", ref), 1, f"fatal: {ref!r} is not a commit\n")
+
+
+@dataclass(frozen=True)
+class _Added:
+    """What one try of :func:`add_worktree` did under the lock.
+
+    ``fresh``: this try registered the worktree (``--no-checkout``), so its files are still
+    to be checked out; ``created``: this try created the branch, at ``base``.
+    """
+
+    path: Path
+    branch: str
+    base: str
+    fresh: bool
+    created: bool
+    fork_point: str | None = None
+
+
 async def add_worktree(
     repo: GitRepo,
     path: Path,
@@ -194,16 +226,20 @@ async def add_worktree(
     - ``path`` registered on ``branch`` with its folder present: reused as is (work kept),
       locked again if someone unlocked it.
     - ``path`` registered but its folder gone: that entry alone is removed, then re-added.
+    - ``path`` registered on ``branch`` but never checked out (no index: a run was killed
+      while checking it out): the folder is moved to ``quarantine_dir`` (else GitError), the
+      entry removed, and the worktree made again.
     - ``path`` exists, not empty and not registered (left by a kill): moved to
       ``quarantine_dir/<ns>-<name>`` if given, else GitError. Never deleted.
     - ``branch`` exists (an earlier attempt): attached as is, never reset to ``base_ref``.
     - otherwise ``branch`` is created at ``base_ref`` with ``--no-track``.
 
-    ``reason`` is the lock reason, prefixed with ``planrun: `` unless it starts with
-    ``planrun``. Lock contention is retried (:data:`ADD_ATTEMPTS` tries, exponential backoff,
-    the repository lock released while waiting) and, if the lock stays, reported with the
-    held lock file named; git's lock files are never deleted here. Any other failure raises
-    GitError at once.
+    The repository lock is held to register the worktree, not to check out its files (see
+    the module doc). ``reason`` is the lock reason, prefixed with ``planrun: `` unless it
+    starts with ``planrun``. Lock contention is retried (:data:`ADD_ATTEMPTS` tries,
+    exponential backoff, the repository lock released while waiting) and, if the lock stays,
+    reported with the held lock file named; git's lock files are never deleted here. Any
+    other failure raises GitError at once.
     """
     await repo.check_ref(branch)
     if not reason.startswith(LOCK_REASON_PREFIX):
@@ -220,7 +256,13 @@ async def add_worktree(
         async for attempt in retrying:
             with attempt:
                 async with repo.lock():
-                    return await _add_locked(repo, path, branch, base_ref, reason, quarantine_dir)
+                    added = await _add_locked(repo, path, branch, base_ref, reason, quarantine_dir)
+                if added.fresh:
+                    await _check_out(repo, added)
+                fork = added.fork_point
+                if not added.created:
+                    fork = await _fork_point(repo, branch, added.base)
+                return Worktree(path, branch, fork)
     except GitError as exc:
         if is_contention(exc):
             raise _still_locked(exc) from exc
@@ -242,24 +284,28 @@ async def _add_locked(
     base_ref: str,
     reason: str,
     quarantine_dir: Path | None,
-) -> Worktree:
-    base = await _resolve(repo, base_ref)
+) -> _Added:
+    base, tip = await repo.resolve_commits(base_ref, f"refs/heads/{branch}")
+    if base is None:
+        raise _not_a_commit(base_ref)
     entry = _entry_at(await list_worktrees(repo), path)
-    if entry is not None and await _reuse(repo, entry, branch, reason):
-        return Worktree(path, branch, await _fork_point(repo, branch, base))
+    if entry is not None and await _reuse(repo, entry, branch, reason, quarantine_dir):
+        return _Added(path, branch, base, fresh=False, created=False)
     if entry is None and await trio.to_thread.run_sync(_nonempty_dir, path):
         _quarantine(path, quarantine_dir)
-    created = await _branch_tip(repo, branch) is None
+    created = tip is None
     try:
         await _worktree_add(repo, path, branch, base, reason, create=created)
     except GitError as exc:
         if is_contention(exc):
             await _undo_partial_add(repo, path, branch, base, created=created)
         raise
-    return Worktree(path, branch, base if created else await _fork_point(repo, branch, base))
+    return _Added(path, branch, base, fresh=True, created=created, fork_point=base)
 
 
-async def _reuse(repo: GitRepo, entry: WorktreeEntry, branch: str, reason: str) -> bool:
+async def _reuse(
+    repo: GitRepo, entry: WorktreeEntry, branch: str, reason: str, quarantine_dir: Path | None
+) -> bool:
     """True if ``entry`` is the task's live worktree; False once a stale entry was removed."""
     if not await _is_dir(entry.path):
         await _drop_entry(repo, entry)
@@ -271,15 +317,32 @@ async def _reuse(repo: GitRepo, entry: WorktreeEntry, branch: str, reason: str) 
             f"fatal: {entry.path} is already a worktree of "
             f"{entry.branch or 'a detached HEAD'}, not of {branch}\n",
         )
+    if not await _checked_out(repo, entry.path):
+        # a checkout killed before it wrote the index: what is there is no one's work, but
+        # it is moved aside rather than deleted
+        if quarantine_dir is None or not _ours(entry):
+            raise GitError(
+                ("git", "worktree", "add", str(entry.path)),
+                1,
+                f"fatal: {entry.path} is a worktree whose checkout never finished (it has no "
+                "index); planrun will not use or delete it (move it away)\n",
+            )
+        _quarantine(entry.path, quarantine_dir)
+        await _drop_entry(repo, entry)
+        return False
     if entry.locked is None:
         await repo.run("worktree", "lock", "--reason", reason, "--end-of-options", str(entry.path))
     return True
 
 
+def _ours(entry: WorktreeEntry) -> bool:
+    return entry.locked is None or entry.locked.startswith(LOCK_REASON_PREFIX)
+
+
 async def _drop_entry(repo: GitRepo, entry: WorktreeEntry) -> None:
     """Remove the registration of one worktree whose folder is gone (a targeted prune)."""
     if entry.locked is not None:
-        await repo.run("worktree", "unlock", "--end-of-options", str(entry.path))
+        await _unlock(repo, entry.path)
     await repo.run("worktree", "remove", "--end-of-options", str(entry.path))
 
 
@@ -298,7 +361,7 @@ def _quarantine(path: Path, quarantine_dir: Path | None) -> None:
 async def _worktree_add(
     repo: GitRepo, path: Path, branch: str, base: str, reason: str, *, create: bool
 ) -> None:
-    args = ["worktree", "add", "--lock", "--reason", reason]
+    args = ["worktree", "add", "--no-checkout", "--lock", "--reason", reason]
     if create:
         args += ["--no-track", "-b", branch, "--end-of-options", str(path), base]
     else:
@@ -306,16 +369,104 @@ async def _worktree_add(
     await repo.run(*args)
 
 
+async def _check_out(repo: GitRepo, added: _Added) -> None:
+    """Check out the files of a worktree just registered with ``--no-checkout``; no lock held.
+
+    ``checkout -q`` in a worktree without an index checks out HEAD whole (an initial
+    checkout), refuses to overwrite files in its way, then runs ``post-checkout``. When it
+    fails or is cancelled, the clean-up runs shielded, under the lock: a worktree left
+    without an index holds only what this checkout wrote and is removed with what this try
+    created (as ``worktree add`` removes its own on failure); one with an index (only the
+    hook failed) is undone only on lock contention, and only if clean.
+    """
+    try:
+        await GitRepo(added.path).run("checkout", "-q")
+    except BaseException as exc:
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + _CLEANUP_TIMEOUT):
+            if not await _checked_out(repo, added.path):
+                async with repo.lock():
+                    await _undo_partial_add(
+                        repo, added.path, added.branch, added.base, created=added.created, junk=True
+                    )
+            elif is_contention(exc):
+                async with repo.lock():
+                    await _undo_partial_add(
+                        repo, added.path, added.branch, added.base, created=added.created
+                    )
+        raise
+
+
+async def _checked_out(repo: GitRepo, path: Path) -> bool:
+    """Whether the worktree at ``path`` has its index (its checkout finished)."""
+    admin = _admin_dir(await repo.common_dir(), path)
+    if admin is not None:
+        return await trio.Path(admin / "index").exists()
+    out = await GitRepo(path).run(
+        "rev-parse", "--path-format=absolute", "--git-path", "index", check=False
+    )
+    if out.returncode != 0:
+        return True  # not readable as a worktree: nothing to tell, leave it to git
+    return await trio.Path(out.stdout.strip()).exists()
+
+
+def _admin_dir(common: Path, path: Path) -> Path | None:
+    """``<common>/worktrees/<id>`` of the linked worktree at ``path``, read from ``path/.git``.
+
+    None unless ``path/.git`` is a gitfile naming a folder of ``<common>/worktrees`` whose
+    ``gitdir`` file points back at ``path/.git`` (the layout gitrepository-layout(5)
+    documents).
+    """
+    try:
+        text = (path / ".git").read_text()
+        if not text.startswith("gitdir: "):
+            return None
+        admin = Path(path, text[len("gitdir: ") :].strip())
+        if not _same_path(admin.parent, common / "worktrees"):
+            return None
+        back = Path(admin, (admin / "gitdir").read_text().strip())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return admin if _same_path(back, path / ".git") else None
+
+
+async def _unlock(repo: GitRepo, path: Path) -> None:
+    """``git worktree unlock``, done as git does it: delete ``worktrees/<id>/locked``.
+
+    Falls back to running git when the worktree's admin folder cannot be read.
+    """
+    admin = _admin_dir(await repo.common_dir(), path)
+    if admin is not None:
+        try:
+            (admin / "locked").unlink(missing_ok=True)
+            return
+        except OSError:
+            pass
+    await repo.run("worktree", "unlock", "--end-of-options", str(path))
+
+
 async def _undo_partial_add(
-    repo: GitRepo, path: Path, branch: str, base: str, *, created: bool
+    repo: GitRepo, path: Path, branch: str, base: str, *, created: bool, junk: bool = False
 ) -> None:
-    """Undo what a failed ``worktree add`` left, touching nothing that may hold work."""
+    """Undo what a failed try left, touching nothing that may hold work.
+
+    ``junk``: the worktree was registered by this try and its checkout never finished, so it
+    holds only what that checkout wrote: it is removed with ``--force``.
+    """
     entries = await list_worktrees(repo)
     entry = _entry_at(entries, path)
-    if entry is not None and await _holds_no_work(repo, path):
+    if entry is not None and (junk or await _holds_no_work(repo, path)):
         if entry.locked is not None:
-            await repo.run("worktree", "unlock", "--end-of-options", str(path), check=False)
-        await repo.run("worktree", "remove", "--end-of-options", str(path), check=False)
+            await _unlock(repo, path)
+        force = ["--force"] if junk else []
+        await repo.run(
+            "worktree",
+            "remove",
+            *force,
+            "--end-of-options",
+            str(path),
+            check=False,
+            config=_REMOVE_CONFIG,
+        )
         entries = await list_worktrees(repo)
     if created and all(e.branch != branch for e in entries):
         # compare-and-swap delete: only while the branch still points at the base
@@ -346,32 +497,53 @@ async def remove_worktree(
     ``delete_branch`` also deletes the branch (compare-and-swap at the tip seen under lock).
     """
     async with repo.lock():
-        entry = _entry_at(await list_worktrees(repo), wt.path)
-        if entry is None:
-            if await trio.Path(wt.path).exists():
-                return False
-        elif not await _remove_entry(repo, entry, wt.branch, force=not force_clean_only):
+        return await remove_listed(
+            repo,
+            await list_worktrees(repo),
+            wt,
+            force=not force_clean_only,
+            delete_branch=delete_branch,
+        )
+
+
+async def remove_listed(
+    repo: GitRepo,
+    entries: list[WorktreeEntry],
+    wt: Worktree,
+    *,
+    force: bool = False,
+    delete_branch: bool = False,
+    branch_tip: str | None = None,
+) -> bool:
+    """:func:`remove_worktree` for a caller that holds ``repo.lock()`` and listed ``entries``
+    under it (so that one ``worktree list`` serves a landing and the removal after it).
+
+    With ``branch_tip``, the branch is deleted only while it still points there (it is kept,
+    silently, if it moved); without, at the tip read now.
+    """
+    entry = _entry_at(entries, wt.path)
+    if entry is None:
+        if await trio.Path(wt.path).exists():
             return False
-        if delete_branch:
-            await _delete_branch(repo, wt.branch)
-        return True
+    elif not await _remove_entry(repo, entry, wt.branch, force=force):
+        return False
+    if delete_branch:
+        await _delete_branch(repo, wt.branch, branch_tip)
+    return True
 
 
 async def _remove_entry(repo: GitRepo, entry: WorktreeEntry, branch: str, *, force: bool) -> bool:
-    if entry.branch != branch:
-        return False
-    if entry.locked is not None and not entry.locked.startswith(LOCK_REASON_PREFIX):
+    if entry.branch != branch or not _ours(entry):
         return False
     present = await _is_dir(entry.path)
-    if present and not force and await repo.is_dirty(entry.path):
-        return False
     if entry.locked is not None:
-        await repo.run("worktree", "unlock", "--end-of-options", str(entry.path))
+        await _unlock(repo, entry.path)
     args = ["worktree", "remove", *(["--force"] if present and force else [])]
     try:
-        await repo.run(*args, "--end-of-options", str(entry.path))
+        # without --force git refuses a worktree with modified, staged or untracked files
+        await repo.run(*args, "--end-of-options", str(entry.path), config=_REMOVE_CONFIG)
     except GitError:
-        # git's own check refused (the worktree changed after ours): keep it, locked again
+        # git refused (not clean, or changed meanwhile): keep it, locked again
         if entry.locked is not None:
             relock = ("--reason", entry.locked, "--end-of-options", str(entry.path))
             await repo.run("worktree", "lock", *relock, check=False)
@@ -379,35 +551,98 @@ async def _remove_entry(repo: GitRepo, entry: WorktreeEntry, branch: str, *, for
     return True
 
 
-async def _delete_branch(repo: GitRepo, branch: str) -> None:
+async def _delete_branch(repo: GitRepo, branch: str, expected: str | None = None) -> None:
+    ref = f"refs/heads/{branch}"
+    if expected is not None:
+        await repo.run("update-ref", "-d", "--end-of-options", ref, expected, check=False)
+        return
     tip = await _branch_tip(repo, branch)
     if tip is not None:
-        await repo.run("update-ref", "-d", "--end-of-options", f"refs/heads/{branch}", tip)
+        await repo.run("update-ref", "-d", "--end-of-options", ref, tip)
 
 
-async def commit_all(wt: Worktree, message: str) -> str | None:
+async def commit_all(wt: Worktree, message: str, *, repo: GitRepo | None = None) -> str | None:
     """Stage everything in ``wt`` (``git add -A``) and commit it; return the sha, or None.
 
-    None means there was nothing to commit. Raises GitError if the worktree is not on
-    ``wt.branch`` (a commit on a detached HEAD would never land). Hooks are skipped
-    (``--no-verify``): this is planrun saving leftovers, not an agent's own commit. The
-    identity comes from git's config or environment; ``planrun <planrun@localhost>`` is
-    used only when git has none.
+    None means there was nothing to commit. See :func:`commit_leftovers`.
     """
-    repo = GitRepo(wt.path)
-    on = await repo.current_branch()
+    if not await commit_leftovers(wt, message, repo=repo):
+        return None
+    return await GitRepo(wt.path).rev_parse("HEAD")
+
+
+async def commit_leftovers(wt: Worktree, message: str, *, repo: GitRepo | None = None) -> bool:
+    """Stage everything in ``wt`` (``git add -A``) and commit it; False if nothing to commit.
+
+    Raises GitError if the worktree is not on ``wt.branch`` (a commit on a detached HEAD
+    would never land), before staging anything. Hooks are skipped (``--no-verify``): this
+    is planrun saving leftovers, not an agent's own commit. The identity comes from git's
+    config or environment; ``planrun <planrun@localhost>`` is used only when git has none
+    (asked once per ``repo``, the repository's GitRepo, when given).
+
+    One ``git status --porcelain=v2 --branch`` gives the branch and the changes: none, no
+    ``add``; only changes that ``add -A`` surely stages (an untracked file, or a worktree
+    change to a path whose index entry still equals HEAD), no ``diff --cached`` either.
+    """
+    here = GitRepo(wt.path)
+    out = await here.run(
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "-z",
+        "--untracked-files=normal",
+        "--ignore-submodules=dirty",
+    )
+    on, changes = _parse_status(out.stdout)
     if on != wt.branch:
         raise GitError(
             ("git", "commit"),
             1,
             f"fatal: {wt.path} is on {on or 'a detached HEAD'}, not {wt.branch}\n",
         )
-    await repo.run("add", "-A")
-    staged = await repo.run("diff", "--cached", "--quiet", check=False)
-    if staged.returncode == 0:
-        return None
-    if staged.returncode != 1:
-        raise GitError(staged.argv, staged.returncode, staged.stderr)
-    identity = await repo.identity_config()
-    await repo.run("commit", "-q", "--no-verify", "-m", message, config=identity)
-    return await repo.rev_parse("HEAD")
+    if changes == "none":
+        return False
+    await here.run("add", "-A")
+    if changes == "maybe":
+        staged = await here.run("diff", "--cached", "--quiet", check=False)
+        if staged.returncode == 0:
+            return False
+        if staged.returncode != 1:
+            raise GitError(staged.argv, staged.returncode, staged.stderr)
+    identity = await (repo or here).identity_config()
+    await here.run("commit", "-q", "--no-verify", "-m", message, config=identity)
+    return True
+
+
+def _parse_status(porcelain_z: str) -> tuple[str | None, str]:
+    """The branch (None when detached) and ``none``/``sure``/``maybe`` from ``status -z`` v2.
+
+    ``sure``: ``add -A`` will stage a change (an untracked path; or an ordinary entry that is
+    not a submodule, whose index entry equals HEAD, so the worktree differs from HEAD).
+    ``maybe``: other changes (already staged, renamed, unmerged, submodules), which ``add
+    -A`` may turn back into no change at all.
+    """
+    branch: str | None = None
+    sure = maybe = False
+    records = porcelain_z.split("\0")
+    i = 0
+    while i < len(records):
+        record = records[i]
+        i += 1
+        if record.startswith("# branch.head "):
+            head = record[len("# branch.head ") :]
+            branch = None if head == "(detached)" else head
+        elif not record or record.startswith("#"):
+            continue
+        elif record.startswith("? ") or _worktree_change_only(record):
+            sure = True
+        else:
+            maybe = True
+            if record.startswith("2 "):
+                i += 1  # a rename's original path is the next record
+    return branch, "sure" if sure else "maybe" if maybe else "none"
+
+
+def _worktree_change_only(record: str) -> bool:
+    """An ordinary v2 entry, not a submodule, changed in the worktree but not in the index."""
+    return record.startswith("1 ") and record[2] == "." and record[5:9] == "N..."
