@@ -174,7 +174,8 @@ def _workspace(
         plan,
         settings.state_dir,
         session=sessions["subprocess"],
-        env=base_env(plan, settings.environ),
+        # the run id marks setup processes too, so recovery finds what a dead run left
+        env={**base_env(plan, settings.environ), "PLANRUN_RUN_ID": settings.run_id},
         secrets=secret_values(plan, settings.environ),
     )
 
