@@ -564,9 +564,14 @@ def test_a_batch_commits_all_of_its_writes_or_none(db_path: Path) -> None:
             store.record_event("r1", "one")
             store.record_event("r1", "two")
         assert [e.kind for e in store.events("r1")][-2:] == ["one", "two"]
-        with pytest.raises(RuntimeError), store.batch():
-            store.record_event("r1", "three")
-            raise RuntimeError("the writer failed half way")
+
+        def fail_half_way() -> None:
+            with store.batch():
+                store.record_event("r1", "three")
+                raise RuntimeError("the writer failed half way")
+
+        with pytest.raises(RuntimeError):
+            fail_half_way()
         assert "three" not in [e.kind for e in store.events("r1")]
     with Store.open(db_path, readonly=True) as reader:
         assert [e.kind for e in reader.events("r1")][-2:] == ["one", "two"]
