@@ -24,8 +24,6 @@ class Launch:
     argv: tuple[str, ...]
     stdin_text: str | None = None
     type_text: str | None = None
-    prompt: str | None = None
-    prompt_file: Path | None = None
 
 
 def command_argv(command: CommandSpec, context: dict[str, Any]) -> tuple[str, ...]:
@@ -57,13 +55,13 @@ def build_launch(
         uses_file = any("prompt_file" in part for part in provider.command)
         with_file = templates.render_argv(list(provider.command), context)
         tail = () if uses_file else (str(path),)
-        return Launch((*with_file, *flags, *tail), prompt=prompt, prompt_file=path)
+        return Launch((*with_file, *flags, *tail))
     argv = tuple(templates.render_argv(list(provider.command), context))
     if provider.prompt_via == "argv":
-        return Launch((*argv, *flags, prompt), prompt=prompt)
+        return Launch((*argv, *flags, prompt))
     if provider.prompt_via == "stdin":
-        return Launch((*argv, *flags), stdin_text=prompt, prompt=prompt)
-    return Launch((*argv, *flags), type_text=prompt, prompt=prompt)
+        return Launch((*argv, *flags), stdin_text=prompt)
+    return Launch((*argv, *flags), type_text=prompt)
 
 
 def build_followup(
@@ -77,15 +75,13 @@ def build_followup(
     flags = provider.yolo_flag if task.autonomous else ()
     context = {**context, "prompt": prompt}
     if provider.prompt_command:
-        return Launch(
-            (*templates.render_argv(list(provider.prompt_command), context), *flags), prompt=prompt
-        )
+        return Launch((*templates.render_argv(list(provider.prompt_command), context), *flags))
     argv = tuple(templates.render_argv(list(provider.command), context))
     if provider.prompt_via == "stdin":
-        return Launch((*argv, *flags), stdin_text=prompt, prompt=prompt)
+        return Launch((*argv, *flags), stdin_text=prompt)
     if provider.prompt_via == "type":
-        return Launch((*argv, *flags), type_text=prompt, prompt=prompt)
-    return Launch((*argv, *flags, prompt), prompt=prompt)
+        return Launch((*argv, *flags), type_text=prompt)
+    return Launch((*argv, *flags, prompt))
 
 
 def verify_prompt(command: str, exit_info: str, tail: list[str]) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import trio
 
-from planrun.attempt import AttemptRunner, session_name
+from planrun.attempt import AttemptRunner
 from planrun.environment import secret_values
 from planrun.errors import GitError, MergeConflict
 from planrun.events import EventKind, Observers
@@ -38,20 +38,9 @@ from planrun.retry import retrying
 from planrun.runtime import Journal, NullJournal, RunContext, RunSettings, iso
 from planrun.sessions.base import Session, SessionResult
 from planrun.state import Caps, Change, RunState
-from planrun.workspace.base import Landed, PlainWorkspace, Prepared, Workspace
+from planrun.workspace.base import PlainWorkspace, Prepared, Workspace
 
-__all__ = [
-    "Journal",
-    "Landed",
-    "NullJournal",
-    "PlainWorkspace",
-    "Prepared",
-    "RunSettings",
-    "Scheduler",
-    "Workspace",
-    "iso",
-    "session_name",
-]
+__all__ = ["Scheduler"]
 
 
 @dataclass

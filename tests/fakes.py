@@ -6,7 +6,6 @@ Each task's attempts follow a script of (seconds, outcome) steps; time passes th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +98,3 @@ def plan_from(text: str, tmp_path: Path, name: str = "plan.yaml") -> CompiledPla
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return load_plan(path)
-
-
-def keys(*names: str) -> Iterable[str]:
-    return names

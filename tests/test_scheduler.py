@@ -10,7 +10,8 @@ import trio
 from planrun.events import Observers
 from planrun.outcomes import Outcome, Status
 from planrun.plan.compile import CompiledPlan
-from planrun.scheduler import RunSettings, Scheduler
+from planrun.runtime import RunSettings
+from planrun.scheduler import Scheduler
 from tests.fakes import FakeSession, Recorder, plan_from
 
 OK, FAIL, TIMEOUT = Outcome.SUCCEEDED, Outcome.FAILED, Outcome.TIMED_OUT

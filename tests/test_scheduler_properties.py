@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from planrun.events import EventKind, Observers
 from planrun.outcomes import Outcome, Status
-from planrun.scheduler import RunSettings, Scheduler
+from planrun.runtime import RunSettings
+from planrun.scheduler import Scheduler
 from tests.fakes import FakeSession, Recorder, plan_from
 
 

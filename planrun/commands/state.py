@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from planrun.convergence import Decision, Known
     from planrun.journal import StoreJournal
     from planrun.plan.compile import CompiledPlan
-    from planrun.scheduler import Journal
+    from planrun.runtime import Journal
 
 STATE_FILE = "state.db"
 #: settings.state_dir's default (planrun.plan.model.Settings); a test keeps them equal.
@@ -90,7 +90,7 @@ class State:
         A read-only or store-less state returns a journal that keeps nothing.
         """
         from planrun.journal import StoreJournal
-        from planrun.scheduler import NullJournal
+        from planrun.runtime import NullJournal
 
         if self.store is None or self.readonly:
             return NullJournal()

@@ -74,6 +74,14 @@ from planrun.sessions.base import (
     SessionResult,
     SessionSpec,
 )
+from planrun.sessions.common import (
+    REAP_TIMEOUT,
+    Ending,
+    open_watcher,
+    reraise_plain,
+    signal_name,
+    startup_failed,
+)
 from planrun.sessions.output import (
     AnswerDue,
     Event,
@@ -83,13 +91,6 @@ from planrun.sessions.output import (
     SuccessMatched,
 )
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
-from planrun.sessions.subprocess import (
-    REAP_TIMEOUT,
-    _Ending,
-    _signal_name,
-    _startup_failed,
-    _unwrapped,
-)
 
 #: Bracketed paste markers (xterm): what a terminal sends around pasted text.
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
@@ -226,7 +227,7 @@ class TerminalSupervisor:
     ) -> None:
         self.spec = spec
         self.watcher = watcher
-        self.ending: _Ending | None = None
+        self.ending: Ending | None = None
         self.end = trio.Event()
         self._on_question = on_question
         self._keys_in, self._keys_out = trio.open_memory_channel[bytes](math.inf)
@@ -252,7 +253,7 @@ class TerminalSupervisor:
         """The attempt is ending: from now on events only decide the outcome."""
         self._nursery = None
 
-    def decide(self, ending: _Ending) -> None:
+    def decide(self, ending: Ending) -> None:
         """Record the first ending (later ones are ignored) and signal :attr:`end`."""
         if self.ending is None:
             self.ending = ending
@@ -268,9 +269,9 @@ class TerminalSupervisor:
         answered = {event.line for event in events if isinstance(event, AnswerDue)}
         for event in events:
             if isinstance(event, FailureMatched):
-                self.decide(_Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
+                self.decide(Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
             elif isinstance(event, SuccessMatched):
-                self.decide(_Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
+                self.decide(Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
             elif isinstance(event, AnswerDue):
                 self.type(keystrokes(event.send, submit=False))
             elif event.line not in answered:
@@ -279,7 +280,7 @@ class TerminalSupervisor:
     def _question(self, event: InputRequested) -> None:
         if self._on_question is None or self._nursery is None:
             reason = f"waiting for input: {event.line}"
-            self.decide(_Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
+            self.decide(Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
         elif not self._asking:
             self._asking = True
             self._nursery.start_soon(self._ask, self._on_question, event.line)
@@ -293,7 +294,7 @@ class TerminalSupervisor:
             self._resume()
         if answer is None:
             reason = f"waiting for input: {line}"
-            self.decide(_Ending(Outcome.NEEDS_INPUT, reason, question=line))
+            self.decide(Ending(Outcome.NEEDS_INPUT, reason, question=line))
         else:
             self.type(keystrokes(answer, submit=True))
         self._asking = False
@@ -318,7 +319,7 @@ class TerminalSupervisor:
             await self._unpaused.wait()
             left = timeout - (trio.current_time() - self._started_at - self._paused_total)
             if left <= 0:
-                self.decide(_Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
+                self.decide(Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
                 return
             await trio.sleep(left)
 
@@ -328,7 +329,7 @@ class TerminalSupervisor:
             await self._unpaused.wait()
             since = max(self.watcher.last_output_at, self._resumed_at)
             if trio.current_time() >= since + idle_timeout:
-                self.decide(_Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
+                self.decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
                 return
             await trio.sleep_until(since + idle_timeout)
 
@@ -346,7 +347,7 @@ class TerminalSupervisor:
         if self.ending is not None:
             outcome, reason = self.ending.outcome, self.ending.reason
         elif signum is not None:
-            outcome, reason = Outcome.FAILED, f"killed by signal {_signal_name(signum)}"
+            outcome, reason = Outcome.FAILED, f"killed by signal {signal_name(signum)}"
         elif exit_code is None:
             outcome, reason = Outcome.FAILED, unknown_status
         elif exit_code in self.spec.success_exit_codes:
@@ -392,24 +393,19 @@ class PtySession:
         on_question: OnQuestion | None = None,
     ) -> SessionResult:
         """Run one attempt to its end; see the module docstring for the rules."""
-        try:
-            watcher = OutputWatcher(spec, clock=trio.current_time, on_line=on_line)
-        except OSError as error:
-            reason = f"cannot open the log {spec.log_path}: {error.strerror or error}"
-            return _startup_failed(spec, reason)
+        watcher = open_watcher(spec, on_line)
+        if isinstance(watcher, SessionResult):
+            return watcher
         try:
             child = _spawn(spec)
             if isinstance(child, str):
-                return _startup_failed(spec, child)
+                return startup_failed(spec, child)
             supervisor = TerminalSupervisor(spec, watcher, on_question)
             attempt = _PtyAttempt(child, supervisor, self._drain_timeout, self._read_size)
             try:
                 return await attempt.run(on_start)
             except BaseExceptionGroup as group:
-                unwrapped = _unwrapped(group)
-                if unwrapped is None:
-                    raise
-                raise unwrapped from None
+                reraise_plain(group)
         finally:
             watcher.close()
 

@@ -28,14 +28,11 @@ clean-up.
 from __future__ import annotations
 
 import math
-import signal
 import subprocess
-from dataclasses import dataclass
 
 import trio
 
 from planrun.outcomes import Outcome
-from planrun.redact import Redactor
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,
@@ -43,6 +40,14 @@ from planrun.sessions.base import (
     ProcessInfo,
     SessionResult,
     SessionSpec,
+)
+from planrun.sessions.common import (
+    REAP_TIMEOUT,
+    Ending,
+    open_watcher,
+    reraise_plain,
+    signal_name,
+    startup_failed,
 )
 from planrun.sessions.output import (
     Event,
@@ -52,18 +57,6 @@ from planrun.sessions.output import (
     SuccessMatched,
 )
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
-
-#: Seconds to wait for the leader to be reaped once its group was SIGKILLed.
-REAP_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class _Ending:
-    """Why an attempt ended, when something other than the exit status decided it."""
-
-    outcome: Outcome
-    reason: str
-    question: str | None = None
 
 
 class SubprocessSession:
@@ -90,23 +83,18 @@ class SubprocessSession:
         Pipes cannot take a typed answer, so a question ends the attempt as needs_input
         and ``on_question`` is not used (the scheduler answers with a follow-up turn).
         """
-        try:
-            watcher = OutputWatcher(spec, clock=trio.current_time, on_line=on_line)
-        except OSError as error:
-            reason = f"cannot open the log {spec.log_path}: {error.strerror or error}"
-            return _startup_failed(spec, reason)
+        watcher = open_watcher(spec, on_line)
+        if isinstance(watcher, SessionResult):
+            return watcher
         try:
             process = await _spawn(spec)
             if isinstance(process, str):
-                return _startup_failed(spec, process)
+                return startup_failed(spec, process)
             attempt = _Attempt(spec, process, watcher, self._drain_timeout, self._read_size)
             try:
                 return await attempt.run(on_start)
             except BaseExceptionGroup as group:
-                unwrapped = _unwrapped(group)
-                if unwrapped is None:
-                    raise
-                raise unwrapped from None
+                reraise_plain(group)
         finally:
             watcher.close()
 
@@ -134,39 +122,6 @@ async def _spawn(spec: SessionSpec) -> trio.Process | str:
         return f"cannot start {spec.argv[0]!r}: {error}"
 
 
-def _startup_failed(spec: SessionSpec, reason: str) -> SessionResult:
-    return SessionResult(
-        outcome=Outcome.STARTUP_FAILED, reason=Redactor(spec.secrets).redact(reason)
-    )
-
-
-def _unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The exception a caller should see instead of the internal nursery's ``group``.
-
-    Cancelling ``run`` from outside cancels its internal tasks too: a group made only of
-    ``Cancelled`` becomes its first ``Cancelled``. A group of one exception (``on_line``
-    raised) becomes that exception. Anything else stays a group (None).
-    """
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(reversed(exc.exceptions))
-        else:
-            leaves.append(exc)
-    if len(leaves) == 1 or (leaves and all(isinstance(e, trio.Cancelled) for e in leaves)):
-        return leaves[0]
-    return None
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 class _Attempt:
     """The state of one running attempt: decided ending, exit, end of output."""
 
@@ -185,7 +140,7 @@ class _Attempt:
         self._watcher = watcher
         self._drain_timeout = drain_timeout
         self._read_size = read_size
-        self._ending: _Ending | None = None
+        self._ending: Ending | None = None
         self._end = trio.Event()  # an ending was decided or the leader exited
         self._eof = trio.Event()
         self._pump_failed = False
@@ -218,7 +173,7 @@ class _Attempt:
             with trio.move_on_after(math.inf if timeout is None else timeout):
                 await self._end.wait()
             if not self._end.is_set():
-                self._decide(_Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
+                self._decide(Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
             nursery.cancel_scope.cancel()
 
     async def _wind_down(self) -> None:
@@ -240,7 +195,7 @@ class _Attempt:
             await self._process.stdin.aclose()
         self._handle(self._watcher.close())
 
-    def _decide(self, ending: _Ending) -> None:
+    def _decide(self, ending: Ending) -> None:
         """Record the first ending; later ones are ignored."""
         if self._ending is None:
             self._ending = ending
@@ -249,12 +204,12 @@ class _Attempt:
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, FailureMatched):
-                self._decide(_Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
+                self._decide(Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
             elif isinstance(event, SuccessMatched):
-                self._decide(_Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
+                self._decide(Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
             elif isinstance(event, InputRequested):
                 reason = f"waiting for input: {event.line}"
-                self._decide(_Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
+                self._decide(Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
             # AnswerDue needs a terminal to type into: not for this backend.
 
     async def _pump(self) -> None:
@@ -296,7 +251,7 @@ class _Attempt:
             deadline = self._watcher.last_output_at + idle_timeout
             if trio.current_time() >= deadline:
                 reason = f"no output for {idle_timeout:g}s"
-                self._decide(_Ending(Outcome.STALLED, reason))
+                self._decide(Ending(Outcome.STALLED, reason))
                 return
             await trio.sleep_until(deadline)
 
@@ -307,7 +262,7 @@ class _Attempt:
         if self._ending is not None:
             outcome, reason = self._ending.outcome, self._ending.reason
         elif signum is not None:
-            outcome, reason = Outcome.FAILED, f"killed by signal {_signal_name(signum)}"
+            outcome, reason = Outcome.FAILED, f"killed by signal {signal_name(signum)}"
         elif exit_code is None:
             outcome, reason = Outcome.FAILED, "the process could not be reaped"
         elif exit_code in self._spec.success_exit_codes:

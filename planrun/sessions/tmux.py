@@ -88,7 +88,13 @@ from planrun.sessions.base import (
     SessionResult,
     SessionSpec,
 )
-from planrun.sessions.output import Event, FailureMatched, OutputWatcher, SuccessMatched
+from planrun.sessions.common import (
+    REAP_TIMEOUT,
+    open_watcher,
+    reraise_plain,
+    startup_failed,
+)
+from planrun.sessions.output import Event, FailureMatched, SuccessMatched
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
 from planrun.sessions.pty import (
     TerminalSupervisor,
@@ -98,7 +104,6 @@ from planrun.sessions.pty import (
     wait_process_exit,
     write_all,
 )
-from planrun.sessions.subprocess import REAP_TIMEOUT, _startup_failed, _unwrapped
 
 #: Runs in the pane before the command: $1 working folder, $2 stdin FIFO or "", then the command.
 PANE_SCRIPT = (
@@ -291,25 +296,20 @@ class TmuxSession:
         on_question: OnQuestion | None = None,
     ) -> SessionResult:
         """Run (or re-attach to) one attempt to its end; see the module docstring."""
-        try:
-            watcher = OutputWatcher(spec, clock=trio.current_time, on_line=on_line)
-        except OSError as error:
-            reason = f"cannot open the log {spec.log_path}: {error.strerror or error}"
-            return _startup_failed(spec, reason)
+        watcher = open_watcher(spec, on_line)
+        if isinstance(watcher, SessionResult):
+            return watcher
         folder = tempfile.mkdtemp(prefix="planrun-tmux-")
         supervisor = TerminalSupervisor(spec, watcher, on_question)
         attempt = _TmuxAttempt(self._client, supervisor, Path(folder), self._read_size)
         try:
             problem = await attempt.open()
             if problem is not None:
-                return _startup_failed(spec, problem)
+                return startup_failed(spec, problem)
             try:
                 return await attempt.run(on_start, self._poll, self._drain_timeout)
             except BaseExceptionGroup as group:
-                unwrapped = _unwrapped(group)
-                if unwrapped is None:
-                    raise
-                raise unwrapped from None
+                reraise_plain(group)
         finally:
             attempt.close_fds()
             watcher.close()
