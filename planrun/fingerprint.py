@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cache
 from typing import Any
 
 from planrun.plan.compile import CompiledPlan
@@ -75,18 +76,40 @@ def _project(plan: CompiledPlan, task: Task) -> dict[str, Any] | None:
     }
 
 
-def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+#: ``json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)``, with the
+#: encoder made once instead of once per call (the text, and so every hash, is the same).
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
+def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _digest(value: Any) -> str:
+    """The hash of ``value`` as JSON: what :func:`fingerprint` computes for the whole
+    definition and for each field (tests check that the two agree)."""
+    return _hash(_encode(value))
 
 
 def fingerprint(plan: CompiledPlan, task: Task) -> tuple[str, dict[str, str]]:
     """The task's fingerprint (64 hex digits) and a 16-digit hash per field of
-    :func:`definition`. Deterministic across processes and machines."""
+    :func:`definition`. Deterministic across processes and machines.
+
+    The fingerprint is ``_digest({"format": FORMAT, **fields})``. Its text is put together
+    from each field's own text (a mapping with sorted keys encodes as ``"key":value`` items
+    in key order), so that each field is encoded once.
+    """
     fields = definition(plan, task)
-    return _digest({"format": FORMAT, **fields}), {
-        name: _digest(value)[:16] for name, value in fields.items()
-    }
+    # None (most fields of most tasks) is "null" without building an encoder for it
+    texts = {name: "null" if value is None else _encode(value) for name, value in fields.items()}
+    items = {"format": _encode(FORMAT), **texts}
+    whole = ",".join([f"{_key(name)}:{items[name]}" for name in sorted(items)])
+    return _hash(f"{{{whole}}}"), {name: _hash(text)[:16] for name, text in texts.items()}
+
+
+@cache
+def _key(name: str) -> str:
+    return _encode(name)
 
 
 def _without_position(item: Any) -> Any:

@@ -15,8 +15,6 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import networkx as nx
-
 from planrun.errors import Diagnostic, Location, PlanError
 from planrun.plan.resolved import Task
 
@@ -233,7 +231,13 @@ def _kahn(succ: dict[str, list[str]], pred: dict[str, list[str]]) -> list[str]:
 def _find_cycle(
     tasks: Mapping[str, Task], edges: dict[tuple[str, str], Edge], ordered: set[str]
 ) -> Diagnostic:
-    """One cycle among the keys Kahn's algorithm could not order, as a diagnostic."""
+    """One cycle among the keys Kahn's algorithm could not order, as a diagnostic.
+
+    networkx is imported here, not at the top: it is the largest import planrun has, and
+    only a plan with a cycle needs it.
+    """
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(key for key in tasks if key not in ordered)  # in the plan's order
     graph.add_edges_from(pair for pair in edges if pair[0] not in ordered)

@@ -10,10 +10,12 @@ Unknown keys are errors everywhere (``extra="forbid"``); values are never coerce
 types (``strict=True``), so ``priority: "3"`` or ``review: "yes"`` are errors, not guesses.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would have to evaluate every
+# field's annotation from its text while it builds the models at start-up (about a tenth
+# of their build time). The annotations below are evaluated once, by Python.
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -280,7 +282,7 @@ class ForEach(Model):
     batch: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> ForEach:
+    def _one_source(self) -> Self:
         sources = [
             name
             for name in ("items", "glob", "matrix", "lines", "same_as")
@@ -337,7 +339,7 @@ class TaskSpec(TaskFields):
     for_each: ForEach | None = None
 
     @model_validator(mode="after")
-    def _exclusive(self) -> TaskSpec:
+    def _exclusive(self) -> Self:
         for first, second, message in EXCLUSIVE_FIELDS:
             if getattr(self, first) is not None and getattr(self, second) is not None:
                 raise ValueError(message)
