@@ -104,11 +104,21 @@ def shown_text(raw: str) -> str:
 def _open_log(path: Path) -> int:
     """Open ``path`` for appending, mode 0600, creating its parent folders (0700 for the last).
 
-    Does not follow a symlink at ``path`` itself. Raises OSError.
+    Does not follow a symlink at ``path`` itself. Raises OSError. The common case, a new
+    file in a folder that exists, costs one ``open``.
     """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
-    fd = os.open(path, flags, 0o600)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+    except FileExistsError:
+        pass
+    fd = os.open(path, flags | os.O_CREAT, 0o600)  # appending to an earlier log (hooks, turns)
     try:
         os.fchmod(fd, 0o600)
     except OSError:

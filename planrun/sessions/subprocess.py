@@ -28,7 +28,6 @@ clean-up.
 from __future__ import annotations
 
 import math
-import subprocess
 
 import trio
 
@@ -41,6 +40,7 @@ from planrun.sessions.base import (
     SessionResult,
     SessionSpec,
 )
+from planrun.sessions.child import Child
 from planrun.sessions.common import (
     REAP_TIMEOUT,
     Ending,
@@ -56,7 +56,7 @@ from planrun.sessions.output import (
     OutputWatcher,
     SuccessMatched,
 )
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time
+from planrun.sessions.process import GroupKill, kill_group
 
 
 class SubprocessSession:
@@ -87,7 +87,7 @@ class SubprocessSession:
         if isinstance(watcher, SessionResult):
             return watcher
         try:
-            process = await _spawn(spec)
+            process = _spawn(spec)
             if isinstance(process, str):
                 return startup_failed(spec, process)
             attempt = _Attempt(spec, process, watcher, self._drain_timeout, self._read_size)
@@ -99,19 +99,13 @@ class SubprocessSession:
             watcher.close()
 
 
-async def _spawn(spec: SessionSpec) -> trio.Process | str:
+def _spawn(spec: SessionSpec) -> Child | str:
     """Start the child in its own session; return it, or why it could not start."""
     if not spec.argv:
         return "cannot start an empty command"
     try:
-        return await trio.lowlevel.open_process(
-            list(spec.argv),
-            cwd=spec.cwd,
-            env=dict(spec.env),
-            stdin=subprocess.PIPE if spec.stdin_text is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        return Child.start(
+            spec.argv, cwd=spec.cwd, env=spec.env, with_stdin=spec.stdin_text is not None
         )
     except OSError as error:
         problem = error.strerror or str(error)
@@ -128,12 +122,11 @@ class _Attempt:
     def __init__(
         self,
         spec: SessionSpec,
-        process: trio.Process,
+        process: Child,
         watcher: OutputWatcher,
         drain_timeout: float,
         read_size: int,
     ) -> None:
-        assert process.stdout is not None
         self._spec = spec
         self._process = process
         self._stdout = process.stdout
@@ -152,8 +145,8 @@ class _Attempt:
         """Supervise to the end, clean up (always, shielded), and describe the outcome."""
         try:
             if on_start is not None:
-                pid = self._process.pid
-                await on_start(ProcessInfo(pid=pid, pgid=pid, start_time=proc_start_time(pid)))
+                pid, start_time = self._process.pid, self._process.start_time
+                await on_start(ProcessInfo(pid=pid, pgid=pid, start_time=start_time))
             await self._until_end()
         finally:
             with trio.CancelScope(shield=True):
@@ -179,20 +172,21 @@ class _Attempt:
     async def _wind_down(self) -> None:
         """Kill the group while still logging output, reap, drain briefly, close."""
         pumping = not self._eof.is_set() and not self._pump_failed
-        async with trio.open_nursery() as nursery:
-            if pumping:
-                nursery.start_soon(self._pump)
+        if pumping or not self._reaped:
+            async with trio.open_nursery() as nursery:
+                if pumping:
+                    nursery.start_soon(self._pump)
+                self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
+                with trio.move_on_after(REAP_TIMEOUT):
+                    await self._process.wait()
+                    self._reaped = True
+                if pumping:
+                    with trio.move_on_after(self._drain_timeout):
+                        await self._eof.wait()
+                nursery.cancel_scope.cancel()
+        else:  # the usual end: the leader exited and its output is all read
             self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-            with trio.move_on_after(REAP_TIMEOUT):
-                await self._process.wait()
-                self._reaped = True
-            if pumping:
-                with trio.move_on_after(self._drain_timeout):
-                    await self._eof.wait()
-            nursery.cancel_scope.cancel()
-        await self._stdout.aclose()
-        if self._process.stdin is not None:
-            await self._process.stdin.aclose()
+        await self._process.aclose()
         self._handle(self._watcher.close())
 
     def _decide(self, ending: Ending) -> None:
