@@ -19,20 +19,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import os
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -62,50 +58,6 @@ def trivial_plan(folder: Path, tasks: int) -> CompiledPlan:
     return load_plan(path)
 
 
-class BatchingStore(Store):
-    """PROTOTYPE of a proposed ``Store.batch()`` (group commit), for comparison only: the
-    write methods called inside ``with store.batch():`` share one transaction, so one fsync.
-    Built on Store's internals; the real one belongs in planrun/store/sqlite.py."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lock = threading.RLock()  # type: ignore[assignment]
-        self._in_batch = False
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        with self._lock:
-            con = self._connection()
-            con.execute("BEGIN IMMEDIATE")
-            self._in_batch = True
-            try:
-                yield
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                self._in_batch = False
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        if not self._in_batch:
-            with super()._transaction() as con:
-                yield con
-            return
-        with self._lock:
-            yield self._connection()
-
-
-class NoBarrierJournal(StoreJournal):
-    """NOT SAFE, for comparison only: attempt_started does not wait for the disk either.
-    What the run would cost if the scheduler awaited that write in a worker thread
-    instead of blocking its event loop (the other tasks going on meanwhile)."""
-
-    def _now(self, write: Callable[[], object]) -> None:
-        self._later(write)
-
-
 def run_once(plan: CompiledPlan, folder: Path, variant: str) -> float:
     """Seconds for one scheduler run of ``plan`` with the journal ``variant``."""
     run_id = f"bench-{variant}-{time.monotonic_ns()}"
@@ -116,16 +68,14 @@ def run_once(plan: CompiledPlan, folder: Path, variant: str) -> float:
             store = MemoryStore()
         else:
             sync = "NORMAL" if variant == "normal" else "FULL"
-            store_class = BatchingStore if variant.startswith("batch") else Store
-            store = store_class.open(folder / f"{run_id}.db", synchronous=sync)  # type: ignore[arg-type]
+            store = Store.open(folder / f"{run_id}.db", synchronous=sync)
         store.begin_run(
             RunRow(run_id, plan.name, str(plan.path), plan.sha256, "0", utc_now(), "running")
         )
         fps = {k: fingerprint(plan, plan.tasks[k]) for k in plan.work}
-        behind = variant != "sync"
-        nowait = variant in ("nobarrier", "batch-nobarrier")
-        journal = (NoBarrierJournal if nowait else StoreJournal)(
-            store, run_id, plan.name, fps, write_behind=behind
+        journal_dir = None if variant == "memory" else folder / "journal"
+        journal = StoreJournal(
+            store, run_id, plan.name, fps, journal_dir=journal_dir, write_behind=variant != "sync"
         )
     settings = RunSettings(run_id=run_id, state_dir=folder / "state")
     scheduler = Scheduler(
@@ -148,8 +98,7 @@ def bench_scheduler(folder: Path, tasks: int, rounds: int) -> None:
     start = time.perf_counter()
     plan = trivial_plan(folder, tasks)
     print(f"    (plan of {tasks} tasks loaded in {time.perf_counter() - start:.1f} s)")
-    variants = ["durable", "sync", "nobarrier", "batch", "batch-nobarrier", "normal", "memory"]
-    variants.append("none")
+    variants = ["durable", "sync", "normal", "memory", "none"]
     times: dict[str, list[float]] = {v: [] for v in variants}
     run_once(plan, folder, "memory")  # warm up: imports, page cache
     for _ in range(rounds):
@@ -160,9 +109,6 @@ def bench_scheduler(folder: Path, tasks: int, rounds: int) -> None:
     labels = {
         "durable": "SQLite FULL (planrun)",
         "sync": "FULL, no write-behind",
-        "nobarrier": "FULL, nothing waits *",
-        "batch": "FULL, group commit **",
-        "batch-nobarrier": "FULL, group, no wait *,**",
         "normal": "SQLite NORMAL",
         "memory": "MemoryStore",
         "none": "no journal",
@@ -172,10 +118,8 @@ def bench_scheduler(folder: Path, tasks: int, rounds: int) -> None:
         rel = (med / memory - 1) * 100
         runs = ", ".join(f"{t:.2f}" for t in times[variant])
         print(f"    {labels[variant]:<22} {med:7.3f} s  {rel:+6.1f}% vs memory   [{runs}]")
-    print("    * not safe (an attempt could start unrecorded): the bound a scheduler that awaits")
-    print("      attempt_started in a worker thread, instead of blocking its loop, could reach")
-    print("    ** with a prototype of the proposed Store.batch(): the journal's writer commits")
-    print("      everything queued in one transaction (one fsync)")
+    print("    planrun: records appended to the run's journal file, applied to SQLite by a")
+    print("    writer thread in group commits; 'no write-behind' commits each record in turn")
 
 
 # ---------------------------------------------------------------- (b) planrun status

@@ -19,8 +19,9 @@ from planrun.launch import command_argv
 from planrun.outcomes import Outcome
 from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, Task
-from planrun.runtime import RunContext, iso
+from planrun.runtime import RunContext
 from planrun.sessions.base import Session, SessionSpec
+from planrun.store.base import iso
 from planrun.workspace.base import Prepared
 
 

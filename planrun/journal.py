@@ -1,65 +1,88 @@
-"""The scheduler's journal written to the state store: what makes a run resumable (SPEC §5).
+"""The scheduler's journal: what makes a run resumable (SPEC §5).
 
-Each call becomes one durable store transaction (one event), and the store sees them in
-the order the scheduler made them:
+Two layers, so that recording costs the event loop one ``write`` and no wait:
 
-- ``attempt_started`` is written *before* the attempt's process starts: the call returns
-  only once it (and everything journaled before it) is durable. A crash at any instant
-  therefore leaves either no trace of the attempt or an open attempt that the next apply
-  closes as interrupted, and the attempt counts against the task's budget either way;
-- ``attempt_process`` records the process group (pid, pgid, start time), so that the next
-  apply can find and kill what a dead planrun left behind;
-- ``task_finished`` with DONE calls ``task_done`` (with the fingerprint and per-field
-  hashes) after the work has landed; a crash before it is durable re-runs the task. Tasks
-  that were already up to date are recorded as such in the run (a ``task_status`` row)
-  without touching their durable state.
+1. The run's journal file, ``<state>/journal/<run id>.jsonl``. Each call appends one line,
+   ``{"seq": n, "op": ..., "args": {...}}``, with a single ``write`` before it returns.
+   That is what *recorded* means: a write that returned is in the kernel and survives
+   planrun dying (kill -9, the OOM killer, a crash), which is when recovery matters. So
+   ``attempt_started`` is recorded before the attempt's process starts, and a crash at any
+   instant leaves either no trace of the attempt or an open attempt that the next apply
+   closes as interrupted (the attempt counts against the task's budget either way).
+2. The state store. A writer thread applies the records to it in order, gathering what
+   arrives within ``window`` seconds into one transaction (group commit: one fsync with
+   ``synchronous=FULL``, durable against power loss too), and stores the last applied
+   ``seq`` in the run's row in that same transaction. ``planrun status`` reads the store,
+   so it lags a run by at most about ``window``.
 
-Write-behind. Every durable commit costs an fsync (about 0.5 ms here, far more on a busy
-disk), and the scheduler calls the journal on its event loop. So only ``attempt_started``
-waits for the disk; the other writes go, in order, to one writer thread that commits them
-while the loop carries on. Because the queue is first-in first-out, waiting for an
-``attempt_started`` also waits for every write before it: when any attempt's process
-starts, all that happened before it is durable, in particular the ``task_done`` of each of
-its needs. What a crash can lose is the tail of writes since the last attempt start
-(an attempt's end, a task's success): the next apply then treats those attempts as
-interrupted and runs those tasks again, the at-least-once that convergence promises.
-``write_behind=False`` makes every call wait (tests, tools).
+Recovery (:func:`replay`): before anything else, the next apply applies each leftover
+file's records after the run's ``journal_seq``, then deletes the file. A clean
+:meth:`StoreJournal.close` applies everything and deletes the file. A file cut short (a
+crash in the middle of a write, or a machine crash that lost the page cache) is read up
+to its last whole record. What a machine crash can lose is the tail of records not yet
+committed to the store: the next apply then runs those tasks again (at least once, as
+convergence promises), and the processes of those attempts died with the machine.
 
-Group commit. If the store offers ``batch()`` (a context manager making the writes inside
-it one transaction), the writer commits everything queued at once, in one fsync. The SQLite
-store does not offer it yet; see bench/state_bench.py for what it would save.
+Why not commit each record to SQLite before going on: a commit costs an fsync (0.5 ms
+here, much more on a busy disk) and a journal has four records per attempt; committing
+``attempt_started`` alone with ``synchronous=NORMAL`` still cost the task a thread round
+trip and the store most of its CPU in one-record transactions (bench/apply_bench.py).
+PostgreSQL's ``synchronous_commit = off`` makes the same trade.
 
-A write that fails (disk full, ...) stops the writer: later writes are dropped and the next
-``attempt_started`` (or :meth:`StoreJournal.flush`) raises the error, so nothing new starts
-on a journal that cannot record it.
+A failed write (disk full, ...) stops the journal: the writer drops later records, and the
+next ``attempt_started`` (or :meth:`StoreJournal.flush`) raises the error, so nothing new
+starts on a journal that cannot record it. The file is then kept for the next apply.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import queue
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planrun.errors import StoreError
 from planrun.outcomes import Outcome, Status
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
-from planrun.store.base import StoreProtocol, utc_now
+from planrun.store.base import StoreProtocol, ensure_private_dir, utc_now
+from planrun.store.faults import count_write, fault_at_from_env
 
-_Write = Callable[[], object]
+#: Where, in the state folder, the runs' journal files are.
+JOURNAL_DIR = "journal"
+#: The store writes a record may hold (anything else in a file ends its readable part).
+OPERATIONS = frozenset(
+    {"attempt_started", "attempt_process", "attempt_finished", "task_done", "task_updated"}
+)
+#: Seconds the writer gathers records before committing them as one transaction.
+WINDOW = 0.05
+_ADVICE = "free disk space or fix the state folder's permissions, then run apply again to resume"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One journal line: the ``seq``-th write of a run, a store write ``op`` with ``args``."""
+
+    seq: int
+    op: str
+    args: dict[str, Any]
 
 
 class StoreJournal:
-    """:class:`planrun.scheduler.Journal` over a :class:`~planrun.store.base.StoreProtocol`.
+    """:class:`planrun.runtime.Journal` over a :class:`~planrun.store.base.StoreProtocol`.
 
     ``fingerprints`` maps each work task to its fingerprint and per-field hashes;
     ``up_to_date`` names the tasks ``apply`` decided not to run (their DONE is not a new
-    success). Call :meth:`close` (it flushes) before closing the store.
+    success). ``journal_dir`` holds the run's journal file (None: no file, for a store that
+    is not on disk anyway). ``write_behind=False`` applies every record to the store before
+    returning, without a file or thread (tests, tools). Call :meth:`close` (it flushes)
+    before closing the store.
     """
-
-    durable = True
 
     def __init__(
         self,
@@ -69,67 +92,59 @@ class StoreJournal:
         fingerprints: Mapping[str, tuple[str, Mapping[str, str]]],
         up_to_date: Collection[str] = (),
         *,
+        journal_dir: Path | None = None,
         write_behind: bool = True,
+        window: float = WINDOW,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.plan_name = plan_name
         self.fingerprints = fingerprints
         self.up_to_date = frozenset(up_to_date)
-        batch = getattr(store, "batch", None)
-        self._writer = _Writer(batch if callable(batch) else None) if write_behind else None
+        self._seq = store.journal_seq(run_id)
+        self._file: _JournalFile | None = None
+        self._writer: _Writer | None = None
+        if write_behind:
+            if journal_dir is not None:
+                self._file = _JournalFile(journal_dir / f"{run_id}.jsonl")
+            self._writer = _Writer(store, run_id, window)
 
     # ------------------------------------------------------------ the Journal protocol
 
     def attempt_started(self, key: str, number: int, log_path: Path) -> None:
-        """Record attempt ``number`` of ``key``; returns once it is durable (with all before)."""
-        fp = self._fp(key) or ""
-        self._now(
-            lambda: self.store.attempt_started(
-                self.run_id, key, number, utc_now(), fp, str(log_path)
-            )
-        )
+        """Record attempt ``number`` of ``key`` (before its process starts)."""
+        args = {"key": key, "n": number, "at": utc_now(), "fingerprint": self._fp(key) or ""}
+        args["log_path"] = str(log_path)
+        self._record("attempt_started", args, must_record=True)
 
     def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None:
         """Record the attempt's process group, for recovery after a crash."""
-        self._later(
-            lambda: self.store.attempt_process(
-                self.run_id, key, number, info.pid, info.pgid, info.start_time
-            )
-        )
+        args = {"key": key, "n": number, "pid": info.pid, "pgid": info.pgid}
+        args.update(start_time=info.start_time, at=utc_now())
+        self._record("attempt_process", args)
 
     def attempt_finished(self, key: str, attempt: AttemptReport) -> None:
         """Close the attempt with its outcome, exit status, last lines and usage."""
-        ended = attempt.ended_at or utc_now()
-        outcome = Outcome(attempt.outcome)
-        tail = tuple(attempt.tail)
-        usage = attempt.usage.model_dump() if attempt.usage else None
-        number, exit_code, signal, reason = (
-            attempt.number,
-            attempt.exit_code,
-            attempt.signal,
-            attempt.reason,
-        )
-        self._later(
-            lambda: self.store.attempt_finished(
-                self.run_id,
-                key,
-                number,
-                outcome,
-                ended,
-                exit_code=exit_code,
-                signal=signal,
-                reason=reason,
-                tail=tail,
-                usage=usage,
-            )
-        )
+        args = {
+            "key": key,
+            "n": attempt.number,
+            "outcome": Outcome(attempt.outcome).value,
+            "at": attempt.ended_at or utc_now(),
+            "exit_code": attempt.exit_code,
+            "signal": attempt.signal,
+            "reason": attempt.reason,
+            "tail": list(attempt.tail),
+            "usage": attempt.usage.model_dump() if attempt.usage else None,
+        }
+        self._record("attempt_finished", args)
 
     def task_finished(self, key: str, report: TaskReport) -> None:
         """Record a task's status (final, or paused in review or for input); a new
         success becomes durably done."""
         status = Status(report.status)
-        common: dict[str, Any] = {
+        args: dict[str, Any] = {
+            "key": key,
+            "at": utc_now(),
             "reason": report.reason,
             "branch": report.branch,
             "base_commit": report.base_commit,
@@ -138,120 +153,265 @@ class StoreJournal:
         }
         hashes = self.fingerprints[key][1] if key in self.fingerprints else None
         if status is Status.DONE and hashes is not None and key not in self.up_to_date:
-            fp = self.fingerprints[key][0]
-            data = {"fields": dict(hashes), "title": report.title, "kind": report.kind}
-            self._later(
-                lambda: self.store.task_done(
-                    self.plan_name, self.run_id, key, fp, data=data, **common
-                )
-            )
+            args["plan"] = self.plan_name
+            args["fingerprint"] = self.fingerprints[key][0]
+            args["data"] = {"fields": dict(hashes), "title": report.title, "kind": report.kind}
+            self._record("task_done", args)
             return
         info: dict[str, object] = {"cause": report.cause, "title": report.title}
         info["kind"] = report.kind
         if hashes is not None:
             info["fields"] = dict(hashes)
-        fingerprint = self._fp(key)
-        self._later(
-            lambda: self.store.task_updated(
-                self.run_id, key, status, fingerprint=fingerprint, data=info, **common
-            )
-        )
+        args.update(status=status.value, fingerprint=self._fp(key), data=info)
+        self._record("task_updated", args)
 
     # ------------------------------------------------------------ lifetime
 
     def flush(self) -> None:
-        """Return once every write so far is durable; raise the first failed one's error."""
+        """Return once every record so far is in the store; raise a failed write's error."""
         if self._writer is not None:
-            self._writer.wait_idle()
+            self._writer.flush()
 
     def close(self) -> None:
-        """Flush, then stop the writer thread. Calling it again does nothing."""
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
+        """Apply everything, stop the writer, delete the journal file once all of it is in
+        the store (it is kept when a write failed). Calling it again does nothing."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
             writer.stop()
+        finally:
+            if self._file is not None:
+                self._file.close(remove=writer.failure is None)
 
     # ------------------------------------------------------------ internals
 
     def _fp(self, key: str) -> str | None:
         return self.fingerprints[key][0] if key in self.fingerprints else None
 
-    def _now(self, write: _Write) -> None:
+    def _record(self, op: str, args: dict[str, Any], *, must_record: bool = False) -> None:
         if self._writer is None:
-            write()
-        else:
-            self._writer.submit(write, wait=True)
+            apply_records(self.store, self.run_id, [Record(self._seq + 1, op, args)])
+            self._seq += 1
+            return
+        self._writer.raise_failure(again=must_record)
+        self._seq += 1
+        record = Record(self._seq, op, args)
+        if self._file is not None:
+            self._file.append(record)
+        self._writer.submit(record)
 
-    def _later(self, write: _Write) -> None:
-        if self._writer is None:
-            write()
-        else:
-            self._writer.submit(write, wait=False)
+
+# ---------------------------------------------------------------- applying records
+
+
+def apply_records(store: StoreProtocol, run_id: str, records: list[Record]) -> None:
+    """Apply ``records`` (in order) to the store as one transaction, with their last seq."""
+    if not records:
+        return
+    batch = getattr(store, "batch", None)
+    with batch(counted=False) if callable(batch) else contextlib.nullcontext():
+        for record in records:
+            _apply(store, run_id, record)
+        store.set_journal_seq(run_id, records[-1].seq)
+
+
+def _apply(store: StoreProtocol, run_id: str, record: Record) -> None:
+    a = record.args
+    if record.op == "attempt_started":
+        store.attempt_started(run_id, a["key"], a["n"], a["at"], a["fingerprint"], a["log_path"])
+    elif record.op == "attempt_process":
+        store.attempt_process(
+            run_id, a["key"], a["n"], a["pid"], a["pgid"], a["start_time"], at=a["at"]
+        )
+    elif record.op == "attempt_finished":
+        store.attempt_finished(
+            run_id,
+            a["key"],
+            a["n"],
+            Outcome(a["outcome"]),
+            a["at"],
+            exit_code=a["exit_code"],
+            signal=a["signal"],
+            reason=a["reason"],
+            tail=a["tail"],
+            usage=a["usage"],
+        )
+    elif record.op == "task_done":
+        store.task_done(
+            a["plan"], run_id, a["key"], a["fingerprint"], at=a["at"], data=a["data"], **_task(a)
+        )
+    elif record.op == "task_updated":
+        store.task_updated(
+            run_id,
+            a["key"],
+            Status(a["status"]),
+            at=a["at"],
+            fingerprint=a["fingerprint"],
+            data=a["data"],
+            **_task(a),
+        )
+    else:
+        raise ValueError(f"unknown journal operation {record.op!r}")
+
+
+def _task(args: Mapping[str, Any]) -> dict[str, Any]:
+    names = ("reason", "branch", "base_commit", "landed_commit", "diffstat")
+    return {name: args[name] for name in names}
+
+
+# ---------------------------------------------------------------- the file
+
+
+class _JournalFile:
+    """A run's journal file, appended to with one ``write`` per record (no fsync)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fault_at = fault_at_from_env()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            ensure_private_dir(path.parent)
+            self._fd: int | None = os.open(path, flags, 0o600)
+        except OSError as e:
+            problem = f"cannot open the run's journal ({e.strerror})"
+            raise StoreError(str(path), problem, _ADVICE) from e
+
+    def append(self, record: Record) -> None:
+        entry = {"seq": record.seq, "op": record.op, "args": record.args}
+        data = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        if self._fd is None:
+            raise StoreError(str(self.path), "journal write after close", _ADVICE)
+        try:
+            while data:  # a regular file takes it in one write unless the disk is full
+                data = data[os.write(self._fd, data) :]
+        except OSError as e:
+            problem = f"journal write failed ({e.strerror})"
+            raise StoreError(str(self.path), problem, _ADVICE) from e
+        count_write(self._fault_at)
+
+    def close(self, *, remove: bool) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+def read_records(path: Path) -> list[Record]:
+    """The whole records of a journal file, in order; reading stops at the first line that
+    is not one (the torn end of a crash, an unknown operation) or that breaks the sequence."""
+    records: list[Record] = []
+    lines = path.read_bytes().split(b"\n")[:-1]  # the last piece has no newline: torn
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            record = Record(int(entry["seq"]), str(entry["op"]), dict(entry["args"]))
+        except (ValueError, KeyError, TypeError):
+            break
+        if record.op not in OPERATIONS:
+            break
+        if records and record.seq != records[-1].seq + 1:
+            break
+        records.append(record)
+    return records
+
+
+def replay(store: StoreProtocol, journal_dir: Path) -> list[str]:
+    """Apply what dead runs journaled but did not get into the store; delete their files.
+
+    Must run under the state lock (then no live run owns a file here), before recovery.
+    Returns what was done, for humans.
+    """
+    notes: list[str] = []
+    if not journal_dir.is_dir():
+        return notes
+    for path in sorted(journal_dir.glob("*.jsonl")):
+        run_id = path.stem
+        if store.run(run_id) is None:
+            notes.append(f"ignored {path}: no run {run_id!r} in the store")
+            continue
+        applied = store.journal_seq(run_id)
+        records = [r for r in read_records(path) if r.seq > applied]
+        if records and records[0].seq == applied + 1:
+            apply_records(store, run_id, records)
+            notes.append(f"replayed {len(records)} journal record(s) of run {run_id}")
+        elif records:
+            notes.append(f"ignored {path}: its records start after a gap (at {records[0].seq})")
+        path.unlink()
+    return notes
+
+
+# ---------------------------------------------------------------- the writer thread
+
+
+class _Flush:
+    """A marker in the writer's queue: set ``done`` once everything before it applied."""
+
+    def __init__(self, *, stop: bool = False) -> None:
+        self.done = threading.Event()
+        self.stop = stop
 
 
 class _Writer:
-    """One thread that runs writes in submission order; see the module docstring."""
+    """One thread applying records in order, ``window`` seconds' worth per transaction."""
 
-    def __init__(self, batch: Callable[[], contextlib.AbstractContextManager[object]] | None):
-        self._queue: queue.SimpleQueue[tuple[_Write | None, threading.Event | None]] = (
-            queue.SimpleQueue()
-        )
-        self._batch = batch
-        self._error: BaseException | None = None
+    def __init__(self, store: StoreProtocol, run_id: str, window: float) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._window = window
+        self._queue: queue.SimpleQueue[Record | _Flush] = queue.SimpleQueue()
+        self._hurry = threading.Event()  # a flush is waiting: commit without gathering
+        self.failure: BaseException | None = None
         self._raised = False
         self._thread = threading.Thread(target=self._run, name="planrun-journal", daemon=True)
         self._thread.start()
 
-    def submit(self, write: _Write, *, wait: bool) -> None:
-        """Queue ``write``; with ``wait``, return once it (and all before it) committed.
+    def submit(self, record: Record) -> None:
+        self._queue.put(record)
 
-        After a failure, a waiting write always raises (it was not recorded); the others
-        raise the first failure once and are then dropped.
-        """
-        self._raise_failure(again=wait)
-        done = threading.Event() if wait else None
-        self._queue.put((write, done))
-        if done is not None:
-            done.wait()
-            self._raise_failure(again=True)
-
-    def wait_idle(self) -> None:
-        """Return once everything submitted so far committed (or failed)."""
-        done = threading.Event()
-        self._queue.put((None, done))
-        done.wait()
-        self._raise_failure()
+    def flush(self) -> None:
+        """Return once everything submitted so far was applied (or failed); raise a failure."""
+        marker = _Flush()
+        self._queue.put(marker)
+        self._hurry.set()
+        marker.done.wait()
+        self.raise_failure()
 
     def stop(self) -> None:
-        """Commit what is queued, end the thread; raise a failure not raised before."""
-        self._queue.put((None, None))
+        """Apply what is queued, end the thread; raise a failure not raised before."""
+        marker = _Flush(stop=True)
+        self._queue.put(marker)
+        self._hurry.set()
         self._thread.join()
-        self._raise_failure()
+        self.raise_failure()
 
-    def _raise_failure(self, *, again: bool = False) -> None:
-        if self._error is not None and (again or not self._raised):
+    def raise_failure(self, *, again: bool = False) -> None:
+        """Raise the failed write's error: always with ``again``, else only the first time."""
+        if self.failure is not None and (again or not self._raised):
             self._raised = True
-            raise self._error
+            raise self.failure
 
     def _run(self) -> None:
         while True:
             items = [self._queue.get()]
-            if self._batch is not None:  # take everything queued: one transaction
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        items.append(self._queue.get_nowait())
-            self._commit([write for write, _ in items if write is not None])
-            for write, done in items:
-                if done is not None:
-                    done.set()
-                elif write is None:
-                    return
+            if isinstance(items[0], Record) and self._window > 0:
+                self._hurry.wait(self._window)  # gather: one transaction for all of it
+            self._hurry.clear()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    items.append(self._queue.get_nowait())
+            self._apply([item for item in items if isinstance(item, Record)])
+            for item in items:
+                if isinstance(item, _Flush):
+                    item.done.set()
+                    if item.stop:
+                        return
 
-    def _commit(self, writes: list[_Write]) -> None:
-        if not writes or self._error is not None:
+    def _apply(self, records: list[Record]) -> None:
+        if not records or self.failure is not None:
             return
         try:
-            with self._batch() if self._batch is not None else contextlib.nullcontext():
-                for write in writes:
-                    write()
+            apply_records(self._store, self._run_id, records)
         except BaseException as exc:  # handed to the scheduler's thread
-            self._error = exc
+            self.failure = exc

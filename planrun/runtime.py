@@ -19,15 +19,11 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo, Session
+from planrun.store.base import iso
 from planrun.workspace.base import Prepared, Workspace
 from planrun.workspace.names import sanitize_component
 
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def iso(ts: float) -> str:
-    """A Unix time as the reports and the store write it."""
-    return datetime.fromtimestamp(ts, UTC).strftime(_STAMP)
 
 
 def from_iso(stamp: str) -> float:
@@ -53,11 +49,9 @@ class RunSettings:
 class Journal(Protocol):
     """Durable record of a run (the store); the no-op one keeps nothing.
 
-    A ``durable`` journal's ``attempt_started`` returns only once the record is on disk;
-    the scheduler calls it from a worker thread so the run goes on meanwhile.
+    Calls are cheap and return once the record is kept (see :mod:`planrun.journal`):
+    ``attempt_started`` returns before the attempt's process may start.
     """
-
-    durable: bool
 
     def attempt_started(self, key: str, number: int, log_path: Path) -> None: ...
 
@@ -69,8 +63,6 @@ class Journal(Protocol):
 
 
 class NullJournal:
-    durable = False
-
     def attempt_started(self, key: str, number: int, log_path: Path) -> None:
         return None
 

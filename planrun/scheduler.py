@@ -35,9 +35,10 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.retry import retrying
-from planrun.runtime import Journal, NullJournal, RunContext, RunSettings, iso
+from planrun.runtime import Journal, NullJournal, RunContext, RunSettings
 from planrun.sessions.base import Session, SessionResult
 from planrun.state import Caps, Change, RunState
+from planrun.store.base import iso
 from planrun.workspace.base import PlainWorkspace, Prepared, Workspace
 
 __all__ = ["Scheduler"]
@@ -331,10 +332,7 @@ class Scheduler:
         )
         self.reports[task.key].attempts.append(report)
         self.reports[task.key].status = Status.RUNNING.value
-        if self.journal.durable:  # waits for the disk: only this task waits, not the run
-            await trio.to_thread.run_sync(self.journal.attempt_started, task.key, number, log_path)
-        else:
-            self.journal.attempt_started(task.key, number, log_path)
+        self.journal.attempt_started(task.key, number, log_path)  # before the process starts
         self.emit(EventKind.ATTEMPT_STARTED, task.key, attempt=number, log_path=str(log_path))
         prepared: Prepared | None = None
         problem = self.attempts.budget_problem(task)

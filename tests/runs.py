@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from planrun.commands.state import catch_up
 from planrun.store.base import EventRow, RunRow, TaskRow, TaskStateRow
 from planrun.store.sqlite import Store
 
@@ -112,6 +113,7 @@ class State:
         self.path = state_dir / "state.db"
 
     def _open(self) -> Store:
+        catch_up(self.path.parent)  # as status does: a killed run's journal first
         return Store.open(self.path, readonly=True)
 
     def runs(self, plan: str) -> list[RunRow]:

@@ -1,25 +1,34 @@
-"""StoreJournal's write-behind: order kept, attempt starts durable, failures never lost."""
+"""StoreJournal: order kept, a record kept once the call returns, replay after a crash,
+failures never lost."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from planrun.errors import InternalError
-from planrun.journal import StoreJournal
+from planrun.journal import Record, StoreJournal, read_records, replay
 from planrun.outcomes import Status
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
 from planrun.store.base import RunRow, utc_now
 from planrun.store.memory import MemoryStore
+from planrun.store.sqlite import Store
 
 FPS = {"A": ("fa" * 32, {"run": "1" * 16}), "B": ("fb" * 32, {"run": "2" * 16})}
+RUN = RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running")
+KINDS_OF_ONE_TASK = ["attempt_started", "attempt_process", "attempt_finished", "task_done"]
 
 
-def journal(store: MemoryStore, **kwargs: bool) -> StoreJournal:
-    store.begin_run(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))
-    return StoreJournal(store, "r1", "p", FPS, up_to_date={"B"}, **kwargs)
+def journal(store: Store, **kwargs: object) -> StoreJournal:
+    store.begin_run(RUN)
+    return StoreJournal(store, "r1", "p", FPS, up_to_date={"B"}, **kwargs)  # type: ignore[arg-type]
 
 
 def one_task(j: StoreJournal, key: str) -> None:
@@ -31,44 +40,170 @@ def one_task(j: StoreJournal, key: str) -> None:
 
 
 @pytest.mark.parametrize("write_behind", [True, False])
-def test_writes_land_in_call_order(write_behind: bool) -> None:
+def test_writes_land_in_call_order(write_behind: bool, tmp_path: Path) -> None:
     store = MemoryStore()
-    j = journal(store, write_behind=write_behind)
+    j = journal(store, write_behind=write_behind, journal_dir=tmp_path)
     one_task(j, "A")
     j.task_finished("B", TaskReport(key="B", title="B", status="done", reason="up to date"))
     j.close()
     kinds = [(e.kind, e.key) for e in store.events("r1")]
     assert kinds == [
         ("run_started", None),
-        ("attempt_started", "A"),
-        ("attempt_process", "A"),
-        ("attempt_finished", "A"),
-        ("task_done", "A"),
+        *[(kind, "A") for kind in KINDS_OF_ONE_TASK],
         ("task_status", "B"),  # up to date: recorded in the run, not done again
     ]
     states = store.task_states("p")
     assert states["A"].status is Status.DONE
     assert "B" not in states
     assert store.tasks("r1")[0].data["fields"] == {"run": "1" * 16}
+    assert store.journal_seq("r1") == 5
+    assert list(tmp_path.iterdir()) == []  # all of it is in the store: the file is gone
 
 
-def test_an_attempt_start_waits_for_everything_before_it() -> None:
+def test_a_record_is_in_the_file_when_the_call_returns(tmp_path: Path) -> None:
+    """The store may lag (the writer gathers for `window`), the file never does."""
     store = MemoryStore()
-    j = journal(store)
+    j = journal(store, journal_dir=tmp_path, window=3600.0)
     one_task(j, "A")
-    j.attempt_started("C", 1, Path("/logs/C"))  # returns once durable, with all before it
+    j.attempt_started("C", 1, Path("/logs/C"))
+    records = read_records(tmp_path / "r1.jsonl")
+    assert [r.op for r in records] == [*KINDS_OF_ONE_TASK[:3], "task_done", "attempt_started"]
+    assert [r.seq for r in records] == [1, 2, 3, 4, 5]
+    assert records[-1].args["key"] == "C"
+    assert [e.kind for e in store.events("r1")] == ["run_started"]  # still gathering
+    j.flush()  # commits at once, without waiting out the window
     assert [e.kind for e in store.events("r1")][-2:] == ["task_done", "attempt_started"]
     j.close()
 
 
-def test_a_failed_write_stops_the_journal_and_is_raised() -> None:
+CRASHING_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from planrun.journal import StoreJournal
+from planrun.report.model import AttemptReport, TaskReport
+from planrun.sessions.base import ProcessInfo
+from planrun.store.base import RunRow, utc_now
+from planrun.store.sqlite import Store
+
+store = Store.open(Path(sys.argv[1]) / "state.db")
+store.begin_run(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))
+fps = {"A": ("fa" * 32, {"run": "1" * 16})}
+j = StoreJournal(store, "r1", "p", fps, journal_dir=Path(sys.argv[1]) / "journal", window=3600)
+j.attempt_started("A", 1, Path("/logs/A"))
+j.attempt_process("A", 1, ProcessInfo(pid=10, pgid=10, start_time=5))
+j.attempt_finished("A", AttemptReport(number=1, started_at=utc_now(), outcome="succeeded"))
+j.task_finished("A", TaskReport(key="A", title="A", status="done"))
+j.attempt_started("B", 1, Path("/logs/B"))
+os.kill(os.getpid(), signal.SIGKILL)  # before the writer committed anything
+"""
+
+
+def test_replay_after_kill9_applies_what_the_store_missed(tmp_path: Path) -> None:
+    writer = subprocess.run(
+        [sys.executable, "-c", CRASHING_WRITER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert writer.returncode == -signal.SIGKILL, writer.stderr
+    store = Store.open(tmp_path / "state.db")
+    assert [e.kind for e in store.events("r1")] == ["run_started"]
+    notes = replay(store, tmp_path / "journal")
+    assert notes == ["replayed 5 journal record(s) of run r1"]
+    kinds = [(e.kind, e.key) for e in store.events("r1")]
+    assert kinds[1:] == [*[(k, "A") for k in KINDS_OF_ONE_TASK], ("attempt_started", "B")]
+    assert store.task_states("p")["A"].status is Status.DONE
+    assert [(a.key, a.n) for a in store.open_attempts("p")] == [("B", 1)]
+    assert store.journal_seq("r1") == 5
+    assert not (tmp_path / "journal" / "r1.jsonl").exists()
+    assert replay(store, tmp_path / "journal") == []  # nothing twice
+    store.close()
+
+
+def write_journal(path: Path, records: list[Record], tail: bytes = b"") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"seq": r.seq, "op": r.op, "args": r.args}) for r in records]
+    path.write_bytes("".join(line + "\n" for line in lines).encode() + tail)
+
+
+def started(seq: int, key: str) -> Record:
+    args = {"key": key, "n": 1, "at": utc_now(), "fingerprint": "f", "log_path": "/l"}
+    return Record(seq, "attempt_started", args)
+
+
+@pytest.mark.parametrize(
+    "tail", [b'{"seq": 3, "op": "attempt_sta', b"\x00\x00\x00\x00\n", b"not json\n"]
+)
+def test_replay_stops_at_a_torn_or_garbled_end(tmp_path: Path, tail: bytes) -> None:
     store = MemoryStore()
-    j = journal(store)
+    store.begin_run(RUN)
+    write_journal(tmp_path / "r1.jsonl", [started(1, "A"), started(2, "B")], tail)
+    assert replay(store, tmp_path) == ["replayed 2 journal record(s) of run r1"]
+    assert sorted(a.key for a in store.open_attempts("p")) == ["A", "B"]
+
+
+def test_replay_skips_what_the_store_has_and_stops_at_a_gap(tmp_path: Path) -> None:
+    store = MemoryStore()
+    store.begin_run(RUN)
+    store.attempt_started("r1", "A", 1, utc_now(), "f", "/l")
+    store.set_journal_seq("r1", 1)
+    records = [started(1, "A"), started(2, "B"), started(4, "D")]
+    write_journal(tmp_path / "r1.jsonl", records)
+    assert replay(store, tmp_path) == ["replayed 1 journal record(s) of run r1"]
+    assert sorted(a.key for a in store.open_attempts("p")) == ["A", "B"]
+    assert store.journal_seq("r1") == 2
+
+
+def test_a_journal_of_an_unknown_run_is_left_alone(tmp_path: Path) -> None:
+    store = MemoryStore()
+    write_journal(tmp_path / "elsewhere.jsonl", [started(1, "A")])
+    assert replay(store, tmp_path) == [
+        f"ignored {tmp_path / 'elsewhere.jsonl'}: no run 'elsewhere' in the store"
+    ]
+    assert (tmp_path / "elsewhere.jsonl").exists()
+
+
+def test_a_failed_write_stops_the_journal_and_is_raised(tmp_path: Path) -> None:
+    store = MemoryStore()
+    j = journal(store, journal_dir=tmp_path)
     j.attempt_started("A", 1, Path("/logs/A"))
+    j.flush()
     store.close()  # every write fails from now on
-    j.attempt_process("A", 1, ProcessInfo(pid=10, pgid=10, start_time=5))  # queued
+    j.attempt_process("A", 1, ProcessInfo(pid=10, pgid=10, start_time=5))
     with pytest.raises(InternalError):
+        j.flush()
+    with pytest.raises(InternalError):  # an attempt never starts on a failed journal
         j.attempt_started("B", 1, Path("/logs/B"))
-    with pytest.raises(InternalError):  # an attempt never starts unrecorded
-        j.attempt_started("C", 1, Path("/logs/C"))
     j.close()  # already reported: closing does not raise it again
+    kept = read_records(tmp_path / "r1.jsonl")  # kept for the next apply to replay
+    assert [r.op for r in kept] == ["attempt_started", "attempt_process"]
+
+
+def test_a_journal_file_that_cannot_be_written_is_an_error(tmp_path: Path) -> None:
+    from planrun.errors import StoreError
+
+    store = MemoryStore()
+    blocked = tmp_path / "journal"
+    blocked.write_text("a file where the folder should be")
+    with pytest.raises(StoreError, match="cannot open the run's journal"):
+        journal(store, journal_dir=blocked / "sub")
+
+
+def test_records_are_data_not_code(tmp_path: Path) -> None:
+    """An operation that is not a journal write ends the readable records: it is never
+    looked up by name (here, the store's own close)."""
+    store = MemoryStore()
+    store.begin_run(RUN)
+    write_journal(tmp_path / "r1.jsonl", [started(1, "A"), Record(2, "close", {})])
+    assert replay(store, tmp_path) == ["replayed 1 journal record(s) of run r1"]
+    assert store.journal_seq("r1") == 1
+    assert store.events("r1")  # the store is still open
+
+
+def test_the_file_is_private(tmp_path: Path) -> None:
+    store = MemoryStore()
+    j = journal(store, journal_dir=tmp_path / "journal", window=3600.0)
+    j.attempt_started("A", 1, Path("/logs/A"))
+    assert os.stat(tmp_path / "journal" / "r1.jsonl").st_mode & 0o777 == 0o600
+    assert os.stat(tmp_path / "journal").st_mode & 0o777 == 0o700
+    j.close()

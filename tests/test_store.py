@@ -18,8 +18,9 @@ import pytest
 from planrun.errors import InternalError, StoreError, UsageError
 from planrun.outcomes import Outcome, Status
 from planrun.store.base import RunRow, StoreProtocol, utc_now
+from planrun.store.faults import FAULT_ENV
 from planrun.store.memory import MemoryStore
-from planrun.store.sqlite import APPLICATION_ID, FAULT_ENV, SCHEMA_VERSION, Store
+from planrun.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -575,3 +576,33 @@ def test_a_batch_commits_all_of_its_writes_or_none(db_path: Path) -> None:
         assert "three" not in [e.kind for e in store.events("r1")]
     with Store.open(db_path, readonly=True) as reader:
         assert [e.kind for e in reader.events("r1")][-2:] == ["one", "two"]
+
+
+def test_a_version_1_store_is_migrated_by_a_writer_and_read_as_it_is(db_path: Path) -> None:
+    """Schema 2 added runs.journal_seq: a reader of a version 1 store needs nothing new;
+    the first writer adds the column, keeping every row."""
+    with Store.open(db_path) as s:
+        s.begin_run(make_run())
+    con = sqlite3.connect(db_path)
+    con.execute("ALTER TABLE runs DROP COLUMN journal_seq")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    before = sha256(db_path)
+    with Store.open(db_path, readonly=True) as reader:
+        assert [r.id for r in reader.runs("demo")] == ["r1"]
+    assert sha256(db_path) == before
+    with Store.open(db_path) as writer:
+        assert writer.journal_seq("r1") == 0
+        writer.set_journal_seq("r1", 7)
+        assert writer.journal_seq("r1") == 7
+        assert [r.id for r in writer.runs("demo")] == ["r1"]
+    con = sqlite3.connect(db_path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    con.close()
+
+
+def test_journal_seq_of_an_unknown_run(any_store: StoreProtocol) -> None:
+    assert any_store.journal_seq("nope") == 0
+    with pytest.raises(InternalError, match="unknown run"):
+        any_store.set_journal_seq("nope", 1)

@@ -35,9 +35,10 @@ from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
 from planrun.report.model import PlanInfo, RunReport, total_usage
 from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
-from planrun.runtime import RunSettings, iso
+from planrun.runtime import RunSettings
 from planrun.scheduler import Scheduler
 from planrun.sessions.base import Session
+from planrun.store.base import iso
 from planrun.workspace.base import PlainWorkspace, Workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130

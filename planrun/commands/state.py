@@ -71,6 +71,7 @@ class State:
     known: dict[str, Known] = field(default_factory=dict)
     recovered: list[str] = field(default_factory=list)  # what recovery did, for the user
     journal: StoreJournal | None = None  # the run's, once begun
+    journal_dir: Path | None = None  # where runs' journal files go (writable states)
 
     def begin(
         self,
@@ -108,7 +109,9 @@ class State:
             self.store.reset_attempts(run_id, fresh)
         self.store.record_event(run_id, RUN_PLAN_EVENT, None, run_plan(plan, decisions, only))
         up_to_date = [k for k, d in decisions.items() if not d.run]
-        self.journal = StoreJournal(self.store, run_id, plan.name, fingerprints, up_to_date)
+        self.journal = StoreJournal(
+            self.store, run_id, plan.name, fingerprints, up_to_date, journal_dir=self.journal_dir
+        )
         return self.journal
 
     def end(self, run_id: str, status: str) -> None:
@@ -210,7 +213,11 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
         check_plan_owner(store, plan, path)
         state = State(store, plan, readonly)
         if not readonly:
-            state.recovered = recover(store, plan.name, reattachable(plan, store))
+            from planrun.journal import JOURNAL_DIR, replay
+
+            state.journal_dir = state_dir / JOURNAL_DIR
+            replayed = replay(store, state.journal_dir)
+            state.recovered = replayed + recover(store, plan.name, reattachable(plan, store))
         state.known = known_tasks(store, plan.name)
         try:
             yield state
@@ -640,10 +647,43 @@ def _skip(events: Iterator[Any], start: Any) -> None:
             depth -= 1
 
 
-def open_readonly(located: Located) -> StoreProtocol:
-    """The state store opened read-only (works while an apply writes). StoreError if absent."""
+def catch_up(state_dir: Path) -> list[str]:
+    """Replay what a killed apply journaled but did not get into the store yet (see
+    :mod:`planrun.journal`), so that ``status``, ``logs`` and ``report`` show its last
+    moments too; returns what was done.
+
+    Only when no apply runs: the state lock is taken without waiting, and only when a
+    journal file is there (after a crash). A live run's writer applies its own file within
+    :data:`planrun.journal.WINDOW` seconds. Quietly does nothing when the lock or a writable
+    store cannot be had (another apply, a folder this user may only read).
+    """
+    from planrun.errors import StateLockedError
+    from planrun.journal import JOURNAL_DIR, replay
+    from planrun.store.lock import StateLock
     from planrun.store.sqlite import Store
 
+    journal_dir = state_dir / JOURNAL_DIR
+    db_path = state_dir / STATE_FILE
+    try:
+        if not db_path.exists() or not any(journal_dir.glob("*.jsonl")):
+            return []
+        lock = StateLock.acquire(state_dir, argv=[*sys.argv[:2], "(replaying the journal)"])
+    except (OSError, StateLockedError, StoreError):
+        return []
+    with lock:
+        try:
+            with Store.open(db_path) as store:
+                return replay(store, journal_dir)
+        except (OSError, StoreError):
+            return []
+
+
+def open_readonly(located: Located) -> StoreProtocol:
+    """The state store opened read-only (works while an apply writes), once a killed run's
+    journal was caught up (:func:`catch_up`). StoreError if absent."""
+    from planrun.store.sqlite import Store
+
+    catch_up(located.db_path.parent)
     if not located.db_path.exists():
         where = f"plan {located.plan_name!r} " if located.plan_name else ""
         raise StoreError(

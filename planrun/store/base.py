@@ -12,10 +12,12 @@ returns that event's ``seq``.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +29,25 @@ JSONObject = dict[str, Any]
 
 def utc_now() -> str:
     """The current time as the store writes it: ISO-8601, UTC, microseconds, ``Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(time.time())
+
+
+def iso(ts: float) -> str:
+    """A Unix time as the store and the reports write it (``2026-11-21T06:00:00.250000Z``).
+
+    A run stamps every attempt several times: the date and time of day are formatted once
+    per second, the microseconds each time.
+    """
+    fraction, seconds = math.modf(ts)  # rounded as datetime.fromtimestamp rounds
+    micros = round(fraction * 1_000_000)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    return f"{_second(int(seconds))}.{micros:06d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 @dataclass(frozen=True)
@@ -155,7 +175,15 @@ class StoreProtocol(Protocol):
     ) -> int: ...
 
     def attempt_process(
-        self, run_id: str, key: str, n: int, pid: int, pgid: int, proc_start_time: int
+        self,
+        run_id: str,
+        key: str,
+        n: int,
+        pid: int,
+        pgid: int,
+        proc_start_time: int,
+        *,
+        at: str | None = None,
     ) -> int: ...
 
     def attempt_finished(
@@ -215,6 +243,10 @@ class StoreProtocol(Protocol):
         ended_at: str,
         reason: str = "planrun exited during the attempt",
     ) -> int: ...
+
+    def set_journal_seq(self, run_id: str, seq: int) -> None: ...
+
+    def journal_seq(self, run_id: str) -> int: ...
 
     def last_run(self, plan_name: str | None = None) -> RunRow | None: ...
 

@@ -18,10 +18,13 @@ Callers must hold the state folder's :class:`planrun.store.lock.StateLock` to wr
 Methods are synchronous and short (one indexed statement or a few); a lock inside makes a
 Store safe to share between threads (e.g. ``trio.to_thread.run_sync``).
 
-Schema (version 1, ``application_id`` 0x506C526E, "PlRn")::
+Schema (version 2, ``application_id`` 0x506C526E, "PlRn"; a writer migrates a version 1
+store when it opens it)::
 
     runs        id PK, plan_name, plan_path, plan_sha256, planrun_version, started_at,
-                ended_at, status, pid, host, args_json            one row per apply
+                ended_at, status, pid, host, args_json, journal_seq
+                                              one row per apply; journal_seq: the last of the
+                                              run's journal records applied (planrun.journal)
     tasks       PK(run_id, key), fingerprint, status, reason, attempts, branch,
                 base_commit, landed_commit, diffstat, data_json, updated_at
                                                                   a task as one run saw it
@@ -38,12 +41,13 @@ Events the write methods append themselves (do not record these kinds again):
 ``attempt_finished``, ``attempt_interrupted``, ``task_status``, ``task_done``,
 ``attempts_reset``. ``record_event`` appends any other kind (output, hook, retry, ...).
 
-Fault seam, FOR TESTS ONLY: when ``PLANRUN_FAULT_AT=k`` is set as a store opens, the
-process sends itself SIGKILL right after the k-th write transaction committed by any
-file-backed Store in this process (every write method counts once; creating the schema
-does not; MemoryStore never counts). Because each write appends one event, a fresh store
-killed this way holds exactly events 1..k. A value that is not a positive integer is a
-UsageError.
+Fault seam, FOR TESTS ONLY (:mod:`planrun.store.faults`): when ``PLANRUN_FAULT_AT=k`` is
+set as a store opens, the process sends itself SIGKILL right after its k-th write: every
+write method of a file-backed Store counts once (creating the schema does not; MemoryStore
+never counts), and so does every record appended to a run's journal file, whose later
+application to the store (``batch(counted=False)``) does not count again. Each write
+appends one event, so once the next apply has replayed the journal, a fresh store killed
+this way holds exactly events 1..k.
 """
 
 from __future__ import annotations
@@ -51,7 +55,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal as signals
 import sqlite3
 import tempfile
 import threading
@@ -60,7 +63,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from planrun.errors import InternalError, StoreError, UsageError
+from planrun.errors import InternalError, StoreError
 from planrun.outcomes import Outcome, Status
 from planrun.store.base import (
     AttemptRow,
@@ -73,11 +76,11 @@ from planrun.store.base import (
     fsync_dir,
     utc_now,
 )
+from planrun.store.faults import count_write, fault_at_from_env
 
 APPLICATION_ID = 0x506C526E  # "PlRn": marks a file as a planrun state store
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_DB_NAME = "state.db"
-FAULT_ENV = "PLANRUN_FAULT_AT"
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -116,7 +119,8 @@ CREATE TABLE runs (
     status TEXT NOT NULL,
     pid INTEGER,
     host TEXT,
-    args_json TEXT NOT NULL DEFAULT '[]'
+    args_json TEXT NOT NULL DEFAULT '[]',
+    journal_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_by_plan ON runs(plan_name);
 CREATE TABLE tasks (
@@ -177,12 +181,6 @@ CREATE TABLE task_state (
 """
 
 
-class _FaultSeam:
-    """Counts committed write transactions of file-backed stores in this process."""
-
-    committed = 0
-
-
 def create_schema(con: sqlite3.Connection) -> None:
     """Create planrun's tables, application_id and user_version in one transaction."""
     # PRAGMA values cannot be bound as parameters; these are our own integer constants.
@@ -209,6 +207,7 @@ class Store:
         self._lock = threading.RLock()  # re-entered by writes inside batch()
         self._batch_writes: int | None = None  # writes waiting for the batch's commit
         self._fault_at = fault_at
+        self._plans: dict[str, str] = {}  # run id -> plan name (never changes)
 
     # ------------------------------------------------------------ opening and closing
 
@@ -239,7 +238,7 @@ class Store:
             _check_header(path)
             con = _connect_checked(path, quick_check=False)
             return cls(con, str(path), readonly=True, fault_at=None)
-        fault_at = _fault_at_from_env()
+        fault_at = fault_at_from_env()
         if not path.exists():
             _create(path)
         _check_header(path)
@@ -331,7 +330,7 @@ class Store:
         the same (run, key, n) is a bug: InternalError.
         """
         with self._transaction() as con:
-            plan_name = _plan_of(con, run_id)
+            plan_name = self._plan_of(con, run_id)
             con.execute(
                 "INSERT INTO tasks (run_id, key, fingerprint, status, reason, attempts,"
                 " updated_at) VALUES (?, ?, ?, ?, '', ?, ?)"
@@ -360,7 +359,15 @@ class Store:
             return _append_event(con, run_id, "attempt_started", key, data, started_at)
 
     def attempt_process(
-        self, run_id: str, key: str, n: int, pid: int, pgid: int, proc_start_time: int
+        self,
+        run_id: str,
+        key: str,
+        n: int,
+        pid: int,
+        pgid: int,
+        proc_start_time: int,
+        *,
+        at: str | None = None,
     ) -> int:
         """Record the started process group, so that a later planrun can find and kill it."""
         with self._transaction() as con:
@@ -371,7 +378,7 @@ class Store:
             )
             _require(cur.rowcount == 1, f"attempt_process: unknown attempt {key}#{n}")
             data = {"n": n, "pid": pid, "pgid": pgid, "proc_start_time": proc_start_time}
-            return _append_event(con, run_id, "attempt_process", key, data, utc_now())
+            return _append_event(con, run_id, "attempt_process", key, data, at or utc_now())
 
     def attempt_finished(
         self,
@@ -455,7 +462,7 @@ class Store:
             "at": at,
         }
         with self._transaction() as con:
-            plan_name = _plan_of(con, run_id)
+            plan_name = self._plan_of(con, run_id)
             _upsert_task(con, params)
             if status in _MIRRORED:
                 con.execute(
@@ -503,7 +510,7 @@ class Store:
             "at": at,
         }
         with self._transaction() as con:
-            run_plan = _plan_of(con, run_id)
+            run_plan = self._plan_of(con, run_id)
             _require(run_plan == plan_name, f"task_done: run {run_id!r} is of plan {run_plan!r}")
             _upsert_task(con, params)
             con.execute(
@@ -523,7 +530,7 @@ class Store:
         at = at or utc_now()
         wanted = sorted(set(keys))
         with self._transaction() as con:
-            plan_name = _plan_of(con, run_id)
+            plan_name = self._plan_of(con, run_id)
             con.executemany(
                 "UPDATE task_state SET attempts_total = 0, updated_at = ?"
                 " WHERE plan_name = ? AND key = ?",
@@ -554,6 +561,16 @@ class Store:
             data = {"n": n, "reason": reason}
             return _append_event(con, run_id, "attempt_interrupted", key, data, ended_at)
 
+    def set_journal_seq(self, run_id: str, seq: int) -> None:
+        """Remember that the run's journal records up to ``seq`` are in the store.
+
+        Bookkeeping, not a state change: no event. Call it inside the :meth:`batch` that
+        applied those records, so both commit together.
+        """
+        with self._transaction() as con:
+            cur = con.execute("UPDATE runs SET journal_seq = ? WHERE id = ?", (seq, run_id))
+            _require(cur.rowcount == 1, f"set_journal_seq: unknown run {run_id!r}")
+
     # ------------------------------------------------------------ queries
 
     def last_run(self, plan_name: str | None = None) -> RunRow | None:
@@ -576,6 +593,11 @@ class Store:
         """The run ``run_id``, or None."""
         rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
         return _run_row(rows[0]) if rows else None
+
+    def journal_seq(self, run_id: str) -> int:
+        """The last journal record of ``run_id`` applied to the store (0: none, or no run)."""
+        rows = self._query("SELECT journal_seq FROM runs WHERE id = ?", (run_id,))
+        return int(rows[0][0]) if rows else 0
 
     def tasks(self, run_id: str) -> list[TaskRow]:
         """The run's task rows, by key."""
@@ -622,22 +644,30 @@ class Store:
 
     # ------------------------------------------------------------ internals
 
+    def _plan_of(self, con: sqlite3.Connection, run_id: str) -> str:
+        plan = self._plans.get(run_id)
+        if plan is None:
+            plan = self._plans[run_id] = _plan_of(con, run_id)
+        return plan
+
     def _connection(self) -> sqlite3.Connection:
         if self._con is None:
             raise InternalError(f"state store {self.path} used after close()")
         return self._con
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, *, counted: bool = True) -> Iterator[None]:
         """Group commit: the writes made inside share one transaction and one fsync.
 
         All of them are durable when the block ends, or none is (StoreError). The journal's
         writer uses it to commit everything queued at once. A batch inside a batch joins it.
+        ``counted=False``: its writes do not count for the fault seam (the journal applying
+        records that its file already counted).
         """
         if self._batch_writes is not None:
             yield
             return
-        with self._transaction() as con:
+        with self._transaction(counted=counted) as con:
             self._batch_writes = 0
             try:
                 yield
@@ -645,11 +675,12 @@ class Store:
             finally:
                 self._batch_writes = None
             del con
-        for _ in range(writes - 1):  # the transaction itself counted one
-            self._committed()
+        if counted:
+            for _ in range(writes - 1):  # the transaction itself counted one
+                self._committed()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, counted: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction; StoreError if it cannot be committed (nothing is then)."""
         if self.readonly:
             raise InternalError(f"state store {self.path} was opened read-only")
@@ -679,15 +710,12 @@ class Store:
                     "nothing after this point was recorded; free disk space or fix the"
                     " folder's permissions, then run apply again to resume",
                 ) from e
-        self._committed()
+        if counted:
+            self._committed()
 
     def _committed(self) -> None:
         """The fault seam (tests only): SIGKILL after the k-th committed write."""
-        if self._fault_at is None:
-            return
-        _FaultSeam.committed += 1
-        if _FaultSeam.committed == self._fault_at:
-            os.kill(os.getpid(), signals.SIGKILL)
+        count_write(self._fault_at)
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
         with self._lock:
@@ -699,19 +727,6 @@ class Store:
 
 
 # ---------------------------------------------------------------- opening helpers
-
-
-def _fault_at_from_env() -> int | None:
-    raw = os.environ.get(FAULT_ENV)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UsageError(f"{FAULT_ENV} must be a positive integer (tests only), not {raw!r}")
-    return value
 
 
 def _create(path: Path) -> None:
@@ -822,7 +837,22 @@ def _check_version(path: Path, version: int) -> None:
         )
     if version < 1:
         raise StoreError(str(path), "has planrun's id but no schema version", _MOVE_ASIDE)
-    # A future schema change adds its migration from `version` here, for writers only.
+
+
+#: Each schema change since version 1: the statements that bring a store from the version
+#: before it, run by writers only (readers of an older store never need the new columns).
+_MIGRATIONS: dict[int, str] = {
+    2: "ALTER TABLE runs ADD COLUMN journal_seq INTEGER NOT NULL DEFAULT 0;",
+}
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a writable store to SCHEMA_VERSION, one version per transaction."""
+    version = int(con.execute("PRAGMA user_version").fetchone()[0])
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        con.executescript(
+            f"BEGIN IMMEDIATE;{_MIGRATIONS[target]}PRAGMA user_version = {target:d};COMMIT;"
+        )
 
 
 def _configure_writer(con: sqlite3.Connection, path: Path, synchronous: Synchronous) -> None:
@@ -832,6 +862,7 @@ def _configure_writer(con: sqlite3.Connection, path: Path, synchronous: Synchron
         mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         con.execute(f"PRAGMA synchronous = {synchronous}")
         con.execute("PRAGMA foreign_keys = ON")
+        _migrate(con)
     except sqlite3.Error as e:
         raise StoreError(str(path), f"cannot open it for writing ({e})", _PERMISSIONS) from e
     if str(mode).lower() != "wal":
