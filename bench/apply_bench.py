@@ -9,7 +9,7 @@ Each shape runs, side by side and interleaved (one of each per repetition, so ma
 drifts hit all of them alike):
 
 - ``planrun apply PLAN -j 2 --progress none`` as a child (wall time, peak RSS), as shipped:
-  SQLite journal with synchronous=FULL, report, start-up and all;
+  the run's journal file with SQLite group commits (synchronous=FULL), report, start-up and all;
 - the in-process :class:`planrun.scheduler.Scheduler` with the real StoreJournal (what
   ``apply`` journals, minus start-up, plan loading and the report);
 - the in-process Scheduler with NullJournal (the default when a Scheduler is built
@@ -38,6 +38,7 @@ tables; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import statistics
@@ -351,7 +352,7 @@ def measure(work: Workload, reps: int, tmp: Path, *, full: bool) -> dict[str, Se
 
 
 LABELS = {
-    "cli": "planrun apply (CLI as shipped: SQLite journal, synchronous=FULL)",
+    "cli": "planrun apply (CLI as shipped: journal file + SQLite group commits)",
     "inproc_journal": "planrun Scheduler in-process, StoreJournal as apply builds it",
     "inproc_null": "planrun Scheduler in-process, NullJournal",
     "trio_inproc": "bare trio loop, in-process",
@@ -532,6 +533,10 @@ def main() -> None:
         bare_trio_child_main(args.bare_trio)
         return
 
+    # As installed (pip compiles every module to bytecode): an editable checkout under
+    # PYTHONDONTWRITEBYTECODE=1 would otherwise compile planrun's sources at every start,
+    # ~0.2 s the bare trio loop (trio comes compiled from its wheel) never pays.
+    compileall.compile_dir(REPO / "planrun", quiet=1)
     out = [*machine()]
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="planrun-apply-bench-") as name:
         tmp = Path(name)

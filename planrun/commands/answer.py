@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from planrun.commands.apply import check_keys, state_dir_for
-from planrun.commands.state import STATE_FILE
+from planrun.commands.state import STATE_FILE, catch_up
 from planrun.errors import UsageError
 from planrun.inbox import post_answer
 from planrun.outcomes import Status
@@ -29,6 +29,7 @@ def run_answer(args: argparse.Namespace, out: TextIO) -> int:
     state_dir = state_dir_for(plan, args.state_dir)
     if not (state_dir / STATE_FILE).exists():
         raise UsageError(f"{args.key} is not waiting for input: no run of {plan.name} here")
+    catch_up(state_dir)
     with Store.open(state_dir / STATE_FILE, readonly=True) as store:
         seen = store.task_states(plan.name).get(args.key)
     if seen is None or seen.status is not Status.NEEDS_INPUT:

@@ -25,6 +25,7 @@ from planrun.workspace.base import Prepared
 
 def run_approve(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.environment import base_env
+    from planrun.journal import JOURNAL_DIR, replay
     from planrun.sessions.subprocess import SubprocessSession
     from planrun.store.lock import StateLock
     from planrun.store.sqlite import Store
@@ -38,6 +39,7 @@ def run_approve(args: argparse.Namespace, out: TextIO) -> int:
     if not (state_dir / STATE_FILE).exists():
         raise UsageError(f"{args.key} is not in review: no run of {plan.name} is recorded here")
     with StateLock.acquire(state_dir), Store.open(state_dir / STATE_FILE) as store:
+        replay(store, state_dir / JOURNAL_DIR)  # what a killed apply journaled comes first
         seen = store.task_states(plan.name).get(args.key)
         if seen is None or seen.status is not Status.IN_REVIEW:
             what = "never ran" if seen is None else f"is {seen.status.value}"

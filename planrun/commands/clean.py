@@ -27,8 +27,8 @@ def run_clean(args: argparse.Namespace, out: TextIO) -> int:
 
     plan = load_plan(Path(args.plan))
     state_dir = state_dir_for(plan, args.state_dir)
-    statuses = _statuses(plan, state_dir)
     with StateLock.acquire(state_dir):
+        statuses = _statuses(plan, state_dir)
         lines = trio.run(_clean, plan, statuses, args.failed or args.all, args.all)
     for line in lines:
         print(line, file=out)
@@ -40,9 +40,11 @@ def run_clean(args: argparse.Namespace, out: TextIO) -> int:
 def _statuses(plan: CompiledPlan, state_dir: Path) -> dict[str, Status]:
     if not (state_dir / STATE_FILE).exists():
         return {}
+    from planrun.journal import JOURNAL_DIR, replay
     from planrun.store.sqlite import Store
 
-    with Store.open(state_dir / STATE_FILE, readonly=True) as store:
+    with Store.open(state_dir / STATE_FILE) as store:  # under the lock: no apply runs
+        replay(store, state_dir / JOURNAL_DIR)  # what a killed apply journaled comes first
         return {k: row.status for k, row in store.task_states(plan.name).items()}
 
 
