@@ -61,6 +61,7 @@ OPERATIONS = frozenset(
 )
 #: Seconds the writer gathers records before committing them as one transaction.
 WINDOW = 0.05
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for every record
 _ADVICE = "free disk space or fix the state folder's permissions, then run apply again to resume"
 
 
@@ -281,7 +282,7 @@ class _JournalFile:
 
     def append(self, record: Record) -> None:
         entry = {"seq": record.seq, "op": record.op, "args": record.args}
-        data = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        data = (_ENCODE(entry) + "\n").encode()
         if self._fd is None:
             raise StoreError(str(self.path), "journal write after close", _ADVICE)
         try:

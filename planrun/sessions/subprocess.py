@@ -27,8 +27,6 @@ clean-up.
 
 from __future__ import annotations
 
-import math
-
 import trio
 
 from planrun.outcomes import Outcome
@@ -56,7 +54,7 @@ from planrun.sessions.output import (
     OutputWatcher,
     SuccessMatched,
 )
-from planrun.sessions.process import GroupKill, kill_group
+from planrun.sessions.process import GroupKill, group_alive, kill_group
 
 
 class SubprocessSession:
@@ -134,8 +132,9 @@ class _Attempt:
         self._drain_timeout = drain_timeout
         self._read_size = read_size
         self._ending: Ending | None = None
-        self._end = trio.Event()  # an ending was decided or the leader exited
+        self._waiting = trio.CancelScope()  # around the wait for the leader; an ending cancels it
         self._eof = trio.Event()
+        self._drained = False  # the output was read for drain_timeout after the exit
         self._pump_failed = False
         self._exited = False
         self._kill: GroupKill | None = None
@@ -154,24 +153,35 @@ class _Attempt:
         return self._result()
 
     async def _until_end(self) -> None:
-        """Run until an ending is decided, the leader exits, or the timeout passes."""
+        """Run until an ending is decided, the leader exits, or the timeout passes.
+
+        When the leader exited and left nothing behind in its group, nothing can write to
+        the pipe any more (but an escapee): the rest of the output is read here, so that
+        the usual ending needs no second round in :meth:`_wind_down`.
+        """
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump)
-            nursery.start_soon(self._wait_exit)
             if self._spec.stdin_text is not None:
                 nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
             if self._spec.idle_timeout is not None:
                 nursery.start_soon(self._watch_idle, self._spec.idle_timeout)
             timeout = self._spec.timeout
-            with trio.move_on_after(math.inf if timeout is None else timeout):
-                await self._end.wait()
-            if not self._end.is_set():
+            if timeout is not None:
+                self._waiting.deadline = trio.current_time() + timeout
+            with self._waiting:
+                await self._process.wait()
+                self._reaped = self._exited = True
+                if not group_alive(self._process.pid):
+                    with trio.move_on_after(self._drain_timeout):
+                        await self._eof.wait()
+                    self._drained = True
+            if self._ending is None and not self._exited:
                 self._decide(Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
             nursery.cancel_scope.cancel()
 
     async def _wind_down(self) -> None:
         """Kill the group while still logging output, reap, drain briefly, close."""
-        pumping = not self._eof.is_set() and not self._pump_failed
+        pumping = not self._eof.is_set() and not self._pump_failed and not self._drained
         if pumping or not self._reaped:
             async with trio.open_nursery() as nursery:
                 if pumping:
@@ -193,7 +203,7 @@ class _Attempt:
         """Record the first ending; later ones are ignored."""
         if self._ending is None:
             self._ending = ending
-        self._end.set()
+        self._waiting.cancel()
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
@@ -220,12 +230,6 @@ class _Attempt:
         except Exception:
             self._pump_failed = True
             raise
-
-    async def _wait_exit(self) -> None:
-        await self._process.wait()
-        self._reaped = True
-        self._exited = True
-        self._end.set()
 
     async def _feed_stdin(self, text: str) -> None:
         """Write ``text`` to the child's stdin, then close it; a child that quit is fine."""
