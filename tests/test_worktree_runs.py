@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -115,3 +116,55 @@ tasks:
     # squash: one new commit with one parent; rebase: linear history
     assert len(git(api, "rev-list", "--parents", "-n1", "planrun-multi").split()) == 2
     assert git(web, "rev-list", "--merges", "planrun-multi") == ""
+
+
+def test_approve_first_replays_what_a_killed_apply_journaled(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """A record a killed apply wrote to its journal file, but not yet to the store, goes in
+    before approve's own writes (applied after them, it could undo the approval)."""
+    from planrun.journal import JOURNAL_DIR
+    from planrun.store.base import utc_now
+    from planrun.store.sqlite import Store
+
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""\
+version: 1
+name: rj
+projects: {{app: {{path: {repo}, base_branch: main}}}}
+defaults: {{project: app}}
+tasks:
+  R: {{run: [sh, -c, "echo reviewed > r.txt"], review: true}}
+""")
+    assert apply(plan) == 1  # R waits in review
+    state_dir = tmp_path / ".planrun"
+    with Store.open(state_dir / "state.db", readonly=True) as store:
+        run = store.last_run("rj")
+        assert run is not None
+        seq = store.journal_seq(run.id)
+    record = {
+        "seq": seq + 1,
+        "op": "task_updated",
+        "args": {
+            "key": "R",
+            "status": "in_review",
+            "at": utc_now(),
+            "reason": "left by a killed apply",
+            "fingerprint": None,
+            "data": None,
+            "branch": None,
+            "base_commit": None,
+            "landed_commit": None,
+            "diffstat": None,
+        },
+    }
+    journal = state_dir / JOURNAL_DIR / f"{run.id}.jsonl"
+    journal.parent.mkdir(exist_ok=True)
+    journal.write_text(json.dumps(record) + "\n")
+    assert main(["approve", str(plan), "R"]) == 0
+    assert not journal.exists()
+    with Store.open(state_dir / "state.db", readonly=True) as store:
+        kinds = [(e.kind, e.data.get("reason")) for e in store.events(run.id)][-2:]
+        assert kinds == [("task_status", "left by a killed apply"), ("task_done", None)]
+        assert store.task_states("rj")["R"].status.value == "done"
