@@ -8,6 +8,8 @@ then records the run, and what apply decided for every task, before anything run
 
 Recovery after a crash (kill -9 included), before any task can run again:
 
+0. the dead runs' journal files are replayed into the store (:func:`planrun.journal.replay`):
+   what they recorded but had not committed yet, open attempts included;
 1. processes of the dead runs are killed with SIGKILL: each open attempt's process group
    when its leader is the very process recorded (pid *and* start time, so a reused pid is
    never hit), and every process whose environment carries the dead run's

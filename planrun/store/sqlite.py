@@ -6,6 +6,8 @@ once its success is durable"; an attempt is recorded before its process starts).
 method is exactly one ``BEGIN IMMEDIATE … COMMIT`` transaction and appends exactly one row to
 ``events``, so the journal has no gaps and ``seq`` orders every state change. WAL lets
 ``planrun status`` read (``Store.open(path, readonly=True)``) while an apply writes.
+During a run the scheduler's records reach the store through :mod:`planrun.journal`
+(a file per run, applied here in group commits), not one transaction each.
 
 Safety. planrun never deletes, truncates or rebuilds a store it cannot read. ``Store.open``
 refuses, with StoreError and advice, a file that is not SQLite, is corrupt
