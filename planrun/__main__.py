@@ -1,5 +1,3 @@
-import sys
+from planrun.cli import run
 
-from planrun.cli import main
-
-sys.exit(main())
+run()
