@@ -396,6 +396,13 @@ class _Writer:
             raise self.failure
 
     def _run(self) -> None:
+        # Lowest CPU priority for this thread alone (Linux threads have their own nice
+        # value): it only copies what the journal file already holds, so it should never
+        # take a core from the tasks or the event loop. Measured on 1,000 `true` tasks at
+        # J=2 on two cores: 0.1 s less wall time. A flush waits longer on a saturated
+        # machine; only pauses for input or review and the end of a run flush.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         while True:
             items = [self._queue.get()]
             if isinstance(items[0], Record) and self._window > 0:
