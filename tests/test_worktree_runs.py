@@ -168,3 +168,35 @@ tasks:
         kinds = [(e.kind, e.data.get("reason")) for e in store.events(run.id)][-2:]
         assert kinds == [("task_status", "left by a killed apply"), ("task_done", None)]
         assert store.task_states("rj")["R"].status.value == "done"
+
+
+def test_setup_runs_in_a_worktree_made_again_after_a_leftover_was_quarantined(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """A folder left where the worktree goes (a kill mid-checkout) is moved aside and the
+    worktree made anew: a new checkout needs the project's setup like any other."""
+    from planrun.workspace.names import worktree_dir
+
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    setup_log = tmp_path / "setup.log"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""\
+version: 1
+name: sq
+projects:
+  app:
+    path: {repo}
+    base_branch: main
+    setup: [[sh, -c, "echo ran >> {setup_log}"]]
+defaults: {{project: app}}
+tasks:
+  T: {{run: [sh, -c, "echo t > t.txt"]}}
+""")
+    leftover = worktree_dir(tmp_path / ".planrun", "T")
+    leftover.mkdir(parents=True)
+    (leftover / "half-checked-out.txt").write_text("left by a kill\n")
+    assert apply(plan) == 0
+    assert setup_log.read_text() == "ran\n"
+    (moved,) = (tmp_path / ".planrun" / "quarantine").iterdir()
+    assert (moved / "half-checked-out.txt").read_text() == "left by a kill\n"
+    assert git(repo, "show", "planrun-sq:t.txt") == "t\n"

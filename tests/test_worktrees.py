@@ -400,6 +400,7 @@ async def test_a_worktree_whose_checkout_was_killed_is_quarantined_and_made_agai
 
     quarantine = state / "quarantine"
     wt = await add_worktree(repo, path, branch, "main", reason=REASON, quarantine_dir=quarantine)
+    assert wt.fresh  # checked out anew: the project's setup must run in it
     assert (wt.path / "README").read_text() == "hello\n"
     assert git(wt.path, "status", "--porcelain") == ""
     (moved,) = quarantine.iterdir()
@@ -419,6 +420,8 @@ async def test_resume_reuses_the_worktree_and_keeps_its_work(repos: Repos, state
     git(repos.clone, "worktree", "unlock", str(first.path))
 
     again = await add(repo, state, "LOG-1")
+    assert first.fresh
+    assert not again.fresh  # reused: setup already ran in it
     assert again.path == first.path
     assert again.branch == first.branch
     assert again.base_commit == first.base_commit
@@ -469,6 +472,7 @@ async def test_unregistered_folder_is_quarantined_never_deleted(repos: Repos, st
         repo, path, branch_name("p", "K"), "main", reason=REASON, quarantine_dir=quarantine
     )
     assert (wt.path / "README").exists()
+    assert wt.fresh
     (moved,) = quarantine.iterdir()
     assert (moved / "left-by-a-kill.txt").read_text() == "precious\n"
 

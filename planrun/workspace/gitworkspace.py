@@ -74,7 +74,6 @@ class GitWorkspace:
         await repo.check_ref(start)
         branch = branch_name(self.plan.name, task.key)
         where = worktree_dir(self.state_dir, task.key)
-        existed = where.exists()
         wt = await add_worktree(
             repo,
             where,
@@ -83,7 +82,7 @@ class GitWorkspace:
             reason=f"planrun {self.plan.name} {task.key}",
             quarantine_dir=self.state_dir / "quarantine",
         )
-        if project.setup and not existed:
+        if project.setup and wt.fresh:  # a reused worktree keeps what setup made in it
             await self._setup(task, project, wt)
         return Prepared(cwd=wt.path, branch=wt.branch, worktree=wt.path, base_commit=wt.base_commit)
 

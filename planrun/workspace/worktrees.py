@@ -65,11 +65,14 @@ class Worktree:
     """A task's worktree: its folder, its branch (short name) and the commit it forked from.
 
     ``base_commit`` is None when unknown (worktrees found by listing rather than made).
+    ``fresh``: :func:`add_worktree` checked its files out just now (a new worktree, or one
+    made again after its leftover was quarantined), rather than reusing one.
     """
 
     path: Path
     branch: str
     base_commit: str | None
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,7 @@ async def add_worktree(
                 fork = added.fork_point
                 if not added.created:
                     fork = await _fork_point(repo, branch, added.base)
-                return Worktree(path, branch, fork)
+                return Worktree(path, branch, fork, fresh=added.fresh)
     except GitError as exc:
         if is_contention(exc):
             raise _still_locked(exc) from exc
