@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import trio
+
 from planrun.budget import Spent, exceeded
 from planrun.environment import task_env
 from planrun.errors import GitError, SessionStartError
@@ -248,6 +250,9 @@ class AttemptRunner:
         report.status, report.reason = Status.NEEDS_INPUT.value, f"asks: {question}"
         self.slots.park(task.key, Status.NEEDS_INPUT)
         self.run.journal.task_finished(task.key, report)
+        # `planrun answer` checks the store: the question is announced once it is there
+        # (this task waits for that, off the event loop; the run goes on)
+        await trio.to_thread.run_sync(self.run.journal.flush)
         self.run.emit(
             EventKind.INPUT_REQUESTED, task.key, question=question, timeout_s=task.input_timeout
         )

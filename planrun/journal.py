@@ -165,8 +165,6 @@ class StoreJournal:
             info["fields"] = dict(hashes)
         args.update(status=status.value, fingerprint=self._fp(key), data=info)
         self._record("task_updated", args)
-        if status in (Status.NEEDS_INPUT, Status.IN_REVIEW):
-            self.flush()  # users act on these (answer, approve): in the store on return
 
     # ------------------------------------------------------------ lifetime
 

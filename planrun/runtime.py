@@ -61,6 +61,10 @@ class Journal(Protocol):
 
     def task_finished(self, key: str, report: TaskReport) -> None: ...
 
+    def flush(self) -> None:
+        """Return once every record so far is in the store (blocking: call it from a
+        worker thread), and raise a write that failed."""
+
 
 class NullJournal:
     def attempt_started(self, key: str, number: int, log_path: Path) -> None:
@@ -73,6 +77,9 @@ class NullJournal:
         return None
 
     def task_finished(self, key: str, report: TaskReport) -> None:
+        return None
+
+    def flush(self) -> None:
         return None
 
 
