@@ -103,6 +103,7 @@ class StoreJournal:
         self.fingerprints = fingerprints
         self.up_to_date = frozenset(up_to_date)
         self._seq = store.journal_seq(run_id)
+        self._broken: StoreError | None = None  # the journal file could not be written
         self._file: _JournalFile | None = None
         self._writer: _Writer | None = None
         if write_behind:
@@ -195,11 +196,17 @@ class StoreJournal:
             apply_records(self.store, self.run_id, [Record(self._seq + 1, op, args)])
             self._seq += 1
             return
+        if self._broken is not None:  # nothing more is recorded, nor applied out of order
+            raise self._broken
         self._writer.raise_failure(again=must_record)
-        self._seq += 1
-        record = Record(self._seq, op, args)
+        record = Record(self._seq + 1, op, args)
         if self._file is not None:
-            self._file.append(record)
+            try:
+                self._file.append(record)
+            except StoreError as error:
+                self._broken = error
+                raise
+        self._seq = record.seq
         self._writer.submit(record)
 
 

@@ -19,15 +19,16 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import trio
 
 from planrun.attempt import AttemptRunner
 from planrun.environment import secret_values
-from planrun.errors import GitError, MergeConflict
+from planrun.errors import GitError, MergeConflict, StoreError
 from planrun.events import EventKind, Observers
 from planrun.hooks import HookRunner
 from planrun.outcomes import Outcome, Status
@@ -36,7 +37,7 @@ from planrun.plan.resolved import Task
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.retry import retrying
 from planrun.runtime import Journal, NullJournal, RunContext, RunSettings
-from planrun.sessions.base import Session, SessionResult
+from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.state import Caps, Change, RunState
 from planrun.store.base import iso
 from planrun.workspace.base import PlainWorkspace, Prepared, Workspace
@@ -69,7 +70,7 @@ class Scheduler:
             settings=settings,
             sessions=sessions,
             workspace=workspace or PlainWorkspace(plan),
-            journal=journal or NullJournal(),
+            journal=_Guarded(journal or NullJournal(), self._journal_failed),
             emit=observers or Observers(),
             secrets=secret_values(plan, settings.environ),
             started_at=time.time(),
@@ -92,6 +93,8 @@ class Scheduler:
         self.hooks = HookRunner(self.run_context)
         self.attempts = AttemptRunner(self.run_context, self.hooks, self)
         self.interrupted = False
+        #: The journal write that failed: the run then stops (nothing unrecorded may run).
+        self.journal_error: StoreError | None = None
         self._nursery: trio.Nursery | None = None
         self._scopes: dict[str, trio.CancelScope] = {}
         self._slot_waiters: dict[str, trio.Event] = {}
@@ -136,6 +139,8 @@ class Scheduler:
     def status(self) -> Literal["succeeded", "failed", "interrupted"]:
         if self.interrupted:
             return "interrupted"
+        if self.journal_error is not None:
+            return "failed"
         return "succeeded" if self.state.succeeded else "failed"
 
     def interrupt(self) -> None:
@@ -144,6 +149,14 @@ class Scheduler:
             return
         self.interrupted = True
         self.emit(EventKind.RUN_STOPPING, reason="interrupted")
+        self._stop(cancel=True)
+
+    def _journal_failed(self, error: StoreError) -> None:
+        """A journal write failed (disk full, ...): start nothing new, cancel what runs."""
+        if self.journal_error is not None:
+            return
+        self.journal_error = error
+        self.emit(EventKind.RUN_STOPPING, reason=f"the journal failed: {error.problem}")
         self._stop(cancel=True)
 
     def kill_now(self) -> None:
@@ -219,6 +232,8 @@ class Scheduler:
             if scope.cancelled_caught:
                 status = Status.CANCELLED
                 reason = "interrupted" if self.interrupted else "cancelled: the run stopped"
+                if self.journal_error is not None:
+                    reason = "cancelled: the journal failed"
         finally:
             self._scopes.pop(key, None)
             self._slot_waiters.pop(key, None)
@@ -333,6 +348,9 @@ class Scheduler:
         self.reports[task.key].attempts.append(report)
         self.reports[task.key].status = Status.RUNNING.value
         self.journal.attempt_started(task.key, number, log_path)  # before the process starts
+        if self.journal_error is not None:  # not recorded, so it must not run: cancelled
+            self._record(task, report, SessionResult(Outcome.CANCELLED, "not started"), started)
+            await trio.lowlevel.checkpoint()  # the run's stop cancelled this task's scope
         self.emit(EventKind.ATTEMPT_STARTED, task.key, attempt=number, log_path=str(log_path))
         prepared: Prepared | None = None
         problem = self.attempts.budget_problem(task)
@@ -427,3 +445,43 @@ class _NoAttemptsLeft(Exception):
             f"no attempts left ({attempts} of {attempts} started in earlier runs); "
             "`apply --rerun-failed` gives it new ones"
         )
+
+
+class _Guarded:
+    """The run's journal, with a failed write turned into a stop of the run.
+
+    A journal call that raises StoreError (the disk is full, the store went away) calls
+    ``on_failure`` with it and returns: the scheduler then starts nothing new and cancels
+    what runs, and later calls fail the same way without stopping anything twice. The
+    scheduler checks ``journal_error`` after ``attempt_started``: an attempt that was not
+    recorded never starts.
+    """
+
+    def __init__(self, journal: Journal, on_failure: Callable[[StoreError], None]) -> None:
+        self._journal = journal
+        self._on_failure = on_failure
+
+    def attempt_started(self, key: str, number: int, log_path: Path) -> None:
+        self._call(self._journal.attempt_started, key, number, log_path)
+
+    def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None:
+        self._call(self._journal.attempt_process, key, number, info)
+
+    def attempt_finished(self, key: str, attempt: AttemptReport) -> None:
+        self._call(self._journal.attempt_finished, key, attempt)
+
+    def task_finished(self, key: str, report: TaskReport) -> None:
+        self._call(self._journal.task_finished, key, report)
+
+    def flush(self) -> None:
+        """Blocking (a worker thread calls it): a failure is reported from the trio thread."""
+        try:
+            self._journal.flush()
+        except StoreError as error:
+            trio.from_thread.run_sync(self._on_failure, error)
+
+    def _call(self, method: Callable[..., None], *args: Any) -> None:
+        try:
+            method(*args)
+        except StoreError as error:
+            self._on_failure(error)

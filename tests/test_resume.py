@@ -6,6 +6,8 @@ counted, not assumed. Every planrun here is a real ``python -m planrun`` process
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -375,3 +377,59 @@ def test_fault_seam_sweep_over_every_journal_write(tmp_path: Path, clean_env: Pa
         for future in crashes:
             crashed = future.result()
             assert resume(crashed) == expected, f"k={crashed.k}"
+
+
+# ---------------------------------------------------------------- a journal that fails
+
+
+class _FullDisk:
+    """planrun.journal's view of ``os``: the disk fills up when the first attempt's end is
+    written (matrix C9: the journal's os.write raises ENOSPC from then on)."""
+
+    def __init__(self) -> None:
+        self.full = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: bytes) -> int:
+        if b'"op":"attempt_finished"' in data:
+            self.full = True
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+
+def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
+    tmp_path: Path,
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import planrun.journal
+    from planrun.cli import main
+
+    plan = write_plan(
+        tmp_path,
+        "version: 1\nname: full\nsettings: {max_concurrent: 2}\ntasks:\n"
+        "  A: {run: [sh, -c, 'echo A >> effects.log']}\n"
+        "  B: {run: [sh, -c, 'sleep 30; echo B >> effects.log']}\n"
+        "  C: {needs: [A], run: [sh, -c, 'echo C >> effects.log']}\n",
+    )
+    disk = _FullDisk()
+    monkeypatch.setattr(planrun.journal, "os", disk)
+    assert main(["apply", str(plan), "--progress", "none"]) == 1
+    assert disk.full
+    stderr = capsys.readouterr().err
+    assert "journal write failed (No space left on device)" in stderr
+    assert effects(tmp_path / "effects.log") == {"A": 1}  # B was killed, C never started
+    (report_path,) = (tmp_path / ".planrun" / "runs").glob("*/report.json")
+    report = json.loads(report_path.read_text())
+    assert report["status"] == "failed"
+    statuses = {t["key"]: (t["status"], t["reason"]) for t in report["tasks"]}
+    assert statuses["B"] == ("cancelled", "cancelled: the journal failed")
+    assert statuses["C"][0] == "cancelled"
+
+    monkeypatch.undo()  # space again: the next apply converges; A's success was never
+    assert main(["apply", str(plan), "--progress", "none"]) == 0  # recorded, so it runs again
+    assert effects(tmp_path / "effects.log") == {"A": 2, "B": 1, "C": 1}

@@ -26,7 +26,7 @@ import trio
 from planrun import __version__
 from planrun.commands.state import open_state
 from planrun.convergence import Decision, Known, decide
-from planrun.errors import UsageError
+from planrun.errors import StoreError, UsageError
 from planrun.events import Observers
 from planrun.fingerprint import fingerprint
 from planrun.outcomes import Status
@@ -120,20 +120,29 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             journal=journal,
             workspace=_workspace(plan, settings, sessions, dry_run=args.dry_run),
         )
+        end_error: StoreError | None = None
         try:
             trio.run(_run_with_signals, scheduler)
         finally:
             # written on every way out, a crash of planrun itself included
             report = build_report(plan, scheduler, fingerprints)
-            state.end(settings.run_id, report.status)
+            try:
+                state.end(settings.run_id, report.status)
+            except StoreError as error:  # a full disk, say: the report is written all the same
+                end_error = error
             outputs = Outputs(args.report, args.junit, args.summary)
             report_path = write_reports(
                 plan, scheduler, report, state_dir, outputs, default=not args.dry_run
             )
             if report_path is not None:
                 print(f"report: {report_path}", file=sys.stderr)
+    failure = scheduler.journal_error or end_error
+    if failure is not None:
+        print(f"planrun: {failure}", file=sys.stderr)
     if scheduler.interrupted:
         return EXIT_INTERRUPTED
+    if failure is not None:
+        return EXIT_FAILED
     return EXIT_OK if scheduler.state.succeeded else EXIT_FAILED
 
 
