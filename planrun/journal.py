@@ -17,9 +17,11 @@ Two layers, so that recording costs the event loop one ``write`` and no wait:
 
 Recovery (:func:`replay`): before anything else, the next apply applies each leftover
 file's records after the run's ``journal_seq``, then deletes the file. A clean
-:meth:`StoreJournal.close` applies everything and deletes the file. A file cut short (a
-crash in the middle of a write, or a machine crash that lost the page cache) is read up
-to its last whole record. What a machine crash can lose is the tail of records not yet
+:meth:`StoreJournal.close` applies everything and deletes the file. A last line that is
+not a whole record (a crash in the middle of a write, or a machine crash that lost the
+page cache) is dropped, and the recovery notes say at which byte; anything unreadable
+before the end stops the apply with exit 2 and the line's number, the file left as it is
+(never a silent skip). What a machine crash can lose is the tail of records not yet
 committed to the store: the next apply then runs those tasks again (at least once, as
 convergence promises), and the processes of those attempts died with the machine.
 
@@ -306,30 +308,72 @@ class _JournalFile:
             self.path.unlink(missing_ok=True)
 
 
-def read_records(path: Path) -> list[Record]:
-    """The whole records of a journal file, in order; reading stops at the first line that
-    is not one (the torn end of a crash, an unknown operation) or that breaks the sequence."""
+@dataclass(frozen=True)
+class JournalRead:
+    """What a journal file holds: its whole records, and where a torn end was dropped."""
+
+    records: list[Record]
+    torn_at: int | None = None  # byte offset of an unreadable last line, if there was one
+
+
+_MOVE_JOURNAL_ASIDE = (
+    "planrun will not drop records it cannot read; move the file aside (apply then runs "
+    "again what it recorded) or restore it"
+)
+
+
+def read_records(path: Path) -> JournalRead:
+    """Read a journal file (matrix C3).
+
+    A last line that is not a whole record (a crash in the middle of a write; zeroes where
+    a machine crash lost the page cache) is a torn end: it is dropped and its offset
+    returned. Anything else that is not a record, or that breaks the sequence, before the
+    end (a corrupt file, an operation this planrun does not know) raises StoreError
+    naming the line; nothing is skipped silently.
+    """
+    data = path.read_bytes()
     records: list[Record] = []
-    lines = path.read_bytes().split(b"\n")[:-1]  # the last piece has no newline: torn
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            record = Record(int(entry["seq"]), str(entry["op"]), dict(entry["args"]))
-        except (ValueError, KeyError, TypeError):
-            break
-        if record.op not in OPERATIONS:
-            break
-        if records and record.seq != records[-1].seq + 1:
-            break
-        records.append(record)
-    return records
+    offset = 0
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines, start=1):
+        last = number == len(lines) or (number == len(lines) - 1 and lines[-1] == b"")
+        if not line and number == len(lines):
+            break  # the file ends with a newline
+        problem = _problem(line, records)
+        if problem is None:
+            records.append(_parse(line))
+        elif last:
+            return JournalRead(records, torn_at=offset)
+        else:
+            raise StoreError(str(path), f"line {number} {problem}", _MOVE_JOURNAL_ASIDE)
+        offset += len(line) + 1
+    return JournalRead(records)
+
+
+def _parse(line: bytes) -> Record:
+    entry = json.loads(line)
+    return Record(int(entry["seq"]), str(entry["op"]), dict(entry["args"]))
+
+
+def _problem(line: bytes, before: list[Record]) -> str | None:
+    """Why ``line`` is not the record that follows ``before``; None if it is."""
+    try:
+        record = _parse(line)
+    except (ValueError, KeyError, TypeError):
+        return "is not a journal record"
+    if record.op not in OPERATIONS:
+        return f"holds an operation this planrun does not know ({record.op[:40]!r})"
+    if before and record.seq != before[-1].seq + 1:
+        return f"breaks the sequence (record {record.seq} after {before[-1].seq})"
+    return None
 
 
 def replay(store: StoreProtocol, journal_dir: Path) -> list[str]:
     """Apply what dead runs journaled but did not get into the store; delete their files.
 
     Must run under the state lock (then no live run owns a file here), before recovery.
-    Returns what was done, for humans.
+    Returns what was done, for humans. A file that cannot be read whole raises StoreError
+    and is left as it is (:func:`read_records`).
     """
     notes: list[str] = []
     if not journal_dir.is_dir():
@@ -340,12 +384,16 @@ def replay(store: StoreProtocol, journal_dir: Path) -> list[str]:
             notes.append(f"ignored {path}: no run {run_id!r} in the store")
             continue
         applied = store.journal_seq(run_id)
-        records = [r for r in read_records(path) if r.seq > applied]
-        if records and records[0].seq == applied + 1:
-            apply_records(store, run_id, records)
+        read = read_records(path)
+        records = [r for r in read.records if r.seq > applied]
+        if records and records[0].seq != applied + 1:
+            problem = f"its records resume at {records[0].seq}, the store has {applied}"
+            raise StoreError(str(path), problem, _MOVE_JOURNAL_ASIDE)
+        apply_records(store, run_id, records)
+        if records:
             notes.append(f"replayed {len(records)} journal record(s) of run {run_id}")
-        elif records:
-            notes.append(f"ignored {path}: its records start after a gap (at {records[0].seq})")
+        if read.torn_at is not None:
+            notes.append(f"dropped the torn end of {path} at byte {read.torn_at}")
         path.unlink()
     return notes
 

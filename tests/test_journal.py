@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from planrun.errors import InternalError
+from planrun.errors import InternalError, StoreError
 from planrun.journal import Record, StoreJournal, read_records, replay
 from planrun.outcomes import Status
 from planrun.report.model import AttemptReport, TaskReport
@@ -66,7 +66,7 @@ def test_a_record_is_in_the_file_when_the_call_returns(tmp_path: Path) -> None:
     j = journal(store, journal_dir=tmp_path, window=3600.0)
     one_task(j, "A")
     j.attempt_started("C", 1, Path("/logs/C"))
-    records = read_records(tmp_path / "r1.jsonl")
+    records = read_records(tmp_path / "r1.jsonl").records
     assert [r.op for r in records] == [*KINDS_OF_ONE_TASK[:3], "task_done", "attempt_started"]
     assert [r.seq for r in records] == [1, 2, 3, 4, 5]
     assert records[-1].args["key"] == "C"
@@ -132,26 +132,65 @@ def started(seq: int, key: str) -> Record:
 
 
 @pytest.mark.parametrize(
-    "tail", [b'{"seq": 3, "op": "attempt_sta', b"\x00\x00\x00\x00\n", b"not json\n"]
+    "tail",
+    [b'{"seq": 3, "op": "attempt_sta', b"\x00\x00\x00\x00", b"not json\n", b'{"seq": 3}\n'],
 )
-def test_replay_stops_at_a_torn_or_garbled_end(tmp_path: Path, tail: bytes) -> None:
+def test_a_torn_end_is_dropped_with_its_offset(tmp_path: Path, tail: bytes) -> None:
+    """Matrix C3 (a): what a crash in the middle of a write (or a lost page cache) leaves
+    at the end is dropped, and said, and the records before it are applied."""
     store = MemoryStore()
     store.begin_run(RUN)
-    write_journal(tmp_path / "r1.jsonl", [started(1, "A"), started(2, "B")], tail)
-    assert replay(store, tmp_path) == ["replayed 2 journal record(s) of run r1"]
+    path = tmp_path / "r1.jsonl"
+    write_journal(path, [started(1, "A"), started(2, "B")], tail)
+    offset = len(path.read_bytes()) - len(tail)
+    assert replay(store, tmp_path) == [
+        "replayed 2 journal record(s) of run r1",
+        f"dropped the torn end of {path} at byte {offset}",
+    ]
     assert sorted(a.key for a in store.open_attempts("p")) == ["A", "B"]
 
 
-def test_replay_skips_what_the_store_has_and_stops_at_a_gap(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("middle", "problem"),
+    [
+        (b"garbage\n", "line 2 is not a journal record"),
+        (b'{"seq": 2, "op": "close", "args": {}}\n', "line 2 holds an operation this planrun"),
+        (b"\n", "line 2 is not a journal record"),
+    ],
+)
+def test_a_corrupt_record_before_the_end_is_refused_and_kept(
+    tmp_path: Path, middle: bytes, problem: str
+) -> None:
+    """Matrix C3 (b): never a silent skip. The file is left byte for byte as it was, and
+    nothing of it is applied; records are data, never looked up by name."""
+    store = MemoryStore()
+    store.begin_run(RUN)
+    path = tmp_path / "r1.jsonl"
+    write_journal(path, [started(1, "A")])
+    path.write_bytes(path.read_bytes() + middle)
+    with path.open("ab") as handle:
+        handle.write(json.dumps({"seq": 3, "op": "attempt_started", "args": {}}).encode() + b"\n")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=problem):
+        replay(store, tmp_path)
+    assert path.read_bytes() == before
+    assert store.journal_seq("r1") == 0
+    assert store.open_attempts("p") == []
+
+
+def test_replay_skips_what_the_store_has_and_refuses_a_gap(tmp_path: Path) -> None:
     store = MemoryStore()
     store.begin_run(RUN)
     store.attempt_started("r1", "A", 1, utc_now(), "f", "/l")
     store.set_journal_seq("r1", 1)
-    records = [started(1, "A"), started(2, "B"), started(4, "D")]
-    write_journal(tmp_path / "r1.jsonl", records)
+    write_journal(tmp_path / "r1.jsonl", [started(1, "A"), started(2, "B")])
     assert replay(store, tmp_path) == ["replayed 1 journal record(s) of run r1"]
     assert sorted(a.key for a in store.open_attempts("p")) == ["A", "B"]
     assert store.journal_seq("r1") == 2
+    write_journal(tmp_path / "r1.jsonl", [started(4, "D")])  # 3 is missing
+    with pytest.raises(StoreError, match="its records resume at 4, the store has 2"):
+        replay(store, tmp_path)
+    assert (tmp_path / "r1.jsonl").exists()
 
 
 def test_a_journal_of_an_unknown_run_is_left_alone(tmp_path: Path) -> None:
@@ -175,29 +214,16 @@ def test_a_failed_write_stops_the_journal_and_is_raised(tmp_path: Path) -> None:
     with pytest.raises(InternalError):  # an attempt never starts on a failed journal
         j.attempt_started("B", 1, Path("/logs/B"))
     j.close()  # already reported: closing does not raise it again
-    kept = read_records(tmp_path / "r1.jsonl")  # kept for the next apply to replay
+    kept = read_records(tmp_path / "r1.jsonl").records  # kept for the next apply to replay
     assert [r.op for r in kept] == ["attempt_started", "attempt_process"]
 
 
 def test_a_journal_file_that_cannot_be_written_is_an_error(tmp_path: Path) -> None:
-    from planrun.errors import StoreError
-
     store = MemoryStore()
     blocked = tmp_path / "journal"
     blocked.write_text("a file where the folder should be")
     with pytest.raises(StoreError, match="cannot open the run's journal"):
         journal(store, journal_dir=blocked / "sub")
-
-
-def test_records_are_data_not_code(tmp_path: Path) -> None:
-    """An operation that is not a journal write ends the readable records: it is never
-    looked up by name (here, the store's own close)."""
-    store = MemoryStore()
-    store.begin_run(RUN)
-    write_journal(tmp_path / "r1.jsonl", [started(1, "A"), Record(2, "close", {})])
-    assert replay(store, tmp_path) == ["replayed 1 journal record(s) of run r1"]
-    assert store.journal_seq("r1") == 1
-    assert store.events("r1")  # the store is still open
 
 
 def test_the_file_is_private(tmp_path: Path) -> None:

@@ -433,3 +433,23 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
     monkeypatch.undo()  # space again: the next apply converges; A's success was never
     assert main(["apply", str(plan), "--progress", "none"]) == 0  # recorded, so it runs again
     assert effects(tmp_path / "effects.log") == {"A": 2, "B": 1, "C": 1}
+
+
+def test_a_corrupt_journal_is_refused_with_exit_2_and_left_as_it_is(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """Matrix C3 (b) through apply: the line is named, nothing runs, nothing is deleted."""
+    plan = write_plan(
+        tmp_path, "version: 1\nname: torn\ntasks:\n  A: {run: [sh, -c, 'echo A >> effects.log']}\n"
+    )
+    assert runs.apply(plan).returncode == 0
+    (run,) = State(tmp_path / ".planrun").runs("torn")
+    journal = tmp_path / ".planrun" / "journal" / f"{run.id}.jsonl"
+    journal.write_bytes(b"not a record\n" + b'{"seq": 9, "op": "task_done", "args": {}}\n')
+    before = journal.read_bytes()
+    refused = runs.apply(plan, "--force", "A")
+    assert refused.returncode == 2
+    assert f"{journal}: line 1 is not a journal record" in refused.stderr
+    assert "move the file aside" in refused.stderr
+    assert journal.read_bytes() == before
+    assert effects(tmp_path / "effects.log") == {"A": 1}
