@@ -524,3 +524,27 @@ async def test_unopenable_log_is_a_startup_failure(tmp_path: Path) -> None:
     result = await run(spec)
     assert result.outcome is Outcome.STARTUP_FAILED
     assert "cannot open the log" in result.reason
+
+
+async def test_no_descriptor_outlives_its_session(tmp_path: Path) -> None:
+    """Matrix P3 for pipes: pipes, pidfds and logs of 200 sessions, ended every way (exit,
+    stdin text, success pattern, timeout, a program that is not there), are all closed."""
+    endings: list[dict[str, Any]] = [
+        {"argv": ("true",)},
+        {"argv": ("cat",), "stdin_text": "hello\n"},
+        {"argv": ("sh", "-c", "echo done; sleep 30"), "success_pattern": re.compile("done")},
+        {"argv": ("sleep", "30"), "timeout": 0.05},
+        {"argv": ("no-such-program-here",)},
+    ]
+    await run(make_spec(tmp_path, "", argv=("true",)))  # what is opened once (/dev/null)
+    baseline = len(os.listdir("/proc/self/fd"))
+    outcomes = set()
+    for i in range(200):
+        spec = make_spec(tmp_path, "", log_path=tmp_path / "logs" / f"{i}.log", **endings[i % 5])
+        outcomes.add((await run(spec)).outcome)
+    assert outcomes == {
+        Outcome.SUCCEEDED,
+        Outcome.TIMED_OUT,
+        Outcome.STARTUP_FAILED,
+    }
+    assert len(os.listdir("/proc/self/fd")) == baseline
