@@ -105,6 +105,7 @@ class AttemptRunner:
             answers=tuple(Answer(re.compile(a.expect), a.send) for a in provider.answers),
             secrets=self.run.secrets,
             kill_grace=self.run.plan.settings.kill_grace,
+            log_limit=self.run.plan.settings.log_limit,
         )
         result = await self._turn(backend, spec, task, number)
         result = await self._follow_through(backend, spec, task, number, provider, context, result)

@@ -46,6 +46,7 @@ async def run_hooks(
     timeout: float,
     secrets: tuple[str, ...],
     kill_grace: float,
+    log_limit: int | None = None,
 ) -> list[HookResult]:
     """Run ``commands`` in order; stop at the first failure (later ones would act on it)."""
     results: list[HookResult] = []
@@ -66,6 +67,7 @@ async def run_hooks(
             secrets=secrets,
             kill_grace=kill_grace,
             tail_lines=10,
+            log_limit=log_limit,
         )
         result = await session.run(spec)
         ok = result.outcome is Outcome.SUCCEEDED
@@ -107,6 +109,7 @@ class HookRunner:
             timeout=settings.hook_timeout,
             secrets=self.run.secrets,
             kill_grace=settings.kill_grace,
+            log_limit=settings.log_limit,
         )
         for r in results:
             self.run.emit(

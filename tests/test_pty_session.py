@@ -363,3 +363,20 @@ async def test_output_before_exit_decides_patterns(tmp_path: Path, when: str) ->
     result = await run(spec)
     expected = Outcome.FAILED if when == "before" else Outcome.SUCCEEDED
     assert result.outcome is expected
+
+
+async def test_a_flood_past_log_limit_is_cut_with_a_marker_and_the_task_completes(
+    tmp_path: Path,
+) -> None:
+    """P1 with a cap: 5 MB without newlines against a 1MB log_limit. The child is still
+    drained to its end (it completes), the log stops at the limit with a line saying so,
+    and the output after it is still watched (the final line reaches the tail)."""
+    spec = agent_spec(tmp_path, "--yolo", "flood 5", timeout=60, log_limit=1_000_000)
+    result = await run(spec)
+    assert result.outcome is Outcome.SUCCEEDED
+    log = log_bytes(spec)
+    marker = b"[planrun: this log reached its limit of 1MB (settings.log_limit);"
+    assert log.index(marker) == 1_000_000 + 1  # the limit, then the marker's own line
+    assert len(log) < 1_000_000 + 200
+    assert "bye" in result.tail
+    assert "the log stops at settings.log_limit (1MB)" in result.reason

@@ -518,6 +518,20 @@ def test_watcher_records_idle_clock_and_log_failures(tmp_path: Path) -> None:
         OutputWatcher(make_spec(tmp_path, "", log_path=tmp_path / "blocker" / "x.log"))
 
 
+def test_watcher_stops_logging_at_log_limit_and_goes_on_watching(tmp_path: Path) -> None:
+    w, lines = watcher(tmp_path, log_limit=25, tail_lines=2)
+    w.feed(b"0123456789\n" * 3)
+    w.feed(b"done\n")
+    events = w.close()
+    assert events == []
+    log = (tmp_path / "logs" / "deep" / "T-1.log").read_bytes()
+    assert log.startswith(b"0123456789\n0123456789\n012\n[planrun: this log reached its limit")
+    assert log.endswith(b"(settings.log_limit); the rest of the output is not logged]\n")
+    assert lines == ["0123456789"] * 3 + ["done"]
+    assert w.tail == ["0123456789", "done"]
+    assert w.log_notes() == ["the log stops at settings.log_limit (25B)"]
+
+
 async def test_unopenable_log_is_a_startup_failure(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("")
     spec = make_spec(tmp_path, "print(1)", log_path=tmp_path / "blocker" / "x.log")

@@ -33,6 +33,7 @@ from pydantic import (
 from planrun.outcomes import NEVER_RETRIED, RETRYABLE, Outcome
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS, describe, suggest
 from planrun.plan.durations import DURATION_PATTERN, parse_duration
+from planrun.plan.sizes import SIZE_PATTERN, parse_size
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -60,6 +61,22 @@ Duration = Annotated[
     float,
     BeforeValidator(_duration),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "1h30m"]}),
+]
+
+
+def _size(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, str):
+        hint = f" (write {value}B for bytes)" if isinstance(value, int) else ""
+        raise ValueError(  # noqa: TRY004 - see _duration
+            f"expected a size like 100MB, 5MiB or 512KB; got {describe(value)}{hint}"
+        )
+    return parse_size(value)
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(_size),
+    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN, "examples": ["100MB", "5MiB"]}),
 ]
 
 
@@ -170,6 +187,9 @@ class Settings(Model):
     secrets: list[EnvName] = Field(default_factory=list)
     hook_timeout: Duration = 300.0
     kill_grace: Duration = 5.0
+    #: Bytes one session may write to its log; then a marker, and the rest is not logged
+    #: (it is still watched for patterns and kept in the tail). None: no limit.
+    log_limit: Size | None = 100 * 1000**2
 
 
 class Backoff(Model):

@@ -45,6 +45,7 @@ class SessionSpec:
     secrets: tuple[str, ...] = ()  # values redacted from the log, the tail and callbacks
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL to the group
     tail_lines: int = 20  # lines of output kept in memory for the report
+    log_limit: int | None = None  # bytes of log per session; then a marker, no more
     terminal_size: tuple[int, int] = (50, 200)  # rows, columns (pty, tmux)
 
 

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from planrun.plan.sizes import format_size
 from planrun.redact import Redactor
 from planrun.sessions.base import OnLine, SessionSpec
 
@@ -163,8 +164,21 @@ class OutputWatcher:
         self._last_output_at = clock()
         self._fd: int | None = _open_log(spec.log_path)
         self._closed = False
+        self._logged = 0  # bytes written to the log by this watcher
         #: The error that stopped log writing (the watcher carries on without a log).
         self.log_error: OSError | None = None
+        #: True once ``spec.log_limit`` bytes were logged and the rest no longer is.
+        self.log_truncated = False
+
+    def log_notes(self) -> list[str]:
+        """What became of the log, when it is not the whole output (for the result)."""
+        notes = []
+        if self.log_error is not None:
+            notes.append(f"log writing failed: {self.log_error.strerror}")
+        limit = self._spec.log_limit
+        if self.log_truncated and limit is not None:
+            notes.append(f"the log stops at settings.log_limit ({format_size(limit)})")
+        return notes
 
     @property
     def output_bytes(self) -> int:
@@ -287,10 +301,21 @@ class OutputWatcher:
         return self._redactor.redact(shown_text(raw)) if raw else ""
 
     def _write_log(self, text: str) -> None:
-        """Append to the log unbuffered (readers see it at once); on error, stop logging."""
-        if self._fd is None:
+        """Append to the log unbuffered (readers see it at once); on error, stop logging.
+
+        Past ``spec.log_limit`` bytes, a line says so and nothing more is written: a task
+        printing without end must not fill the disk (the output is still read, matched
+        and kept in the tail).
+        """
+        if self._fd is None or self.log_truncated:
             return
-        view = memoryview(text.encode("utf-8", errors="replace"))
+        data = text.encode("utf-8", errors="replace")
+        limit = self._spec.log_limit
+        if limit is not None and self._logged + len(data) > limit:
+            data = data[: max(limit - self._logged, 0)] + _truncated(limit)
+            self.log_truncated = True
+        self._logged += len(data)
+        view = memoryview(data)
         try:
             while view:
                 view = view[os.write(self._fd, view) :]
@@ -298,6 +323,13 @@ class OutputWatcher:
             self.log_error = error
             os.close(self._fd)
             self._fd = None
+
+
+def _truncated(limit: int) -> bytes:
+    return (
+        f"\n[planrun: this log reached its limit of {format_size(limit)} (settings.log_limit);"
+        " the rest of the output is not logged]\n"
+    ).encode()
 
 
 def _answer_event(send: str) -> Callable[[str], Event]:

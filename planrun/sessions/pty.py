@@ -359,8 +359,7 @@ class TerminalSupervisor:
             notes.append("processes left in its group were killed")
         if kill is not None and not kill.gone:
             notes.append("some processes of its group survived SIGKILL")
-        if self.watcher.log_error is not None:
-            notes.append(f"log writing failed: {self.watcher.log_error.strerror}")
+        notes += self.watcher.log_notes()
         return SessionResult(
             outcome=outcome,
             reason=self.watcher.redact("; ".join([reason, *notes])),

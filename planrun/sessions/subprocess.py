@@ -285,6 +285,5 @@ class _Attempt:
             notes.append("processes left in its group were killed")
         if self._kill is not None and not self._kill.gone:
             notes.append("some processes of its group survived SIGKILL")
-        if self._watcher.log_error is not None:
-            notes.append(f"log writing failed: {self._watcher.log_error.strerror}")
+        notes += self._watcher.log_notes()
         return notes

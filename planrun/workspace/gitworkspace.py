@@ -128,6 +128,7 @@ class GitWorkspace:
             timeout=project.setup_timeout,
             secrets=self.secrets,
             kill_grace=self.plan.settings.kill_grace,
+            log_limit=self.plan.settings.log_limit,
         )
         failed = [r for r in results if not r.ok]
         if failed:

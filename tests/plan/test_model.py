@@ -71,6 +71,20 @@ def test_project_setup_accepts_text_as_a_shell_command() -> None:
     assert plan.projects["p"].setup == [ShellCommand(shell="pip install -e ."), ["ls"]]
 
 
+def test_log_limit_is_a_size_with_a_unit_or_null() -> None:
+    def limit(value: object) -> int | None:
+        plan = PlanFile.model_validate({**_plan(), "settings": {"log_limit": value}})
+        return plan.settings.log_limit
+
+    assert PlanFile.model_validate(_plan()).settings.log_limit == 100_000_000
+    assert limit("5MiB") == 5 * 1024 * 1024
+    assert limit("1.5 KB") == 1500
+    assert limit(None) is None
+    for bad in ("0B", "12", "5 TB", 12, True):
+        with pytest.raises(ValidationError):
+            limit(bad)
+
+
 def test_needs_and_blocked_by_are_aliases_but_exclusive() -> None:
     assert TaskSpec.model_validate({"blocked_by": ["x"]}).dependencies == ["x"]
     assert TaskSpec.model_validate({"needs": ["y"]}).dependencies == ["y"]
