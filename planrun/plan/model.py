@@ -15,6 +15,7 @@ types (``strict=True``), so ``priority: "3"`` or ``review: "yes"`` are errors, n
 # of their build time). The annotations below are evaluated once, by Python.
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -47,32 +48,29 @@ EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 
 
-def _duration(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, str):
-        hint = f" (write {value}s for seconds)" if isinstance(value, int | float) else ""
-        # pydantic reports ValueError (not TypeError) as a validation error
-        raise ValueError(  # noqa: TRY004
-            f"expected a duration like 90s, 10m or 1h30m; got {describe(value)}{hint}"
-        )
-    return parse_duration(value)
+def _with_unit(
+    parse: Callable[[str], Any], expected: str, unit: str, meaning: str
+) -> Callable[[object], Any]:
+    """A validator of text with a unit (``90s``, ``100MB``): a bare number is refused
+    with the spelling that would have worked."""
+
+    def validate(value: object) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str):
+            hint = f" (write {value}{unit} for {meaning})" if isinstance(value, int | float) else ""
+            # pydantic reports ValueError (not TypeError) as a validation error
+            raise ValueError(f"expected {expected}; got {describe(value)}{hint}")  # noqa: TRY004
+        return parse(value)
+
+    return validate
 
 
+_duration = _with_unit(parse_duration, "a duration like 90s, 10m or 1h30m", "s", "seconds")
+_size = _with_unit(parse_size, "a size like 100MB, 5MiB or 512KB", "B", "bytes")
 Duration = Annotated[
     float,
     BeforeValidator(_duration),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["90s", "1h30m"]}),
 ]
-
-
-def _size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, str):
-        hint = f" (write {value}B for bytes)" if isinstance(value, int) else ""
-        raise ValueError(  # noqa: TRY004 - see _duration
-            f"expected a size like 100MB, 5MiB or 512KB; got {describe(value)}{hint}"
-        )
-    return parse_size(value)
-
-
 Size = Annotated[
     int,
     BeforeValidator(_size),
