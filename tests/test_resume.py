@@ -453,3 +453,25 @@ def test_a_corrupt_journal_is_refused_with_exit_2_and_left_as_it_is(
     assert "move the file aside" in refused.stderr
     assert journal.read_bytes() == before
     assert effects(tmp_path / "effects.log") == {"A": 1}
+
+
+def test_a_success_cut_off_before_it_was_recorded_runs_again_without_charge(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """Killed after the attempt's end was journaled (outcome succeeded) but before the task
+    was recorded done (the landing, say): not the task's fault, so with a single attempt
+    it still runs again, like an interrupted one (found by a kill -9 soak)."""
+    plan = write_plan(
+        tmp_path, "version: 1\nname: cut\ntasks:\n  A: {run: [sh, -c, 'echo A >> effects.log']}\n"
+    )
+    # writes: run started, run_plan, attempt_started, attempt_process, attempt_finished
+    killed = runs.apply(plan, fault=5)
+    assert killed.returncode == -signal.SIGKILL
+    state = State(tmp_path / ".planrun")
+    kinds = [e.kind for e in state.events(plan="cut")]
+    assert kinds[-1] == "attempt_finished"
+    assert "task_done" not in kinds
+    resumed = runs.apply(plan)
+    assert resumed.returncode == 0, resumed.stderr
+    assert effects(tmp_path / "effects.log") == {"A": 2}
+    assert state.task_states("cut")["A"].status is Status.DONE

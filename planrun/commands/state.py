@@ -429,9 +429,11 @@ def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
     order = {run.id: n for n, run in enumerate(runs)}
     last = store.last_run(plan_name)
     rows = _RowsByRun(store)
-    interrupted = _trailing_interruptions(store, runs)
+    states = store.task_states(plan_name)
+    unfinished = {key for key, row in states.items() if row.status is Status.RUNNING}
+    interrupted = _trailing_interruptions(store, runs, unfinished)
     known: dict[str, Known] = {}
-    for key, row in store.task_states(plan_name).items():
+    for key, row in states.items():
         done = row.status is Status.DONE and row.done_run_id is not None
         source = row.done_run_id if done else (last.id if last else None)
         fields = rows.fields(source, key, row.fingerprint) if source else None
@@ -450,12 +452,15 @@ def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
 
 
 def _trailing_interruptions(
-    store: StoreProtocol, runs: list[RunRow], depth: int = 5
+    store: StoreProtocol, runs: list[RunRow], unfinished: Collection[str], depth: int = 5
 ) -> dict[tuple[str, str], int]:
     """(key, fingerprint) → how many of its latest attempts in a row planrun's death ended.
 
-    Looks at the last ``depth`` runs; a task with more interruptions than that in a row
-    is charged for them all anyway.
+    An attempt ended by planrun's death is ``interrupted``; so is, in effect, the latest
+    attempt of an ``unfinished`` task (still RUNNING in task_state: nothing final was
+    recorded after it) that succeeded: planrun died after the work but before landing it
+    or recording the task done. Looks at the last ``depth`` runs; a task with more
+    interruptions than that in a row is charged for them all anyway.
     """
     latest_first: dict[str, list[AttemptRow]] = {}
     for run in reversed(runs[-depth:]):
@@ -465,8 +470,11 @@ def _trailing_interruptions(
     for key, attempts in latest_first.items():
         fingerprint = attempts[0].fingerprint
         streak = 0
-        for attempt in attempts:
-            if attempt.fingerprint != fingerprint or attempt.outcome is not Outcome.INTERRUPTED:
+        for n, attempt in enumerate(attempts):
+            cut_short = attempt.outcome is Outcome.INTERRUPTED or (
+                n == 0 and key in unfinished and attempt.outcome is Outcome.SUCCEEDED
+            )
+            if attempt.fingerprint != fingerprint or not cut_short:
                 break
             streak += 1
         counts[(key, fingerprint)] = streak
