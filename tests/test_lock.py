@@ -164,3 +164,29 @@ def test_missing_or_garbled_lock_info_is_described_honestly(tmp_path: Path) -> N
         assert read_holder(tmp_path) is None
         with pytest.raises(StateLockedError, match="holder unknown"):
             StateLock.acquire(tmp_path)
+
+
+_DIE_LEAVING_A_COPY = """
+import os, subprocess, sys
+from pathlib import Path
+from planrun.store.lock import StateLock
+lock = StateLock.acquire(Path(sys.argv[1]), argv=["planrun", "apply", "gone.yaml"])
+# what the kernel does when it puts a dead process's files a moment after its death:
+# the flock outlives the holder briefly (here, in a child sharing the descriptor)
+subprocess.Popen(["sleep", "0.3"], pass_fds=(lock._fd,))
+os._exit(0)  # dies without releasing, like kill -9: lock.info stays behind
+"""
+
+
+def test_a_holder_that_died_is_waited_for_briefly_not_reported(tmp_path: Path) -> None:
+    """An apply right after a kill -9 must not fail with 'locked' because the kernel had
+    not yet dropped the dead holder's lock: it waits while lock.info names the dead."""
+    state = tmp_path / "state"
+    subprocess.run(
+        [sys.executable, "-c", _DIE_LEAVING_A_COPY, str(state)],
+        env=child_env(),
+        check=True,
+        timeout=30,
+    )
+    assert "has exited" in describe_holder(json.loads((state / INFO_NAME).read_text()))
+    assert try_in_child(state) == {"acquired": True}

@@ -26,6 +26,7 @@ import os
 import shlex
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,8 @@ from planrun.store.base import ensure_private_dir, write_atomic
 LOCK_NAME = "lock"
 INFO_NAME = "lock.info"
 _ARGV_SHOWN = 160  # characters of the holder's command line quoted in messages
+#: Seconds to wait for the lock of a holder that died (see _after_a_dead_holder).
+DEAD_HOLDER_WAIT = 1.0
 
 
 class StateLock:
@@ -67,7 +70,7 @@ class StateLock:
                 "check that the state folder is a folder you own and can write",
             ) from e
         if fd is None:
-            raise StateLockedError(str(lock_path), describe_holder(_read_info(state_dir)))
+            fd = _after_a_dead_holder(lock_path, state_dir)
         try:
             write_atomic(state_dir / INFO_NAME, _info_json(argv))
         except BaseException:
@@ -134,6 +137,26 @@ def describe_holder(info: dict[str, Any] | None) -> str:
 
 
 # ---------------------------------------------------------------- internals
+
+
+def _after_a_dead_holder(lock_path: Path, state_dir: Path) -> int:
+    """The lock once a holder that died lets go of it, or StateLockedError.
+
+    The kernel drops a dead process's flock when its last reference to the file is put,
+    which for an exiting process may happen a moment after it could be reaped (a
+    deferred fput): an apply started right after a kill -9 would find the lock held by
+    no one alive. While lock.info names a process that is gone (or is not written yet),
+    try again for up to :data:`DEAD_HOLDER_WAIT` seconds; a live holder fails at once.
+    """
+    deadline = time.monotonic() + DEAD_HOLDER_WAIT
+    while True:
+        info = _read_info(state_dir)
+        if (info is not None and not _holder_is_gone(info)) or time.monotonic() > deadline:
+            raise StateLockedError(str(lock_path), describe_holder(info))
+        time.sleep(0.01)  # the kernel's release has no event to wait for
+        fd = _lock_file(lock_path)
+        if fd is not None:
+            return fd
 
 
 def _lock_file(lock_path: Path) -> int | None:
