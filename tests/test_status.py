@@ -85,8 +85,11 @@ def test_status_and_logs_follow_while_a_run_is_going(
     def long_running() -> bool:
         if not (tmp_path / ".planrun" / "state.db").exists():
             return False
+        out = io.StringIO()
+        if main(["status", str(plan), "--json"], out=out) != 0:
+            return False  # the store exists, the run is not recorded in it yet
         try:
-            return tasks_in(status_json(plan))["LONG"]["status"] == "running"
+            return tasks_in(json.loads(out.getvalue()))["LONG"]["status"] == "running"
         except (KeyError, json.JSONDecodeError):
             return False
 
