@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planrun.errors import StoreError
+from planrun.errors import InternalError, StoreError
 from planrun.outcomes import Outcome, Status
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
@@ -108,6 +108,7 @@ class StoreJournal:
         self._broken: StoreError | None = None  # the journal file could not be written
         self._file: _JournalFile | None = None
         self._writer: _Writer | None = None
+        self._closed = False
         if write_behind:
             if journal_dir is not None:
                 self._file = _JournalFile(journal_dir / f"{run_id}.jsonl")
@@ -179,6 +180,7 @@ class StoreJournal:
     def close(self) -> None:
         """Apply everything, stop the writer, delete the journal file once all of it is in
         the store (it is kept when a write failed). Calling it again does nothing."""
+        self._closed = True
         writer, self._writer = self._writer, None
         if writer is None:
             return
@@ -194,7 +196,9 @@ class StoreJournal:
         return self.fingerprints[key][0] if key in self.fingerprints else None
 
     def _record(self, op: str, args: dict[str, Any], *, must_record: bool = False) -> None:
-        if self._writer is None:
+        if self._closed:
+            raise InternalError(f"journal of run {self.run_id} used after close()")
+        if self._writer is None:  # not write-behind: straight into the store
             apply_records(self.store, self.run_id, [Record(self._seq + 1, op, args)])
             self._seq += 1
             return

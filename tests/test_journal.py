@@ -233,3 +233,13 @@ def test_the_file_is_private(tmp_path: Path) -> None:
     assert os.stat(tmp_path / "journal" / "r1.jsonl").st_mode & 0o777 == 0o600
     assert os.stat(tmp_path / "journal").st_mode & 0o777 == 0o700
     j.close()
+
+
+@pytest.mark.parametrize("write_behind", [True, False])
+def test_a_closed_journal_refuses_records(write_behind: bool) -> None:
+    store = MemoryStore()
+    j = journal(store, write_behind=write_behind)
+    j.close()
+    with pytest.raises(InternalError, match="used after close"):
+        j.attempt_started("A", 1, Path("/logs/A"))
+    assert [e.kind for e in store.events("r1")] == ["run_started"]
