@@ -349,8 +349,10 @@ class Scheduler:
         self.reports[task.key].status = Status.RUNNING.value
         self.journal.attempt_started(task.key, number, log_path)  # before the process starts
         if self.journal_error is not None:  # not recorded, so it must not run: cancelled
-            self._record(task, report, SessionResult(Outcome.CANCELLED, "not started"), started)
+            result = SessionResult(Outcome.CANCELLED, "not started: the journal failed")
+            self._record(task, report, result, started)
             await trio.lowlevel.checkpoint()  # the run's stop cancelled this task's scope
+            return _Attempt(report, result, None)  # never started, whatever happens
         self.emit(EventKind.ATTEMPT_STARTED, task.key, attempt=number, log_path=str(log_path))
         prepared: Prepared | None = None
         problem = self.attempts.budget_problem(task)
