@@ -191,20 +191,26 @@ def _workspace(
 
 
 def _sessions(dry_run: bool, plan: CompiledPlan) -> dict[str, Session]:
+    """The session backends. pty and tmux are imported only when a task uses them (a
+    plan of plain commands never pays for ptyprocess, ~10 ms of start-up)."""
     if dry_run:
         from planrun.sessions.dryrun import DryRunSession
 
         dry = DryRunSession()
         return {"subprocess": dry, "pty": dry, "tmux": dry}
-    from planrun.sessions.pty import PtySession
     from planrun.sessions.subprocess import SubprocessSession
-    from planrun.sessions.tmux import TmuxSession
 
-    return {
-        "subprocess": SubprocessSession(),
-        "pty": PtySession(),
-        "tmux": TmuxSession(tmux_socket(plan)),
-    }
+    sessions: dict[str, Session] = {"subprocess": SubprocessSession()}
+    used = {task.backend for task in plan.tasks.values() if task.kind == "work"}
+    if "pty" in used:
+        from planrun.sessions.pty import PtySession
+
+        sessions["pty"] = PtySession()
+    if "tmux" in used:
+        from planrun.sessions.tmux import TmuxSession
+
+        sessions["tmux"] = TmuxSession(tmux_socket(plan))
+    return sessions
 
 
 def tmux_socket(plan: CompiledPlan) -> str:
