@@ -190,3 +190,33 @@ def test_a_holder_that_died_is_waited_for_briefly_not_reported(tmp_path: Path) -
     )
     assert "has exited" in describe_holder(json.loads((state / INFO_NAME).read_text()))
     assert try_in_child(state) == {"acquired": True}
+
+
+_REPLAY_BRIEFLY = """
+import sys, time
+from pathlib import Path
+from planrun.store.lock import REPLAYING, StateLock
+lock = StateLock.acquire(Path(sys.argv[1]), argv=["planrun", "status", REPLAYING])
+print("locked", flush=True)
+time.sleep(0.3)  # what replaying a dead run's journal takes, say
+lock.release()
+"""
+
+
+def test_an_apply_waits_for_a_status_that_replays_a_dead_runs_journal(tmp_path: Path) -> None:
+    """`planrun status` right after a crash holds the lock for a moment to replay; an apply
+    starting then waits for it rather than failing with 'locked' (exit 3)."""
+    state = tmp_path / "state"
+    status = subprocess.Popen(
+        [sys.executable, "-c", _REPLAY_BRIEFLY, str(state)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+    try:
+        assert read_line(status) == "locked"
+        assert try_in_child(state) == {"acquired": True}
+    finally:
+        status.wait(timeout=20)
+        assert status.stdout is not None
+        status.stdout.close()

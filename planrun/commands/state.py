@@ -669,7 +669,7 @@ def catch_up(state_dir: Path) -> list[str]:
     """
     from planrun.errors import StateLockedError
     from planrun.journal import JOURNAL_DIR, replay
-    from planrun.store.lock import StateLock
+    from planrun.store.lock import REPLAYING, StateLock
     from planrun.store.sqlite import Store
 
     journal_dir = state_dir / JOURNAL_DIR
@@ -677,7 +677,7 @@ def catch_up(state_dir: Path) -> list[str]:
     try:
         if not db_path.exists() or not any(journal_dir.glob("*.jsonl")):
             return []
-        lock = StateLock.acquire(state_dir, argv=[*sys.argv[:2], "(replaying the journal)"])
+        lock = StateLock.acquire(state_dir, argv=[*sys.argv[:2], REPLAYING])
     except (OSError, StateLockedError, StoreError):
         return []
     with lock:

@@ -39,8 +39,12 @@ from planrun.store.base import ensure_private_dir, write_atomic
 LOCK_NAME = "lock"
 INFO_NAME = "lock.info"
 _ARGV_SHOWN = 160  # characters of the holder's command line quoted in messages
-#: Seconds to wait for the lock of a holder that died (see _after_a_dead_holder).
+#: Seconds to wait for the lock of a holder that died, or that only replays a dead run's
+#: journal (see _after_a_dead_holder).
 DEAD_HOLDER_WAIT = 1.0
+#: The last argv word of a short holder: a read-only command replaying a dead run's journal
+#: (planrun.commands.state.catch_up). An apply waits for it instead of failing.
+REPLAYING = "(replaying the journal)"
 
 
 class StateLock:
@@ -145,18 +149,26 @@ def _after_a_dead_holder(lock_path: Path, state_dir: Path) -> int:
     The kernel drops a dead process's flock when its last reference to the file is put,
     which for an exiting process may happen a moment after it could be reaped (a
     deferred fput): an apply started right after a kill -9 would find the lock held by
-    no one alive. While lock.info names a process that is gone (or is not written yet),
-    try again for up to :data:`DEAD_HOLDER_WAIT` seconds; a live holder fails at once.
+    no one alive. Likewise ``planrun status`` right after a crash holds it for the moment
+    it replays the dead run's journal (:data:`REPLAYING`). While lock.info names such a
+    holder, a process that is gone, or no one yet, try again for up to
+    :data:`DEAD_HOLDER_WAIT` seconds; any other live holder fails at once.
     """
     deadline = time.monotonic() + DEAD_HOLDER_WAIT
     while True:
         info = _read_info(state_dir)
-        if (info is not None and not _holder_is_gone(info)) or time.monotonic() > deadline:
+        passing = info is None or _holder_is_gone(info) or _replaying(info)
+        if not passing or time.monotonic() > deadline:
             raise StateLockedError(str(lock_path), describe_holder(info))
         time.sleep(0.01)  # the kernel's release has no event to wait for
         fd = _lock_file(lock_path)
         if fd is not None:
             return fd
+
+
+def _replaying(info: dict[str, Any]) -> bool:
+    argv = info.get("argv")
+    return isinstance(argv, list) and bool(argv) and argv[-1] == REPLAYING
 
 
 def _lock_file(lock_path: Path) -> int | None:
