@@ -182,16 +182,6 @@ def big_run(folder: Path, tasks: int) -> Path:
     return plan_path
 
 
-#: ``planrun status`` as a process if the CLI imported only the command it runs (today
-#: build_parser imports every command module, and apply's imports trio, pydantic, the plan
-#: compiler and the scheduler at module level).
-LAZY_STATUS = (
-    "import argparse, sys; from planrun.commands import status;"
-    " p = argparse.ArgumentParser(); status.add_parser(p.add_subparsers());"
-    " a = p.parse_args(sys.argv[1:]); sys.exit(a.handler(a, sys.stdout))"
-)
-
-
 def wall(argv: list[str], cwd: Path, rounds: int) -> tuple[float, int]:
     """Median wall-clock seconds of a command, and its output size."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -229,7 +219,6 @@ def bench_status(folder: Path, tasks: int, rounds: int) -> None:
         ("status (no PLAN)", python),
         ("status PLAN", [*python, str(plan)]),
         ("status PLAN --json", [*python, str(plan), "--json"]),
-        ("status PLAN, lazy CLI", [sys.executable, "-c", LAZY_STATUS, "status", str(plan)]),
         ("python -c pass", [sys.executable, "-c", "pass"]),
         ("planrun --version", [sys.executable, "-m", "planrun", "--version"]),
     ]
