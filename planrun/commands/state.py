@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from planrun import __version__
 from planrun.errors import StoreError, UsageError
 from planrun.outcomes import Outcome, Status
+from planrun.procfs import PGRP, PPID, STATE, stat_field, stat_fields
 from planrun.store.base import AttemptRow, EventRow, RunRow, StoreProtocol, TaskRow, utc_now
 
 if TYPE_CHECKING:
@@ -367,21 +368,12 @@ def _ancestors() -> tuple[set[int], set[int]]:
     pid = os.getppid()
     while pid > 1 and pid not in found:
         found.add(pid)
-        fields = _stat(pid)
+        fields = stat_fields(pid)
         if fields is None:
             break
-        groups.add(int(fields[2]))
-        pid = int(fields[1])
+        groups.add(int(stat_field(fields, PGRP)))
+        pid = int(stat_field(fields, PPID))
     return found, groups
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/<pid>/stat (state, ppid, pgrp, ...), or None if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
 
 
 def _marked_processes(run_ids: Collection[str]) -> list[_Proc]:
@@ -398,11 +390,15 @@ def _marked_processes(run_ids: Collection[str]) -> list[_Proc]:
             continue
         if wanted.isdisjoint(environ):
             continue
-        fields = _stat(pid)
-        if fields is None or fields[0] in ("Z", "X"):
+        fields = stat_fields(pid)
+        if fields is None or stat_field(fields, STATE) in ("Z", "X"):
             continue
         run_id = _env_value(environ, "PLANRUN_RUN_ID") or ""
-        found.append(_Proc(pid, int(fields[2]), run_id, _env_value(environ, "PLANRUN_TASK_KEY")))
+        found.append(
+            _Proc(
+                pid, int(stat_field(fields, PGRP)), run_id, _env_value(environ, "PLANRUN_TASK_KEY")
+            )
+        )
     return found
 
 

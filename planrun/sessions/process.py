@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import trio
 
+from planrun.procfs import PGRP, STARTTIME, STATE, stat_field, stat_fields
+
 _PR_SET_CHILD_SUBREAPER = 36
-#: /proc/<pid>/stat fields, counted from 1 as in proc(5), after the ``(comm)`` field.
-_STATE, _PGRP, _STARTTIME = 3, 5, 22
 #: First and largest pause between checks while waiting for a group to empty.
 _POLL_FIRST, _POLL_MAX = 0.005, 0.05
 #: How long to wait for SIGKILLed processes to disappear before reporting them.
@@ -42,29 +42,10 @@ class GroupKill:
     gone: bool  # no live member remained on return
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields 3.. of ``/proc/<pid>/stat`` (``comm`` may hold spaces and parentheses)."""
-    try:  # plain os calls: this runs once per attempt, on the event loop
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    try:
-        raw = os.read(fd, 4096)
-    except ProcessLookupError:  # the process went away between open and read
-        return None
-    finally:
-        os.close(fd)
-    return raw[raw.rindex(b")") + 2 :].decode("ascii", "replace").split()
-
-
-def _field(fields: list[str], number: int) -> str:
-    return fields[number - 3]
-
-
 def proc_start_time(pid: int) -> int:
     """Start time of ``pid`` in clock ticks since boot (stat field 22); 0 if it is gone."""
-    fields = _stat_fields(pid)
-    return int(_field(fields, _STARTTIME)) if fields else 0
+    fields = stat_fields(pid)
+    return int(stat_field(fields, STARTTIME)) if fields else 0
 
 
 #: Clock ticks per second of /proc's times (USER_HZ).
@@ -105,11 +86,11 @@ def _live_members(pgid: int) -> bool:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        fields = _stat_fields(int(entry))
+        fields = stat_fields(int(entry))
         if (
             fields is not None
-            and int(_field(fields, _PGRP)) == pgid
-            and _field(fields, _STATE) not in ("Z", "X")
+            and int(stat_field(fields, PGRP)) == pgid
+            and stat_field(fields, STATE) not in ("Z", "X")
         ):
             return True
     return False

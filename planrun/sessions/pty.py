@@ -66,6 +66,7 @@ import ptyprocess
 import trio
 
 from planrun.outcomes import Outcome
+from planrun.procfs import STATE, stat_field, stat_fields
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,
@@ -179,11 +180,8 @@ async def wait_process_exit(pid: int) -> None:
 
 def _running(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+    fields = stat_fields(pid)
+    return fields is not None and stat_field(fields, STATE) not in ("Z", "X")
 
 
 async def write_all(fd: int, data: bytes) -> bool:

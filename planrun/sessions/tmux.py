@@ -80,6 +80,7 @@ from pathlib import Path
 
 import trio
 
+from planrun.procfs import EXIT_CODE, STATE, stat_field, stat_fields
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,
@@ -653,14 +654,10 @@ def zombie_status(pid: int) -> tuple[int | None, int | None] | None:
     Field 52 of ``/proc/<pid>/stat`` is the wait status of an exited process. None if the
     process is not a zombie (running, reaped, or the field is missing).
     """
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = stat_fields(pid)
+    if fields is None or stat_field(fields, STATE) != "Z" or len(fields) < EXIT_CODE - 2:
         return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    if fields[0] != "Z" or len(fields) < 50:
-        return None
-    status = int(fields[49])
+    status = int(stat_field(fields, EXIT_CODE))
     if os.WIFSIGNALED(status):
         return None, os.WTERMSIG(status)
     return os.WEXITSTATUS(status), None

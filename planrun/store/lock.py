@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import Any
 
 from planrun.errors import StateLockedError, StoreError
+from planrun.procfs import STARTTIME, STATE, stat_field, stat_fields
 from planrun.store.base import ensure_private_dir, write_atomic
 
 LOCK_NAME = "lock"
@@ -229,13 +230,9 @@ def _holder_is_gone(info: dict[str, Any]) -> bool:
 
 def _proc_start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat (clock ticks after boot), or None if pid is not alive."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()  # comm may hold spaces and parentheses
-    if fields[0] in ("Z", "X"):
+    fields = stat_fields(pid)
+    if fields is None or stat_field(fields, STATE) in ("Z", "X"):
         return None
     with contextlib.suppress(IndexError, ValueError):
-        return int(fields[19])
+        return int(stat_field(fields, STARTTIME))
     return None
