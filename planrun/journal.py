@@ -26,9 +26,9 @@ committed to the store: the next apply then runs those tasks again (at least onc
 convergence promises), and the processes of those attempts died with the machine.
 
 Why not commit each record to SQLite before going on: a commit costs an fsync (0.5 ms
-here, much more on a busy disk) and a journal has four records per attempt; committing
-``attempt_started`` alone with ``synchronous=NORMAL`` still cost the task a thread round
-trip and the store most of its CPU in one-record transactions (bench/apply_bench.py).
+here, much more on a busy disk) and a journal has four records per attempt, and waiting
+for it cost every task a thread round trip; one-record transactions also cost the store
+far more CPU than group commits (``bench/state_bench.py``: "FULL, no write-behind").
 PostgreSQL's ``synchronous_commit = off`` makes the same trade.
 
 A failed write (disk full, ...) stops the journal: the writer drops later records, and the
@@ -223,8 +223,7 @@ def apply_records(store: StoreProtocol, run_id: str, records: list[Record]) -> N
     """Apply ``records`` (in order) to the store as one transaction, with their last seq."""
     if not records:
         return
-    batch = getattr(store, "batch", None)
-    with batch(counted=False) if callable(batch) else contextlib.nullcontext():
+    with store.batch(counted=False):
         for record in records:
             _apply(store, run_id, record)
         store.set_journal_seq(run_id, records[-1].seq)

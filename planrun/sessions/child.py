@@ -5,7 +5,7 @@ thread, in case ``fork`` is slow. CPython's :class:`subprocess.Popen` uses ``vfo
 Linux (no ``preexec_fn``, no user or group change), so the parent is paused only until the
 child has called ``exec``: a fraction of a millisecond, less than the thread round trip
 it would save (asyncio starts its subprocesses on the loop thread for the same reason).
-With thousands of short tasks, that round trip was the largest single cost of a task.
+With thousands of short tasks, that round trip was one of the larger costs of a task.
 
 Waiting uses a pidfd (Linux 5.3+), polled by trio like any file descriptor; where
 ``pidfd_open`` is refused, a worker thread waits with ``waitid(WNOWAIT)`` instead, so the

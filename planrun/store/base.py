@@ -17,6 +17,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -243,6 +244,8 @@ class StoreProtocol(Protocol):
         ended_at: str,
         reason: str = "planrun exited during the attempt",
     ) -> int: ...
+
+    def batch(self, *, counted: bool = True) -> AbstractContextManager[None]: ...
 
     def set_journal_seq(self, run_id: str, seq: int) -> None: ...
 
