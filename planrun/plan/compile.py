@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from planrun.errors import Diagnostic, Location, PlanError
-from planrun.graph import Edge, TaskGraph
+from planrun.graph import Edge, TaskGraph, cycle_diagnostic
 from planrun.plan import templates
 from planrun.plan.diagnose import suggest
 from planrun.plan.expand import Item, ItemError, expanded_key, items_for
@@ -155,9 +155,9 @@ class _Compiler:
         }
         self._check_hook_templates(hooks)
         self._link_needs()
-        if self.diagnostics:
+        graph = self._graph()
+        if graph is None or self.diagnostics:
             return None
-        graph = TaskGraph.build(self.tasks, self.edges)
         return CompiledPlan(
             name=self.name,
             path=self.path,
@@ -580,19 +580,61 @@ class _Compiler:
 
     # --- needs ----------------------------------------------------------------------------
 
+    def _graph(self) -> TaskGraph | None:
+        """The task graph, or None with every dependency cycle reported.
+
+        Cycles are looked for even when other problems were found, so that one pass reports
+        them all: edges to tasks that could not be built (their problems are reported
+        already) are left out, which can hide a cycle through such a task but never
+        invents one.
+        """
+        tasks = self.tasks
+        edges = [e for e in self.edges if e.before in tasks and e.after in tasks]
+        try:
+            return TaskGraph.build(tasks, edges)
+        except PlanError:
+            self.diagnostics.extend(_dependency_cycles(tasks, edges))
+            return None
+
     def _link_needs(self) -> None:
+        linked: set[str] = set()
         for key, task in self.tasks.items():
             if task.kind == "group":
                 for child in task.children:
                     self.edges.append(Edge(child, key, self._membership(key, child), "parent"))
                 continue
             spec = self.plan.tasks[task.spec_key]
-            for owner in self._owners(task):
+            owners = self._owners(task)
+            linked.update(owners)
+            for owner in owners:
                 self._link(task, owner, self.plan.tasks[owner].dependencies)
             if spec.for_each is not None and spec.for_each.same_as is not None and task.item_id:
                 other = expanded_key(spec.for_each.same_as, task.item_id)
                 where = self.source.locate(("tasks", task.spec_key, "for_each", "same_as"))
                 self.edges.append(Edge(other, key, where, "needs"))
+        self._check_unlinked_needs(linked)
+
+    def _check_unlinked_needs(self, linked: set[str]) -> None:
+        """The needs of tasks no work task was built from (they have problems of their own).
+
+        Which items they have is not known, but a need naming no task, or the task itself, is
+        wrong all the same, and is reported in the same pass as those problems.
+        """
+        for owner, spec in self.plan.tasks.items():
+            if owner in linked:
+                continue
+            field_name = self._needs_field(owner)
+            for i, need in enumerate(spec.dependencies):
+                if need.split("[", 1)[0] not in self.plan.tasks:
+                    self.fail(("tasks", owner, field_name, i), self._unknown_need(owner, need))
+                elif need == owner and owner not in self.children:
+                    self.fail(("tasks", owner, field_name, i), f"{owner} needs itself")
+
+    def _needs_field(self, owner: str) -> str:
+        return "needs" if self.plan.tasks[owner].needs is not None else "blocked_by"
+
+    def _unknown_need(self, owner: str, need: str) -> str:
+        return f"{owner} needs unknown task {need!r}{suggest(need, self.plan.tasks)}"
 
     def _membership(self, group: str, child: str) -> Location:
         """Where the plan puts ``child`` in ``group``: its ``parent:`` or the ``for_each``."""
@@ -610,7 +652,7 @@ class _Compiler:
         return owners
 
     def _link(self, task: Task, owner: str, needs: list[str]) -> None:
-        field_name = "needs" if self.plan.tasks[owner].needs is not None else "blocked_by"
+        field_name = self._needs_field(owner)
         for i, need in enumerate(needs):
             path = ("tasks", owner, field_name, i)
             if need not in self.tasks:
@@ -620,9 +662,7 @@ class _Compiler:
                 if written in self.tasks:
                     self.fail(path, f"{owner} needs {need!r}, but {written} has no such item")
                 else:
-                    self.fail(
-                        path, f"{owner} needs unknown task {need!r}{suggest(need, self.plan.tasks)}"
-                    )
+                    self.fail(path, self._unknown_need(owner, need))
                 continue
             if need == task.key and owner != task.spec_key:
                 self.fail(
@@ -644,6 +684,32 @@ class _Compiler:
         if found is None:
             found = self._needs_at[owner] = self.source.locate_each(("tasks", owner, field_name))
         return found
+
+
+def _dependency_cycles(tasks: dict[str, Task], edges: list[Edge]) -> list[Diagnostic]:
+    """One cycle of each group of tasks that wait for one another, as a diagnostic.
+
+    :meth:`TaskGraph.build` names only the first cycle it finds; this names one in each
+    strongly connected component, so that separate cycles are all reported at once.
+    networkx is imported here, as in :mod:`planrun.graph`: only a plan with a cycle needs it.
+    """
+    import networkx as nx
+
+    unique: dict[tuple[str, str], Edge] = {}
+    for edge in edges:
+        unique.setdefault((edge.before, edge.after), edge)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(tasks)  # in the plan's order, so that the cycles found are stable
+    graph.add_edges_from(unique)
+    order = {key: n for n, key in enumerate(tasks)}
+    found = []
+    for component in nx.strongly_connected_components(graph):
+        first = min(component, key=order.__getitem__)
+        if len(component) == 1 and not graph.has_edge(first, first):
+            continue
+        cycle = nx.find_cycle(graph.subgraph(component), source=first)
+        found.append(cycle_diagnostic([unique[before, after] for before, after in cycle]))
+    return found
 
 
 def _parent_cycles(tasks: dict[str, TaskSpec]) -> list[list[str]]:

@@ -13,7 +13,10 @@ converted here rather than by ruamel's constructors, so that planrun decides eve
 - a plain float whose text loses information as a number (``3.10`` → 3.1) can be told
   from its text (:meth:`Source.raw_text`), so that errors can say "quote it";
 - text that is not UTF-8, control characters, tabs used for indentation and a second
-  document are errors with a line and column, like every other problem.
+  document are errors with a line and column, like every other problem;
+- a NUL character, which only a double-quoted escape (``"\\0"``, ``"\\x00"``) can write, is an
+  error in any key or text: every string of a plan may end up in a command's arguments, its
+  environment or a file name, and none of them can hold one.
 
 Nothing here reads files: the caller passes the text and a name to report it under.
 """
@@ -61,6 +64,10 @@ _MERGE_TAG = Tag(suffix=_MERGE)
 _STR_TAG = Tag(suffix=_TAG + "str")
 _SEQ_TAG = Tag(suffix=_TAG + "seq")
 _MAP_TAG = Tag(suffix=_TAG + "map")
+_NUL_IN_TEXT = (
+    "this text contains a NUL character (\\0), which cannot be passed to a process; remove it"
+)
+_NUL_IN_KEY = "this key contains a NUL character (\\0), which cannot be used in a name; remove it"
 
 
 class _CoreResolver(VersionedResolver):
@@ -392,11 +399,16 @@ class _Converter:
         if not isinstance(node, ScalarNode):
             self._fail(node, "a key must be plain text, not a list or a mapping")
             return None
+        if "\0" in node.value:
+            self._fail(node, _NUL_IN_KEY)
         return str(node.value)
 
     def _scalar(self, node: ScalarNode) -> Any:
         ctag = node.ctag
         text: str = node.value
+        if "\0" in text:
+            self._fail(node, _NUL_IN_TEXT)
+            return text
         if ctag is _PLAIN_TAG:
             return core_value(text)
         if ctag is _STR_TAG or ctag is _MERGE_TAG or node.style in ("'", '"', "|", ">"):

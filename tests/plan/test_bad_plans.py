@@ -74,7 +74,14 @@ def _assert_one_located_line_each(name: str, err: str) -> None:
 
 def test_a_real_process_reports_the_same() -> None:
     """One ``python -m planrun`` process, several plans: the same lines, exit code 2."""
-    names = ["01-syntax-unclosed-bracket", "09-not-utf8", "11-alias-bomb", "27-cycle"]
+    names = [
+        "01-syntax-unclosed-bracket",
+        "09-not-utf8",
+        "11-alias-bomb",
+        "27-cycle",
+        "90-nul-character",
+        "92-self-dependency-and-cycles",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [
@@ -95,6 +102,25 @@ def test_a_real_process_reports_the_same() -> None:
     assert done.stdout == ""
     lines = [ln for n in names for ln in _expected(n).splitlines()[:-1]]
     assert done.stderr.splitlines() == [*lines, f"{len(lines)} errors"]
+
+
+def test_apply_refuses_a_nul_character_before_any_side_effect(tmp_path: Path) -> None:
+    """A NUL cannot reach a process: apply stops at validation, makes no state, runs nothing."""
+    (tmp_path / "plan.yaml").write_bytes((BAD / "90-nul-character.yaml").read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-m", "planrun", "apply", "plan.yaml"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == _expected("90-nul-character").replace(
+        "tests/plans_bad/90-nul-character.yaml", "plan.yaml"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.yaml"]
 
 
 def test_several_plans_report_every_error(

@@ -91,6 +91,49 @@ def test_a_cycle_through_a_parent_names_the_inherited_need(tmp_path: Path) -> No
     ]
 
 
+def test_unknown_needs_self_dependencies_and_every_cycle_are_reported_together(
+    tmp_path: Path,
+) -> None:
+    assert errors_of(
+        """
+        version: 1
+        tasks:
+          a: {needs: [b], run: [echo]}
+          b: {needs: [a], run: [echo]}
+          u: {needs: [nope], run: [echo]}
+          s: {needs: [s, t], run: [echo]}
+          t: {needs: [s], run: [echo]}
+          x: {needs: [y, x], run: [echo], provider: nope}
+        """,
+        tmp_path,
+    ) == [
+        "4:15: dependency cycle a → b → a: a needs b (line 4), b needs a (line 5); "
+        "remove one of these dependencies",
+        "6:15: u needs unknown task 'nope'",
+        "7:15: s needs itself",
+        "7:18: dependency cycle s → t → s: s needs t (line 7), t needs s (line 8); "
+        "remove one of these dependencies",
+        "9:15: x needs unknown task 'y'",
+        "9:18: x needs itself",
+        "9:45: unknown provider 'nope'",
+    ]
+
+
+def test_a_task_with_problems_of_its_own_is_left_out_of_the_cycle_search(
+    tmp_path: Path,
+) -> None:
+    """b is not built (unknown provider): no cycle is made up through it."""
+    assert errors_of(
+        """
+        version: 1
+        tasks:
+          a: {needs: [b], run: [echo]}
+          b: {needs: [a], run: [echo], provider: nope}
+        """,
+        tmp_path,
+    ) == ["5:42: unknown provider 'nope'"]
+
+
 def test_a_cycle_built_directly_raises_plan_error() -> None:
     with pytest.raises(PlanError) as caught:
         _graph([("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")])

@@ -95,6 +95,26 @@ def test_duplicate_keys_are_errors_but_overriding_a_merged_key_is_not() -> None:
     assert _error("a: 1\nb: 2\na: 3\n") == "p.yaml:3:1: duplicate key 'a' (first defined on line 1)"
 
 
+def test_a_nul_character_in_any_text_or_key_is_an_error_at_its_scalar() -> None:
+    text = (
+        'a: "x\\0y"\n'
+        'b: [ok, "\\x00"]\n'
+        'c: {"k\\u0000": v, d: !!str "\\U00000000"}\n'
+        'e: "\\\\0 is a backslash and a zero"\n'
+    )
+    assert _error(text).splitlines() == [
+        "p.yaml:1:4: this text contains a NUL character (\\0), which cannot be passed to a "
+        "process; remove it",
+        "p.yaml:2:9: this text contains a NUL character (\\0), which cannot be passed to a "
+        "process; remove it",
+        "p.yaml:3:5: this key contains a NUL character (\\0), which cannot be used in a name; "
+        "remove it",
+        "p.yaml:3:22: this text contains a NUL character (\\0), which cannot be passed to a "
+        "process; remove it",
+    ]
+    assert _data('e: "\\\\0"\n') == {"e": "\\0"}
+
+
 def test_locate_finds_values_keys_and_the_nearest_existing_place() -> None:
     source = parse("tasks:\n  build:\n    needs: [a, b]\n", "p.yaml")
     assert source.locate(("tasks", "build", "needs", 1)) == Location("p.yaml", 3, 16)
