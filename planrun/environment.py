@@ -4,6 +4,12 @@ Order (later wins): ``settings.env.inherit`` (names copied from planrun's enviro
 ``settings.env.set``, the provider's ``env``, the task's ``env``, the secrets granted to the
 task (declared in ``settings.secrets`` and named by the task or its provider), and finally
 the ``PLANRUN_*`` context variables, which always describe the truth.
+
+Each ``PLANRUN_*`` value is at most :data:`CONTEXT_VAR_LIMIT` bytes (UTF-8): a longer one (a
+long task description or item) is cut on a character boundary and ends with
+``… [truncated: N bytes in all]``. Linux refuses to start a process with any one environment
+string over 128 KiB (``MAX_ARG_STRLEN``), and the whole text still reaches an agent through
+its prompt (``prompt_via: stdin`` or ``file``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,22 @@ from typing import Any
 
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import ProviderSpec, Task
+
+#: The most bytes (UTF-8) of one ``PLANRUN_*`` value; Linux allows 128 KiB per variable.
+CONTEXT_VAR_LIMIT = 32 * 1024
+
+
+def bounded(value: str, limit: int = CONTEXT_VAR_LIMIT) -> str:
+    """``value`` if it has at most ``limit`` bytes in UTF-8, else its head, cut on a
+    character boundary, and ``… [truncated: N bytes in all]``, ``limit`` bytes at most."""
+    data = value.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return value
+    marker = f"… [truncated: {len(data)} bytes in all]"
+    cut = max(limit - len(marker.encode("utf-8")), 0)
+    while cut > 0 and data[cut] & 0xC0 == 0x80:  # not inside a character
+        cut -= 1
+    return data[:cut].decode("utf-8", "surrogatepass") + marker
 
 
 def secret_values(plan: CompiledPlan, environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -33,7 +55,8 @@ def base_env(plan: CompiledPlan, environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def context_vars(context: Mapping[str, Any]) -> dict[str, str]:
-    """``PLANRUN_*`` variables from a template context (task, run, attempt, ...)."""
+    """``PLANRUN_*`` variables from a template context (task, run, attempt, ...), each
+    :func:`bounded`."""
     task = context.get("task") or {}
     run = context.get("run") or {}
     plan = context.get("plan") or {}
@@ -55,7 +78,7 @@ def context_vars(context: Mapping[str, Any]) -> dict[str, str]:
         "PLANRUN_REASON": task.get("reason"),
         "PLANRUN_LOG": context.get("log_path"),
     }
-    return {k: str(v) for k, v in values.items() if v is not None}
+    return {k: bounded(str(v)) for k, v in values.items() if v is not None}
 
 
 def task_env(

@@ -99,15 +99,59 @@ class StoreError(PlanrunError):
         super().__init__(f"{path}: {problem}; {advice}")
 
 
-class GitError(PlanrunError):
-    """A git command failed."""
+#: At most this many characters of git's stderr are quoted in a GitError's message.
+GIT_SUMMARY_LIMIT = 500
+#: Lines of git's stderr that say what went wrong (the rest is advice and progress).
+_GIT_KEY_PREFIXES = ("fatal:", "error:", "CONFLICT")
 
-    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+
+def git_stderr_summary(stderr: str, limit: int = GIT_SUMMARY_LIMIT) -> str:
+    """What matters in git's ``stderr``, on one line of at most ``limit`` characters.
+
+    Its ``fatal:``, ``error:`` and ``CONFLICT`` lines in order, each followed by the
+    indented lines under it (git lists files that way), repeats dropped, joined by "; ".
+    Without any, its last line that is not a ``hint:`` (or its last line). Cut with "…".
+    """
+    groups: list[list[str]] = []
+    under_key = False
+    for line in stderr.splitlines():
+        if line.startswith(_GIT_KEY_PREFIXES):
+            groups.append([line.strip()])
+            under_key = True
+        elif under_key and line[:1] in ("\t", " ") and line.strip():
+            groups[-1].append(line.strip())
+        else:
+            under_key = False
+    said = [g[0] + (" " + ", ".join(g[1:]) if g[1:] else "") for g in groups]
+    if not said:
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        plain = [line for line in lines if not line.startswith("hint:")]
+        said = (plain or lines or ["no output"])[-1:]
+    text = "; ".join(dict.fromkeys(said))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class GitError(PlanrunError):
+    """A git command failed.
+
+    The message quotes what matters in git's stderr (:func:`git_stderr_summary`), or
+    ``summary`` when given; ``.stderr`` keeps all of it. Whoever writes the whole stderr
+    somewhere sets ``output_log`` to that file, which the message then names.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], returncode: int, stderr: str, *, summary: str | None = None
+    ) -> None:
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stderr = stderr
-        tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
-        super().__init__(f"git {' '.join(self.argv[1:4])} failed ({returncode}): {tail}")
+        self.summary = git_stderr_summary(stderr) if summary is None else summary
+        self.output_log: str | None = None
+        super().__init__(f"git {' '.join(self.argv[1:4])} failed ({returncode}): {self.summary}")
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (git's full output: {self.output_log})" if self.output_log else text
 
 
 class MergeConflict(GitError):

@@ -5,6 +5,10 @@ with every inserted value shell-quoted and run it as ``/bin/sh -c``. Agent provi
 ``command`` (+ ``yolo_flag`` when autonomous) and get the prompt the provider's way:
 appended to argv, on stdin, in a file (``{{ prompt_file }}`` in the command, or appended),
 or typed into the terminal.
+
+Linux refuses to start a command with any one argument of 128 KiB or more
+(``MAX_ARG_STRLEN``); :func:`build_launch` checks each element first and says which one is
+too long and what to do instead (for a prompt: ``prompt_via: stdin`` or ``file``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,13 @@ from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
 
 SHELL = "/bin/sh"
+#: Linux's limit on one argv element, in bytes, counting its terminating NUL (32 pages).
+MAX_ARG_STRLEN = 32 * 4096
+
+
+class ArgumentTooLong(templates.TemplateProblem):
+    """An argv element longer than Linux allows. A TemplateProblem, so that the attempt
+    fails as startup_failed with this message, as it does for a template that fails."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,43 @@ def render_prompt(task: Task, provider: ProviderSpec, context: dict[str, Any]) -
 def build_launch(
     task: Task, provider: ProviderSpec, context: dict[str, Any], prompt_dir: Path
 ) -> Launch:
-    """The argv and prompt delivery of one attempt. Raises TemplateProblem on bad templates."""
+    """The argv and prompt delivery of one attempt.
+
+    Raises TemplateProblem on bad templates, ArgumentTooLong when an argv element is
+    longer than Linux allows (the process could never start).
+    """
+    launch = _launch(task, provider, context, prompt_dir)
+    _check_lengths(launch.argv, task, provider)
+    return launch
+
+
+def _check_lengths(argv: tuple[str, ...], task: Task, provider: ProviderSpec) -> None:
+    limit = MAX_ARG_STRLEN - 1
+    for index, arg in enumerate(argv):
+        size = len(arg.encode("utf-8", "surrogatepass"))
+        if size <= limit:
+            continue
+        if task.run is not None:
+            raise ArgumentTooLong(
+                f"argument {index} of the command is {size} bytes: Linux refuses to start a "
+                f"command with an argument over {limit} bytes (MAX_ARG_STRLEN); pass long "
+                "text through a file or stdin instead"
+            )
+        what = (
+            "the prompt"
+            if provider.prompt_via == "argv" and index == len(argv) - 1
+            else f"argument {index} of provider {provider.name}'s command"
+        )
+        raise ArgumentTooLong(
+            f"{what} is {size} bytes: Linux refuses to start a command with an argument over "
+            f"{limit} bytes (MAX_ARG_STRLEN); set prompt_via: stdin or prompt_via: file on "
+            f"provider {provider.name} to send long prompts"
+        )
+
+
+def _launch(
+    task: Task, provider: ProviderSpec, context: dict[str, Any], prompt_dir: Path
+) -> Launch:
     if task.run is not None:
         return Launch(command_argv(task.run, context))
     prompt = render_prompt(task, provider, context)

@@ -11,23 +11,30 @@
   project's ``integrate`` strategy (one landing at a time per repository), and the clean
   worktree is removed; branches reachable from the target are deleted, the rest kept.
 - A failed task keeps its worktree and branch for inspection. Nothing dirty is ever removed.
+- When a git command fails, the error's message quotes the lines of git's stderr that matter;
+  all of it is appended (secrets redacted) to ``<state_dir>/logs/git/<worktree name>.log``,
+  which the message names.
 
 Projects with ``worktrees: false``, or whose folder is not a git repository, run in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import trio
 
-from planrun.errors import SessionStartError
+from planrun.errors import GitError, SessionStartError
 from planrun.hooks import run_hooks
 from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import ProjectSpec, Task
+from planrun.redact import Redactor
 from planrun.sessions.base import Session
+from planrun.store.base import iso
 from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.git import GitRepo, is_repo
 from planrun.workspace.landing import ensure_target, land_and_remove
@@ -60,6 +67,10 @@ class GitWorkspace:
         return self._repos[project.name]
 
     async def prepare(self, task: Task, attempt: int) -> Prepared:
+        with self._git_output_logged(task):
+            return await self._prepare(task)
+
+    async def _prepare(self, task: Task) -> Prepared:
         if task.project is None:
             return Prepared(self.plan.directory)
         project = self.plan.projects[task.project]
@@ -140,6 +151,10 @@ class GitWorkspace:
         return Worktree(prepared.worktree, prepared.branch, prepared.base_commit)
 
     async def land(self, task: Task, prepared: Prepared) -> Landed:
+        with self._git_output_logged(task):
+            return await self._land(task, prepared)
+
+    async def _land(self, task: Task, prepared: Prepared) -> Landed:
         if prepared.worktree is None or task.project is None:
             return Landed()
         project = self.plan.projects[task.project]
@@ -162,9 +177,39 @@ class GitWorkspace:
         if prepared.worktree is None:
             return None
         message = f"planrun {self.plan.name}: {task.key}: {task.title}"
-        repo = await self._repo(self.plan.projects[task.project]) if task.project else None
-        return await commit_all(self._worktree(prepared), message, repo=repo)
+        with self._git_output_logged(task):
+            repo = await self._repo(self.plan.projects[task.project]) if task.project else None
+            return await commit_all(self._worktree(prepared), message, repo=repo)
 
     async def keep(self, task: Task, prepared: Prepared, status: Status) -> None:
         """A failed task's worktree and branch stay as they are, for inspection."""
         return None
+
+    def git_log_path(self, task: Task) -> Path:
+        """Where the whole stderr of ``task``'s failed git commands is appended."""
+        return (
+            self.state_dir / "logs" / "git" / f"{worktree_dir(self.state_dir, task.key).name}.log"
+        )
+
+    @contextmanager
+    def _git_output_logged(self, task: Task) -> Iterator[None]:
+        """Append the stderr of a GitError raised inside to the task's git log, and name the
+        log in the error's message (unless the log cannot be written: the error stays)."""
+        try:
+            yield
+        except GitError as exc:
+            with suppress(OSError):
+                exc.output_log = str(self._append_git_log(task, exc))
+            raise
+
+    def _append_git_log(self, task: Task, exc: GitError) -> Path:
+        path = self.git_log_path(task)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stderr = exc.stderr if exc.stderr.endswith("\n") or not exc.stderr else exc.stderr + "\n"
+        entry = (
+            f"--- {iso(time.time())} {task.key}: {' '.join(exc.argv)} exited {exc.returncode}\n"
+            f"{stderr}"
+        )
+        with open(path, "a", encoding="utf-8", errors="surrogateescape") as log:
+            log.write(Redactor(self.secrets).redact(entry))
+        return path

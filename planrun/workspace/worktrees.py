@@ -274,10 +274,10 @@ async def add_worktree(
 
 
 def _still_locked(exc: GitError) -> GitError:
-    """The same error, ending with the line that names the held lock (GitError shows the last)."""
+    """The same error, summed up as giving up on the line that names the held lock."""
     held = next(line for line in exc.stderr.splitlines() if _CONTENTION.search(line))
-    note = f"planrun: gave up after {ADD_ATTEMPTS} tries: {held.strip()}\n"
-    return GitError(exc.argv, exc.returncode, exc.stderr.rstrip("\n") + "\n" + note)
+    summary = f"gave up after {ADD_ATTEMPTS} tries: {held.strip()}"
+    return GitError(exc.argv, exc.returncode, exc.stderr, summary=summary)
 
 
 async def _add_locked(
