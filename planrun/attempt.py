@@ -157,12 +157,20 @@ class AttemptRunner:
             offset = spec.log_path.stat().st_size
         except FileNotFoundError:
             offset = 0
+        left = self._wall_time_left(task)
+        capped = left is not None and (spec.timeout is None or left < spec.timeout)
+        if capped:  # a wall time budget ends the turn where it runs out
+            spec = replace(spec, timeout=max(left or 0.0, 0.001))
         try:
             result = await backend.run(
                 spec, on_start=on_start, on_line=on_line, on_question=on_question
             )
         finally:
             self.run.groups.pop(task.key, None)
+        if capped and result.outcome is Outcome.TIMED_OUT:
+            problem = self.budget_problem(task)
+            if problem is not None:
+                result = replace(result, outcome=Outcome.BUDGET_EXCEEDED, reason=problem)
         return self._account(task, spec.log_path, offset, result)
 
     async def _follow_through(
@@ -289,6 +297,17 @@ class AttemptRunner:
                 reason=f"the agent reported an error: {parsed.error}",
             )
         return result
+
+    def _wall_time_left(self, task: Task) -> float | None:
+        """Seconds until the task's or the run's wall time budget runs out (None: no limit)."""
+        now = time.time()
+        left: list[float] = []
+        if task.budget is not None and task.budget.wall_time is not None:
+            started = self.run.task_started.get(task.key, now)
+            left.append(task.budget.wall_time - (now - started))
+        if self._run_budget is not None and self._run_budget.wall_time is not None:
+            left.append(self._run_budget.wall_time - (now - self.run.started_at))
+        return min(left) if left else None
 
     def budget_problem(self, task: Task) -> str | None:
         """Why no new attempt or turn may start (a task or run budget is used up), if so."""

@@ -2,7 +2,9 @@
 
 Pure: callers pass what was spent; :func:`exceeded` says which limit is passed, if any.
 Once a budget is exceeded no new attempt or turn starts; the task fails with reason
-budget_exceeded, which is never retried.
+budget_exceeded, which is never retried. A wall time budget also ends a running attempt
+where it runs out (the attempt's timeout is capped at what is left of it), with outcome
+budget_exceeded; tokens and cost are known only once a turn has reported its usage.
 """
 
 from __future__ import annotations

@@ -20,9 +20,12 @@ from planrun.outcomes import Outcome
 from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, Task
 from planrun.runtime import RunContext
-from planrun.sessions.base import Session, SessionSpec
+from planrun.sessions.base import OnStart, ProcessInfo, Session, SessionSpec
+from planrun.sessions.process import kill_group_now
 from planrun.store.base import iso
 from planrun.workspace.base import Prepared
+
+_KILLED = "not run: planrun was told to stop at once (a second signal)"
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,12 @@ async def run_hooks(
     secrets: tuple[str, ...],
     kill_grace: float,
     log_limit: int | None = None,
+    on_start: OnStart | None = None,
 ) -> list[HookResult]:
-    """Run ``commands`` in order; stop at the first failure (later ones would act on it)."""
+    """Run ``commands`` in order; stop at the first failure (later ones would act on it).
+
+    ``on_start`` is told each hook's process group (so that a second signal can kill it).
+    """
     results: list[HookResult] = []
     for index, command in enumerate(commands):
         described = command.describe()
@@ -69,7 +76,7 @@ async def run_hooks(
             tail_lines=10,
             log_limit=log_limit,
         )
-        result = await session.run(spec)
+        result = await session.run(spec, on_start=on_start)
         ok = result.outcome is Outcome.SUCCEEDED
         reason = (
             "" if ok else f"{moment} hook `{described}`: {result.reason or result.outcome.value}"
@@ -98,19 +105,33 @@ class HookRunner:
         key: str | None,
     ) -> list[HookResult]:
         settings = self.run.plan.settings
-        results = await run_hooks(
-            moment,
-            commands,
-            session=self.run.sessions["subprocess"],
-            context=context,
-            env=env,
-            cwd=cwd,
-            log_path=log_path,
-            timeout=settings.hook_timeout,
-            secrets=self.run.secrets,
-            kill_grace=settings.kill_grace,
-            log_limit=settings.log_limit,
-        )
+        if self.run.killed:  # a second signal: nothing starts any more
+            results = [HookResult(moment, c.describe(), False, _KILLED) for c in commands[:1]]
+        else:
+            group = f"{moment} hook of {key or 'the run'}"  # never a task key (a space)
+
+            async def on_start(info: ProcessInfo) -> None:
+                self.run.groups[group] = info
+                if self.run.killed:  # the signal came while this hook was starting
+                    kill_group_now(info.pgid)
+
+            try:
+                results = await run_hooks(
+                    moment,
+                    commands,
+                    session=self.run.sessions["subprocess"],
+                    context=context,
+                    env=env,
+                    cwd=cwd,
+                    log_path=log_path,
+                    timeout=settings.hook_timeout,
+                    secrets=self.run.secrets,
+                    kill_grace=settings.kill_grace,
+                    log_limit=settings.log_limit,
+                    on_start=on_start,
+                )
+            finally:
+                self.run.groups.pop(group, None)
         for r in results:
             self.run.emit(
                 EventKind.HOOK_RAN, key, moment=moment, command=r.command, ok=r.ok, reason=r.reason

@@ -95,6 +95,8 @@ class RunContext:
     started_at: float
     reports: dict[str, TaskReport] = field(default_factory=dict)
     groups: dict[str, ProcessInfo] = field(default_factory=dict)  # live process groups
+    #: Set by a second signal: every group was killed; no hook starts any more.
+    killed: bool = False
     task_started: dict[str, float] = field(default_factory=dict)  # Unix time a task began
 
     @property

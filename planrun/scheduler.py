@@ -38,6 +38,7 @@ from planrun.report.model import AttemptReport, TaskReport
 from planrun.retry import retrying
 from planrun.runtime import Journal, NullJournal, RunContext, RunSettings
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
+from planrun.sessions.escapees import kill_escapees_now
 from planrun.state import Caps, Change, RunState
 from planrun.store.base import iso
 from planrun.workspace.base import PlainWorkspace, Prepared, Workspace
@@ -160,10 +161,13 @@ class Scheduler:
         self._stop(cancel=True)
 
     def kill_now(self) -> None:
-        """Second signal: SIGKILL every process group at once."""
+        """Second signal: SIGKILL every process group at once (tasks' and hooks'), and the
+        sessions' escapees; no hook starts after this."""
+        self.run_context.killed = True
         for info in list(self.run_context.groups.values()):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(info.pgid, signal.SIGKILL)
+        kill_escapees_now()
 
     def _stop(self, *, cancel: bool) -> None:
         self.state.stop()
@@ -222,7 +226,7 @@ class Scheduler:
                 self._scopes[key] = scope
                 try:
                     last = await self._attempts(task)
-                except _NoAttemptsLeft as exc:
+                except _NotStarted as exc:
                     status, reason = Status.FAILED, str(exc)
                 else:
                     status, reason = await self._conclude(task, last)
@@ -339,6 +343,9 @@ class Scheduler:
         self.reports[key].status = Status.RUNNING.value
 
     async def _attempt(self, task: Task) -> _Attempt:
+        problem = self.attempts.budget_problem(task)
+        if problem is not None:  # checked first: an attempt is only recorded if it runs
+            raise _NotStarted(f"{Outcome.BUDGET_EXCEEDED.value}: {problem}")
         number = self.state.count_attempt(task.key)
         started = time.time()
         log_path = self.run_context.log_path(task.key, number)
@@ -355,11 +362,6 @@ class Scheduler:
             return _Attempt(report, result, None)  # never started, whatever happens
         self.emit(EventKind.ATTEMPT_STARTED, task.key, attempt=number, log_path=str(log_path))
         prepared: Prepared | None = None
-        problem = self.attempts.budget_problem(task)
-        if problem is not None:
-            result = SessionResult(Outcome.BUDGET_EXCEEDED, problem)
-            self._record(task, report, result, started)
-            return _Attempt(report, result, prepared)
         try:
             result, prepared = await self.attempts.attempt(task, number, log_path)
         except trio.Cancelled:
@@ -441,7 +443,11 @@ class Scheduler:
         )
 
 
-class _NoAttemptsLeft(Exception):
+class _NotStarted(Exception):
+    """No (further) attempt may start; the message is the task's reason."""
+
+
+class _NoAttemptsLeft(_NotStarted):
     def __init__(self, attempts: int) -> None:
         super().__init__(
             f"no attempts left ({attempts} of {attempts} started in earlier runs); "

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,3 +65,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "tests@planrun.invalid")
     monkeypatch.delenv("PLANRUN_FAULT_AT", raising=False)
     return home
+
+
+@pytest.fixture
+def tmux_socket() -> Iterator[str]:
+    """A private tmux server, killed at the end."""
+    import shutil
+    import uuid
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    name = f"planrun-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    subprocess.run(
+        ["tmux", "-f", "/dev/null", "-L", name, "kill-server"], capture_output=True, check=False
+    )
+    folder = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+    (folder / name).unlink(missing_ok=True)

@@ -218,23 +218,6 @@ tasks:
     assert state.decisions(state.runs("calm")[-1].id)["C"] == "not done: cancelled last time"
 
 
-@pytest.fixture
-def tmux_socket() -> Iterator[str]:
-    """A private tmux server, killed at the end."""
-    import shutil
-    import uuid
-
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
-    name = f"planrun-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    runs.subprocess.run(
-        ["tmux", "-f", "/dev/null", "-L", name, "kill-server"], capture_output=True, check=False
-    )
-    folder = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
-    (folder / name).unlink(missing_ok=True)
-
-
 def test_recovery_leaves_a_tmux_task_running_for_re_attach(
     tmp_path: Path,
     clean_env: Path,

@@ -8,8 +8,8 @@ after the leader has exited), then sends SIGKILL.
 What this does not cover: a descendant that calls ``setsid`` (or ``setpgid``) leaves the
 group and no group signal reaches it. planrun handles the normal case with the per-attempt
 group, and makes itself a child subreaper (:func:`become_subreaper`) so that such escapees
-are re-parented to planrun rather than to init, where the scheduler can still find and kill
-them; nothing here hunts for them.
+are re-parented to planrun rather than to init, where :mod:`planrun.sessions.escapees`
+finds and ends them when their session ends.
 
 Never signalled: planrun's own process group, and the groups 0 and 1 (``killpg(0)`` would
 mean "my own group"). Signals to a group that is already gone are not errors.

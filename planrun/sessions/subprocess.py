@@ -17,8 +17,10 @@ How the outcome is decided (the first that applies):
 
 Whatever ends the attempt, the whole group then gets SIGTERM, ``kill_grace`` seconds, and
 SIGKILL, while the output is still logged; this also ends processes left behind by a child
-that exited. A grandchild that escaped the group (``setsid``) may hold the pipe open, so after
-the group is gone the pipe is drained for at most ``drain_timeout`` seconds, never until EOF.
+that exited. Then the session's escapees (descendants that left the group with ``setsid``,
+:mod:`planrun.sessions.escapees`) are ended the same way, before the rest of the output is
+read, since one may hold the pipe open; the pipe is drained for at most ``drain_timeout``
+seconds after that, never until EOF.
 On cancellation the same clean-up runs shielded, then ``Cancelled`` propagates. Only
 failures to start are returned as data (``startup_failed``, also when the log cannot be
 opened); an exception raised by ``on_start`` or ``on_line`` propagates, as itself, after the
@@ -46,6 +48,15 @@ from planrun.sessions.common import (
     reraise_plain,
     signal_name,
     startup_failed,
+)
+from planrun.sessions.escapees import (
+    end_escapees,
+    escaped_note,
+    leader_ended,
+    leader_started,
+    new_token,
+    reap_group,
+    with_token,
 )
 from planrun.sessions.output import (
     Event,
@@ -85,26 +96,26 @@ class SubprocessSession:
         if isinstance(watcher, SessionResult):
             return watcher
         try:
-            process = _spawn(spec)
+            token = new_token()
+            process = _spawn(spec, token)
             if isinstance(process, str):
                 return startup_failed(spec, process)
             attempt = _Attempt(spec, process, watcher, self._drain_timeout, self._read_size)
             try:
-                return await attempt.run(on_start)
+                return await attempt.run(on_start, token)
             except BaseExceptionGroup as group:
                 reraise_plain(group)
         finally:
             watcher.close()
 
 
-def _spawn(spec: SessionSpec) -> Child | str:
+def _spawn(spec: SessionSpec, token: str) -> Child | str:
     """Start the child in its own session; return it, or why it could not start."""
     if not spec.argv:
         return "cannot start an empty command"
     try:
-        return Child.start(
-            spec.argv, cwd=spec.cwd, env=spec.env, with_stdin=spec.stdin_text is not None
-        )
+        env = with_token(spec.env, token)
+        return Child.start(spec.argv, cwd=spec.cwd, env=env, with_stdin=spec.stdin_text is not None)
     except OSError as error:
         problem = error.strerror or str(error)
         if error.filename is not None and str(error.filename) == str(spec.cwd):
@@ -139,9 +150,14 @@ class _Attempt:
         self._exited = False
         self._kill: GroupKill | None = None
         self._reaped = False
+        self._token = ""
+        self._escaped = 0  # escapees found and ended
+        self._hunted = False
 
-    async def run(self, on_start: OnStart | None) -> SessionResult:
+    async def run(self, on_start: OnStart | None, token: str) -> SessionResult:
         """Supervise to the end, clean up (always, shielded), and describe the outcome."""
+        self._token = token
+        leader_started(self._process.pid)
         try:
             if on_start is not None:
                 pid, start_time = self._process.pid, self._process.start_time
@@ -172,6 +188,7 @@ class _Attempt:
                 await self._process.wait()
                 self._reaped = self._exited = True
                 if not group_alive(self._process.pid):
+                    await self._end_escapees()
                     with trio.move_on_after(self._drain_timeout):
                         await self._eof.wait()
                     self._drained = True
@@ -187,6 +204,7 @@ class _Attempt:
                 if pumping:
                     nursery.start_soon(self._pump)
                 self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
+                await self._end_escapees()  # before the drain: one may hold the pipe
                 with trio.move_on_after(REAP_TIMEOUT):
                     await self._process.wait()
                     self._reaped = True
@@ -196,8 +214,19 @@ class _Attempt:
                 nursery.cancel_scope.cancel()
         else:  # the usual end: the leader exited and its output is all read
             self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
+            await self._end_escapees()
         await self._process.aclose()
+        leader_ended(self._process.pid)
+        if self._reaped:  # else the leader's status is still Popen's to take
+            reap_group(self._process.pid)
         self._handle(self._watcher.close())
+
+    async def _end_escapees(self) -> None:
+        """End the session's escapees, once the group is gone (once is enough: nothing is
+        left to make new ones)."""
+        if not self._hunted:  # (set only once done: a cancelled hunt is done again)
+            self._escaped += await end_escapees(self._token, self._spec.kill_grace)
+            self._hunted = True
 
     def _decide(self, ending: Ending) -> None:
         """Record the first ending; later ones are ignored."""
@@ -285,5 +314,7 @@ class _Attempt:
             notes.append("processes left in its group were killed")
         if self._kill is not None and not self._kill.gone:
             notes.append("some processes of its group survived SIGKILL")
+        if self._escaped:
+            notes.append(escaped_note(self._escaped))
         notes += self._watcher.log_notes()
         return notes

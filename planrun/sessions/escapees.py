@@ -1,0 +1,173 @@
+"""Escapees: processes that left their session's process group (SPEC §4: no process
+outlives its task).
+
+Ending a session ends its process group, but a descendant that called ``setsid`` (or
+``setpgid``) is in a group of its own, and no signal to the session's group reaches it
+(``setsid sleep 300 &``, a daemonising server). Three facts make it findable:
+
+1. Every session's environment carries a token of its own, :data:`TOKEN_VAR`
+   (:func:`new_token`), that its descendants inherit.
+2. planrun is a child subreaper (:func:`planrun.sessions.process.become_subreaper`): when
+   an escapee's parent dies, the kernel re-parents it to planrun (to the main thread),
+   not to init.
+3. So, once a session's group is gone, its escapees are among planrun's own children.
+
+:func:`end_escapees` reads planrun's children (one read of
+``/proc/self/task/<pid>/children``), skips the leaders of running sessions
+(:func:`leader_started`), reads the environment of the rest, and ends the groups of those that carry
+the session's token (SIGTERM, the grace period, SIGKILL), then reaps them. It repeats for
+escapees of escapees, which reach planrun only once their parent is dead.
+
+Reaping: a process re-parented to planrun becomes planrun's zombie when it dies, and no
+``Popen`` waits for it; :func:`reap_group` reaps those of one process group with
+``waitid(P_PGID)``. Only after the session's own leader was reaped by its session (and
+in groups whose leader was never planrun's child), so a status someone waits for is never
+taken.
+
+Not covered: a descendant that replaced its environment (``env -i``) before leaving the
+group carries no token, and one whose parent outlives the session outside planrun's tree
+is never re-parented to planrun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Iterator, Mapping
+
+import trio
+
+from planrun.procfs import PGRP, STATE, stat_field, stat_fields
+from planrun.sessions.process import kill_group, kill_group_now
+
+#: The environment variable that marks a session's processes.
+TOKEN_VAR = "PLANRUN_SESSION"
+#: Rounds of :func:`end_escapees` (an escapee of an escapee needs one more round).
+MAX_ROUNDS = 8
+
+_counter = itertools.count(1)
+_leaders: set[int] = set()  # pids of running sessions' leaders: never escapees
+
+
+def new_token() -> str:
+    """A token no other session of any planrun on this machine has (pid and counter)."""
+    return f"{os.getpid()}.{next(_counter)}"
+
+
+def with_token(env: Mapping[str, str], token: str) -> dict[str, str]:
+    """``env`` with the session's token added."""
+    return {**env, TOKEN_VAR: token}
+
+
+def leader_started(pid: int) -> None:
+    """Register a running session's leader: it is never taken for an escapee."""
+    _leaders.add(pid)
+
+
+def leader_ended(pid: int) -> None:
+    _leaders.discard(pid)
+
+
+def _children() -> list[int]:
+    """planrun's children as the kernel lists them for the main thread (where orphans go)."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
+
+
+def token_of(pid: int) -> str | None:
+    """The token in the environment of ``pid`` (a session's process), if it can be read."""
+    prefix = f"{TOKEN_VAR}=".encode()
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+    except OSError:
+        return None
+    for item in environ:
+        if item.startswith(prefix):
+            return item[len(prefix) :].decode(errors="replace")
+    return None
+
+
+def _carries(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+    except OSError:  # gone, or not ours to read
+        return False
+    return marker in environ.split(b"\0")
+
+
+def escapees(token: str) -> list[int]:
+    """Live children of planrun, other than session leaders, that carry ``token``."""
+    marker = f"{TOKEN_VAR}={token}".encode()
+    return [pid for pid in _children() if pid not in _leaders and _carries(pid, marker)]
+
+
+def escaped_note(count: int) -> str:
+    """The session result's note for ``count`` escapees ended."""
+    if count == 1:
+        return "1 process that had left its process group was killed"
+    return f"{count} processes that had left their process group were killed"
+
+
+def reap_group(pgid: int) -> int:
+    """Reap planrun's dead children in group ``pgid`` (adopted orphans); how many."""
+    reaped = 0
+    while pgid > 1:
+        try:
+            found = os.waitid(os.P_PGID, pgid, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            break
+        if found is None:
+            break
+        reaped += 1
+    return reaped
+
+
+def _groups(pids: list[int]) -> Iterator[int]:
+    for pid in pids:
+        fields = stat_fields(pid)
+        if fields is not None and stat_field(fields, STATE) not in ("Z", "X"):
+            yield int(stat_field(fields, PGRP))
+
+
+def kill_escapees_now() -> int:
+    """SIGKILL the group of every child of planrun that carries a token of this planrun (the
+    second-signal path); how many groups were signalled. The sessions reap them."""
+    prefix = f"{TOKEN_VAR}={os.getpid()}.".encode()
+    groups = set()
+    for pid in _children():
+        token = token_of(pid)
+        if token is not None and f"{TOKEN_VAR}={token}".encode().startswith(prefix):
+            groups |= set(_groups([pid]))
+    for pgid in groups:
+        kill_group_now(pgid)
+    return len(groups)
+
+
+async def end_escapees(token: str, grace: float) -> int:
+    """End every escapee of the session with ``token``; return how many were found.
+
+    Cancellation is honoured at each pause; call it in a shielded scope when cleaning up.
+    """
+    found = 0
+    for _ in range(MAX_ROUNDS):
+        pids = escapees(token)
+        if not pids:
+            break
+        found += len(pids)
+        groups = set(_groups(pids))
+        async with trio.open_nursery() as nursery:
+            for pgid in groups:
+                nursery.start_soon(kill_group, pgid, grace)
+        for pgid in groups:
+            reap_group(pgid)
+        for pid in pids:  # in case one moved to another group between the reads above
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG: never blocks
+    return found
