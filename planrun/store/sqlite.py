@@ -883,8 +883,8 @@ def _require(condition: bool, message: str) -> None:
         raise InternalError(message)
 
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: One encoder for every stored JSON value (``json.dumps`` with options builds one per call).
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _plan_of(con: sqlite3.Connection, run_id: str) -> str:
