@@ -19,6 +19,7 @@ from planrun.launch import command_argv
 from planrun.outcomes import Outcome
 from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, Task
+from planrun.report.model import HookFailure
 from planrun.runtime import RunContext
 from planrun.sessions.base import OnStart, ProcessInfo, Session, SessionSpec
 from planrun.sessions.process import kill_group_now
@@ -133,6 +134,11 @@ class HookRunner:
             finally:
                 self.run.groups.pop(group, None)
         for r in results:
+            if not r.ok:
+                failure = HookFailure(
+                    moment=moment, task=key, command=r.command, reason=r.reason, tail=list(r.tail)
+                )
+                self.run.hook_failures.append(failure)
             self.run.emit(
                 EventKind.HOOK_RAN, key, moment=moment, command=r.command, ok=r.ok, reason=r.reason
             )

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from planrun.events import Observers
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
-from planrun.report.model import AttemptReport, TaskReport
+from planrun.report.model import AttemptReport, HookFailure, TaskReport
 from planrun.sessions.base import ProcessInfo, Session
 from planrun.store.base import iso
 from planrun.workspace.base import Prepared, Workspace
@@ -95,6 +95,7 @@ class RunContext:
     started_at: float
     reports: dict[str, TaskReport] = field(default_factory=dict)
     groups: dict[str, ProcessInfo] = field(default_factory=dict)  # live process groups
+    hook_failures: list[HookFailure] = field(default_factory=list)  # for the report
     #: Set by a second signal: every group was killed; no hook starts any more.
     killed: bool = False
     task_started: dict[str, float] = field(default_factory=dict)  # Unix time a task began

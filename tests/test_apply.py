@@ -162,6 +162,32 @@ tasks:
     assert not (tmp_path / "ran").exists()
 
 
+def test_hook_failures_are_in_the_report_and_leave_the_task_done(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    plan = write(
+        tmp_path,
+        """\
+version: 1
+hooks:
+  on_run_end: [[sh, -c, "echo end hook broke; exit 4"]]
+tasks:
+  T:
+    run: [touch, ran]
+    hooks: {on_task_success: [[sh, -c, "echo success hook broke; exit 3"]]}
+""",
+    )
+    assert main(["apply", str(plan), "--progress", "none"]) == 0
+    report = last_report(plan)  # validated against schemas/report.schema.json
+    assert tasks_of(report)["T"]["status"] == "done"
+    success, end = report["hook_failures"]
+    assert (success["moment"], success["task"]) == ("on_task_success", "T")
+    assert "exit code 3" in success["reason"]
+    assert success["tail"][-1] == "success hook broke"
+    assert (end["moment"], end["task"]) == ("on_run_end", None)
+    assert "exit code 4" in end["reason"]
+
+
 def test_environment_is_an_allow_list_and_secrets_are_redacted(
     tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -290,6 +290,7 @@ def build_report(
         counts=scheduler.state.counts(),
         usage=usage,
         tasks=tasks,
+        hook_failures=scheduler.run_context.hook_failures,
     )
 
 

@@ -69,6 +69,14 @@ class PlanInfo(_Model):
     sha256: str
 
 
+class HookFailure(_Model):
+    moment: str = Field(description="on_run_start, on_task_success, ...")
+    task: str | None = Field(None, description="the task it ran for; null for a run hook")
+    command: str
+    reason: str
+    tail: list[str] = Field(default_factory=list, description="last lines of output, redacted")
+
+
 class RunReport(_Model):
     format: Literal[1] = REPORT_FORMAT
     planrun_version: str
@@ -82,6 +90,10 @@ class RunReport(_Model):
     counts: dict[str, int]
     usage: Usage | None = None
     tasks: list[TaskReport]
+    hook_failures: list[HookFailure] = Field(
+        default_factory=list,
+        description="hooks that failed, in order (a failing on_task_start also fails its attempt)",
+    )
 
 
 def total_usage(usages: Iterable[Usage | None]) -> Usage | None:
