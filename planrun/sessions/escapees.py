@@ -80,7 +80,8 @@ def _children() -> list[int]:
 
 
 def token_of(pid: int) -> str | None:
-    """The token in the environment of ``pid`` (a session's process), if it can be read."""
+    """The token in the environment of ``pid`` (a session's process), if it can be read
+    (not for a process that is gone, a zombie, or not ours)."""
     prefix = f"{TOKEN_VAR}=".encode()
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
@@ -93,19 +94,9 @@ def token_of(pid: int) -> str | None:
     return None
 
 
-def _carries(pid: int, marker: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            environ = f.read()
-    except OSError:  # gone, or not ours to read
-        return False
-    return marker in environ.split(b"\0")
-
-
 def escapees(token: str) -> list[int]:
     """Live children of planrun, other than session leaders, that carry ``token``."""
-    marker = f"{TOKEN_VAR}={token}".encode()
-    return [pid for pid in _children() if pid not in _leaders and _carries(pid, marker)]
+    return [pid for pid in _children() if pid not in _leaders and token_of(pid) == token]
 
 
 def escaped_note(count: int) -> str:
@@ -139,12 +130,9 @@ def _groups(pids: list[int]) -> Iterator[int]:
 def kill_escapees_now() -> int:
     """SIGKILL the group of every child of planrun that carries a token of this planrun (the
     second-signal path); how many groups were signalled. The sessions reap them."""
-    prefix = f"{TOKEN_VAR}={os.getpid()}.".encode()
-    groups = set()
-    for pid in _children():
-        token = token_of(pid)
-        if token is not None and f"{TOKEN_VAR}={token}".encode().startswith(prefix):
-            groups |= set(_groups([pid]))
+    ours = f"{os.getpid()}."
+    pids = [pid for pid in _children() if (token_of(pid) or "").startswith(ours)]
+    groups = set(_groups(pids))
     for pgid in groups:
         kill_group_now(pgid)
     return len(groups)
