@@ -15,9 +15,6 @@ worker records the cancellation. On success the work lands (or waits for review)
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +36,7 @@ from planrun.retry import retrying
 from planrun.runtime import Journal, NullJournal, RunContext, RunSettings
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.sessions.escapees import kill_escapees_now
+from planrun.sessions.process import kill_group_now
 from planrun.state import Caps, Change, RunState
 from planrun.store.base import iso
 from planrun.workspace.base import PlainWorkspace, Prepared, Workspace
@@ -165,8 +163,7 @@ class Scheduler:
         sessions' escapees; no hook starts after this."""
         self.run_context.killed = True
         for info in list(self.run_context.groups.values()):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(info.pgid, signal.SIGKILL)
+            kill_group_now(info.pgid)  # never planrun's own group
         kill_escapees_now()
 
     def _stop(self, *, cancel: bool) -> None:

@@ -5,8 +5,8 @@ Ending a session ends its process group, but a descendant that called ``setsid``
 ``setpgid``) is in a group of its own, and no signal to the session's group reaches it
 (``setsid sleep 300 &``, a daemonising server). Three facts make it findable:
 
-1. Every session's environment carries a token of its own, :data:`TOKEN_VAR`
-   (:func:`new_token`), that its descendants inherit.
+1. Every session's environment carries a token of its own, :data:`TOKEN_VAR`, that its
+   descendants inherit. A backend holds its session's side in a :class:`Hunt`.
 2. planrun is a child subreaper (:func:`planrun.sessions.process.become_subreaper`): when
    an escapee's parent dies, the kernel re-parents it to planrun (to the main thread),
    not to init.
@@ -14,8 +14,8 @@ Ending a session ends its process group, but a descendant that called ``setsid``
 
 :func:`end_escapees` reads planrun's children (one read of
 ``/proc/self/task/<pid>/children``), skips the leaders of running sessions
-(:func:`leader_started`), reads the environment of the rest, and ends the groups of those that carry
-the session's token (SIGTERM, the grace period, SIGKILL), then reaps them. It repeats for
+(:meth:`Hunt.lead`), reads the environment of the rest, and ends the groups of those that
+carry the session's token (SIGTERM, the grace period, SIGKILL), then reaps them. It repeats for
 escapees of escapees, which reach planrun only once their parent is dead.
 
 Reaping: a process re-parented to planrun becomes planrun's zombie when it dies, and no
@@ -50,23 +50,59 @@ _counter = itertools.count(1)
 _leaders: set[int] = set()  # pids of running sessions' leaders: never escapees
 
 
-def new_token() -> str:
-    """A token no other session of any planrun on this machine has (pid and counter)."""
-    return f"{os.getpid()}.{next(_counter)}"
+class Hunt:
+    """One session's side: its token, its leader, and the escapees it ended.
 
+    The token is fresh (pid and counter: no other session of any planrun on this machine
+    has it), or, for a tmux pane that an earlier planrun started, the one it was given
+    (:meth:`adopt`).
+    """
 
-def with_token(env: Mapping[str, str], token: str) -> dict[str, str]:
-    """``env`` with the session's token added."""
-    return {**env, TOKEN_VAR: token}
+    def __init__(self) -> None:
+        self.token: str | None = f"{os.getpid()}.{next(_counter)}"
+        self.found = 0  # escapees found and ended
+        self._leader: int | None = None
+        self._done = False
 
+    @classmethod
+    def adopt(cls, token: str | None) -> Hunt:
+        """A hunt for a session started with ``token`` (None: unknown; nothing is hunted)."""
+        hunt = cls()
+        hunt.token = token
+        return hunt
 
-def leader_started(pid: int) -> None:
-    """Register a running session's leader: it is never taken for an escapee."""
-    _leaders.add(pid)
+    def env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` with the session's token added."""
+        assert self.token is not None
+        return {**env, TOKEN_VAR: self.token}
 
+    def lead(self, pid: int) -> None:
+        """The session's leader runs: it is never taken for an escapee (by any session)."""
+        self._leader = pid
+        _leaders.add(pid)
 
-def leader_ended(pid: int) -> None:
-    _leaders.discard(pid)
+    async def end(self, grace: float) -> None:
+        """End the session's escapees, once its group is gone. Once is enough (nothing is
+        left to make new ones); a hunt that was cancelled is done again."""
+        if self.token is not None and not self._done:
+            self.found += await end_escapees(self.token, grace)
+            self._done = True
+
+    def close(self, group: int | None) -> None:
+        """The session is over: forget its leader, reap the dead of ``group`` (None: not
+        safe yet, the leader's own status is still its waiter's to take)."""
+        if self._leader is not None:
+            _leaders.discard(self._leader)
+        if group is not None:
+            reap_group(group)
+
+    def notes(self) -> list[str]:
+        """The session result's note, if any escapee was ended."""
+        if not self.found:
+            return []
+        if self.found == 1:
+            return ["1 process that had left its process group was killed"]
+        return [f"{self.found} processes that had left their process group were killed"]
 
 
 def _children() -> list[int]:
@@ -97,13 +133,6 @@ def token_of(pid: int) -> str | None:
 def escapees(token: str) -> list[int]:
     """Live children of planrun, other than session leaders, that carry ``token``."""
     return [pid for pid in _children() if pid not in _leaders and token_of(pid) == token]
-
-
-def escaped_note(count: int) -> str:
-    """The session result's note for ``count`` escapees ended."""
-    if count == 1:
-        return "1 process that had left its process group was killed"
-    return f"{count} processes that had left their process group were killed"
 
 
 def reap_group(pgid: int) -> int:

@@ -83,15 +83,7 @@ from planrun.sessions.common import (
     signal_name,
     startup_failed,
 )
-from planrun.sessions.escapees import (
-    end_escapees,
-    escaped_note,
-    leader_ended,
-    leader_started,
-    new_token,
-    reap_group,
-    with_token,
-)
+from planrun.sessions.escapees import Hunt
 from planrun.sessions.output import (
     AnswerDue,
     Event,
@@ -347,7 +339,7 @@ class TerminalSupervisor:
         pid: int | None,
         exited: bool,
         kill: GroupKill | None,
-        escaped: int = 0,
+        hunt: Hunt | None = None,
         unknown_status: str = "the process could not be reaped",
     ) -> SessionResult:
         """The result: ``status`` is (exit code, signal), or None when it is unknown."""
@@ -367,8 +359,8 @@ class TerminalSupervisor:
             notes.append("processes left in its group were killed")
         if kill is not None and not kill.gone:
             notes.append("some processes of its group survived SIGKILL")
-        if escaped:
-            notes.append(escaped_note(escaped))
+        if hunt is not None:
+            notes += hunt.notes()
         notes += self.watcher.log_notes()
         return SessionResult(
             outcome=outcome,
@@ -406,12 +398,12 @@ class PtySession:
         if isinstance(watcher, SessionResult):
             return watcher
         try:
-            token = new_token()
-            child = _spawn(spec, token)
+            hunt = Hunt()
+            child = _spawn(spec, hunt)
             if isinstance(child, str):
                 return startup_failed(spec, child)
             supervisor = TerminalSupervisor(spec, watcher, on_question)
-            attempt = _PtyAttempt(child, supervisor, self._drain_timeout, self._read_size, token)
+            attempt = _PtyAttempt(child, supervisor, self._drain_timeout, self._read_size, hunt)
             try:
                 return await attempt.run(on_start)
             except BaseExceptionGroup as group:
@@ -451,7 +443,7 @@ def _child_setup(cwd: str, stdin_fd: int | None) -> Callable[[], None]:
     return setup
 
 
-def _spawn(spec: SessionSpec, token: str) -> _Child | str:
+def _spawn(spec: SessionSpec, hunt: Hunt) -> _Child | str:
     """Start the child on a new pty; return it, or why it could not start."""
     try:
         command = resolve_command(spec.argv, spec.env, spec.cwd)
@@ -461,7 +453,7 @@ def _spawn(spec: SessionSpec, token: str) -> _Child | str:
     try:
         process = ptyprocess.PtyProcess.spawn(
             [command, *spec.argv[1:]],
-            env=with_token(spec.env, token),
+            env=hunt.env(spec.env),
             echo=False,
             dimensions=spec.terminal_size,
             preexec_fn=_child_setup(os.path.abspath(spec.cwd), stdin_read),
@@ -491,11 +483,10 @@ class _PtyAttempt:
         supervisor: TerminalSupervisor,
         drain_timeout: float,
         read_size: int,
-        token: str,
+        hunt: Hunt,
     ) -> None:
         self._child = child
-        self._token = token
-        self._escaped = 0
+        self._hunt = hunt
         self._sup = supervisor
         self._spec = supervisor.spec
         self._watcher = supervisor.watcher
@@ -509,7 +500,7 @@ class _PtyAttempt:
 
     async def run(self, on_start: OnStart | None) -> SessionResult:
         """Supervise to the end, clean up (always, shielded), and describe the outcome."""
-        leader_started(self._child.pid)
+        self._hunt.lead(self._child.pid)
         try:
             if on_start is not None:
                 pid = self._child.pid
@@ -523,7 +514,7 @@ class _PtyAttempt:
             pid=self._child.pid,
             exited=self._exited,
             kill=self._kill,
-            escaped=self._escaped,
+            hunt=self._hunt,
         )
 
     async def _until_end(self) -> None:
@@ -552,15 +543,14 @@ class _PtyAttempt:
                     await wait_process_exit(self._child.pid)
                 self._reap()
             # an escapee may hold the terminal open: end it before waiting for EOF
-            self._escaped += await end_escapees(self._token, self._spec.kill_grace)
+            await self._hunt.end(self._spec.kill_grace)
             if pumping:
                 with trio.move_on_after(self._drain_timeout):
                     await self._eof.wait()
             nursery.cancel_scope.cancel()
         self._close()
-        leader_ended(self._child.pid)
-        if self._status is not None:  # else the leader's status is still ptyprocess's to take
-            reap_group(self._child.pid)
+        # the group's dead once ptyprocess took the leader's status
+        self._hunt.close(self._child.pid if self._status is not None else None)
         self._sup.handle(self._watcher.close())
 
     def _reap(self) -> None:

@@ -49,15 +49,7 @@ from planrun.sessions.common import (
     signal_name,
     startup_failed,
 )
-from planrun.sessions.escapees import (
-    end_escapees,
-    escaped_note,
-    leader_ended,
-    leader_started,
-    new_token,
-    reap_group,
-    with_token,
-)
+from planrun.sessions.escapees import Hunt
 from planrun.sessions.output import (
     Event,
     FailureMatched,
@@ -96,25 +88,25 @@ class SubprocessSession:
         if isinstance(watcher, SessionResult):
             return watcher
         try:
-            token = new_token()
-            process = _spawn(spec, token)
+            hunt = Hunt()
+            process = _spawn(spec, hunt)
             if isinstance(process, str):
                 return startup_failed(spec, process)
             attempt = _Attempt(spec, process, watcher, self._drain_timeout, self._read_size)
             try:
-                return await attempt.run(on_start, token)
+                return await attempt.run(on_start, hunt)
             except BaseExceptionGroup as group:
                 reraise_plain(group)
         finally:
             watcher.close()
 
 
-def _spawn(spec: SessionSpec, token: str) -> Child | str:
+def _spawn(spec: SessionSpec, hunt: Hunt) -> Child | str:
     """Start the child in its own session; return it, or why it could not start."""
     if not spec.argv:
         return "cannot start an empty command"
     try:
-        env = with_token(spec.env, token)
+        env = hunt.env(spec.env)
         return Child.start(spec.argv, cwd=spec.cwd, env=env, with_stdin=spec.stdin_text is not None)
     except OSError as error:
         problem = error.strerror or str(error)
@@ -150,14 +142,12 @@ class _Attempt:
         self._exited = False
         self._kill: GroupKill | None = None
         self._reaped = False
-        self._token = ""
-        self._escaped = 0  # escapees found and ended
-        self._hunted = False
+        self._hunt = Hunt()  # replaced by the session's in run()
 
-    async def run(self, on_start: OnStart | None, token: str) -> SessionResult:
+    async def run(self, on_start: OnStart | None, hunt: Hunt) -> SessionResult:
         """Supervise to the end, clean up (always, shielded), and describe the outcome."""
-        self._token = token
-        leader_started(self._process.pid)
+        self._hunt = hunt
+        hunt.lead(self._process.pid)
         try:
             if on_start is not None:
                 pid, start_time = self._process.pid, self._process.start_time
@@ -188,7 +178,7 @@ class _Attempt:
                 await self._process.wait()
                 self._reaped = self._exited = True
                 if not group_alive(self._process.pid):
-                    await self._end_escapees()
+                    await self._hunt.end(self._spec.kill_grace)
                     with trio.move_on_after(self._drain_timeout):
                         await self._eof.wait()
                     self._drained = True
@@ -204,7 +194,9 @@ class _Attempt:
                 if pumping:
                     nursery.start_soon(self._pump)
                 self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-                await self._end_escapees()  # before the drain: one may hold the pipe
+                await self._hunt.end(
+                    self._spec.kill_grace
+                )  # before the drain: one may hold the pipe
                 with trio.move_on_after(REAP_TIMEOUT):
                     await self._process.wait()
                     self._reaped = True
@@ -214,19 +206,11 @@ class _Attempt:
                 nursery.cancel_scope.cancel()
         else:  # the usual end: the leader exited and its output is all read
             self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-            await self._end_escapees()
+            await self._hunt.end(self._spec.kill_grace)
         await self._process.aclose()
-        leader_ended(self._process.pid)
-        if self._reaped:  # else the leader's status is still Popen's to take
-            reap_group(self._process.pid)
+        # the group's dead once Popen took the leader's status
+        self._hunt.close(self._process.pid if self._reaped else None)
         self._handle(self._watcher.close())
-
-    async def _end_escapees(self) -> None:
-        """End the session's escapees, once the group is gone (once is enough: nothing is
-        left to make new ones)."""
-        if not self._hunted:  # (set only once done: a cancelled hunt is done again)
-            self._escaped += await end_escapees(self._token, self._spec.kill_grace)
-            self._hunted = True
 
     def _decide(self, ending: Ending) -> None:
         """Record the first ending; later ones are ignored."""
@@ -314,7 +298,6 @@ class _Attempt:
             notes.append("processes left in its group were killed")
         if self._kill is not None and not self._kill.gone:
             notes.append("some processes of its group survived SIGKILL")
-        if self._escaped:
-            notes.append(escaped_note(self._escaped))
+        notes += self._hunt.notes()
         notes += self._watcher.log_notes()
         return notes

@@ -95,7 +95,7 @@ from planrun.sessions.common import (
     reraise_plain,
     startup_failed,
 )
-from planrun.sessions.escapees import end_escapees, new_token, reap_group, token_of, with_token
+from planrun.sessions.escapees import Hunt, token_of
 from planrun.sessions.output import Event, FailureMatched, SuccessMatched
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
 from planrun.sessions.pty import (
@@ -346,8 +346,7 @@ class _TmuxAttempt:
         self._exited = False
         self._status: tuple[int | None, int | None] | None = None
         self._kill: GroupKill | None = None
-        self._token: str | None = new_token()  # a re-attached pane's is read from it
-        self._escaped = 0
+        self._hunt = Hunt()  # a re-attached pane's token is read from the pane
 
     # --- starting -----------------------------------------------------------------------
 
@@ -423,8 +422,7 @@ class _TmuxAttempt:
         """One tmux command list: the session, ``remain-on-exit``, the output pipe."""
         rows, cols = self._spec.terminal_size
         size = ["-x", str(cols), "-y", str(rows)]
-        assert self._token is not None
-        pane = _pane_argv(self._spec, command, stdin, self._token)
+        pane = _pane_argv(self._spec, command, stdin, self._hunt)
         window = f"={self.name}:"
         return await self._client.call(
             [
@@ -449,7 +447,7 @@ class _TmuxAttempt:
         """Take over a session left by an earlier planrun: pipe, recover history."""
         self._reattached, self._pane, self._found_dead = True, pane, pane.dead
         self._pgid = _pgid(pane.pid)
-        self._token = None if pane.dead else token_of(pane.pid)
+        self._hunt = Hunt.adopt(None if pane.dead else token_of(pane.pid))
         if not pane.dead:
             reply = await self._client.call([["pipe-pane", "-t", pane.id, self._pipe_command()]])
             self._piped = reply.code == 0
@@ -489,7 +487,7 @@ class _TmuxAttempt:
             pid=pid,
             exited=self._exited,
             kill=self._kill,
-            escaped=self._escaped,
+            hunt=self._hunt,
             unknown_status="the exit status is unknown (the tmux pane is gone)",
         )
 
@@ -528,10 +526,9 @@ class _TmuxAttempt:
             if pumping:
                 nursery.start_soon(self._pump)
             await self._kill_groups()
-            if self._token is not None:
-                self._escaped += await end_escapees(self._token, self._spec.kill_grace)
-            if self._pgid and not self._found_dead:  # orphans of the pane adopted by planrun
-                reap_group(self._pgid)
+            await self._hunt.end(self._spec.kill_grace)
+            # the pane's leader is tmux's child, so what planrun reaps there are orphans
+            self._hunt.close(self._pgid if self._pgid and not self._found_dead else None)
             self._status = await self._dead_status()
             await self._end_session()
             if self._piped and pumping:
@@ -641,9 +638,9 @@ class _TmuxAttempt:
             self._stdin = None
 
 
-def _pane_argv(spec: SessionSpec, command: str, stdin: str, token: str) -> list[str]:
+def _pane_argv(spec: SessionSpec, command: str, stdin: str, hunt: Hunt) -> list[str]:
     """The pane's command line: the wrapper script, its arguments, ``env -i``, the command."""
-    env = with_token(spec.env, token)
+    env = hunt.env(spec.env)
     return [
         *("/bin/sh", "-c", PANE_SCRIPT, "planrun-pane", os.path.abspath(spec.cwd), stdin),
         *("env", "-i", "--", *(f"{key}={value}" for key, value in env.items())),
