@@ -544,6 +544,34 @@ async def test_unopenable_log_is_a_startup_failure(tmp_path: Path) -> None:
     assert "cannot open the log" in result.reason
 
 
+async def test_a_silent_attempt_leaves_no_log_and_the_first_output_creates_it(
+    tmp_path: Path,
+) -> None:
+    """No file creation for an attempt that prints nothing (a cost per task on ext4,
+    bench/RESULTS.md, session 4): the log appears with the first output instead."""
+    silent = make_spec(tmp_path, "pass", log_path=tmp_path / "logs" / "run" / "silent.log")
+    assert (await run(silent)).outcome is Outcome.SUCCEEDED
+    assert (tmp_path / "logs" / "run").is_dir()  # the folder is made, the file is not
+    assert not silent.log_path.exists()
+    talking = make_spec(tmp_path, "print('hi')", log_path=tmp_path / "logs" / "run" / "t.log")
+    assert (await run(talking)).outcome is Outcome.SUCCEEDED
+    assert talking.log_path.read_bytes() == b"hi\n"
+    assert os.stat(talking.log_path).st_mode & 0o777 == 0o600
+
+
+async def test_a_log_that_cannot_be_created_at_the_first_output_stops_logging_only(
+    tmp_path: Path,
+) -> None:
+    """The folder was there at the start; the file cannot be made when output comes (here
+    a folder sits where the log would go). The attempt goes on and says so."""
+    spec = make_spec(tmp_path, "print('hi')")
+    spec.log_path.mkdir(parents=True)
+    result = await run(spec)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.tail == ["hi"]
+    assert "log writing failed: Is a directory" in result.reason
+
+
 async def test_no_descriptor_outlives_its_session(tmp_path: Path) -> None:
     """Matrix P3 for pipes: pipes, pidfds and logs of 200 sessions, ended every way (exit,
     stdin text, success pattern, timeout, a program that is not there), are all closed."""

@@ -33,7 +33,9 @@ class AttemptReport(_Model):
     reason: str = ""
     exit_code: int | None = None
     signal: int | None = None
-    log_path: str | None = None
+    log_path: str | None = Field(
+        None, description="the attempt's log; no file there means the attempt printed nothing"
+    )
     tail: list[str] = Field(default_factory=list, description="last lines of output, redacted")
     usage: Usage | None = None
     turns: int = 1

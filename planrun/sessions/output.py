@@ -12,7 +12,9 @@ Text, in order of processing:
    invalid bytes become U+FFFD);
 2. the text is redacted as a stream (:class:`planrun.redact.Redactor`: a secret split
    across reads is still caught; the start of a possible secret is held back meanwhile);
-3. the redacted text is appended to ``spec.log_path`` as written, escape sequences included;
+3. the redacted text is appended to ``spec.log_path`` as written, escape sequences included
+   (the file is created with the first output: an attempt that prints nothing leaves no
+   log and costs no file creation; see :class:`OutputWatcher`);
 4. it is cut into lines at ``\\n``. What a *line* shows (``on_line``, the tail, events,
    pattern matching) is the line without ANSI escape sequences and other control characters
    except tab, without trailing ``\\r``, and, when ``\\r`` redraws the line (progress bars),
@@ -102,6 +104,18 @@ def shown_text(raw: str) -> str:
     return text[text.rfind("\r") + 1 :]
 
 
+#: Log folders known to exist (made or seen by this process): checked once, not per attempt.
+_LOG_FOLDERS: set[Path] = set()
+
+
+def _ensure_log_folder(folder: Path) -> None:
+    """Make ``folder`` (0700) and its missing parents, once per process. Raises OSError."""
+    if folder in _LOG_FOLDERS:
+        return
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _LOG_FOLDERS.add(folder)
+
+
 def _open_log(path: Path) -> int:
     """Open ``path`` for appending, mode 0600, creating its parent folders (0700 for the last).
 
@@ -131,11 +145,13 @@ def _open_log(path: Path) -> int:
 class OutputWatcher:
     """Processes the output of one attempt; see the module docstring for the rules.
 
-    Construction opens ``spec.log_path`` (raises OSError if it cannot: the backend reports
-    that as a startup failure). Use: :meth:`feed` each read, then :meth:`close` once (also on
-    error and cancellation paths). ``clock`` gives :attr:`last_output_at` (pass
-    ``trio.current_time`` under trio); ``on_line`` gets each line as shown, in order.
-    Exceptions from ``on_line`` propagate out of ``feed``/``close``.
+    Construction makes sure the log's folder is there (raises OSError if it cannot be: the
+    backend reports that as a startup failure); the log itself is created by the first
+    output, and a failure then stops the logging only (:attr:`log_error`). Use:
+    :meth:`feed` each read, then :meth:`close` once (also on error and cancellation paths).
+    ``clock`` gives :attr:`last_output_at` (pass ``trio.current_time`` under trio);
+    ``on_line`` gets each line as shown, in order. Exceptions from ``on_line`` propagate
+    out of ``feed``/``close``.
     """
 
     def __init__(
@@ -162,7 +178,8 @@ class OutputWatcher:
         self._fired: dict[int, int] = {}  # prompt index -> occurrences fired in the segment
         self._bytes = 0
         self._last_output_at = clock()
-        self._fd: int | None = _open_log(spec.log_path)
+        _ensure_log_folder(spec.log_path.parent)
+        self._fd: int | None = None  # the log, once the first output opened it
         self._closed = False
         self._logged = 0  # bytes written to the log by this watcher
         #: The error that stopped log writing (the watcher carries on without a log).
@@ -307,8 +324,14 @@ class OutputWatcher:
         printing without end must not fill the disk (the output is still read, matched
         and kept in the tail).
         """
-        if self._fd is None or self.log_truncated:
+        if self.log_truncated or self.log_error is not None:
             return
+        if self._fd is None:
+            try:
+                self._fd = _open_log(self._spec.log_path)
+            except OSError as error:
+                self.log_error = error
+                return
         data = text.encode("utf-8", errors="replace")
         limit = self._spec.log_limit
         if limit is not None and self._logged + len(data) > limit:
