@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True, order=True)
@@ -172,6 +173,15 @@ class SessionStartError(PlanrunError):
         self.reason = reason
         head = self.argv[0] if self.argv else "<empty command>"
         super().__init__(f"cannot start {head!r}: {reason}")
+
+
+class ReportWriteError(PlanrunError):
+    """A report file (JSON, JUnit XML, summary) could not be written; exit 1."""
+
+    def __init__(self, path: Path | str, error: OSError) -> None:
+        self.path = path
+        self.error = error
+        super().__init__(f"cannot write {path}: {error.strerror or error}")
 
 
 class InternalError(PlanrunError):

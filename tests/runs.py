@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from planrun.commands.state import catch_up
+from planrun.commands.state import catch_up, locate
 from planrun.store.base import EventRow, RunRow, TaskRow, TaskStateRow
 from planrun.store.sqlite import Store
 
@@ -139,6 +139,17 @@ class State:
             if event.kind == "run_plan":
                 return {t["key"]: t["why"] for t in event.data["tasks"] if "why" in t}
         raise AssertionError(f"run {run_id} has no run_plan event")
+
+
+def last_run_folder(plan: Path) -> Path:
+    """``<state_dir>/runs/<run id>/`` of the plan's last run: the run the state store began
+    last. Not the folder whose name sorts last: run ids are a time to the second and a
+    random suffix, so two runs begun in the same second sort at random."""
+    located = locate(str(plan), None)
+    assert located.plan_name, plan
+    known = State(located.state_dir).runs(located.plan_name)
+    assert known, f"{plan}: no run in {located.state_dir}"
+    return located.state_dir / "runs" / known[-1].id
 
 
 def reaped_signal(pid: int, timeout: float = 20.0) -> int:

@@ -20,6 +20,7 @@ import pytest
 from planrun.cli import main
 from planrun.outcomes import Status
 from planrun.store.sqlite import Store
+from tests.runs import last_run_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,8 +75,8 @@ tasks:
 
 
 def report_of(plan: Path) -> dict:  # type: ignore[type-arg]
-    runs = sorted((plan.parent / ".planrun" / "runs").iterdir())
-    return json.loads((runs[-1] / "report.json").read_text())  # type: ignore[no-any-return]
+    report = last_run_folder(plan) / "report.json"
+    return json.loads(report.read_text())  # type: ignore[no-any-return]
 
 
 def task_of(plan: Path, key: str) -> dict:  # type: ignore[type-arg]

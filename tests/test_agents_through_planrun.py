@@ -17,6 +17,7 @@ import pytest
 from planrun.cli import main
 from tests.agents.fixtures import agent_env, codex_env, codex_write
 from tests.agents.model_server import ModelServer, Reply, ToolCall
+from tests.runs import last_run_folder
 
 pytestmark = pytest.mark.agents
 
@@ -74,8 +75,7 @@ def landed(repo: Path, path: str) -> str:
 
 
 def report_task(tmp_path: Path) -> dict:  # type: ignore[type-arg]
-    runs = sorted((tmp_path / ".planrun" / "runs").iterdir())
-    report = json.loads((runs[-1] / "report.json").read_text())
+    report = json.loads((last_run_folder(tmp_path / "plan.yaml") / "report.json").read_text())
     return report["tasks"][0]  # type: ignore[no-any-return]
 
 

@@ -30,8 +30,8 @@ def write(tmp_path: Path, text: str, name: str = "plan.yaml") -> Path:
 
 
 def last_report(plan: Path) -> dict:  # type: ignore[type-arg]
-    runs = sorted((plan.parent / ".planrun" / "runs").iterdir())
-    report = json.loads((runs[-1] / "report.json").read_text())
+    """The report of the plan's last run (by the state store's order of runs)."""
+    report = json.loads((runs.last_run_folder(plan) / "report.json").read_text())
     jsonschema.validate(report, REPORT_SCHEMA)
     return report  # type: ignore[no-any-return]
 

@@ -10,8 +10,7 @@ from tests import runs
 
 
 def _task(plan: Path, key: str) -> dict:  # type: ignore[type-arg]
-    folders = sorted((plan.parent / ".planrun" / "runs").iterdir())
-    report = json.loads((folders[-1] / "report.json").read_text())
+    report = json.loads((runs.last_run_folder(plan) / "report.json").read_text())
     return next(t for t in report["tasks"] if t["key"] == key)  # type: ignore[no-any-return]
 
 

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from planrun.cli import main
+from tests.runs import last_run_folder
 
 PLANS = Path(__file__).resolve().parent.parent / "plans"
 
@@ -32,6 +33,5 @@ def test_the_demo_runs_offline_and_lands_its_work(tmp_path: Path, clean_env: Pat
     assert [a["outcome"] for a in flaky["attempts"]] == ["failed", "succeeded"]
     # README says: run it twice, the second apply finds everything up to date
     assert main(["apply", str(plan), "--progress", "none"]) == 0
-    runs = sorted((tmp_path / ".planrun" / "runs").iterdir())
-    second = json.loads((runs[-1] / "report.json").read_text())
+    second = json.loads((last_run_folder(plan) / "report.json").read_text())
     assert all(t["reason"].startswith("up to date") for t in second["tasks"] if t["kind"] == "work")

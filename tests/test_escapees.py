@@ -25,8 +25,8 @@ ESCAPE = "setsid sleep 300 & echo $! > {name}; "
 
 
 def _report(plan: Path) -> dict:  # type: ignore[type-arg]
-    folders = sorted((plan.parent / ".planrun" / "runs").iterdir())
-    return json.loads((folders[-1] / "report.json").read_text())  # type: ignore[no-any-return]
+    report = runs.last_run_folder(plan) / "report.json"
+    return json.loads(report.read_text())  # type: ignore[no-any-return]
 
 
 def _attempts(plan: Path, key: str) -> list[dict]:  # type: ignore[type-arg]

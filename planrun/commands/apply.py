@@ -9,13 +9,12 @@ a second SIGKILLs every process group at once.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import trio
 from planrun import __version__
 from planrun.commands.state import open_state
 from planrun.convergence import Decision, Known, decide
-from planrun.errors import StoreError, UsageError
+from planrun.errors import ReportWriteError, StoreError, UsageError
 from planrun.events import Observers
 from planrun.fingerprint import fingerprint
 from planrun.outcomes import Status
@@ -34,7 +33,13 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
 from planrun.report.model import PlanInfo, RunReport, total_usage
-from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
+from planrun.report.write import (
+    append_text,
+    junit_xml,
+    report_json,
+    summary_markdown,
+    write_atomic,
+)
 from planrun.runtime import RunSettings
 from planrun.scheduler import Scheduler
 from planrun.sessions.base import Session
@@ -131,17 +136,22 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             except StoreError as error:  # a full disk, say: the report is written all the same
                 end_error = error
             outputs = Outputs(args.report, args.junit, args.summary)
-            report_path = write_reports(
+            written = write_reports(
                 plan, scheduler, report, state_dir, outputs, default=not args.dry_run
             )
-            if report_path is not None:
-                print(f"report: {report_path}", file=sys.stderr)
+            if written.report is not None:
+                print(f"report: {written.report}", file=sys.stderr)
     failure = scheduler.journal_error or end_error
     if failure is not None:
         print(f"planrun: {failure}", file=sys.stderr)
+    for problem in written.errors:
+        print(f"planrun: {problem}", file=sys.stderr)
+    if written.errors and end_error is None and not args.dry_run:
+        again = f"planrun report {plan.path} --run {settings.run_id}"
+        print(f"planrun: the run is recorded; `{again}` writes its reports again", file=sys.stderr)
     if scheduler.interrupted:
         return EXIT_INTERRUPTED
-    if failure is not None:
+    if failure is not None or written.errors:
         return EXIT_FAILED
     return EXIT_OK if scheduler.state.succeeded else EXIT_FAILED
 
@@ -294,6 +304,15 @@ def build_report(
     )
 
 
+@dataclass(frozen=True)
+class Written:
+    """What :func:`write_reports` did: where the JSON report is (None: nowhere), and the
+    files it could not write."""
+
+    report: Path | None
+    errors: tuple[ReportWriteError, ...] = ()
+
+
 def write_reports(
     plan: CompiledPlan,
     scheduler: Scheduler,
@@ -302,25 +321,29 @@ def write_reports(
     outputs: Outputs,
     *,
     default: bool = True,
-) -> Path | None:
-    """Write every report asked for; returns where the JSON report is (None: nowhere)."""
+) -> Written:
+    """Write every report asked for. A file that cannot be written (a full disk, say) does
+    not stop the others: its error is returned, and the JSON report is then nowhere."""
     text = report_json(report)
     path = state_dir / "runs" / report.run_id / "report.json"
+    writes: list[tuple[Path, Callable[[Path], None]]] = []
     if default:
-        write_atomic(path, text)
+        writes.append((path, lambda target: write_atomic(target, text)))
     if outputs.report:
-        write_atomic(outputs.report, text)
+        writes.append((outputs.report, lambda target: write_atomic(target, text)))
     if outputs.junit:
-        write_atomic(outputs.junit, junit_xml(report))
+        writes.append((outputs.junit, lambda target: write_atomic(target, junit_xml(report))))
     if outputs.summary:
         statuses = {t.key: t.status for t in report.tasks}
-        with _append(outputs.summary) as handle:
-            handle.write(summary_markdown(report, plan.graph.to_mermaid(statuses)))
-    return outputs.report or (path if default else None)
-
-
-@contextlib.contextmanager
-def _append(path: Path) -> Iterator[TextIO]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        yield handle
+        markdown = summary_markdown(report, plan.graph.to_mermaid(statuses))
+        writes.append((outputs.summary, lambda target: append_text(target, markdown)))
+    errors: list[ReportWriteError] = []
+    failed: set[Path] = set()
+    for target, write in writes:
+        try:
+            write(target)
+        except ReportWriteError as error:
+            errors.append(error)
+            failed.add(target)
+    where = outputs.report or (path if default else None)
+    return Written(None if where in failed else where, tuple(errors))

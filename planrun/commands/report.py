@@ -33,10 +33,9 @@ running: "interrupted: planrun exited during the attempt"). Runs recorded before
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -60,7 +59,13 @@ _EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
 
 def run_report(args: argparse.Namespace, out: TextIO) -> int:
     """Write the reports asked for (JSON to stdout when none is); 0 when written."""
-    from planrun.report.write import junit_xml, report_json, summary_markdown, write_atomic
+    from planrun.report.write import (
+        append_text,
+        junit_xml,
+        report_json,
+        summary_markdown,
+        write_atomic,
+    )
     from planrun.store.lock import read_holder
 
     located = locate(args.plan, args.state_dir)
@@ -82,8 +87,7 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
         write_atomic(args.junit, junit_xml(report))
     if args.summary:
         statuses = {t.key: t.status for t in report.tasks}
-        with _append(args.summary) as handle:
-            handle.write(summary_markdown(report, mermaid(planned, statuses)))
+        append_text(args.summary, summary_markdown(report, mermaid(planned, statuses)))
     return 0
 
 
@@ -257,10 +261,3 @@ def mermaid(planned: list[dict[str, Any]], statuses: Mapping[str, str]) -> str |
 
 def _mermaid_text(text: str) -> str:
     return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
-
-
-@contextlib.contextmanager
-def _append(path: Path) -> Iterator[TextIO]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        yield handle

@@ -1,4 +1,9 @@
-"""Writing reports: JSON (atomic), JUnit XML and a Markdown summary (SPEC §7)."""
+"""Writing reports: JSON (atomic), JUnit XML and a Markdown summary (SPEC §7).
+
+A file that cannot be written (a full disk, a folder without write permission) raises
+:class:`ReportWriteError`, which names the file and the reason; what was there before is
+left as it was and no temporary file stays behind.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +11,65 @@ import os
 import tempfile
 from pathlib import Path
 
+from planrun.errors import ReportWriteError
 from planrun.report.model import RunReport, TaskReport
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``text`` so that readers see the old file or the new one, never a torn one.
+
+    A temporary file in the same folder is written, fsynced and renamed over ``path``, then
+    the folder is fsynced. On failure the temporary file is removed, ``path`` is untouched
+    and :class:`ReportWriteError` is raised.
+    """
+    data = text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as error:
+        raise ReportWriteError(path, error) from error
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` (created if missing; for ``--summary``, which appends to
+    ``$GITHUB_STEP_SUMMARY``), all of it or nothing: a failed write is cut off again, so the
+    file keeps exactly what it had, and :class:`ReportWriteError` is raised."""
+    data = text.encode("utf-8")
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, data)
+            except OSError:
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise ReportWriteError(path, error) from error
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # one write for a regular file, unless the disk is full
+        view = view[os.write(fd, view) :]
 
 
 def report_json(report: RunReport) -> str:
