@@ -81,12 +81,13 @@ tasks:
     # BROKEN's leftovers are committed by hand (inspected, kept); DIRTY keeps uncommitted work
     git(worktrees / "BROKEN", "add", "-A")
     git(worktrees / "BROKEN", "commit", "-q", "-m", "inspected")
-    assert main(["clean", str(plan), "--failed"]) == 0
-    out = capsys.readouterr().out
-    assert f"kept {worktrees / 'DIRTY'}: it has uncommitted changes" in out
+    assert main(["clean", str(plan), "--failed"]) == 1  # it kept something it was asked for
+    err = capsys.readouterr().err
+    assert f"kept worktree {worktrees / 'DIRTY'} of task DIRTY" in err
+    assert "it has uncommitted changes" in err
     assert not (worktrees / "BROKEN").exists()
     assert (worktrees / "DIRTY" / "wip.txt").read_text() == "wip\n"
-    assert main(["clean", str(plan), "--all"]) == 0
+    assert main(["clean", str(plan), "--all"]) == 1
     assert (worktrees / "DIRTY" / "wip.txt").exists()  # never, not even with --all
     branches = git(repo, "branch", "--format=%(refname:short)").split()
     assert "main" in branches

@@ -74,7 +74,16 @@ def _approve(commands: Any) -> None:
 
 def _clean(commands: Any) -> None:
     p = commands.add_parser(
-        "clean", help="remove worktrees/branches planrun made (never dirty ones)"
+        "clean",
+        help="remove worktrees/branches planrun made (never dirty ones)",
+        description="Remove the worktrees and branches planrun made for PLAN's tasks: by"
+        " default those of done tasks; --failed also those of failed or cancelled tasks;"
+        " --all everything under planrun/<plan>/ except work in review. A worktree with"
+        " uncommitted changes is never removed: it is kept, and named on stderr with the"
+        " git commands that would remove it by hand.",
+        epilog="exit codes: 0 everything asked for was removed, or there was nothing to do;"
+        " 1 something asked for was kept (the rest was still removed), or a git command"
+        " failed; 2 usage or invalid plan; 3 an apply holds the state lock",
     )
     p.add_argument("plan", metavar="PLAN")
     p.add_argument("--failed", action="store_true", help="also those of failed tasks")
@@ -109,6 +118,12 @@ def _logs(commands: Any) -> None:
     p.add_argument("--attempt", type=int, metavar="N", help="attempt N (default: the latest)")
     p.add_argument("--run", metavar="ID", help="look in this run only")
     p.add_argument("--follow", "-f", action="store_true", help="print output until it ends")
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="the bytes as logged, terminal escape sequences included (default: without"
+        " escape sequences and control characters, progress-bar redraws collapsed)",
+    )
     p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
     p.set_defaults(handler="planrun.commands.logs:run_logs")
 

@@ -1,9 +1,19 @@
-"""``planrun logs PLAN KEY [--attempt N] [--run ID] [--follow]``: print an attempt's log.
+"""``planrun logs PLAN KEY [--attempt N] [--run ID] [--follow] [--raw]``: print an attempt's log.
 
 Which attempt: by default the latest attempt of the latest run of PLAN that ran KEY.
 ``--attempt N`` picks attempt N (numbers count across runs until the task is done or
 forced, so the newest run that has an attempt N of KEY wins); ``--run ID`` looks in that
-run only. The log is printed as it was written (secrets were redacted when it was written).
+run only. Secrets were redacted when the log was written.
+
+A task's output is data, never code, so by default the log is printed as text that cannot
+drive the terminal (:class:`SafeText`): without escape sequences (CSI ``ESC [ ... final``,
+OSC ``ESC ] ... BEL|ESC \\``, DCS/SOS/PM/APC strings, two-byte ``ESC x``, and their 8-bit C1
+forms) or control characters (C0 and C1, except newline and tab); a line that ``\\r``
+redraws (progress bars) shows only its last drawing, and ``\\r\\n`` is a line end. Each line
+is rendered as :func:`planrun.sessions.output.shown_text` shows it to the rest of planrun.
+A line is printed once it is complete (or at the end of the log): the unfinished part of
+what was read so far waits for the next read, so a sequence or a line split across reads
+(``--follow``) is handled whole. ``--raw`` prints the log's bytes exactly as written.
 
 ``--follow`` keeps printing new output until that attempt finishes: it polls the store
 (read-only) for the attempt's end and the file for growth, and exits once the attempt has
@@ -19,10 +29,11 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import re
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from planrun.commands.state import (
     Located,
@@ -33,10 +44,28 @@ from planrun.commands.state import (
     select_run,
 )
 from planrun.errors import UsageError
+from planrun.sessions.output import shown_text
 from planrun.store.base import AttemptRow, RunRow, StoreProtocol
 
 POLL_S = 0.1  # how often --follow looks for new output and the attempt's end
 _CHUNK = 1 << 16
+
+#: Characters of an unfinished line held back at most; a longer one is printed in pieces.
+HOLD_CAP = 1 << 16
+#: How far back from the end of a long unfinished line an escape sequence may still start.
+_SEQUENCE_WINDOW = 4096
+
+# C1 controls (U+0080-U+009F): 8-bit CSI and the 8-bit string introducers (DCS, SOS, OSC,
+# PM, APC) with what they carry, then any other. shown_text handles the 7-bit forms.
+_C1 = re.compile(
+    r"""
+      \x9b[0-?]*[ -/]*[@-~]
+    | [\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x9c|\x1b\\)?
+    | [\x80-\x9f]
+    """,
+    re.VERBOSE,
+)
+_INTRODUCERS = re.compile(r"[\x1b\x80-\x9f]")
 
 
 class NothingYet(Exception):
@@ -58,10 +87,11 @@ def run_logs(args: argparse.Namespace, out: TextIO) -> int:
             if found is None:
                 return 1
             run, attempt = found
+        printer = Printer(out, raw=args.raw)
         if not args.follow:
-            _copy(Path(attempt.log_path), 0, _decoder(), out, final=True)
+            _copy(Path(attempt.log_path), 0, printer, final=True)
             return 0
-        return follow(store, located, run, attempt, out)
+        return follow(store, located, run, attempt, printer)
     finally:
         store.close()
 
@@ -129,24 +159,23 @@ def _wait_for_first(
 
 
 def follow(
-    store: StoreProtocol, located: Located, run: RunRow, attempt: AttemptRow, out: TextIO
+    store: StoreProtocol, located: Located, run: RunRow, attempt: AttemptRow, printer: Printer
 ) -> int:
     """Print the log as it grows until the attempt ends (0) or its apply dies (1)."""
     from planrun.store.lock import read_holder
 
     path = Path(attempt.log_path)
-    decoder = _decoder()
     offset = 0
     while True:
         current = _refresh(store, attempt)
-        offset = _copy(path, offset, decoder, out, final=False)
+        offset = _copy(path, offset, printer, final=False)
         if current.ended_at is not None:
-            _copy(path, offset, decoder, out, final=True)
+            _copy(path, offset, printer, final=True)
             print(f"planrun: {_ending(current)}", file=sys.stderr)
             return 0
         latest = store.run(run.id) or run
         if run_liveness(latest, read_holder(located.state_dir)) != "live":
-            _copy(path, offset, decoder, out, final=True)
+            _copy(path, offset, printer, final=True)
             print(
                 f"planrun: the apply running {attempt.key} (pid {latest.pid}) is gone;"
                 " the attempt never finished (the next apply marks it interrupted)",
@@ -172,27 +201,112 @@ def _ending(attempt: AttemptRow) -> str:
     return what
 
 
-def _decoder() -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+def _copy(path: Path, offset: int, printer: Printer, *, final: bool) -> int:
+    """Print the file's bytes from ``offset``; returns the new offset.
 
-
-def _copy(
-    path: Path, offset: int, decoder: codecs.IncrementalDecoder, out: TextIO, *, final: bool
-) -> int:
-    """Write the file's bytes from ``offset`` to ``out``; returns the new offset.
-
-    A missing file is empty (the attempt may not have written it yet). ``final`` flushes a
-    trailing partial UTF-8 sequence.
+    A missing file is empty (the attempt may not have written it yet). ``final`` prints
+    what the printer held back (a partial UTF-8 sequence, an unfinished line).
     """
     try:
         with path.open("rb") as handle:
             handle.seek(offset)
             while chunk := handle.read(_CHUNK):
                 offset += len(chunk)
-                out.write(decoder.decode(chunk))
+                printer.write(chunk)
     except FileNotFoundError:
         pass
     if final:
-        out.write(decoder.decode(b"", final=True))
-    out.flush()
+        printer.finish()
+    printer.flush()
     return offset
+
+
+class Printer:
+    """Writes a log's bytes to ``out``: as :class:`SafeText`, or with ``raw`` as they are.
+
+    Raw bytes go to ``out.buffer`` when ``out`` has one (standard output), so nothing is
+    decoded or re-encoded; otherwise they are decoded as UTF-8 (invalid bytes replaced).
+    """
+
+    def __init__(self, out: TextIO, *, raw: bool) -> None:
+        self._out = out
+        self._binary: BinaryIO | None = getattr(out, "buffer", None) if raw else None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._safe = None if raw else SafeText()
+        if self._binary is not None:
+            out.flush()  # whatever was written as text goes first
+
+    def write(self, data: bytes) -> None:
+        if self._binary is not None:
+            self._binary.write(data)
+            return
+        text = self._decoder.decode(data)
+        self._out.write(text if self._safe is None else self._safe.feed(text))
+
+    def finish(self) -> None:
+        """Print what was held back: the end of the stream."""
+        if self._binary is not None:
+            return
+        text = self._decoder.decode(b"", final=True)
+        if self._safe is not None:
+            text = self._safe.feed(text) + self._safe.finish()
+        self._out.write(text)
+
+    def flush(self) -> None:
+        (self._binary or self._out).flush()
+
+
+def safe_line(raw: str) -> str:
+    """One line (no ``\\n``) as it may be shown on a terminal: see the module docstring."""
+    if raw.isprintable():
+        return raw
+    return shown_text(_C1.sub("", raw))
+
+
+class SafeText:
+    """Turns a log's text, fed in pieces of any size, into text safe for a terminal.
+
+    :meth:`feed` returns the complete lines so far, rendered by :func:`safe_line`, and holds
+    the unfinished line back: a later piece may finish an escape sequence or redraw the
+    line. :meth:`finish` renders what is held (a last line with no newline). An unfinished
+    line longer than :data:`HOLD_CAP` characters is printed in pieces as it grows (whatever
+    a ``\\r`` redraws is dropped first; the cut is made before an escape sequence that
+    may still be arriving), so memory stays bounded whatever the log holds.
+    """
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        if "\n" not in text:
+            self._held += text
+            return self._spill() if len(self._held) > HOLD_CAP else ""
+        *lines, self._held = (self._held + text).split("\n")
+        shown = "".join(safe_line(line) + "\n" for line in lines)
+        return shown + self._spill() if len(self._held) > HOLD_CAP else shown
+
+    def finish(self) -> str:
+        held, self._held = self._held, ""
+        return safe_line(held)
+
+    def _spill(self) -> str:
+        """Print the start of a long unfinished line; keep its end (see the class doc)."""
+        held = self._held
+        redraw = held.rstrip("\r").rfind("\r")
+        if redraw >= 0:
+            held = held[redraw + 1 :]  # drawn over: never shown
+        if len(held) <= HOLD_CAP:
+            self._held = held
+            return ""
+        last = _last_introducer(held, len(held) - _SEQUENCE_WINDOW)
+        cut = len(held) if last is None else last
+        self._held = held[cut:]
+        return safe_line(held[:cut])
+
+
+def _last_introducer(text: str, start: int) -> int | None:
+    """Where the last ESC or C1 control at or after ``start`` is, if any."""
+    found = None
+    for match in _INTRODUCERS.finditer(text, start):
+        found = match.start()
+    return found
