@@ -210,7 +210,11 @@ class AttemptRunner:
                 return SessionResult(Outcome.BUDGET_EXCEEDED, problem, tail=result.tail)
             turn += 1
             self.run.reports[task.key].attempts[-1].turns = turn
-            launch = build_followup(task, provider, context, prompt)
+            try:
+                launch = build_followup(task, provider, context, prompt)
+            except templates.TemplateProblem as exc:
+                reason = f"turn {turn} could not start: {exc.message}"
+                return SessionResult(Outcome.STARTUP_FAILED, reason, tail=result.tail)
             spec = replace(
                 spec,
                 name=f"{spec.name}.t{turn}",

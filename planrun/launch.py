@@ -9,6 +9,11 @@ or typed into the terminal.
 Linux refuses to start a command with any one argument of 128 KiB or more
 (``MAX_ARG_STRLEN``); :func:`build_launch` checks each element first and says which one is
 too long and what to do instead (for a prompt: ``prompt_via: stdin`` or ``file``).
+
+No process can be given a NUL byte (exec takes C strings). Validation refuses every NUL it
+can see (in the plan, in a ``prompt_file``, in what a template produces with the plan's
+values); what only a run knows is checked here: a rendered command or prompt holding a NUL
+raises :class:`NulByte`, naming the field, before anything is started or written.
 """
 
 from __future__ import annotations
@@ -30,6 +35,34 @@ class ArgumentTooLong(templates.TemplateProblem):
     fails as startup_failed with this message, as it does for a template that fails."""
 
 
+class NulByte(templates.TemplateProblem):
+    """A NUL byte in text bound for a process: ``field`` says which text (``argument 1 of
+    the task's run command``, ``the prompt (...)``), ``index`` where its first NUL is.
+
+    A TemplateProblem, so that the attempt fails as startup_failed with this message (and a
+    hook or verify command fails with it), as it does for a template that fails.
+    """
+
+    def __init__(self, field: str, text: str, index: int) -> None:
+        self.field = field
+        self.index = index
+        line = text.count("\n", 0, index) + 1
+        column = index - (text.rfind("\n", 0, index) + 1) + 1
+        where = f"character {column}" if line == 1 else f"line {line}, column {column}"
+        super().__init__(
+            f"{field} contains a NUL byte (\\0) at {where}: a NUL byte cannot be passed to a "
+            "process; remove it from the plan or the file it came from"
+        )
+
+
+def _refuse_nul(text: str, field: str) -> str:
+    """``text``, or :class:`NulByte` naming ``field`` if it holds a NUL byte."""
+    index = text.find("\0")
+    if index >= 0:
+        raise NulByte(field, text, index)
+    return text
+
+
 @dataclass(frozen=True)
 class Launch:
     argv: tuple[str, ...]
@@ -37,10 +70,15 @@ class Launch:
     type_text: str | None = None
 
 
-def command_argv(command: CommandSpec, context: dict[str, Any]) -> tuple[str, ...]:
+def command_argv(
+    command: CommandSpec, context: dict[str, Any], what: str = "the command"
+) -> tuple[str, ...]:
+    """The argv of a command, rendered; NulByte (naming ``what``) if it would hold a NUL."""
     if command.shell is not None:
-        return (SHELL, "-c", templates.render(command.shell, context, shell=True))
-    return tuple(templates.render_argv(list(command.argv or ()), context))
+        text = templates.render(command.shell, context, shell=True)
+        return (SHELL, "-c", _refuse_nul(text, f"the shell text of {what}"))
+    argv = templates.render_argv(list(command.argv or ()), context)
+    return tuple(_refuse_nul(arg, f"argument {i} of {what}") for i, arg in enumerate(argv))
 
 
 def render_prompt(task: Task, provider: ProviderSpec, context: dict[str, Any]) -> str:
@@ -54,7 +92,8 @@ def build_launch(
     """The argv and prompt delivery of one attempt.
 
     Raises TemplateProblem on bad templates, ArgumentTooLong when an argv element is
-    longer than Linux allows (the process could never start).
+    longer than Linux allows, NulByte when an argv element or the prompt holds a NUL byte
+    (the process could never start, or would be given text cut short).
     """
     launch = _launch(task, provider, context, prompt_dir)
     _check_lengths(launch.argv, task, provider)
@@ -89,26 +128,38 @@ def _launch(
     task: Task, provider: ProviderSpec, context: dict[str, Any], prompt_dir: Path
 ) -> Launch:
     if task.run is not None:
-        return Launch(command_argv(task.run, context))
-    prompt = render_prompt(task, provider, context)
+        return Launch(command_argv(task.run, context, "the task's run command"))
+    prompt = _refuse_nul(render_prompt(task, provider, context), _prompt_field(task, provider))
     context = {**context, "prompt": prompt}
     flags = provider.yolo_flag if task.autonomous else ()
     if provider.prompt_via == "file":
         path = prompt_dir / f"prompt-{context.get('attempt', 1)}.md"
+        context["prompt_file"] = str(path)
+        uses_file = any("prompt_file" in part for part in provider.command)
+        with_file = _provider_argv(provider, context)
         prompt_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(prompt, encoding="utf-8")
         path.chmod(0o600)
-        context["prompt_file"] = str(path)
-        uses_file = any("prompt_file" in part for part in provider.command)
-        with_file = templates.render_argv(list(provider.command), context)
         tail = () if uses_file else (str(path),)
         return Launch((*with_file, *flags, *tail))
-    argv = tuple(templates.render_argv(list(provider.command), context))
+    argv = _provider_argv(provider, context)
     if provider.prompt_via == "argv":
         return Launch((*argv, *flags, prompt))
     if provider.prompt_via == "stdin":
         return Launch((*argv, *flags), stdin_text=prompt)
     return Launch((*argv, *flags), type_text=prompt)
+
+
+def _prompt_field(task: Task, provider: ProviderSpec) -> str:
+    if task.prompt is not None:
+        return "the prompt (the task's prompt or prompt_file)"
+    return f"the prompt (provider {provider.name}'s autonomous_prompt_template)"
+
+
+def _provider_argv(provider: ProviderSpec, context: dict[str, Any]) -> tuple[str, ...]:
+    argv = templates.render_argv(list(provider.command), context)
+    what = f"provider {provider.name}'s command"
+    return tuple(_refuse_nul(arg, f"argument {i} of {what}") for i, arg in enumerate(argv))
 
 
 def build_followup(
@@ -117,18 +168,34 @@ def build_followup(
     """A follow-up turn: ``prompt_command`` with ``{{ prompt }}``, or the command again.
 
     Yolo flags go after the rendered prompt_command (every preset's placeholder is a
-    positional or an option value, so an appended flag still parses as a flag).
+    positional or an option value, so an appended flag still parses as a flag). Raises
+    what :func:`build_launch` raises, for the same reasons.
     """
     flags = provider.yolo_flag if task.autonomous else ()
+    prompt = _refuse_nul(prompt, "the follow-up prompt")
     context = {**context, "prompt": prompt}
     if provider.prompt_command:
-        return Launch((*templates.render_argv(list(provider.prompt_command), context), *flags))
-    argv = tuple(templates.render_argv(list(provider.command), context))
+        rendered = templates.render_argv(list(provider.prompt_command), context)
+        what = f"provider {provider.name}'s prompt_command"
+        argv = tuple(_refuse_nul(arg, f"argument {i} of {what}") for i, arg in enumerate(rendered))
+        for index, arg in enumerate(argv):
+            size = len(arg.encode("utf-8", "surrogatepass"))
+            if size >= MAX_ARG_STRLEN:
+                raise ArgumentTooLong(
+                    f"argument {index} of {what} is {size} bytes with the follow-up prompt: "
+                    f"Linux refuses to start a command with an argument over "
+                    f"{MAX_ARG_STRLEN - 1} bytes (MAX_ARG_STRLEN); a prompt_command cannot "
+                    "take a prompt that long"
+                )
+        return Launch((*argv, *flags))
+    argv = _provider_argv(provider, context)
     if provider.prompt_via == "stdin":
         return Launch((*argv, *flags), stdin_text=prompt)
     if provider.prompt_via == "type":
         return Launch((*argv, *flags), type_text=prompt)
-    return Launch((*argv, *flags, prompt))
+    launch = Launch((*argv, *flags, prompt))
+    _check_lengths(launch.argv, task, provider)
+    return launch
 
 
 def verify_prompt(command: str, exit_info: str, tail: list[str]) -> str:

@@ -126,6 +126,29 @@ def test_verify_failing_every_turn_fails_the_task(agent_plan: Path) -> None:
     assert task["reason"].startswith("verify failed after 2 turns")
 
 
+def test_a_follow_up_prompt_too_long_for_argv_fails_the_turn_with_its_reason(
+    agent_plan: Path,
+) -> None:
+    """The follow-up quotes the failed check's output: three 60,000-character lines make a
+    prompt_command argument over MAX_ARG_STRLEN. The attempt says so (not a bare E2BIG,
+    not an error escaping the attempt)."""
+    plan = agent_plan / "plan.yaml"
+    plan.write_text(
+        plan_text(f"""\
+  LONG:
+    prompt: "WRITE=out.txt:x"
+    verify: ["{sys.executable}", -c, "print(('y' * 60000 + chr(10)) * 3); raise SystemExit(1)"]
+""")
+    )
+    assert main(["apply", str(plan), "--progress", "none"]) == 1
+    task = task_of(plan, "LONG")
+    assert task["status"] == "failed"
+    reason = "startup_failed: turn 2 could not start: argument 2 of provider mini's prompt_command"
+    assert task["reason"].startswith(reason)
+    assert "MAX_ARG_STRLEN" in task["reason"]
+    assert len((agent_plan / "prompts.log").read_text().splitlines()) == 1  # no second turn
+
+
 def test_usage_is_reported_and_a_budget_stops_further_turns(agent_plan: Path) -> None:
     plan = agent_plan / "plan.yaml"
     plan.write_text(

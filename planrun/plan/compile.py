@@ -17,6 +17,7 @@ from typing import Any
 from planrun.errors import Diagnostic, Location, PlanError
 from planrun.graph import Edge, TaskGraph, cycle_diagnostic
 from planrun.plan import templates
+from planrun.plan.diagnose import field_name as dotted
 from planrun.plan.diagnose import suggest
 from planrun.plan.expand import Item, ItemError, expanded_key, items_for
 from planrun.plan.model import (
@@ -24,6 +25,7 @@ from planrun.plan.model import (
     Backoff,
     Budget,
     PlanFile,
+    Project,
     Provider,
     Retry,
     Settings,
@@ -32,6 +34,7 @@ from planrun.plan.model import (
     TaskSpec,
 )
 from planrun.plan.providers import resolve_providers
+from planrun.plan.refs import branch_problem
 from planrun.plan.resolved import (
     BudgetSpec,
     CommandSpec,
@@ -41,6 +44,7 @@ from planrun.plan.resolved import (
     Task,
 )
 from planrun.plan.source import Source, is_lossy_float
+from planrun.workspace.names import sanitize_component
 
 Locate = Callable[..., Location]
 RUN_HOOKS = (
@@ -181,6 +185,8 @@ class _Compiler:
             except templates.TemplateProblem as exc:
                 self.fail_template(("projects", name, "target_branch"), exc)
                 target = project.target_branch
+            else:
+                self._check_target(name, project, target)
             result[name] = ProjectSpec(
                 name=name,
                 path=str((self.directory / project.path).resolve()),
@@ -193,6 +199,45 @@ class _Compiler:
                 max_concurrent=project.max_concurrent,
             )
         return result
+
+    def _check_target(self, name: str, project: Project, target: str) -> None:
+        """The rendered target branch must be a name git accepts, outside the task branches.
+
+        The task branches are ``planrun/<plan>/<key>``; a target at ``planrun/<plan>`` (or
+        above, or among them) could not coexist with them: a git branch cannot also be a
+        folder of branches. The default target is looked at only where it is used (a project
+        with worktrees) and when the plan's name is valid (else that is the error).
+        """
+        where: tuple[str, ...] = ("projects", name, "target_branch")
+        written = "target_branch" in project.model_fields_set
+        if not written and (not project.worktrees or not re.match(KEY_PATTERN, self.name)):
+            return
+        plan_part = sanitize_component(self.name)
+        problem = branch_problem(target)
+        if problem is not None:
+            what = "is not a valid git branch name"
+        elif target in ("planrun", f"planrun/{plan_part}") or target.startswith(
+            f"planrun/{plan_part}/"
+        ):
+            what = f"clashes with the task branches planrun/{plan_part}/<task>"
+            problem = (
+                "a git branch cannot also hold branches under its name, nor share a task's; "
+                f"choose a name outside planrun/{plan_part}/, such as planrun-{plan_part}"
+            )
+        else:
+            return
+        if not written:
+            at: tuple[str, ...] = ("name",) if self.plan.name is not None else ("projects", name)
+            self.fail(
+                at,
+                f"{dotted(where)}: the default {project.target_branch} gives {target!r}, "
+                f"which {what}: {problem}; set target_branch or rename the plan",
+                key=self.plan.name is None,
+            )
+        elif target != project.target_branch:
+            self.fail(where, f"{dotted(where)}: renders to {target!r}, which {what}: {problem}")
+        else:
+            self.fail(where, f"{dotted(where)}: {target!r} {what}: {problem}")
 
     # --- parents and inheritance ----------------------------------------------------------
 
@@ -437,7 +482,7 @@ class _Compiler:
             return text
         full = {"task": {"key": key}, "plan": {"name": self.name}, **context}
         try:
-            return templates.render(text, full)
+            return templates.refuse_nul(templates.render(text, full))
         except templates.TemplateProblem as exc:
             self.fail_template(("tasks", key, name), exc)
             return text
@@ -449,7 +494,7 @@ class _Compiler:
             self.fail(at, f"prompt_file {name!r} is not a regular file")
             return None
         try:
-            return path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             self.fail(
                 at, f"prompt_file {name!r} does not exist (paths are relative to the plan's folder)"
@@ -460,6 +505,11 @@ class _Compiler:
             self.fail(at, f"prompt_file {name!r} is not UTF-8 text")
         except OSError as exc:
             self.fail(at, f"cannot read prompt_file {name!r}: {exc.strerror}")
+        else:
+            nul = text.find("\0")
+            if nul < 0:
+                return text
+            self.fail(at, _nul_in_file(name, text, nul))
         return None
 
     def _check_secrets(
@@ -759,6 +809,21 @@ def _check_command(
     else:
         for i, part in enumerate(command.argv or ()):
             check((*path, i), part)
+
+
+def _nul_in_file(name: str, text: str, index: int) -> str:
+    """Where the first NUL of prompt_file ``name`` is, and why it cannot stay."""
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    hint = (
+        " (the file looks like UTF-16: save it as UTF-8)"
+        if text.count("\0") * 4 > len(text)
+        else ""
+    )
+    return (
+        f"prompt_file {name!r} contains a NUL character (\\0) on line {line}, column {column}, "
+        f"which cannot be passed to a process; remove it{hint}"
+    )
 
 
 def _with_line(exc: templates.TemplateProblem) -> str:

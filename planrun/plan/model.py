@@ -34,6 +34,7 @@ from pydantic import (
 from planrun.outcomes import NEVER_RETRIED, RETRYABLE, Outcome
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS, describe, suggest
 from planrun.plan.durations import DURATION_PATTERN, parse_duration
+from planrun.plan.refs import branch_message, branch_problem
 from planrun.plan.sizes import SIZE_PATTERN, parse_size
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -87,6 +88,18 @@ def _regex(value: str) -> str:
 
 
 Regex = Annotated[str, AfterValidator(_regex)]
+
+
+def _branch(value: str) -> str:
+    problem = branch_problem(value)
+    if problem is not None:
+        raise ValueError(branch_message(value, problem))
+    return value
+
+
+#: A git branch name as written (not a template): checked with git's rules
+#: (:mod:`planrun.plan.refs`) when the plan is validated, not when ``apply`` runs git.
+BranchName = Annotated[NonEmptyStr, AfterValidator(_branch)]
 
 
 class ShellCommand(BaseModel):
@@ -280,7 +293,7 @@ class Project(Model):
     """A git repository (or a plain folder) that tasks work in."""
 
     path: NonEmptyStr
-    base_branch: NonEmptyStr | None = None
+    base_branch: BranchName | None = None
     worktrees: bool = True
     integrate: Literal["merge", "squash", "rebase", "none"] = "merge"
     target_branch: NonEmptyStr = "planrun-{{ plan.name }}"
@@ -326,7 +339,7 @@ class TaskFields(Model):
     provider: Key | None = None
     backend: Backend | None = None
     priority: int | None = None
-    base_branch: NonEmptyStr | None = None
+    base_branch: BranchName | None = None
     run_when: Literal["success", "always", "failure"] | None = None
     review: bool | None = None
     timeout: Duration | None = None

@@ -16,7 +16,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from planrun.plan.templates import TemplateProblem
+from planrun.plan.templates import TemplateProblem, refuse_nul
 
 
 def _quote(value: Any) -> str:
@@ -205,7 +205,7 @@ def check(text: str, context: Mapping[str, Any], shell: bool) -> None:
     paths = _printed_paths(text)
     if paths is not None and all(_resolves(path, context) for path in paths):
         return
-    render(text, context, shell)
+    refuse_nul(render(text, context, shell))
 
 
 Lookup = tuple[str, tuple[tuple[bool, str], ...]]

@@ -35,6 +35,20 @@ class TemplateProblem(Exception):
         super().__init__(message)
 
 
+#: Said of a template whose output holds a NUL: every rendered text ends up in a command's
+#: arguments, its environment or its input, and no process can be given one.
+NUL_PRODUCED = (
+    "this template produces a NUL character (\\0), which cannot be passed to a process; remove it"
+)
+
+
+def refuse_nul(rendered: str) -> str:
+    """``rendered``, or TemplateProblem(:data:`NUL_PRODUCED`) if it holds a NUL character."""
+    if "\0" in rendered:
+        raise TemplateProblem(NUL_PRODUCED)
+    return rendered
+
+
 def is_template(text: str) -> bool:
     """Whether ``text`` holds template syntax at all (plain text is returned as it is)."""
     return "{{" in text or "{%" in text or "{#" in text
@@ -52,11 +66,14 @@ def render(text: str, context: Mapping[str, Any], *, shell: bool = False) -> str
 
 
 def check(text: str, context: Mapping[str, Any], *, shell: bool = False) -> None:
-    """Raise TemplateProblem if rendering ``text`` with ``context`` would fail.
+    """Raise TemplateProblem if rendering ``text`` with ``context`` would fail, or would
+    produce a NUL character (:data:`NUL_PRODUCED`), which no process can be given.
 
     A template that only prints variables (``echo {{ task.key }} {{ item['path'] }}``) is
     checked by looking the variables up exactly as Jinja would, without rendering: this is
-    what keeps validating 100,000 tasks fast. Anything else is rendered.
+    what keeps validating 100,000 tasks fast (its text comes from the plan and its values
+    from the plan's checked data, none of which holds a NUL). Anything else is rendered and
+    its output looked at.
     """
     if not is_template(text):
         return
