@@ -21,7 +21,19 @@ import pytest
 from tests import procs, runs
 from tests.runs import wait_for
 
-ESCAPE = "setsid sleep 300 & echo $! > {name}; "
+#: ``sh escape.sh NAME CMD...``: start CMD in a session of its own and return once it is
+#: there, with its pid in NAME (written after setsid: waiting on ``$!`` instead raced the
+#: task's exit, and an escapee not yet out of the group is killed with the group).
+ESCAPE_SH = """\
+name=$1; shift
+setsid sh -c 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; exec "$@"' "$name" "$@" &
+until [ -s "$name" ]; do sleep 0.01; done
+"""
+ESCAPE = "sh escape.sh {name} sleep 300; "
+
+
+def _escape_script(folder: Path) -> None:
+    (folder / "escape.sh").write_text(ESCAPE_SH)
 
 
 def _report(plan: Path) -> dict:  # type: ignore[type-arg]
@@ -57,6 +69,7 @@ def test_a_setsid_escapee_ends_with_its_task(
     if backend == "tmux":
         settings = f"settings: {{tmux_socket: {request.getfixturevalue('tmux_socket')}}}\n"
     escape = ESCAPE.format(name="esc.pid")
+    _escape_script(tmp_path)
     plan = runs.write_plan(
         tmp_path,
         f"""\
@@ -79,15 +92,20 @@ name: escape
 
 
 def test_escapees_of_escapees_end_too(tmp_path: Path, clean_env: Path) -> None:
-    inner = ESCAPE.format(name="inner.pid")
+    _escape_script(tmp_path)
     plan = runs.write_plan(
         tmp_path,
-        f"""\
+        """\
 version: 1
 name: nested
 tasks:
   T:
-    run: [sh, -c, "setsid sh -c '{inner}sleep 300' & echo $! > outer.pid; sleep 0.2"]
+    run:
+      - sh
+      - -c
+      - >-
+        sh escape.sh outer.pid sh -c 'sh escape.sh inner.pid sleep 300; sleep 300';
+        until [ -s inner.pid ]; do sleep 0.01; done
 """,
     )
     with _killing(tmp_path / "outer.pid", tmp_path / "inner.pid"):
@@ -101,6 +119,7 @@ def test_the_next_attempt_starts_after_the_escapee_of_the_last_one_died(
     tmp_path: Path, clean_env: Path
 ) -> None:
     # attempt 1 leaves an escapee that ignores SIGTERM and fails; attempt 2 looks for it
+    _escape_script(tmp_path)
     plan = runs.write_plan(
         tmp_path,
         """\
@@ -113,7 +132,7 @@ tasks:
     run:
       shell: |
         if [ "$PLANRUN_ATTEMPT" = 1 ]; then
-          setsid sh -c 'trap "" TERM; sleep 300' & echo $! > esc.pid
+          sh escape.sh esc.pid sh -c 'trap "" TERM; exec sleep 300'
           exit 1
         fi
         if kill -0 "$(cat esc.pid)" 2>/dev/null; then echo alive > seen; else echo gone > seen; fi
