@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from planrun.errors import Location, PlanError
+from planrun.errors import Diagnostic, Location, PlanError
 from planrun.plan.compile import CompiledPlan, compile_plan
 from planrun.plan.diagnose import describe, diagnostics_from, exclusive_problems
 from planrun.plan.model import PlanFile
@@ -63,8 +63,66 @@ def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan
     raw = read_plan_text(path) if text is None else text
     with _no_cyclic_gc():
         source = parse(raw, str(path))
-        model = validate_source(source)
-        return compile_plan(source, model, path)
+        found = list(source.problems)
+        try:
+            model = validate_source(source)
+        except PlanError as error:
+            raise PlanError([*found, *error.diagnostics, *_graph_problems(source, path)]) from None
+        try:
+            compiled = compile_plan(source, model, path)
+        except PlanError as error:
+            raise PlanError([*found, *error.diagnostics]) from None
+        if found:
+            raise PlanError(found)
+        return compiled
+
+
+def _graph_problems(source: Source, path: Path) -> list[Diagnostic]:
+    """What compiling finds in a plan whose tasks did not all validate (matrix I5: a cycle,
+    a self-need and an unknown need are reported in the same pass as a misspelt key).
+
+    Each task that failed validation stands in as a task that keeps only its ``needs``
+    (or ``blocked_by``) and ``parent``, when those are well-formed, so that the graph is
+    checked as written. Nothing is tried when a problem lies outside the tasks (a provider
+    or project the tasks use may be the broken part) or a failed task fans out (its items
+    are unknown): the schema's problems are then all there is to report.
+    """
+    try:
+        PlanFile.model_validate(source.data)
+    except ValidationError as exc:
+        failed = {str(e["loc"][1]) for e in exc.errors() if len(e["loc"]) > 1}
+        if any(len(e["loc"]) < 2 or e["loc"][0] != "tasks" for e in exc.errors()):
+            return []
+    else:
+        return []
+    tasks = source.data.get("tasks") if isinstance(source.data, dict) else None
+    if not isinstance(tasks, dict):
+        return []
+    parents = {spec.get("parent") for spec in tasks.values() if isinstance(spec, dict)}
+    salvaged: dict[str, object] = {}
+    for key, spec in tasks.items():
+        if key not in failed:
+            salvaged[key] = spec
+            continue
+        if not isinstance(spec, dict) or "for_each" in spec:
+            return []
+        stand_in: dict[str, object] = {} if key in parents else {"run": ["true"]}
+        for name in ("needs", "blocked_by", "parent"):
+            value = spec.get(name)
+            if isinstance(value, str) if name == "parent" else _texts(value):
+                stand_in[name] = value
+        salvaged[key] = stand_in
+    data = {**source.data, "tasks": salvaged}
+    try:
+        model = PlanFile.model_validate(data)
+        compile_plan(Source(source.name, source.text, data, source.root), model, path)
+    except (ValidationError, PlanError) as exc:
+        return list(exc.diagnostics) if isinstance(exc, PlanError) else []
+    return []
+
+
+def _texts(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 @contextmanager

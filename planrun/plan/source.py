@@ -111,6 +111,9 @@ class Source:
     text: str
     data: Any
     root: Node
+    #: Duplicate keys: the document holds each key's first value, so what validating it
+    #: finds is reported with them, in one pass.
+    problems: tuple[Diagnostic, ...] = ()
     _keys: dict[int, dict[str, tuple[Node, Node]]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -195,7 +198,12 @@ class Source:
 
 
 def parse(text: str | bytes, name: str) -> Source:
-    """Compose and convert a YAML document; raise PlanError with every problem found."""
+    """Compose and convert a YAML document.
+
+    Raises PlanError with every problem found, except when the only ones are duplicate keys:
+    the document (each key's first value) is then returned with them in
+    :attr:`Source.problems`, so that validation can report its own in the same pass.
+    """
     if len(text) > MAX_BYTES:
         raise PlanError.single(
             Location(name, 1, 1),
@@ -212,9 +220,9 @@ def parse(text: str | bytes, name: str) -> Source:
     root = _compose(text, name)
     converter = _Converter(name, len(text))
     data = converter.convert(root, 0)
-    if converter.diagnostics:
-        raise PlanError(converter.diagnostics)
-    return Source(name, text, data, root)
+    if converter.diagnostics:  # parts of the document are missing: say only that
+        raise PlanError([*converter.diagnostics, *converter.duplicates])
+    return Source(name, text, data, root, tuple(converter.duplicates))
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -304,6 +312,8 @@ class _Converter:
         self.budget = length * NODE_FACTOR + NODE_ALLOWANCE
         self.expanded = 0
         self.diagnostics: list[Diagnostic] = []
+        #: Duplicate keys: the document is read with each key's first value, as written.
+        self.duplicates: list[Diagnostic] = []
         self._active: set[int] = set()
 
     def _loc(self, node: Node) -> Location:
@@ -361,7 +371,8 @@ class _Converter:
                 continue
             if key in first_seen:
                 first = first_seen[key].start_mark.line + 1
-                self._fail(key_node, f"duplicate key {key!r} (first defined on line {first})")
+                message = f"duplicate key {key!r} (first defined on line {first})"
+                self.duplicates.append(Diagnostic(self._loc(key_node), message))
                 continue
             first_seen[key] = key_node
             result[key] = self.convert(value_node, depth + 1)

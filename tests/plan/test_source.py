@@ -92,7 +92,16 @@ def test_anchors_aliases_and_merge_keys() -> None:
 
 def test_duplicate_keys_are_errors_but_overriding_a_merged_key_is_not() -> None:
     assert _data("a: &a {x: 1}\nb:\n  <<: *a\n  x: 2\n") == {"a": {"x": 1}, "b": {"x": 2}}
-    assert _error("a: 1\nb: 2\na: 3\n") == "p.yaml:3:1: duplicate key 'a' (first defined on line 1)"
+    source = parse("a: 1\nb: 2\na: 3\n", "p.yaml")  # kept with the document: validation
+    assert source.data == {"a": 1, "b": 2}  # reports its own problems in the same pass
+    assert [str(d) for d in source.problems] == [
+        "p.yaml:3:1: duplicate key 'a' (first defined on line 1)"
+    ]
+    both = _error("a: 1\na: 2\nb: !!int x\n").splitlines()  # with another problem: raised
+    assert both == [
+        "p.yaml:2:1: duplicate key 'a' (first defined on line 1)",
+        "p.yaml:3:4: 'x' is not a valid !!int",
+    ]
 
 
 def test_a_nul_character_in_any_text_or_key_is_an_error_at_its_scalar() -> None:
