@@ -316,7 +316,10 @@ def _wrong_type(expected: str, value: Any, raw: str | None) -> str:
         if expected == "true or false":
             return f"expected true or false; got text {value!r} (write true or false)"
         if expected.startswith("a list"):
-            return f"expected a list; got {got} (write [{value}])"
+            plain = value.isprintable() and not set(value) & set(" ,[]{}:#'\"")
+            return (
+                f"expected a list; got {got} (write {f'[{value}]' if plain else 'a list: [...]'})"
+            )
     if isinstance(value, float) and expected == "a whole number":
         return f"expected a whole number; got {got}"
     return f"expected {expected}; got {got}"

@@ -98,7 +98,11 @@ def _graph_problems(source: Source, path: Path) -> list[Diagnostic]:
     tasks = source.data.get("tasks") if isinstance(source.data, dict) else None
     if not isinstance(tasks, dict):
         return []
-    parents = {spec.get("parent") for spec in tasks.values() if isinstance(spec, dict)}
+    parents = {
+        spec["parent"]
+        for spec in tasks.values()
+        if isinstance(spec, dict) and isinstance(spec.get("parent"), str)
+    }
     salvaged: dict[str, object] = {}
     for key, spec in tasks.items():
         if key not in failed:

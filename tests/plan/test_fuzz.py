@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from planrun.cli import main
@@ -168,6 +168,7 @@ def test_mutated_example_plans(folder: Path, text: str) -> None:
 
 @settings(max_examples=max(10, EXAMPLES_PER_TEST // 5), deadline=None, database=None)
 @given(text=_mutated() | PLANS.map(json.dumps))
+@example(text='{"version": 1, "tasks": {"a": {"parent": []}}}')  # found by CI: a list parent
 def test_validate_exits_0_or_2(folder: Path, text: str) -> None:
     path = folder / "plan.yaml"
     path.write_text(text, encoding="utf-8")
@@ -176,3 +177,35 @@ def test_validate_exits_0_or_2(folder: Path, text: str) -> None:
         code = main(["validate", str(path)], io.StringIO())
     assert code in (0, 2)
     assert "Traceback" not in err.getvalue()
+
+
+_KEYS = st.sampled_from(["A", "B", "C", "D"])
+_JUNK: st.SearchStrategy[object] = st.one_of(
+    st.none(), st.integers(), st.text(max_size=3), st.lists(st.integers(), max_size=2), st.just({})
+)
+
+
+@st.composite
+def _broken_task_plans(draw: st.DrawFn) -> str:
+    """Plans whose tasks fail validation in places, with needs and parents of every shape:
+    the graph check of what did not validate (load._graph_problems) must hold up."""
+    tasks: dict[str, object] = {}
+    for key in draw(st.lists(_KEYS, min_size=1, max_size=4, unique=True)):
+        task: dict[str, object] = {"run": draw(st.one_of(st.just(["true"]), _JUNK))}
+        for name in ("needs", "blocked_by"):
+            if draw(st.booleans()):
+                task[name] = draw(st.one_of(st.lists(_KEYS, max_size=3), _JUNK))
+        if draw(st.booleans()):
+            task["parent"] = draw(st.one_of(_KEYS, _JUNK))
+        if draw(st.booleans()):
+            task["for_each"] = draw(st.one_of(st.just({"items": ["x", "y"]}), _JUNK))
+        if draw(st.booleans()):
+            task["timout"] = 1  # a misspelt key: this task fails validation
+        tasks[key] = task
+    return json.dumps({"version": 1, "tasks": tasks})
+
+
+@settings(max_examples=EXAMPLES_PER_TEST, deadline=None, database=None)
+@given(text=_broken_task_plans())
+def test_tasks_that_fail_validation_never_break_the_graph_check(folder: Path, text: str) -> None:
+    _load(folder, text)
