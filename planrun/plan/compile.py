@@ -596,6 +596,9 @@ class _Compiler:
                 _check_command(check, (*where, "hooks", moment, i), command)
         for i, part in enumerate(provider.command):
             check(("providers", provider.name, "command", i), part)
+        if provider.is_agent:  # used only by follow-up turns: a typo would surface late
+            for i, part in enumerate(provider.prompt_command or ()):
+                check(("providers", provider.name, "prompt_command", i), part)
 
     def _check_hook_templates(self, hooks: dict[str, tuple[CommandSpec, ...]]) -> None:
         context = {
