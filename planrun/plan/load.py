@@ -111,22 +111,26 @@ def _graph_problems(source: Source, path: Path) -> list[Diagnostic]:
         if not isinstance(spec, dict) or "for_each" in spec:
             return []
         stand_in: dict[str, object] = {} if key in parents else {"run": ["true"]}
-        for name in ("needs", "blocked_by", "parent"):
-            value = spec.get(name)
-            if isinstance(value, str) if name == "parent" else _texts(value):
-                stand_in[name] = value
+        stand_in.update({k: v for k, v in spec.items() if _graph_field(k, v)})
         salvaged[key] = stand_in
     data = {**source.data, "tasks": salvaged}
     try:
         model = PlanFile.model_validate(data)
+    except ValidationError:  # the stand-ins themselves do not hold: nothing more to say
+        return []
+    try:
         compile_plan(Source(source.name, source.text, data, source.root), model, path)
-    except (ValidationError, PlanError) as exc:
-        return list(exc.diagnostics) if isinstance(exc, PlanError) else []
+    except PlanError as error:
+        return list(error.diagnostics)
     return []
 
 
-def _texts(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+def _graph_field(name: str, value: object) -> bool:
+    """Whether a failed task's field is one its stand-in keeps: well-formed needs, parent."""
+    if name == "parent":
+        return isinstance(value, str)
+    texts = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return name in ("needs", "blocked_by") and texts
 
 
 @contextmanager
