@@ -244,3 +244,27 @@ def test_apply_writes_every_other_report_and_says_how_to_write_the_failed_one_ag
     assert summary.read_text() == "# earlier steps\n"
     assert leftovers(folder) == []
     assert [p for p in leftovers(tmp_path) if p != ".planrun"] == []
+
+
+def test_the_next_apply_removes_a_report_a_killed_run_was_writing(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """Matrix C10: a planrun killed in the middle of writing its report leaves at worst a
+    temporary file next to it (never a torn report.json); the next apply removes it."""
+    import signal
+
+    plan = write_plan(tmp_path, PLAN)
+    killed = runs.apply(plan, fault=3)  # killed early in the run
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (dead,) = State(tmp_path / ".planrun").runs("full")
+    folder = tmp_path / ".planrun" / "runs" / dead.id
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / ".report.json.k1ll3d.tmp"  # what write_atomic leaves if killed
+    partial.write_text('{"planrun_version": "0.1')
+
+    resumed = runs.apply(plan)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not partial.exists()
+    note = f"removed {partial}, a report run {dead.id} was writing when it died"
+    assert f"planrun: recovered: {note}" in resumed.stderr
+    assert leftovers(folder) == []

@@ -18,7 +18,10 @@ Recovery after a crash (kill -9 included), before any task can run again:
    Spared: a tmux task's session, which outlives planrun on purpose (the scheduler
    re-attaches to it) as long as the task's definition is unchanged;
 2. each open attempt is closed as ``interrupted`` (its attempt still counts);
-3. each run that never ended is ended as ``interrupted``.
+3. each run that never ended is ended as ``interrupted``;
+4. the temporary files of a report the dead run was writing when it died (``.NAME.*.tmp``
+   in its ``runs/<id>/`` folder; :func:`planrun.report.write.write_atomic` leaves the old
+   file or the new one, and at worst such a file) are removed.
 
 Each step is idempotent, so a crash during recovery is recovered by the next apply.
 
@@ -220,7 +223,9 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
 
             state.journal_dir = state_dir / JOURNAL_DIR
             replayed = replay(store, state.journal_dir)
+            dead = [run.id for run in store.runs(plan.name) if run.ended_at is None]
             state.recovered = replayed + recover(store, plan.name, reattachable(plan, store))
+            state.recovered += remove_partial_reports(state_dir, dead)
         state.known = known_tasks(store, plan.name)
         try:
             yield state
@@ -274,6 +279,18 @@ def recover(
     for run in dead:
         store.end_run(run.id, "interrupted", now)
         notes.append(f"run {run.id} had not ended (planrun died): marked interrupted")
+    return notes
+
+
+def remove_partial_reports(state_dir: Path, run_ids: Collection[str]) -> list[str]:
+    """Remove the temporary report files the dead runs ``run_ids`` left in their folders
+    (a planrun killed in the middle of writing its report); returns what was done."""
+    notes = []
+    for run_id in run_ids:
+        for leftover in sorted((state_dir / "runs" / run_id).glob(".*.tmp")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                notes.append(f"removed {leftover}, a report run {run_id} was writing when it died")
     return notes
 
 
