@@ -11,9 +11,15 @@
     as a user runs it (a new process, wall clock, with and without PLAN, text and --json)
     and in-process (the command's own work, without interpreter start and imports).
     Target: under 1 s.
+(c) Matrix L4, the journal at scale: a planrun killed with N tasks' records in its journal
+    file and none in the store (N = 500 … 4,000): the file's size per record (linear in N),
+    the time to append a record, and the next apply's replay of the whole file into the
+    store. Then a real 2,000-task plan run to the end and applied again: that apply finds
+    everything up to date and runs nothing (target: under 2 s).
 
     python bench/state_bench.py [--tasks 1000] [--rounds 3] [--status-tasks 10000]
                                 [--dir /path/on/the/disk/to/measure] [--skip-a] [--skip-b]
+                                [--skip-c]
 """
 
 from __future__ import annotations
@@ -240,6 +246,79 @@ def bench_status(folder: Path, tasks: int, rounds: int) -> None:
         lock.release()
 
 
+# ---------------------------------------------------------------- (c) journal at scale
+
+KILLED_WRITER = """
+import os, sys, time
+from pathlib import Path
+from planrun.journal import StoreJournal
+from planrun.report.model import AttemptReport, TaskReport
+from planrun.sessions.base import ProcessInfo
+from planrun.store.base import RunRow, utc_now
+from planrun.store.sqlite import Store
+
+folder, tasks = Path(sys.argv[1]), int(sys.argv[2])
+store = Store.open(folder / "state.db")
+store.begin_run(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))
+fps = {f"T{i:05d}": ("f" * 64, {"run": "1" * 16}) for i in range(tasks)}
+j = StoreJournal(store, "r1", "p", fps, journal_dir=folder / "journal", window=3600)
+start = time.perf_counter()
+for key in fps:
+    j.attempt_started(key, 1, folder / "logs" / f"{key}.log")
+    j.attempt_process(key, 1, ProcessInfo(pid=10, pgid=10, start_time=5))
+    j.attempt_finished(key, AttemptReport(number=1, started_at=utc_now(), outcome="succeeded"))
+    j.task_finished(key, TaskReport(key=key, title=key, status="done"))
+print((time.perf_counter() - start) / (4 * tasks))
+os._exit(0)  # killed: nothing applied to the store, the journal file left behind
+"""
+
+
+def bench_journal(folder: Path, sizes: list[int], resume_tasks: int) -> None:
+    from planrun.journal import replay
+
+    print("(c) the journal at scale: a killed run's file, replayed by the next apply")
+    print("    tasks  records  file MB  bytes/record  append µs/record  replay s")
+    for tasks in sizes:
+        work = folder / f"j{tasks}"
+        work.mkdir()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-c", KILLED_WRITER, str(work), str(tasks)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        per_record = float(done.stdout)
+        (journal,) = (work / "journal").glob("*.jsonl")
+        size = journal.stat().st_size
+        store = Store.open(work / "state.db")
+        start = time.perf_counter()
+        notes = replay(store, work / "journal")
+        seconds = time.perf_counter() - start
+        store.close()
+        assert f"replayed {4 * tasks} journal record(s) of run r1" in notes, notes
+        print(
+            f"    {tasks:5d}  {4 * tasks:7d}  {size / 1e6:7.2f}  {size / (4 * tasks):12.0f}"
+            f"  {per_record * 1e6:16.1f}  {seconds:8.3f}"
+        )
+    plan = folder / "resume" / "plan.yaml"
+    plan.parent.mkdir()
+    lines = ["version: 1", "name: resume", "tasks:"]
+    lines += [f'  T{i:05d}: {{run: ["true"]}}' for i in range(resume_tasks)]
+    plan.write_text("\n".join(lines) + "\n")
+    argv = [sys.executable, "-m", "planrun", "apply", str(plan), "--progress", "none"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert first.returncode == 0, first.stderr
+    start = time.perf_counter()
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    seconds = time.perf_counter() - start
+    assert again.returncode == 0, again.stderr
+    print(f"    apply again of a finished {resume_tasks}-task plan (runs nothing): {seconds:.2f} s")
+    print("    (target under 2 s; a new process, interpreter start and imports included)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
@@ -248,6 +327,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--skip-a", action="store_true")
     parser.add_argument("--skip-b", action="store_true")
+    parser.add_argument("--skip-c", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="planrun-state-bench-") as tmp:
         folder = Path(tmp)
@@ -258,6 +338,9 @@ def main() -> None:
         if not args.skip_b:
             (folder / "b").mkdir()
             bench_status(folder / "b", args.status_tasks, args.rounds)
+        if not args.skip_c:
+            (folder / "c").mkdir()
+            bench_journal(folder / "c", [500, 1000, 2000, 4000], 2000)
 
 
 if __name__ == "__main__":
