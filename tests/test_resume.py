@@ -396,7 +396,7 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
         tmp_path,
         "version: 1\nname: full\nsettings: {max_concurrent: 2}\ntasks:\n"
         "  A: {run: [sh, -c, 'echo A >> effects.log']}\n"
-        "  B: {run: [sh, -c, 'sleep 30; echo B >> effects.log']}\n"
+        "  B: {run: [sh, -c, 'until [ -e go ]; do sleep 0.02; done; echo B >> effects.log']}\n"
         "  C: {needs: [A], run: [sh, -c, 'echo C >> effects.log']}\n",
     )
     disk = _FullDisk()
@@ -414,6 +414,7 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
     assert statuses["C"][0] == "cancelled"
 
     monkeypatch.undo()  # space again: the next apply converges; A's success was never
+    (tmp_path / "go").touch()  # and B, killed while it waited, now ends at once
     assert main(["apply", str(plan), "--progress", "none"]) == 0  # recorded, so it runs again
     assert effects(tmp_path / "effects.log") == {"A": 2, "B": 1, "C": 1}
 
