@@ -36,6 +36,12 @@ class Location:
         return f"{self.path}:{self.line}:{max(self.column, 1)}"
 
 
+def text_position(text: str, index: int) -> tuple[int, int]:
+    """The line and column (both from 1) of character ``index`` of ``text``."""
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem found in a plan, at one place."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planrun.errors import text_position
 from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
 
@@ -46,8 +47,7 @@ class NulByte(templates.TemplateProblem):
     def __init__(self, field: str, text: str, index: int) -> None:
         self.field = field
         self.index = index
-        line = text.count("\n", 0, index) + 1
-        column = index - (text.rfind("\n", 0, index) + 1) + 1
+        line, column = text_position(text, index)
         where = f"character {column}" if line == 1 else f"line {line}, column {column}"
         super().__init__(
             f"{field} contains a NUL byte (\\0) at {where}: a NUL byte cannot be passed to a "
@@ -61,6 +61,21 @@ def _refuse_nul(text: str, field: str) -> str:
     if index >= 0:
         raise NulByte(field, text, index)
     return text
+
+
+def _rendered(parts: list[str], context: dict[str, Any], what: str) -> tuple[str, ...]:
+    """``parts`` rendered as argv; NulByte naming the argument of ``what`` that holds one."""
+    argv = templates.render_argv(parts, context)
+    return tuple(_refuse_nul(arg, f"argument {i} of {what}") for i, arg in enumerate(argv))
+
+
+def _over_limit(argv: tuple[str, ...]) -> tuple[int, int] | None:
+    """The first argument Linux would refuse as too long, as (index, size in bytes)."""
+    for index, arg in enumerate(argv):
+        size = len(arg.encode("utf-8", "surrogatepass"))
+        if size >= MAX_ARG_STRLEN:
+            return index, size
+    return None
 
 
 @dataclass(frozen=True)
@@ -77,8 +92,7 @@ def command_argv(
     if command.shell is not None:
         text = templates.render(command.shell, context, shell=True)
         return (SHELL, "-c", _refuse_nul(text, f"the shell text of {what}"))
-    argv = templates.render_argv(list(command.argv or ()), context)
-    return tuple(_refuse_nul(arg, f"argument {i} of {what}") for i, arg in enumerate(argv))
+    return _rendered(list(command.argv or ()), context, what)
 
 
 def render_prompt(task: Task, provider: ProviderSpec, context: dict[str, Any]) -> str:
@@ -101,27 +115,27 @@ def build_launch(
 
 
 def _check_lengths(argv: tuple[str, ...], task: Task, provider: ProviderSpec) -> None:
+    over = _over_limit(argv)
+    if over is None:
+        return
+    index, size = over
     limit = MAX_ARG_STRLEN - 1
-    for index, arg in enumerate(argv):
-        size = len(arg.encode("utf-8", "surrogatepass"))
-        if size <= limit:
-            continue
-        if task.run is not None:
-            raise ArgumentTooLong(
-                f"argument {index} of the command is {size} bytes: Linux refuses to start a "
-                f"command with an argument over {limit} bytes (MAX_ARG_STRLEN); pass long "
-                "text through a file or stdin instead"
-            )
-        what = (
-            "the prompt"
-            if provider.prompt_via == "argv" and index == len(argv) - 1
-            else f"argument {index} of provider {provider.name}'s command"
-        )
+    if task.run is not None:
         raise ArgumentTooLong(
-            f"{what} is {size} bytes: Linux refuses to start a command with an argument over "
-            f"{limit} bytes (MAX_ARG_STRLEN); set prompt_via: stdin or prompt_via: file on "
-            f"provider {provider.name} to send long prompts"
+            f"argument {index} of the command is {size} bytes: Linux refuses to start a "
+            f"command with an argument over {limit} bytes (MAX_ARG_STRLEN); pass long "
+            "text through a file or stdin instead"
         )
+    what = (
+        "the prompt"
+        if provider.prompt_via == "argv" and index == len(argv) - 1
+        else f"argument {index} of provider {provider.name}'s command"
+    )
+    raise ArgumentTooLong(
+        f"{what} is {size} bytes: Linux refuses to start a command with an argument over "
+        f"{limit} bytes (MAX_ARG_STRLEN); set prompt_via: stdin or prompt_via: file on "
+        f"provider {provider.name} to send long prompts"
+    )
 
 
 def _launch(
@@ -157,9 +171,7 @@ def _prompt_field(task: Task, provider: ProviderSpec) -> str:
 
 
 def _provider_argv(provider: ProviderSpec, context: dict[str, Any]) -> tuple[str, ...]:
-    argv = templates.render_argv(list(provider.command), context)
-    what = f"provider {provider.name}'s command"
-    return tuple(_refuse_nul(arg, f"argument {i} of {what}") for i, arg in enumerate(argv))
+    return _rendered(list(provider.command), context, f"provider {provider.name}'s command")
 
 
 def build_followup(
@@ -175,18 +187,16 @@ def build_followup(
     prompt = _refuse_nul(prompt, "the follow-up prompt")
     context = {**context, "prompt": prompt}
     if provider.prompt_command:
-        rendered = templates.render_argv(list(provider.prompt_command), context)
         what = f"provider {provider.name}'s prompt_command"
-        argv = tuple(_refuse_nul(arg, f"argument {i} of {what}") for i, arg in enumerate(rendered))
-        for index, arg in enumerate(argv):
-            size = len(arg.encode("utf-8", "surrogatepass"))
-            if size >= MAX_ARG_STRLEN:
-                raise ArgumentTooLong(
-                    f"argument {index} of {what} is {size} bytes with the follow-up prompt: "
-                    f"Linux refuses to start a command with an argument over "
-                    f"{MAX_ARG_STRLEN - 1} bytes (MAX_ARG_STRLEN); a prompt_command cannot "
-                    "take a prompt that long"
-                )
+        argv = _rendered(list(provider.prompt_command), context, what)
+        over = _over_limit(argv)
+        if over is not None:
+            raise ArgumentTooLong(
+                f"argument {over[0]} of {what} is {over[1]} bytes with the follow-up prompt: "
+                f"Linux refuses to start a command with an argument over "
+                f"{MAX_ARG_STRLEN - 1} bytes (MAX_ARG_STRLEN); a prompt_command cannot "
+                "take a prompt that long"
+            )
         return Launch((*argv, *flags))
     argv = _provider_argv(provider, context)
     if provider.prompt_via == "stdin":

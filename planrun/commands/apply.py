@@ -338,12 +338,11 @@ def write_reports(
         markdown = summary_markdown(report, plan.graph.to_mermaid(statuses))
         writes.append((outputs.summary, lambda target: append_text(target, markdown)))
     errors: list[ReportWriteError] = []
-    failed: set[Path] = set()
     for target, write in writes:
         try:
             write(target)
         except ReportWriteError as error:
             errors.append(error)
-            failed.add(target)
     where = outputs.report or (path if default else None)
-    return Written(None if where in failed else where, tuple(errors))
+    written = where is not None and all(error.path != where for error in errors)
+    return Written(where if written else None, tuple(errors))

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from planrun.errors import Diagnostic, Location, PlanError
+from planrun.errors import Diagnostic, Location, PlanError, text_position
 from planrun.graph import Edge, TaskGraph, cycle_diagnostic
 from planrun.plan import templates
 from planrun.plan.diagnose import field_name as dotted
@@ -816,8 +816,7 @@ def _check_command(
 
 def _nul_in_file(name: str, text: str, index: int) -> str:
     """Where the first NUL of prompt_file ``name`` is, and why it cannot stay."""
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    line, column = text_position(text, index)
     hint = (
         " (the file looks like UTF-16: save it as UTF-8)"
         if text.count("\0") * 4 > len(text)

@@ -38,8 +38,18 @@ def read_plan_text(path: Path) -> bytes:
         raise PlanError.single(Location(name), f"cannot read: {exc.strerror}") from None
 
 
+class SchemaError(PlanError):
+    """The plan does not fit the schema. ``failed_tasks`` names the tasks that do not, when
+    every problem lies in a task (None when one lies elsewhere)."""
+
+    def __init__(self, diagnostics: list[Diagnostic], failed_tasks: set[str] | None) -> None:
+        super().__init__(diagnostics)
+        self.failed_tasks = failed_tasks
+
+
 def validate_source(source: Source) -> PlanFile:
-    """The plan model of ``source``, or a PlanError with every schema problem."""
+    """The plan model of ``source``, or a PlanError (a :class:`SchemaError` when the
+    schema refused it) with every schema problem."""
     if not isinstance(source.data, dict):
         raise PlanError.single(
             source.locate(()),
@@ -50,7 +60,10 @@ def validate_source(source: Source) -> PlanFile:
         return PlanFile.model_validate(source.data)
     except ValidationError as exc:
         found = diagnostics_from(exc, source, PlanFile)
-        raise PlanError([*found, *exclusive_problems(source)]) from None
+        locs = [error["loc"] for error in exc.errors()]
+        in_tasks = all(len(loc) > 1 and loc[0] == "tasks" for loc in locs)
+        failed = {str(loc[1]) for loc in locs} if in_tasks else None
+        raise SchemaError([*found, *exclusive_problems(source)], failed) from None
 
 
 def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan:
@@ -67,7 +80,9 @@ def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan
         try:
             model = validate_source(source)
         except PlanError as error:
-            raise PlanError([*found, *error.diagnostics, *_graph_problems(source, path)]) from None
+            failed = error.failed_tasks if isinstance(error, SchemaError) else None
+            graph = _graph_problems(source, path, failed) if failed is not None else []
+            raise PlanError([*found, *error.diagnostics, *graph]) from None
         try:
             compiled = compile_plan(source, model, path)
         except PlanError as error:
@@ -77,24 +92,17 @@ def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan
         return compiled
 
 
-def _graph_problems(source: Source, path: Path) -> list[Diagnostic]:
+def _graph_problems(source: Source, path: Path, failed: set[str]) -> list[Diagnostic]:
     """What compiling finds in a plan whose tasks did not all validate (matrix I5: a cycle,
     a self-need and an unknown need are reported in the same pass as a misspelt key).
 
-    Each task that failed validation stands in as a task that keeps only its ``needs``
-    (or ``blocked_by``) and ``parent``, when those are well-formed, so that the graph is
-    checked as written. Nothing is tried when a problem lies outside the tasks (a provider
-    or project the tasks use may be the broken part) or a failed task fans out (its items
-    are unknown): the schema's problems are then all there is to report.
+    Each task that failed validation (``failed``) stands in as a task that keeps only its
+    ``needs`` (or ``blocked_by``) and ``parent``, when those are well-formed, so that the
+    graph is checked as written. The caller tries this only when every problem lies in a
+    task (a provider or project the tasks use may otherwise be the broken part); nothing
+    is tried when a failed task fans out (its items are unknown): the schema's problems
+    are then all there is to report.
     """
-    try:
-        PlanFile.model_validate(source.data)
-    except ValidationError as exc:
-        failed = {str(e["loc"][1]) for e in exc.errors() if len(e["loc"]) > 1}
-        if any(len(e["loc"]) < 2 or e["loc"][0] != "tasks" for e in exc.errors()):
-            return []
-    else:
-        return []
     tasks = source.data.get("tasks") if isinstance(source.data, dict) else None
     if not isinstance(tasks, dict):
         return []

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from planrun.errors import ReportWriteError
 from planrun.report.model import RunReport, TaskReport
+from planrun.store.base import fsync_dir
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -36,11 +37,7 @@ def write_atomic(path: Path, text: str) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(path.parent)
     except OSError as error:
         raise ReportWriteError(path, error) from error
 
