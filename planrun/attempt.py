@@ -74,6 +74,8 @@ class AttemptRunner:
         report = self.run.reports[task.key]
         if prepared.branch:
             report.branch, report.base_commit = prepared.branch, prepared.base_commit
+        if prepared.kept:
+            report.kept_branches.append(prepared.kept)
         provider = self.run.plan.providers[task.provider]
         context = self.run.template_context(task, number, prepared, log_path)
         env = task_env(self.run.plan, task, provider, context, self.run.settings.environ)

@@ -154,10 +154,13 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _plan(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.planning import Choices, describe_plan
+    from planrun.convergence import Choices
+    from planrun.planning import describe_plan
 
-    choices = Choices(args.force, args.force_all, args.rerun_failed, args.state_dir)
-    return describe_plan(Path(args.plan), out, as_json=args.json, choices=choices)
+    choices = Choices(args.force, args.force_all, args.rerun_failed)
+    return describe_plan(
+        Path(args.plan), out, as_json=args.json, choices=choices, state_dir=args.state_dir
+    )
 
 
 def _graph(args: argparse.Namespace, out: TextIO) -> int:

@@ -1,35 +1,43 @@
-"""Which tasks ``apply`` runs, and why (pure): the Terraform-like part of planrun (SPEC §5).
+"""What happens to each task next, and why (pure): the one decision of planrun (SPEC §5).
 
-A work task is *up to date*, and is not run, when all of these hold:
+``planrun plan``, ``apply``, ``approve`` and ``status`` all read it from :func:`decide_run`,
+so ``plan`` never predicts what ``apply`` does not do. Nothing here reads a store, a
+repository or a clock: the edges gather :class:`Known` records (from the store) and
+:class:`Landings` (from the integration branches) and pass them in.
+
+First, per work task, whether its work is *current* (:func:`decide`). It is, and the task
+is not run, when all of these hold:
 
 - its last success is durable (``task_state`` says DONE, written by ``task_done``);
 - its fingerprint is unchanged (:mod:`planrun.fingerprint`);
+- what it landed is still on its integration branch (a branch deleted, reset or rewritten
+  loses it: the task runs again);
 - no task it waits for runs again in this apply;
-- no task it waits for became done in a *later* run than it did (the need was re-done
-  after it, e.g. by ``--only``, or by an apply that died before it could re-run this one).
+- no task it waits for became done in a *later* run than it did.
 
-Everything else runs, with a reason a human can read: ``new: never ran``,
-``changed: run, env`` (the fields whose hash changed), ``not done: failed last time``,
-``not done: interrupted last time``, ``forced``, ``need B runs again``,
-``need B was done again after it (run R)``. Up-to-date tasks get
-``up to date (done in run R)``.
+A task whose last attempt landed its work but died before recording it (the landing
+commit's trailer names that attempt) is current too: it is *adopted*, recorded done
+without running again, so nothing lands twice.
 
-Attempt budgets: a task that failed, or was interrupted because planrun died, keeps the
-attempts it already started (``prior_attempts``), so a task that kills planrun every time
-still runs out of attempts (with the default ``retry.attempts: 1``, one crash is enough:
-``--rerun-failed`` then gives it new ones). A task that was *cancelled* (Ctrl-C,
-``on_failure``) was stopped through no fault of its own and gets a fresh budget, as do
-changed, forced (``--force``, ``--force-all``) and, with ``--rerun-failed``, failed tasks
-(``prior_attempts == 0``).
+Then each task gets one :class:`Action`, in dependency order: ``run`` (nothing it needs
+runs first), ``wait`` (it runs after needs that run in the same apply), ``up to date``,
+``in review`` (waits for ``planrun approve``), ``fail`` (its attempts are spent),
+``blocked`` (a need fails for sure or waits for review, so it cannot run) or ``skip``
+(``run_when: failure`` and no need can fail).
 
-Nothing here reads a store or a clock; :func:`planrun.commands.state.known_tasks` builds the
-:class:`Known` records from the store.
+Attempt budgets: a task that failed, or was interrupted, keeps the attempts it already
+started (``prior_attempts``). Attempts cut short by planrun's own death are not charged,
+up to :data:`INTERRUPT_CREDIT` of them in a row, so a crash or two never uses up a task,
+while a task that kills planrun every time still runs out. A *cancelled* task (Ctrl-C,
+``on_failure``) gets a fresh budget, as do changed and forced tasks and, with
+``--rerun-failed``, failed ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from planrun.outcomes import Status
@@ -40,14 +48,20 @@ if TYPE_CHECKING:
 #: A task's fingerprint and the short hash of each of its fields (planrun.fingerprint).
 Fingerprints = Mapping[str, tuple[str, Mapping[str, str]]]
 
+#: How many attempts in a row, cut short by planrun's own death, are not charged.
+INTERRUPT_CREDIT = 3
+
 
 @dataclass(frozen=True)
 class Known:
     """What the store remembers of a task from earlier runs.
 
     ``attempts`` are the attempts started for ``fingerprint`` since the budget was last
-    reset; ``done_order`` ranks ``done_run_id`` among the plan's runs (higher is later), so
-    that a need done again after its dependent is noticed.
+    reset; ``credit`` how many of the latest of them planrun's own death cut short;
+    ``done_order`` ranks ``done_run_id`` among the plan's runs (higher is later), so that
+    a need done again after its dependent is noticed. ``landed_commit`` is what the done
+    run landed; ``last_attempt`` names the latest attempt (``run_id#n``), which a landing
+    trailer on the target can prove landed.
     """
 
     fingerprint: str
@@ -56,21 +70,177 @@ class Known:
     done_run_id: str | None = None
     fields: Mapping[str, str] | None = None  # per-field hashes of the recorded definition
     done_order: int | None = None
-    credit: int = 0  # attempts not charged (the first cut short by planrun's own death)
+    credit: int = 0
+    landed_commit: str | None = None
+    last_attempt: str | None = None
+
+
+@dataclass(frozen=True)
+class Landings:
+    """What the integration branches say, gathered by the workspace edge.
+
+    ``gone``: done tasks whose landed commit is no longer on their target → why (the
+    branch was deleted, reset or rewritten). ``found``: tasks whose latest attempt's
+    landing commit (by its trailer) is on the target → that commit.
+    """
+
+    gone: Mapping[str, str] = field(default_factory=dict)
+    found: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether ``apply`` runs a task, why, and how many of its attempts are already spent."""
+    """Whether a task's work must be done (again), why, and its attempts already spent."""
 
     run: bool
     why: str
     prior_attempts: int = 0  # attempts already started (numbering goes on from here)
     credit: int = 0  # of those, how many do not count against retry.attempts
+    adopted: str | None = None  # a landing found on the target: recorded done, not run
+    fresh: bool = False  # start from the target's tip: earlier work is not continued
 
     @property
     def charged(self) -> int:
         return self.prior_attempts - self.credit
+
+
+class Action(StrEnum):
+    RUN = "run"
+    WAIT = "wait"
+    UP_TO_DATE = "up to date"
+    IN_REVIEW = "in review"
+    FAIL = "fail"
+    BLOCKED = "blocked"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Step:
+    """What ``apply`` does with one work task next, and why."""
+
+    action: Action
+    why: str
+    decision: Decision
+    after: tuple[str, ...] = ()  # the needs that run first (wait)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The apply options that change decisions."""
+
+    force: Collection[str] = ()
+    force_all: bool = False
+    rerun_failed: bool = False
+
+
+@dataclass(frozen=True)
+class RunDecision:
+    """The one decision for a whole plan: a :class:`Step` per work task, in dependency
+    order, and what the run must be told."""
+
+    steps: Mapping[str, Step]
+
+    def keys(self, *actions: Action) -> list[str]:
+        return [k for k, s in self.steps.items() if s.action in actions]
+
+    @property
+    def done(self) -> dict[str, str]:
+        """Up-to-date tasks → the reason shown."""
+        return {k: s.why for k, s in self.steps.items() if s.action is Action.UP_TO_DATE}
+
+    @property
+    def in_review(self) -> dict[str, str]:
+        return {k: s.why for k, s in self.steps.items() if s.action is Action.IN_REVIEW}
+
+    @property
+    def exhausted(self) -> dict[str, str]:
+        """Tasks apply fails at once (no attempts left) → why."""
+        return {k: s.why for k, s in self.steps.items() if s.action is Action.FAIL}
+
+    @property
+    def adopted(self) -> dict[str, str]:
+        """Tasks whose landing was found on the target → the commit (recorded done)."""
+        return {k: s.decision.adopted for k, s in self.steps.items() if s.decision.adopted}
+
+    @property
+    def decisions(self) -> dict[str, Decision]:
+        return {k: s.decision for k, s in self.steps.items()}
+
+
+#: No apply options: what a plain ``planrun apply`` decides.
+PLAIN = Choices()
+#: No word from the integration branches (no git project, or not read).
+NO_LANDINGS = Landings()
+
+
+def decide_run(
+    plan: CompiledPlan,
+    fingerprints: Fingerprints,
+    known: Mapping[str, Known],
+    choices: Choices = PLAIN,
+    landings: Landings = NO_LANDINGS,
+) -> RunDecision:
+    """The :class:`Step` of every work task of ``plan`` (see the module doc)."""
+    decisions = decide(
+        plan,
+        fingerprints,
+        known,
+        force=choices.force,
+        force_all=choices.force_all,
+        rerun_failed=choices.rerun_failed,
+        landings=landings,
+    )
+    forced = _forced(plan, choices)
+    steps: dict[str, Step] = {}
+    for key in _dependency_order(plan):
+        seen = known.get(key)
+        review = (
+            seen is not None
+            and seen.status is Status.IN_REVIEW
+            and key not in forced
+            and seen.fingerprint == fingerprints[key][0]
+            and decisions[key].run
+        )
+        steps[key] = _step(plan, key, decisions[key], steps, review=review)
+    return RunDecision(steps)
+
+
+def _step(
+    plan: CompiledPlan, key: str, decision: Decision, earlier: Mapping[str, Step], *, review: bool
+) -> Step:
+    task = plan.tasks[key]
+    if review:
+        why = f"waiting for review: planrun approve {plan.path.name} {key}"
+        return Step(Action.IN_REVIEW, why, decision)
+    if not decision.run:
+        return Step(Action.UP_TO_DATE, decision.why, decision)
+    needs = [(n, earlier[n]) for n in work_needs(plan, key)]
+    stuck = [(n, s) for n, s in needs if s.action in (Action.FAIL, Action.BLOCKED)]
+    parked = [(n, s) for n, s in needs if s.action is Action.IN_REVIEW]
+    running = [n for n, s in needs if s.action in (Action.RUN, Action.WAIT)]
+    if parked:
+        return Step(Action.BLOCKED, f"waits for the review of {parked[0][0]}", decision)
+    if task.run_when == "success" and stuck:
+        name, step = stuck[0]
+        what = "has no attempts left" if step.action is Action.FAIL else "is blocked"
+        return Step(Action.BLOCKED, f"need {name} {what}", decision)
+    if task.run_when == "failure" and not stuck and not running:
+        return Step(Action.SKIP, "run_when is failure and no need fails", decision)
+    if decision.charged >= task.retry.attempts:
+        return Step(Action.FAIL, _exhausted(decision, task.retry.attempts), decision)
+    if running:
+        return Step(
+            Action.WAIT, f"{decision.why}; after {', '.join(running)}", decision, tuple(running)
+        )
+    return Step(Action.RUN, decision.why, decision)
+
+
+def _exhausted(decision: Decision, attempts: int) -> str:
+    """Why a task has no attempts left, saying which attempts planrun's death cut short."""
+    spent = f"{decision.charged} of {attempts} spent"
+    if decision.credit:
+        spent += f"; {decision.credit} more interrupted by planrun's own death, not charged"
+    return f"no attempts left ({spent}; {decision.why}); `apply --rerun-failed` gives new ones"
 
 
 def work_under(plan: CompiledPlan, key: str) -> list[str]:
@@ -81,6 +251,12 @@ def work_under(plan: CompiledPlan, key: str) -> list[str]:
     return [k for child in task.children for k in work_under(plan, child)]
 
 
+def _forced(plan: CompiledPlan, choices: Choices) -> set[str]:
+    if choices.force_all:
+        return set(plan.work)
+    return {k for key in choices.force for k in work_under(plan, key)}
+
+
 def decide(
     plan: CompiledPlan,
     fingerprints: Fingerprints,
@@ -89,14 +265,15 @@ def decide(
     force: Collection[str] = (),
     force_all: bool = False,
     rerun_failed: bool = False,
+    landings: Landings = NO_LANDINGS,
 ) -> dict[str, Decision]:
-    """A decision for every work task of ``plan``, in dependency order.
+    """Whether each work task of ``plan`` must run, in dependency order (no actions yet).
 
     ``fingerprints`` must cover ``plan.work``; ``known`` may lack tasks that never ran.
     ``force`` may name groups (their work tasks are forced). A task runs when one of its
     needs runs, so the result is closed under "dependents of what runs".
     """
-    forced = {k for key in force for k in work_under(plan, key)}
+    forced = _forced(plan, Choices(force, force_all))
     decisions: dict[str, Decision] = {}
     for key in _dependency_order(plan):
         fp, fields = fingerprints[key]
@@ -107,8 +284,9 @@ def decide(
             fields,
             known,
             decisions,
-            forced=force_all or key in forced,
+            forced=key in forced,
             rerun_failed=rerun_failed,
+            landings=landings,
         )
     return decisions
 
@@ -129,21 +307,30 @@ def _one(
     *,
     forced: bool,
     rerun_failed: bool,
+    landings: Landings,
 ) -> Decision:
     seen = known.get(key)
     if forced:
-        return Decision(True, "forced")
+        return Decision(True, "forced", fresh=True)
     if seen is None:
-        return Decision(True, "new: never ran")
+        return Decision(True, "new: never ran", fresh=True)
     if seen.fingerprint != fp:
-        return Decision(True, "changed: " + _changed(seen.fields, fields))
+        return Decision(True, "changed: " + _changed(seen.fields, fields), fresh=True)
     if seen.status is not Status.DONE:
+        found = landings.found.get(key)
+        if found is not None:
+            run = (seen.last_attempt or "?").partition("#")[0]
+            why = f"up to date (landed {found[:12]} in run {run}; planrun died before recording it)"
+            return Decision(False, why, adopted=found)
         fresh = seen.status is Status.CANCELLED or (rerun_failed and seen.status is Status.FAILED)
         prior = 0 if fresh else seen.attempts
         credit = 0 if fresh else seen.credit
         return Decision(
             True, f"not done: {_what(seen.status)} last time", prior_attempts=prior, credit=credit
         )
+    gone = landings.gone.get(key)
+    if gone is not None:
+        return Decision(True, f"landed work gone: {gone}", fresh=True)
     return _against_needs(plan, key, seen, known, earlier)
 
 
@@ -155,13 +342,14 @@ def _against_needs(
     earlier: Mapping[str, Decision],
 ) -> Decision:
     """A task done with its current definition: up to date unless a need moved on."""
-    for need in _work_needs(plan, key):
+    for need in work_needs(plan, key):
         if earlier.get(need, Decision(False, "")).run:
-            return Decision(True, f"need {need} runs again")
+            return Decision(True, f"need {need} runs again", fresh=True)
         other = known.get(need)
         if _later(other, seen):
             assert other is not None
-            return Decision(True, f"need {need} was done again after it (run {other.done_run_id})")
+            why = f"need {need} was done again after it (run {other.done_run_id})"
+            return Decision(True, why, fresh=True)
     return Decision(False, f"up to date (done in run {seen.done_run_id})")
 
 
@@ -185,9 +373,9 @@ def _changed(before: Mapping[str, str] | None, now: Mapping[str, str]) -> str:
     return ", ".join(names) if names else "definition"
 
 
-def _work_needs(plan: CompiledPlan, key: str) -> list[str]:
-    """The work tasks ``key`` waits for directly, seeing through groups."""
-    found: list[str] = []
+def work_needs(plan: CompiledPlan, key: str) -> list[str]:
+    """The work tasks ``key`` waits for directly, seeing through groups, sorted."""
+    found: set[str] = set()
     for need in plan.graph.waits_for(key):
-        found += work_under(plan, need)
-    return found
+        found.update(work_under(plan, need))
+    return sorted(found)

@@ -7,6 +7,8 @@
     ├── UsageError                   the command line is wrong (exit 2)
     ├── StateLockedError             another apply holds the state folder (exit 3)
     ├── StoreError                   the state store is unreadable or foreign (exit 2)
+    ├── TargetError                  an integration branch planrun did not make (exit 2)
+    ├── NamespaceError               another plan file uses this plan's branches (exit 2)
     ├── GitError                     a git command failed; .argv, .returncode, .stderr
     │   └── MergeConflict            landing a branch conflicted; the target is untouched
     ├── SessionStartError            a task's process could not be started
@@ -104,6 +106,41 @@ class StoreError(PlanrunError):
         self.problem = problem
         self.advice = advice
         super().__init__(f"{path}: {problem}; {advice}")
+
+
+class TargetError(PlanrunError):
+    """A project's integration branch exists but shares no history with its base branch:
+    planrun did not make it, and landing on it would run tasks on the wrong tree."""
+
+    exit_code = 2
+
+    def __init__(self, project: str, path: str, target: str, base: str) -> None:
+        self.project = project
+        self.path = path
+        self.target = target
+        self.base = base
+        super().__init__(
+            f"project {project} ({path}): branch {target} exists but shares no history with "
+            f"{base}; planrun did not make it and will not land on it. Rename or delete that "
+            f"branch (git -C {path} branch -m {target} {target}-old), or set the project's "
+            "target_branch to another name"
+        )
+
+
+class NamespaceError(PlanrunError):
+    """Another plan file already uses this plan's name (its branches) in a repository."""
+
+    exit_code = 2
+
+    def __init__(self, repo: str, name: str, owner: str, plan: str) -> None:
+        self.repo = repo
+        self.name = name
+        self.owner = owner
+        self.plan = plan
+        super().__init__(
+            f"{plan}: the plan name {name!r} is already used in repository {repo} by {owner} "
+            f"(branches planrun/{name}/...); give {Path(plan).name} its own `name:`"
+        )
 
 
 #: At most this many characters of git's stderr are quoted in a GitError's message.

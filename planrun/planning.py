@@ -1,79 +1,36 @@
 """``planrun plan``: what ``apply`` would do, task by task, and why (read-only).
 
-Each task gets one action: ``run`` (nothing it needs runs first), ``wait`` (it runs after
-needs that run in the same apply), ``up to date`` (its success is recorded with the same
-fingerprint), ``in review`` (waiting for ``planrun approve``) or ``fail`` (it has spent its
-attempts; ``--rerun-failed`` gives new ones). The reason names what changed, what is
-forced, or which need runs again. The state folder is opened read-only, never created.
+Each task gets the action of the one decision that ``apply`` acts on
+(:mod:`planrun.convergence`): ``run``, ``wait``, ``up to date``, ``in review``, ``fail``,
+``blocked`` or ``skip``, with the reason. The state folder is opened read-only, never
+created; the repositories are only read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from planrun.convergence import decide
-from planrun.fingerprint import fingerprint
-from planrun.outcomes import Status
+from planrun.convergence import PLAIN, Choices, work_needs
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.prepare import decide_for, fingerprints_of
 
 
-@dataclass(frozen=True)
-class Choices:
-    """The apply options that change decisions (as ``apply`` takes them)."""
-
-    force: Collection[str] = ()
-    force_all: bool = False
-    rerun_failed: bool = False
-    state_dir: Path | None = None
-
-
-def plan_rows(plan: CompiledPlan, choices: Choices = Choices()) -> list[dict[str, Any]]:
+def plan_rows(
+    plan: CompiledPlan, choices: Choices = PLAIN, state_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    """One row per work task: what :func:`planrun.prepare.decide_for` says apply does."""
+    from planrun.commands.apply import state_dir_for
     from planrun.commands.state import open_state
 
-    state_dir = (choices.state_dir or plan.directory / plan.settings.state_dir).resolve()
-    fingerprints = {k: fingerprint(plan, plan.tasks[k]) for k in plan.work}
-    with open_state(plan, state_dir, readonly=True) as state:
-        known = state.known
-    decisions = decide(
-        plan,
-        fingerprints,
-        known,
-        force=choices.force,
-        force_all=choices.force_all,
-        rerun_failed=choices.rerun_failed,
-    )
+    fingerprints = fingerprints_of(plan)
+    with open_state(plan, state_dir_for(plan, state_dir), readonly=True) as state:
+        decision = decide_for(plan, state.known, choices, fingerprints)
     rows = []
-    for key in plan.work:
+    for key, step in decision.steps.items():
         task = plan.tasks[key]
-        decision = decisions[key]
-        needs = _work_needs(plan, key)
-        seen = known.get(key)
-        if (
-            seen is not None
-            and seen.status is Status.IN_REVIEW
-            and decision.why.startswith("not done")
-            and seen.fingerprint == fingerprints[key][0]
-        ):
-            action, why = "in review", "waiting for planrun approve"
-        elif not decision.run:
-            action, why = "up to date", decision.why
-        elif decision.prior_attempts >= task.retry.attempts:
-            action, why = (
-                "fail",
-                (
-                    f"no attempts left ({decision.prior_attempts} of "
-                    f"{task.retry.attempts} spent); --rerun-failed gives new ones"
-                ),
-            )
-        else:
-            running = [n for n in needs if decisions[n].run]
-            action = "wait" if running else "run"
-            why = decision.why + (f"; after {', '.join(running)}" if running else "")
         rows.append(
             {
                 "key": key,
@@ -81,37 +38,26 @@ def plan_rows(plan: CompiledPlan, choices: Choices = Choices()) -> list[dict[str
                 "priority": task.priority,
                 "provider": task.provider,
                 "project": task.project,
-                "needs": needs,
-                "action": action,
-                "why": why,
+                "needs": work_needs(plan, key),
+                "action": step.action.value,
+                "why": step.why,
                 "fingerprint": fingerprints[key][0],
             }
         )
-    return rows
-
-
-def _work_needs(plan: CompiledPlan, key: str) -> list[str]:
-    """The work tasks ``key`` waits for directly, seeing through groups."""
-    found: list[str] = []
-    stack = list(reversed(plan.graph.waits_for(key)))
-    seen: set[str] = set()
-    while stack:
-        need = stack.pop()
-        if need in seen:
-            continue
-        seen.add(need)
-        if plan.tasks[need].kind == "group":
-            stack.extend(reversed(plan.graph.waits_for(need)))
-        else:
-            found.append(need)
-    return sorted(found)
+    order = {k: n for n, k in enumerate(plan.work)}
+    return sorted(rows, key=lambda row: order[row["key"]])
 
 
 def describe_plan(
-    path: Path, out: TextIO, *, as_json: bool = False, choices: Choices = Choices()
+    path: Path,
+    out: TextIO,
+    *,
+    as_json: bool = False,
+    choices: Choices = PLAIN,
+    state_dir: Path | None = None,
 ) -> int:
     plan = load_plan(path)
-    rows = plan_rows(plan, choices)
+    rows = plan_rows(plan, choices, state_dir)
     if as_json:
         out.write(json.dumps({"plan": plan.name, "tasks": rows}, indent=2) + "\n")
         return 0

@@ -280,7 +280,8 @@ class Scheduler:
         charged = self.state[task.key].attempts - self.settings.attempt_credit.get(task.key, 0)
         left = task.retry.attempts - charged
         if left <= 0:
-            raise _NoAttemptsLeft(task.retry.attempts)
+            why = self.settings.exhausted.get(task.key)
+            raise _NotStarted(why) if why else _NoAttemptsLeft(task.retry.attempts)
 
         async def backoff(seconds: float) -> None:
             self.state.release(task.key, Status.RETRYING)

@@ -38,10 +38,15 @@ def write_plan(folder: Path, text: str, name: str = "plan.yaml") -> Path:
 
 
 def planrun(
-    *args: str, cwd: Path, fault: int | None = None, timeout: float = 60.0
+    *args: str,
+    cwd: Path,
+    fault: int | None = None,
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``planrun ARGS`` to its end (``fault``: PLANRUN_FAULT_AT)."""
+    """Run ``planrun ARGS`` to its end (``fault``: PLANRUN_FAULT_AT; ``env``: more)."""
     extra = {} if fault is None else {"PLANRUN_FAULT_AT": str(fault)}
+    extra.update(env or {})
     return subprocess.run(
         [*PLANRUN, *args],
         cwd=cwd,
@@ -54,9 +59,13 @@ def planrun(
     )
 
 
-def apply(plan: Path, *args: str, fault: int | None = None) -> subprocess.CompletedProcess[str]:
+def apply(
+    plan: Path, *args: str, fault: int | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``planrun apply PLAN --progress plain ARGS`` to its end."""
-    return planrun("apply", str(plan), "--progress", "plain", *args, cwd=plan.parent, fault=fault)
+    return planrun(
+        "apply", str(plan), "--progress", "plain", *args, cwd=plan.parent, fault=fault, env=env
+    )
 
 
 def spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:
@@ -110,7 +119,13 @@ class State:
     """The state store of a plan folder, read-only, for assertions."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "state.db"
+        self.folder = state_dir
+
+    @property
+    def path(self) -> Path:
+        """The store: in ``state_dir``, or in the one plan folder inside it (as ``status``
+        finds it: ``.planrun/<plan name>/``)."""
+        return locate(None, self.folder).db_path
 
     def _open(self) -> Store:
         catch_up(self.path.parent)  # as status does: a killed run's journal first
@@ -139,6 +154,11 @@ class State:
             if event.kind == "run_plan":
                 return {t["key"]: t["why"] for t in event.data["tasks"] if "why" in t}
         raise AssertionError(f"run {run_id} has no run_plan event")
+
+
+def state_of(plan: Path) -> Path:
+    """The plan's state folder, as apply uses it (``.planrun/<plan name>`` by default)."""
+    return locate(str(plan), None).state_dir
 
 
 def last_run_folder(plan: Path) -> Path:

@@ -20,7 +20,7 @@ import pytest
 from planrun.cli import main
 from planrun.outcomes import Status
 from planrun.store.sqlite import Store
-from tests.runs import last_run_folder
+from tests.runs import last_run_folder, state_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,7 +225,7 @@ def test_a_question_is_answered_from_another_process(agent_plan: Path) -> None:
         text=True,
     )
     try:
-        _wait_until_needs_input(agent_plan / ".planrun" / "state.db", "Q")
+        _wait_until_needs_input(state_of(plan) / "state.db", "Q")
         assert main(["answer", str(plan), "Q", "WRITE=answered.txt:yes"]) == 0
         _, err = proc.communicate(timeout=60)
     finally:

@@ -87,7 +87,7 @@ def test_planrun_drives_claude_code(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    worktree = tmp_path / ".planrun" / "worktrees" / "HELLO"
+    worktree = tmp_path / ".planrun" / "agents" / "worktrees" / "HELLO"
     server.set_script(
         [
             ToolCall(

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from planrun.cli import main
-from planrun.commands.state import DEFAULT_STATE_DIR
 from planrun.convergence import Decision, Known, decide
 from planrun.fingerprint import fingerprint
 from planrun.outcomes import Status
 from planrun.plan.model import Settings
+from planrun.workspace.names import state_folder
 from tests.fakes import plan_from
 from tests.runs import State, effects, write_plan
 
@@ -168,7 +168,7 @@ def test_decide_names_changed_fields_and_spares_scheduling(tmp_path: Path) -> No
     now = {k: fingerprint(after, after.tasks[k]) for k in after.work}
     assert decide(after, now, known) == {
         "A": Decision(False, "up to date (done in run r1)"),
-        "B": Decision(True, "changed: run"),
+        "B": Decision(True, "changed: run", fresh=True),
     }
     interrupted = {**known, "A": Known(fps["A"][0], Status.RUNNING, 2)}
     assert decide(before, fps, interrupted)["A"] == Decision(
@@ -176,5 +176,7 @@ def test_decide_names_changed_fields_and_spares_scheduling(tmp_path: Path) -> No
     )
 
 
-def test_the_default_state_dir_matches_the_plan_model() -> None:
-    assert Settings().state_dir == DEFAULT_STATE_DIR
+def test_each_plan_has_its_own_default_state_folder() -> None:
+    assert Settings().state_dir is None
+    assert state_folder("a", None) != state_folder("b", None)
+    assert state_folder("a", "custom") == "custom"

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from planrun.cli import main
-from tests.runs import last_run_folder
+from tests.runs import last_run_folder, state_of
 
 PLANS = Path(__file__).resolve().parent.parent / "plans"
 
@@ -28,7 +28,7 @@ def test_the_demo_runs_offline_and_lands_its_work(tmp_path: Path, clean_env: Pat
         check=True,
     ).stdout
     assert "documented 3 modules" in changelog  # a later task saw the landed fan-out
-    report = json.loads(next((tmp_path / ".planrun" / "runs").glob("*/report.json")).read_text())
+    report = json.loads(next((state_of(plan) / "runs").glob("*/report.json")).read_text())
     flaky = next(t for t in report["tasks"] if t["key"] == "flaky-integration")
     assert [a["outcome"] for a in flaky["attempts"]] == ["failed", "succeeded"]
     # README says: run it twice, the second apply finds everything up to date

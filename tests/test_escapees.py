@@ -174,7 +174,7 @@ tasks:
     )
     result = runs.apply(plan)
     assert result.returncode == 0, result.stderr
-    log = next((tmp_path / ".planrun" / "logs").glob("*/COUNT.attempt-1.log")).read_text()
+    log = next((runs.state_of(plan) / "logs").glob("*/COUNT.attempt-1.log")).read_text()
     assert log.split()[-1] == "0", log
 
 

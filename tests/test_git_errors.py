@@ -10,6 +10,7 @@ import pytest
 
 from planrun.cli import main
 from planrun.errors import GIT_SUMMARY_LIMIT, GitError, MergeConflict, git_stderr_summary
+from tests.runs import state_of
 
 # What git 2.39 printed (LC_ALL=C), copied from real runs.
 INDEX_LOCK = """\
@@ -125,11 +126,11 @@ version: 1
 name: lk
 projects: {app: {path: repo, base_branch: main}}
 tasks:
-  T: {project: app, run: [sh, -c, "echo work > w.txt; test -e ../../../ok"]}
+  T: {project: app, run: [sh, -c, "echo work > w.txt; test -e ../../../../ok"]}
 """)
     apply = ["apply", str(plan), "--progress", "none"]
     assert main(apply) == 1  # no ok file yet: T fails and its worktree is kept
-    worktree = tmp_path / ".planrun" / "worktrees" / "T"
+    worktree = state_of(plan) / "worktrees" / "T"
     lock = repo / ".git" / "worktrees" / "T" / "index.lock"
     assert (worktree / "w.txt").exists()
     assert lock.parent.is_dir()
@@ -142,9 +143,9 @@ tasks:
     report = json.loads(report_path.read_text())
     task = {t["key"]: t for t in report["tasks"]}["T"]
     assert task["status"] == "failed"
-    log = tmp_path / ".planrun" / "logs" / "git" / "T.log"
-    assert task["reason"] == (
-        f"landing failed: git add -A failed (128): fatal: Unable to create '{lock}': "
+    log = state_of(plan) / "logs" / "git" / "T.log"
+    assert task["reason"] == (  # the retry's worktree is brought onto the new tip first
+        f"startup_failed: workspace: git add -A failed (128): fatal: Unable to create '{lock}': "
         f"File exists. (git's full output: {log})"
     )
     text = log.read_text()

@@ -95,7 +95,7 @@ def test_logs_shows_escape_sequences_as_text_and_raw_gives_the_bytes(
     )
     applied = runs.apply(plan)
     assert applied.returncode == 0, applied.stderr
-    (log,) = (tmp_path / ".planrun" / "logs").glob("*/ESC.attempt-1.log")
+    (log,) = (runs.state_of(plan) / "logs").glob("*/ESC.attempt-1.log")
     assert log.read_bytes() == EVIL  # the log keeps everything
 
     shown = planrun_bytes("logs", str(plan), "ESC", cwd=tmp_path)
@@ -128,7 +128,7 @@ printf '\\r100%%\\n\\033]0;pw'
     )
     apply = runs.spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
     spawned.append(apply)
-    logs = tmp_path / ".planrun" / "logs"
+    logs = runs.state_of(plan) / "logs"
     runs.wait_for(lambda: any(logs.glob("*/SLOW.attempt-1.log")), what="SLOW's first output")
 
     follow = runs.spawn("logs", str(plan), "SLOW", "--follow", cwd=tmp_path)
@@ -243,7 +243,7 @@ tasks:
     )
     applied = runs.apply(plan)
     assert applied.returncode == 1, applied.stderr
-    worktrees = tmp_path / ".planrun" / "worktrees"
+    worktrees = runs.state_of(plan) / "worktrees"
     assert sorted(p.name for p in worktrees.iterdir()) == ["DIRTY", "SPARE"]
     (worktrees / "DIRTY" / "notes.txt").write_text("my work\n")  # the user's, uncommitted
 
@@ -303,7 +303,7 @@ tasks:
 
     cleaned = runs.planrun("clean", str(plan), "--all", cwd=tmp_path)
     assert cleaned.returncode == 1
-    assert f"removed {tmp_path / '.planrun' / 'worktrees' / 'BROKEN'}" in cleaned.stdout
+    assert f"removed {runs.state_of(plan) / 'worktrees' / 'BROKEN'}" in cleaned.stdout
     assert (
         f"planrun: kept branch planrun/cl/MINE in {repos.clone}: it is checked out in"
         f" {repos.clone}, the repository's main worktree" in cleaned.stderr

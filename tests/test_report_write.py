@@ -257,7 +257,7 @@ def test_the_next_apply_removes_a_report_a_killed_run_was_writing(
     killed = runs.apply(plan, fault=3)  # killed early in the run
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     (dead,) = State(tmp_path / ".planrun").runs("full")
-    folder = tmp_path / ".planrun" / "runs" / dead.id
+    folder = runs.state_of(plan) / "runs" / dead.id
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / ".report.json.k1ll3d.tmp"  # what write_atomic leaves if killed
     partial.write_text('{"planrun_version": "0.1')

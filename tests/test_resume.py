@@ -29,7 +29,8 @@ tasks:
   T:
     needs: [A]
     retry: {attempts: 2}
-    run: [sh, -c, "echo T >> effects.log; sleep 60 & echo $! > sleep.pid; wait"]
+    run:
+      shell: echo T >> effects.log; [ -e calm ] && exit 0; sleep 60 & echo $! > sleep.pid; wait
 """
 
 
@@ -57,7 +58,7 @@ def start_and_kill(plan: Path, spawned: list[runs.subprocess.Popen[str]], old: i
     return int(pid_file.read_text())
 
 
-def test_kill9_twice_kills_leftovers_keeps_attempts_and_done_work(
+def test_kill9_twice_kills_leftovers_and_charges_no_attempt(
     tmp_path: Path, clean_env: Path, spawned: list[runs.subprocess.Popen[str]]
 ) -> None:
     plan = write_plan(tmp_path, LONG)
@@ -76,17 +77,17 @@ def test_kill9_twice_kills_leftovers_keeps_attempts_and_done_work(
     assert recovered[0].seq < rerun[0].seq
     assert runs.alive(second)
 
+    preview = runs.planrun("plan", str(plan), "--json", cwd=tmp_path)
+    rows = {t["key"]: t for t in json.loads(preview.stdout)["tasks"]}
+    assert (rows["T"]["action"], rows["T"]["why"]) == ("run", "not done: interrupted last time")
+    (tmp_path / "calm").touch()  # T no longer hangs: the third apply runs it to its end
     done = runs.apply(plan)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 0, done.stderr  # two crashes of planrun used up nothing
     assert runs.reaped_signal(second) == signal.SIGKILL
-    assert effects(tmp_path / "effects.log") == {"A": 1, "T": 2}
-    last = state.runs("crash")[-1]
-    row = state.tasks(last.id)["T"]
-    assert row.status is Status.FAILED
-    assert "no attempts left (2 of 2" in row.reason
-    assert [r.status for r in state.runs("crash")] == ["interrupted", "interrupted", "failed"]
+    assert effects(tmp_path / "effects.log") == {"A": 1, "T": 3}
+    assert [r.status for r in state.runs("crash")] == ["interrupted", "interrupted", "succeeded"]
     started = [e.key for e in state.events(plan="crash") if e.kind == "attempt_started"]
-    assert started == ["A", "T", "T"]
+    assert started == ["A", "T", "T", "T"]
 
 
 ONCE = """\
@@ -106,8 +107,8 @@ tasks:
 def test_a_task_cut_short_by_one_crash_runs_again_with_the_default_single_attempt(
     tmp_path: Path, clean_env: Path, spawned: list[runs.subprocess.Popen[str]]
 ) -> None:
-    """Resume runs what was not durably done: the first attempt ended by planrun's own
-    death is not charged (the second in a row is: see the test above)."""
+    """Resume runs what was not durably done: an attempt ended by planrun's own death is
+    not charged (up to three in a row: see test_convergence for the fourth)."""
     plan = write_plan(tmp_path, ONCE)
     start_and_kill(plan, spawned, None)
     done = runs.apply(plan)
@@ -147,8 +148,8 @@ def test_status_and_report_of_a_killed_run(
 
 def test_a_corrupt_store_is_refused_and_left_as_it_is(tmp_path: Path, clean_env: Path) -> None:
     plan = write_plan(tmp_path, "version: 1\ntasks:\n  A: {run: [touch, ran]}\n")
-    db = tmp_path / ".planrun" / "state.db"
-    db.parent.mkdir()
+    db = runs.state_of(plan) / "state.db"
+    db.parent.mkdir(parents=True)
     garbage = os.urandom(8192)
     db.write_bytes(garbage)
     result = runs.apply(plan)
@@ -406,7 +407,7 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
     stderr = capsys.readouterr().err
     assert "journal write failed (No space left on device)" in stderr
     assert effects(tmp_path / "effects.log") == {"A": 1}  # B was killed, C never started
-    (report_path,) = (tmp_path / ".planrun" / "runs").glob("*/report.json")
+    (report_path,) = (runs.state_of(plan) / "runs").glob("*/report.json")
     report = json.loads(report_path.read_text())
     assert report["status"] == "failed"
     statuses = {t["key"]: (t["status"], t["reason"]) for t in report["tasks"]}
@@ -428,7 +429,7 @@ def test_a_corrupt_journal_is_refused_with_exit_2_and_left_as_it_is(
     )
     assert runs.apply(plan).returncode == 0
     (run,) = State(tmp_path / ".planrun").runs("torn")
-    journal = tmp_path / ".planrun" / "journal" / f"{run.id}.jsonl"
+    journal = runs.state_of(plan) / "journal" / f"{run.id}.jsonl"
     journal.write_bytes(b"not a record\n" + b'{"seq": 9, "op": "task_done", "args": {}}\n')
     before = journal.read_bytes()
     refused = runs.apply(plan, "--force", "A")

@@ -83,7 +83,7 @@ def test_status_and_logs_follow_while_a_run_is_going(
     spawned.append(apply)
 
     def long_running() -> bool:
-        if not (tmp_path / ".planrun" / "state.db").exists():
+        if not (runs.state_of(plan) / "state.db").exists():
             return False
         out = io.StringIO()
         if main(["status", str(plan), "--json"], out=out) != 0:
@@ -157,7 +157,7 @@ tasks:
     )
     ours = tmp_path / "apply-summary.md"
     assert main(["apply", str(plan), "--progress", "none", "--summary", str(ours)]) == 1
-    written = json.loads(next((tmp_path / ".planrun" / "runs").glob("*/report.json")).read_text())
+    written = json.loads(next((runs.state_of(plan) / "runs").glob("*/report.json")).read_text())
     junit, summary, out = tmp_path / "j.xml", tmp_path / "s.md", tmp_path / "r.json"
     args = ["--json-out", str(out), "--junit", str(junit), "--summary", str(summary)]
     assert main(["report", str(plan), "--run", written["run_id"], *args]) == 0

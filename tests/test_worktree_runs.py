@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from planrun.cli import main
+from tests.runs import state_of
 
 
 def git(repo: Path, *args: str) -> str:
@@ -73,7 +74,7 @@ tasks:
   DIRTY: {{run: [sh, -c, "echo wip > wip.txt; exit 1"]}}
 """)
     assert apply(plan) == 1
-    worktrees = tmp_path / ".planrun" / "worktrees"
+    worktrees = state_of(plan) / "worktrees"
     assert sorted(p.name for p in worktrees.iterdir()) == ["BROKEN", "DIRTY"]  # kept to inspect
     capsys.readouterr()
     assert main(["clean", str(plan)]) == 0  # default: failed work stays
@@ -139,7 +140,7 @@ tasks:
   R: {{run: [sh, -c, "echo reviewed > r.txt"], review: true}}
 """)
     assert apply(plan) == 1  # R waits in review
-    state_dir = tmp_path / ".planrun"
+    state_dir = state_of(plan)
     with Store.open(state_dir / "state.db", readonly=True) as store:
         run = store.last_run("rj")
         assert run is not None
@@ -193,11 +194,11 @@ defaults: {{project: app}}
 tasks:
   T: {{run: [sh, -c, "echo t > t.txt"]}}
 """)
-    leftover = worktree_dir(tmp_path / ".planrun", "T")
+    leftover = worktree_dir(state_of(plan), "T")
     leftover.mkdir(parents=True)
     (leftover / "half-checked-out.txt").write_text("left by a kill\n")
     assert apply(plan) == 0
     assert setup_log.read_text() == "ran\n"
-    (moved,) = (tmp_path / ".planrun" / "quarantine").iterdir()
+    (moved,) = (state_of(plan) / "quarantine").iterdir()
     assert (moved / "half-checked-out.txt").read_text() == "left by a kill\n"
     assert git(repo, "show", "planrun-sq:t.txt") == "t\n"

@@ -24,14 +24,13 @@ import trio
 
 from planrun import __version__
 from planrun.commands.state import open_state
-from planrun.convergence import Decision, Known, decide
+from planrun.convergence import Choices
 from planrun.errors import ReportWriteError, StoreError, UsageError
 from planrun.events import Observers
-from planrun.fingerprint import fingerprint
-from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
+from planrun.prepare import decide_for, fingerprints_of, landed_commits, settings_for
 from planrun.report.model import PlanInfo, RunReport, total_usage
 from planrun.report.write import (
     append_text,
@@ -44,7 +43,8 @@ from planrun.runtime import RunSettings
 from planrun.scheduler import Scheduler
 from planrun.sessions.base import Session
 from planrun.store.base import iso
-from planrun.workspace.base import PlainWorkspace, Workspace
+from planrun.workspace.base import Bases, PlainWorkspace, Workspace
+from planrun.workspace.names import state_folder
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -56,7 +56,8 @@ def check_keys(plan: CompiledPlan, keys: list[str] | None, option: str) -> None:
 
 
 def state_dir_for(plan: CompiledPlan, override: Path | None) -> Path:
-    return (override or plan.directory / plan.settings.state_dir).resolve()
+    configured = state_folder(plan.name, plan.settings.state_dir)
+    return (override or plan.directory / configured).resolve()
 
 
 def new_run_id() -> str:
@@ -89,24 +90,11 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             lock = _lock(state_dir)
             stack.callback(lock.release)
         state = stack.enter_context(open_state(plan, state_dir, readonly=args.dry_run))
-        fingerprints = {k: fingerprint(plan, plan.tasks[k]) for k in plan.work}
-        decisions = decide(
-            plan,
-            fingerprints,
-            state.known,
-            force=args.force,
-            force_all=args.force_all,
-            rerun_failed=args.rerun_failed,
-        )
-        settings.in_review = parked_for_review(plan, state.known, fingerprints, args)
-        for key, why in settings.in_review.items():
-            decisions[key] = Decision(False, why)
-        settings.done = {
-            k: d.why for k, d in decisions.items() if not d.run and k not in settings.in_review
-        }
-        settings.prior_attempts = {k: d.prior_attempts for k, d in decisions.items() if d.run}
-        settings.attempt_credit = {k: d.credit for k, d in decisions.items() if d.run and d.credit}
-        journal = state.begin(settings.run_id, plan, decisions, fingerprints, only=args.only)
+        fingerprints = fingerprints_of(plan)
+        choices = Choices(args.force or (), args.force_all, args.rerun_failed)
+        decision = decide_for(plan, state.known, choices, fingerprints)
+        settings_for(settings, decision)
+        journal = state.begin(settings.run_id, plan, decision, fingerprints, only=args.only)
         _add_progress(stack, observers, args.progress, out)
         if args.events:
             from planrun.ui.events import JsonLines
@@ -123,7 +111,18 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
             sessions=sessions,
             observers=observers,
             journal=journal,
-            workspace=_workspace(plan, settings, sessions, dry_run=args.dry_run),
+            workspace=_workspace(
+                plan,
+                settings,
+                sessions,
+                dry_run=args.dry_run,
+                bases=Bases(
+                    landed=landed_commits(state.known, decision),
+                    fingerprints={k: fp for k, (fp, _) in fingerprints.items()},
+                    fresh=settings.fresh,
+                    reattach=state.reattach,
+                ),
+            ),
         )
         end_error: StoreError | None = None
         try:
@@ -156,26 +155,6 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if scheduler.state.succeeded else EXIT_FAILED
 
 
-def parked_for_review(
-    plan: CompiledPlan,
-    known: Mapping[str, Known],
-    fingerprints: Mapping[str, tuple[str, Any]],
-    args: argparse.Namespace,
-) -> dict[str, str]:
-    """Tasks an earlier run left in review (same definition, not forced): they stay there."""
-    parked = {}
-    for key, seen in known.items():
-        if (
-            key in fingerprints
-            and seen.status is Status.IN_REVIEW
-            and not args.force_all
-            and key not in args.force
-            and seen.fingerprint == fingerprints[key][0]
-        ):
-            parked[key] = f"waiting for review: planrun approve {plan.path.name} {key}"
-    return parked
-
-
 def _lock(state_dir: Path) -> Any:
     from planrun.store.lock import StateLock
 
@@ -183,7 +162,12 @@ def _lock(state_dir: Path) -> Any:
 
 
 def _workspace(
-    plan: CompiledPlan, settings: RunSettings, sessions: dict[str, Session], *, dry_run: bool
+    plan: CompiledPlan,
+    settings: RunSettings,
+    sessions: dict[str, Session],
+    *,
+    dry_run: bool,
+    bases: Bases,
 ) -> Workspace:
     if dry_run:
         return PlainWorkspace(plan)
@@ -197,6 +181,7 @@ def _workspace(
         # the run id marks setup processes too, so recovery finds what a dead run left
         env={**base_env(plan, settings.environ), "PLANRUN_RUN_ID": settings.run_id},
         secrets=secret_values(plan, settings.environ),
+        bases=bases,
     )
 
 

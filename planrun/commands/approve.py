@@ -1,9 +1,11 @@
 """``planrun approve PLAN KEY``: land a task held in review and release what waits for it.
 
 The task's work is already committed on its branch. Approving lands it on the target with
-the project's strategy and records the task as durably done; the next ``apply`` runs its
-dependents. It takes the state lock, so it waits for no running apply: one holding the
-lock makes it exit 3.
+the project's strategy (in a commit whose trailer names the task, as every landing) and
+records the task as durably done; the next ``apply`` runs its dependents. Whether the
+task is in review at all is the one decision ``plan`` and ``apply`` use
+(:func:`planrun.prepare.decide_for`). It takes the state lock, so it waits for no running
+apply: one holding the lock makes it exit 3.
 """
 
 from __future__ import annotations
@@ -15,22 +17,19 @@ from typing import TextIO
 import trio
 
 from planrun.commands.apply import check_keys, state_dir_for
-from planrun.commands.state import STATE_FILE
+from planrun.commands.state import STATE_FILE, State, open_state
+from planrun.convergence import Action
 from planrun.errors import MergeConflict, UsageError
-from planrun.fingerprint import fingerprint
-from planrun.outcomes import Status
+from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
-from planrun.workspace.base import Prepared
+from planrun.plan.resolved import Task
+from planrun.prepare import decide_for, fingerprints_of
+from planrun.workspace.base import Landed, Prepared
+from planrun.workspace.trailers import Mark
 
 
 def run_approve(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.environment import base_env
-    from planrun.journal import JOURNAL_DIR, replay
-    from planrun.sessions.subprocess import SubprocessSession
     from planrun.store.lock import StateLock
-    from planrun.store.sqlite import Store
-    from planrun.workspace.gitworkspace import GitWorkspace
-    from planrun.workspace.names import branch_name, worktree_dir
 
     plan = load_plan(Path(args.plan))
     check_keys(plan, [args.key], "approve")
@@ -38,39 +37,28 @@ def run_approve(args: argparse.Namespace, out: TextIO) -> int:
     state_dir = state_dir_for(plan, args.state_dir)
     if not (state_dir / STATE_FILE).exists():
         raise UsageError(f"{args.key} is not in review: no run of {plan.name} is recorded here")
-    with StateLock.acquire(state_dir), Store.open(state_dir / STATE_FILE) as store:
-        replay(store, state_dir / JOURNAL_DIR)  # what a killed apply journaled comes first
-        seen = store.task_states(plan.name).get(args.key)
-        if seen is None or seen.status is not Status.IN_REVIEW:
-            what = "never ran" if seen is None else f"is {seen.status.value}"
-            raise UsageError(f"{args.key} {what}; only a task in review can be approved")
-        fp, fields = fingerprint(plan, task)
-        if fp != seen.fingerprint:
-            raise UsageError(
-                f"{args.key} changed since it was reviewed; `planrun apply` runs it again"
-            )
-        run = store.last_run(plan.name)
+    with StateLock.acquire(state_dir), open_state(plan, state_dir) as state:
+        fingerprints = fingerprints_of(plan)
+        step = decide_for(plan, state.known, fingerprints=fingerprints).steps.get(args.key)
+        if step is None or step.action is not Action.IN_REVIEW:
+            raise UsageError(_not_in_review(state, args.key, step.why if step else ""))
+        assert state.store is not None
+        run = state.store.last_run(plan.name)
         assert run is not None
-        wt = worktree_dir(state_dir, args.key)
-        prepared = (
-            Prepared(cwd=wt, branch=branch_name(plan.name, args.key), worktree=wt)
-            if task.project and wt.exists()
-            else Prepared(cwd=plan.directory)
-        )
-        workspace = GitWorkspace(
-            plan, state_dir, session=SubprocessSession(), env=base_env(plan, {})
-        )
+        fp, fields = fingerprints[args.key]
+        attempt = state.known[args.key].last_attempt or f"{run.id}#0"
+        prepared = Prepared(cwd=plan.directory, mark=Mark(plan.name, args.key, fp, attempt))
         try:
-            landed = trio.run(workspace.land, task, prepared)
+            prepared, landed = trio.run(_land, plan, state_dir, task, prepared)
         except MergeConflict as exc:
             print(
                 f"planrun: approving {args.key} conflicts on "
                 f"{', '.join(exc.paths) or 'its changes'}; it stays in review "
-                f"(branch {prepared.branch})",
+                f"(branch {prepared.branch or 'of the task'})",
                 file=out,
             )
             return 1
-        store.task_done(
+        state.store.task_done(
             plan.name,
             run.id,
             args.key,
@@ -87,3 +75,25 @@ def run_approve(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
     )
     return 0
+
+
+def _not_in_review(state: State, key: str, why: str) -> str:
+    seen = state.known.get(key)
+    if seen is None:
+        return f"{key} never ran; only a task in review can be approved"
+    if why.startswith("changed"):
+        return f"{key} changed since it was reviewed; `planrun apply` runs it again"
+    return f"{key} is {seen.status.value} ({why}); only a task in review can be approved"
+
+
+async def _land(
+    plan: CompiledPlan, state_dir: Path, task: Task, prepared: Prepared
+) -> tuple[Prepared, Landed]:
+    """Land the reviewed branch (its worktree made again if someone removed it)."""
+    from planrun.environment import base_env
+    from planrun.sessions.subprocess import SubprocessSession
+    from planrun.workspace.gitworkspace import GitWorkspace
+
+    workspace = GitWorkspace(plan, state_dir, session=SubprocessSession(), env=base_env(plan, {}))
+    reviewed = await workspace.reviewed(task, prepared)
+    return reviewed, await workspace.land(task, reviewed)

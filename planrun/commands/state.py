@@ -51,14 +51,12 @@ from planrun.procfs import PGRP, PPID, STATE, stat_field, stat_fields
 from planrun.store.base import AttemptRow, EventRow, RunRow, StoreProtocol, TaskRow, utc_now
 
 if TYPE_CHECKING:
-    from planrun.convergence import Decision, Known
+    from planrun.convergence import Known, RunDecision
     from planrun.journal import StoreJournal
     from planrun.plan.compile import CompiledPlan
     from planrun.runtime import Journal
 
 STATE_FILE = "state.db"
-#: settings.state_dir's default (planrun.plan.model.Settings); a test keeps them equal.
-DEFAULT_STATE_DIR = ".planrun"
 #: The event that records, at the start of a run, its tasks and what apply decided.
 RUN_PLAN_EVENT = "run_plan"
 RUN_PLAN_FORMAT = 1
@@ -78,23 +76,25 @@ class State:
     recovered: list[str] = field(default_factory=list)  # what recovery did, for the user
     journal: StoreJournal | None = None  # the run's, once begun
     journal_dir: Path | None = None  # where runs' journal files go (writable states)
+    reattach: set[str] = field(default_factory=set)  # tmux tasks left running to re-attach to
 
     def begin(
         self,
         run_id: str,
         plan: CompiledPlan,
-        decisions: Mapping[str, Decision],
+        decision: RunDecision,
         fingerprints: Mapping[str, tuple[str, Mapping[str, str]]],
         *,
         only: Collection[str] | None = None,
     ) -> Journal:
         """Record a new run and return the journal the scheduler writes to.
 
-        Writes, in order: the run, what recovery did (also printed on stderr), fresh
-        attempt budgets for tasks that get one, and the ``run_plan`` event (the run's
-        tasks with their decisions, for ``status`` and ``report``). ``only`` is apply's
-        ``--only`` selection (the run then covers those tasks and what they wait for).
-        A read-only or store-less state returns a journal that keeps nothing.
+        Writes, in order: the run, what recovery did (also printed on stderr), the tasks
+        whose landing was found on their target (done: planrun died before recording
+        them), fresh attempt budgets for tasks that get one, and the ``run_plan`` event
+        (the run's tasks with their decisions, for ``status`` and ``report``). ``only``
+        is apply's ``--only`` selection (the run then covers those tasks and what they
+        wait for). A read-only or store-less state returns a journal that keeps nothing.
         """
         from planrun.journal import StoreJournal
         from planrun.runtime import NullJournal
@@ -106,6 +106,8 @@ class State:
             self.store.record_event(run_id, RECOVERED_EVENT, None, {"notes": self.recovered})
             for note in self.recovered:
                 print(f"planrun: recovered: {note}", file=sys.stderr)
+        self._adopt(run_id, plan, decision, fingerprints)
+        decisions = decision.decisions
         fresh = [
             k
             for k, d in decisions.items()
@@ -113,12 +115,36 @@ class State:
         ]
         if fresh:
             self.store.reset_attempts(run_id, fresh)
-        self.store.record_event(run_id, RUN_PLAN_EVENT, None, run_plan(plan, decisions, only))
+        self.store.record_event(run_id, RUN_PLAN_EVENT, None, run_plan(plan, decision, only))
         up_to_date = [k for k, d in decisions.items() if not d.run]
         self.journal = StoreJournal(
             self.store, run_id, plan.name, fingerprints, up_to_date, journal_dir=self.journal_dir
         )
         return self.journal
+
+    def _adopt(
+        self,
+        run_id: str,
+        plan: CompiledPlan,
+        decision: RunDecision,
+        fingerprints: Mapping[str, tuple[str, Mapping[str, str]]],
+    ) -> None:
+        """Record done the tasks whose landing is on their target though no run recorded
+        it (planrun died in between): their work is never landed twice."""
+        assert self.store is not None
+        for key, commit in decision.adopted.items():
+            fp, fields = fingerprints[key]
+            why = decision.steps[key].why
+            self.store.task_done(
+                plan.name,
+                run_id,
+                key,
+                fp,
+                reason=why,
+                landed_commit=commit,
+                data={"fields": dict(fields), "title": plan.tasks[key].title},
+            )
+            print(f"planrun: recovered: {key}: {why}", file=sys.stderr)
 
     def end(self, run_id: str, status: str) -> None:
         """Record the run's final status once all the run's writes are durable (nothing
@@ -154,13 +180,14 @@ def _run_row(run_id: str, plan: CompiledPlan) -> RunRow:
 
 
 def run_plan(
-    plan: CompiledPlan, decisions: Mapping[str, Decision], only: Collection[str] | None
+    plan: CompiledPlan, decision: RunDecision, only: Collection[str] | None
 ) -> dict[str, Any]:
     """The ``run_plan`` event's data: the run's tasks in dependency order.
 
     Per task: key, kind, title, priority, waits_for (what it waits for, groups included),
     children (groups), parent, provider and project (work tasks), and for work tasks
-    whether apply runs it and why. Defaults (None, 0, empty lists) are left out.
+    whether apply runs it, its action (planrun.convergence.Action) and why. Defaults
+    (None, 0, empty lists) are left out.
     """
     graph = plan.graph
     keys = _selected(plan, only)
@@ -179,10 +206,11 @@ def run_plan(
             "project": task.project,
         }
         entry.update({name: value for name, value in optional.items() if value})
-        decision = decisions.get(key)
-        if decision is not None:
-            entry["run"] = decision.run
-            entry["why"] = decision.why
+        step = decision.steps.get(key)
+        if step is not None:
+            entry["run"] = step.decision.run
+            entry["action"] = step.action.value
+            entry["why"] = step.decision.why
         tasks.append(entry)
     return {"format": RUN_PLAN_FORMAT, "tasks": tasks}
 
@@ -224,7 +252,9 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
             state.journal_dir = state_dir / JOURNAL_DIR
             replayed = replay(store, state.journal_dir)
             dead = [run.id for run in store.runs(plan.name) if run.ended_at is None]
-            state.recovered = replayed + recover(store, plan.name, reattachable(plan, store))
+            spare = reattachable(plan, store)
+            state.reattach = {key for _, key in spare}
+            state.recovered = replayed + recover(store, plan.name, spare)
             state.recovered += remove_partial_reports(state_dir, dead)
         state.known = known_tasks(store, plan.name)
         try:
@@ -236,10 +266,18 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
 
 
 def check_plan_owner(store: StoreProtocol, plan: CompiledPlan, path: Path) -> None:
-    """Refuse a second plan file that would share this plan's name (and so its state).
+    """Refuse a second plan file that would share this plan's state: one state folder
+    holds one plan (another name is refused; so is another file of the same name).
 
     A plan file that moved (the recorded one no longer exists) takes the state over.
     """
+    other = store.last_run(None)
+    if other is not None and other.plan_name != plan.name:
+        raise UsageError(
+            f"{path} holds the state of plan {other.plan_name!r} ({other.plan_path}); "
+            f"give plan {plan.name!r} its own settings.state_dir (or leave it unset: "
+            "each plan then gets .planrun/<name>)"
+        )
     last = store.last_run(plan.name)
     if last is None or last.plan_path == str(plan.path):
         return
@@ -436,7 +474,7 @@ def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
     ``fields`` (per-field hashes, to name what changed) come from the task's row in the
     run that did it last: the done run for a done task, else the plan's last run.
     """
-    from planrun.convergence import Known
+    from planrun.convergence import INTERRUPT_CREDIT, Known
 
     runs = store.runs(plan_name)
     order = {run.id: n for n, run in enumerate(runs)}
@@ -450,24 +488,28 @@ def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
         done = row.status is Status.DONE and row.done_run_id is not None
         source = row.done_run_id if done else (last.id if last else None)
         fields = rows.fields(source, key, row.fingerprint) if source else None
+        streak, last_attempt = interrupted.get((key, row.fingerprint), (0, None))
         known[key] = Known(
             fingerprint=row.fingerprint,
             status=row.status,
             attempts=row.attempts_total,
-            # the first attempt cut short by planrun's own death is not charged, so resuming
-            # re-runs the task; a task that kills planrun every time still runs out
-            credit=int(interrupted.get((key, row.fingerprint)) == 1),
+            # attempts cut short by planrun's own death are not charged (a few in a row),
+            # so resuming re-runs the task; one that kills planrun every time runs out
+            credit=min(streak, INTERRUPT_CREDIT),
             done_run_id=row.done_run_id,
             fields=fields,
             done_order=order.get(row.done_run_id) if done and row.done_run_id else None,
+            landed_commit=rows.landed(row.done_run_id, key) if done and row.done_run_id else None,
+            last_attempt=last_attempt,
         )
     return known
 
 
 def _trailing_interruptions(
     store: StoreProtocol, runs: list[RunRow], unfinished: Collection[str], depth: int = 5
-) -> dict[tuple[str, str], int]:
-    """(key, fingerprint) → how many of its latest attempts in a row planrun's death ended.
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """(key, fingerprint) → how many of its latest attempts in a row planrun's death ended,
+    and the latest attempt's name (``run_id#n``, as landing trailers name it).
 
     An attempt ended by planrun's death is ``interrupted``; so is, in effect, the latest
     attempt of an ``unfinished`` task (still RUNNING in task_state: nothing final was
@@ -479,19 +521,26 @@ def _trailing_interruptions(
     for run in reversed(runs[-depth:]):
         for attempt in sorted(store.attempts(run.id), key=lambda a: a.n, reverse=True):
             latest_first.setdefault(attempt.key, []).append(attempt)
-    counts: dict[tuple[str, str], int] = {}
+    counts: dict[tuple[str, str], tuple[int, str]] = {}
     for key, attempts in latest_first.items():
         fingerprint = attempts[0].fingerprint
         streak = 0
         for n, attempt in enumerate(attempts):
-            cut_short = attempt.outcome is Outcome.INTERRUPTED or (
+            # an open attempt is one recovery has not closed yet (a read-only look, such as
+            # ``planrun plan``, sees it before apply recovers it as interrupted)
+            cut_short = attempt.outcome in (Outcome.INTERRUPTED, None) or (
                 n == 0 and key in unfinished and attempt.outcome is Outcome.SUCCEEDED
             )
             if attempt.fingerprint != fingerprint or not cut_short:
                 break
             streak += 1
-        counts[(key, fingerprint)] = streak
+        counts[(key, fingerprint)] = (streak, attempt_name(attempts[0].run_id, attempts[0].n))
     return counts
+
+
+def attempt_name(run_id: str, n: int) -> str:
+    """How a landing trailer names an attempt: ``<run id>#<n>``."""
+    return f"{run_id}#{n}"
 
 
 class _RowsByRun:
@@ -501,11 +550,19 @@ class _RowsByRun:
         self.store = store
         self._runs: dict[str, dict[str, TaskRow]] = {}
 
-    def fields(self, run_id: str, key: str, fingerprint: str) -> dict[str, str] | None:
-        """The per-field hashes recorded with ``key`` in ``run_id`` for that fingerprint."""
+    def _row(self, run_id: str, key: str) -> TaskRow | None:
         if run_id not in self._runs:
             self._runs[run_id] = {t.key: t for t in self.store.tasks(run_id)}
-        row = self._runs[run_id].get(key)
+        return self._runs[run_id].get(key)
+
+    def landed(self, run_id: str, key: str) -> str | None:
+        """The commit ``key`` landed in ``run_id``, if any."""
+        row = self._row(run_id, key)
+        return row.landed_commit if row is not None else None
+
+    def fields(self, run_id: str, key: str, fingerprint: str) -> dict[str, str] | None:
+        """The per-field hashes recorded with ``key`` in ``run_id`` for that fingerprint."""
+        row = self._row(run_id, key)
         if row is None or row.fingerprint != fingerprint:
             return None
         value = row.data.get("fields")
@@ -533,22 +590,37 @@ class Located:
 def locate(plan: str | None, state_dir: Path | None) -> Located:
     """The state folder of ``plan`` (or of the current folder), as ``apply`` would use it.
 
-    With a plan: its name and ``settings.state_dir`` (relative to the plan's folder) unless
-    ``state_dir`` overrides it. Without: ``state_dir`` or ``./.planrun``. Raises
-    UsageError for a plan file that does not exist, PlanError for one that cannot be read.
+    With a plan: its name and its state folder (:func:`planrun.workspace.names.state_folder`,
+    relative to the plan's folder) unless ``state_dir`` overrides it. Without: ``state_dir``
+    or ``./.planrun``, or the one plan's folder inside it (UsageError when it holds
+    several: name the plan). Raises UsageError for a plan file that does not exist,
+    PlanError for one that cannot be read.
     """
+    from planrun.workspace.names import STATE_PARENT, state_folder
+
     if plan is None:
-        return Located((state_dir or Path(DEFAULT_STATE_DIR)).resolve())
+        return _only_state((state_dir or Path(STATE_PARENT)).resolve())
     path = Path(plan)
     if not path.is_file():
         raise UsageError(f"{plan}: no such plan file")
     name, configured = plan_identity(path)
-    folder = state_dir or path.resolve().parent / configured
+    folder = state_dir or path.resolve().parent / state_folder(name, configured)
     return Located(folder.resolve(), name, path.resolve())
 
 
-def plan_identity(path: Path) -> tuple[str, str]:
-    """A plan's name and ``settings.state_dir`` without compiling it.
+def _only_state(folder: Path) -> Located:
+    """``folder`` if it holds a store, else the one plan state folder inside it."""
+    if (folder / STATE_FILE).exists():
+        return Located(folder)
+    inside = sorted(p.parent for p in folder.glob(f"*/{STATE_FILE}"))
+    if len(inside) > 1:
+        names = ", ".join(p.name for p in inside)
+        raise UsageError(f"{folder} holds the state of several plans ({names}): name the plan")
+    return Located(inside[0] if inside else folder)
+
+
+def plan_identity(path: Path) -> tuple[str, str | None]:
+    """A plan's name and ``settings.state_dir`` (None when not set) without compiling it.
 
     Reads the YAML event stream only as far as needed, so that a read-only command on a
     10,000-task plan answers at once. Anything unusual at those two places (an alias, a
@@ -563,9 +635,9 @@ def plan_identity(path: Path) -> tuple[str, str]:
         from planrun.plan.load import load_plan
 
         compiled = load_plan(path)
-        return compiled.name, str(compiled.settings.state_dir)
+        return compiled.name, compiled.settings.state_dir
     name, state_dir = found
-    return name or path.stem, state_dir or DEFAULT_STATE_DIR
+    return name or path.stem, state_dir
 
 
 class _Unusual(Exception):

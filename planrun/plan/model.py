@@ -191,7 +191,8 @@ class EnvSettings(Model):
 class Settings(Model):
     max_concurrent: Annotated[int, Field(ge=1)] = 4
     on_failure: Literal["continue", "stop", "cancel"] = "continue"
-    state_dir: NonEmptyStr = ".planrun"
+    #: None: ``.planrun/<plan name>`` next to the plan (one state folder per plan)
+    state_dir: NonEmptyStr | None = None
     tmux_socket: NonEmptyStr | None = None
     budget: Budget | None = None
     env: EnvSettings = Field(default_factory=EnvSettings)

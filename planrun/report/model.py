@@ -58,6 +58,11 @@ class TaskReport(_Model):
     base_commit: str | None = None
     landed_commit: str | None = None
     diffstat: str | None = None
+    kept_branches: list[str] = Field(
+        default_factory=list,
+        description="branches holding earlier work of the task that this run set aside "
+        "(its definition changed, or its old commits conflicted with the new base)",
+    )
     started_at: str | None = None
     ended_at: str | None = None
     duration_s: float | None = None

@@ -37,6 +37,17 @@ def fault_at_from_env() -> int | None:
     return value
 
 
+#: ``PLANRUN_FAULT_AFTER_LANDING=KEY``: die by SIGKILL right after task KEY's work moved
+#: the target branch, before anything recorded it (the landing is a write of git's).
+LANDING_FAULT_ENV = "PLANRUN_FAULT_AFTER_LANDING"
+
+
+def after_landing(key: str) -> None:
+    """The landing seam: SIGKILL this process if ``PLANRUN_FAULT_AFTER_LANDING`` is ``key``."""
+    if os.environ.get(LANDING_FAULT_ENV) == key:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def count_write(fault_at: int | None) -> None:
     """Count one write; the k-th (``fault_at``) kills this process on the spot."""
     if fault_at is None:

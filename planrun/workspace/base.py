@@ -6,7 +6,8 @@ nothing; :class:`planrun.workspace.gitworkspace.GitWorkspace` gives each task a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +17,7 @@ from planrun.errors import SessionStartError
 from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
+from planrun.workspace.trailers import Mark
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,25 @@ class Prepared:
     branch: str | None = None
     worktree: Path | None = None
     base_commit: str | None = None
+    mark: Mark | None = None  # what the landing commit's trailer says
+    kept: str | None = None  # a branch holding earlier work this attempt did not continue
+
+
+@dataclass(frozen=True)
+class Bases:
+    """What a workspace is told to give each attempt a current, verified base.
+
+    ``landed``: the landed commit of each task that stays up to date (dependents' bases
+    must contain it; the workspace adds what it lands itself). ``fresh``: tasks whose
+    earlier work is not continued (changed, forced, new): their branch is cut again from
+    the target, old commits kept under a branch. ``reattach``: tmux tasks whose session
+    outlived planrun: their worktree is used exactly as it is.
+    """
+
+    landed: Mapping[str, str] = field(default_factory=dict)
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    fresh: Collection[str] = ()
+    reattach: Collection[str] = ()
 
 
 @dataclass(frozen=True)

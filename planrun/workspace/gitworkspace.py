@@ -3,13 +3,19 @@
 - The target branch (``project.target_branch``, e.g. ``planrun-<plan>``) is created from the
   project's base branch the first time a run needs it, and never moved backwards.
 - A task's worktree is ``<state_dir>/worktrees/<sanitised key>`` on ``planrun/<plan>/<key>``,
-  cut from the target (so it sees the landed work of its needs) or from its own
-  ``base_branch``. A retry or a resumed run reuses the worktree and branch as they are.
+  cut from the current tip of the target (so it sees the landed work of its needs: each
+  need's landed commit is checked to be an ancestor, not assumed) or of its own
+  ``base_branch``. A branch or worktree left by an earlier attempt is brought onto that tip
+  (:mod:`planrun.workspace.refresh`); a tmux task being re-attached keeps its worktree as is.
+- The plan claims its name in each repository (:mod:`planrun.workspace.namespace`), so two
+  plan files never share branches.
 - ``setup`` commands run in each new worktree with ``setup_timeout``; a failure is
   startup_failed.
 - At success what the agent left uncommitted is committed, the branch lands with the
-  project's ``integrate`` strategy (one landing at a time per repository), and the clean
-  worktree is removed; branches reachable from the target are deleted, the rest kept.
+  project's ``integrate`` strategy (one landing at a time per repository) in a commit whose
+  trailer names plan, task, fingerprint and attempt (:mod:`planrun.workspace.trailers`),
+  unless that work already landed since the worktree was cut; the clean worktree is
+  removed; branches reachable from the target are deleted, the rest kept.
 - A failed task keeps its worktree and branch for inspection. Nothing dirty is ever removed.
 - When a git command fails, the error's message quotes the lines of git's stderr that matter;
   all of it is appended (secrets redacted) to ``<state_dir>/logs/git/<worktree name>.log``,
@@ -23,10 +29,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 
 import trio
 
+from planrun.convergence import work_needs
 from planrun.errors import GitError, SessionStartError
 from planrun.hooks import run_hooks
 from planrun.outcomes import Status
@@ -35,10 +43,15 @@ from planrun.plan.resolved import ProjectSpec, Task
 from planrun.redact import Redactor
 from planrun.sessions.base import Session
 from planrun.store.base import iso
-from planrun.workspace.base import Landed, Prepared
+from planrun.store.faults import after_landing
+from planrun.workspace.base import Bases, Landed, Prepared
 from planrun.workspace.git import GitRepo, is_repo
 from planrun.workspace.landing import ensure_target, land_and_remove
-from planrun.workspace.names import branch_name, worktree_dir
+from planrun.workspace.names import branch_name, sanitize_component, worktree_dir
+from planrun.workspace.namespace import claim
+from planrun.workspace.refresh import KEPT_PREFIX, refresh
+from planrun.workspace.targets import find_mark
+from planrun.workspace.trailers import Mark
 from planrun.workspace.worktrees import Worktree, add_worktree, commit_all, commit_leftovers
 
 
@@ -51,12 +64,17 @@ class GitWorkspace:
         session: Session,
         env: Mapping[str, str],
         secrets: tuple[str, ...] = (),
+        bases: Bases | None = None,
     ) -> None:
         self.plan = plan
         self.state_dir = state_dir
         self.session = session
         self.env = dict(env)
         self.secrets = secrets
+        self.bases = bases = bases or Bases()
+        self.run_id = self.env.get("PLANRUN_RUN_ID", "")
+        #: need key → its landed commit: up to date at the start, then what this run lands
+        self.landed: dict[str, str] = dict(bases.landed)
         self._repos: dict[str, GitRepo | None] = {}
         self._targets: dict[str, trio.Event] = {}
 
@@ -68,9 +86,9 @@ class GitWorkspace:
 
     async def prepare(self, task: Task, attempt: int) -> Prepared:
         with self._git_output_logged(task):
-            return await self._prepare(task)
+            return await self._prepare(task, attempt)
 
-    async def _prepare(self, task: Task) -> Prepared:
+    async def _prepare(self, task: Task, attempt: int) -> Prepared:
         if task.project is None:
             return Prepared(self.plan.directory)
         project = self.plan.projects[task.project]
@@ -83,19 +101,107 @@ class GitWorkspace:
         await self._ensure_target(repo, project)
         start = task.base_branch or project.target_branch
         await repo.check_ref(start)
+        base = await self._base(repo, task, start)
         branch = branch_name(self.plan.name, task.key)
         where = worktree_dir(self.state_dir, task.key)
         wt = await add_worktree(
             repo,
             where,
             branch,
-            start,
+            base,
             reason=f"planrun {self.plan.name} {task.key}",
             quarantine_dir=self.state_dir / "quarantine",
         )
+        kept = None
+        if task.key not in self.bases.reattach:
+            done = await refresh(
+                repo,
+                wt,
+                base,
+                start_over=task.key in self.bases.fresh,
+                kept_name=self._kept_name(task, attempt),
+                message=f"planrun {self.plan.name}: {task.key}: work left by an earlier attempt",
+            )
+            wt, kept = done.worktree, done.kept
         if project.setup and wt.fresh:  # a reused worktree keeps what setup made in it
             await self._setup(task, project, wt)
-        return Prepared(cwd=wt.path, branch=wt.branch, worktree=wt.path, base_commit=wt.base_commit)
+        mark = Mark(
+            self.plan.name,
+            task.key,
+            self.bases.fingerprints.get(task.key, ""),
+            f"{self.run_id}#{attempt}",
+        )
+        return Prepared(
+            cwd=wt.path,
+            branch=wt.branch,
+            worktree=wt.path,
+            base_commit=wt.base_commit,
+            mark=mark,
+            kept=kept,
+        )
+
+    async def reviewed(self, task: Task, prepared: Prepared) -> Prepared:
+        """Where the reviewed work of ``task`` is, to land it: its worktree on its branch,
+        made again if it was removed. SessionStartError when the branch itself is gone."""
+        project = self.plan.projects[task.project] if task.project else None
+        repo = await self._repo(project) if project else None
+        if project is None or repo is None:
+            return prepared
+        branch = branch_name(self.plan.name, task.key)
+        if await repo.rev_parse(f"refs/heads/{branch}") is None:
+            raise SessionStartError(
+                (),
+                f"the reviewed work of {task.key} is gone: branch {branch} no longer exists "
+                f"in {project.path}; `planrun apply --force {task.key}` runs it again",
+            )
+        wt = await add_worktree(
+            repo,
+            worktree_dir(self.state_dir, task.key),
+            branch,
+            branch,
+            reason=f"planrun {self.plan.name} {task.key}",
+            quarantine_dir=self.state_dir / "quarantine",
+        )
+        fork = await repo.run(
+            "merge-base", "--end-of-options", project.target_branch, branch, check=False
+        )
+        return replace(
+            prepared,
+            cwd=wt.path,
+            branch=branch,
+            worktree=wt.path,
+            base_commit=fork.stdout.strip() or None,
+        )
+
+    def _kept_name(self, task: Task, attempt: int) -> str:
+        plan, key = sanitize_component(self.plan.name), sanitize_component(task.key)
+        return f"{KEPT_PREFIX}/{plan}/{key}/{self.run_id or 'run'}-a{attempt}"
+
+    async def _base(self, repo: GitRepo, task: Task, start: str) -> str:
+        """The commit an attempt starts from: ``start``'s tip now, which must contain the
+        landed commit of every need of the same project landing there (checked)."""
+        base = await repo.rev_parse(f"refs/heads/{start}") or await repo.rev_parse(start)
+        if base is None:
+            raise GitError(("git", "rev-parse", start), 1, f"fatal: {start!r} is not a commit\n")
+        project = self.plan.projects[task.project] if task.project else None
+        if project is None or start != project.target_branch:
+            return base
+        needed = {
+            need: self.landed[need]
+            for need in work_needs(self.plan, task.key)
+            if need in self.landed and self.plan.tasks[need].project == task.project
+        }
+        if needed:
+            missing = await _not_contained(repo, base, needed)
+            if missing:
+                raise SessionStartError(
+                    (),
+                    f"{start} ({base[:12]}) lacks the landed work of "
+                    + ", ".join(f"{k} ({c[:12]})" for k, c in missing.items())
+                    + ": the branch was reset or rewritten while planrun ran; "
+                    "apply again to run those needs again",
+                )
+        return base
 
     async def _ensure_target(self, repo: GitRepo, project: ProjectSpec) -> None:
         """Create the target once per run, even when many tasks start together."""
@@ -106,6 +212,7 @@ class GitWorkspace:
         event = self._targets[project.name] = trio.Event()
         try:
             await repo.check_ref(project.target_branch)
+            await claim(repo, self.plan.name, str(self.plan.path))
             base = project.base_branch or await repo.current_branch() or "HEAD"
             await ensure_target(repo, project.target_branch, base)
         except BaseException:
@@ -165,11 +272,20 @@ class GitWorkspace:
         await commit_leftovers(wt, message, repo=repo)
         if project.integrate == "none":
             return Landed(None, None)
+        mark = prepared.mark
+        if mark is not None and prepared.base_commit is not None:
+            found = await find_mark(repo, project.target_branch, prepared.base_commit, mark)
+            if found is not None:  # this very work landed meanwhile: never twice
+                self.landed[task.key] = found
+                return Landed(found, None)
         # one hold of the repository lock: land, then remove the worktree (and the branch
         # if it landed whole)
         result, _ = await land_and_remove(
-            repo, wt, project.target_branch, project.integrate, message
+            repo, wt, project.target_branch, project.integrate, message, mark=mark
         )
+        if result.commit:
+            self.landed[task.key] = result.commit
+            after_landing(task.key)  # the test seam (planrun.store.faults)
         return Landed(result.commit, result.diffstat or None)
 
     async def commit(self, task: Task, prepared: Prepared) -> str | None:
@@ -213,3 +329,22 @@ class GitWorkspace:
         with open(path, "a", encoding="utf-8", errors="surrogateescape") as log:
             log.write(Redactor(self.secrets).redact(entry))
         return path
+
+
+async def _not_contained(repo: GitRepo, base: str, commits: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``commits`` (key → commit) that are not ancestors of ``base``.
+
+    One ``rev-list`` answers for all of them: nothing reachable from them but not from
+    ``base`` means every one is contained; only then is no further call needed.
+    """
+    wanted = sorted(set(commits.values()))
+    out = await repo.run(
+        "rev-list", "--count", "--end-of-options", *wanted, f"^{base}", "--", check=False
+    )
+    if out.returncode == 0 and out.stdout.strip() == "0":
+        return {}
+    missing = {}
+    for key, commit in commits.items():
+        if not await repo.is_ancestor(commit, base):
+            missing[key] = commit
+    return missing

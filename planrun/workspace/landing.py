@@ -32,6 +32,7 @@ from typing import Literal, get_args
 
 from planrun.errors import GitError, MergeConflict
 from planrun.workspace.git import GitRepo
+from planrun.workspace.trailers import Mark
 from planrun.workspace.worktrees import (
     Worktree,
     WorktreeEntry,
@@ -65,25 +66,38 @@ async def ensure_target(repo: GitRepo, target_branch: str, base_branch: str) -> 
 
 
 async def land(
-    repo: GitRepo, wt: Worktree, target_branch: str, strategy: Strategy, message: str
+    repo: GitRepo,
+    wt: Worktree,
+    target_branch: str,
+    strategy: Strategy,
+    message: str,
+    *,
+    mark: Mark | None = None,
 ) -> LandResult:
     """Land ``wt.branch`` on ``target_branch`` with ``strategy`` (see the module doc).
 
     Raises MergeConflict (target unchanged, task branch and worktree kept) on a conflict, and
     GitError when the target is missing, is checked out somewhere, or moved meanwhile.
-    ``message`` is the merge/squash commit's message (rebase keeps the task's commits).
+    ``message`` is the merge/squash commit's message (rebase keeps the task's commits);
+    ``mark``'s trailer ends the landing commit's message (rebase: the last replayed one).
     """
     if not await _check(repo, wt, target_branch, strategy):
         return LandResult(None, None, "", "none")
     async with repo.lock():
         result, _ = await _land_locked(
-            repo, await list_worktrees(repo), wt, target_branch, strategy, message
+            repo, await list_worktrees(repo), wt, target_branch, strategy, message, mark
         )
     return await _with_diffstat(repo, result)
 
 
 async def land_and_remove(
-    repo: GitRepo, wt: Worktree, target_branch: str, strategy: Strategy, message: str
+    repo: GitRepo,
+    wt: Worktree,
+    target_branch: str,
+    strategy: Strategy,
+    message: str,
+    *,
+    mark: Mark | None = None,
 ) -> tuple[LandResult, bool]:
     """:func:`land`, then remove the task's worktree in the same hold of the lock.
 
@@ -98,7 +112,7 @@ async def land_and_remove(
         return LandResult(None, None, "", "none"), False
     async with repo.lock():
         entries = await list_worktrees(repo)
-        result, tip = await _land_locked(repo, entries, wt, target_branch, strategy, message)
+        result, tip = await _land_locked(repo, entries, wt, target_branch, strategy, message, mark)
         merged = result.commit is not None and strategy != "squash"
         try:
             removed = await remove_listed(repo, entries, wt, delete_branch=merged, branch_tip=tip)
@@ -125,6 +139,7 @@ async def _land_locked(
     target_branch: str,
     strategy: Strategy,
     message: str,
+    mark: Mark | None = None,
 ) -> tuple[LandResult, str | None]:
     """The landing, under the lock; returns it and the task tip that landed (None if none)."""
     _refuse_checked_out(entries, target_branch)
@@ -132,7 +147,11 @@ async def _land_locked(
     if strategy == "rebase":
         old = await _tip(repo, target_branch)
         new = tip = await _rebase(repo, wt, old)
+        if mark is not None and new != old:
+            new = tip = await _sign_tip(repo, wt, mark)
     else:
+        if mark is not None:
+            message = mark.sign(message)
         old, old_tree, tip = await _tips(repo, target_branch, wt.branch)
         new = await _merge_commit(repo, tip, old, old_tree, message, squash=strategy == "squash")
     if new is None or new == old:
@@ -297,6 +316,26 @@ async def _rebase(repo: GitRepo, wt: Worktree, onto: str) -> str:
             detail = out.stdout + out.stderr + "".join(f"CONFLICT in {p}\n" for p in conflicted)
             raise MergeConflict(out.argv, out.returncode, detail, conflicted)
         raise GitError(out.argv, out.returncode, out.stderr)
+    return await _tip(here, wt.branch)
+
+
+async def _sign_tip(repo: GitRepo, wt: Worktree, mark: Mark) -> str:
+    """Add ``mark``'s trailer to the task branch's last commit (its author kept)."""
+    here = GitRepo(wt.path)
+    old = await here.run("log", "-1", "--format=%B", "HEAD")
+    identity = await repo.identity_config()
+    await here.run(
+        "commit",
+        "--amend",
+        "--no-verify",
+        "--allow-empty",
+        "-q",
+        "--cleanup=verbatim",
+        "-F",
+        "-",
+        input=mark.sign(old.stdout),
+        config=(*identity, "core.hooksPath=/dev/null"),
+    )
     return await _tip(here, wt.branch)
 
 

@@ -64,6 +64,16 @@ def branch_name(plan: str, key: str) -> str:
     return f"planrun/{sanitize_component(plan)}/{sanitize_component(key)}"
 
 
+#: Where plans keep their state by default: ``<this>/<plan name>`` next to the plan file.
+STATE_PARENT = ".planrun"
+
+
+def state_folder(plan_name: str, configured: str | None) -> str:
+    """A plan's state folder, relative to the plan's folder: ``settings.state_dir`` when
+    set, else ``.planrun/<plan name>`` (sanitised), so that plans never share one."""
+    return configured or f"{STATE_PARENT}/{sanitize_component(plan_name)}"
+
+
 def worktree_dir(state_dir: Path, key: str) -> Path:
     """The task's worktree folder ``<state_dir>/worktrees/<key>``, sanitised.
 

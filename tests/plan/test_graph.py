@@ -13,7 +13,7 @@ import pytest
 from planrun.errors import Location, PlanError
 from planrun.graph import Edge, TaskGraph
 from planrun.plan.resolved import Task
-from planrun.planning import Choices, describe_plan
+from planrun.planning import describe_plan
 from tests.plan.helpers import compile_text, errors_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,8 +252,8 @@ def test_planrun_plan_lists_work_in_dispatch_order_seeing_through_groups(
     tmp_path: Path,
 ) -> None:
     out = io.StringIO()
-    choices = Choices(state_dir=tmp_path / "state")  # a folder no run has used
-    assert describe_plan(ROOT / "plans" / "diamond.yaml", out, choices=choices) == 0
+    state_dir = tmp_path / "state"  # a folder no run has used
+    assert describe_plan(ROOT / "plans" / "diamond.yaml", out, state_dir=state_dir) == 0
     assert out.getvalue().splitlines() == [
         "plan diamond: 1 run, 5 wait",
         "   1. fetch      run         new: never ran",
