@@ -297,3 +297,14 @@ def test_a_live_holder_named_in_lock_info_is_refused_even_without_the_lock(
         assert older.stdin is not None
         older.stdin.close()
         older.wait(timeout=20)
+
+
+def test_a_folder_it_may_lock_but_not_write_is_a_store_error(tmp_path: Path) -> None:
+    """Locking the folder needs only read access; writing lock.info then fails, which must
+    be a clear StoreError (exit 2) that leaves the lock free, not a crash."""
+    state = tmp_path / "state"
+    (state / INFO_NAME).mkdir(parents=True)  # lock.info cannot be written (as root, too)
+    with pytest.raises(StoreError, match="cannot write it"):
+        StateLock.acquire(state)
+    (state / INFO_NAME).rmdir()
+    assert try_in_child(state) == {"acquired": True}

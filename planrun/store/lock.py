@@ -81,8 +81,15 @@ class StateLock:
         try:
             _refuse_another_live_holder(state_dir)
             write_atomic(state_dir / INFO_NAME, _info_json(argv))
-        except BaseException:
+        except OSError as e:  # locking needs only read access to the folder; this, write
             os.close(fd)  # closing the descriptor releases the lock
+            raise StoreError(
+                str(state_dir / INFO_NAME),
+                f"cannot write it ({e.strerror or e})",
+                "check that the state folder is a folder you own and can write",
+            ) from e
+        except BaseException:
+            os.close(fd)
             raise
         return cls(state_dir, fd)
 
