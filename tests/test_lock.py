@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from planrun.errors import StateLockedError, StoreError
-from planrun.store.lock import INFO_NAME, LOCK_NAME, StateLock, describe_holder, read_holder
+from planrun.store.lock import INFO_NAME, StateLock, describe_holder, read_holder
+
+OLD_LOCK = "lock"  # the lock file of older versions, deleted by users as a stale lock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,7 +110,6 @@ def test_acquire_creates_a_private_folder_and_says_who_holds_it(tmp_path: Path) 
         assert read_holder(state) == info
     assert not lock.held
     assert not (state / INFO_NAME).exists()
-    assert (state / LOCK_NAME).exists()  # never deleted
     assert read_holder(state) is None
     lock.release()  # idempotent
 
@@ -119,7 +120,7 @@ def test_a_second_process_is_refused_and_told_who_holds_it(tmp_path: Path) -> No
         result = try_in_child(state)
     assert result["acquired"] is False
     assert result["exit_code"] == 3
-    assert result["lock_path"] == str(state / LOCK_NAME)
+    assert result["lock_path"] == str(state)
     holder = str(result["holder"])
     assert f"pid {os.getpid()} on {socket.gethostname()} since " in holder
     assert "planrun apply mine.yaml" in holder
@@ -153,7 +154,7 @@ def test_a_killed_holder_leaves_no_stale_lock(
 
 def test_a_file_where_the_folder_should_be_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "state").write_text("not a folder")
-    with pytest.raises(StoreError, match="lock file"):
+    with pytest.raises(StoreError, match="lock the state folder"):
         StateLock.acquire(tmp_path / "state")
 
 
@@ -162,8 +163,8 @@ def test_missing_or_garbled_lock_info_is_described_honestly(tmp_path: Path) -> N
     with StateLock.acquire(tmp_path):
         (tmp_path / INFO_NAME).write_text("{garbled")
         assert read_holder(tmp_path) is None
-        with pytest.raises(StateLockedError, match="holder unknown"):
-            StateLock.acquire(tmp_path)
+        with pytest.raises(StateLockedError, match=f"pid {os.getpid()} .*unreadable"):
+            StateLock.acquire(tmp_path)  # the kernel still knows who holds it
 
 
 _DIE_LEAVING_A_COPY = """
@@ -220,3 +221,90 @@ def test_an_apply_waits_for_a_status_that_replays_a_dead_runs_journal(tmp_path: 
         status.wait(timeout=20)
         assert status.stdout is not None
         status.stdout.close()
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_apply_in(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """`rm .planrun/lock`, the reflex for a "stale lock", must not make a live run look dead:
+    the second apply exits 3 naming the holder, and the first run's task is left alone."""
+    from tests import runs
+
+    plan = runs.write_plan(
+        tmp_path,
+        """\
+version: 1
+name: held
+tasks:
+  LONG:
+    retry: {attempts: 1}
+    run: [sh, -c, "echo $$ > up.pid; until [ -e go ]; do sleep 0.02; done; echo LONG >> fx"]
+""",
+    )
+    first = runs.spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+    try:
+        up = tmp_path / "up.pid"
+        runs.wait_for(lambda: up.exists() and up.read_text().strip(), what="LONG to start")
+        task = int(up.read_text())
+        for name in (OLD_LOCK, INFO_NAME):  # `rm -f .planrun/lock*`
+            (tmp_path / ".planrun" / name).unlink(missing_ok=True)
+        second = runs.apply(plan)
+        assert second.returncode == 3, second.stderr
+        assert f"locked by another apply (pid {first.pid} " in second.stderr
+        assert runs.alive(task), "the second apply harmed the live run's task"
+        (tmp_path / "go").touch()
+        _, err = first.communicate(timeout=30)
+        assert first.returncode == 0, err
+        assert runs.effects(tmp_path / "fx") == {"LONG": 1}
+    finally:
+        runs.stop(first)
+
+
+def test_the_kernel_names_the_holder_when_lock_info_is_deleted(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    state = tmp_path / "state"
+    (state / INFO_NAME).unlink()
+    result = try_in_child(state)
+    assert result["acquired"] is False
+    assert result["exit_code"] == 3
+    assert f"pid {holder.pid} on {socket.gethostname()}" in str(result["holder"])
+    assert "/proc/locks" in str(result["holder"])
+
+
+def test_a_live_holder_named_in_lock_info_is_refused_even_without_the_lock(
+    tmp_path: Path,
+) -> None:
+    """An older planrun locked a ``lock`` file, not the folder: its lock.info still counts."""
+    from planrun.store.lock import _proc_start_time
+
+    older = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        info = {
+            "pid": older.pid,
+            "host": socket.gethostname(),
+            "started_at": "?",
+            "argv": ["planrun", "apply", "old.yaml"],
+            "proc_start_time": _proc_start_time(older.pid),
+        }
+        (tmp_path / INFO_NAME).write_text(json.dumps(info))
+        with pytest.raises(StateLockedError, match=f"pid {older.pid} .*old.yaml"):
+            StateLock.acquire(tmp_path)
+        assert json.loads((tmp_path / INFO_NAME).read_text()) == info  # left alone
+    finally:
+        assert older.stdin is not None
+        older.stdin.close()
+        older.wait(timeout=20)
+
+
+def test_a_folder_it_may_lock_but_not_write_is_a_store_error(tmp_path: Path) -> None:
+    """Locking the folder needs only read access; writing lock.info then fails, which must
+    be a clear StoreError (exit 2) that leaves the lock free, not a crash."""
+    state = tmp_path / "state"
+    (state / INFO_NAME).mkdir(parents=True)  # lock.info cannot be written (as root, too)
+    with pytest.raises(StoreError, match="cannot write it"):
+        StateLock.acquire(state)
+    (state / INFO_NAME).rmdir()
+    assert try_in_child(state) == {"acquired": True}

@@ -24,7 +24,6 @@ import argparse
 import json
 import sqlite3
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,7 +40,6 @@ from planrun.commands.state import (
     select_run,
     task_status,
 )
-from planrun.errors import StoreError
 from planrun.outcomes import Status
 from planrun.store.base import RunRow
 
@@ -123,21 +121,25 @@ def read_snapshot(located: Located, run: RunRow, holder: dict[str, Any] | None) 
 
 
 class _ReadOnly:
-    """A read-only SQLite connection to ``path`` (never creates or writes it)."""
+    """A read-only SQLite connection to ``path`` (never creates or writes it; see
+    :mod:`planrun.store.connect` for a store in a folder this process cannot write).
+    A failed read is a StoreError that calls the store corrupt only if SQLite does."""
 
     def __init__(self, path: Path) -> None:
-        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
-        try:
-            self.con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
-        except sqlite3.Error as e:
-            raise StoreError(str(path), f"cannot open it ({e})", "check its permissions") from e
+        from planrun.store.connect import connect_reader
+
+        self.con, self.immutable = connect_reader(path)
         self.path = path
 
     def __enter__(self) -> sqlite3.Connection:
         return self.con
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.con.close()
+        if isinstance(exc, sqlite3.Error):
+            from planrun.store.connect import read_error
+
+            raise read_error(self.path, exc, immutable=self.immutable) from exc
 
 
 def _run_ended(con: sqlite3.Connection, run: RunRow) -> RunRow:

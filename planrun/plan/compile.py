@@ -33,6 +33,7 @@ from planrun.plan.model import (
     TaskHooks,
     TaskSpec,
 )
+from planrun.plan.paths import project_path_problem, state_dir_problem
 from planrun.plan.providers import resolve_providers
 from planrun.plan.refs import branch_problem
 from planrun.plan.resolved import (
@@ -148,6 +149,7 @@ class _Compiler:
             self.fail(where, message)
         self.providers = providers
         self.projects = self._projects()
+        self._check_state_dir()
         secrets = tuple(self.plan.settings.secrets)
         self._check_parents()
         for key, spec in self.plan.tasks.items():
@@ -187,9 +189,13 @@ class _Compiler:
                 target = project.target_branch
             else:
                 self._check_target(name, project, target)
+            path = (self.directory / project.path).resolve()
+            problem = project_path_problem(path)
+            if problem is not None:
+                self.fail(("projects", name, "path"), f"projects.{name}.path: {problem}")
             result[name] = ProjectSpec(
                 name=name,
-                path=str((self.directory / project.path).resolve()),
+                path=str(path),
                 base_branch=project.base_branch,
                 worktrees=project.worktrees,
                 integrate=project.integrate,
@@ -199,6 +205,17 @@ class _Compiler:
                 max_concurrent=project.max_concurrent,
             )
         return result
+
+    def _check_state_dir(self) -> None:
+        """The state folder must not be in git's data nor a system folder (planrun.plan.paths)."""
+        settings = self.plan.settings
+        problem = state_dir_problem((self.directory / settings.state_dir).resolve())
+        if problem is None:
+            return
+        if "state_dir" in settings.model_fields_set:
+            self.fail(("settings", "state_dir"), f"settings.state_dir: {problem}")
+        else:
+            self.fail((), f"settings.state_dir (default {settings.state_dir}): {problem}")
 
     def _check_target(self, name: str, project: Project, target: str) -> None:
         """The rendered target branch must be a name git accepts, outside the task branches.

@@ -1,21 +1,29 @@
 """The Jinja2 sandbox that renders plan templates: :mod:`planrun.plan.templates` holds the
 rules and the entry points, and imports this module only for text that holds template
 syntax (a plan without ``{{``, ``{%`` or ``{#`` never imports Jinja2 at all).
+
+Every loop, operator, call, filter, ``~`` and assembled text goes through the bounds of
+:mod:`planrun.plan.template_limits`.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
+from planrun.plan import template_limits as limits
 from planrun.plan.templates import TemplateProblem, refuse_nul
 
 
@@ -24,24 +32,48 @@ def _quote(value: Any) -> str:
 
 
 class _PlanEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, with one change: ``a.b`` on a mapping reads the key ``b`` first.
+    """The sandbox, bounded (:mod:`planrun.plan.template_limits`), and with one change:
+    ``a.b`` on a mapping reads the key ``b`` first.
 
     Plan data is mappings; a field named like a dict method (a batch's ``item.items``, a
     matrix axis ``values``) must be the field, not the method.
     """
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    #: Jinja's ``concat``: the output, ``set`` blocks and macro results are assembled by it.
+    concat = staticmethod(limits.joined)
+    #: What :class:`_Bounds` makes every ``for`` loop and ``~`` call.
+    planrun_loop = staticmethod(limits.counted)
+    planrun_concat = staticmethod(limits.concatenated)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree: nodes.Template = _Bounds().visit(super()._parse(source, name, filename))
+        tree.set_environment(self)
+        return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        """``*`` and ``**`` with a bound, so that no template can exhaust memory or time."""
+        """``*``, ``**``, ``+`` and ``%`` with a bound, so that no template can exhaust
+        memory or time."""
+        limits.tick()
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
                 raise SecurityError(f"an exponent above {MAX_EXPONENT} is not allowed")
             return left**right
-        size = _repeat_size(left, right)
-        if size > MAX_REPEAT:
+        if operator == "*" and _repeat_size(left, right) > MAX_REPEAT:
             raise SecurityError(f"repeating text or a list beyond {MAX_REPEAT:,} is not allowed")
-        return left * right
+        limits.refuse_over(limits.binop_size(operator, left, right))
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Calls from templates: loops counted, calls timed and their results bounded."""
+        if __obj is limits.counted or __obj is limits.concatenated:
+            return __obj(*args)
+        limits.tick()
+        if isinstance(__obj, LoopContext) and args:  # the next level of a recursive loop
+            args = (limits.counted(args[0]), *args[1:])
+        elif not isinstance(__obj, Macro):
+            _preflight_call(__obj, args, kwargs)
+        return limits.checked(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict):
@@ -50,6 +82,50 @@ class _PlanEnvironment(ImmutableSandboxedEnvironment):
             except KeyError:
                 pass
         return super().getattr(obj, attribute)
+
+
+class _Bounds(NodeTransformer):
+    """Rewrites a parsed template: every ``for`` loop's items are counted
+    (``planrun_loop``), and ``~`` is bounded (``planrun_concat``)."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        items = node.iter
+        assert isinstance(items, nodes.Expr)  # what the parser puts there
+        node.iter = _hook("planrun_loop", [items], node.lineno)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _hook("planrun_concat", node.nodes, node.lineno)
+
+
+def _hook(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
+    target = nodes.EnvironmentAttribute(name, lineno=lineno)
+    return nodes.Call(target, args, [], None, None, lineno=lineno)
+
+
+def _preflight_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Bound a call before it runs, by its arguments and, for a text's method, by what it
+    can build (``'x'.ljust(10**9)``)."""
+    target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
+    owner = getattr(target, "__self__", None)
+    name = getattr(target, "__name__", "") if isinstance(owner, str) else ""
+    plain = {k: v for k, v in kwargs.items() if k not in ("_loop_vars", "_block_vars")}
+    limits.preflight(name, owner if isinstance(owner, str) else None, args, plain)
+
+
+def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` checked before (:func:`limits.preflight`) and after it runs."""
+    skip = 1 if hasattr(func, "jinja_pass_arg") else 0  # the context or environment
+
+    @functools.wraps(func)  # keeps jinja_pass_arg
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        subject = args[skip] if len(args) > skip else None
+        limits.preflight(f"|{name}", subject, args[skip + 1 :], kwargs)
+        return limits.checked(func(*args, **kwargs))
+
+    return bounded
 
 
 MAX_EXPONENT = 100
@@ -69,10 +145,17 @@ def _environment(shell: bool, undefined: type[jinja2.Undefined]) -> ImmutableSan
         undefined=undefined,
         autoescape=False,
         keep_trailing_newline=True,
-        finalize=_quote if shell else None,
+        finalize=_quoted_output if shell else limits.checked,
     )
     env.filters["shquote"] = _quote
+    env.filters = {name: _bounded_filter(name, f) for name, f in env.filters.items()}
+    env.globals["range"] = limits.bounded_range
+    del env.globals["lipsum"]  # paragraphs of lorem ipsum: no use in a plan, and unbounded
     return env
+
+
+def _quoted_output(value: Any) -> str:
+    return _quote(limits.checked(value))
 
 
 # --- naming what is undefined -------------------------------------------------------------
@@ -168,7 +251,12 @@ def render(text: str, context: Mapping[str, Any], shell: bool) -> str:
     """:func:`planrun.plan.templates.render` for text that holds template syntax."""
     template = _compile(text, shell)
     try:
-        return template.render(context)
+        with limits.bounded_render():
+            return template.render(context)
+    except limits.TemplateLimit as exc:
+        raise TemplateProblem(
+            f"template: {exc.message} (see README, Template limits)", _error_line(exc)
+        ) from None
     except jinja2.UndefinedError as exc:
         raise _explain(text, context, shell, exc) from None
     except SecurityError as exc:
@@ -188,7 +276,8 @@ def _explain(
     """Render again with named values to say *which* variable is undefined."""
     token = _TOP_NAMES.set(tuple(context))
     try:
-        _compile(text, shell, explain=True).render(_explained(context))
+        with limits.bounded_render():
+            _compile(text, shell, explain=True).render(_explained(context))
     except jinja2.UndefinedError as exc:
         return TemplateProblem(exc.message or str(exc), _error_line(exc))
     except Exception:  # the named values behaved differently: keep Jinja's own words

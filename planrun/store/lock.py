@@ -1,11 +1,12 @@
 """One writer per state folder: a lock the kernel releases, plus who holds it, in plain JSON.
 
-``<state_dir>/lock`` is locked with ``flock(LOCK_EX | LOCK_NB)`` for as long as an ``apply``
-runs. The kernel drops the lock when the holder's last descriptor closes, which includes
-dying by SIGKILL, so there is never a stale lock and never a force-unlock. The descriptor is
-close-on-exec and Python does not let children inherit it, so an agent that outlives planrun
-cannot keep the lock alive. ``lock`` itself is never deleted (deleting it would let a second
-process lock a new file while the first still holds the old one).
+The state folder itself is locked with ``flock(LOCK_EX | LOCK_NB)`` for as long as an
+``apply`` runs. The kernel drops the lock when the holder's last descriptor closes, which
+includes dying by SIGKILL, so there is never a stale lock and never a force-unlock. The
+descriptor is close-on-exec and Python does not let children inherit it, so an agent that
+outlives planrun cannot keep the lock alive. The lock is on the folder, not on a file in it,
+because a file can be deleted by someone "removing a stale lock": a second process would then
+lock a new file while the first still holds the old one, and treat the live run as dead.
 
 ``<state_dir>/lock.info`` says who holds it, for humans and ``planrun status``::
 
@@ -14,7 +15,9 @@ process lock a new file while the first still holds the old one).
 
 It is written atomically after the lock is taken and removed before it is released; a
 holder killed with SIGKILL leaves it behind, which is why readers check that its process is
-still the same one (pid plus start time) before believing it.
+still the same one (pid plus start time) before believing it. A process that takes the lock
+while lock.info names another live process on this host refuses it all the same: that
+process holds the lock by other means (an older planrun locked a ``lock`` file in the folder).
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from planrun.errors import StateLockedError, StoreError
 from planrun.procfs import STARTTIME, STATE, stat_field, stat_fields
 from planrun.store.base import ensure_private_dir, write_atomic
 
-LOCK_NAME = "lock"
 INFO_NAME = "lock.info"
 _ARGV_SHOWN = 160  # characters of the holder's command line quoted in messages
 #: Seconds to wait for the lock of a holder that died, or that only replays a dead run's
@@ -49,7 +51,7 @@ REPLAYING = "(replaying the journal)"
 
 
 class StateLock:
-    """Holds ``<state_dir>/lock`` until :meth:`release` (or process death)."""
+    """Holds the state folder's lock until :meth:`release` (or process death)."""
 
     def __init__(self, state_dir: Path, fd: int) -> None:
         """Use :meth:`acquire`; this only wraps a descriptor that already holds the lock."""
@@ -61,25 +63,33 @@ class StateLock:
         """Take the state folder's lock without waiting, creating the folder (0700) if needed.
 
         Raises StateLockedError (naming the holder) when another process holds it, and
-        StoreError when the folder or lock file cannot be created or opened.
+        StoreError when the folder cannot be created or locked.
         ``argv`` (default ``sys.argv``) is recorded in lock.info.
         """
-        lock_path = state_dir / LOCK_NAME
         try:
             ensure_private_dir(state_dir)
-            fd = _lock_file(lock_path)
+            fd = _lock_folder(state_dir)
         except OSError as e:
             raise StoreError(
-                str(lock_path),
-                f"cannot create or open the lock file ({e.strerror or e})",
-                "check that the state folder is a folder you own and can write",
+                str(state_dir),
+                f"cannot create or lock the state folder ({e.strerror or e})",
+                "check that the state folder is a folder you own and can write, on a local"
+                " filesystem",
             ) from e
         if fd is None:
-            fd = _after_a_dead_holder(lock_path, state_dir)
+            fd = _after_a_dead_holder(state_dir)
         try:
+            _refuse_another_live_holder(state_dir)
             write_atomic(state_dir / INFO_NAME, _info_json(argv))
-        except BaseException:
+        except OSError as e:  # locking needs only read access to the folder; this, write
             os.close(fd)  # closing the descriptor releases the lock
+            raise StoreError(
+                str(state_dir / INFO_NAME),
+                f"cannot write it ({e.strerror or e})",
+                "check that the state folder is a folder you own and can write",
+            ) from e
+        except BaseException:
+            os.close(fd)
             raise
         return cls(state_dir, fd)
 
@@ -144,7 +154,7 @@ def describe_holder(info: dict[str, Any] | None) -> str:
 # ---------------------------------------------------------------- internals
 
 
-def _after_a_dead_holder(lock_path: Path, state_dir: Path) -> int:
+def _after_a_dead_holder(state_dir: Path) -> int:
     """The lock once a holder that died lets go of it, or StateLockedError.
 
     The kernel drops a dead process's flock when its last reference to the file is put,
@@ -160,11 +170,24 @@ def _after_a_dead_holder(lock_path: Path, state_dir: Path) -> int:
         info = _read_info(state_dir)
         passing = info is None or _holder_is_gone(info) or _replaying(info)
         if not passing or time.monotonic() > deadline:
-            raise StateLockedError(str(lock_path), describe_holder(info))
+            raise StateLockedError(str(state_dir), _describe_locker(state_dir, info))
         time.sleep(0.01)  # the kernel's release has no event to wait for
-        fd = _lock_file(lock_path)
+        fd = _lock_folder(state_dir)
         if fd is not None:
             return fd
+
+
+def _refuse_another_live_holder(state_dir: Path) -> None:
+    """StateLockedError if lock.info names a live process on this host other than this one.
+
+    Such a process released nothing (it removes lock.info first) and did not die: it holds
+    the state folder by a lock this one cannot see, an older planrun's ``lock`` file.
+    """
+    info = _read_info(state_dir)
+    if info is None or info.get("host") != socket.gethostname() or info.get("pid") == os.getpid():
+        return
+    if not _holder_is_gone(info):
+        raise StateLockedError(str(state_dir), describe_holder(info))
 
 
 def _replaying(info: dict[str, Any]) -> bool:
@@ -172,29 +195,47 @@ def _replaying(info: dict[str, Any]) -> bool:
     return isinstance(argv, list) and bool(argv) and argv[-1] == REPLAYING
 
 
-def _lock_file(lock_path: Path) -> int | None:
-    """A descriptor holding an exclusive flock on ``lock_path``, or None if it is held.
-
-    Re-opens when the file was replaced between open and flock (someone deleted it), so
-    that the lock taken is always on the file that the path names now.
-    """
-    while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
+def _lock_folder(state_dir: Path) -> int | None:
+    """A descriptor holding an exclusive flock on the folder ``state_dir``, or None if it is
+    held. The folder cannot be unlinked while it holds files, unlike a lock file."""
+    fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _describe_locker(state_dir: Path, info: dict[str, Any] | None) -> str:
+    """describe_holder, or when lock.info is gone the pid the kernel lists as holding the
+    folder's lock (``/proc/locks``)."""
+    if info is not None:
+        return describe_holder(info)
+    pid = _flock_holder_pid(state_dir)
+    if pid is None:
+        return describe_holder(None)
+    where = f"pid {pid} on {socket.gethostname()}"
+    return f"{where} (lock.info is missing or unreadable; pid from /proc/locks)"
+
+
+def _flock_holder_pid(state_dir: Path) -> int | None:
+    """The pid /proc/locks names for the flock on ``state_dir``, or None (not Linux, gone)."""
+    try:
+        st = os.stat(state_dir)
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in lines:
+        fields = line.split()  # "1: FLOCK ADVISORY WRITE 1234 08:01:5678 0 EOF"
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            with contextlib.suppress(ValueError):
+                return int(fields[4])
+    return None
 
 
 def _info_json(argv: Sequence[str] | None) -> bytes:

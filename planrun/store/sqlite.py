@@ -60,7 +60,6 @@ import os
 import sqlite3
 import tempfile
 import threading
-import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -78,6 +77,10 @@ from planrun.store.base import (
     fsync_dir,
     utc_now,
 )
+from planrun.store.connect import MOVE_ASIDE as _MOVE_ASIDE
+from planrun.store.connect import PERMISSIONS as _PERMISSIONS
+from planrun.store.connect import connect as _connect
+from planrun.store.connect import connect_reader, read_error
 from planrun.store.faults import count_write, fault_at_from_env
 
 APPLICATION_ID = 0x506C526E  # "PlRn": marks a file as a planrun state store
@@ -89,14 +92,6 @@ Synchronous = Literal["FULL", "NORMAL"]
 _MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
 _APP_ID_OFFSET = 68  # big-endian u32 in the database header
-_BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
-_MOVE_ASIDE = (
-    "move it aside (for example `mv state.db state.db.bad`) and run again to start a fresh"
-    " state store; planrun never deletes it"
-)
-_PERMISSIONS = (
-    "check that the state folder exists, is yours and is writable, and that the disk has room"
-)
 # Task statuses that say something about the task's work, mirrored into task_state.
 _MIRRORED = frozenset(
     {
@@ -205,6 +200,8 @@ class Store:
         con.row_factory = sqlite3.Row
         self.path = path
         self.readonly = readonly
+        #: read without locks (planrun.store.connect): a folder this process cannot write
+        self.immutable = False
         self._con: sqlite3.Connection | None = con
         self._lock = threading.RLock()  # re-entered by writes inside batch()
         self._batch_writes: int | None = None  # writes waiting for the batch's commit
@@ -224,8 +221,10 @@ class Store:
         """Open the store at ``path``, creating it (and its folder, 0700) when absent.
 
         With ``readonly=True`` the file is never created or written (``mode=ro``), and
-        reading works while another process writes. Raises StoreError when the file is
-        missing (read-only), unreadable, not SQLite, corrupt, foreign or newer.
+        reading works while another process writes; in a folder this process cannot
+        write, a store without a write-ahead log is read as it is (``immutable``, see
+        :mod:`planrun.store.connect`). Raises StoreError when the file is missing
+        (read-only), unreadable, not SQLite, corrupt, foreign or newer.
         ``synchronous="NORMAL"`` exists for benchmarks: commits then survive a crash of
         planrun but not of the machine.
         """
@@ -238,13 +237,15 @@ class Store:
                     "run `planrun apply` first, or pass the right --state-dir",
                 )
             _check_header(path)
-            con = _connect_checked(path, quick_check=False)
-            return cls(con, str(path), readonly=True, fault_at=None)
+            con, immutable = _connect_checked(path, quick_check=False)
+            store = cls(con, str(path), readonly=True, fault_at=None)
+            store.immutable = immutable
+            return store
         fault_at = fault_at_from_env()
         if not path.exists():
             _create(path)
         _check_header(path)
-        _connect_checked(path, quick_check=True).close()
+        _connect_checked(path, quick_check=True)[0].close()
         con = _connect(path, readonly=False)
         try:
             _configure_writer(con, path, synchronous)
@@ -725,7 +726,7 @@ class Store:
             try:
                 return con.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as e:
-                raise StoreError(self.path, f"is corrupt or unreadable ({e})", _MOVE_ASIDE) from e
+                raise read_error(self.path, e, immutable=self.immutable) from e
 
 
 # ---------------------------------------------------------------- opening helpers
@@ -790,32 +791,20 @@ def _check_header(path: Path) -> None:
         )
 
 
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A connection with no implicit transactions; ``mode=ro`` never creates or writes."""
-    mode = "ro" if readonly else "rw"
-    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode={mode}"
-    try:
-        con = sqlite3.connect(
-            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
-        )
-    except sqlite3.Error as e:
-        raise StoreError(str(path), f"cannot open it ({e})", _PERMISSIONS) from e
-    return con
-
-
-def _connect_checked(path: Path, *, quick_check: bool) -> sqlite3.Connection:
+def _connect_checked(path: Path, *, quick_check: bool) -> tuple[sqlite3.Connection, bool]:
     """A read-only connection to a store whose version this planrun reads (and, with
-    ``quick_check``, whose pages are sound). Leaves the main file untouched."""
-    con = _connect(path, readonly=True)
+    ``quick_check``, whose pages are sound), and whether it is immutable. Leaves the main
+    file untouched."""
+    con, immutable = connect_reader(path)
     try:
-        _validate(con, path, quick_check=quick_check)
+        _validate(con, path, quick_check=quick_check, immutable=immutable)
     except BaseException:
         con.close()
         raise
-    return con
+    return con, immutable
 
 
-def _validate(con: sqlite3.Connection, path: Path, *, quick_check: bool) -> None:
+def _validate(con: sqlite3.Connection, path: Path, *, quick_check: bool, immutable: bool) -> None:
     try:
         con.execute("PRAGMA query_only = 1")
         version = int(con.execute("PRAGMA user_version").fetchone()[0])
@@ -823,7 +812,7 @@ def _validate(con: sqlite3.Connection, path: Path, *, quick_check: bool) -> None
         if quick_check:
             problems = [row[0] for row in con.execute("PRAGMA quick_check(5)").fetchall()]
     except sqlite3.DatabaseError as e:
-        raise StoreError(str(path), f"is corrupt ({e})", _MOVE_ASIDE) from e
+        raise read_error(path, e, immutable=immutable) from e
     _check_version(path, version)
     if problems != ["ok"]:
         raise StoreError(str(path), f"is corrupt ({'; '.join(problems)})", _MOVE_ASIDE)
