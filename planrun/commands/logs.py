@@ -113,7 +113,7 @@ def find_attempt(
         from planrun.plan.diagnose import suggest
 
         raise UsageError(f"no task {key!r} in this plan's state{suggest(key, sorted(known))}")
-    which = f"attempt {number} of {key}" if number is not None else f"an attempt of {key}"
+    which = f"attempt {number} of {key}" if number is not None else f"attempt of {key}"
     where = f" in run {run_id}" if run_id else ""
     raise NothingYet(f"no {which} recorded{where} yet")
 
