@@ -529,3 +529,19 @@ def test_a_success_cut_off_before_it_was_recorded_runs_again_without_charge(
     assert resumed.returncode == 0, resumed.stderr
     assert effects(tmp_path / "effects.log") == {"A": 2}
     assert state.task_states("cut")["A"].status is Status.DONE
+
+
+def test_a_stop_mark_without_its_problem_still_reads_and_marking_never_raises(
+    tmp_path: Path,
+) -> None:
+    from planrun.store.stops import clear_stops, mark_stopped, read_stops
+
+    journal = tmp_path / "journal"
+    mark_stopped(journal, "r1", "journal write failed")  # no folder: nothing, no error
+    assert read_stops(journal) == {}
+    journal.mkdir()
+    (journal / "r2.stopped").touch()  # the disk took the file but not the text
+    mark_stopped(journal, "r3", "journal write failed\n(No space left on device)")
+    assert read_stops(journal) == {"r2": "", "r3": "journal write failed (No space left on device)"}
+    clear_stops(journal, ["r2", "r3", "r4"])
+    assert read_stops(journal) == {}
