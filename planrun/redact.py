@@ -273,9 +273,16 @@ class Redactor:
 
     def _redact_shown(self, text: str) -> str:
         """Mask the secrets that only show once what :data:`HIDDEN` matches is removed."""
-        if _HIDDEN_START.search(text) is None:
-            return text  # shown as written: the first pass found everything
+        if _HIDDEN_START.search(text) is None or not self._found_in(text, len(text)):
+            return text  # shown as written, or nothing to mask in what is shown
         return self._mask_shown(text, _View(text, len(text)), len(text))[0]
+
+    def _found_in(self, text: str, end: int) -> bool:
+        """Whether the view of ``text[:end]`` holds a match or ends with a possible start
+        of one (checked without building the view's positions: most text has neither)."""
+        assert self._pattern is not None
+        shown = HIDDEN.sub("", text[:end])
+        return bool(self._pattern.search(shown)) or self._hold_start(shown) < len(shown)
 
     def _mask_shown(self, text: str, view: _View, hold: int) -> tuple[str, int]:
         """Mask the view's matches that start before ``hold`` in ``text``; returns the
@@ -303,6 +310,9 @@ class Redactor:
             return chunk  # nothing hidden: the first pass held back what it had to
         unfinished = _UNFINISHED.search(text, max(0, len(text) - MAX_HIDDEN))
         end = len(text) if unfinished is None else unfinished.start()
+        if not self._found_in(text, end):  # only an unfinished sequence may wait
+            self._shown_held = text[end:]
+            return text[:end]
         view = _View(text, end)
         start = self._hold_start(view.shown)
         hold = end if start == len(view.shown) else view.origin(start)
