@@ -3,13 +3,19 @@
 Observers (the progress view, ``--events``, the journal) receive events in order through
 ``event()``. A broken observer never breaks a run: the first exception it raises disables
 it and is reported once on stderr.
+
+Every text of an event leaves planrun (console, ``--events``), so :class:`Observers` built
+with ``redact`` passes each string of the event's data through it first: the scheduler
+gives it the run's redactor, whatever produced the text (a git error, a hook, a budget).
+``output`` events are the exception: their line was redacted by the session that read it,
+with the same secrets, and there are too many of them to redact twice.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -53,8 +59,11 @@ class Observer(Protocol):
 class Observers:
     """Delivers each event to every observer, isolating their failures."""
 
-    def __init__(self, observers: Iterable[Observer] = ()) -> None:
+    def __init__(
+        self, observers: Iterable[Observer] = (), *, redact: Callable[[str], str] | None = None
+    ) -> None:
         self._observers = list(observers)
+        self._redact = redact
 
     def add(self, observer: Observer) -> None:
         self._observers.append(observer)
@@ -63,6 +72,9 @@ class Observers:
         self.event(Event(kind, key, data))
 
     def event(self, event: Event) -> None:
+        if self._redact is not None and event.kind is not EventKind.OUTPUT:
+            data = {name: redact_data(value, self._redact) for name, value in event.data.items()}
+            event = Event(event.kind, event.key, data, event.at)
         for observer in list(self._observers):
             try:
                 observer.event(event)
@@ -70,3 +82,15 @@ class Observers:
                 self._observers.remove(observer)
                 name = type(observer).__name__
                 print(f"planrun: observer {name} failed and was disabled: {exc!r}", file=sys.stderr)
+
+
+def redact_data(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` with ``redact`` applied to every string in it (in lists, tuples and dict
+    values, at any depth); anything else is returned as it is."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return type(value)(redact_data(item, redact) for item in value)
+    if isinstance(value, dict):
+        return {key: redact_data(item, redact) for key, item in value.items()}
+    return value

@@ -3,13 +3,14 @@
 Hooks run through the same session backend as tasks (own process group, timeout, output
 appended to the task's log or the run log, secrets redacted), with the context as
 ``PLANRUN_*`` environment variables. A hook's failure is returned, never raised: the caller
-decides (a failing ``on_task_start`` fails the attempt; the others are reported).
+decides (a failing ``on_task_start`` fails the attempt; the others are reported). Its
+command, reason and last lines go through the run's redactor before anyone sees them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ class HookRunner:
                 )
             finally:
                 self.run.groups.pop(group, None)
+        results = [self._redacted(r) for r in results]  # recorded and shown from here on
         for r in results:
             if not r.ok:
                 failure = HookFailure(
@@ -143,6 +145,13 @@ class HookRunner:
                 EventKind.HOOK_RAN, key, moment=moment, command=r.command, ok=r.ok, reason=r.reason
             )
         return results
+
+    def _redacted(self, result: HookResult) -> HookResult:
+        redact = self.run.redact
+        tail = tuple(redact(line) for line in result.tail)
+        return replace(
+            result, command=redact(result.command), reason=redact(result.reason), tail=tail
+        )
 
     async def for_task(
         self,

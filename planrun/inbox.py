@@ -1,8 +1,10 @@
 """Answers to agents' questions, from ``planrun answer`` to the running apply.
 
 ``planrun answer PLAN KEY TEXT`` writes ``<state_dir>/inbox/<task>.answer`` atomically
-(mode 0600); the apply that parked the task takes it (reads and deletes it). A file is the
-simplest channel that works across processes, terminals and machines sharing the folder.
+(mode 0600); the apply that parked the task takes it (reads and deletes it). An answer
+posted while no apply runs the task (its apply died) stays there: the next apply runs the
+task again and its first question takes it. A file is the simplest channel that works
+across processes, terminals and machines sharing the folder.
 The apply looks for it every ``POLL`` seconds while the question waits, bounded by the
 task's ``input_timeout``: waiting on a condition, not a scheduling interval.
 """

@@ -106,6 +106,7 @@ class StoreJournal:
         self.up_to_date = frozenset(up_to_date)
         self._seq = store.journal_seq(run_id)
         self._broken: StoreError | None = None  # the journal file could not be written
+        self._failure: BaseException | None = None  # the store write that failed, once closed
         self._file: _JournalFile | None = None
         self._writer: _Writer | None = None
         self._closed = False
@@ -170,6 +171,13 @@ class StoreJournal:
         args.update(status=status.value, fingerprint=self._fp(key), data=info)
         self._record("task_updated", args)
 
+    @property
+    def failure(self) -> BaseException | None:
+        """The write that failed and stopped the journal (its file's or the store's)."""
+        if self._broken is not None:
+            return self._broken
+        return self._writer.failure if self._writer is not None else self._failure
+
     # ------------------------------------------------------------ lifetime
 
     def flush(self) -> None:
@@ -187,6 +195,7 @@ class StoreJournal:
         try:
             writer.stop()
         finally:
+            self._failure = writer.failure
             if self._file is not None:
                 self._file.close(remove=writer.failure is None)
 

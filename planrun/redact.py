@@ -27,10 +27,25 @@ Matching
     masked whole. No occurrence of a secret in the input survives (provided the secrets do not
     themselves contain ``*``, which the replacement could otherwise complete).
 
+What a reader sees
+    A log keeps the escape sequences a task printed, and readers remove them (``planrun
+    logs``, a terminal, the line view of :mod:`planrun.sessions.output`): a secret printed
+    with ``ESC[1m`` or a NUL in the middle would be shown whole. So the text is matched
+    twice: as written, and as a reader shows it, without what :func:`visible` removes
+    (escape sequences, NULs and other control characters except tab, newline and carriage
+    return). A secret found only in the second view is masked from its first to its last
+    character as written, the sequences between them included. ``planrun logs`` shows
+    lines through :func:`visible` too, so the two can never disagree. Not covered: a
+    secret a task deliberately draws apart (split across lines, reversed, placed by cursor
+    moves).
+
 Limit
     Text that could be the start of a secret stays held back until the next chunk or
     :meth:`Redactor.flush`; a child that prints the beginning of a secret and then waits will
-    not have that beginning shown until it prints more or ends.
+    not have that beginning shown until it prints more or ends. So does an unfinished
+    escape sequence at the end of a chunk (its end decides what a reader shows). At most
+    :data:`MAX_HIDDEN` characters of escape sequences inside one secret are bridged across
+    chunks; one-shot :meth:`Redactor.redact` has no such bound.
 """
 
 from __future__ import annotations
@@ -38,6 +53,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
@@ -47,6 +63,39 @@ REPLACEMENT = "***"
 MIN_SECRET_LENGTH = 3
 #: A base64 form shorter than this is not masked: it would match random encoded text.
 MIN_BASE64_CORE = 4
+#: Characters of escape sequences inside one secret that a stream still bridges.
+MAX_HIDDEN = 4096
+
+#: What a reader removes from a line before showing it: escape sequences (CSI, OSC, the
+#: DCS/SOS/PM/APC strings, two-byte ``ESC x``, and their 8-bit C1 forms) and every other
+#: control character except tab, newline and carriage return. Never spans a newline.
+HIDDEN = re.compile(
+    r"""
+      \x1b\[[0-?]*[ -/]*[@-~]                          # CSI: colours, cursor moves
+    | \x1b\][^\x07\x1b\n]*\x07?                        # OSC (ESC \ ends it, on its own)
+    | \x1b[PX^_][^\x1b\n]*                             # DCS, SOS, PM, APC strings
+    | \x1b[ -/]*[0-~]                                 # other escapes (charsets, modes)
+    | \x9b[0-?]*[ -/]*[@-~]                           # 8-bit CSI
+    | [\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c\n]*[\x07\x9c]?  # 8-bit strings
+    | [\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]            # other controls: NUL, a lone ESC, C1
+    """,
+    re.VERBOSE,
+)
+_HIDDEN_START = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # how each begins
+#: The end of a text where a sequence may have begun that the next chunk completes.
+_UNFINISHED = re.compile(
+    r"""(?:
+      \x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b\n]*|[PX^_][^\x1b\n]*|[ -/]*)
+    | \x9b[0-?]*[ -/]*
+    | [\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c\n]*
+    )\Z""",
+    re.VERBOSE,
+)
+
+
+def visible(text: str) -> str:
+    """``text`` as a reader shows it: without what :data:`HIDDEN` matches."""
+    return text if text.isprintable() else HIDDEN.sub("", text)
 
 
 def _base64_cores(raw: bytes) -> set[str]:
@@ -128,6 +177,34 @@ def _compile(ordered: list[str]) -> re.Pattern[str]:
         return re.compile("|".join(re.escape(form) for form in ordered))
 
 
+class _View:
+    """What a reader shows of ``text[:end]`` (:func:`visible`), and where each shown
+    character is in ``text``."""
+
+    def __init__(self, text: str, end: int) -> None:
+        kept: list[str] = []
+        self.starts: list[int] = []  # where each run of kept characters begins in shown
+        self.origins: list[int] = []  # ... and in text
+        size = done = 0
+        for hidden in HIDDEN.finditer(text, 0, end):
+            size = self._keep(text, done, hidden.start(), kept, size)
+            done = hidden.end()
+        self._keep(text, done, end, kept, size)
+        self.shown = "".join(kept)
+
+    def _keep(self, text: str, start: int, stop: int, kept: list[str], size: int) -> int:
+        if stop > start:
+            self.starts.append(size)
+            self.origins.append(start)
+            kept.append(text[start:stop])
+        return size + max(stop - start, 0)
+
+    def origin(self, index: int) -> int:
+        """Where shown character ``index`` is in the text."""
+        run = bisect_right(self.starts, index) - 1
+        return self.origins[run] + index - self.starts[run]
+
+
 class Redactor:
     """Masks a fixed set of secrets in one-shot text or in a stream of chunks.
 
@@ -146,7 +223,8 @@ class Redactor:
         for form in ordered:
             self._by_first.setdefault(form[0], []).append(form)
         self._longest = len(ordered[0]) if ordered else 0
-        self._held = ""
+        self._held = ""  # held back by the first pass (as written)
+        self._shown_held = ""  # held back by the second (as a reader shows it)
 
     @property
     def active(self) -> bool:
@@ -157,7 +235,7 @@ class Redactor:
         """``text`` with every form of every secret replaced by ``***`` (stream untouched)."""
         if self._pattern is None:
             return text
-        return self._pattern.sub(REPLACEMENT, text)
+        return self._redact_shown(self._pattern.sub(REPLACEMENT, text))
 
     def feed(self, chunk: str) -> str:
         """Redact the next chunk of the stream; return the part that is safe to emit now.
@@ -180,12 +258,68 @@ class Redactor:
         cut = max(hold, done)
         out.append(text[done:cut])
         self._held = text[cut:]
-        return "".join(out)
+        return self._feed_shown("".join(out))
 
     def flush(self) -> str:
         """End the stream: return the held-back tail, redacted, and start afresh."""
         held, self._held = self._held, ""
-        return self.redact(held)
+        rest, self._shown_held = self._shown_held + self._pattern_sub(held), ""
+        return self._redact_shown(rest)
+
+    def _pattern_sub(self, text: str) -> str:
+        return text if self._pattern is None else self._pattern.sub(REPLACEMENT, text)
+
+    # --- the second pass: the text as a reader shows it ---------------------------------
+
+    def _redact_shown(self, text: str) -> str:
+        """Mask the secrets that only show once what :data:`HIDDEN` matches is removed."""
+        if _HIDDEN_START.search(text) is None or not self._found_in(text, len(text)):
+            return text  # shown as written, or nothing to mask in what is shown
+        return self._mask_shown(text, _View(text, len(text)), len(text))[0]
+
+    def _found_in(self, text: str, end: int) -> bool:
+        """Whether the view of ``text[:end]`` holds a match or ends with a possible start
+        of one (checked without building the view's positions: most text has neither)."""
+        assert self._pattern is not None
+        shown = HIDDEN.sub("", text[:end])
+        return bool(self._pattern.search(shown)) or self._hold_start(shown) < len(shown)
+
+    def _mask_shown(self, text: str, view: _View, hold: int) -> tuple[str, int]:
+        """Mask the view's matches that start before ``hold`` in ``text``; returns the
+        masked text up to where the rest begins (``hold``, or after the last match), and
+        that index."""
+        assert self._pattern is not None
+        out: list[str] = []
+        done = 0
+        for match in self._pattern.finditer(view.shown):
+            start = view.origin(match.start())
+            if start >= hold:
+                break
+            out += [text[done:start], REPLACEMENT]
+            done = view.origin(match.end() - 1) + 1
+        cut = max(hold, done)
+        out.append(text[done:cut])
+        return "".join(out), cut
+
+    def _feed_shown(self, chunk: str) -> str:
+        """The second pass as a stream: what the first pass let through, from which it
+        holds back what may still join a secret with the next chunk (a possible start of a
+        secret followed by escape sequences, or an unfinished sequence)."""
+        text = self._shown_held + chunk
+        if not self._shown_held and _HIDDEN_START.search(chunk) is None:
+            return chunk  # nothing hidden: the first pass held back what it had to
+        unfinished = _UNFINISHED.search(text, max(0, len(text) - MAX_HIDDEN))
+        end = len(text) if unfinished is None else unfinished.start()
+        if not self._found_in(text, end):  # only an unfinished sequence may wait
+            self._shown_held = text[end:]
+            return text[:end]
+        view = _View(text, end)
+        start = self._hold_start(view.shown)
+        hold = end if start == len(view.shown) else view.origin(start)
+        hold = max(hold, len(text) - self._longest - MAX_HIDDEN)  # bounded
+        shown, cut = self._mask_shown(text, view, hold)
+        self._shown_held = text[cut:]
+        return shown
 
     def _hold_start(self, text: str) -> int:
         """Index of the longest suffix of ``text`` that is a proper prefix of some form.

@@ -8,8 +8,8 @@ the same way everywhere.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from planrun.events import Observers
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
 from planrun.report.model import AttemptReport, HookFailure, TaskReport
-from planrun.sessions.base import ProcessInfo, Session
+from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.store.base import iso
 from planrun.workspace.base import Prepared, Workspace
 from planrun.workspace.names import sanitize_component
@@ -95,12 +95,23 @@ class RunContext:
     emit: Observers
     secrets: tuple[str, ...]
     started_at: float
+    #: Masks ``secrets`` (planrun.redact.Redactor.redact): every text planrun records or
+    #: shows goes through it, where an attempt's or a task's outcome is recorded and in the
+    #: event observers (see :meth:`redacted`, planrun.events.Observers).
+    redact: Callable[[str], str] = str
     reports: dict[str, TaskReport] = field(default_factory=dict)
     groups: dict[str, ProcessInfo] = field(default_factory=dict)  # live process groups
     hook_failures: list[HookFailure] = field(default_factory=list)  # for the report
     #: Set by a second signal: every group was killed; no hook starts any more.
     killed: bool = False
     task_started: dict[str, float] = field(default_factory=dict)  # Unix time a task began
+
+    def redacted(self, result: SessionResult) -> SessionResult:
+        """An attempt's result with its texts redacted: whatever made its reason (a git
+        error quoting a file name, a hook, a template) may have quoted a secret."""
+        question = None if result.question is None else self.redact(result.question)
+        tail = [self.redact(line) for line in result.tail]
+        return replace(result, reason=self.redact(result.reason), tail=tail, question=question)
 
     @property
     def run_log(self) -> Path:

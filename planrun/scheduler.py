@@ -31,6 +31,7 @@ from planrun.hooks import HookRunner
 from planrun.outcomes import Outcome, Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
+from planrun.redact import Redactor
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.retry import retrying
 from planrun.runtime import Journal, NullJournal, RunContext, RunSettings
@@ -64,15 +65,18 @@ class Scheduler:
     ) -> None:
         self.plan = plan
         self.settings = settings
+        secrets = secret_values(plan, settings.environ)
+        redact = Redactor(secrets).redact  # one redactor for every text of the run
         self.run_context = RunContext(
             plan=plan,
             settings=settings,
             sessions=sessions,
             workspace=workspace or PlainWorkspace(plan),
             journal=_Guarded(journal or NullJournal(), self._journal_failed),
-            emit=observers or Observers(),
-            secrets=secret_values(plan, settings.environ),
+            emit=Observers([observers or Observers()], redact=redact if secrets else None),
+            secrets=secrets,
             started_at=time.time(),
+            redact=redact,
         )
         self.emit = self.run_context.emit
         self.journal = self.run_context.journal
@@ -238,6 +242,7 @@ class Scheduler:
         finally:
             self._scopes.pop(key, None)
             self._slot_waiters.pop(key, None)
+        reason = self.run_context.redact(reason)  # the task's outcome: hooks, report, journal
         moment = "on_task_success" if status is Status.DONE else "on_task_failure"
         with trio.CancelScope(shield=True):
             await self.hooks.for_task(
@@ -365,12 +370,12 @@ class Scheduler:
         except trio.Cancelled:
             self._record(task, report, SessionResult(Outcome.CANCELLED, "cancelled"), started)
             raise
-        self._record(task, report, result, started)
-        return _Attempt(report, result, prepared)
+        return _Attempt(report, self._record(task, report, result, started), prepared)
 
     def _record(
         self, task: Task, report: AttemptReport, result: SessionResult, started: float
-    ) -> None:
+    ) -> SessionResult:
+        result = self.run_context.redacted(result)  # recorded, and returned, redacted
         ended = time.time()
         report.ended_at = iso(ended)
         report.duration_s = round(ended - started, 3)
@@ -389,6 +394,7 @@ class Scheduler:
             exit_code=report.exit_code,
             duration_s=report.duration_s,
         )
+        return result
 
     async def _conclude(self, task: Task, last: _Attempt) -> tuple[Status, str]:
         """The final status after the last attempt; lands the work on success."""
@@ -413,7 +419,8 @@ class Scheduler:
             landed = await self.workspace.land(task, last.prepared)
         except MergeConflict as exc:
             last.report.outcome = Outcome.CONFLICT.value
-            last.report.reason = f"conflict landing {task.key}: {', '.join(exc.paths) or exc}"
+            what = f"conflict landing {task.key}: {', '.join(exc.paths) or exc}"
+            last.report.reason = self.run_context.redact(what)  # amends the attempt's outcome
             await self.workspace.keep(task, last.prepared, Status.FAILED)
             return Status.FAILED, f"conflict: {', '.join(exc.paths) or 'the merge failed'}"
         except GitError as exc:

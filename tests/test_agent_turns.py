@@ -207,7 +207,9 @@ def test_unanswered_question_fails_with_needs_input(agent_plan: Path) -> None:
     assert "no answer within input_timeout" in task["reason"]
 
 
-def test_a_question_is_answered_from_another_process(agent_plan: Path) -> None:
+def test_a_question_is_answered_from_another_process(
+    agent_plan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan = agent_plan / "plan.yaml"
     plan.write_text(
         plan_text(
@@ -227,6 +229,8 @@ def test_a_question_is_answered_from_another_process(agent_plan: Path) -> None:
     try:
         _wait_until_needs_input(state_of(plan) / "state.db", "Q")
         assert main(["answer", str(plan), "Q", "WRITE=answered.txt:yes"]) == 0
+        said = capsys.readouterr().out
+        assert said == f"answer queued for Q; the running apply (pid {proc.pid}) delivers it\n"
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -236,6 +240,36 @@ def test_a_question_is_answered_from_another_process(agent_plan: Path) -> None:
     assert (agent_plan / "answered.txt").read_text() == "yes\n"
     assert (agent_plan / "o.txt").exists()  # ran in the slot Q gave up while it waited
     assert task_of(plan, "Q")["attempts"][0]["turns"] == 2
+
+
+def test_an_answer_while_no_apply_runs_says_so_and_the_next_apply_gives_it(
+    agent_plan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = agent_plan / "plan.yaml"
+    plan.write_text(plan_text('  Q: {prompt: "ASK", input_timeout: 60s}\n'))
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "planrun", "apply", str(plan), "--progress", "none"],
+        cwd=agent_plan,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_needs_input(agent_plan / ".planrun" / "state.db", "Q")
+    finally:
+        proc.kill()  # planrun dies while Q waits for its answer
+        proc.wait(timeout=30)
+    assert main(["answer", str(plan), "Q", "WRITE=answered.txt:yes"]) == 0
+    said = capsys.readouterr().out
+    assert "the running apply" not in said
+    assert said == (
+        "answer queued for Q; no apply is running it (its apply is gone): the next "
+        "`planrun apply plan.yaml` runs Q again and gives it this answer when it asks\n"
+    )
+    assert main(["apply", str(plan), "--progress", "none"]) == 0  # what was promised
+    assert (agent_plan / "answered.txt").read_text() == "yes\n"
 
 
 def _wait_until_needs_input(db: Path, key: str, timeout: float = 30.0) -> None:

@@ -109,6 +109,48 @@ def test_logs_shows_escape_sequences_as_text_and_raw_gives_the_bytes(
     assert raw.stdout == EVIL
 
 
+SECRET = "sk-live-ABCDEF1234567890"
+
+
+def test_a_secret_split_by_an_escape_sequence_or_a_nul_is_redacted_in_every_view(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """The log keeps escape sequences, and `logs` removes them: a secret the task printed
+    with one (or a NUL) in the middle must not come out whole (issue 13)."""
+    emit = script(
+        tmp_path / "emit.sh",
+        'printf "key: %s\\033[1m%s\\n" "${TOKEN%34567890}" 34567890\n'
+        'printf "nul: %s\\000%s\\n" sk-live-ABCD "${TOKEN#sk-live-ABCD}"\n',
+    )
+    plan = runs.write_plan(
+        tmp_path,
+        "version: 1\nname: split\nsettings: {secrets: [TOKEN]}\n"
+        f"tasks:\n  LEAK: {{run: [sh, {emit}], secrets: [TOKEN]}}\n",
+    )
+    applied = subprocess.run(
+        [*runs.PLANRUN, "apply", str(plan), "--progress", "plain"],
+        cwd=tmp_path,
+        env=runs.environment(TOKEN=SECRET),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    (log,) = (tmp_path / ".planrun" / "logs").glob("*/LEAK.attempt-1.log")
+    written = log.read_bytes()
+    assert b"sk-live-ABCDEF12" not in written  # the task did print it: it was masked
+    stripped = written.replace(b"\x1b[1m", b"").replace(b"\x00", b"")
+    assert SECRET.encode() not in stripped
+
+    shown = planrun_bytes("logs", str(plan), "LEAK", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert SECRET.encode() not in shown.stdout
+    assert shown.stdout == b"key: ***\nnul: ***\n"
+    raw = planrun_bytes("logs", str(plan), "LEAK", "--raw", cwd=tmp_path)
+    assert raw.stdout == written
+
+
 def test_logs_follow_handles_a_sequence_and_a_line_split_across_reads(
     tmp_path: Path, clean_env: Path, spawned: list[subprocess.Popen[Any]]
 ) -> None:

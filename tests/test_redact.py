@@ -146,6 +146,92 @@ def test_holding_back_a_long_secret_is_cheap() -> None:
     assert time.perf_counter() - start < 2.0
 
 
+# --- what a reader sees: escape sequences and control characters removed -----------------
+
+SPLIT_SECRET = "sk-live-ABCDEF1234567890"
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "\x1b[1m",
+        "\x00",
+        "\x1b[0m\x1b[38;5;196m",
+        "\x1b]0;title\x07",
+        "\x1b]8;;\x1b\\",
+        "\x9b1m",
+        "\x08",
+    ],
+    ids=["csi", "nul", "two-csi", "osc-bel", "osc-st", "c1-csi", "backspace"],
+)
+def test_a_secret_split_by_what_readers_remove_is_masked(hidden: str) -> None:
+    text = f"key={SPLIT_SECRET[:10]}{hidden}{SPLIT_SECRET[10:]}!"
+    assert Redactor([SPLIT_SECRET]).redact(text) == "key=***!"
+
+
+def test_the_shown_view_of_the_output_never_holds_the_secret() -> None:
+    from planrun.commands.logs import safe_line
+
+    text = f"a {SPLIT_SECRET[:3]}\x1b[1m{SPLIT_SECRET[3:9]}\x00{SPLIT_SECRET[9:]}\x1b[0m b"
+    out = Redactor([SPLIT_SECRET]).redact(text)
+    assert safe_line(out) == "a *** b"
+
+
+def test_a_secret_inside_an_escape_sequence_is_masked_as_written() -> None:
+    out = Redactor([SPLIT_SECRET]).redact(f"\x1b]0;{SPLIT_SECRET}\x07shown")
+    assert out == "\x1b]0;***\x07shown"
+
+
+def test_escape_sequences_around_a_secret_are_kept() -> None:
+    text = f"\x1b[31m{SPLIT_SECRET}\x1b[0m \x1b[1mbold\x00"
+    assert Redactor([SPLIT_SECRET]).redact(text) == "\x1b[31m***\x1b[0m \x1b[1mbold\x00"
+
+
+def test_a_line_end_is_never_hidden() -> None:
+    # a reader shows the lines apart: the halves are two lines, nothing to mask
+    text = f"{SPLIT_SECRET[:10]}\x1b]0;t\n{SPLIT_SECRET[10:]}"
+    assert Redactor([SPLIT_SECRET]).redact(text) == text
+
+
+def test_a_split_secret_cut_at_every_point_of_a_stream_is_caught() -> None:
+    text = f"x {SPLIT_SECRET[:10]}\x1b[1;31m{SPLIT_SECRET[10:15]}\x00{SPLIT_SECRET[15:]} y\x1b["
+    expected = Redactor([SPLIT_SECRET]).redact(text)
+    assert expected == "x *** y\x1b["
+    for cut in range(len(text) + 1):
+        assert stream(Redactor([SPLIT_SECRET]), [text[:cut], text[cut:]]) == expected, cut
+    assert stream(Redactor([SPLIT_SECRET]), list(text)) == expected
+
+
+def test_an_unfinished_sequence_after_a_possible_secret_is_held_back() -> None:
+    redactor = Redactor([SPLIT_SECRET])
+    assert redactor.feed(f"ok {SPLIT_SECRET[:10]}\x1b[") == "ok "
+    assert redactor.feed("1m") == ""
+    assert redactor.feed(f"{SPLIT_SECRET[10:]}.") == "***."
+    assert redactor.feed("colour \x1b[3") == "colour "  # nothing before it: only the sequence
+    assert redactor.feed("1mred") == "\x1b[31mred"
+    assert redactor.flush() == ""
+
+
+def test_what_is_held_back_stays_bounded() -> None:
+    redactor = Redactor([SPLIT_SECRET])
+    out = redactor.feed(SPLIT_SECRET[:5])
+    for _ in range(2000):
+        out += redactor.feed("\x1b[1m" * 10)
+    assert len(redactor._held) + len(redactor._shown_held) <= len(SPLIT_SECRET) + 8192
+    assert out  # released once the escape sequences outgrew the bound
+
+
+def test_streaming_coloured_output_is_fast() -> None:
+    redactor = Redactor([f"secret-number-{i:03d}" for i in range(50)])
+    line = "\x1b[32mok\x1b[0m ordinary \x1b[1mlog\x1b[0m text, no secret 0123456789\n"
+    chunk = (line * 1200)[:65536]
+    start = time.perf_counter()
+    out = [redactor.feed(chunk) for _ in range(160)]  # 10 MiB
+    elapsed = time.perf_counter() - start
+    assert sum(map(len, out)) + len(redactor.flush()) == 160 * len(chunk)
+    assert elapsed < 3.0
+
+
 # --- properties ---------------------------------------------------------------------------
 
 ALPHABET = "abc01\n%+/= "
@@ -202,3 +288,41 @@ def test_one_shot_matches_the_reference(case: tuple[list[str], str, list[int]]) 
 def test_bytewise_delivery_equals_one_shot(case: tuple[list[str], str, list[int]]) -> None:
     secrets, text, _ = case
     assert stream(Redactor(secrets), list(text)) == Redactor(secrets).redact(text)
+
+
+HIDDEN = ["\x1b[1m", "\x00", "\x1b]0;t\x07", "\x1b[", "\x1b", "\x85", "\x08"]
+
+
+@st.composite
+def texts_with_hidden_parts(draw: st.DrawFn) -> tuple[list[str], str, list[int]]:
+    """Secrets and filler interleaved with escape sequences and controls (some unfinished)."""
+    secrets = draw(st.lists(secret_st, min_size=1, max_size=3))
+    pieces = st.one_of(
+        st.sampled_from(secrets), st.text(alphabet=ALPHABET, max_size=4), st.sampled_from(HIDDEN)
+    )
+    parts = draw(st.lists(pieces, max_size=14))
+    cut_secret = draw(st.lists(st.tuples(st.sampled_from(secrets), st.sampled_from(HIDDEN))))
+    for secret, hidden in cut_secret[:2]:
+        half = draw(st.integers(1, len(secret) - 1))
+        parts.insert(draw(st.integers(0, len(parts))), secret[:half] + hidden + secret[half:])
+    text = "".join(parts)
+    cuts = draw(st.lists(st.integers(0, len(text)), max_size=8))
+    return secrets, text, cuts
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts_with_hidden_parts())
+def test_hidden_parts_any_chunking_equals_one_shot_and_no_view_leaks(
+    case: tuple[list[str], str, list[int]],
+) -> None:
+    from planrun.commands.logs import safe_line
+
+    secrets, text, cuts = case
+    one_shot = Redactor(secrets).redact(text)
+    assert stream(Redactor(secrets), splits(text, cuts)) == one_shot
+    assert stream(Redactor(secrets), list(text)) == one_shot
+    shown = "\n".join(safe_line(line) for line in one_shot.split("\n"))
+    for secret in secrets:
+        assert secret not in one_shot
+        if "\n" not in secret:  # (a reader shows a secret's lines apart)
+            assert secret not in shown

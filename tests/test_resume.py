@@ -420,6 +420,76 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
     assert effects(tmp_path / "effects.log") == {"A": 2, "B": 1, "C": 1}
 
 
+FULL_PLAN = (
+    "version: 1\nname: full\nsettings: {max_concurrent: 2}\ntasks:\n"
+    "  A: {run: [sh, -c, 'echo A >> effects.log']}\n"
+    "  B: {run: [sh, -c, 'until [ -e go ]; do sleep 0.02; done; echo B >> effects.log']}\n"
+)
+
+
+def _fill_the_store_too(monkeypatch: pytest.MonkeyPatch, disk: _FullDisk) -> None:
+    """Once ``disk`` is full, every write transaction of the store fails as SQLite's do on
+    a full disk ("database or disk is full"), through the store's own error path."""
+    import contextlib
+    import sqlite3
+
+    from planrun.store.sqlite import Store
+
+    original = Store._transaction
+
+    @contextlib.contextmanager
+    def transaction(self: Store, *, counted: bool = True) -> Iterator[sqlite3.Connection]:
+        with original(self, counted=counted) as con:
+            if disk.full:
+                raise sqlite3.OperationalError("database or disk is full")
+            yield con
+
+    monkeypatch.setattr(Store, "_transaction", transaction)
+
+
+@pytest.mark.parametrize("store_full", [False, True], ids=["journal-file", "journal-and-store"])
+def test_recovery_after_a_journal_failure_says_the_run_stopped_not_that_planrun_died(
+    tmp_path: Path,
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    store_full: bool,
+) -> None:
+    import planrun.journal
+    from planrun.cli import main
+
+    plan = write_plan(tmp_path, FULL_PLAN)
+    disk = _FullDisk()
+    monkeypatch.setattr(planrun.journal, "os", disk)
+    if store_full:  # the run's end cannot be recorded either
+        _fill_the_store_too(monkeypatch, disk)
+    assert main(["apply", str(plan), "--progress", "none"]) == 1
+    (run,) = State(tmp_path / ".planrun").runs("full")
+    assert (run.ended_at is None) is store_full
+    capsys.readouterr()
+
+    monkeypatch.undo()  # space again
+    (tmp_path / "go").touch()
+    assert main(["apply", str(plan), "--progress", "none"]) == 0
+    notes = [
+        line.removeprefix("planrun: recovered: ")
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("planrun: recovered: ")
+    ]
+    assert notes, "recovery said nothing"
+    assert not [note for note in notes if "died" in note or note.endswith("was interrupted")]
+    unrecorded = f"attempt 1 of A (run {run.id}) ended unrecorded: the run's journal failed"
+    assert f"{unrecorded}; marked interrupted" in notes
+    if store_full:
+        assert (
+            f"run {run.id} stopped because its journal could not be written "
+            "(journal write failed (No space left on device)): marked failed"
+        ) in notes
+    (first, _) = State(tmp_path / ".planrun").runs("full")
+    assert first.status == "failed"  # as that apply reported it (exit 1)
+    assert not list((tmp_path / ".planrun" / "journal").glob("*.stopped"))
+
+
 def test_a_corrupt_journal_is_refused_with_exit_2_and_left_as_it_is(
     tmp_path: Path, clean_env: Path
 ) -> None:
@@ -460,3 +530,19 @@ def test_a_success_cut_off_before_it_was_recorded_runs_again_without_charge(
     assert resumed.returncode == 0, resumed.stderr
     assert effects(tmp_path / "effects.log") == {"A": 2}
     assert state.task_states("cut")["A"].status is Status.DONE
+
+
+def test_a_stop_mark_without_its_problem_still_reads_and_marking_never_raises(
+    tmp_path: Path,
+) -> None:
+    from planrun.store.stops import clear_stops, mark_stopped, read_stops
+
+    journal = tmp_path / "journal"
+    mark_stopped(journal, "r1", "journal write failed")  # no folder: nothing, no error
+    assert read_stops(journal) == {}
+    journal.mkdir()
+    (journal / "r2.stopped").touch()  # the disk took the file but not the text
+    mark_stopped(journal, "r3", "journal write failed\n(No space left on device)")
+    assert read_stops(journal) == {"r2": "", "r3": "journal write failed (No space left on device)"}
+    clear_stops(journal, ["r2", "r3", "r4"])
+    assert read_stops(journal) == {}

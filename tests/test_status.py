@@ -217,6 +217,20 @@ def test_unknown_keys_runs_and_stores_are_usage_errors(
     assert json.loads(out.getvalue())["run"]["plan"] == "small"
 
 
+def test_logs_of_a_task_that_never_ran_says_so_plainly(
+    tmp_path: Path, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = write_plan(
+        tmp_path,
+        "version: 1\nname: skip\ntasks:\n  A: {run: [sh, -c, 'exit 1']}\n"
+        "  B: {needs: [A], run: [echo, b]}\n",
+    )
+    assert main(["apply", str(plan), "--progress", "none"]) == 1
+    capsys.readouterr()
+    assert main(["logs", str(plan), "B"]) == 1  # skipped: A failed
+    assert capsys.readouterr().err == "planrun: no attempt of B recorded yet\n"
+
+
 def test_an_only_run_shows_the_tasks_it_covered(tmp_path: Path, clean_env: Path) -> None:
     plan = write_plan(
         tmp_path,

@@ -3,6 +3,11 @@
 The running apply parked the task when its agent asked something; it takes the answer from
 the state folder's inbox (see :mod:`planrun.inbox`) and types it into the session (pty,
 tmux) or sends it as a follow-up turn through the provider's ``prompt_command``.
+
+What it prints says who will deliver the answer, as the state lock tells: the running
+apply (its pid) when the run that parked KEY holds the lock; otherwise no apply is running
+KEY (its apply died or another run holds the lock), the answer waits in the inbox, and the
+next apply that runs KEY gives it to KEY's first question.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from pathlib import Path
 from typing import TextIO
 
 from planrun.commands.apply import check_keys, state_dir_for
-from planrun.commands.state import STATE_FILE, catch_up
+from planrun.commands.state import STATE_FILE, catch_up, run_liveness
 from planrun.errors import UsageError
 from planrun.inbox import post_answer
 from planrun.outcomes import Status
+from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.store.base import StoreProtocol
 
 
 def run_answer(args: argparse.Namespace, out: TextIO) -> int:
@@ -32,10 +39,35 @@ def run_answer(args: argparse.Namespace, out: TextIO) -> int:
     catch_up(state_dir)
     with Store.open(state_dir / STATE_FILE, readonly=True) as store:
         seen = store.task_states(plan.name).get(args.key)
-    if seen is None or seen.status is not Status.NEEDS_INPUT:
-        what = "never ran" if seen is None else f"is {seen.status.value}"
-        raise UsageError(f"{args.key} {what}, not waiting for input")
+        if seen is None or seen.status is not Status.NEEDS_INPUT:
+            what = "never ran" if seen is None else f"is {seen.status.value}"
+            raise UsageError(f"{args.key} {what}, not waiting for input")
+        waiting = waiting_apply(store, plan, state_dir, args.key)
     text = sys.stdin.read() if args.text == "-" else args.text
     post_answer(state_dir, args.key, text)
-    print(f"answer queued for {args.key}; the running apply delivers it", file=out)
+    if waiting is not None:
+        print(
+            f"answer queued for {args.key}; the running apply (pid {waiting}) delivers it", file=out
+        )
+    else:
+        again = f"planrun apply {plan.path.name}"
+        print(
+            f"answer queued for {args.key}; no apply is running it (its apply is gone): the "
+            f"next `{again}` runs {args.key} again and gives it this answer when it asks",
+            file=out,
+        )
     return 0
+
+
+def waiting_apply(
+    store: StoreProtocol, plan: CompiledPlan, state_dir: Path, key: str
+) -> int | None:
+    """The pid of the apply that parked ``key`` for input and holds the state lock now, or
+    None when no running apply waits for this answer."""
+    from planrun.store.lock import read_holder
+
+    runs = store.runs(plan.name)
+    if not runs or run_liveness(runs[-1], read_holder(state_dir)) != "live":
+        return None
+    parked = {t.key: t.status for t in store.tasks(runs[-1].id)}
+    return runs[-1].pid if parked.get(key) is Status.NEEDS_INPUT else None

@@ -3,14 +3,21 @@
 Which attempt: by default the latest attempt of the latest run of PLAN that ran KEY.
 ``--attempt N`` picks attempt N (numbers count across runs until the task is done or
 forced, so the newest run that has an attempt N of KEY wins); ``--run ID`` looks in that
-run only. Secrets were redacted when the log was written.
+run only.
+
+Secrets were redacted when the log was written, in the bytes as written *and* in the text
+as this command shows it (:mod:`planrun.redact`: a secret printed with an escape sequence
+or a NUL in the middle is masked too), so ``logs`` needs no secret values: it often runs
+where they are not set (another shell, a CI artifact), and ``--raw``, ``cat`` or ``less``
+must be as safe as it is.
 
 A task's output is data, never code, so by default the log is printed as text that cannot
-drive the terminal (:class:`SafeText`): without escape sequences (CSI ``ESC [ ... final``,
-OSC ``ESC ] ... BEL|ESC \\``, DCS/SOS/PM/APC strings, two-byte ``ESC x``, and their 8-bit C1
-forms) or control characters (C0 and C1, except newline and tab); a line that ``\\r``
-redraws (progress bars) shows only its last drawing, and ``\\r\\n`` is a line end. Each line
-is rendered as :func:`planrun.sessions.output.shown_text` shows it to the rest of planrun.
+drive the terminal (:class:`SafeText`): without what :func:`planrun.redact.visible` removes
+(escape sequences: CSI ``ESC [ ... final``, OSC ``ESC ] ... BEL|ESC \\``, DCS/SOS/PM/APC
+strings, two-byte ``ESC x``, and their 8-bit C1 forms; control characters, C0 and C1,
+except newline and tab); a line that ``\\r`` redraws (progress bars) shows only its last
+drawing, and ``\\r\\n`` is a line end. The redactor checks that very view (a redraw only
+drops text: it cannot join the halves of a secret).
 A line is printed once it is complete (or at the end of the log): the unfinished part of
 what was read so far waits for the next read, so a sequence or a line split across reads
 (``--follow``) is handled whole. ``--raw`` prints the log's bytes exactly as written.
@@ -44,7 +51,7 @@ from planrun.commands.state import (
     select_run,
 )
 from planrun.errors import UsageError
-from planrun.sessions.output import shown_text
+from planrun.redact import visible
 from planrun.store.base import AttemptRow, RunRow, StoreProtocol
 
 POLL_S = 0.1  # how often --follow looks for new output and the attempt's end
@@ -55,16 +62,6 @@ HOLD_CAP = 1 << 16
 #: How far back from the end of a long unfinished line an escape sequence may still start.
 _SEQUENCE_WINDOW = 4096
 
-# C1 controls (U+0080-U+009F): 8-bit CSI and the 8-bit string introducers (DCS, SOS, OSC,
-# PM, APC) with what they carry, then any other. shown_text handles the 7-bit forms.
-_C1 = re.compile(
-    r"""
-      \x9b[0-?]*[ -/]*[@-~]
-    | [\x90\x98\x9d\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x9c|\x1b\\)?
-    | [\x80-\x9f]
-    """,
-    re.VERBOSE,
-)
 _INTRODUCERS = re.compile(r"[\x1b\x80-\x9f]")
 
 
@@ -116,7 +113,7 @@ def find_attempt(
         from planrun.plan.diagnose import suggest
 
         raise UsageError(f"no task {key!r} in this plan's state{suggest(key, sorted(known))}")
-    which = f"attempt {number} of {key}" if number is not None else f"an attempt of {key}"
+    which = f"attempt {number} of {key}" if number is not None else f"attempt of {key}"
     where = f" in run {run_id}" if run_id else ""
     raise NothingYet(f"no {which} recorded{where} yet")
 
@@ -260,7 +257,8 @@ def safe_line(raw: str) -> str:
     """One line (no ``\\n``) as it may be shown on a terminal: see the module docstring."""
     if raw.isprintable():
         return raw
-    return shown_text(_C1.sub("", raw))
+    text = visible(raw).rstrip("\r")
+    return text[text.rfind("\r") + 1 :]
 
 
 class SafeText:

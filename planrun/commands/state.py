@@ -18,7 +18,10 @@ Recovery after a crash (kill -9 included), before any task can run again:
    Spared: a tmux task's session, which outlives planrun on purpose (the scheduler
    re-attaches to it) as long as the task's definition is unchanged;
 2. each open attempt is closed as ``interrupted`` (its attempt still counts);
-3. each run that never ended is ended as ``interrupted``;
+3. each run that never ended is ended as ``interrupted``; a run that stopped because its
+   journal could not be written (a full disk) left a mark (:mod:`planrun.store.stops`):
+   it is ended ``failed``, as its apply reported it, and the notes say so rather than
+   that planrun died;
 4. the temporary files of a report the dead run was writing when it died (``.NAME.*.tmp``
    in its ``runs/<id>/`` folder; :func:`planrun.report.write.write_atomic` leaves the old
    file or the new one, and at worst such a file) are removed.
@@ -149,12 +152,20 @@ class State:
     def end(self, run_id: str, status: str) -> None:
         """Record the run's final status once all the run's writes are durable (nothing
         for a read-only state). A journal write that failed and was not reported yet is
-        raised (the run's end is still recorded first, if the store takes it)."""
+        raised (the run's end is still recorded first, if the store takes it). A run
+        whose journal failed also leaves the mark of :mod:`planrun.store.stops`, so that
+        recovery says why it stopped even if the store takes nothing more."""
         if self.store is None or self.readonly:
             return
+        journal = self.journal
         try:
             self.close_journal()
         finally:
+            failure = None if journal is None else journal.failure
+            if failure is not None and self.journal_dir is not None:
+                from planrun.store.stops import mark_stopped
+
+                mark_stopped(self.journal_dir, run_id, getattr(failure, "problem", str(failure)))
             self.store.end_run(run_id, status, utc_now())
 
     def close_journal(self) -> None:
@@ -248,14 +259,17 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
         state = State(store, plan, readonly)
         if not readonly:
             from planrun.journal import JOURNAL_DIR, replay
+            from planrun.store.stops import clear_stops, read_stops
 
             state.journal_dir = state_dir / JOURNAL_DIR
             replayed = replay(store, state.journal_dir)
             dead = [run.id for run in store.runs(plan.name) if run.ended_at is None]
             spare = reattachable(plan, store)
             state.reattach = {key for _, key in spare}
-            state.recovered = replayed + recover(store, plan.name, spare)
-            state.recovered += remove_partial_reports(state_dir, dead)
+            stops = read_stops(state.journal_dir)
+            notes = recover(store, plan.name, spare, stops)
+            state.recovered = replayed + notes + remove_partial_reports(state_dir, dead)
+            clear_stops(state.journal_dir, [r.id for r in store.runs(plan.name) if r.id in stops])
         state.known = known_tasks(store, plan.name)
         try:
             yield state
@@ -292,15 +306,22 @@ def check_plan_owner(store: StoreProtocol, plan: CompiledPlan, path: Path) -> No
 
 
 def recover(
-    store: StoreProtocol, plan_name: str, spare: Collection[tuple[str, str]] = ()
+    store: StoreProtocol,
+    plan_name: str,
+    spare: Collection[tuple[str, str]] = (),
+    stopped: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Clean up after planruns of ``plan_name`` that died; returns what was done, for humans.
 
     See the module docstring for the steps. ``spare`` names open attempts, as (run id,
     key), whose processes are left running for the scheduler to re-attach to (see
-    :func:`reattachable`); they are still closed as interrupted. Must run under the state
-    lock, before any task of the plan starts.
+    :func:`reattachable`); they are still closed as interrupted. ``stopped`` maps the runs
+    that stopped because their journal failed (:mod:`planrun.store.stops`) to the problem:
+    planrun did not die there, so the notes say what happened, and such a run not ended
+    yet is ended ``failed``, as its apply reported it. Must run under the state lock,
+    before any task of the plan starts.
     """
+    stopped = stopped or {}
     notes: list[str] = []
     dead = [run for run in store.runs(plan_name) if run.ended_at is None]
     attempts = store.open_attempts(plan_name)
@@ -313,11 +334,27 @@ def recover(
     now = utc_now()
     for attempt in attempts:
         store.mark_interrupted(attempt.run_id, attempt.key, attempt.n, now)
-        notes.append(f"attempt {attempt.n} of {attempt.key} (run {attempt.run_id}) was interrupted")
+        notes.append(_interrupted_note(attempt, stopped))
     for run in dead:
-        store.end_run(run.id, "interrupted", now)
-        notes.append(f"run {run.id} had not ended (planrun died): marked interrupted")
+        notes.append(_end_dead_run(store, run, stopped, now))
     return notes
+
+
+def _interrupted_note(attempt: AttemptRow, stopped: Mapping[str, str]) -> str:
+    what = f"attempt {attempt.n} of {attempt.key} (run {attempt.run_id})"
+    if attempt.run_id in stopped:
+        return f"{what} ended unrecorded: the run's journal failed; marked interrupted"
+    return f"{what} was interrupted"
+
+
+def _end_dead_run(store: StoreProtocol, run: RunRow, stopped: Mapping[str, str], now: str) -> str:
+    """End a run that never ended; returns the note saying how."""
+    if run.id not in stopped:
+        store.end_run(run.id, "interrupted", now)
+        return f"run {run.id} had not ended (planrun died): marked interrupted"
+    store.end_run(run.id, "failed", now)  # as its apply reported it (exit 1)
+    why = f" ({stopped[run.id]})" if stopped[run.id] else ""
+    return f"run {run.id} stopped because its journal could not be written{why}: marked failed"
 
 
 def remove_partial_reports(state_dir: Path, run_ids: Collection[str]) -> list[str]:

@@ -45,7 +45,7 @@ from planrun.plan.resolved import (
     Task,
 )
 from planrun.plan.source import Source, is_lossy_float
-from planrun.workspace.names import sanitize_component
+from planrun.workspace.names import sanitize_component, state_folder
 
 Locate = Callable[..., Location]
 RUN_HOOKS = (
@@ -209,13 +209,14 @@ class _Compiler:
     def _check_state_dir(self) -> None:
         """The state folder must not be in git's data nor a system folder (planrun.plan.paths)."""
         settings = self.plan.settings
-        problem = state_dir_problem((self.directory / settings.state_dir).resolve())
+        folder = state_folder(self.name, settings.state_dir)
+        problem = state_dir_problem((self.directory / folder).resolve())
         if problem is None:
             return
         if "state_dir" in settings.model_fields_set:
             self.fail(("settings", "state_dir"), f"settings.state_dir: {problem}")
         else:
-            self.fail((), f"settings.state_dir (default {settings.state_dir}): {problem}")
+            self.fail((), f"settings.state_dir (default {folder}): {problem}")
 
     def _check_target(self, name: str, project: Project, target: str) -> None:
         """The rendered target branch must be a name git accepts, outside the task branches.
