@@ -23,10 +23,12 @@ def plan_rows(
 ) -> list[dict[str, Any]]:
     """One row per work task: what :func:`planrun.prepare.decide_for` says apply does."""
     from planrun.commands.apply import state_dir_for
-    from planrun.commands.state import open_state
+    from planrun.commands.state import catch_up, open_state
 
     fingerprints = fingerprints_of(plan)
-    with open_state(plan, state_dir_for(plan, state_dir), readonly=True) as state:
+    folder = state_dir_for(plan, state_dir)
+    catch_up(folder)  # a dead run's journal first, as apply will replay it
+    with open_state(plan, folder, readonly=True) as state:
         decision = decide_for(plan, state.known, choices, fingerprints)
     rows = []
     for key, step in decision.steps.items():

@@ -257,7 +257,7 @@ def test_an_answer_while_no_apply_runs_says_so_and_the_next_apply_gives_it(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_until_needs_input(agent_plan / ".planrun" / "state.db", "Q")
+        _wait_until_needs_input(state_of(plan) / "state.db", "Q")
     finally:
         proc.kill()  # planrun dies while Q waits for its answer
         proc.wait(timeout=30)

@@ -137,7 +137,7 @@ def test_a_secret_split_by_an_escape_sequence_or_a_nul_is_redacted_in_every_view
         check=False,
     )
     assert applied.returncode == 0, applied.stderr
-    (log,) = (tmp_path / ".planrun" / "logs").glob("*/LEAK.attempt-1.log")
+    (log,) = (runs.state_of(plan) / "logs").glob("*/LEAK.attempt-1.log")
     written = log.read_bytes()
     assert b"sk-live-ABCDEF12" not in written  # the task did print it: it was masked
     stripped = written.replace(b"\x1b[1m", b"").replace(b"\x00", b"")

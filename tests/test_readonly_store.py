@@ -95,7 +95,9 @@ def status_as_reader(plan: Path) -> subprocess.CompletedProcess[str]:
 
 
 def unwritable(folder: Path) -> None:
-    """Everything readable by all, nothing writable but by its owner."""
+    """Everything readable by all, nothing writable but by its owner (and the folder that
+    holds the plans' state folders, ``.planrun``, can be entered)."""
+    folder.parent.chmod(0o755)
     for path in (folder, *folder.rglob("*")):
         path.chmod(0o755 if path.is_dir() else 0o644)
 
@@ -106,7 +108,7 @@ def test_status_reads_a_store_in_a_folder_it_cannot_write(
     plan = runs.write_plan(readable_folder, PLAN)
     done = runs.apply(plan)
     assert done.returncode == 0, done.stderr
-    state = readable_folder / ".planrun"
+    state = runs.state_of(plan)
     assert not (state / "state.db-wal").exists()  # a clean end leaves no write-ahead log
     unwritable(state)
     before = (state / "state.db").read_bytes()
@@ -125,7 +127,7 @@ def test_status_reads_a_live_write_ahead_log_it_cannot_write(
     """While the owner's run writes (WAL and -shm there), SQLite reads them read-only."""
     plan = runs.write_plan(readable_folder, PLAN)
     assert runs.apply(plan).returncode == 0
-    state = readable_folder / ".planrun"
+    state = runs.state_of(plan)
     writer = sqlite3.connect(state / "state.db")  # holds a WAL open, as a live run does
     try:
         writer.execute("CREATE TABLE IF NOT EXISTS x (y)")
@@ -145,7 +147,7 @@ def test_a_store_it_cannot_read_safely_is_not_called_corrupt(
     cannot read it, planrun says why, and never advises moving state.db aside."""
     plan = runs.write_plan(readable_folder, PLAN)
     assert runs.apply(plan).returncode == 0
-    state = readable_folder / ".planrun"
+    state = runs.state_of(plan)
     writer = sqlite3.connect(state / "state.db")
     writer.execute("CREATE TABLE IF NOT EXISTS x (y)")
     wal = (state / "state.db-wal").read_bytes()

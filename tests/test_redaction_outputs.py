@@ -67,7 +67,7 @@ def test_a_secret_quoted_by_git_reaches_no_output(tmp_path: Path, clean_env: Pat
         check=False,
     )
     assert applied.returncode == 1, applied.stderr
-    state = tmp_path / ".planrun"
+    state = runs.state_of(plan)
     git_log = (state / "logs" / "git" / "T.log").read_text()
     assert "clean filter 'broken' failed" in git_log  # the failure did happen, masked
     assert "***.txt" in git_log

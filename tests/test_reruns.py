@@ -272,3 +272,36 @@ def test_two_plans_in_one_folder_each_have_their_own_state(
     again = runs.apply(one)
     assert again.returncode == 0
     assert "up to date" in again.stderr + again.stdout
+
+
+def test_clean_keeps_a_live_tmux_task_planrun_left_running(
+    tmp_path: Path, clean_env: Path, tmux_socket: str
+) -> None:
+    repos = make_repos(tmp_path)
+    waits = f"touch {tmp_path}/started; until [ -e {tmp_path}/go ]; do sleep 0.02; done"
+    plan = write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: tm
+settings: {{tmux_socket: {tmux_socket}}}
+projects: {{app: {{path: {repos.clone}, base_branch: main}}}}
+tasks:
+  T: {{project: app, backend: tmux, run: [sh, -c, "{waits}; echo done > out.txt"]}}
+""",
+    )
+    apply = runs.spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+    try:
+        runs.wait_for(lambda: (tmp_path / "started").exists(), what="the pane to start")
+        runs.kill9(apply)
+        cleaned = runs.planrun("clean", str(plan), "--all", cwd=tmp_path)
+        assert cleaned.returncode == 1
+        assert "never closed" in cleaned.stderr
+        assert (state_of(plan) / "worktrees" / "T").is_dir()
+        assert "planrun/tm/T" in branches(repos.clone)
+        (tmp_path / "go").touch()
+        again = runs.apply(plan)  # re-attaches to the pane that went on meanwhile
+        assert again.returncode == 0, again.stderr
+    finally:
+        runs.stop(apply)
+    assert git(repos.clone, "show", "planrun-tm:out.txt") == "done"

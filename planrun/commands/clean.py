@@ -6,6 +6,12 @@ everything under ``planrun/<plan>/``, including unmerged branches, except work i
 A dirty worktree is always kept; target branches and the user's branches are never
 touched, nor the repository's main worktree (a planrun branch checked out there is kept).
 
+Only what this plan made is touched: worktrees inside this plan's state folder, on
+branches of the plan's name in a repository whose name claim is this plan file's
+(:mod:`planrun.workspace.namespace`: another plan file of that name makes clean exit 2).
+A task whose last attempt was never closed (planrun died while it ran; a tmux task may
+still be running) keeps its worktree and branch until an apply has recovered it.
+
 What was removed goes to stdout. Each thing clean was asked to remove but kept goes to
 stderr: what, where, why, and the git commands that would remove it by hand.
 
@@ -65,7 +71,7 @@ def run_clean(args: argparse.Namespace, out: TextIO) -> int:
     state_dir = state_dir_for(plan, args.state_dir)
     with StateLock.acquire(state_dir):
         statuses = _statuses(plan, state_dir)
-        cleaned = trio.run(_clean, plan, statuses, args.failed or args.all, args.all)
+        cleaned = trio.run(_clean, plan, state_dir, statuses, args.failed or args.all, args.all)
     for line in cleaned.removed:
         print(line, file=out)
     out.flush()
@@ -106,23 +112,36 @@ def _wanted(status: Status | None, failed: bool, everything: bool) -> bool:
 
 
 async def _clean(
-    plan: CompiledPlan, statuses: dict[str, Status], failed: bool, everything: bool
+    plan: CompiledPlan,
+    state_dir: Path,
+    statuses: dict[str, Status],
+    failed: bool,
+    everything: bool,
 ) -> Cleaned:
     from planrun.workspace.git import GitRepo, is_repo
+    from planrun.workspace.namespace import check
     from planrun.workspace.worktrees import list_planrun_worktrees, list_worktrees, remove_worktree
 
     cleaned = Cleaned()
     keys_by_branch = {_branch(plan, k): k for k in plan.tasks}
+    ours = (state_dir / "worktrees").resolve()
     for project in plan.projects.values():
         if not await is_repo(Path(project.path)):
             continue
         repo = GitRepo(Path(project.path))
+        await check(repo, plan.name, str(plan.path))
         entries = await list_worktrees(repo)
         main = entries[0].path if entries and not entries[0].bare else None
         for wt in await list_planrun_worktrees(repo, plan.name):
             key = keys_by_branch.get(wt.branch)
-            if not _wanted(statuses.get(key) if key else None, failed, everything):
+            status = statuses.get(key) if key else None
+            if status is Status.RUNNING:
+                cleaned.kept.append(_unrecovered(wt, key))
                 continue
+            if not _wanted(status, failed, everything):
+                continue
+            if not (main is not None and _same_path(wt.path, main)) and not _inside(wt.path, ours):
+                continue  # a worktree of this branch name that this plan did not make
             drop_branch = everything or await repo.is_ancestor(wt.branch, project.target_branch)
             if main is not None and _same_path(wt.path, main):
                 if drop_branch:
@@ -163,7 +182,7 @@ async def _branches(
         if f"branch refs/heads/{branch}\n" in checked_out.stdout + "\n":
             continue
         key = keys_by_branch.get(branch)
-        if key and statuses.get(key) is Status.IN_REVIEW:
+        if key and statuses.get(key) in (Status.IN_REVIEW, Status.RUNNING):
             continue
         if await repo.is_ancestor(branch, target) or everything:
             deleted = await repo.run("branch", "-D", "--end-of-options", branch, check=False)
@@ -177,6 +196,19 @@ async def _branches(
                     (f"to delete it by hand: {_git(repo.path, 'branch', '-D', branch)}",),
                 )
             )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(folder)
+
+
+def _unrecovered(wt: Worktree, key: str | None) -> Kept:
+    return Kept(
+        f"worktree {wt.path}{_of(key)}",
+        "its last attempt was never closed: planrun died while it ran, and a tmux task "
+        "may still be running there",
+        ("`planrun apply PLAN` recovers it first (it re-attaches to a live tmux task)",),
+    )
 
 
 async def _is_dirty(repo: GitRepo, path: Path) -> bool:

@@ -816,6 +816,16 @@ def open_readonly(located: Located) -> StoreProtocol:
     from planrun.store.sqlite import Store
 
     catch_up(located.db_path.parent)
+    try:
+        os.stat(located.db_path)
+    except PermissionError as error:
+        raise StoreError(
+            str(located.db_path),
+            f"cannot read it ({error.strerror})",
+            "ask its owner for read access to the state folder and the folders above it",
+        ) from error
+    except OSError:
+        pass
     if not located.db_path.exists():
         where = f"plan {located.plan_name!r} " if located.plan_name else ""
         raise StoreError(

@@ -381,7 +381,8 @@ class _Compiler:
                 return None
             root, root_name = self._glob_root(spec)
             try:
-                items = items_for(for_each, root, self.directory, root_name)
+                state = self.directory / state_folder(self.name, self.plan.settings.state_dir)
+                items = items_for(for_each, root, self.directory, root_name, exclude=state)
             except ItemError as exc:
                 index = () if exc.index is None else (exc.index,)
                 self.fail((*where, exc.field, *index), exc.message)

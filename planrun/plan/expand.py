@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from planrun.plan.files import ListingError, glob_files
 from planrun.plan.model import ForEach
 
 
@@ -65,18 +66,25 @@ MAX_ITEMS = 100_000
 MAX_ID_LENGTH = 200
 
 
-def items_for(spec: ForEach, root: Path, plan_dir: Path, root_name: str = "") -> list[Item]:
+def items_for(
+    spec: ForEach,
+    root: Path,
+    plan_dir: Path,
+    root_name: str = "",
+    exclude: Path | None = None,
+) -> list[Item]:
     """The items of a fan-out (not ``same_as``, which the compiler resolves).
 
     ``root`` is the folder a glob runs in (the task's project, else the plan's folder) and
-    ``root_name`` how messages name it; ``lines`` files are read relative to ``plan_dir``.
+    ``root_name`` how messages name it; a glob never lists ``exclude`` (the plan's state
+    folder; see :mod:`planrun.plan.files`); ``lines`` files are read relative to ``plan_dir``.
     Raises ItemError when the source yields no items, too many, or ids that cannot name a
     task.
     """
     if spec.items is not None:
         items = _from_values(spec.items)
     elif spec.glob is not None:
-        items = _from_glob(spec.glob, root, root_name or str(root))
+        items = _from_glob(spec.glob, root, root_name or str(root), exclude)
     elif spec.matrix is not None:
         items = _from_matrix(spec.matrix)
     elif spec.lines is not None:
@@ -122,18 +130,17 @@ def _scalar_text(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def _from_glob(pattern: str, root: Path, root_name: str) -> list[Item]:
+def _from_glob(pattern: str, root: Path, root_name: str, exclude: Path | None) -> list[Item]:
     if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
         raise ItemError(
             "glob", f"glob {pattern!r} must stay inside {root_name} (no absolute paths or ..)"
         )
     if not root.is_dir():
         raise ItemError("glob", f"cannot glob {pattern!r}: {root_name} does not exist")
-    paths = sorted(
-        p.relative_to(root).as_posix()
-        for p in root.glob(pattern)
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-    )
+    try:
+        paths = glob_files(pattern, root, exclude)
+    except ListingError as exc:
+        raise ItemError("glob", str(exc)) from exc
     if not paths:
         raise ItemError("glob", f"glob {pattern!r} matches no file in {root_name}")
     if len(paths) > MAX_ITEMS:
