@@ -305,3 +305,34 @@ tasks:
     finally:
         runs.stop(apply)
     assert git(repos.clone, "show", "planrun-tm:out.txt") == "done"
+
+
+def test_approve_of_work_whose_branch_is_gone_fails_and_says_how_to_redo_it(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    repos = make_repos(tmp_path)
+    tasks = '  R: {run: [sh, -c, "echo r > r.txt"], review: true}\n'
+    plan = write_plan(tmp_path, plan_text(repos.clone, tasks))
+    assert runs.apply(plan).returncode == 1
+    assert preview(plan)["R"][0] == "in review"
+    worktree = state_of(plan) / "worktrees" / "R"
+    git(repos.clone, "worktree", "remove", "--force", "--force", str(worktree))
+    approved = runs.planrun("approve", str(plan), "R", cwd=tmp_path)
+    assert approved.returncode == 0, approved.stderr  # the branch alone is enough
+    assert git(repos.clone, "show", "planrun-re:r.txt") == "r"
+    tasks2 = '  S: {run: [sh, -c, "echo s > s.txt"], review: true}\n'
+    plan.write_text(plan_text(repos.clone, tasks + tasks2))
+    assert runs.apply(plan).returncode == 1
+    git(
+        repos.clone,
+        "worktree",
+        "remove",
+        "--force",
+        "--force",
+        str(state_of(plan) / "worktrees" / "S"),
+    )
+    git(repos.clone, "branch", "-D", "planrun/re/S")
+    gone = runs.planrun("approve", str(plan), "S", cwd=tmp_path)
+    assert gone.returncode == 1
+    assert "branch planrun/re/S no longer exists" in gone.stderr
+    assert "planrun apply --force S" in gone.stderr
