@@ -10,7 +10,7 @@ drifts hit all of them alike):
 
 - ``planrun apply PLAN -j 2 --progress none`` as a child (wall time, peak RSS), as shipped:
   the run's journal file with SQLite group commits (synchronous=FULL), report, start-up and all;
-- the in-process :class:`planrun.scheduler.Scheduler` with the real StoreJournal (what
+- the in-process :class:`planrun.run.scheduler.Scheduler` with the real StoreJournal (what
   ``apply`` journals, minus start-up, plan loading and the report);
 - the in-process Scheduler with NullJournal (the default when a Scheduler is built
   directly): the scheduling and session path alone, so the journal's share is visible;
@@ -207,7 +207,7 @@ class InProcess:
 
 def scheduler_run(plan: object, state_dir: Path, jobs: int, *, journal: bool) -> InProcess:
     """Run the plan with planrun's Scheduler in this process (fresh state folder)."""
-    from planrun.scheduler import RunSettings, Scheduler
+    from planrun.run.scheduler import RunSettings, Scheduler
     from planrun.sessions.subprocess import SubprocessSession
 
     run_id = f"bench-{time.time_ns()}"
@@ -220,9 +220,9 @@ def scheduler_run(plan: object, state_dir: Path, jobs: int, *, journal: bool) ->
         return InProcess(time.perf_counter() - start, ok=scheduler.state.succeeded)
 
     from planrun.commands.apply import Outputs, build_report, write_reports
-    from planrun.commands.state import open_state
-    from planrun.convergence import decide
-    from planrun.fingerprint import fingerprint
+    from planrun.core.decision import decide
+    from planrun.core.fingerprint import fingerprint
+    from planrun.state.folder import open_state
 
     t0 = time.perf_counter()
     with open_state(plan, state_dir) as state:  # type: ignore[arg-type]

@@ -38,17 +38,17 @@ from pathlib import Path
 
 import trio
 
-from planrun.commands.state import RUN_PLAN_EVENT, RUN_PLAN_FORMAT
-from planrun.fingerprint import fingerprint
-from planrun.journal import StoreJournal
-from planrun.outcomes import Outcome
+from planrun.core.fingerprint import fingerprint
+from planrun.core.outcomes import Outcome
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
-from planrun.scheduler import Journal, NullJournal, RunSettings, Scheduler
+from planrun.run.scheduler import Journal, NullJournal, RunSettings, Scheduler
 from planrun.sessions.subprocess import SubprocessSession
-from planrun.store.base import RunRow, StoreProtocol, utc_now
-from planrun.store.memory import MemoryStore
-from planrun.store.sqlite import Store
+from planrun.state.folder import RUN_PLAN_EVENT, RUN_PLAN_FORMAT
+from planrun.state.journal import StoreJournal
+from planrun.state.memory import MemoryStore
+from planrun.state.sqlite import Store
+from planrun.state.store import RunRow, StoreProtocol, utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,7 +211,7 @@ def in_process(action: Callable[[], object], rounds: int) -> float:
 
 def bench_status(folder: Path, tasks: int, rounds: int) -> None:
     from planrun.cli import main
-    from planrun.store.lock import StateLock
+    from planrun.state.lock import StateLock
 
     start = time.perf_counter()
     plan = big_run(folder, tasks)
@@ -251,11 +251,11 @@ def bench_status(folder: Path, tasks: int, rounds: int) -> None:
 KILLED_WRITER = """
 import os, sys, time
 from pathlib import Path
-from planrun.journal import StoreJournal
+from planrun.state.journal import StoreJournal
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
-from planrun.store.base import RunRow, utc_now
-from planrun.store.sqlite import Store
+from planrun.state.store import RunRow, utc_now
+from planrun.state.sqlite import Store
 
 folder, tasks = Path(sys.argv[1]), int(sys.argv[2])
 store = Store.open(folder / "state.db")
@@ -274,7 +274,7 @@ os._exit(0)  # killed: nothing applied to the store, the journal file left behin
 
 
 def bench_journal(folder: Path, sizes: list[int], resume_tasks: int) -> None:
-    from planrun.journal import replay
+    from planrun.state.journal import replay
 
     print("(c) the journal at scale: a killed run's file, replayed by the next apply")
     print("    tasks  records  file MB  bytes/record  append µs/record  replay s")

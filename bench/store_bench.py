@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from planrun.outcomes import Outcome
-from planrun.store.base import RunRow, StoreProtocol, utc_now
-from planrun.store.memory import MemoryStore
-from planrun.store.sqlite import Store
+from planrun.core.outcomes import Outcome
+from planrun.state.memory import MemoryStore
+from planrun.state.sqlite import Store
+from planrun.state.store import RunRow, StoreProtocol, utc_now
 
 WRITES_PER_TASK = 7
 

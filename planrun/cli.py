@@ -154,8 +154,8 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _plan(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.convergence import Choices
-    from planrun.planning import describe_plan
+    from planrun.commands.plan import describe_plan
+    from planrun.core.decision import Choices
 
     choices = Choices(args.force, args.force_all, args.rerun_failed)
     return describe_plan(
@@ -180,7 +180,7 @@ def _schema(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _init(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.starter import STARTER_PLAN
+    from planrun.commands.starter import STARTER_PLAN
 
     path = Path(args.path)
     if path.exists() and not args.force:

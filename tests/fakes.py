@@ -11,8 +11,8 @@ from pathlib import Path
 
 import trio
 
-from planrun.events import Event
-from planrun.outcomes import Outcome
+from planrun.core.events import Event
+from planrun.core.outcomes import Outcome
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.sessions.base import (

@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from planrun.commands.state import catch_up, locate
-from planrun.store.base import EventRow, RunRow, TaskRow, TaskStateRow
-from planrun.store.sqlite import Store
+from planrun.state.folder import catch_up, locate
+from planrun.state.sqlite import Store
+from planrun.state.store import EventRow, RunRow, TaskRow, TaskStateRow
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANRUN = [sys.executable, "-m", "planrun"]

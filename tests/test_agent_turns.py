@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from planrun.cli import main
-from planrun.outcomes import Status
-from planrun.store.sqlite import Store
+from planrun.core.outcomes import Status
+from planrun.state.sqlite import Store
 from tests.runs import last_run_folder, state_of
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from planrun.cli import main
-from planrun.convergence import Decision, Known, decide
-from planrun.fingerprint import fingerprint
-from planrun.outcomes import Status
+from planrun.core.decision import Decision, Known, decide
+from planrun.core.fingerprint import fingerprint
+from planrun.core.outcomes import Status
 from planrun.plan.model import Settings
 from planrun.workspace.names import state_folder
 from tests.fakes import plan_from

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from planrun.cli import main
-from planrun.environment import CONTEXT_VAR_LIMIT, bounded, context_vars
-from planrun.launch import MAX_ARG_STRLEN, NulByte, build_launch
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.plan.resolved import Task
+from planrun.run.environment import CONTEXT_VAR_LIMIT, bounded, context_vars
+from planrun.run.launch import MAX_ARG_STRLEN, NulByte, build_launch
 
 LONG = "word " * 30000  # 150000 bytes: over 128 KiB
 
@@ -168,7 +168,7 @@ def test_exec_refuses_a_nul_byte_in_an_argument() -> None:
 
 
 def _launch_context(plan: CompiledPlan, task: Task, worktree: str) -> dict[str, Any]:
-    """The context a run renders with (as planrun.runtime builds it)."""
+    """The context a run renders with (as planrun.run.context builds it)."""
     return {
         "task": task.template_context(),
         "item": task.item,

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from planrun.core.outcomes import Status
 from planrun.errors import InternalError, StoreError
-from planrun.journal import Record, StoreJournal, read_records, replay
-from planrun.outcomes import Status
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
-from planrun.store.base import RunRow, utc_now
-from planrun.store.memory import MemoryStore
-from planrun.store.sqlite import Store
+from planrun.state.journal import Record, StoreJournal, read_records, replay
+from planrun.state.memory import MemoryStore
+from planrun.state.sqlite import Store
+from planrun.state.store import RunRow, utc_now
 
 FPS = {"A": ("fa" * 32, {"run": "1" * 16}), "B": ("fb" * 32, {"run": "2" * 16})}
 RUN = RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running")
@@ -79,11 +79,11 @@ def test_a_record_is_in_the_file_when_the_call_returns(tmp_path: Path) -> None:
 CRASHING_WRITER = """
 import os, signal, sys
 from pathlib import Path
-from planrun.journal import StoreJournal
+from planrun.state.journal import StoreJournal
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
-from planrun.store.base import RunRow, utc_now
-from planrun.store.sqlite import Store
+from planrun.state.store import RunRow, utc_now
+from planrun.state.sqlite import Store
 
 store = Store.open(Path(sys.argv[1]) / "state.db")
 store.begin_run(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from planrun.errors import StateLockedError, StoreError
-from planrun.store.lock import INFO_NAME, StateLock, describe_holder, read_holder
+from planrun.state.lock import INFO_NAME, StateLock, describe_holder, read_holder
 
 OLD_LOCK = "lock"  # the lock file of older versions, deleted by users as a stale lock
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 _HOLD = """
 import sys
 from pathlib import Path
-from planrun.store.lock import StateLock
+from planrun.state.lock import StateLock
 lock = StateLock.acquire(Path(sys.argv[1]), argv=["planrun", "apply", "held.yaml"])
 print("locked", flush=True)
 sys.stdin.read()  # hold until killed or stdin closes
@@ -35,7 +35,7 @@ _TRY = """
 import json, sys
 from pathlib import Path
 from planrun.errors import StateLockedError
-from planrun.store.lock import StateLock
+from planrun.state.lock import StateLock
 try:
     StateLock.acquire(Path(sys.argv[1])).release()
     print(json.dumps({"acquired": True}))
@@ -170,7 +170,7 @@ def test_missing_or_garbled_lock_info_is_described_honestly(tmp_path: Path) -> N
 _DIE_LEAVING_A_COPY = """
 import os, subprocess, sys
 from pathlib import Path
-from planrun.store.lock import StateLock
+from planrun.state.lock import StateLock
 lock = StateLock.acquire(Path(sys.argv[1]), argv=["planrun", "apply", "gone.yaml"])
 # what the kernel does when it puts a dead process's files a moment after its death:
 # the flock outlives the holder briefly (here, in a child sharing the descriptor)
@@ -196,7 +196,7 @@ def test_a_holder_that_died_is_waited_for_briefly_not_reported(tmp_path: Path) -
 _REPLAY_BRIEFLY = """
 import sys, time
 from pathlib import Path
-from planrun.store.lock import REPLAYING, StateLock
+from planrun.state.lock import REPLAYING, StateLock
 lock = StateLock.acquire(Path(sys.argv[1]), argv=["planrun", "status", REPLAYING])
 print("locked", flush=True)
 time.sleep(0.3)  # what replaying a dead run's journal takes, say
@@ -276,7 +276,7 @@ def test_a_live_holder_named_in_lock_info_is_refused_even_without_the_lock(
     tmp_path: Path,
 ) -> None:
     """An older planrun locked a ``lock`` file, not the folder: its lock.info still counts."""
-    from planrun.store.lock import _proc_start_time
+    from planrun.state.lock import _proc_start_time
 
     older = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from planrun.core.usage import USAGE_KINDS
 from planrun.plan.presets import PINNED_VERSIONS, PRESETS, PROMPT, UNCHECKABLE
-from planrun.usage import USAGE_KINDS
 from tests.agents import install
 
 # The help pages that document each preset's flags: top level and the subcommands it uses.

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import trio
 
-from planrun.outcomes import Outcome
+from planrun.core.outcomes import Outcome
 from planrun.sessions.base import Answer, ProcessInfo, SessionResult, SessionSpec
 from planrun.sessions.process import group_alive
 from planrun.sessions.pty import PASTE_END, PASTE_START, PtySession, keystrokes

@@ -4,7 +4,7 @@ Each test starts tests/agents/model_server.py on 127.0.0.1, points the CLI at it
 CLI's documented base-URL setting, runs it exactly as its built-in preset says
 (``command + yolo_flag + prompt``, with the preset's ``env``) in a fresh git repository with
 HOME in a temporary folder, and scripts the model to write ``hello.txt`` and finish. It checks
-the file, the exit status, what the model server saw, and that planrun.usage reads the CLI's
+the file, the exit status, what the model server saw, and that planrun.core.usage reads the CLI's
 JSON output.
 
 No request may leave 127.0.0.1: the proxies (HTTPS_PROXY/HTTP_PROXY) point at the model
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from planrun.core.usage import Usage, parse_usage
 from planrun.plan.presets import PRESETS, PROMPT
-from planrun.usage import Usage, parse_usage
 from tests.agents import install
 from tests.agents.fixtures import agent_env, codex_env, codex_write
 from tests.agents.model_server import (

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planrun.redact import REPLACEMENT, Redactor, secret_forms
+from planrun.core.redact import REPLACEMENT, Redactor, secret_forms
 
 
 def stream(redactor: Redactor, chunks: list[str]) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from planrun.events import Event, EventKind, Observers
-from planrun.redact import Redactor
+from planrun.core.events import Event, EventKind, Observers
+from planrun.core.redact import Redactor
 from tests import runs
 from tests.gitrepo import git
 

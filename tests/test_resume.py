@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from planrun.outcomes import Outcome, Status
+from planrun.core.outcomes import Outcome, Status
 from tests import runs
 from tests.runs import State, effects, write_plan
 
@@ -367,7 +367,7 @@ def test_fault_seam_sweep_over_every_journal_write(tmp_path: Path, clean_env: Pa
 
 
 class _FullDisk:
-    """planrun.journal's view of ``os``: the disk fills up when the first attempt's end is
+    """planrun.state.journal's view of ``os``: the disk fills up when the first attempt's end is
     written (matrix C9: the journal's os.write raises ENOSPC from then on)."""
 
     def __init__(self) -> None:
@@ -390,7 +390,7 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import planrun.journal
+    import planrun.state.journal
     from planrun.cli import main
 
     plan = write_plan(
@@ -401,7 +401,7 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
         "  C: {needs: [A], run: [sh, -c, 'echo C >> effects.log']}\n",
     )
     disk = _FullDisk()
-    monkeypatch.setattr(planrun.journal, "os", disk)
+    monkeypatch.setattr(planrun.state.journal, "os", disk)
     assert main(["apply", str(plan), "--progress", "none"]) == 1
     assert disk.full
     stderr = capsys.readouterr().err
@@ -433,7 +433,7 @@ def _fill_the_store_too(monkeypatch: pytest.MonkeyPatch, disk: _FullDisk) -> Non
     import contextlib
     import sqlite3
 
-    from planrun.store.sqlite import Store
+    from planrun.state.sqlite import Store
 
     original = Store._transaction
 
@@ -455,12 +455,12 @@ def test_recovery_after_a_journal_failure_says_the_run_stopped_not_that_planrun_
     capsys: pytest.CaptureFixture[str],
     store_full: bool,
 ) -> None:
-    import planrun.journal
+    import planrun.state.journal
     from planrun.cli import main
 
     plan = write_plan(tmp_path, FULL_PLAN)
     disk = _FullDisk()
-    monkeypatch.setattr(planrun.journal, "os", disk)
+    monkeypatch.setattr(planrun.state.journal, "os", disk)
     if store_full:  # the run's end cannot be recorded either
         _fill_the_store_too(monkeypatch, disk)
     assert main(["apply", str(plan), "--progress", "none"]) == 1
@@ -535,7 +535,7 @@ def test_a_success_cut_off_before_it_was_recorded_runs_again_without_charge(
 def test_a_stop_mark_without_its_problem_still_reads_and_marking_never_raises(
     tmp_path: Path,
 ) -> None:
-    from planrun.store.stops import clear_stops, mark_stopped, read_stops
+    from planrun.state.stops import clear_stops, mark_stopped, read_stops
 
     journal = tmp_path / "journal"
     mark_stopped(journal, "r1", "journal write failed")  # no folder: nothing, no error

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from planrun.events import Observers
-from planrun.outcomes import Outcome, Status
+from planrun.core.events import Observers
+from planrun.core.outcomes import Outcome, Status
 from planrun.plan.compile import CompiledPlan
-from planrun.runtime import RunSettings
-from planrun.scheduler import Scheduler
+from planrun.run.context import RunSettings
+from planrun.run.scheduler import Scheduler
 from tests.fakes import FakeSession, Recorder, plan_from
 
 OK, FAIL, TIMEOUT = Outcome.SUCCEEDED, Outcome.FAILED, Outcome.TIMED_OUT

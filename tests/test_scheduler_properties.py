@@ -15,10 +15,10 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planrun.events import EventKind, Observers
-from planrun.outcomes import Outcome, Status
-from planrun.runtime import RunSettings
-from planrun.scheduler import Scheduler
+from planrun.core.events import EventKind, Observers
+from planrun.core.outcomes import Outcome, Status
+from planrun.run.context import RunSettings
+from planrun.run.scheduler import Scheduler
 from tests.fakes import FakeSession, Recorder, plan_from
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from planrun.fingerprint import FORMAT, _digest, definition, fingerprint
+from planrun.core.fingerprint import FORMAT, _digest, definition, fingerprint
 from planrun.plan import templates
 from planrun.plan.load import load_plan
 from tests.plan.test_graph import CYCLE
@@ -88,7 +88,7 @@ def test_apply_without_cycles_or_templates_imports_neither_networkx_nor_jinja(
     assert (tmp_path / "first.out").read_text() == "one\n"
     assert (tmp_path / "second.out").read_text() == "second\n"
     # the run really went through the scheduler, the sessions and the store
-    assert {"planrun.scheduler", "planrun.sessions.subprocess", "pydantic", "trio"} <= modules
+    assert {"planrun.run.scheduler", "planrun.sessions.subprocess", "pydantic", "trio"} <= modules
     assert "networkx" not in modules
     assert "jinja2" not in modules
     assert "planrun.plan.sandbox" not in modules

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError, UsageError
-from planrun.outcomes import Outcome, Status
-from planrun.store.base import RunRow, StoreProtocol, utc_now
-from planrun.store.faults import FAULT_ENV
-from planrun.store.memory import MemoryStore
-from planrun.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, Store
+from planrun.state.faults import FAULT_ENV
+from planrun.state.memory import MemoryStore
+from planrun.state.sqlite import APPLICATION_ID, SCHEMA_VERSION, Store
+from planrun.state.store import RunRow, StoreProtocol, utc_now
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -387,7 +387,7 @@ def test_a_wal_reader_sees_committed_data_while_the_writer_is_mid_transaction(
 
 _READ_IN_CHILD = """
 import json, sys
-from planrun.store.sqlite import Store
+from planrun.state.sqlite import Store
 s = Store.open(sys.argv[1], readonly=True)
 run = s.last_run("demo")
 print(json.dumps({"run": run.id, "status": run.status, "events": len(s.events(run.id))}))
@@ -493,9 +493,9 @@ def test_a_folder_in_place_of_the_store_is_refused(tmp_path: Path) -> None:
 
 _WRITES_IN_CHILD = """
 import sys
-from planrun.outcomes import Outcome
-from planrun.store.base import RunRow
-from planrun.store.sqlite import Store
+from planrun.core.outcomes import Outcome
+from planrun.state.store import RunRow
+from planrun.state.sqlite import Store
 s = Store.open(sys.argv[1])
 s.begin_run(RunRow("r1", "demo", "/p.yaml", "00", "0.1", "2026-11-21T06:00:00Z", "running"))
 s.attempt_started("r1", "A", 1, "2026-11-21T06:00:01Z", "fp", "/logs/A.1.log")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import trio
 
-from planrun.outcomes import Outcome
+from planrun.core.outcomes import Outcome
 from planrun.sessions.base import Answer, ProcessInfo, SessionResult, SessionSpec
 from planrun.sessions.output import (
     LINE_CAP,

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import trio
 
-from planrun.outcomes import Outcome
+from planrun.core.outcomes import Outcome
 from planrun.sessions.base import ProcessInfo, SessionResult, SessionSpec
 from planrun.sessions.process import group_alive
 from planrun.sessions.tmux import TmuxSession, attach_argv, list_sessions, tmux_name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from planrun.usage import USAGE_KINDS, Usage, UsageResult, parse_usage
+from planrun.core.usage import USAGE_KINDS, Usage, UsageResult, parse_usage
 
 CLAUDE_JSON_SUCCESS = (
     '{"duration_api_ms":54,"stop_reason":"end_turn",'

@@ -125,9 +125,9 @@ def test_approve_first_replays_what_a_killed_apply_journaled(
 ) -> None:
     """A record a killed apply wrote to its journal file, but not yet to the store, goes in
     before approve's own writes (applied after them, it could undo the approval)."""
-    from planrun.journal import JOURNAL_DIR
-    from planrun.store.base import utc_now
-    from planrun.store.sqlite import Store
+    from planrun.state.journal import JOURNAL_DIR
+    from planrun.state.sqlite import Store
+    from planrun.state.store import utc_now
 
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     plan = tmp_path / "plan.yaml"

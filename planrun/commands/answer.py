@@ -1,7 +1,7 @@
 """``planrun answer PLAN KEY TEXT``: answer a task waiting in needs_input.
 
 The running apply parked the task when its agent asked something; it takes the answer from
-the state folder's inbox (see :mod:`planrun.inbox`) and types it into the session (pty,
+the state folder's inbox (see :mod:`planrun.run.inbox`) and types it into the session (pty,
 tmux) or sends it as a follow-up turn through the provider's ``prompt_command``.
 
 What it prints says who will deliver the answer, as the state lock tells: the running
@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import TextIO
 
 from planrun.commands.apply import check_keys, state_dir_for
-from planrun.commands.state import STATE_FILE, catch_up, run_liveness
+from planrun.core.outcomes import Status
 from planrun.errors import UsageError
-from planrun.inbox import post_answer
-from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
-from planrun.store.base import StoreProtocol
+from planrun.run.inbox import post_answer
+from planrun.state.folder import STATE_FILE, catch_up, run_liveness
+from planrun.state.store import StoreProtocol
 
 
 def run_answer(args: argparse.Namespace, out: TextIO) -> int:
     import sys
 
-    from planrun.store.sqlite import Store
+    from planrun.state.sqlite import Store
 
     plan = load_plan(Path(args.plan))
     check_keys(plan, [args.key], "answer")
@@ -64,7 +64,7 @@ def waiting_apply(
 ) -> int | None:
     """The pid of the apply that parked ``key`` for input and holds the state lock now, or
     None when no running apply waits for this answer."""
-    from planrun.store.lock import read_holder
+    from planrun.state.lock import read_holder
 
     runs = store.runs(plan.name)
     if not runs or run_liveness(runs[-1], read_holder(state_dir)) != "live":

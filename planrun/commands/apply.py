@@ -23,14 +23,12 @@ from typing import Any, TextIO
 import trio
 
 from planrun import __version__
-from planrun.commands.state import open_state
-from planrun.convergence import Choices
+from planrun.core.decision import Choices
+from planrun.core.events import Observers
 from planrun.errors import ReportWriteError, StoreError, UsageError
-from planrun.events import Observers
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
-from planrun.prepare import decide_for, fingerprints_of, landed_commits, settings_for
 from planrun.report.model import PlanInfo, RunReport, total_usage
 from planrun.report.write import (
     append_text,
@@ -39,10 +37,12 @@ from planrun.report.write import (
     summary_markdown,
     write_atomic,
 )
-from planrun.runtime import RunSettings
-from planrun.scheduler import Scheduler
+from planrun.run.context import RunSettings
+from planrun.run.prepare import decide_for, fingerprints_of, landed_commits, settings_for
+from planrun.run.scheduler import Scheduler
 from planrun.sessions.base import Session
-from planrun.store.base import iso
+from planrun.state.folder import open_state
+from planrun.state.store import iso
 from planrun.workspace.base import Bases, PlainWorkspace, Workspace
 from planrun.workspace.names import state_folder
 
@@ -156,7 +156,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _lock(state_dir: Path) -> Any:
-    from planrun.store.lock import StateLock
+    from planrun.state.lock import StateLock
 
     return StateLock.acquire(state_dir)
 
@@ -171,7 +171,7 @@ def _workspace(
 ) -> Workspace:
     if dry_run:
         return PlainWorkspace(plan)
-    from planrun.environment import base_env, secret_values
+    from planrun.run.environment import base_env, secret_values
     from planrun.workspace.gitworkspace import GitWorkspace
 
     return GitWorkspace(

@@ -4,7 +4,7 @@ The task's work is already committed on its branch. Approving lands it on the ta
 the project's strategy (in a commit whose trailer names the task, as every landing) and
 records the task as durably done; the next ``apply`` runs its dependents. Whether the
 task is in review at all is the one decision ``plan`` and ``apply`` use
-(:func:`planrun.prepare.decide_for`). It takes the state lock, so it waits for no running
+(:func:`planrun.run.prepare.decide_for`). It takes the state lock, so it waits for no running
 apply: one holding the lock makes it exit 3.
 """
 
@@ -17,19 +17,19 @@ from typing import TextIO
 import trio
 
 from planrun.commands.apply import check_keys, state_dir_for
-from planrun.commands.state import STATE_FILE, State, open_state
-from planrun.convergence import Action
+from planrun.core.decision import Action
 from planrun.errors import MergeConflict, UsageError
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.plan.resolved import Task
-from planrun.prepare import decide_for, fingerprints_of
+from planrun.run.prepare import decide_for, fingerprints_of
+from planrun.state.folder import STATE_FILE, State, open_state
 from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.trailers import Mark
 
 
 def run_approve(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.store.lock import StateLock
+    from planrun.state.lock import StateLock
 
     plan = load_plan(Path(args.plan))
     check_keys(plan, [args.key], "approve")
@@ -90,7 +90,7 @@ async def _land(
     plan: CompiledPlan, state_dir: Path, task: Task, prepared: Prepared
 ) -> tuple[Prepared, Landed]:
     """Land the reviewed branch (its worktree made again if someone removed it)."""
-    from planrun.environment import base_env
+    from planrun.run.environment import base_env
     from planrun.sessions.subprocess import SubprocessSession
     from planrun.workspace.gitworkspace import GitWorkspace
 

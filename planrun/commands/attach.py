@@ -15,7 +15,7 @@ from planrun.plan.load import load_plan
 
 
 def run_attach(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.attempt import session_name
+    from planrun.run.attempt import session_name
     from planrun.sessions.tmux import attach_argv, list_sessions, tmux_name
 
     plan = load_plan(Path(args.plan))

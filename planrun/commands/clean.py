@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, TextIO
 import trio
 
 from planrun.commands.apply import state_dir_for
-from planrun.commands.state import STATE_FILE
+from planrun.core.outcomes import Status
 from planrun.errors import git_stderr_summary
-from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.state.folder import STATE_FILE
 
 if TYPE_CHECKING:
     from planrun.workspace.git import GitRepo
@@ -65,7 +65,7 @@ class Cleaned:
 
 
 def run_clean(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.store.lock import StateLock
+    from planrun.state.lock import StateLock
 
     plan = load_plan(Path(args.plan))
     state_dir = state_dir_for(plan, args.state_dir)
@@ -93,8 +93,8 @@ def run_clean(args: argparse.Namespace, out: TextIO) -> int:
 def _statuses(plan: CompiledPlan, state_dir: Path) -> dict[str, Status]:
     if not (state_dir / STATE_FILE).exists():
         return {}
-    from planrun.journal import JOURNAL_DIR, replay
-    from planrun.store.sqlite import Store
+    from planrun.state.journal import JOURNAL_DIR, replay
+    from planrun.state.sqlite import Store
 
     with Store.open(state_dir / STATE_FILE) as store:  # under the lock: no apply runs
         replay(store, state_dir / JOURNAL_DIR)  # what a killed apply journaled comes first

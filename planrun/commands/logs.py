@@ -6,13 +6,13 @@ forced, so the newest run that has an attempt N of KEY wins); ``--run ID`` looks
 run only.
 
 Secrets were redacted when the log was written, in the bytes as written *and* in the text
-as this command shows it (:mod:`planrun.redact`: a secret printed with an escape sequence
+as this command shows it (:mod:`planrun.core.redact`: a secret printed with an escape sequence
 or a NUL in the middle is masked too), so ``logs`` needs no secret values: it often runs
 where they are not set (another shell, a CI artifact), and ``--raw``, ``cat`` or ``less``
 must be as safe as it is.
 
 A task's output is data, never code, so by default the log is printed as text that cannot
-drive the terminal (:class:`SafeText`): without what :func:`planrun.redact.visible` removes
+drive the terminal (:class:`SafeText`): without what :func:`planrun.core.redact.visible` removes
 (escape sequences: CSI ``ESC [ ... final``, OSC ``ESC ] ... BEL|ESC \\``, DCS/SOS/PM/APC
 strings, two-byte ``ESC x``, and their 8-bit C1 forms; control characters, C0 and C1,
 except newline and tab); a line that ``\\r`` redraws (progress bars) shows only its last
@@ -42,7 +42,9 @@ import time
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from planrun.commands.state import (
+from planrun.core.redact import visible
+from planrun.errors import UsageError
+from planrun.state.folder import (
     Located,
     locate,
     open_readonly,
@@ -50,9 +52,7 @@ from planrun.commands.state import (
     run_liveness,
     select_run,
 )
-from planrun.errors import UsageError
-from planrun.redact import visible
-from planrun.store.base import AttemptRow, RunRow, StoreProtocol
+from planrun.state.store import AttemptRow, RunRow, StoreProtocol
 
 POLL_S = 0.1  # how often --follow looks for new output and the attempt's end
 _CHUNK = 1 << 16
@@ -140,7 +140,7 @@ def _wait_for_first(
     store: StoreProtocol, located: Located, key: str, why: str
 ) -> tuple[RunRow, AttemptRow] | None:
     """--follow on a task that has not started: wait while its run is live."""
-    from planrun.store.lock import read_holder
+    from planrun.state.lock import read_holder
 
     run = select_run(store, located)
     print(f"planrun: {why}; waiting for {key} to start in run {run.id}", file=sys.stderr)
@@ -159,7 +159,7 @@ def follow(
     store: StoreProtocol, located: Located, run: RunRow, attempt: AttemptRow, printer: Printer
 ) -> int:
     """Print the log as it grows until the attempt ends (0) or its apply dies (1)."""
-    from planrun.store.lock import read_holder
+    from planrun.state.lock import read_holder
 
     path = Path(attempt.log_path)
     offset = 0

@@ -8,7 +8,7 @@ report) and while a run is going (``status: running``). The store is opened read
 never locked; only the files asked for are written. With no output option the JSON report
 goes to stdout (as with ``--json-out -``).
 
-Where each field comes from (tables of ``planrun.store.sqlite``):
+Where each field comes from (tables of ``planrun.state.sqlite``):
 
 - ``runs``: plan name, path and sha256, run id, planrun version, ``started_at``,
   ``ended_at``, the run's status (``running`` while its apply holds the state lock,
@@ -39,7 +39,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from planrun.commands.state import (
+from planrun.core.outcomes import Status
+from planrun.report.model import AttemptReport, PlanInfo, RunReport, TaskReport, Usage, total_usage
+from planrun.state.folder import (
     elapsed_s,
     in_run,
     locate,
@@ -50,9 +52,7 @@ from planrun.commands.state import (
     select_run,
     task_status,
 )
-from planrun.outcomes import Status
-from planrun.report.model import AttemptReport, PlanInfo, RunReport, TaskReport, Usage, total_usage
-from planrun.store.base import AttemptRow, RunRow, StoreProtocol, TaskRow
+from planrun.state.store import AttemptRow, RunRow, StoreProtocol, TaskRow
 
 _EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
 
@@ -66,7 +66,7 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
         summary_markdown,
         write_atomic,
     )
-    from planrun.store.lock import read_holder
+    from planrun.state.lock import read_holder
 
     located = locate(args.plan, args.state_dir)
     store = open_readonly(located)
@@ -240,7 +240,7 @@ def _counts(tasks: list[TaskReport]) -> dict[str, int]:
 
 
 def mermaid(planned: list[dict[str, Any]], statuses: Mapping[str, str]) -> str | None:
-    """The run's graph as ``planrun.graph.TaskGraph.to_mermaid`` draws it, from the
+    """The run's graph as ``planrun.core.graph.TaskGraph.to_mermaid`` draws it, from the
     ``run_plan`` event (None for runs recorded without one)."""
     if not planned:
         return None

@@ -5,7 +5,7 @@ apply writes (SQLite WAL: readers see every committed write, never a half one). 
 is read in one read transaction, so counts and rows agree with each other.
 
 What it shows: the run (id, plan, start, end or "running for", status), who holds the state
-lock when an apply is live (:mod:`planrun.store.lock`), counts per status, and a table of
+lock when an apply is live (:mod:`planrun.state.lock`), counts per status, and a table of
 the run's work tasks in dependency order: key, status, attempt, elapsed, reason. Tasks that
 have not started show as ``pending`` with the reason apply decided to run them; in a run
 whose planrun died, what was running or waiting shows as ``cancelled`` (the next apply
@@ -13,7 +13,7 @@ recovers it). ``--json`` prints the same as one JSON document.
 
 Speed: a 10,000-task run answers in well under a second. The rows are read with a few
 narrow read-only queries (:func:`read_snapshot`) rather than through
-:class:`~planrun.store.base.StoreProtocol`, whose row objects decode every JSON column
+:class:`~planrun.state.store.StoreProtocol`, whose row objects decode every JSON column
 (tails, data) and take most of a second for 10,000 tasks; the store's files are still
 opened, checked and version-gated by ``Store.open(readonly=True)`` first.
 """
@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from planrun.commands.state import (
+from planrun.core.outcomes import Status
+from planrun.state.folder import (
     RUN_PLAN_EVENT,
     Located,
     elapsed_s,
@@ -40,8 +41,7 @@ from planrun.commands.state import (
     select_run,
     task_status,
 )
-from planrun.outcomes import Status
-from planrun.store.base import RunRow
+from planrun.state.store import RunRow
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Snapshot:
 
 def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
     """Print the status of the last run of PLAN (or of ./.planrun); 0 when it could."""
-    from planrun.store.lock import read_holder
+    from planrun.state.lock import read_holder
 
     located = locate(args.plan, args.state_dir)
     store = open_readonly(located)
@@ -122,11 +122,11 @@ def read_snapshot(located: Located, run: RunRow, holder: dict[str, Any] | None) 
 
 class _ReadOnly:
     """A read-only SQLite connection to ``path`` (never creates or writes it; see
-    :mod:`planrun.store.connect` for a store in a folder this process cannot write).
+    :mod:`planrun.state.connect` for a store in a folder this process cannot write).
     A failed read is a StoreError that calls the store corrupt only if SQLite does."""
 
     def __init__(self, path: Path) -> None:
-        from planrun.store.connect import connect_reader
+        from planrun.state.connect import connect_reader
 
         self.con, self.immutable = connect_reader(path)
         self.path = path
@@ -137,7 +137,7 @@ class _ReadOnly:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.con.close()
         if isinstance(exc, sqlite3.Error):
-            from planrun.store.connect import read_error
+            from planrun.state.connect import read_error
 
             raise read_error(self.path, exc, immutable=self.immutable) from exc
 
@@ -263,7 +263,7 @@ def as_text(snapshot: Snapshot, located: Located) -> str:
 
 
 def _header(snapshot: Snapshot, located: Located) -> list[str]:
-    from planrun.store.lock import describe_holder
+    from planrun.state.lock import describe_holder
 
     run = snapshot.run
     lines = [f"run {run.id} of plan {run.plan_name} ({run.plan_path})"]

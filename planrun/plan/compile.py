@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from planrun.core.graph import Edge, TaskGraph, cycle_diagnostic
 from planrun.errors import Diagnostic, Location, PlanError, text_position
-from planrun.graph import Edge, TaskGraph, cycle_diagnostic
 from planrun.plan import templates
 from planrun.plan.diagnose import field_name as dotted
 from planrun.plan.diagnose import suggest
@@ -763,7 +763,7 @@ def _dependency_cycles(tasks: dict[str, Task], edges: list[Edge]) -> list[Diagno
 
     :meth:`TaskGraph.build` names only the first cycle it finds; this names one in each
     strongly connected component, so that separate cycles are all reported at once.
-    networkx is imported here, as in :mod:`planrun.graph`: only a plan with a cycle needs it.
+    networkx is imported here, as in :mod:`planrun.core.graph`: only a plan with a cycle needs it.
     """
     import networkx as nx
 

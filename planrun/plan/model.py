@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from planrun.outcomes import NEVER_RETRIED, RETRYABLE, Outcome
+from planrun.core.outcomes import NEVER_RETRIED, RETRYABLE, Outcome
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS, describe, suggest
 from planrun.plan.durations import DURATION_PATTERN, parse_duration
 from planrun.plan.refs import branch_message, branch_problem

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from planrun.core.outcomes import DEFAULT_RETRY_ON, Outcome
 from planrun.errors import Location
-from planrun.outcomes import DEFAULT_RETRY_ON, Outcome
 from planrun.plan.model import ShellCommand
 
 Kind = Literal["work", "group"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from planrun.outcomes import Outcome
+from planrun.core.outcomes import Outcome
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import NoReturn
 
 import trio
 
-from planrun.outcomes import Outcome
-from planrun.redact import Redactor
+from planrun.core.outcomes import Outcome
+from planrun.core.redact import Redactor
 from planrun.sessions.base import SessionResult, SessionSpec
 from planrun.sessions.output import OutputWatcher
 

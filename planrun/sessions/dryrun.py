@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from planrun.outcomes import Outcome
+from planrun.core.outcomes import Outcome
 from planrun.sessions.base import OnLine, OnQuestion, OnStart, SessionResult, SessionSpec
 
 

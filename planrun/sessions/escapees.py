@@ -38,8 +38,8 @@ from collections.abc import Iterator, Mapping
 
 import trio
 
-from planrun.procfs import PGRP, STATE, stat_field, stat_fields
 from planrun.sessions.process import kill_group, kill_group_now
+from planrun.sessions.procfs import PGRP, STATE, stat_field, stat_fields
 
 #: The environment variable that marks a session's processes.
 TOKEN_VAR = "PLANRUN_SESSION"

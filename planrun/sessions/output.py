@@ -10,7 +10,7 @@ Text, in order of processing:
 
 1. bytes are decoded as UTF-8 incrementally (a character split across reads is kept whole;
    invalid bytes become U+FFFD);
-2. the text is redacted as a stream (:class:`planrun.redact.Redactor`: a secret split
+2. the text is redacted as a stream (:class:`planrun.core.redact.Redactor`: a secret split
    across reads is still caught; the start of a possible secret is held back meanwhile);
 3. the redacted text is appended to ``spec.log_path`` as written, escape sequences included
    (the file is created with the first output: an attempt that prints nothing leaves no
@@ -46,8 +46,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from planrun.core.redact import Redactor
 from planrun.plan.sizes import format_size
-from planrun.redact import Redactor
 from planrun.sessions.base import OnLine, SessionSpec
 
 #: Characters of one line kept in memory; longer lines keep their end.

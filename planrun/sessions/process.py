@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import trio
 
-from planrun.procfs import PGRP, STARTTIME, STATE, stat_field, stat_fields
+from planrun.sessions.procfs import PGRP, STARTTIME, STATE, stat_field, stat_fields
 
 _PR_SET_CHILD_SUBREAPER = 36
 #: First and largest pause between checks while waiting for a group to empty.

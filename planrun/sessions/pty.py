@@ -65,8 +65,7 @@ from typing import Any
 import ptyprocess
 import trio
 
-from planrun.outcomes import Outcome
-from planrun.procfs import STATE, stat_field, stat_fields
+from planrun.core.outcomes import Outcome
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,
@@ -93,6 +92,7 @@ from planrun.sessions.output import (
     SuccessMatched,
 )
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
+from planrun.sessions.procfs import STATE, stat_field, stat_fields
 
 #: Bracketed paste markers (xterm): what a terminal sends around pasted text.
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import trio
 
-from planrun.outcomes import Outcome
+from planrun.core.outcomes import Outcome
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,

@@ -80,7 +80,6 @@ from pathlib import Path
 
 import trio
 
-from planrun.procfs import EXIT_CODE, STATE, stat_field, stat_fields
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,
@@ -98,6 +97,7 @@ from planrun.sessions.common import (
 from planrun.sessions.escapees import Hunt, token_of
 from planrun.sessions.output import Event, FailureMatched, SuccessMatched
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
+from planrun.sessions.procfs import EXIT_CODE, STATE, stat_field, stat_fields
 from planrun.sessions.pty import (
     TerminalSupervisor,
     close_fd,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from planrun.events import Event
+from planrun.core.events import Event
 
 
 class JsonLines:

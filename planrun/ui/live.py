@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from planrun.events import Event, EventKind
+from planrun.core.events import Event, EventKind
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from planrun.events import Event, EventKind
+from planrun.core.events import Event, EventKind
 
 
 class PlainProgress:

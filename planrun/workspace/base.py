@@ -13,8 +13,8 @@ from typing import Protocol
 
 import trio
 
+from planrun.core.outcomes import Status
 from planrun.errors import SessionStartError
-from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
 from planrun.workspace.trailers import Mark

@@ -34,16 +34,16 @@ from pathlib import Path
 
 import trio
 
-from planrun.convergence import work_needs
+from planrun.core.decision import work_needs
+from planrun.core.outcomes import Status
+from planrun.core.redact import Redactor
 from planrun.errors import GitError, SessionStartError
-from planrun.hooks import run_hooks
-from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import ProjectSpec, Task
-from planrun.redact import Redactor
+from planrun.run.hooks import run_hooks
 from planrun.sessions.base import Session
-from planrun.store.base import iso
-from planrun.store.faults import after_landing
+from planrun.state.faults import after_landing
+from planrun.state.store import iso
 from planrun.workspace.base import Bases, Landed, Prepared
 from planrun.workspace.git import GitRepo, is_repo
 from planrun.workspace.landing import ensure_target, land_and_remove
@@ -285,7 +285,7 @@ class GitWorkspace:
         )
         if result.commit:
             self.landed[task.key] = result.commit
-            after_landing(task.key)  # the test seam (planrun.store.faults)
+            after_landing(task.key)  # the test seam (planrun.state.faults)
         return Landed(result.commit, result.diffstat or None)
 
     async def commit(self, task: Task, prepared: Prepared) -> str | None:

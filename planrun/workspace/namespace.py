@@ -20,7 +20,7 @@ from pathlib import Path
 import trio
 
 from planrun.errors import NamespaceError
-from planrun.store.base import write_atomic
+from planrun.state.store import write_atomic
 from planrun.workspace.git import GitRepo
 from planrun.workspace.names import sanitize_component
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from planrun.convergence import Known, Landings
+from planrun.core.decision import Known, Landings
+from planrun.core.outcomes import Status
 from planrun.errors import TargetError
-from planrun.outcomes import Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import ProjectSpec
 from planrun.workspace.git import GitRepo, is_repo

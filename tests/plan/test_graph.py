@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from planrun.commands.plan import describe_plan
+from planrun.core.graph import Edge, TaskGraph
 from planrun.errors import Location, PlanError
-from planrun.graph import Edge, TaskGraph
 from planrun.plan.resolved import Task
-from planrun.planning import describe_plan
 from tests.plan.helpers import compile_text, errors_of
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from planrun.outcomes import DEFAULT_RETRY_ON, Outcome
+from planrun.core.outcomes import DEFAULT_RETRY_ON, Outcome
 from planrun.plan.durations import format_duration, parse_duration
 from planrun.plan.model import PlanFile, ShellCommand, TaskSpec
 from planrun.plan.resolved import CommandSpec

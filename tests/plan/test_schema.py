@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 
 from planrun.cli import main
+from planrun.commands.starter import STARTER_PLAN
 from planrun.plan.load import load_plan
 from planrun.plan.source import parse
-from planrun.starter import STARTER_PLAN
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "plan.schema.json"

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from planrun.events import Observers
+from planrun.core.events import Observers
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
 from planrun.report.model import AttemptReport, HookFailure, TaskReport
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
-from planrun.store.base import iso
+from planrun.state.store import iso
 from planrun.workspace.base import Prepared, Workspace
 from planrun.workspace.names import sanitize_component
 
@@ -51,7 +51,7 @@ class RunSettings:
 class Journal(Protocol):
     """Durable record of a run (the store); the no-op one keeps nothing.
 
-    Calls are cheap and return once the record is kept (see :mod:`planrun.journal`):
+    Calls are cheap and return once the record is kept (see :mod:`planrun.state.journal`):
     ``attempt_started`` returns before the attempt's process may start.
     """
 
@@ -95,9 +95,9 @@ class RunContext:
     emit: Observers
     secrets: tuple[str, ...]
     started_at: float
-    #: Masks ``secrets`` (planrun.redact.Redactor.redact): every text planrun records or
+    #: Masks ``secrets`` (planrun.core.redact.Redactor.redact): every text planrun records or
     #: shows goes through it, where an attempt's or a task's outcome is recorded and in the
-    #: event observers (see :meth:`redacted`, planrun.events.Observers).
+    #: event observers (see :meth:`redacted`, planrun.core.events.Observers).
     redact: Callable[[str], str] = str
     reports: dict[str, TaskReport] = field(default_factory=dict)
     groups: dict[str, ProcessInfo] = field(default_factory=dict)  # live process groups

@@ -1,6 +1,6 @@
 """What every state store returns and offers, plus the small file helpers stores share.
 
-The rows are frozen dataclasses, one per table (see ``planrun.store.sqlite`` for the
+The rows are frozen dataclasses, one per table (see ``planrun.state.sqlite`` for the
 schema). Times are ISO-8601 UTC strings such as ``2026-11-21T06:00:00.123456Z``
 (:func:`utc_now`); they sort as text and go into reports unchanged.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from planrun.outcomes import Outcome, Status
+from planrun.core.outcomes import Outcome, Status
 
 #: A decoded JSON object, as stored in the ``*_json`` columns.
 JSONObject = dict[str, Any]

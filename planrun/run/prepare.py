@@ -2,7 +2,7 @@
 
 ``planrun plan`` and ``planrun apply`` (and ``approve``) call :func:`decide_for` with the
 same inputs, so they cannot disagree: the fingerprints of the plan's tasks, what the store
-knows of them (:class:`planrun.commands.state.State`), and what the integration branches
+knows of them (:class:`planrun.state.folder.State`), and what the integration branches
 say (:func:`planrun.workspace.targets.inspect_landings`: landed work that is gone, landings
 that planrun died before recording). :func:`settings_for` turns the decision into what the
 scheduler and the workspace are told.
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from planrun.convergence import (
+from planrun.core.decision import (
     NO_LANDINGS,
     PLAIN,
     Choices,
@@ -24,12 +24,12 @@ from planrun.convergence import (
     RunDecision,
     decide_run,
 )
-from planrun.fingerprint import fingerprint
-from planrun.outcomes import Status
+from planrun.core.fingerprint import fingerprint
+from planrun.core.outcomes import Status
 
 if TYPE_CHECKING:
     from planrun.plan.compile import CompiledPlan
-    from planrun.runtime import RunSettings
+    from planrun.run.context import RunSettings
 
 
 def fingerprints_of(plan: CompiledPlan) -> dict[str, tuple[str, dict[str, str]]]:
@@ -42,7 +42,7 @@ def decide_for(
     choices: Choices = PLAIN,
     fingerprints: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
 ) -> RunDecision:
-    """The one decision (:func:`planrun.convergence.decide_run`) with the landings read
+    """The one decision (:func:`planrun.core.decision.decide_run`) with the landings read
     from the plan's git projects. Raises TargetError for a target planrun did not make."""
     fps = fingerprints if fingerprints is not None else fingerprints_of(plan)
     landings = read_landings(plan, known, {k: fp for k, (fp, _) in fps.items()})

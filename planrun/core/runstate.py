@@ -23,9 +23,9 @@ import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from planrun.core.graph import TaskGraph
+from planrun.core.outcomes import Status
 from planrun.errors import InternalError
-from planrun.graph import TaskGraph
-from planrun.outcomes import Status
 
 
 @dataclass

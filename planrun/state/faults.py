@@ -2,7 +2,7 @@
 
 ``PLANRUN_FAULT_AT=k`` makes this process send itself SIGKILL right after its k-th
 write: a write transaction of a file-backed store, or a record appended to a run's journal
-file (:mod:`planrun.journal`); the journal applying its records to the store does not count
+file (:mod:`planrun.state.journal`); the journal applying its records to the store does not count
 them again. Tests sweep k over every write of a run to prove that a crash at any point is
 recovered. A value that is not a positive integer is a UsageError.
 """

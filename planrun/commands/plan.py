@@ -1,7 +1,7 @@
 """``planrun plan``: what ``apply`` would do, task by task, and why (read-only).
 
 Each task gets the action of the one decision that ``apply`` acts on
-(:mod:`planrun.convergence`): ``run``, ``wait``, ``up to date``, ``in review``, ``fail``,
+(:mod:`planrun.core.decision`): ``run``, ``wait``, ``up to date``, ``in review``, ``fail``,
 ``blocked`` or ``skip``, with the reason. The state folder is opened read-only, never
 created; the repositories are only read.
 """
@@ -12,18 +12,18 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from planrun.convergence import PLAIN, Choices, work_needs
+from planrun.core.decision import PLAIN, Choices, work_needs
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
-from planrun.prepare import decide_for, fingerprints_of
+from planrun.run.prepare import decide_for, fingerprints_of
 
 
 def plan_rows(
     plan: CompiledPlan, choices: Choices = PLAIN, state_dir: Path | None = None
 ) -> list[dict[str, Any]]:
-    """One row per work task: what :func:`planrun.prepare.decide_for` says apply does."""
+    """One row per work task: what :func:`planrun.run.prepare.decide_for` says apply does."""
     from planrun.commands.apply import state_dir_for
-    from planrun.commands.state import catch_up, open_state
+    from planrun.state.folder import catch_up, open_state
 
     fingerprints = fingerprints_of(plan)
     folder = state_dir_for(plan, state_dir)

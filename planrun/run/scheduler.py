@@ -6,7 +6,7 @@ happens synchronously between checkpoints, so no lock is needed and every change
 followed at once by :meth:`_dispatch`: a task starts the moment its last need finishes and
 a slot frees, with no polling interval.
 
-A worker runs attempts (:mod:`planrun.attempt`) under a tenacity policy; while it backs off
+A worker runs attempts (:mod:`planrun.run.attempt`) under a tenacity policy; while it backs off
 or waits for an answer it gives its slot back and queues for a new one by priority like any
 ready task. Each worker has a cancel scope: ``on_failure: cancel``, a signal or a second
 signal cancel them, and the session backend kills the attempt's process group before the
@@ -23,23 +23,23 @@ from typing import Any, Literal
 
 import trio
 
-from planrun.attempt import AttemptRunner
-from planrun.environment import secret_values
+from planrun.core.events import EventKind, Observers
+from planrun.core.outcomes import Outcome, Status
+from planrun.core.redact import Redactor
+from planrun.core.runstate import Caps, Change, RunState
 from planrun.errors import GitError, MergeConflict, StoreError
-from planrun.events import EventKind, Observers
-from planrun.hooks import HookRunner
-from planrun.outcomes import Outcome, Status
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
-from planrun.redact import Redactor
 from planrun.report.model import AttemptReport, TaskReport
-from planrun.retry import retrying
-from planrun.runtime import Journal, NullJournal, RunContext, RunSettings
+from planrun.run.attempt import AttemptRunner
+from planrun.run.context import Journal, NullJournal, RunContext, RunSettings
+from planrun.run.environment import secret_values
+from planrun.run.hooks import HookRunner
+from planrun.run.retry import retrying
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.sessions.escapees import kill_escapees_now
 from planrun.sessions.process import kill_group_now
-from planrun.state import Caps, Change, RunState
-from planrun.store.base import iso
+from planrun.state.store import iso
 from planrun.workspace.base import PlainWorkspace, Prepared, Workspace
 
 __all__ = ["Scheduler"]

@@ -6,7 +6,7 @@ once its success is durable"; an attempt is recorded before its process starts).
 method is exactly one ``BEGIN IMMEDIATE … COMMIT`` transaction and appends exactly one row to
 ``events``, so the journal has no gaps and ``seq`` orders every state change. WAL lets
 ``planrun status`` read (``Store.open(path, readonly=True)``) while an apply writes.
-During a run the scheduler's records reach the store through :mod:`planrun.journal`
+During a run the scheduler's records reach the store through :mod:`planrun.state.journal`
 (a file per run, applied here in group commits), not one transaction each.
 
 Safety. planrun never deletes, truncates or rebuilds a store it cannot read. ``Store.open``
@@ -16,7 +16,7 @@ written by a newer planrun (``user_version``); those checks run on a read-only c
 first so that the file is left byte-for-byte as it was. A new store is built in a temporary
 file and hard-linked into place, so ``state.db`` is either absent or complete.
 
-Callers must hold the state folder's :class:`planrun.store.lock.StateLock` to write.
+Callers must hold the state folder's :class:`planrun.state.lock.StateLock` to write.
 Methods are synchronous and short (one indexed statement or a few); a lock inside makes a
 Store safe to share between threads (e.g. ``trio.to_thread.run_sync``).
 
@@ -26,7 +26,7 @@ store when it opens it)::
     runs        id PK, plan_name, plan_path, plan_sha256, planrun_version, started_at,
                 ended_at, status, pid, host, args_json, journal_seq
                                               one row per apply; journal_seq: the last of the
-                                              run's journal records applied (planrun.journal)
+                                              run's journal records applied (planrun.state.journal)
     tasks       PK(run_id, key), fingerprint, status, reason, attempts, branch,
                 base_commit, landed_commit, diffstat, data_json, updated_at
                                                                   a task as one run saw it
@@ -43,7 +43,7 @@ Events the write methods append themselves (do not record these kinds again):
 ``attempt_finished``, ``attempt_interrupted``, ``task_status``, ``task_done``,
 ``attempts_reset``. ``record_event`` appends any other kind (output, hook, retry, ...).
 
-Fault seam, FOR TESTS ONLY (:mod:`planrun.store.faults`): when ``PLANRUN_FAULT_AT=k`` is
+Fault seam, FOR TESTS ONLY (:mod:`planrun.state.faults`): when ``PLANRUN_FAULT_AT=k`` is
 set as a store opens, the process sends itself SIGKILL right after its k-th write: every
 write method of a file-backed Store counts once (creating the schema does not; MemoryStore
 never counts), and so does every record appended to a run's journal file, whose later
@@ -64,9 +64,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError
-from planrun.outcomes import Outcome, Status
-from planrun.store.base import (
+from planrun.state.connect import MOVE_ASIDE as _MOVE_ASIDE
+from planrun.state.connect import PERMISSIONS as _PERMISSIONS
+from planrun.state.connect import connect as _connect
+from planrun.state.connect import connect_reader, read_error
+from planrun.state.faults import count_write, fault_at_from_env
+from planrun.state.store import (
     AttemptRow,
     EventRow,
     JSONObject,
@@ -77,11 +82,6 @@ from planrun.store.base import (
     fsync_dir,
     utc_now,
 )
-from planrun.store.connect import MOVE_ASIDE as _MOVE_ASIDE
-from planrun.store.connect import PERMISSIONS as _PERMISSIONS
-from planrun.store.connect import connect as _connect
-from planrun.store.connect import connect_reader, read_error
-from planrun.store.faults import count_write, fault_at_from_env
 
 APPLICATION_ID = 0x506C526E  # "PlRn": marks a file as a planrun state store
 SCHEMA_VERSION = 2
@@ -200,7 +200,7 @@ class Store:
         con.row_factory = sqlite3.Row
         self.path = path
         self.readonly = readonly
-        #: read without locks (planrun.store.connect): a folder this process cannot write
+        #: read without locks (planrun.state.connect): a folder this process cannot write
         self.immutable = False
         self._con: sqlite3.Connection | None = con
         self._lock = threading.RLock()  # re-entered by writes inside batch()
@@ -223,7 +223,7 @@ class Store:
         With ``readonly=True`` the file is never created or written (``mode=ro``), and
         reading works while another process writes; in a folder this process cannot
         write, a store without a write-ahead log is read as it is (``immutable``, see
-        :mod:`planrun.store.connect`). Raises StoreError when the file is missing
+        :mod:`planrun.state.connect`). Raises StoreError when the file is missing
         (read-only), unreadable, not SQLite, corrupt, foreign or newer.
         ``synchronous="NORMAL"`` exists for benchmarks: commits then survive a crash of
         planrun but not of the machine.

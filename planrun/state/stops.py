@@ -5,7 +5,7 @@ stops, and its end may not be recordable in the store either: without a trace, t
 apply would take the run for a planrun that died. So :func:`mark_stopped` leaves this
 file. Creating an empty file needs no data block, which a full disk usually still allows;
 the problem is written into it when the disk takes that too. Recovery reads the marks
-(:func:`read_stops`), says what happened (:func:`planrun.commands.state.recover`) and
+(:func:`read_stops`), says what happened (:func:`planrun.state.folder.recover`) and
 removes them (:func:`clear_stops`). Nothing here raises: a mark that cannot be made leaves
 recovery saying what it says after a crash.
 """

@@ -48,12 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError
-from planrun.outcomes import Outcome, Status
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
-from planrun.store.base import StoreProtocol, ensure_private_dir, utc_now
-from planrun.store.faults import count_write, fault_at_from_env
+from planrun.state.faults import count_write, fault_at_from_env
+from planrun.state.store import StoreProtocol, ensure_private_dir, utc_now
 
 #: Where, in the state folder, the runs' journal files are.
 JOURNAL_DIR = "journal"
@@ -77,7 +77,7 @@ class Record:
 
 
 class StoreJournal:
-    """:class:`planrun.runtime.Journal` over a :class:`~planrun.store.base.StoreProtocol`.
+    """:class:`planrun.run.context.Journal` over a :class:`~planrun.state.store.StoreProtocol`.
 
     ``fingerprints`` maps each work task to its fingerprint and per-field hashes;
     ``up_to_date`` names the tasks ``apply`` decided not to run (their DONE is not a new

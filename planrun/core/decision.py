@@ -9,7 +9,7 @@ First, per work task, whether its work is *current* (:func:`decide`). It is, and
 is not run, when all of these hold:
 
 - its last success is durable (``task_state`` says DONE, written by ``task_done``);
-- its fingerprint is unchanged (:mod:`planrun.fingerprint`);
+- its fingerprint is unchanged (:mod:`planrun.core.fingerprint`);
 - what it landed is still on its integration branch (a branch deleted, reset or rewritten
   loses it: the task runs again);
 - no task it waits for runs again in this apply;
@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from planrun.outcomes import Status
+from planrun.core.outcomes import Status
 
 if TYPE_CHECKING:
     from planrun.plan.compile import CompiledPlan
 
-#: A task's fingerprint and the short hash of each of its fields (planrun.fingerprint).
+#: A task's fingerprint and the short hash of each of its fields (planrun.core.fingerprint).
 Fingerprints = Mapping[str, tuple[str, Mapping[str, str]]]
 
 #: How many attempts in a row, cut short by planrun's own death, are not charged.

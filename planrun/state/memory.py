@@ -10,10 +10,10 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
-from planrun.store.sqlite import Store, create_schema
+from planrun.state.sqlite import Store, create_schema
 
 if TYPE_CHECKING:
-    from planrun.store.base import StoreProtocol
+    from planrun.state.store import StoreProtocol
 
 MEMORY_PATH = ":memory:"
 

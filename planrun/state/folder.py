@@ -3,12 +3,12 @@
 ``apply`` calls :func:`open_state` (holding the state lock): it refuses a second plan file
 that would share this plan's state (:func:`check_plan_owner`), recovers what a planrun that
 died left behind (:func:`recover`) and reads what is known of each task
-(:func:`known_tasks`, the input of :func:`planrun.convergence.decide`). :meth:`State.begin`
+(:func:`known_tasks`, the input of :func:`planrun.core.decision.decide`). :meth:`State.begin`
 then records the run, and what apply decided for every task, before anything runs.
 
 Recovery after a crash (kill -9 included), before any task can run again:
 
-0. the dead runs' journal files are replayed into the store (:func:`planrun.journal.replay`):
+0. the dead runs' journal files are replayed into the store (:func:`planrun.state.journal.replay`):
    what they recorded but had not committed yet, open attempts included;
 1. processes of the dead runs are killed with SIGKILL: each open attempt's process group
    when its leader is the very process recorded (pid *and* start time, so a reused pid is
@@ -19,7 +19,7 @@ Recovery after a crash (kill -9 included), before any task can run again:
    re-attaches to it) as long as the task's definition is unchanged;
 2. each open attempt is closed as ``interrupted`` (its attempt still counts);
 3. each run that never ended is ended as ``interrupted``; a run that stopped because its
-   journal could not be written (a full disk) left a mark (:mod:`planrun.store.stops`):
+   journal could not be written (a full disk) left a mark (:mod:`planrun.state.stops`):
    it is ended ``failed``, as its apply reported it, and the notes say so rather than
    that planrun died;
 4. the temporary files of a report the dead run was writing when it died (``.NAME.*.tmp``
@@ -48,16 +48,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planrun import __version__
+from planrun.core.outcomes import Outcome, Status
 from planrun.errors import StoreError, UsageError
-from planrun.outcomes import Outcome, Status
-from planrun.procfs import PGRP, PPID, STATE, stat_field, stat_fields
-from planrun.store.base import AttemptRow, EventRow, RunRow, StoreProtocol, TaskRow, utc_now
+from planrun.sessions.procfs import PGRP, PPID, STATE, stat_field, stat_fields
+from planrun.state.store import AttemptRow, EventRow, RunRow, StoreProtocol, TaskRow, utc_now
 
 if TYPE_CHECKING:
-    from planrun.convergence import Known, RunDecision
-    from planrun.journal import StoreJournal
+    from planrun.core.decision import Known, RunDecision
     from planrun.plan.compile import CompiledPlan
-    from planrun.runtime import Journal
+    from planrun.run.context import Journal
+    from planrun.state.journal import StoreJournal
 
 STATE_FILE = "state.db"
 #: The event that records, at the start of a run, its tasks and what apply decided.
@@ -99,8 +99,8 @@ class State:
         is apply's ``--only`` selection (the run then covers those tasks and what they
         wait for). A read-only or store-less state returns a journal that keeps nothing.
         """
-        from planrun.journal import StoreJournal
-        from planrun.runtime import NullJournal
+        from planrun.run.context import NullJournal
+        from planrun.state.journal import StoreJournal
 
         if self.store is None or self.readonly:
             return NullJournal()
@@ -153,7 +153,7 @@ class State:
         """Record the run's final status once all the run's writes are durable (nothing
         for a read-only state). A journal write that failed and was not reported yet is
         raised (the run's end is still recorded first, if the store takes it). A run
-        whose journal failed also leaves the mark of :mod:`planrun.store.stops`, so that
+        whose journal failed also leaves the mark of :mod:`planrun.state.stops`, so that
         recovery says why it stopped even if the store takes nothing more."""
         if self.store is None or self.readonly:
             return
@@ -163,7 +163,7 @@ class State:
         finally:
             failure = None if journal is None else journal.failure
             if failure is not None and self.journal_dir is not None:
-                from planrun.store.stops import mark_stopped
+                from planrun.state.stops import mark_stopped
 
                 mark_stopped(self.journal_dir, run_id, getattr(failure, "problem", str(failure)))
             self.store.end_run(run_id, status, utc_now())
@@ -197,7 +197,7 @@ def run_plan(
 
     Per task: key, kind, title, priority, waits_for (what it waits for, groups included),
     children (groups), parent, provider and project (work tasks), and for work tasks
-    whether apply runs it, its action (planrun.convergence.Action) and why. Defaults
+    whether apply runs it, its action (planrun.core.decision.Action) and why. Defaults
     (None, 0, empty lists) are left out.
     """
     graph = plan.graph
@@ -228,7 +228,7 @@ def run_plan(
 
 def _selected(plan: CompiledPlan, only: Collection[str] | None) -> set[str]:
     """The keys a run covers: everything, or ``only`` with what it waits for and the
-    groups that contain any of those (as planrun.state.RunState selects them)."""
+    groups that contain any of those (as planrun.core.runstate.RunState selects them)."""
     if only is None:
         return set(plan.tasks)
     keys = plan.graph.upstream(only)
@@ -247,7 +247,7 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
     that is not planrun's or is damaged (the file is left as it is) and UsageError when
     another plan file owns this plan's name here.
     """
-    from planrun.store.sqlite import Store
+    from planrun.state.sqlite import Store
 
     path = state_dir / STATE_FILE
     if readonly and not path.exists():
@@ -258,8 +258,8 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
         check_plan_owner(store, plan, path)
         state = State(store, plan, readonly)
         if not readonly:
-            from planrun.journal import JOURNAL_DIR, replay
-            from planrun.store.stops import clear_stops, read_stops
+            from planrun.state.journal import JOURNAL_DIR, replay
+            from planrun.state.stops import clear_stops, read_stops
 
             state.journal_dir = state_dir / JOURNAL_DIR
             replayed = replay(store, state.journal_dir)
@@ -316,7 +316,7 @@ def recover(
     See the module docstring for the steps. ``spare`` names open attempts, as (run id,
     key), whose processes are left running for the scheduler to re-attach to (see
     :func:`reattachable`); they are still closed as interrupted. ``stopped`` maps the runs
-    that stopped because their journal failed (:mod:`planrun.store.stops`) to the problem:
+    that stopped because their journal failed (:mod:`planrun.state.stops`) to the problem:
     planrun did not die there, so the notes say what happened, and such a run not ended
     yet is ended ``failed``, as its apply reported it. Must run under the state lock,
     before any task of the plan starts.
@@ -380,7 +380,7 @@ class _Proc:
 def reattachable(plan: CompiledPlan, store: StoreProtocol) -> set[tuple[str, str]]:
     """Open attempts whose processes outlive planrun on purpose and are re-attached to:
     tmux tasks whose definition (fingerprint) is still the one that attempt ran."""
-    from planrun.fingerprint import fingerprint
+    from planrun.core.fingerprint import fingerprint
 
     found: set[tuple[str, str]] = set()
     for attempt in store.open_attempts(plan.name):
@@ -511,7 +511,7 @@ def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
     ``fields`` (per-field hashes, to name what changed) come from the task's row in the
     run that did it last: the done run for a done task, else the plan's last run.
     """
-    from planrun.convergence import INTERRUPT_CREDIT, Known
+    from planrun.core.decision import INTERRUPT_CREDIT, Known
 
     runs = store.runs(plan_name)
     order = {run.id: n for n, run in enumerate(runs)}
@@ -781,18 +781,18 @@ def _skip(events: Iterator[Any], start: Any) -> None:
 
 def catch_up(state_dir: Path) -> list[str]:
     """Replay what a killed apply journaled but did not get into the store yet (see
-    :mod:`planrun.journal`), so that ``status``, ``logs`` and ``report`` show its last
+    :mod:`planrun.state.journal`), so that ``status``, ``logs`` and ``report`` show its last
     moments too; returns what was done.
 
     Only when no apply runs: the state lock is taken without waiting, and only when a
     journal file is there (after a crash). A live run's writer applies its own file within
-    :data:`planrun.journal.WINDOW` seconds. Quietly does nothing when the lock or a writable
+    :data:`planrun.state.journal.WINDOW` seconds. Quietly does nothing when the lock or a writable
     store cannot be had (another apply, a folder this user may only read).
     """
     from planrun.errors import StateLockedError
-    from planrun.journal import JOURNAL_DIR, replay
-    from planrun.store.lock import REPLAYING, StateLock
-    from planrun.store.sqlite import Store
+    from planrun.state.journal import JOURNAL_DIR, replay
+    from planrun.state.lock import REPLAYING, StateLock
+    from planrun.state.sqlite import Store
 
     journal_dir = state_dir / JOURNAL_DIR
     db_path = state_dir / STATE_FILE
@@ -813,7 +813,7 @@ def catch_up(state_dir: Path) -> list[str]:
 def open_readonly(located: Located) -> StoreProtocol:
     """The state store opened read-only (works while an apply writes), once a killed run's
     journal was caught up (:func:`catch_up`). StoreError if absent."""
-    from planrun.store.sqlite import Store
+    from planrun.state.sqlite import Store
 
     catch_up(located.db_path.parent)
     try:
@@ -885,7 +885,7 @@ def planned_tasks(events: list[EventRow]) -> list[dict[str, Any]]:
 def run_liveness(run: RunRow, holder: Mapping[str, Any] | None) -> str:
     """``ended``, ``live`` (its apply holds the state lock now) or ``dead`` (it died).
 
-    ``holder`` is :func:`planrun.store.lock.read_holder`'s answer for the run's folder.
+    ``holder`` is :func:`planrun.state.lock.read_holder`'s answer for the run's folder.
     """
     if run.ended_at is not None:
         return "ended"

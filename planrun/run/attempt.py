@@ -20,21 +20,21 @@ from typing import Any, Protocol
 
 import trio
 
-from planrun.budget import Spent, exceeded
-from planrun.environment import task_env
+from planrun.core.budget import Spent, exceeded
+from planrun.core.events import EventKind
+from planrun.core.outcomes import Outcome, Status
+from planrun.core.usage import Usage as ParsedUsage
+from planrun.core.usage import parse_usage
 from planrun.errors import GitError, SessionStartError
-from planrun.events import EventKind
-from planrun.hooks import HookRunner
-from planrun.inbox import wait_for_answer
-from planrun.launch import build_followup, build_launch, command_argv, verify_prompt
-from planrun.outcomes import Outcome, Status
 from planrun.plan import templates
 from planrun.plan.resolved import BudgetSpec, ProviderSpec, Task
 from planrun.report.model import Usage
-from planrun.runtime import RunContext
+from planrun.run.context import RunContext
+from planrun.run.environment import task_env
+from planrun.run.hooks import HookRunner
+from planrun.run.inbox import wait_for_answer
+from planrun.run.launch import build_followup, build_launch, command_argv, verify_prompt
 from planrun.sessions.base import Answer, ProcessInfo, Session, SessionResult, SessionSpec
-from planrun.usage import Usage as ParsedUsage
-from planrun.usage import parse_usage
 from planrun.workspace.base import Prepared
 from planrun.workspace.names import sanitize_component
 

@@ -14,17 +14,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from planrun.environment import base_env, context_vars, task_env
-from planrun.events import EventKind
-from planrun.launch import command_argv
-from planrun.outcomes import Outcome
+from planrun.core.events import EventKind
+from planrun.core.outcomes import Outcome
 from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, Task
 from planrun.report.model import HookFailure
-from planrun.runtime import RunContext
+from planrun.run.context import RunContext
+from planrun.run.environment import base_env, context_vars, task_env
+from planrun.run.launch import command_argv
 from planrun.sessions.base import OnStart, ProcessInfo, Session, SessionSpec
 from planrun.sessions.process import kill_group_now
-from planrun.store.base import iso
+from planrun.state.store import iso
 from planrun.workspace.base import Prepared
 
 _KILLED = "not run: planrun was told to stop at once (a second signal)"

@@ -15,7 +15,7 @@ from typing import Any
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_base
 
-from planrun.outcomes import NEVER_RETRIED, Outcome
+from planrun.core.outcomes import NEVER_RETRIED, Outcome
 from planrun.plan.resolved import RetryPolicy
 
 _SHARED_RNG = random.Random()  # seeding one per task from urandom showed up in profiles
