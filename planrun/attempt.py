@@ -33,6 +33,7 @@ from planrun.plan.resolved import BudgetSpec, ProviderSpec, Task
 from planrun.report.model import Usage
 from planrun.runtime import RunContext
 from planrun.sessions.base import Answer, ProcessInfo, Session, SessionResult, SessionSpec
+from planrun.sessions.output import read_log
 from planrun.usage import Usage as ParsedUsage
 from planrun.usage import parse_usage
 from planrun.workspace.base import Prepared
@@ -283,11 +284,12 @@ class AttemptRunner:
     ) -> SessionResult:
         """Read the turn's usage from its output; an agent's error result fails the turn."""
         provider = self.run.plan.providers[task.provider]
-        if provider.usage == "none" or not log_path.exists():
+        if provider.usage == "none":
             return result
-        with open(log_path, "rb") as handle:
-            handle.seek(max(offset, log_path.stat().st_size - MAX_USAGE_BYTES))
-            parsed = parse_usage(provider.usage, handle.read().decode("utf-8", "replace"))
+        output = read_log(log_path, offset, MAX_USAGE_BYTES)  # never blocks, regular files only
+        if output is None:
+            return result
+        parsed = parse_usage(provider.usage, output.decode("utf-8", "replace"))
         if parsed.usage is not None:
             attempt = self.run.reports[task.key].attempts[-1]
             attempt.usage = add_usage(attempt.usage, parsed.usage)
