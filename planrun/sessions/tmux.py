@@ -35,7 +35,7 @@ may attach and watch, so a ``\\n`` written by a line-oriented program reaches th
 ``\\r\\n`` (the pty backend clears ``ONLCR`` and logs ``\\n``).
 
 Typing. Text (``type_text``, answers, ``on_question`` answers) becomes bytes with
-:func:`~planrun.sessions.pty.keystrokes` and is delivered with ``load-buffer -`` (from stdin)
+:func:`~planrun.sessions.terminal.keystrokes` and is delivered with ``load-buffer -`` (from stdin)
 then ``paste-buffer -d -r -t %PANE``: byte for byte, never interpreted as key names, never
 through a shell, not limited by ``send-keys`` quirks (leading ``-``, trailing ``;``).
 ``stdin_text`` is written to a FIFO that the pane command has as stdin, then closed.
@@ -45,7 +45,7 @@ works for any process): its exit is noticed at once. tmux is also asked for the 
 every ``poll_interval`` seconds (1 s); that poll is only the safety net for what a pidfd cannot
 see (the session killed or the pane respawned from outside) and the fallback where pidfds are
 missing, so a slow poll costs nothing in latency and keeps the number of tmux clients low.
-Outcomes follow the pty backend's rules (:class:`~planrun.sessions.pty.TerminalSupervisor`).
+Outcomes follow the pty backend's rules (:class:`~planrun.sessions.terminal.TerminalSupervisor`).
 Whatever ends the attempt: the process group of every pane of the session gets SIGTERM,
 ``kill_grace``, SIGKILL (while output is still logged); the exit status is read once tmux marks
 the pane dead (or from ``/proc`` while its process is a zombie tmux has not reaped yet: see
@@ -98,14 +98,8 @@ from planrun.sessions.common import (
 from planrun.sessions.escapees import Hunt, token_of
 from planrun.sessions.output import Event, FailureMatched, SuccessMatched
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
-from planrun.sessions.pty import (
-    TerminalSupervisor,
-    close_fd,
-    keystrokes,
-    resolve_command,
-    wait_process_exit,
-    write_all,
-)
+from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
+from planrun.sessions.terminal import TerminalSupervisor, keystrokes
 
 #: Runs in the pane before the command: $1 working folder, $2 stdin FIFO or "", then the command.
 PANE_SCRIPT = (
