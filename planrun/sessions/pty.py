@@ -29,6 +29,8 @@ success or input pattern seen in the output; the timeout (``timed_out``) or idle
 - an answer's ``expect`` matched (:class:`~planrun.sessions.output.AnswerDue`): its ``send`` is
   typed (each ``\\n`` pressed as Enter; nothing else is added). An automatic answer wins over
   ``input_pattern`` for the same line;
+- a cursor-position query (``ESC[6n``, which TUIs send and then wait for) is answered
+  ``ESC[1;1R`` (planrun keeps no screen; tmux, a real terminal, answers it itself);
 - ``input_pattern`` matched: with ``on_question``, it is awaited (the caller parks the task) and
   the text it returns is typed, then Enter; ``None`` ends the attempt as ``needs_input``. Without
   ``on_question`` the attempt ends as ``needs_input`` at once. While a question waits for its
@@ -75,7 +77,14 @@ from planrun.sessions.base import (
 from planrun.sessions.common import REAP_TIMEOUT, open_watcher, reraise_plain, startup_failed
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
-from planrun.sessions.terminal import PASTE_END, PASTE_START, TerminalSupervisor, keystrokes
+from planrun.sessions.terminal import (
+    CURSOR_REPLY,
+    PASTE_END,
+    PASTE_START,
+    CursorQueries,
+    TerminalSupervisor,
+    keystrokes,
+)
 
 __all__ = ["PASTE_END", "PASTE_START", "PtySession", "keystrokes"]
 
@@ -284,6 +293,7 @@ class _PtyAttempt:
         self._drain_timeout = drain_timeout
         self._read_size = read_size
         self._eof = trio.Event()
+        self._queries = CursorQueries()
         self._pump_failed = False
         self._exited = False
         self._status: tuple[int | None, int | None] | None = None
@@ -382,6 +392,8 @@ class _PtyAttempt:
                 if not data:
                     self._eof.set()
                     return
+                for _ in range(self._queries.count(data)):
+                    self._sup.type(CURSOR_REPLY)  # a terminal answers; tmux does it itself
                 self._sup.handle(self._watcher.feed(data))
                 await trio.lowlevel.checkpoint()  # let the other tasks run during a flood
         except Exception:

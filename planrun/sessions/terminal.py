@@ -35,6 +35,32 @@ _NOT_TYPED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 Write = Callable[[bytes], Awaitable[None]]
 
+#: A program asking the terminal where the cursor is (DSR 6, "device status report").
+CURSOR_QUERY = b"\x1b[6n"
+#: The answer planrun gives (CPR): row 1, column 1. It keeps no screen, so it cannot know
+#: better; what matters is that a program waiting for an answer (TUIs do, at start) gets one.
+CURSOR_REPLY = b"\x1b[1;1R"
+
+
+class CursorQueries:
+    """Counts cursor-position queries in a terminal's output, also when split across reads."""
+
+    def __init__(self) -> None:
+        self._held = b""  # the end of the last read, if it may start a query
+
+    def count(self, data: bytes) -> int:
+        """How many queries ``data`` completes."""
+        text = self._held + data
+        self._held = next(
+            (
+                CURSOR_QUERY[:n]
+                for n in range(len(CURSOR_QUERY) - 1, 0, -1)
+                if text.endswith(CURSOR_QUERY[:n])
+            ),
+            b"",
+        )
+        return text.count(CURSOR_QUERY)
+
 
 def keystrokes(text: str, *, submit: bool) -> bytes:
     """The bytes to type for ``text`` (UTF-8), the same for the pty and tmux backends.
