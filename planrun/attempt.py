@@ -34,8 +34,8 @@ from planrun.report.model import Usage
 from planrun.runtime import RunContext
 from planrun.sessions.base import Answer, ProcessInfo, Session, SessionResult, SessionSpec
 from planrun.sessions.output import read_log
+from planrun.usage import RunningTotals, parse_usage
 from planrun.usage import Usage as ParsedUsage
-from planrun.usage import parse_usage
 from planrun.workspace.base import Prepared
 from planrun.workspace.names import sanitize_component
 
@@ -57,6 +57,7 @@ class AttemptRunner:
         self.slots = slots
         self._spent: dict[str, Spent] = {}
         self._run_spent = Spent()
+        self._totals = RunningTotals()
         budget = run.plan.settings.budget
         self._run_budget = (
             None if budget is None else BudgetSpec(budget.wall_time, budget.cost_usd, budget.tokens)
@@ -290,12 +291,13 @@ class AttemptRunner:
         if output is None:
             return result
         parsed = parse_usage(provider.usage, output.decode("utf-8", "replace"))
-        if parsed.usage is not None:
+        turn = self._totals.turn(provider.usage, parsed)  # a continued session's totals
+        if turn is not None:
             attempt = self.run.reports[task.key].attempts[-1]
-            attempt.usage = add_usage(attempt.usage, parsed.usage)
-            tokens = parsed.usage.input_tokens + parsed.usage.output_tokens
-            self._spent.setdefault(task.key, Spent()).add(tokens, parsed.usage.cost_usd)
-            self._run_spent.add(tokens, parsed.usage.cost_usd)
+            attempt.usage = add_usage(attempt.usage, turn)
+            tokens = turn.input_tokens + turn.output_tokens
+            self._spent.setdefault(task.key, Spent()).add(tokens, turn.cost_usd)
+            self._run_spent.add(tokens, turn.cost_usd)
         if parsed.error and result.outcome is Outcome.SUCCEEDED:
             return replace(
                 result,
