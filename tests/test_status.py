@@ -217,6 +217,50 @@ def test_unknown_keys_runs_and_stores_are_usage_errors(
     assert json.loads(out.getvalue())["run"]["plan"] == "small"
 
 
+def test_a_tmux_task_outliving_a_dead_planrun_shows_as_running(
+    tmp_path: Path,
+    clean_env: Path,
+    tmux_socket: str,
+    spawned: list[runs.subprocess.Popen[str]],
+) -> None:
+    """planrun was killed; the tmux task's pane still runs (the next apply re-attaches to
+    it) while the subprocess task's process is gone with its pipe's reader."""
+    plan = write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: away
+settings: {{tmux_socket: {tmux_socket}}}
+tasks:
+  PANE:
+    backend: tmux
+    run: [sh, -c, "echo $$ > pane.pid; until [ -e stop ]; do sleep 0.02; done"]
+  PIPE:
+    run: [sh, -c, "touch pipe.up; until [ -e stop ]; do echo tick; sleep 0.02; done"]
+""",
+    )
+    pane = tmp_path / "pane.pid"
+    apply = runs.spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+    spawned.append(apply)
+    runs.wait_for(lambda: pane.exists() and pane.read_text().strip(), what="the pane to run")
+    runs.wait_for((tmp_path / "pipe.up").exists, what="the pipe task to run")
+    runs.kill9(apply)
+    try:
+        shown = status_json(plan)
+        assert shown["run"]["status"] == "interrupted"
+        tasks = tasks_in(shown)
+        assert tasks["PANE"]["status"] == "running"
+        assert tasks["PANE"]["reason"] == "running (planrun exited; re-attached by the next apply)"
+        assert tasks["PIPE"]["status"] == "cancelled"
+        out = io.StringIO()
+        assert main(["status", str(plan)], out=out) == 0
+        assert "re-attached by the next apply" in out.getvalue()
+    finally:
+        (tmp_path / "stop").touch()
+    runs.wait_for(lambda: not runs.alive(int(pane.read_text())), what="the pane to end")
+    assert tasks_in(status_json(plan))["PANE"]["status"] == "cancelled"
+
+
 def test_an_only_run_shows_the_tasks_it_covered(tmp_path: Path, clean_env: Path) -> None:
     plan = write_plan(
         tmp_path,
