@@ -76,6 +76,7 @@ from planrun.sessions.base import (
 )
 from planrun.sessions.common import REAP_TIMEOUT, open_watcher, reraise_plain, startup_failed
 from planrun.sessions.escapees import Hunt
+from planrun.sessions.idle import readable
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
 from planrun.sessions.terminal import (
     CURSOR_REPLY,
@@ -321,7 +322,7 @@ class _PtyAttempt:
     async def _until_end(self) -> None:
         """Run until an ending is decided or the leader exits."""
         async with trio.open_nursery() as nursery:
-            self._sup.start(nursery, self._type)
+            self._sup.start(nursery, self._type, self._pending)
             nursery.start_soon(self._pump)
             nursery.start_soon(self._wait_exit)
             if self._spec.stdin_text is not None:
@@ -399,6 +400,10 @@ class _PtyAttempt:
         except Exception:
             self._pump_failed = True
             raise
+
+    def _pending(self) -> bool:
+        """Output (or its end) is ready to be read from the pty."""
+        return not self._eof.is_set() and readable(self._child.fd)
 
     async def _wait_exit(self) -> None:
         await wait_process_exit(self._child.pid)

@@ -11,7 +11,8 @@ How the outcome is decided (the first that applies):
 1. ``failure_pattern`` / ``success_pattern`` / ``input_pattern`` matched in the output:
    ``failed`` / ``succeeded`` / ``needs_input`` (the question is the line). This holds even
    when the child exited before planrun read that output.
-2. ``timeout`` passed: ``timed_out``; ``idle_timeout`` passed without output: ``stalled``.
+2. ``timeout`` passed: ``timed_out``; ``idle_timeout`` passed without output: ``stalled``
+   (time planrun itself was stopped does not count: :mod:`planrun.sessions.idle`).
 3. The child exited: ``succeeded`` if its exit code is in ``success_exit_codes``, else
    ``failed`` with reason ``exit code N`` or ``killed by signal SIGX``.
 
@@ -50,6 +51,7 @@ from planrun.sessions.common import (
     startup_failed,
 )
 from planrun.sessions.escapees import Hunt
+from planrun.sessions.idle import IdleClock, readable
 from planrun.sessions.output import (
     Event,
     FailureMatched,
@@ -257,14 +259,16 @@ class _Attempt:
                 await stdin.aclose()
 
     async def _watch_idle(self, idle_timeout: float) -> None:
-        """Decide ``stalled`` once no output arrived for ``idle_timeout`` seconds."""
-        while True:
-            deadline = self._watcher.last_output_at + idle_timeout
-            if trio.current_time() >= deadline:
-                reason = f"no output for {idle_timeout:g}s"
-                self._decide(Ending(Outcome.STALLED, reason))
-                return
-            await trio.sleep_until(deadline)
+        """Decide ``stalled`` once no output arrived for ``idle_timeout`` seconds (of
+        planrun's own time: :mod:`planrun.sessions.idle`)."""
+        fd = self._stdout.fileno()
+        clock = IdleClock(
+            idle_timeout,
+            lambda: self._watcher.last_output_at,
+            lambda: not self._eof.is_set() and readable(fd),
+        )
+        await clock.wait_stalled()
+        self._decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
 
     def _result(self) -> SessionResult:
         code = self._process.returncode if self._reaped else None

@@ -17,6 +17,7 @@ from planrun.outcomes import Outcome
 from planrun.sessions.base import OnQuestion, SessionResult, SessionSpec
 from planrun.sessions.common import Ending, signal_name
 from planrun.sessions.escapees import Hunt
+from planrun.sessions.idle import IdleClock
 from planrun.sessions.output import (
     AnswerDue,
     Event,
@@ -112,16 +113,25 @@ class TerminalSupervisor:
         self._started_at = trio.current_time()
         self._paused_at = 0.0
         self._paused_total = 0.0
-        self._resumed_at = -math.inf
+        self._idle: IdleClock | None = None
 
-    def start(self, nursery: trio.Nursery, write: Write) -> None:
-        """Start typing (with ``write``) and the time limits in ``nursery``."""
+    def start(
+        self, nursery: trio.Nursery, write: Write, pending: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Start typing (with ``write``) and the time limits in ``nursery``. ``pending``
+        tells whether output is ready to be read (see :mod:`planrun.sessions.idle`)."""
         self._nursery = nursery
         nursery.start_soon(self._typist, write)
         if self.spec.timeout is not None:
             nursery.start_soon(self._watch_timeout, self.spec.timeout)
         if self.spec.idle_timeout is not None:
-            nursery.start_soon(self._watch_idle, self.spec.idle_timeout)
+            self._idle = IdleClock(
+                self.spec.idle_timeout,
+                lambda: self.watcher.last_output_at,
+                pending,
+                gate=lambda: self._unpaused.wait(),
+            )
+            nursery.start_soon(self._watch_idle, self._idle)
 
     def stop(self) -> None:
         """The attempt is ending: from now on events only decide the outcome."""
@@ -180,7 +190,8 @@ class TerminalSupervisor:
     def _resume(self) -> None:
         now = trio.current_time()
         self._paused_total += now - self._paused_at
-        self._resumed_at = now
+        if self._idle is not None:
+            self._idle.restart()
         self._unpaused.set()
 
     async def _typist(self, write: Write) -> None:
@@ -197,15 +208,11 @@ class TerminalSupervisor:
                 return
             await trio.sleep(left)
 
-    async def _watch_idle(self, idle_timeout: float) -> None:
-        """Decide ``stalled`` once no output came for ``idle_timeout`` (questions excepted)."""
-        while True:
-            await self._unpaused.wait()
-            since = max(self.watcher.last_output_at, self._resumed_at)
-            if trio.current_time() >= since + idle_timeout:
-                self.decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
-                return
-            await trio.sleep_until(since + idle_timeout)
+    async def _watch_idle(self, clock: IdleClock) -> None:
+        """Decide ``stalled`` once no output came for ``idle_timeout`` (questions excepted,
+        and time planrun itself was stopped: :mod:`planrun.sessions.idle`)."""
+        await clock.wait_stalled()
+        self.decide(Ending(Outcome.STALLED, f"no output for {self.spec.idle_timeout:g}s"))
 
     def result(
         self,

@@ -96,6 +96,7 @@ from planrun.sessions.common import (
     startup_failed,
 )
 from planrun.sessions.escapees import Hunt, token_of
+from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, FailureMatched, SuccessMatched
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time
 from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
@@ -487,7 +488,7 @@ class _TmuxAttempt:
 
     async def _until_end(self, poll: float) -> None:
         async with trio.open_nursery() as nursery:
-            self._sup.start(nursery, self._type)
+            self._sup.start(nursery, self._type, self._pending)
             self._sup.handle(self._replayed)
             nursery.start_soon(self._pump)
             nursery.start_soon(self._watch_pane, poll)
@@ -613,6 +614,10 @@ class _TmuxAttempt:
         except Exception:
             self._pump_failed = True
             raise
+
+    def _pending(self) -> bool:
+        """Output is ready to be read from the FIFO."""
+        return not self._eof.is_set() and readable(self._reader)
 
     async def _type(self, keys: bytes) -> None:
         assert self._pane is not None
