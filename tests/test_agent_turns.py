@@ -25,7 +25,7 @@ from tests.runs import last_run_folder
 ROOT = Path(__file__).resolve().parent.parent
 
 AGENT = r"""
-import json, sys
+import json, sys, time
 prompt = sys.argv[-1]
 with open("prompts.log", "a") as log:
     log.write(prompt.replace("\n", " ") + "\n")
@@ -33,8 +33,9 @@ for word in prompt.split():
     if word.startswith("WRITE="):
         name, text = word[6:].split(":", 1)
         open(name, "w").write(text + "\n")
-    elif word == "ASK":
+    elif word == "ASK":  # asks, then waits for an answer that never comes through a pipe
         print("Proceed with the migration? [y/N]", flush=True)
+        time.sleep(60)
     elif word.startswith("USAGE="):
         tin, tout, cost = word[6:].split(":")
         print(json.dumps({"type": "result", "subtype": "success", "is_error": False,

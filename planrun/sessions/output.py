@@ -259,6 +259,7 @@ class OutputWatcher:
         self._segment = 0  # where the current line's last redraw starts (for prompt counts)
         self._fired: dict[int, int] = {}  # prompt index -> occurrences fired in the segment
         self._bytes = 0
+        self._lines_seen = 0
         self._last_output_at = clock()
         _ensure_log_folder(spec.log_path.parent)
         self._fd: int | None = None  # the log, once the first output opened it
@@ -283,6 +284,11 @@ class OutputWatcher:
     def output_bytes(self) -> int:
         """Bytes fed so far."""
         return self._bytes
+
+    @property
+    def lines_seen(self) -> int:
+        """Complete lines so far."""
+        return self._lines_seen
 
     @property
     def last_output_at(self) -> float:
@@ -370,6 +376,7 @@ class OutputWatcher:
         if self._prompts:
             events += self._prompt_events(line, raw, dropped)
         self._partial, self._dropped, self._segment, self._fired = "", 0, 0, {}
+        self._lines_seen += 1
         self._lines.append(line)
         if self._on_line is not None:
             self._on_line(line)

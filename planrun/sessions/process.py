@@ -68,6 +68,12 @@ def start_time_between(pid: int, before_ns: int, after_ns: int) -> int:
     return proc_start_time(pid)
 
 
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    fields = stat_fields(pid)
+    return fields is not None and stat_field(fields, STATE) not in ("Z", "X")
+
+
 def is_same_process(pid: int, start_time: int) -> bool:
     """True if ``pid`` is still the process that started at ``start_time``.
 

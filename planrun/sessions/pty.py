@@ -31,7 +31,10 @@ success or input pattern seen in the output; the timeout (``timed_out``) or idle
   ``input_pattern`` for the same line;
 - a cursor-position query (``ESC[6n``, which TUIs send and then wait for) is answered
   ``ESC[1;1R`` (planrun keeps no screen; tmux, a real terminal, answers it itself);
-- ``input_pattern`` matched: with ``on_question``, it is awaited (the caller parks the task) and
+- ``input_pattern`` matched and the match stands as a question (the child still runs and
+  printed nothing more for ``question_quiet`` seconds: :mod:`planrun.sessions.questions`;
+  the child's exit wins over a match that does not stand yet): with ``on_question``, it is
+  awaited (the caller parks the task) and
   the text it returns is typed, then Enter; ``None`` ends the attempt as ``needs_input``. Without
   ``on_question`` the attempt ends as ``needs_input`` at once. While a question waits for its
   answer, ``timeout`` and ``idle_timeout`` stand still (the silence is the person's, not the
@@ -65,7 +68,6 @@ from typing import Any
 import ptyprocess
 import trio
 
-from planrun.procfs import STATE, stat_field, stat_fields
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,
@@ -77,7 +79,7 @@ from planrun.sessions.base import (
 from planrun.sessions.common import REAP_TIMEOUT, open_watcher, reraise_plain, startup_failed
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.idle import readable
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time
+from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
 from planrun.sessions.terminal import (
     CURSOR_REPLY,
     PASTE_END,
@@ -133,7 +135,7 @@ async def wait_process_exit(pid: int) -> None:
     except ProcessLookupError:
         return
     except (OSError, AttributeError):
-        while _running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
+        while running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
             await trio.sleep(_EXIT_POLL)
         return
     try:
@@ -141,12 +143,6 @@ async def wait_process_exit(pid: int) -> None:
     finally:
         trio.lowlevel.notify_closing(pidfd)
         os.close(pidfd)
-
-
-def _running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    fields = stat_fields(pid)
-    return fields is not None and stat_field(fields, STATE) not in ("Z", "X")
 
 
 async def write_all(fd: int, data: bytes) -> bool:
@@ -322,7 +318,7 @@ class _PtyAttempt:
     async def _until_end(self) -> None:
         """Run until an ending is decided or the leader exits."""
         async with trio.open_nursery() as nursery:
-            self._sup.start(nursery, self._type, self._pending)
+            self._sup.start(nursery, self._type, self._pending, lambda: running(self._child.pid))
             nursery.start_soon(self._pump)
             nursery.start_soon(self._wait_exit)
             if self._spec.stdin_text is not None:

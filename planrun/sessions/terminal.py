@@ -22,11 +22,11 @@ from planrun.sessions.output import (
     AnswerDue,
     Event,
     FailureMatched,
-    InputRequested,
     OutputWatcher,
     SuccessMatched,
 )
 from planrun.sessions.process import GroupKill
+from planrun.sessions.questions import Questions
 
 #: Bracketed paste markers (xterm): what a terminal sends around pasted text.
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
@@ -114,14 +114,25 @@ class TerminalSupervisor:
         self._paused_at = 0.0
         self._paused_total = 0.0
         self._idle: IdleClock | None = None
+        self._pending: Callable[[], bool] = lambda: False
+        self._alive: Callable[[], bool] = lambda: True
+        self._questions = Questions(spec, watcher, lambda: self._pending(), lambda: self._alive())
 
     def start(
-        self, nursery: trio.Nursery, write: Write, pending: Callable[[], bool] = lambda: False
+        self,
+        nursery: trio.Nursery,
+        write: Write,
+        pending: Callable[[], bool] = lambda: False,
+        alive: Callable[[], bool] = lambda: True,
     ) -> None:
-        """Start typing (with ``write``) and the time limits in ``nursery``. ``pending``
-        tells whether output is ready to be read (see :mod:`planrun.sessions.idle`)."""
+        """Start typing (with ``write``), the time limits and the question watch in
+        ``nursery``. ``pending`` tells whether output is ready to be read (see
+        :mod:`planrun.sessions.idle`), ``alive`` whether the process still runs."""
         self._nursery = nursery
+        self._pending, self._alive = pending, alive
         nursery.start_soon(self._typist, write)
+        if self.spec.input_pattern is not None:
+            nursery.start_soon(self._watch_questions)
         if self.spec.timeout is not None:
             nursery.start_soon(self._watch_timeout, self.spec.timeout)
         if self.spec.idle_timeout is not None:
@@ -158,16 +169,21 @@ class TerminalSupervisor:
                 self.decide(Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
             elif isinstance(event, AnswerDue):
                 self.type(keystrokes(event.send, submit=False))
-            elif event.line not in answered:
-                self._question(event)
+            elif event.line not in answered and not self._asking:
+                self._questions.note(event.line)  # a question once it stands
 
-    def _question(self, event: InputRequested) -> None:
+    async def _watch_questions(self) -> None:
+        """Ask each match that stands as a question (:mod:`planrun.sessions.questions`)."""
+        while True:
+            self._question(await self._questions.asked())
+
+    def _question(self, line: str) -> None:
         if self._on_question is None or self._nursery is None:
-            reason = f"waiting for input: {event.line}"
-            self.decide(Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
+            reason = f"waiting for input: {line}"
+            self.decide(Ending(Outcome.NEEDS_INPUT, reason, question=line))
         elif not self._asking:
             self._asking = True
-            self._nursery.start_soon(self._ask, self._on_question, event.line)
+            self._nursery.start_soon(self._ask, self._on_question, line)
 
     async def _ask(self, on_question: OnQuestion, line: str) -> None:
         """Await the answer with the limits paused; type it, or end as needs_input."""
@@ -237,6 +253,8 @@ class TerminalSupervisor:
         else:
             outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
         notes: list[str] = []
+        if self.ending is None:
+            notes += self._questions.exit_note(failed=outcome is Outcome.FAILED)
         if exited and kill is not None and kill.terminated:
             notes.append("processes left in its group were killed")
         if kill is not None and not kill.gone:

@@ -98,7 +98,7 @@ from planrun.sessions.common import (
 from planrun.sessions.escapees import Hunt, token_of
 from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, FailureMatched, SuccessMatched
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time
+from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
 from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
 from planrun.sessions.terminal import TerminalSupervisor, keystrokes
 
@@ -488,7 +488,8 @@ class _TmuxAttempt:
 
     async def _until_end(self, poll: float) -> None:
         async with trio.open_nursery() as nursery:
-            self._sup.start(nursery, self._type, self._pending)
+            pane = self._pane.pid if self._pane is not None else 0
+            self._sup.start(nursery, self._type, self._pending, lambda: running(pane))
             self._sup.handle(self._replayed)
             nursery.start_soon(self._pump)
             nursery.start_soon(self._watch_pane, poll)
