@@ -2,9 +2,10 @@
 
 Every tmux command runs as ``tmux -u -f /dev/null [-L socket] ...`` (no user configuration is
 read; a private ``-L`` server in tests and when ``settings.tmux_socket`` is set), with a small
-allow-listed environment (PATH, HOME, locale, TMUX_TMPDIR, TMUX), so that the tmux server never
-copies planrun's secrets into its global environment. Arguments that come from the plan are
-escaped for tmux's command parser (an argument ending in ``;`` would otherwise end the command).
+allow-listed environment (PATH, HOME, locale, TMUX_TMPDIR, TMUX, PLANRUN_OWNER), so that the
+tmux server never copies planrun's secrets into its global environment. Arguments that come
+from the plan are escaped for tmux's command parser (an argument ending in ``;`` would
+otherwise end the command).
 
 Names and targets. The session is named ``tmux_name(spec.name)`` (see :func:`tmux_name`) and
 always targeted exactly: ``-t =NAME`` for the session, ``=NAME:`` for its window, and the pane by
@@ -98,7 +99,7 @@ from planrun.sessions.common import (
 from planrun.sessions.escapees import Hunt, token_of
 from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, FailureMatched, SuccessMatched
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
+from planrun.sessions.process import OWNER_VAR, GroupKill, kill_group, proc_start_time, running
 from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
 from planrun.sessions.terminal import TerminalSupervisor, keystrokes
 
@@ -118,6 +119,7 @@ CLIENT_ENV = (
     "LC_CTYPE",
     "TMUX_TMPDIR",
     "TMUX",
+    OWNER_VAR,  # the tmux server planrun starts is planrun's, not a session's orphan
 )
 #: Seconds a tmux client may take before it counts as failed.
 COMMAND_TIMEOUT = 10.0
@@ -215,7 +217,6 @@ class _Client:
     def __init__(self, socket: str | None, tmux: str, timeout: float = COMMAND_TIMEOUT) -> None:
         self._argv = _base_argv(tmux, socket)
         self._timeout = timeout
-        self._env = {key: os.environ[key] for key in CLIENT_ENV if key in os.environ}
 
     async def call(self, commands: list[list[str]], stdin: bytes = b"") -> _Reply:
         """Run ``commands`` as one tmux command list (arguments escaped)."""
@@ -232,7 +233,7 @@ class _Client:
                     capture_stdout=True,
                     capture_stderr=True,
                     check=False,
-                    env=self._env,
+                    env={key: os.environ[key] for key in CLIENT_ENV if key in os.environ},
                 )
             except OSError as error:
                 return _Reply(-1, "", f"cannot run {self._argv[0]}: {error.strerror or error}")
@@ -465,6 +466,7 @@ class _TmuxAttempt:
         """Supervise to the end, clean up (always, shielded), and describe the outcome."""
         assert self._pane is not None
         pid = self._pane.pid
+        self._hunt.lead(pid)  # not planrun's child, but its orphans may come to planrun
         try:
             if on_start is not None:
                 info = ProcessInfo(pid=pid, pgid=self._pgid, start_time=proc_start_time(pid))
