@@ -45,7 +45,7 @@ from planrun.commands.state import (
 )
 from planrun.errors import StoreError
 from planrun.outcomes import Status
-from planrun.procfs import PPID, STARTTIME, stat_field, stat_fields
+from planrun.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
 from planrun.store.base import RunRow
 
 
@@ -199,7 +199,9 @@ def tmux_pane_alive(pid: int | None, start_time: int | None) -> bool:
     if not pid or not start_time:
         return False
     fields = stat_fields(pid)
-    if fields is None or int(stat_field(fields, STARTTIME)) != start_time:
+    if fields is None or stat_field(fields, STATE) in ("Z", "X"):
+        return False
+    if int(stat_field(fields, STARTTIME)) != start_time:
         return False
     try:
         parent = Path(f"/proc/{stat_field(fields, PPID)}/comm").read_text()
