@@ -22,9 +22,10 @@ terminal. ``spec.type_text`` (prompt_via: type) is typed as soon as the child ha
 Enter; see :func:`keystrokes` for how text becomes keys (single line: the text then ``\\r``;
 several lines: one bracketed paste then ``\\r``).
 
-How the outcome is decided is the subprocess backend's rule (first that applies): a failure,
-success or input pattern seen in the output; the timeout (``timed_out``) or idle timeout
-(``stalled``); the exit status against ``success_exit_codes``. The terminal adds:
+How the outcome is decided is the subprocess backend's rule (first that applies): a failure
+or success pattern seen in the output, or a question that stands; the timeout
+(``timed_out``) or idle timeout (``stalled``); the exit status against
+``success_exit_codes``. The terminal adds:
 
 - an answer's ``expect`` matched (:class:`~planrun.sessions.output.AnswerDue`): its ``send`` is
   typed (each ``\\n`` pressed as Enter; nothing else is added). An automatic answer wins over
@@ -34,10 +35,10 @@ success or input pattern seen in the output; the timeout (``timed_out``) or idle
 - ``input_pattern`` matched and the match stands as a question (the child still runs and
   printed nothing more for ``question_quiet`` seconds: :mod:`planrun.sessions.questions`;
   the child's exit wins over a match that does not stand yet): with ``on_question``, it is
-  awaited (the caller parks the task) and
-  the text it returns is typed, then Enter; ``None`` ends the attempt as ``needs_input``. Without
-  ``on_question`` the attempt ends as ``needs_input`` at once. While a question waits for its
-  answer, ``timeout`` and ``idle_timeout`` stand still (the silence is the person's, not the
+  awaited (the caller parks the task) and the text it returns is typed, then Enter;
+  ``None`` ends the attempt as ``needs_input``. Without ``on_question`` the attempt ends as
+  ``needs_input`` as soon as the question stands. While a question waits for its answer,
+  ``timeout`` and ``idle_timeout`` stand still (the silence is the person's, not the
   agent's). Repeats of the prompt while it waits (a redraw) are not asked again.
 
 Whatever ends the attempt, the whole group gets SIGTERM, ``kill_grace`` seconds, SIGKILL (also
