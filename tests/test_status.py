@@ -244,6 +244,13 @@ tasks:
     spawned.append(apply)
     runs.wait_for(lambda: pane.exists() and pane.read_text().strip(), what="the pane to run")
     runs.wait_for((tmp_path / "pipe.up").exists, what="the pipe task to run")
+    state = runs.State(tmp_path / ".planrun")
+
+    def recorded() -> bool:  # the pane's process is in the store (the pane may run first)
+        events = state.events(plan="away")
+        return any(e.kind == "attempt_process" and e.key == "PANE" for e in events)
+
+    runs.wait_for(recorded, what="the pane's process to be recorded")
     runs.kill9(apply)
     try:
         shown = status_json(plan)
