@@ -42,6 +42,9 @@ Protocol, in order:
        done             print ``TASK COMPLETE``, then sleep until killed
        json-result      print a Claude-Code-like ``{"type":"result",...}`` line
        size             print ``size ROWS COLS`` of the terminal on stdout (``size none``)
+       cursor           ask the terminal where the cursor is (``ESC[6n``, raw mode, as TUIs do
+                        at start) and print ``cursor ROW COL``, or ``cursor none`` when no
+                        answer came within 5 s
        env NAME         print ``env NAME=VALUE`` or ``env NAME unset``
        echo TEXT        print TEXT
        wait FILE        wait until FILE exists (no output)
@@ -169,6 +172,34 @@ def terminal_size() -> None:
     say(f"size {size.lines} {size.columns}")
 
 
+def cursor_position() -> None:
+    import re
+    import select
+    import termios
+    import tty
+
+    terminal = _open_terminal()
+    if terminal is None:
+        say("cursor none")
+        return
+    fd = terminal.fileno()
+    saved = termios.tcgetattr(fd)
+    reply = b""
+    try:
+        tty.setraw(fd)
+        sys.stdout.write("\x1b[6n")
+        sys.stdout.flush()
+        deadline = time.monotonic() + 5.0
+        while not reply.endswith(b"R") and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+            if ready:
+                reply += os.read(fd, 32)
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+    found = re.search(rb"\x1b\[(\d+);(\d+)R", reply)
+    say(f"cursor {int(found[1])} {int(found[2])}" if found else "cursor none")
+
+
 def json_result() -> None:
     result = {
         "type": "result",
@@ -227,6 +258,7 @@ ACTIONS: dict[str, Callable[[str], None]] = {
     "done": _announce_then("TASK COMPLETE", sleep_forever),
     "json-result": lambda _: json_result(),
     "size": lambda _: terminal_size(),
+    "cursor": lambda _: cursor_position(),
     "env": lambda name: say(
         f"env {name}={os.environ[name]}" if name in os.environ else f"env {name} unset"
     ),

@@ -25,7 +25,7 @@ from tests.runs import last_run_folder, state_of
 ROOT = Path(__file__).resolve().parent.parent
 
 AGENT = r"""
-import json, sys
+import json, sys, time
 prompt = sys.argv[-1]
 with open("prompts.log", "a") as log:
     log.write(prompt.replace("\n", " ") + "\n")
@@ -33,8 +33,9 @@ for word in prompt.split():
     if word.startswith("WRITE="):
         name, text = word[6:].split(":", 1)
         open(name, "w").write(text + "\n")
-    elif word == "ASK":
+    elif word == "ASK":  # asks, then waits for an answer that never comes through a pipe
         print("Proceed with the migration? [y/N]", flush=True)
+        time.sleep(60)
     elif word.startswith("USAGE="):
         tin, tout, cost = word[6:].split(":")
         print(json.dumps({"type": "result", "subtype": "success", "is_error": False,
@@ -172,6 +173,44 @@ def test_usage_is_reported_and_a_budget_stops_further_turns(agent_plan: Path) ->
     assert "budget of $0.5 reached" in task["reason"]
     assert report["usage"]["cost_usd"] == 0.75
     assert len((agent_plan / "prompts.log").read_text().splitlines()) == 1
+
+
+#: Like Claude Code with --continue: total_cost_usd is the session's running total.
+RUNNING_TOTAL = """
+import json, pathlib
+state = pathlib.Path("session.json")
+spent = json.loads(state.read_text())["spent"] if state.exists() else 0.0
+spent += 0.3
+state.write_text(json.dumps({"spent": spent}))
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "ok",
+                  "session_id": "s-1", "total_cost_usd": spent,
+                  "usage": {"input_tokens": 100, "output_tokens": 10}}))
+"""
+
+
+def test_a_running_total_cost_is_counted_once_per_turn(agent_plan: Path) -> None:
+    """Each turn costs $0.30 and reports the session's total (0.3, 0.6, 0.9): three turns
+    fit a $0.70 budget (0.6 spent before the third); adding the totals up (0.3 + 0.6) would
+    stop after two."""
+    (agent_plan / "agent.py").write_text(RUNNING_TOTAL)
+    plan = agent_plan / "plan.yaml"
+    plan.write_text(
+        plan_text("""\
+  SPEND:
+    prompt: "go"
+    budget: {cost_usd: 0.7}
+    max_turns: 3
+    verify: [sh, -c, "exit 1"]
+""")
+    )
+    assert main(["apply", str(plan), "--progress", "none"]) == 1
+    task = task_of(plan, "SPEND")
+    [attempt] = task["attempts"]
+    assert attempt["turns"] == 3
+    assert task["reason"].startswith("verify failed after 3 turns")
+    assert attempt["usage"]["cost_usd"] == pytest.approx(0.9)
+    assert attempt["usage"]["input_tokens"] == 300
+    assert report_of(plan)["usage"]["cost_usd"] == pytest.approx(0.9)
 
 
 def test_an_error_result_fails_an_agent_that_exits_zero(agent_plan: Path) -> None:

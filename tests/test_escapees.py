@@ -2,8 +2,9 @@
 
 A process that calls ``setsid`` leaves its task's process group, so no group signal reaches
 it; planrun finds it by the session token in its environment once it is re-parented to
-planrun (a subreaper), and ends it with the task (matrix S5, S10, R3). A second signal kills
-hooks too, and no hook starts after it (matrix S2).
+planrun (a subreaper), and ends it with the task (matrix S5, S10, R3). One that also cleared
+its environment is found as an orphan among planrun's children (issue 13, item 11). A second
+signal kills hooks too, and no hook starts after it (matrix S2).
 """
 
 from __future__ import annotations
@@ -89,6 +90,134 @@ name: escape
         [attempt] = _attempts(plan, "T")
         assert attempt["outcome"] == "succeeded"
         assert "1 process that had left its process group was killed" in attempt["reason"]
+
+
+#: ``setsid env -i``: a session of its own and no environment (no PLANRUN_SESSION token);
+#: its descriptors lead elsewhere too, so nothing it holds points back at the task.
+BARE_ESCAPE = (
+    "setsid env -i sh -c 'echo $$ > bare.tmp; mv bare.tmp bare.pid; exec sleep 300'"
+    " </dev/null >/dev/null 2>&1 & until [ -s bare.pid ]; do sleep 0.01; done; "
+)
+
+#: ``os.environ.clear()`` then a classic double fork (setsid between the forks), the
+#: descriptors on /dev/null, and an exec with the emptied environment.
+DAEMON_PY = """\
+import os, sys, time
+os.environ.clear()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        with open("daemon.tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename("daemon.tmp", "daemon.pid")
+        os.execvp("sleep", ["sleep", "300"])
+    os._exit(0)
+while not os.path.exists("daemon.pid"):
+    time.sleep(0.01)
+print("started a daemon")
+"""
+
+
+@pytest.mark.parametrize("backend", ["subprocess", "pty", "tmux"])
+def test_an_escapee_without_environment_ends_with_its_task(
+    tmp_path: Path, clean_env: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    settings = ""
+    if backend == "tmux":
+        settings = f"settings: {{tmux_socket: {request.getfixturevalue('tmux_socket')}}}\n"
+    plan = runs.write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: bare
+{settings}tasks:
+  T:
+    backend: {backend}
+    run: [sh, -c, "{BARE_ESCAPE}echo finished"]
+""",
+    )
+    with _killing(tmp_path / "bare.pid"):
+        result = runs.apply(plan)
+        assert result.returncode == 0, result.stderr
+        assert not procs.alive(_pid(tmp_path / "bare.pid"))
+        [attempt] = _attempts(plan, "T")
+        assert attempt["outcome"] == "succeeded"
+        assert "1 process that had left its process group was killed" in attempt["reason"]
+
+
+def test_a_double_forked_daemon_that_cleared_its_environment_ends_with_its_task(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    (tmp_path / "daemon.py").write_text(DAEMON_PY)
+    plan = runs.write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: daemon
+tasks:
+  T: {{run: [{sys.executable}, daemon.py]}}
+""",
+    )
+    with _killing(tmp_path / "daemon.pid"):
+        result = runs.apply(plan)
+        assert result.returncode == 0, result.stderr
+        assert not procs.alive(_pid(tmp_path / "daemon.pid"))
+
+
+def test_an_escapee_without_environment_ends_with_a_task_that_timed_out(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """The task is still running when it ends (its timeout): the escapee is its child then,
+    and is re-parented to planrun only when the task's group is killed."""
+    plan = runs.write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: slow
+settings: {{kill_grace: 0.5s}}
+tasks:
+  T: {{timeout: 1s, run: [sh, -c, "{BARE_ESCAPE}sleep 300"]}}
+""",
+    )
+    with _killing(tmp_path / "bare.pid"):
+        result = runs.apply(plan)
+        assert result.returncode == 1, result.stderr
+        assert not procs.alive(_pid(tmp_path / "bare.pid"))
+        [attempt] = _attempts(plan, "T")
+        assert attempt["outcome"] == "timed_out"
+
+
+def test_an_orphan_of_one_of_two_concurrent_tasks_ends_with_them_and_spares_the_other(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """Which running task an orphan without token came from cannot be told: it is ended once
+    every task that ran when it was found has ended. The other task's own processes (a
+    child of its leader, in its group) are never taken for it."""
+    plan = runs.write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: two
+tasks:
+  LEAVES: {{run: [sh, -c, "{BARE_ESCAPE}echo left"]}}
+  WORKS:
+    run:
+      - sh
+      - -c
+      - >-
+        sleep 300 & echo $! > helper.pid; until [ -s bare.pid ]; do sleep 0.01; done;
+        sleep 0.5; kill -0 $(cat helper.pid) && echo helper alive; kill $(cat helper.pid)
+""",
+    )
+    with _killing(tmp_path / "bare.pid", tmp_path / "helper.pid"):
+        result = runs.apply(plan)
+        assert result.returncode == 0, result.stderr
+        assert not procs.alive(_pid(tmp_path / "bare.pid"))
+        [works] = _attempts(plan, "WORKS")
+        assert works["tail"][-1] == "helper alive"
 
 
 def test_escapees_of_escapees_end_too(tmp_path: Path, clean_env: Path) -> None:

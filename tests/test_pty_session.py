@@ -23,6 +23,7 @@ from planrun.core.outcomes import Outcome
 from planrun.sessions.base import Answer, ProcessInfo, SessionResult, SessionSpec
 from planrun.sessions.process import group_alive
 from planrun.sessions.pty import PASTE_END, PASTE_START, PtySession, keystrokes
+from planrun.sessions.terminal import CursorQueries
 from tests import procs
 from tests.fake_agent import flood_data
 
@@ -307,6 +308,26 @@ async def test_20_mb_flood_loses_no_byte_and_memory_stays_bounded(tmp_path: Path
 async def test_terminal_size_seen_by_the_child(tmp_path: Path) -> None:
     result = await run(agent_spec(tmp_path, "--yolo", "size", terminal_size=(33, 77)))
     assert "size 33 77" in result.tail
+
+
+async def test_a_cursor_position_query_is_answered(tmp_path: Path) -> None:
+    """TUIs ask the terminal where the cursor is (ESC[6n) and wait for the answer."""
+    spec = agent_spec(tmp_path, "--yolo", "cursor; echo after", terminal_size=(33, 77))
+    result = await run(spec)
+    assert result.outcome is Outcome.SUCCEEDED
+    [line] = [line for line in result.tail if line.startswith("cursor ")]
+    row, col = map(int, line.split()[1:])
+    assert 1 <= row <= 33
+    assert 1 <= col <= 77
+    assert "after" in result.tail
+
+
+def test_cursor_queries_are_counted_across_split_reads() -> None:
+    queries = CursorQueries()
+    assert queries.count(b"hello \x1b[") == 0
+    assert queries.count(b"6n and \x1b[6n") == 2
+    assert [queries.count(piece) for piece in (b"\x1b", b"[", b"6", b"n")] == [0, 0, 0, 1]
+    assert queries.count(b"\x1b[6m \x1b[5n") == 0
 
 
 async def test_secrets_are_redacted(tmp_path: Path) -> None:

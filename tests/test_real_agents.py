@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from planrun.core.usage import Usage, parse_usage
+from planrun.core.usage import RunningTotals, Usage, parse_usage
 from planrun.plan.presets import PRESETS, PROMPT
 from tests.agents import install
 from tests.agents.fixtures import agent_env, codex_env, codex_write
@@ -193,6 +193,18 @@ def test_claude_code_follow_up_continues_the_conversation(
     last = server.model_requests("anthropic")[-1].json
     assert "Also write again.txt" in json.dumps(last["messages"]), follow.describe(server)
     assert parse_usage("claude-json", follow.stdout).error is None
+    # total_cost_usd of a --continue turn is the session's running total: each of these
+    # two turns made two equal requests, so each costs the same once counted per turn
+    totals = RunningTotals()
+    turns = [
+        totals.turn("claude-json", parse_usage("claude-json", r.stdout)) for r in (first, follow)
+    ]
+    assert turns[0] is not None
+    assert turns[1] is not None
+    assert turns[0].cost_usd is not None
+    assert turns[0].cost_usd > 0
+    assert turns[1].cost_usd == pytest.approx(turns[0].cost_usd)
+    assert turns[1] == Usage(2 * INPUT_TOKENS, 2 * OUTPUT_TOKENS, turns[1].cost_usd)
 
 
 def test_claude_code_reports_an_api_error(
@@ -260,6 +272,13 @@ def test_codex_follow_up_resumes_the_last_session(
     last = server.model_requests("responses")[-1].json
     assert "Also write again.txt" in json.dumps(last["input"]), follow.describe(server)
     assert parse_usage("codex-json", follow.stdout).error is None
+    # turn.completed of a resumed thread carries the thread's running totals: counted per
+    # turn, the follow-up is its own two requests
+    totals = RunningTotals()
+    turns = [
+        totals.turn("codex-json", parse_usage("codex-json", r.stdout)) for r in (first, follow)
+    ]
+    assert turns == [Usage(2 * INPUT_TOKENS, 2 * OUTPUT_TOKENS, None)] * 2, follow.describe(server)
 
 
 def test_codex_reports_an_api_error(

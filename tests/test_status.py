@@ -231,6 +231,57 @@ def test_logs_of_a_task_that_never_ran_says_so_plainly(
     assert capsys.readouterr().err == "planrun: no attempt of B recorded yet\n"
 
 
+def test_a_tmux_task_outliving_a_dead_planrun_shows_as_running(
+    tmp_path: Path,
+    clean_env: Path,
+    tmux_socket: str,
+    spawned: list[runs.subprocess.Popen[str]],
+) -> None:
+    """planrun was killed; the tmux task's pane still runs (the next apply re-attaches to
+    it) while the subprocess task's process is gone with its pipe's reader."""
+    plan = write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: away
+settings: {{tmux_socket: {tmux_socket}}}
+tasks:
+  PANE:
+    backend: tmux
+    run: [sh, -c, "echo $$ > pane.pid; until [ -e stop ]; do sleep 0.02; done"]
+  PIPE:
+    run: [sh, -c, "touch pipe.up; until [ -e stop ]; do echo tick; sleep 0.02; done"]
+""",
+    )
+    pane = tmp_path / "pane.pid"
+    apply = runs.spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+    spawned.append(apply)
+    runs.wait_for(lambda: pane.exists() and pane.read_text().strip(), what="the pane to run")
+    runs.wait_for((tmp_path / "pipe.up").exists, what="the pipe task to run")
+    state = runs.State(tmp_path / ".planrun")
+
+    def recorded() -> bool:  # the pane's process is in the store (the pane may run first)
+        events = state.events(plan="away")
+        return any(e.kind == "attempt_process" and e.key == "PANE" for e in events)
+
+    runs.wait_for(recorded, what="the pane's process to be recorded")
+    runs.kill9(apply)
+    try:
+        shown = status_json(plan)
+        assert shown["run"]["status"] == "interrupted"
+        tasks = tasks_in(shown)
+        assert tasks["PANE"]["status"] == "running"
+        assert tasks["PANE"]["reason"] == "running (planrun exited; re-attached by the next apply)"
+        assert tasks["PIPE"]["status"] == "cancelled"
+        out = io.StringIO()
+        assert main(["status", str(plan)], out=out) == 0
+        assert "re-attached by the next apply" in out.getvalue()
+    finally:
+        (tmp_path / "stop").touch()
+    runs.wait_for(lambda: not runs.alive(int(pane.read_text())), what="the pane to end")
+    assert tasks_in(status_json(plan))["PANE"]["status"] == "cancelled"
+
+
 def test_an_only_run_shows_the_tasks_it_covered(tmp_path: Path, clean_env: Path) -> None:
     plan = write_plan(
         tmp_path,

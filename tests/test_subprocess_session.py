@@ -569,7 +569,7 @@ async def test_a_log_that_cannot_be_created_at_the_first_output_stops_logging_on
     result = await run(spec)
     assert result.outcome is Outcome.SUCCEEDED
     assert result.tail == ["hi"]
-    assert "log writing failed: Is a directory" in result.reason
+    assert "log writing failed: not a regular file (a folder)" in result.reason
 
 
 async def test_no_descriptor_outlives_its_session(tmp_path: Path) -> None:

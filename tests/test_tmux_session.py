@@ -189,6 +189,14 @@ async def test_terminal_size_and_exact_environment(sock: str, tmp_path: Path) ->
     ]
 
 
+async def test_a_cursor_position_query_is_answered_by_tmux(sock: str, tmp_path: Path) -> None:
+    """tmux is a terminal: it answers ESC[6n itself (planrun adds nothing)."""
+    result = await run(sock, agent_spec(tmp_path, "--yolo", "cursor", terminal_size=(33, 77)))
+    assert result.outcome is Outcome.SUCCEEDED
+    [line] = [line for line in result.tail if line.startswith("cursor ")]
+    assert line != "cursor none"
+
+
 async def test_startup_failures_are_data(sock: str, tmp_path: Path) -> None:
     result = await run(sock, agent_spec(tmp_path, argv=("/nonexistent/agent",)))
     assert (result.outcome, result.reason) == (

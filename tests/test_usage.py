@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from planrun.core.usage import USAGE_KINDS, Usage, UsageResult, parse_usage
+from planrun.core.usage import USAGE_KINDS, RunningTotals, Usage, UsageResult, parse_usage
 
 CLAUDE_JSON_SUCCESS = (
     '{"duration_api_ms":54,"stop_reason":"end_turn",'
@@ -212,9 +212,62 @@ def test_codex_success_ignores_warning_items() -> None:
     assert parse_usage("codex-json", CODEX_SUCCESS) == UsageResult(Usage(240, 60, None), None)
 
 
-def test_codex_turns_add_up() -> None:
-    two = CODEX_SUCCESS + CODEX_SUCCESS.split("\n", 1)[1]
-    assert parse_usage("codex-json", two).usage == Usage(480, 120, None)
+def test_codex_turn_usage_is_the_threads_running_total() -> None:
+    """Codex 0.169.0's turn.completed carries the thread's totals (a resumed thread's turn
+    counted the earlier turns' requests too, against the scripted model): the last counts."""
+    two = CODEX_SUCCESS + CODEX_SUCCESS.split("\n", 1)[1].replace("240", "360")
+    result = parse_usage("codex-json", two)
+    assert result.usage == Usage(360, 60, None)
+    assert result.session == "01a1fcd6-af73-70c3-82b9-645b8797ad89"
+
+
+# -- running totals across turns (--continue / resume) ----------------------------------------
+
+
+def _claude_turn(session: str, cost: float, tokens: int = 240) -> str:
+    return (
+        CLAUDE_JSON_SUCCESS.replace("c3e0f474-4146-4b3a-9b2f-be21d7168c9c", session)
+        .replace('"total_cost_usd":0.00216', f'"total_cost_usd":{cost}')
+        .replace('"input_tokens":240', f'"input_tokens":{tokens}')
+    )
+
+
+def test_claude_cost_is_the_sessions_running_total_and_counts_once() -> None:
+    """With --continue, total_cost_usd is the session's total so far (0.00216, then 0.00432
+    for two equal turns, seen with Claude Code 2.1.329); usage is the turn's own."""
+    totals = RunningTotals()
+    first = totals.turn("claude-json", parse_usage("claude-json", _claude_turn("s1", 0.00216)))
+    second = totals.turn("claude-json", parse_usage("claude-json", _claude_turn("s1", 0.00432)))
+    assert first == Usage(352, 60, 0.00216)
+    assert second is not None
+    assert (second.input_tokens, second.output_tokens) == (352, 60)
+    assert second.cost_usd == pytest.approx(0.00216)
+
+
+def test_a_new_session_starts_its_own_total() -> None:
+    totals = RunningTotals()
+    totals.turn("claude-json", parse_usage("claude-json", _claude_turn("s1", 0.5)))
+    other = totals.turn("claude-json", parse_usage("claude-json", _claude_turn("s2", 0.25)))
+    assert other is not None
+    assert other.cost_usd == pytest.approx(0.25)
+
+
+def test_codex_tokens_of_a_resumed_thread_count_once() -> None:
+    totals = RunningTotals()
+    resumed = CODEX_SUCCESS.replace('"input_tokens":240', '"input_tokens":360').replace(
+        '"output_tokens":60', '"output_tokens":90'
+    )
+    first = totals.turn("codex-json", parse_usage("codex-json", CODEX_SUCCESS))
+    second = totals.turn("codex-json", parse_usage("codex-json", resumed))
+    assert (first, second) == (Usage(240, 60, None), Usage(120, 30, None))
+
+
+def test_gemini_stats_are_per_run_and_pass_through() -> None:
+    """Gemini CLI 0.61.0's stats count the run's own requests, --resume or not."""
+    totals = RunningTotals()
+    result = parse_usage("gemini-json", GEMINI_JSON_SUCCESS)
+    assert totals.turn("gemini-json", result) == result.usage
+    assert totals.turn("gemini-json", result) == result.usage
 
 
 def test_codex_failure_unwraps_the_api_error_once() -> None:

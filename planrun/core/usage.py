@@ -9,7 +9,9 @@ A provider's ``usage`` setting names one parser:
   and ``result``. ``is_error: true`` is reported as the error.
 - ``codex-json``: Codex ``exec --json`` JSON lines. Every ``turn.completed`` event carries
   ``usage`` (``input_tokens`` — cached ones included —, ``cached_input_tokens``,
-  ``output_tokens``, ``reasoning_output_tokens``); a run may hold several turns and they add up.
+  ``output_tokens``, ``reasoning_output_tokens``): the *thread's* totals so far, so the last
+  one counts, and a resumed thread (``exec resume``) reports its earlier turns' tokens again.
+  The thread is ``thread.started``'s ``thread_id``.
   ``turn.failed`` (``error.message``) and a top-level ``error`` event (``message``) after the last
   ``turn.completed`` are errors; ``item.completed`` items of type ``error`` are warnings and are
   ignored. Codex reports no cost.
@@ -18,6 +20,20 @@ A provider's ``usage`` setting names one parser:
   ``--output-format stream-json`` (the last ``{"type": "result", ...}`` event with ``status`` and
   ``stats.input_tokens`` / ``stats.output_tokens``). Gemini CLI reports no cost.
 - ``none``: nothing to read.
+
+Running totals. A follow-up turn continues the CLI's session (``--continue``, ``resume``),
+and some figures are then the session's totals so far rather than the turn's (checked
+against the pinned CLIs and the scripted model server, two turns of two requests each):
+
+- Claude Code 2.1.329: ``total_cost_usd`` (and ``modelUsage``) is the session's running
+  total (0.00216, then 0.00432); ``usage`` is the turn's own;
+- Codex 0.169.0: ``turn.completed``'s ``usage`` is the thread's running total;
+- Gemini CLI 0.61.0: ``stats`` count the run's own requests, ``--resume`` or not.
+
+:class:`RunningTotals` turns each result into the turn's own figures, by session (Claude's
+``session_id``, Codex's ``thread_id``): the figures a session reported at its previous turn
+are subtracted. A session whose earlier turn went unread (no result in its output) is
+counted whole once.
 
 ``input_tokens`` counts every prompt token the model processed, cached ones included (Claude's
 cache reads and writes are added to its ``input_tokens``; OpenAI and Gemini already include
@@ -31,10 +47,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["USAGE_KINDS", "Usage", "UsageResult", "parse_usage"]
+__all__ = ["USAGE_KINDS", "RunningTotals", "Usage", "UsageResult", "parse_usage"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,8 @@ class UsageResult:
 
     usage: Usage | None
     error: str | None
+    #: The CLI's session (Claude's session_id, Codex's thread_id), when it names one.
+    session: str | None = field(default=None, compare=False)
 
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -133,7 +151,8 @@ def _claude(output: str) -> UsageResult:
         else:
             label = "error"
         error = f"{label}: {detail}" if detail else label
-    return UsageResult(usage, error)
+    session = result.get("session_id")
+    return UsageResult(usage, error, session if isinstance(session, str) else None)
 
 
 def _codex_message(message: object, default: str) -> str:
@@ -150,28 +169,27 @@ def _codex_message(message: object, default: str) -> str:
 
 
 def _codex(output: str) -> UsageResult:
-    input_tokens = output_tokens = 0
-    turns = 0
+    usage: Usage | None = None
+    thread: str | None = None
     errors: list[str] = []
     for obj in _objects(output):
         kind = obj.get("type")
-        if kind == "turn.completed":
+        if kind == "thread.started" and isinstance(obj.get("thread_id"), str):
+            thread = obj["thread_id"]
+        elif kind == "turn.completed":  # the thread's totals so far
             raw = _map(obj.get("usage"))
-            input_tokens += _int(raw.get("input_tokens"))
-            output_tokens += _int(raw.get("output_tokens"))
-            turns += 1
+            usage = Usage(_int(raw.get("input_tokens")), _int(raw.get("output_tokens")), None)
             errors.clear()  # an error the turn recovered from (e.g. a retried stream)
         elif kind == "turn.failed":
             errors.append(_codex_message(_map(obj.get("error")).get("message"), "turn failed"))
         elif kind == "error":
             errors.append(_codex_message(obj.get("message"), "error"))
-    usage = Usage(input_tokens, output_tokens, None) if turns else None
     if errors:
         # Codex repeats a fatal error as an ``error`` event and a ``turn.failed``: say it once.
-        return UsageResult(usage, "; ".join(dict.fromkeys(errors)))
+        return UsageResult(usage, "; ".join(dict.fromkeys(errors)), thread)
     if usage is None:
-        return UsageResult(None, "no Codex turn.completed event in the output")
-    return UsageResult(usage, None)
+        return UsageResult(None, "no Codex turn.completed event in the output", thread)
+    return UsageResult(usage, None, thread)
 
 
 def _gemini_error(raw: object) -> str:
@@ -237,3 +255,39 @@ def parse_usage(kind: str, output: str) -> UsageResult:
         known = ", ".join(USAGE_KINDS)
         raise ValueError(f"unknown usage parser {kind!r} (known: {known})") from None
     return parser(output)
+
+
+#: Per parser, the figures that are the session's running totals: "cost", "tokens".
+_RUNNING: dict[str, frozenset[str]] = {
+    "claude-json": frozenset({"cost"}),
+    "codex-json": frozenset({"tokens"}),
+}
+
+
+class RunningTotals:
+    """Turns what each turn's output says into that turn's own usage (see the module
+    docstring, "Running totals"). One per run: sessions are told apart by their ids."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], Usage] = {}
+
+    def turn(self, kind: str, result: UsageResult) -> Usage | None:
+        """The turn's own usage from ``result`` (read by the ``kind`` parser)."""
+        usage = result.usage
+        running = _RUNNING.get(kind, frozenset())
+        if usage is None or not running or result.session is None:
+            return usage
+        key = (kind, result.session)
+        before = self._last.get(key)
+        self._last[key] = usage
+        if before is None:
+            return usage
+        if "tokens" in running:
+            usage = replace(
+                usage,
+                input_tokens=max(usage.input_tokens - before.input_tokens, 0),
+                output_tokens=max(usage.output_tokens - before.output_tokens, 0),
+            )
+        if "cost" in running and usage.cost_usd is not None and before.cost_usd is not None:
+            usage = replace(usage, cost_usd=round(max(usage.cost_usd - before.cost_usd, 0.0), 10))
+        return usage

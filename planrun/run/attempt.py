@@ -23,8 +23,8 @@ import trio
 from planrun.core.budget import Spent, exceeded
 from planrun.core.events import EventKind
 from planrun.core.outcomes import Outcome, Status
+from planrun.core.usage import RunningTotals, parse_usage
 from planrun.core.usage import Usage as ParsedUsage
-from planrun.core.usage import parse_usage
 from planrun.errors import GitError, SessionStartError
 from planrun.plan import templates
 from planrun.plan.resolved import BudgetSpec, ProviderSpec, Task
@@ -35,6 +35,7 @@ from planrun.run.hooks import HookRunner
 from planrun.run.inbox import wait_for_answer
 from planrun.run.launch import build_followup, build_launch, command_argv, verify_prompt
 from planrun.sessions.base import Answer, ProcessInfo, Session, SessionResult, SessionSpec
+from planrun.sessions.output import read_log
 from planrun.workspace.base import Prepared
 from planrun.workspace.names import sanitize_component
 
@@ -56,6 +57,7 @@ class AttemptRunner:
         self.slots = slots
         self._spent: dict[str, Spent] = {}
         self._run_spent = Spent()
+        self._totals = RunningTotals()
         budget = run.plan.settings.budget
         self._run_budget = (
             None if budget is None else BudgetSpec(budget.wall_time, budget.cost_usd, budget.tokens)
@@ -285,17 +287,19 @@ class AttemptRunner:
     ) -> SessionResult:
         """Read the turn's usage from its output; an agent's error result fails the turn."""
         provider = self.run.plan.providers[task.provider]
-        if provider.usage == "none" or not log_path.exists():
+        if provider.usage == "none":
             return result
-        with open(log_path, "rb") as handle:
-            handle.seek(max(offset, log_path.stat().st_size - MAX_USAGE_BYTES))
-            parsed = parse_usage(provider.usage, handle.read().decode("utf-8", "replace"))
-        if parsed.usage is not None:
+        output = read_log(log_path, offset, MAX_USAGE_BYTES)  # never blocks, regular files only
+        if output is None:
+            return result
+        parsed = parse_usage(provider.usage, output.decode("utf-8", "replace"))
+        turn = self._totals.turn(provider.usage, parsed)  # a continued session's totals
+        if turn is not None:
             attempt = self.run.reports[task.key].attempts[-1]
-            attempt.usage = add_usage(attempt.usage, parsed.usage)
-            tokens = parsed.usage.input_tokens + parsed.usage.output_tokens
-            self._spent.setdefault(task.key, Spent()).add(tokens, parsed.usage.cost_usd)
-            self._run_spent.add(tokens, parsed.usage.cost_usd)
+            attempt.usage = add_usage(attempt.usage, turn)
+            tokens = turn.input_tokens + turn.output_tokens
+            self._spent.setdefault(task.key, Spent()).add(tokens, turn.cost_usd)
+            self._run_spent.add(tokens, turn.cost_usd)
         if parsed.error and result.outcome is Outcome.SUCCEEDED:
             return replace(
                 result,

@@ -41,6 +41,9 @@ class SessionSpec:
     success_pattern: re.Pattern[str] | None = None  # output that means done (ends the session)
     failure_pattern: re.Pattern[str] | None = None  # output that means failed (ends it too)
     input_pattern: re.Pattern[str] | None = None  # output that means a question => needs_input
+    #: Seconds without output after an input_pattern match, the process still running,
+    #: before the match counts as a question (planrun.sessions.questions).
+    question_quiet: float = 1.0
     answers: tuple[Answer, ...] = ()
     secrets: tuple[str, ...] = ()  # values redacted from the log, the tail and callbacks
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL to the group
@@ -60,7 +63,7 @@ class SessionResult:
     pid: int | None = None
     tail: list[str] = field(default_factory=list)  # last lines, redacted
     output_bytes: int = 0
-    question: str | None = None  # the line that matched input_pattern
+    question: str | None = None  # the question's line (it matched input_pattern)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,22 @@ Reaping: a process re-parented to planrun becomes planrun's zombie when it dies,
 in groups whose leader was never planrun's child), so a status someone waits for is never
 taken.
 
-Not covered: a descendant that replaced its environment (``env -i``) before leaving the
-group carries no token, and one whose parent outlives the session outside planrun's tree
-is never re-parented to planrun.
+Escapees without the token. A descendant that cleared its environment (``setsid env -i``,
+``os.environ.clear()`` then an exec) carries no token, but it is still re-parented to planrun
+once its parents are gone. So planrun's children are also *surveyed*: a child that is not
+a session leader, not in planrun's own process group, and whose environment lacks
+``PLANRUN_OWNER`` (the mark of what planrun itself starts, such as git and the tmux server,
+set by :func:`~planrun.sessions.process.become_subreaper`) is an orphan of some session.
+Which one cannot be read from ``/proc``, so it is charged to every session running when it
+was first seen (a session surveys as it ends, before it stops counting as running, so its
+own orphans always include it), and ended once all of those have ended: at its own
+session's end when it ran alone, at worst when the last session that ran beside it ends;
+never later than the run.
+
+Not covered: a process whose parents outlive the session outside planrun's tree (a tmux
+pane of a server this planrun did not start: its orphans go to init), and anything left
+after planrun itself died (re-parented to init; the next apply finds only what carries the
+dead run's ``PLANRUN_RUN_ID``).
 """
 
 from __future__ import annotations
@@ -38,16 +51,20 @@ from collections.abc import Iterator, Mapping
 
 import trio
 
-from planrun.sessions.process import kill_group, kill_group_now
+from planrun.sessions.process import OWNER_VAR, kill_group, kill_group_now, proc_start_time
 from planrun.sessions.procfs import PGRP, STATE, stat_field, stat_fields
 
 #: The environment variable that marks a session's processes.
 TOKEN_VAR = "PLANRUN_SESSION"
+
 #: Rounds of :func:`end_escapees` (an escapee of an escapee needs one more round).
 MAX_ROUNDS = 8
 
 _counter = itertools.count(1)
 _leaders: set[int] = set()  # pids of running sessions' leaders: never escapees
+_running: set[Hunt] = set()  # sessions whose processes run (from lead() to end())
+#: Orphans seen, by (pid, start time): the sessions that were running when each was seen.
+_orphans: dict[tuple[int, int], set[Hunt]] = {}
 
 
 class Hunt:
@@ -63,6 +80,7 @@ class Hunt:
         self.found = 0  # escapees found and ended
         self._leader: int | None = None
         self._done = False
+        self.over = False  # the session ended: its orphans no longer need it running
 
     @classmethod
     def adopt(cls, token: str | None) -> Hunt:
@@ -72,25 +90,49 @@ class Hunt:
         return hunt
 
     def env(self, env: Mapping[str, str]) -> dict[str, str]:
-        """``env`` with the session's token added."""
+        """``env`` with the session's token added (and never planrun's own mark)."""
         assert self.token is not None
-        return {**env, TOKEN_VAR: self.token}
+        return {**{k: v for k, v in env.items() if k != OWNER_VAR}, TOKEN_VAR: self.token}
 
     def lead(self, pid: int) -> None:
-        """The session's leader runs: it is never taken for an escapee (by any session)."""
+        """The session's leader runs: it is never taken for an escapee (by any session), and
+        the session counts as running for the orphans seen from now on."""
         self._leader = pid
         _leaders.add(pid)
+        _running.add(self)
 
     async def end(self, grace: float) -> None:
         """End the session's escapees, once its group is gone. Once is enough (nothing is
         left to make new ones); a hunt that was cancelled is done again."""
-        if self.token is not None and not self._done:
+        if self._done:
+            return
+        if self.token is not None:
             self.found += await end_escapees(self.token, grace)
-            self._done = True
+        self.found += await self._end_orphans(grace)
+        self._done = True
+
+    async def _end_orphans(self, grace: float) -> int:
+        """End the orphans whose sessions have all ended, this one now included."""
+        if self not in _running and not self.over:
+            return 0  # never ran (nothing started)
+        found = 0
+        for _ in range(MAX_ROUNDS):
+            _survey(_running | {self})
+            _running.discard(self)
+            self.over = True
+            due = [key for key, hunts in _orphans.items() if all(h.over for h in hunts)]
+            if not due:
+                break
+            for key in due:
+                del _orphans[key]
+            found += await _end_pids([pid for pid, _ in due], grace)
+        return found
 
     def close(self, group: int | None) -> None:
         """The session is over: forget its leader, reap the dead of ``group`` (None: not
         safe yet, the leader's own status is still its waiter's to take)."""
+        _running.discard(self)
+        self.over = True
         if self._leader is not None:
             _leaders.discard(self._leader)
         if group is not None:
@@ -115,14 +157,63 @@ def _children() -> list[int]:
         return []
 
 
+def _environ(pid: int) -> list[bytes] | None:
+    """The environment of ``pid`` (a session's process), if it can be read (not for a
+    process that is gone, a zombie, or not ours)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return None
+
+
+def _is_orphan(pid: int) -> bool:
+    """A live child of planrun that no session leads and planrun did not start itself."""
+    fields = stat_fields(pid)
+    if fields is None or stat_field(fields, STATE) in ("Z", "X"):
+        return False
+    if int(stat_field(fields, PGRP)) == os.getpgrp():
+        return False
+    environ = _environ(pid)
+    return environ is not None and f"{OWNER_VAR}={os.getpid()}".encode() not in environ
+
+
+def _survey(running: set[Hunt]) -> None:
+    """Record the orphans among planrun's children not seen before, charged to ``running``;
+    forget those that are gone."""
+    if os.environ.get(OWNER_VAR) != str(os.getpid()):
+        return  # planrun's own processes are not marked: nothing can be told apart
+    children = _children()
+    for key in [key for key in _orphans if key[0] not in children]:
+        del _orphans[key]
+    for pid in children:
+        if pid in _leaders or not running:
+            continue
+        key = (pid, proc_start_time(pid))
+        if key not in _orphans and _is_orphan(pid):
+            _orphans[key] = set(running)
+
+
+async def _end_pids(pids: list[int], grace: float) -> int:
+    """End the process groups of ``pids`` (planrun's children) and reap them; how many."""
+    groups = set(_groups(pids))
+    async with trio.open_nursery() as nursery:
+        for pgid in groups:
+            nursery.start_soon(kill_group, pgid, grace)
+    for pgid in groups:
+        reap_group(pgid)
+    for pid in pids:  # in case one moved to another group between the reads above
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG: never blocks
+    return len(pids)
+
+
 def token_of(pid: int) -> str | None:
     """The token in the environment of ``pid`` (a session's process), if it can be read
     (not for a process that is gone, a zombie, or not ours)."""
     prefix = f"{TOKEN_VAR}=".encode()
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            environ = f.read().split(b"\0")
-    except OSError:
+    environ = _environ(pid)
+    if environ is None:
         return None
     for item in environ:
         if item.startswith(prefix):
@@ -157,10 +248,13 @@ def _groups(pids: list[int]) -> Iterator[int]:
 
 
 def kill_escapees_now() -> int:
-    """SIGKILL the group of every child of planrun that carries a token of this planrun (the
-    second-signal path); how many groups were signalled. The sessions reap them."""
+    """SIGKILL the group of every child of planrun that carries a token of this planrun, and
+    of every orphan charged to a session (the second-signal path); how many groups were
+    signalled. The sessions reap them."""
     ours = f"{os.getpid()}."
+    _survey(set(_running))
     pids = [pid for pid in _children() if (token_of(pid) or "").startswith(ours)]
+    pids += [pid for pid, _ in _orphans]
     groups = set(_groups(pids))
     for pgid in groups:
         kill_group_now(pgid)
@@ -177,14 +271,5 @@ async def end_escapees(token: str, grace: float) -> int:
         pids = escapees(token)
         if not pids:
             break
-        found += len(pids)
-        groups = set(_groups(pids))
-        async with trio.open_nursery() as nursery:
-            for pgid in groups:
-                nursery.start_soon(kill_group, pgid, grace)
-        for pgid in groups:
-            reap_group(pgid)
-        for pid in pids:  # in case one moved to another group between the reads above
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG: never blocks
+        found += await _end_pids(pids, grace)
     return found

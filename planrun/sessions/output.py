@@ -38,8 +38,10 @@ expected there), while the log still receives everything.
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import re
+import stat
 import time
 from collections import deque
 from collections.abc import Callable
@@ -116,13 +118,61 @@ def _ensure_log_folder(folder: Path) -> None:
     _LOG_FOLDERS.add(folder)
 
 
+class NotRegularLog(OSError):
+    """Something other than a regular file (a FIFO, a device, a socket) is at a log's path."""
+
+    def __init__(self, path: Path, mode: int) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file ({_file_kind(mode)})", str(path))
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def _mode(path: Path) -> int | None:
+    """``lstat(path).st_mode``, or None if that fails."""
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return None
+
+
+def _regular(fd: int, path: Path) -> int:
+    """``fd`` if it is a regular file; else close it and raise :class:`NotRegularLog`."""
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularLog(path, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+#: Never block in ``open`` (a FIFO without a reader, or a device), never follow a symlink at
+#: the path itself, never leak the descriptor into a child.
+_SAFE = os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def _open_log(path: Path) -> int:
     """Open ``path`` for appending, mode 0600, creating its parent folders (0700 for the last).
 
-    Does not follow a symlink at ``path`` itself. Raises OSError. The common case, a new
-    file in a folder that exists, costs one ``open``.
+    The task knows its log's path (``$PLANRUN_LOG``) and may have put something there first:
+    the open never blocks and never follows a symlink, and anything but a regular file is
+    refused (:class:`NotRegularLog`). Raises OSError. The common case, a new file in a folder
+    that exists, costs one ``open``.
     """
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+    flags = os.O_WRONLY | os.O_APPEND | _SAFE
     try:
         return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
     except FileNotFoundError:
@@ -133,13 +183,45 @@ def _open_log(path: Path) -> int:
             pass
     except FileExistsError:
         pass
-    fd = os.open(path, flags | os.O_CREAT, 0o600)  # appending to an earlier log (hooks, turns)
+    # appending to an earlier log (hooks, turns), or to what the task put there
+    try:
+        fd = _regular(os.open(path, flags | os.O_CREAT, 0o600), path)
+    except NotRegularLog:
+        raise
+    except OSError as error:  # e.g. ENXIO: a FIFO nobody reads; ELOOP: a symlink
+        mode = _mode(path)
+        if mode is not None and not stat.S_ISREG(mode):
+            raise NotRegularLog(path, mode) from error
+        raise
     try:
         os.fchmod(fd, 0o600)
     except OSError:
         os.close(fd)
         raise
     return fd
+
+
+def read_log(path: Path, start: int, limit: int) -> bytes | None:
+    """The bytes of the log at ``path`` from ``start`` (at most its last ``limit``).
+
+    None when there is no log, or something other than a regular file is there (then it is
+    never opened for long: a FIFO would block a plain ``open``). Never blocks.
+    """
+    try:
+        fd = _regular(os.open(path, os.O_RDONLY | _SAFE), path)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        position = os.lseek(fd, max(start, size - limit, 0), os.SEEK_SET)
+        chunks: list[bytes] = []
+        left = size - position
+        while left > 0 and (chunk := os.read(fd, min(left, 1024 * 1024))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class OutputWatcher:
@@ -177,6 +259,7 @@ class OutputWatcher:
         self._segment = 0  # where the current line's last redraw starts (for prompt counts)
         self._fired: dict[int, int] = {}  # prompt index -> occurrences fired in the segment
         self._bytes = 0
+        self._lines_seen = 0
         self._last_output_at = clock()
         _ensure_log_folder(spec.log_path.parent)
         self._fd: int | None = None  # the log, once the first output opened it
@@ -201,6 +284,11 @@ class OutputWatcher:
     def output_bytes(self) -> int:
         """Bytes fed so far."""
         return self._bytes
+
+    @property
+    def lines_seen(self) -> int:
+        """Complete lines so far."""
+        return self._lines_seen
 
     @property
     def last_output_at(self) -> float:
@@ -288,6 +376,7 @@ class OutputWatcher:
         if self._prompts:
             events += self._prompt_events(line, raw, dropped)
         self._partial, self._dropped, self._segment, self._fired = "", 0, 0, {}
+        self._lines_seen += 1
         self._lines.append(line)
         if self._on_line is not None:
             self._on_line(line)

@@ -27,6 +27,9 @@ import trio
 from planrun.sessions.procfs import PGRP, STARTTIME, STATE, stat_field, stat_fields
 
 _PR_SET_CHILD_SUBREAPER = 36
+#: Set in planrun's environment by :func:`become_subreaper` (to its pid): what planrun starts
+#: itself inherits it (git, the tmux server), which tells those apart from sessions' orphans.
+OWNER_VAR = "PLANRUN_OWNER"
 #: First and largest pause between checks while waiting for a group to empty.
 _POLL_FIRST, _POLL_MAX = 0.005, 0.05
 #: How long to wait for SIGKILLed processes to disappear before reporting them.
@@ -66,6 +69,12 @@ def start_time_between(pid: int, before_ns: int, after_ns: int) -> int:
         if before_ns // tick == after_ns // tick:
             return before_ns // tick
     return proc_start_time(pid)
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    fields = stat_fields(pid)
+    return fields is not None and stat_field(fields, STATE) not in ("Z", "X")
 
 
 def is_same_process(pid: int, start_time: int) -> bool:
@@ -170,7 +179,11 @@ def become_subreaper() -> bool:
     Orphaned descendants (a grandchild whose parent exited, a ``setsid`` escapee) are then
     re-parented to this process instead of init, so they stay findable and killable; they
     also become zombies this process must reap. Returns False where unsupported.
+
+    Also marks the environment with :data:`OWNER_VAR`, so that the processes planrun starts
+    itself are never taken for a session's orphans (:mod:`planrun.sessions.escapees`).
     """
+    os.environ[OWNER_VAR] = str(os.getpid())
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0

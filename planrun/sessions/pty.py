@@ -22,17 +22,23 @@ terminal. ``spec.type_text`` (prompt_via: type) is typed as soon as the child ha
 Enter; see :func:`keystrokes` for how text becomes keys (single line: the text then ``\\r``;
 several lines: one bracketed paste then ``\\r``).
 
-How the outcome is decided is the subprocess backend's rule (first that applies): a failure,
-success or input pattern seen in the output; the timeout (``timed_out``) or idle timeout
-(``stalled``); the exit status against ``success_exit_codes``. The terminal adds:
+How the outcome is decided is the subprocess backend's rule (first that applies): a failure
+or success pattern seen in the output, or a question that stands; the timeout
+(``timed_out``) or idle timeout (``stalled``); the exit status against
+``success_exit_codes``. The terminal adds:
 
 - an answer's ``expect`` matched (:class:`~planrun.sessions.output.AnswerDue`): its ``send`` is
   typed (each ``\\n`` pressed as Enter; nothing else is added). An automatic answer wins over
   ``input_pattern`` for the same line;
-- ``input_pattern`` matched: with ``on_question``, it is awaited (the caller parks the task) and
-  the text it returns is typed, then Enter; ``None`` ends the attempt as ``needs_input``. Without
-  ``on_question`` the attempt ends as ``needs_input`` at once. While a question waits for its
-  answer, ``timeout`` and ``idle_timeout`` stand still (the silence is the person's, not the
+- a cursor-position query (``ESC[6n``, which TUIs send and then wait for) is answered
+  ``ESC[1;1R`` (planrun keeps no screen; tmux, a real terminal, answers it itself);
+- ``input_pattern`` matched and the match stands as a question (the child still runs and
+  printed nothing more for ``question_quiet`` seconds: :mod:`planrun.sessions.questions`;
+  the child's exit wins over a match that does not stand yet): with ``on_question``, it is
+  awaited (the caller parks the task) and the text it returns is typed, then Enter;
+  ``None`` ends the attempt as ``needs_input``. Without ``on_question`` the attempt ends as
+  ``needs_input`` as soon as the question stands. While a question waits for its answer,
+  ``timeout`` and ``idle_timeout`` stand still (the silence is the person's, not the
   agent's). Repeats of the prompt while it waits (a redraw) are not asked again.
 
 Whatever ends the attempt, the whole group gets SIGTERM, ``kill_grace`` seconds, SIGKILL (also
@@ -43,21 +49,19 @@ Cancellation runs the same clean-up shielded, then ``Cancelled`` propagates. Onl
 start are returned as data (``startup_failed``); exceptions from ``on_start``, ``on_line`` and
 ``on_question`` propagate as themselves after the clean-up.
 
-The machinery shared with the tmux backend lives here too: :func:`keystrokes`,
-:func:`resolve_command`, :func:`wait_process_exit`, :func:`write_all` and
-:class:`TerminalSupervisor`.
+Shared with the tmux backend: :func:`resolve_command`, :func:`wait_process_exit` and
+:func:`write_all` here, :func:`~planrun.sessions.terminal.keystrokes` and
+:class:`~planrun.sessions.terminal.TerminalSupervisor` in :mod:`planrun.sessions.terminal`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
-import re
 import signal
 import termios
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +69,6 @@ from typing import Any
 import ptyprocess
 import trio
 
-from planrun.core.outcomes import Outcome
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,
@@ -74,59 +77,23 @@ from planrun.sessions.base import (
     SessionResult,
     SessionSpec,
 )
-from planrun.sessions.common import (
-    REAP_TIMEOUT,
-    Ending,
-    open_watcher,
-    reraise_plain,
-    signal_name,
-    startup_failed,
-)
+from planrun.sessions.common import REAP_TIMEOUT, open_watcher, reraise_plain, startup_failed
 from planrun.sessions.escapees import Hunt
-from planrun.sessions.output import (
-    AnswerDue,
-    Event,
-    FailureMatched,
-    InputRequested,
-    OutputWatcher,
-    SuccessMatched,
+from planrun.sessions.idle import readable
+from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
+from planrun.sessions.terminal import (
+    CURSOR_REPLY,
+    PASTE_END,
+    PASTE_START,
+    CursorQueries,
+    TerminalSupervisor,
+    keystrokes,
 )
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time
-from planrun.sessions.procfs import STATE, stat_field, stat_fields
 
-#: Bracketed paste markers (xterm): what a terminal sends around pasted text.
-PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
-#: Characters never typed: C0 controls except tab and newline, DEL and C1 controls. Typed,
-#: they would act as keys (ctrl-C, ctrl-D, ctrl-U erase the line, ESC ends a paste early).
-_NOT_TYPED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+__all__ = ["PASTE_END", "PASTE_START", "PtySession", "keystrokes"]
+
 #: Pause between checks where a pidfd is not available.
 _EXIT_POLL = 0.02
-
-Write = Callable[[bytes], Awaitable[None]]
-
-
-def keystrokes(text: str, *, submit: bool) -> bytes:
-    """The bytes to type for ``text`` (UTF-8), the same for the pty and tmux backends.
-
-    ``\\r\\n`` and ``\\r`` count as newlines, and control characters (C0 except tab and newline,
-    DEL, C1) are removed, so text only ever types text. With ``submit`` (a prompt or an answer
-    to a question), trailing newlines are dropped and Enter (``\\r``) is pressed once: a text of
-    several lines is sent as one bracketed paste (``ESC[200~ … ESC[201~``, its newlines as
-    ``\\r`` as a terminal pastes them) so that an agent's input box receives it whole rather than
-    submitting line by line; programs that did not ask for bracketed paste (line readers) see
-    the markers as text. Without ``submit`` (an automatic answer's ``send``), each newline is
-    pressed as Enter and nothing is added.
-    """
-    text = _NOT_TYPED.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    if not submit:
-        keys = text.replace("\n", "\r")
-    else:
-        body = text.rstrip("\n")
-        if "\n" in body:
-            keys = PASTE_START + body.replace("\n", "\r") + PASTE_END + "\r"
-        else:
-            keys = body + "\r"
-    return keys.encode("utf-8", errors="replace")
 
 
 def resolve_command(argv: tuple[str, ...], env: Mapping[str, str], cwd: Path) -> str:
@@ -169,7 +136,7 @@ async def wait_process_exit(pid: int) -> None:
     except ProcessLookupError:
         return
     except (OSError, AttributeError):
-        while _running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
+        while running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
             await trio.sleep(_EXIT_POLL)
         return
     try:
@@ -177,12 +144,6 @@ async def wait_process_exit(pid: int) -> None:
     finally:
         trio.lowlevel.notify_closing(pidfd)
         os.close(pidfd)
-
-
-def _running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    fields = stat_fields(pid)
-    return fields is not None and stat_field(fields, STATE) not in ("Z", "X")
 
 
 async def write_all(fd: int, data: bytes) -> bool:
@@ -209,169 +170,6 @@ def close_fd(fd: int | None) -> None:
         return
     trio.lowlevel.notify_closing(fd)
     os.close(fd)
-
-
-class TerminalSupervisor:
-    """What the pty and tmux backends share: deciding the ending, typing, questions, limits.
-
-    A backend feeds output events to :meth:`handle`, gives :meth:`start` its nursery and a
-    ``write`` coroutine that types bytes into the terminal, queues text with :meth:`type`,
-    waits for :attr:`end` and finally builds the :meth:`result`. Keystrokes are typed in the
-    order they were queued, by one task. After :meth:`stop` (the attempt is winding down),
-    events still decide the ending but nothing is typed or asked any more.
-    """
-
-    def __init__(
-        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
-    ) -> None:
-        self.spec = spec
-        self.watcher = watcher
-        self.ending: Ending | None = None
-        self.end = trio.Event()
-        self._on_question = on_question
-        self._keys_in, self._keys_out = trio.open_memory_channel[bytes](math.inf)
-        self._nursery: trio.Nursery | None = None
-        self._asking = False
-        self._unpaused = trio.Event()
-        self._unpaused.set()
-        self._started_at = trio.current_time()
-        self._paused_at = 0.0
-        self._paused_total = 0.0
-        self._resumed_at = -math.inf
-
-    def start(self, nursery: trio.Nursery, write: Write) -> None:
-        """Start typing (with ``write``) and the time limits in ``nursery``."""
-        self._nursery = nursery
-        nursery.start_soon(self._typist, write)
-        if self.spec.timeout is not None:
-            nursery.start_soon(self._watch_timeout, self.spec.timeout)
-        if self.spec.idle_timeout is not None:
-            nursery.start_soon(self._watch_idle, self.spec.idle_timeout)
-
-    def stop(self) -> None:
-        """The attempt is ending: from now on events only decide the outcome."""
-        self._nursery = None
-
-    def decide(self, ending: Ending) -> None:
-        """Record the first ending (later ones are ignored) and signal :attr:`end`."""
-        if self.ending is None:
-            self.ending = ending
-        self.end.set()
-
-    def type(self, keys: bytes) -> None:
-        """Queue ``keys`` for typing (ignored once the attempt is ending)."""
-        if self._nursery is not None and keys:
-            self._keys_in.send_nowait(keys)
-
-    def handle(self, events: list[Event]) -> None:
-        """Act on the watcher's events; see the module docstring for the rules."""
-        answered = {event.line for event in events if isinstance(event, AnswerDue)}
-        for event in events:
-            if isinstance(event, FailureMatched):
-                self.decide(Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
-            elif isinstance(event, SuccessMatched):
-                self.decide(Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
-            elif isinstance(event, AnswerDue):
-                self.type(keystrokes(event.send, submit=False))
-            elif event.line not in answered:
-                self._question(event)
-
-    def _question(self, event: InputRequested) -> None:
-        if self._on_question is None or self._nursery is None:
-            reason = f"waiting for input: {event.line}"
-            self.decide(Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
-        elif not self._asking:
-            self._asking = True
-            self._nursery.start_soon(self._ask, self._on_question, event.line)
-
-    async def _ask(self, on_question: OnQuestion, line: str) -> None:
-        """Await the answer with the limits paused; type it, or end as needs_input."""
-        self._pause()
-        try:
-            answer = await on_question(line)
-        finally:
-            self._resume()
-        if answer is None:
-            reason = f"waiting for input: {line}"
-            self.decide(Ending(Outcome.NEEDS_INPUT, reason, question=line))
-        else:
-            self.type(keystrokes(answer, submit=True))
-        self._asking = False
-
-    def _pause(self) -> None:
-        self._paused_at = trio.current_time()
-        self._unpaused = trio.Event()
-
-    def _resume(self) -> None:
-        now = trio.current_time()
-        self._paused_total += now - self._paused_at
-        self._resumed_at = now
-        self._unpaused.set()
-
-    async def _typist(self, write: Write) -> None:
-        async for keys in self._keys_out:
-            await write(keys)
-
-    async def _watch_timeout(self, timeout: float) -> None:
-        """Decide ``timed_out`` once ``timeout`` seconds ran, not counting question waits."""
-        while True:
-            await self._unpaused.wait()
-            left = timeout - (trio.current_time() - self._started_at - self._paused_total)
-            if left <= 0:
-                self.decide(Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
-                return
-            await trio.sleep(left)
-
-    async def _watch_idle(self, idle_timeout: float) -> None:
-        """Decide ``stalled`` once no output came for ``idle_timeout`` (questions excepted)."""
-        while True:
-            await self._unpaused.wait()
-            since = max(self.watcher.last_output_at, self._resumed_at)
-            if trio.current_time() >= since + idle_timeout:
-                self.decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
-                return
-            await trio.sleep_until(since + idle_timeout)
-
-    def result(
-        self,
-        status: tuple[int | None, int | None] | None,
-        *,
-        pid: int | None,
-        exited: bool,
-        kill: GroupKill | None,
-        hunt: Hunt | None = None,
-        unknown_status: str = "the process could not be reaped",
-    ) -> SessionResult:
-        """The result: ``status`` is (exit code, signal), or None when it is unknown."""
-        exit_code, signum = status if status is not None else (None, None)
-        if self.ending is not None:
-            outcome, reason = self.ending.outcome, self.ending.reason
-        elif signum is not None:
-            outcome, reason = Outcome.FAILED, f"killed by signal {signal_name(signum)}"
-        elif exit_code is None:
-            outcome, reason = Outcome.FAILED, unknown_status
-        elif exit_code in self.spec.success_exit_codes:
-            outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
-        else:
-            outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
-        notes: list[str] = []
-        if exited and kill is not None and kill.terminated:
-            notes.append("processes left in its group were killed")
-        if kill is not None and not kill.gone:
-            notes.append("some processes of its group survived SIGKILL")
-        if hunt is not None:
-            notes += hunt.notes()
-        notes += self.watcher.log_notes()
-        return SessionResult(
-            outcome=outcome,
-            reason=self.watcher.redact("; ".join([reason, *notes])),
-            exit_code=exit_code,
-            signal=signum,
-            pid=pid,
-            tail=self.watcher.tail,
-            output_bytes=self.watcher.output_bytes,
-            question=self.ending.question if self.ending is not None else None,
-        )
 
 
 class PtySession:
@@ -493,6 +291,7 @@ class _PtyAttempt:
         self._drain_timeout = drain_timeout
         self._read_size = read_size
         self._eof = trio.Event()
+        self._queries = CursorQueries()
         self._pump_failed = False
         self._exited = False
         self._status: tuple[int | None, int | None] | None = None
@@ -520,7 +319,7 @@ class _PtyAttempt:
     async def _until_end(self) -> None:
         """Run until an ending is decided or the leader exits."""
         async with trio.open_nursery() as nursery:
-            self._sup.start(nursery, self._type)
+            self._sup.start(nursery, self._type, self._pending, lambda: running(self._child.pid))
             nursery.start_soon(self._pump)
             nursery.start_soon(self._wait_exit)
             if self._spec.stdin_text is not None:
@@ -591,11 +390,17 @@ class _PtyAttempt:
                 if not data:
                     self._eof.set()
                     return
+                for _ in range(self._queries.count(data)):
+                    self._sup.type(CURSOR_REPLY)  # a terminal answers; tmux does it itself
                 self._sup.handle(self._watcher.feed(data))
                 await trio.lowlevel.checkpoint()  # let the other tasks run during a flood
         except Exception:
             self._pump_failed = True
             raise
+
+    def _pending(self) -> bool:
+        """Output (or its end) is ready to be read from the pty."""
+        return not self._eof.is_set() and readable(self._child.fd)
 
     async def _wait_exit(self) -> None:
         await wait_process_exit(self._child.pid)

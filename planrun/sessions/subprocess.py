@@ -8,10 +8,15 @@ here.
 
 How the outcome is decided (the first that applies):
 
-1. ``failure_pattern`` / ``success_pattern`` / ``input_pattern`` matched in the output:
-   ``failed`` / ``succeeded`` / ``needs_input`` (the question is the line). This holds even
-   when the child exited before planrun read that output.
-2. ``timeout`` passed: ``timed_out``; ``idle_timeout`` passed without output: ``stalled``.
+1. ``failure_pattern`` / ``success_pattern`` matched in the output: ``failed`` /
+   ``succeeded``. This holds even when the child exited before planrun read that output.
+   An ``input_pattern`` match is a question (``needs_input``, the question is the line) only
+   once the child, still running, printed nothing more for ``question_quiet`` seconds
+   (:mod:`planrun.sessions.questions`); its exit wins over a pending match, and a failing
+   exit then names the question in its reason. stdin is ``/dev/null`` here: a CLI that asks
+   usually reads end-of-file and quits, so its question shows as its exit status.
+2. ``timeout`` passed: ``timed_out``; ``idle_timeout`` passed without output: ``stalled``
+   (time planrun itself was stopped does not count: :mod:`planrun.sessions.idle`).
 3. The child exited: ``succeeded`` if its exit code is in ``success_exit_codes``, else
    ``failed`` with reason ``exit code N`` or ``killed by signal SIGX``.
 
@@ -50,6 +55,7 @@ from planrun.sessions.common import (
     startup_failed,
 )
 from planrun.sessions.escapees import Hunt
+from planrun.sessions.idle import IdleClock, readable
 from planrun.sessions.output import (
     Event,
     FailureMatched,
@@ -57,7 +63,8 @@ from planrun.sessions.output import (
     OutputWatcher,
     SuccessMatched,
 )
-from planrun.sessions.process import GroupKill, group_alive, kill_group
+from planrun.sessions.process import GroupKill, group_alive, kill_group, running
+from planrun.sessions.questions import Questions
 
 
 class SubprocessSession:
@@ -143,6 +150,9 @@ class _Attempt:
         self._kill: GroupKill | None = None
         self._reaped = False
         self._hunt = Hunt()  # replaced by the session's in run()
+        self._questions = Questions(
+            spec, watcher, self._output_pending, lambda: running(process.pid)
+        )
 
     async def run(self, on_start: OnStart | None, hunt: Hunt) -> SessionResult:
         """Supervise to the end, clean up (always, shielded), and describe the outcome."""
@@ -171,6 +181,8 @@ class _Attempt:
                 nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
             if self._spec.idle_timeout is not None:
                 nursery.start_soon(self._watch_idle, self._spec.idle_timeout)
+            if self._spec.input_pattern is not None:
+                nursery.start_soon(self._watch_questions)
             timeout = self._spec.timeout
             if timeout is not None:
                 self._waiting.deadline = trio.current_time() + timeout
@@ -225,9 +237,17 @@ class _Attempt:
             elif isinstance(event, SuccessMatched):
                 self._decide(Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
             elif isinstance(event, InputRequested):
-                reason = f"waiting for input: {event.line}"
-                self._decide(Ending(Outcome.NEEDS_INPUT, reason, question=event.line))
+                self._questions.note(event.line)  # a question once it stands
             # AnswerDue needs a terminal to type into: not for this backend.
+
+    async def _watch_questions(self) -> None:
+        """Decide ``needs_input`` once a match stands as a question (the process waits)."""
+        line = await self._questions.asked()
+        self._decide(Ending(Outcome.NEEDS_INPUT, f"waiting for input: {line}", question=line))
+
+    def _output_pending(self) -> bool:
+        """Output (or its end) is ready to be read from the pipe."""
+        return not self._eof.is_set() and readable(self._stdout.fileno())
 
     async def _pump(self) -> None:
         """Read the output into the watcher until EOF."""
@@ -257,14 +277,11 @@ class _Attempt:
                 await stdin.aclose()
 
     async def _watch_idle(self, idle_timeout: float) -> None:
-        """Decide ``stalled`` once no output arrived for ``idle_timeout`` seconds."""
-        while True:
-            deadline = self._watcher.last_output_at + idle_timeout
-            if trio.current_time() >= deadline:
-                reason = f"no output for {idle_timeout:g}s"
-                self._decide(Ending(Outcome.STALLED, reason))
-                return
-            await trio.sleep_until(deadline)
+        """Decide ``stalled`` once no output arrived for ``idle_timeout`` seconds (of
+        planrun's own time: :mod:`planrun.sessions.idle`)."""
+        clock = IdleClock(idle_timeout, lambda: self._watcher.last_output_at, self._output_pending)
+        await clock.wait_stalled()
+        self._decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
 
     def _result(self) -> SessionResult:
         code = self._process.returncode if self._reaped else None
@@ -280,9 +297,14 @@ class _Attempt:
             outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
         else:
             outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
+        notes = self._notes()
+        if self._ending is None:
+            unanswered = " (nothing answered it: the subprocess backend has no terminal)"
+            failed = outcome is Outcome.FAILED
+            notes = self._questions.exit_note(failed=failed, why_unanswered=unanswered) + notes
         return SessionResult(
             outcome=outcome,
-            reason=self._watcher.redact("; ".join([reason, *self._notes()])),
+            reason=self._watcher.redact("; ".join([reason, *notes])),
             exit_code=exit_code,
             signal=signum,
             pid=self._process.pid,

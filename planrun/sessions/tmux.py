@@ -2,9 +2,10 @@
 
 Every tmux command runs as ``tmux -u -f /dev/null [-L socket] ...`` (no user configuration is
 read; a private ``-L`` server in tests and when ``settings.tmux_socket`` is set), with a small
-allow-listed environment (PATH, HOME, locale, TMUX_TMPDIR, TMUX), so that the tmux server never
-copies planrun's secrets into its global environment. Arguments that come from the plan are
-escaped for tmux's command parser (an argument ending in ``;`` would otherwise end the command).
+allow-listed environment (PATH, HOME, locale, TMUX_TMPDIR, TMUX, PLANRUN_OWNER), so that the
+tmux server never copies planrun's secrets into its global environment. Arguments that come
+from the plan are escaped for tmux's command parser (an argument ending in ``;`` would
+otherwise end the command).
 
 Names and targets. The session is named ``tmux_name(spec.name)`` (see :func:`tmux_name`) and
 always targeted exactly: ``-t =NAME`` for the session, ``=NAME:`` for its window, and the pane by
@@ -35,7 +36,7 @@ may attach and watch, so a ``\\n`` written by a line-oriented program reaches th
 ``\\r\\n`` (the pty backend clears ``ONLCR`` and logs ``\\n``).
 
 Typing. Text (``type_text``, answers, ``on_question`` answers) becomes bytes with
-:func:`~planrun.sessions.pty.keystrokes` and is delivered with ``load-buffer -`` (from stdin)
+:func:`~planrun.sessions.terminal.keystrokes` and is delivered with ``load-buffer -`` (from stdin)
 then ``paste-buffer -d -r -t %PANE``: byte for byte, never interpreted as key names, never
 through a shell, not limited by ``send-keys`` quirks (leading ``-``, trailing ``;``).
 ``stdin_text`` is written to a FIFO that the pane command has as stdin, then closed.
@@ -45,7 +46,7 @@ works for any process): its exit is noticed at once. tmux is also asked for the 
 every ``poll_interval`` seconds (1 s); that poll is only the safety net for what a pidfd cannot
 see (the session killed or the pane respawned from outside) and the fallback where pidfds are
 missing, so a slow poll costs nothing in latency and keeps the number of tmux clients low.
-Outcomes follow the pty backend's rules (:class:`~planrun.sessions.pty.TerminalSupervisor`).
+Outcomes follow the pty backend's rules (:class:`~planrun.sessions.terminal.TerminalSupervisor`).
 Whatever ends the attempt: the process group of every pane of the session gets SIGTERM,
 ``kill_grace``, SIGKILL (while output is still logged); the exit status is read once tmux marks
 the pane dead (or from ``/proc`` while its process is a zombie tmux has not reaped yet: see
@@ -69,13 +70,10 @@ the log.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -95,175 +93,30 @@ from planrun.sessions.common import (
     startup_failed,
 )
 from planrun.sessions.escapees import Hunt, token_of
+from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, FailureMatched, SuccessMatched
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time
-from planrun.sessions.procfs import EXIT_CODE, STATE, stat_field, stat_fields
-from planrun.sessions.pty import (
-    TerminalSupervisor,
-    close_fd,
-    keystrokes,
-    resolve_command,
-    wait_process_exit,
-    write_all,
+from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
+from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
+from planrun.sessions.terminal import TerminalSupervisor, keystrokes
+from planrun.sessions.tmux_client import (
+    PANE_FORMAT,
+    Client,
+    Pane,
+    Reply,
+    attach_argv,
+    list_sessions,
+    pane_argv,
+    pgid_of,
+    tmux_name,
+    until_exec,
+    zombie_status,
 )
 
-#: Runs in the pane before the command: $1 working folder, $2 stdin FIFO or "", then the command.
-PANE_SCRIPT = (
-    'cd -- "$1" || exit 126; stty -echo 2>/dev/null; '
-    'if [ -n "$2" ]; then exec <"$2" || exit 126; fi; shift 2; exec "$@"'
-)
-#: Environment variables the tmux *client* keeps (the pane gets exactly ``spec.env``).
-CLIENT_ENV = (
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMUX_TMPDIR",
-    "TMUX",
-)
-#: Seconds a tmux client may take before it counts as failed.
-COMMAND_TIMEOUT = 10.0
+__all__ = ["TmuxSession", "attach_argv", "list_sessions", "tmux_name", "zombie_status"]
+
 #: Seconds to wait for the exit status of a pane that tmux already shows as dead.
 STATUS_WAIT = 1.0
-_KEPT = re.compile(r"[A-Za-z0-9.-]{1,100}")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-_PANE_FORMAT = (
-    "#{pane_id} #{pane_pid} #{pane_dead} #{pane_dead_status} #{pane_dead_signal} #{session_name}"
-)
 _DEAD_POLL_FIRST, _DEAD_POLL_MAX = 0.01, 0.1
-
-
-def tmux_name(name: str) -> str:
-    """The tmux session name for a planrun session name (injective, no ``.`` or ``:``).
-
-    tmux forbids ``.`` and ``:`` in session names. A name made only of ``A-Z a-z 0-9 . -`` (at
-    most 100 characters) keeps its shape with each ``.`` turned into ``_``:
-    ``demo.LOG-1.a2`` → ``demo_LOG-1_a2``. Any other name (with ``_``, ``:``, spaces, unicode,
-    or too long) becomes a readable prefix (unsafe runs as ``-``, ``.`` as ``_``, at most 60
-    characters) + ``+`` + the first 8 hex digits of its sha256. Kept names never contain ``+``
-    and hashed ones always do, so two different names map to different tmux names unless
-    their 32-bit hashes collide. Not idempotent: apply it once, to ``spec.name``.
-    """
-    if _KEPT.fullmatch(name):
-        return name.replace(".", "_")
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    prefix = _UNSAFE.sub("-", name.replace(".", "_"))[:60]
-    return f"{prefix}+{digest}"
-
-
-def attach_argv(socket: str | None, name: str) -> list[str]:
-    """The command that attaches a terminal to the tmux session ``name`` (a tmux name, as
-    :func:`list_sessions` returns it, or ``tmux_name(spec.name)``), targeted exactly."""
-    server = ["-L", socket] if socket else []
-    return ["tmux", "-f", "/dev/null", *server, "attach-session", "-t", "=" + name]
-
-
-async def list_sessions(socket: str | None, prefix: str = "", *, tmux: str = "tmux") -> list[str]:
-    """Names of the sessions on the server that start with ``prefix`` (a tmux name prefix),
-    sorted; ``[]`` when no server runs there."""
-    client = _Client(socket, tmux)
-    reply = await client.call([["list-sessions", "-F", "#{session_name}"]])
-    if reply.code != 0:
-        return []
-    return sorted(name for name in reply.out.splitlines() if name.startswith(prefix))
-
-
-def _base_argv(tmux: str, socket: str | None) -> list[str]:
-    return [tmux, "-u", "-f", "/dev/null", *(["-L", socket] if socket else [])]
-
-
-def _escape(arg: str) -> str:
-    """``arg`` as tmux's command-line parser must see it to pass it on unchanged.
-
-    tmux ends a command at an argument ending in ``;`` (and drops the ``;``); a final ``\\;``
-    stands for a literal ``;``, so a trailing ``;`` gets a backslash before it.
-    """
-    return arg[:-1] + "\\;" if arg.endswith(";") else arg
-
-
-@dataclass(frozen=True)
-class _Reply:
-    code: int  # -1 when tmux did not answer in time
-    out: str
-    err: str
-
-
-@dataclass(frozen=True)
-class _Pane:
-    """A pane as tmux describes it."""
-
-    id: str
-    pid: int
-    dead: bool
-    status: tuple[int | None, int | None] | None  # (exit code, signal) once dead
-    session: str
-
-    @staticmethod
-    def parse(line: str) -> _Pane | None:
-        """Parse a line of :data:`_PANE_FORMAT`; None if it is not one."""
-        fields = line.rstrip("\n").split(" ", 5)
-        if len(fields) != 6 or not fields[0].startswith("%") or not fields[1].isdigit():
-            return None
-        code = int(fields[3]) if fields[3].isdigit() else None
-        signum = int(fields[4]) if fields[4].isdigit() else None
-        dead = fields[2] == "1"
-        status = (code, signum) if dead and (code, signum) != (None, None) else None
-        return _Pane(fields[0], int(fields[1]), dead, status, fields[5])
-
-
-class _Client:
-    """Runs tmux client commands against one server."""
-
-    def __init__(self, socket: str | None, tmux: str, timeout: float = COMMAND_TIMEOUT) -> None:
-        self._argv = _base_argv(tmux, socket)
-        self._timeout = timeout
-        self._env = {key: os.environ[key] for key in CLIENT_ENV if key in os.environ}
-
-    async def call(self, commands: list[list[str]], stdin: bytes = b"") -> _Reply:
-        """Run ``commands`` as one tmux command list (arguments escaped)."""
-        argv = list(self._argv)
-        for index, command in enumerate(commands):
-            if index:
-                argv.append(";")
-            argv.extend(_escape(arg) for arg in command)
-        with trio.move_on_after(self._timeout):
-            try:
-                done = await trio.run_process(
-                    argv,
-                    stdin=stdin,
-                    capture_stdout=True,
-                    capture_stderr=True,
-                    check=False,
-                    env=self._env,
-                )
-            except OSError as error:
-                return _Reply(-1, "", f"cannot run {self._argv[0]}: {error.strerror or error}")
-            out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
-            return _Reply(done.returncode, out, err.strip())
-        return _Reply(-1, "", f"tmux did not answer within {self._timeout:g}s")
-
-    async def pane(self, pane_id: str) -> _Pane | None:
-        """The pane ``pane_id`` now, or None if it is gone (or tmux does not answer)."""
-        reply = await self.call([["display-message", "-p", "-t", pane_id, _PANE_FORMAT]])
-        pane = _Pane.parse(reply.out) if reply.code == 0 else None
-        return pane if pane is not None and pane.id == pane_id else None
-
-    async def session_panes(self, name: str) -> list[_Pane] | None:
-        """The panes of session ``name`` (exact), oldest first; None if there is no such session.
-
-        ``list-panes -t`` takes a *window* target, where ``=name`` alone is not an exact
-        session match (tmux 3.3a then lists the panes of some other session): the target is
-        ``=name:``, and rows of any other session are dropped all the same.
-        """
-        command = ["list-panes", "-s", "-t", f"={name}:", "-F", _PANE_FORMAT]
-        reply = await self.call([command])
-        if reply.code != 0:
-            return None
-        panes = [p for p in map(_Pane.parse, reply.out.splitlines()) if p and p.session == name]
-        return sorted(panes, key=lambda p: int(p.id[1:])) or None
 
 
 class TmuxSession:
@@ -284,7 +137,7 @@ class TmuxSession:
         tmux: str = "tmux",
     ) -> None:
         self.socket = socket
-        self._client = _Client(socket, tmux)
+        self._client = Client(socket, tmux)
         self._poll = poll_interval
         self._drain_timeout = drain_timeout
         self._read_size = read_size
@@ -322,7 +175,7 @@ class _TmuxAttempt:
     """One attempt in one tmux session: start or re-attach, supervise, wind down."""
 
     def __init__(
-        self, client: _Client, supervisor: TerminalSupervisor, folder: Path, read_size: int
+        self, client: Client, supervisor: TerminalSupervisor, folder: Path, read_size: int
     ) -> None:
         self._client = client
         self._sup = supervisor
@@ -335,8 +188,8 @@ class _TmuxAttempt:
         self._stdin: int | None = None  # the stdin FIFO (read-write, so opening never blocks)
         self._read_size = read_size
         self._replayed: list[Event] = []  # events of the recovered history, handled at start
-        self._pane: _Pane | None = None
-        self._pgid = 0
+        self._pane: Pane | None = None
+        self.pgid_of = 0
         self._reattached = False
         self._found_dead = False  # re-attached to a pane whose process had already exited
         self._piped = False
@@ -368,7 +221,7 @@ class _TmuxAttempt:
         async with trio.open_nursery() as nursery:
             for pane in panes:
                 if not pane.dead:
-                    nursery.start_soon(kill_group, _pgid(pane.pid), self._spec.kill_grace)
+                    nursery.start_soon(kill_group, pgid_of(pane.pid), self._spec.kill_grace)
         await self._end_session()
 
     async def _open(self) -> str | None:
@@ -408,21 +261,21 @@ class _TmuxAttempt:
         # which the caller can only abandon (kill) if it learns about it.
         with trio.CancelScope(shield=True):
             reply = await self._start_call(command, stdin)
-        self._pane = _Pane.parse(reply.out)
+        self._pane = Pane.parse(reply.out)
         if self._pane is None or reply.code != 0:
             if self._pane is not None:  # created, but not set up: do not leave it running
                 await self._abandon()
             return f"cannot start {spec.argv[0]!r} in tmux: {reply.err or 'no pane created'}"
         self._piped = True
-        self._pgid = self._pane.pid
-        await _until_exec(self._pane.pid)
+        self.pgid_of = self._pane.pid
+        await until_exec(self._pane.pid)
         return None
 
-    async def _start_call(self, command: str, stdin: str) -> _Reply:
+    async def _start_call(self, command: str, stdin: str) -> Reply:
         """One tmux command list: the session, ``remain-on-exit``, the output pipe."""
         rows, cols = self._spec.terminal_size
         size = ["-x", str(cols), "-y", str(rows)]
-        pane = _pane_argv(self._spec, command, stdin, self._hunt)
+        pane = pane_argv(self._spec, command, stdin, self._hunt)
         window = f"={self.name}:"
         return await self._client.call(
             [
@@ -434,7 +287,7 @@ class _TmuxAttempt:
                     *size,
                     "-P",
                     "-F",
-                    _PANE_FORMAT,
+                    PANE_FORMAT,
                     "--",
                     *pane,
                 ],
@@ -443,10 +296,10 @@ class _TmuxAttempt:
             ]
         )
 
-    async def _reattach(self, pane: _Pane) -> None:
+    async def _reattach(self, pane: Pane) -> None:
         """Take over a session left by an earlier planrun: pipe, recover history."""
         self._reattached, self._pane, self._found_dead = True, pane, pane.dead
-        self._pgid = _pgid(pane.pid)
+        self.pgid_of = pgid_of(pane.pid)
         self._hunt = Hunt.adopt(None if pane.dead else token_of(pane.pid))
         if not pane.dead:
             reply = await self._client.call([["pipe-pane", "-t", pane.id, self._pipe_command()]])
@@ -470,9 +323,10 @@ class _TmuxAttempt:
         """Supervise to the end, clean up (always, shielded), and describe the outcome."""
         assert self._pane is not None
         pid = self._pane.pid
+        self._hunt.lead(pid)  # not planrun's child, but its orphans may come to planrun
         try:
             if on_start is not None:
-                info = ProcessInfo(pid=pid, pgid=self._pgid, start_time=proc_start_time(pid))
+                info = ProcessInfo(pid=pid, pgid=self.pgid_of, start_time=proc_start_time(pid))
                 await on_start(info)
             if not self._pane.dead:
                 await self._until_end(poll)
@@ -493,7 +347,8 @@ class _TmuxAttempt:
 
     async def _until_end(self, poll: float) -> None:
         async with trio.open_nursery() as nursery:
-            self._sup.start(nursery, self._type)
+            pane = self._pane.pid if self._pane is not None else 0
+            self._sup.start(nursery, self._type, self._pending, lambda: running(pane))
             self._sup.handle(self._replayed)
             nursery.start_soon(self._pump)
             nursery.start_soon(self._watch_pane, poll)
@@ -528,7 +383,7 @@ class _TmuxAttempt:
             await self._kill_groups()
             await self._hunt.end(self._spec.kill_grace)
             # the pane's leader is tmux's child, so what planrun reaps there are orphans
-            self._hunt.close(self._pgid if self._pgid and not self._found_dead else None)
+            self._hunt.close(self.pgid_of if self.pgid_of and not self._found_dead else None)
             self._status = await self._dead_status()
             await self._end_session()
             if self._piped and pumping:
@@ -551,12 +406,12 @@ class _TmuxAttempt:
         (leftovers of such a pane are for the scheduler's sweep of recorded processes).
         """
         panes = await self._client.session_panes(self.name) or []
-        groups = {_pgid(p.pid) for p in panes if not p.dead} - {self._pgid}
+        groups = {pgid_of(p.pid) for p in panes if not p.dead} - {self.pgid_of}
         async with trio.open_nursery() as nursery:
             for pgid in groups:
                 nursery.start_soon(kill_group, pgid, self._spec.kill_grace)
             if not self._found_dead:
-                self._kill = await kill_group(self._pgid, self._spec.kill_grace)
+                self._kill = await kill_group(self.pgid_of, self._spec.kill_grace)
 
     async def _dead_status(self) -> tuple[int | None, int | None] | None:
         """The pane's (exit code, signal) once it is known; None if that never comes.
@@ -620,6 +475,10 @@ class _TmuxAttempt:
             self._pump_failed = True
             raise
 
+    def _pending(self) -> bool:
+        """Output is ready to be read from the FIFO."""
+        return not self._eof.is_set() and readable(self._reader)
+
     async def _type(self, keys: bytes) -> None:
         assert self._pane is not None
         buffer = f"planrun-{self._pane.id}"
@@ -636,51 +495,3 @@ class _TmuxAttempt:
         finally:
             close_fd(fd)
             self._stdin = None
-
-
-def _pane_argv(spec: SessionSpec, command: str, stdin: str, hunt: Hunt) -> list[str]:
-    """The pane's command line: the wrapper script, its arguments, ``env -i``, the command."""
-    env = hunt.env(spec.env)
-    return [
-        *("/bin/sh", "-c", PANE_SCRIPT, "planrun-pane", os.path.abspath(spec.cwd), stdin),
-        *("env", "-i", "--", *(f"{key}={value}" for key, value in env.items())),
-        *(command, *spec.argv[1:]),
-    ]
-
-
-def _wrapper_running(pid: int) -> bool:
-    """True while ``pid`` still runs the pane's wrapper script (False once gone or exec'd)."""
-    try:
-        return PANE_SCRIPT.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def zombie_status(pid: int) -> tuple[int | None, int | None] | None:
-    """(exit code, signal) of ``pid`` if it is an unreaped zombie, from ``/proc`` (Linux 3.5+).
-
-    Field 52 of ``/proc/<pid>/stat`` is the wait status of an exited process. None if the
-    process is not a zombie (running, reaped, or the field is missing).
-    """
-    fields = stat_fields(pid)
-    if fields is None or stat_field(fields, STATE) != "Z" or len(fields) < EXIT_CODE - 2:
-        return None
-    status = int(stat_field(fields, EXIT_CODE))
-    if os.WIFSIGNALED(status):
-        return None, os.WTERMSIG(status)
-    return os.WEXITSTATUS(status), None
-
-
-def _pgid(pid: int) -> int:
-    """The process group of ``pid``, or ``pid`` itself if it is gone."""
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return pid
-
-
-async def _until_exec(pid: int, timeout: float = 5.0) -> None:
-    """Wait until the pane's wrapper script has exec'd the command (echo is off by then)."""
-    with trio.move_on_after(timeout):
-        while _wrapper_running(pid):  # noqa: ASYNC110 - exec sends no event
-            await trio.sleep(0.005)

@@ -911,15 +911,20 @@ def task_status(
     attempt_open: bool,
     last_outcome: str | None,
     why: str = "",
+    session_alive: bool = False,
 ) -> tuple[str, str]:
     """A task's (status, reason) as ``status`` and ``report`` show it.
 
     ``recorded`` is the run's task row status (None: no row yet), ``why`` apply's decision
     for a task without a row. A live run's task with no open attempt is landing when its
     last attempt succeeded, else backing off (``retrying``). In a run that died, what was
-    running or waiting is ``cancelled``, as apply itself reports an interrupted run.
+    running or waiting is ``cancelled``, as apply itself reports an interrupted run, but for
+    an open attempt whose tmux session still runs (``session_alive``): that one is running,
+    and the next apply re-attaches to it.
     """
     active = recorded is None or recorded == Status.RUNNING.value
+    if active and liveness == "dead" and attempt_open and session_alive:
+        return Status.RUNNING.value, "running (planrun exited; re-attached by the next apply)"
     if active and liveness != "live":
         if recorded is None:
             return Status.CANCELLED.value, "the run was interrupted"
