@@ -10,9 +10,13 @@ Contracts:
 - Under the lock a worktree is only registered (``worktree add --no-checkout``: the branch,
   ``.git/worktrees/<id>/``); its files are checked out after the lock is released, with
   ``git -C <worktree> checkout -q``, which writes only that worktree's files and its own
-  index (``.git/worktrees/<id>/index``), refuses to overwrite files it did not expect, and
-  runs the ``post-checkout`` hook as ``worktree add`` would. So checkouts of different
-  worktrees run in parallel.
+  index (``.git/worktrees/<id>/index``) and refuses to overwrite files it did not expect. So
+  checkouts of different worktrees run in parallel.
+- Those checkouts run no hooks (``core.hooksPath=/dev/null``, which wins over a
+  repository's own ``core.hooksPath``): a user's ``post-checkout`` hook (git-lfs's, on a
+  machine without git-lfs) would otherwise fail every task although the checkout worked,
+  and a hook's exit status cannot tell a failed checkout from a failed hook. What a new
+  worktree needs is the project's ``setup``, which planrun runs, times and logs.
 - ``worktree add`` is retried only when git reports lock contention, and only after undoing
   what the failed try made: the worktree if it is registered and clean, the branch if this
   call created it, it still points at the base and no worktree has it checked out. A
@@ -51,6 +55,8 @@ _BACKOFF_MAX = 1.0
 # ``git worktree remove`` checks cleanliness with ``git status --porcelain`` (a child that
 # inherits ``-c``): untracked files must count whatever the repository's config says.
 _REMOVE_CONFIG = ("status.showUntrackedFiles=normal",)
+# planrun's own checkouts of a new worktree run no user hook (see the module doc).
+_NO_HOOKS = "core.hooksPath=/dev/null"
 # How long a clean-up after a failed or cancelled checkout may wait for the lock and git.
 _CLEANUP_TIMEOUT = 15.0
 
@@ -376,14 +382,14 @@ async def _check_out(repo: GitRepo, added: _Added) -> None:
     """Check out the files of a worktree just registered with ``--no-checkout``; no lock held.
 
     ``checkout -q`` in a worktree without an index checks out HEAD whole (an initial
-    checkout), refuses to overwrite files in its way, then runs ``post-checkout``. When it
-    fails or is cancelled, the clean-up runs shielded, under the lock: a worktree left
-    without an index holds only what this checkout wrote and is removed with what this try
-    created (as ``worktree add`` removes its own on failure); one with an index (only the
-    hook failed) is undone only on lock contention, and only if clean.
+    checkout) and refuses to overwrite files in its way; hooks off (see the module doc).
+    When it fails or is cancelled, the clean-up runs shielded, under the lock: a worktree
+    left without an index holds only what this checkout wrote and is removed with what this
+    try created (as ``worktree add`` removes its own on failure); one with an index is
+    undone only on lock contention, and only if clean.
     """
     try:
-        await GitRepo(added.path).run("checkout", "-q")
+        await GitRepo(added.path).run("checkout", "-q", config=(_NO_HOOKS,))
     except BaseException as exc:
         with trio.CancelScope(shield=True, deadline=trio.current_time() + _CLEANUP_TIMEOUT):
             if not await _checked_out(repo, added.path):
