@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests import runs
-from tests.gitrepo import git, make_repos
+from tests.gitrepo import git, make_repos, tip
 from tests.runs import State, state_of, write_plan
 
 COMMIT = "git -c user.name=t -c user.email=t@t commit -q"
@@ -42,6 +42,67 @@ def outcome(plan: Path, key: str) -> tuple[str, str]:
     run = state.runs("odd")[-1]
     row = state.tasks(run.id)[key]
     return row.status.value, row.reason
+
+
+def gitlinks(repo: Path, ref: str) -> list[str]:
+    """The paths of ``ref``'s tree recorded as gitlinks (mode 160000)."""
+    out = git(repo, "ls-tree", "-r", "-z", ref)
+    return [e.split("\t", 1)[1] for e in out.split("\0") if e.startswith("160000 ")]
+
+
+def test_an_uncommitted_nested_repository_fails_the_task_naming_it(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    repo = make_repos(tmp_path).clone
+    plan = write_plan(tmp_path, plan_text(repo, task("N", f"echo a > a.txt && {NESTED}")))
+    before = tip(repo, "main")
+    assert runs.apply(plan).returncode == 1
+    status, reason = outcome(plan, "N")
+    assert status == "failed"
+    assert "nested git repository at sub/" in reason
+    assert tip(repo, "planrun-odd") == before  # nothing landed, no gitlink anywhere
+    branch = "planrun/odd/N"
+    assert gitlinks(repo, branch) == []  # planrun committed no gitlink on the task branch
+    assert (state_of(plan) / "worktrees" / "N" / "sub" / ".git").is_dir()  # kept to look at
+
+
+def test_a_nested_repository_without_a_commit_fails_the_same_way(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    repo = make_repos(tmp_path).clone
+    plan = write_plan(tmp_path, plan_text(repo, task("N", "mkdir -p d && git init -q d/sub")))
+    assert runs.apply(plan).returncode == 1
+    status, reason = outcome(plan, "N")
+    assert status == "failed"
+    assert "nested git repository at d/sub/" in reason
+
+
+def test_a_gitlink_the_agent_committed_to_a_missing_commit_is_not_landed(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    repo = make_repos(tmp_path).clone
+    script = f"{NESTED} && echo a > a.txt && git add a.txt sub && {COMMIT} -m both"
+    plan = write_plan(tmp_path, plan_text(repo, task("N", script)))
+    before = tip(repo, "main")
+    assert runs.apply(plan).returncode == 1
+    status, reason = outcome(plan, "N")
+    assert status == "failed"
+    assert "dangling gitlink at sub:" in reason
+    assert tip(repo, "planrun-odd") == before
+    assert gitlinks(repo, "planrun/odd/N") == ["sub"]  # the agent's commit is kept as it is
+
+
+def test_a_declared_submodule_lands(tmp_path: Path, clean_env: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "lib").mkdir()
+    repo = make_repos(tmp_path / "app").clone
+    lib = make_repos(tmp_path / "lib").origin
+    script = f"git -c protocol.file.allow=always submodule add -q {lib} lib && {COMMIT} -m lib"
+    plan = write_plan(tmp_path, plan_text(repo, task("S", script)))
+    done = runs.apply(plan)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert gitlinks(repo, "planrun-odd") == ["lib"]
+    assert "path = lib" in git(repo, "show", "planrun-odd:.gitmodules")
 
 
 def failing_hook(folder: Path, marker: Path) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,38 @@ class WorktreeEntry:
     locked: str | None
     prunable: bool
     bare: bool
+
+
+class GitlinkError(GitError):
+    """Work planrun will not commit or land because git would record it as a gitlink (a
+    submodule entry) to a commit this repository does not have: a nested repository an
+    agent made in its worktree (``git init``, a clone), or such a gitlink the agent
+    committed itself. ``paths`` are the paths in question (folders end with ``/``).
+
+    Its message is the reason alone (no git command failed).
+    """
+
+    def __init__(self, argv: Sequence[str], paths: Sequence[str], message: str) -> None:
+        self.paths = tuple(paths)
+        self.message = message
+        super().__init__(argv, 1, f"fatal: {message}\n", summary=message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def nested_repositories(paths: Sequence[str]) -> GitlinkError:
+    """The error for nested repositories found uncommitted at ``paths`` (``sub/``)."""
+    where = ", ".join(paths)
+    plural = "ies" if len(paths) > 1 else "y"
+    return GitlinkError(
+        ("git", "add", "-A"),
+        paths,
+        f"nested git repositor{plural} at {where}: committing it would record only a "
+        "gitlink to a commit this repository does not have, not its files; planrun lands "
+        "no such gitlink (delete it, list it in .gitignore, or add it with `git submodule "
+        "add <url>`)",
+    )
 
 
 def is_contention(exc: BaseException) -> bool:
@@ -584,14 +617,20 @@ async def commit_leftovers(wt: Worktree, message: str, *, repo: GitRepo | None =
     """Stage everything in ``wt`` (``git add -A``) and commit it; False if nothing to commit.
 
     Raises GitError if the worktree is not on ``wt.branch`` (a commit on a detached HEAD
-    would never land), before staging anything. Hooks are skipped (``--no-verify``): this
-    is planrun saving leftovers, not an agent's own commit. The identity comes from git's
-    config or environment; ``planrun <planrun@localhost>`` is used only when git has none
-    (asked once per ``repo``, the repository's GitRepo, when given).
+    would never land), and GitlinkError if it holds an untracked nested git repository
+    (``add -A`` would stage it as a gitlink to a commit the repository does not have, or
+    fail when it has no commit), both before staging anything. Hooks are skipped
+    (``--no-verify``): this is planrun saving leftovers, not an agent's own commit. The
+    identity comes from git's config or environment; ``planrun <planrun@localhost>`` is
+    used only when git has none (asked once per ``repo``, the repository's GitRepo, when
+    given).
 
     One ``git status --porcelain=v2 --branch`` gives the branch and the changes: none, no
     ``add``; only changes that ``add -A`` surely stages (an untracked file, or a worktree
     change to a path whose index entry still equals HEAD), no ``diff --cached`` either.
+    It lists untracked files one by one (``--untracked-files=all``, the walk ``add -A``
+    makes anyway), so that the only untracked entries ending in ``/`` are nested
+    repositories, which git does not enter.
     """
     here = GitRepo(wt.path)
     out = await here.run(
@@ -599,16 +638,18 @@ async def commit_leftovers(wt: Worktree, message: str, *, repo: GitRepo | None =
         "--porcelain=v2",
         "--branch",
         "-z",
-        "--untracked-files=normal",
+        "--untracked-files=all",
         "--ignore-submodules=dirty",
     )
-    on, changes = _parse_status(out.stdout)
+    on, changes, nested = _parse_status(out.stdout)
     if on != wt.branch:
         raise GitError(
             ("git", "commit"),
             1,
             f"fatal: {wt.path} is on {on or 'a detached HEAD'}, not {wt.branch}\n",
         )
+    if nested:
+        raise nested_repositories(nested)
     if changes == "none":
         return False
     await here.run("add", "-A")
@@ -623,8 +664,9 @@ async def commit_leftovers(wt: Worktree, message: str, *, repo: GitRepo | None =
     return True
 
 
-def _parse_status(porcelain_z: str) -> tuple[str | None, str]:
-    """The branch (None when detached) and ``none``/``sure``/``maybe`` from ``status -z`` v2.
+def _parse_status(porcelain_z: str) -> tuple[str | None, str, list[str]]:
+    """The branch (None when detached), ``none``/``sure``/``maybe`` and the untracked
+    nested repositories (``-uall`` shows them alone as ``dir/``) from ``status -z`` v2.
 
     ``sure``: ``add -A`` will stage a change (an untracked path; or an ordinary entry that is
     not a submodule, whose index entry equals HEAD, so the worktree differs from HEAD).
@@ -633,6 +675,7 @@ def _parse_status(porcelain_z: str) -> tuple[str | None, str]:
     """
     branch: str | None = None
     sure = maybe = False
+    nested: list[str] = []
     records = porcelain_z.split("\0")
     i = 0
     while i < len(records):
@@ -645,11 +688,13 @@ def _parse_status(porcelain_z: str) -> tuple[str | None, str]:
             continue
         elif record.startswith("? ") or _worktree_change_only(record):
             sure = True
+            if record.startswith("? ") and record.endswith("/"):
+                nested.append(record[2:])
         else:
             maybe = True
             if record.startswith("2 "):
                 i += 1  # a rename's original path is the next record
-    return branch, "sure" if sure else "maybe" if maybe else "none"
+    return branch, "sure" if sure else "maybe" if maybe else "none", nested
 
 
 def _worktree_change_only(record: str) -> bool:
