@@ -77,6 +77,20 @@ def test_a_nested_repository_without_a_commit_fails_the_same_way(
     assert "nested git repository at d/sub/" in reason
 
 
+def test_a_nested_repository_in_a_task_for_review_fails_it_not_the_run(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    repo = make_repos(tmp_path).clone
+    tasks = task("N", NESTED, ", review: true") + task("OK", "echo ok > ok.txt")
+    plan = write_plan(tmp_path, plan_text(repo, tasks))
+    done = runs.apply(plan)
+    assert done.returncode == 1, done.stdout + done.stderr  # not a crash of the whole apply
+    status, reason = outcome(plan, "N")
+    assert status == "failed"
+    assert "nested git repository at sub/" in reason
+    assert outcome(plan, "OK")[0] == "done"
+
+
 def test_a_gitlink_the_agent_committed_to_a_missing_commit_is_not_landed(
     tmp_path: Path, clean_env: Path
 ) -> None:
