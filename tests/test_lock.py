@@ -247,7 +247,7 @@ tasks:
         runs.wait_for(lambda: up.exists() and up.read_text().strip(), what="LONG to start")
         task = int(up.read_text())
         for name in (OLD_LOCK, INFO_NAME):  # `rm -f .planrun/lock*`
-            (tmp_path / ".planrun" / name).unlink(missing_ok=True)
+            (runs.state_of(plan) / name).unlink(missing_ok=True)
         second = runs.apply(plan)
         assert second.returncode == 3, second.stderr
         assert f"locked by another apply (pid {first.pid} " in second.stderr

@@ -487,7 +487,7 @@ def test_recovery_after_a_journal_failure_says_the_run_stopped_not_that_planrun_
         ) in notes
     (first, _) = State(tmp_path / ".planrun").runs("full")
     assert first.status == "failed"  # as that apply reported it (exit 1)
-    assert not list((tmp_path / ".planrun" / "journal").glob("*.stopped"))
+    assert not list((runs.state_of(plan) / "journal").glob("*.stopped"))
 
 
 def test_a_corrupt_journal_is_refused_with_exit_2_and_left_as_it_is(

@@ -50,7 +50,7 @@ def _count(folder: Path) -> int:
 
 def _logged(folder: Path, line: str) -> bool:
     """``line`` is in the task's log (as a whole line; tmux logs ``\r\n``)."""
-    logs = (folder / ".planrun" / "logs").glob("*/T.*")
+    logs = (folder / ".planrun").glob("*/logs/*/T.*")
     return any(line in log.read_text().replace("\r", "").split("\n") for log in logs)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -275,18 +274,23 @@ async def test_a_lock_that_stays_is_reported_by_name(repos: Repos, state: Path) 
 
 
 async def test_a_branch_left_by_a_failed_try_is_deleted_before_retrying(
-    repos: Repos, state: Path
+    repos: Repos, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # git creates the branch, then the checkout's hook reports a held lock: the first try
-    # leaves a branch and a registered worktree behind, as git does under contention.
-    hook = repos.clone / ".git" / "hooks" / "post-checkout"
-    marker = repos.clone.parent / "hook-failed-once"
-    write(
-        hook,
-        f"#!/bin/sh\nif [ ! -e '{marker}' ]; then touch '{marker}'\n"
-        "echo \"fatal: Unable to create '/x/index.lock': File exists.\" >&2; exit 1; fi\n",
-    )
-    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    # git creates the branch, checks the files out, then reports a held lock: the first try
+    # leaves a branch and a registered, checked-out worktree behind, as git does under
+    # contention. (planrun's checkouts run no hooks, so a hook cannot play that part.)
+    real_run = GitRepo.run
+    failed: list[bool] = []
+
+    async def run(self: GitRepo, *args: str, **kwargs: Any) -> CompletedGit:
+        done = await real_run(self, *args, **kwargs)
+        if args[:1] == ("checkout",) and not failed:
+            failed.append(True)
+            stderr = "fatal: Unable to create '/x/index.lock': File exists.\n"
+            raise GitError(("git", *args), 128, stderr)
+        return done
+
+    monkeypatch.setattr(GitRepo, "run", run)
     repo = RecordingRepo(repos.clone)
     wt = await add(repo, state, "K")
     adds = [c for c in repo.calls if c[:2] == ("worktree", "add")]

@@ -409,7 +409,11 @@ class Scheduler:
         if last.prepared is None:
             return Status.DONE, ""
         if task.review:
-            commit = await self.workspace.commit(task, last.prepared)
+            try:
+                commit = await self.workspace.commit(task, last.prepared)
+            except GitError as exc:  # e.g. a nested repository: the task fails, not the run
+                await self.workspace.keep(task, last.prepared, Status.FAILED)
+                return Status.FAILED, f"committing for review failed: {exc}"
             self.reports[task.key].landed_commit = None
             return (
                 Status.IN_REVIEW,

@@ -15,7 +15,9 @@
   project's ``integrate`` strategy (one landing at a time per repository) in a commit whose
   trailer names plan, task, fingerprint and attempt (:mod:`planrun.workspace.trailers`),
   unless that work already landed since the worktree was cut; the clean worktree is
-  removed; branches reachable from the target are deleted, the rest kept.
+  removed; branches reachable from the target are deleted, the rest kept. A nested
+  repository left in the worktree, or a gitlink to a commit the repository lacks, fails
+  the task instead (GitlinkError, naming the path).
 - A failed task keeps its worktree and branch for inspection. Nothing dirty is ever removed.
 - When a git command fails, the error's message quotes the lines of git's stderr that matter;
   all of it is appended (secrets redacted) to ``<state_dir>/logs/git/<worktree name>.log``,

@@ -18,6 +18,13 @@ How it avoids touching anyone's checkout:
 - A target that is checked out in any worktree (say the user's main checkout) is refused with a
   GitError: moving a checked-out branch would change the files under that checkout's feet.
 
+Before any of that, the task's changes (``diff-tree --merge-base <target> <branch>``, tree
+against tree) are read for gitlinks (mode 160000) it adds or changes: one whose commit this
+repository does not have, at a path ``.gitmodules`` does not declare a submodule, is a nested
+repository committed with ``git add`` and would land as a dangling link; the landing is
+refused with GitlinkError naming the path, before anything moves. A declared submodule's
+commits live in its own repository, so its gitlinks land as they are.
+
 Every landing holds ``repo.lock()``: one landing at a time per repository, from reading the
 target's tip to moving it (the diffstat of what landed is computed after the lock is
 released). :func:`land_and_remove` also removes the task's worktree in the same hold of the
@@ -34,6 +41,7 @@ from planrun.errors import GitError, MergeConflict
 from planrun.workspace.git import GitRepo
 from planrun.workspace.trailers import Mark
 from planrun.workspace.worktrees import (
+    GitlinkError,
     Worktree,
     WorktreeEntry,
     ensure_branch,
@@ -129,7 +137,75 @@ async def _check(repo: GitRepo, wt: Worktree, target_branch: str, strategy: Stra
         raise ValueError(f"unknown integration strategy {strategy!r}")
     await repo.check_ref(target_branch)
     await repo.check_ref(wt.branch)
+    await check_gitlinks(repo, target_branch, wt.branch)
     return True
+
+
+async def check_gitlinks(repo: GitRepo, target_branch: str, branch: str) -> None:
+    """Raise GitlinkError if ``branch`` adds or changes a dangling gitlink (see the module doc).
+
+    One ``diff-tree`` of what the branch changed since it forked from the target (against
+    the target itself when they have several merge bases, which ``--merge-base`` refuses);
+    only when it holds gitlinks, one ``cat-file --batch-check`` for their commits and, for
+    missing ones, one read of the branch's ``.gitmodules``. A branch that cannot be read
+    is left to the landing, which names it.
+    """
+    refs = ("--end-of-options", f"refs/heads/{target_branch}", f"refs/heads/{branch}")
+    diff = ("diff-tree", "-r", "-z", "--no-renames", "--ignore-submodules=none")
+    out = await repo.run(*diff, "--merge-base", *refs, check=False)
+    if out.returncode != 0:
+        out = await repo.run(*diff, *refs, check=False)
+        if out.returncode != 0:
+            return
+    links = _new_gitlinks(out.stdout)
+    if not links:
+        return
+    check = await repo.run("cat-file", "--batch-check", input="".join(f"{s}\n" for s in links))
+    missing = {
+        sha: path
+        for (sha, path), line in zip(links.items(), check.stdout.splitlines(), strict=False)
+        if line.endswith(" missing")
+    }
+    if not missing:
+        return
+    declared = await _submodule_paths(repo, branch)
+    dangling = sorted((p, s) for s, p in missing.items() if p not in declared)
+    if dangling:
+        path, sha = dangling[0]
+        more = f" (and {', '.join(p for p, _ in dangling[1:])})" if dangling[1:] else ""
+        raise GitlinkError(
+            ("git", "diff-tree", f"refs/heads/{branch}"),
+            [p for p, _ in dangling],
+            f"dangling gitlink at {path}{more}: {branch} records it as a submodule at commit "
+            f"{sha[:12]}, which this repository does not have, and no .gitmodules entry "
+            "declares it (a nested git repository committed with `git add`?); planrun does "
+            f"not land it (`git rm --cached {path}` keeps its files out, or add it with "
+            "`git submodule add <url>`)",
+        )
+
+
+def _new_gitlinks(raw_z: str) -> dict[str, str]:
+    """Commit → path of each gitlink a ``diff-tree -r -z --no-renames`` adds or changes."""
+    fields = raw_z.split("\0")
+    links: dict[str, str] = {}
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        parts = meta.split(" ")
+        if len(parts) == 5 and parts[1] == "160000" and parts[4] != "D":
+            links[parts[3]] = path
+    return links
+
+
+async def _submodule_paths(repo: GitRepo, branch: str) -> set[str]:
+    """The paths ``.gitmodules`` on ``branch`` declares submodules (none if it has none)."""
+    out = await repo.run(
+        "config",
+        "-z",
+        f"--blob=refs/heads/{branch}:.gitmodules",
+        "--get-regexp",
+        r"^submodule\..*\.path$",
+        check=False,
+    )
+    return {entry.partition("\n")[2] for entry in out.stdout.split("\0") if entry}
 
 
 async def _land_locked(

@@ -10,9 +10,13 @@ Contracts:
 - Under the lock a worktree is only registered (``worktree add --no-checkout``: the branch,
   ``.git/worktrees/<id>/``); its files are checked out after the lock is released, with
   ``git -C <worktree> checkout -q``, which writes only that worktree's files and its own
-  index (``.git/worktrees/<id>/index``), refuses to overwrite files it did not expect, and
-  runs the ``post-checkout`` hook as ``worktree add`` would. So checkouts of different
-  worktrees run in parallel.
+  index (``.git/worktrees/<id>/index``) and refuses to overwrite files it did not expect. So
+  checkouts of different worktrees run in parallel.
+- Those checkouts run no hooks (``core.hooksPath=/dev/null``, which wins over a
+  repository's own ``core.hooksPath``): a user's ``post-checkout`` hook (git-lfs's, on a
+  machine without git-lfs) would otherwise fail every task although the checkout worked,
+  and a hook's exit status cannot tell a failed checkout from a failed hook. What a new
+  worktree needs is the project's ``setup``, which planrun runs, times and logs.
 - ``worktree add`` is retried only when git reports lock contention, and only after undoing
   what the failed try made: the worktree if it is registered and clean, the branch if this
   call created it, it still points at the base and no worktree has it checked out. A
@@ -33,6 +37,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +56,8 @@ _BACKOFF_MAX = 1.0
 # ``git worktree remove`` checks cleanliness with ``git status --porcelain`` (a child that
 # inherits ``-c``): untracked files must count whatever the repository's config says.
 _REMOVE_CONFIG = ("status.showUntrackedFiles=normal",)
+# planrun's own checkouts of a new worktree run no user hook (see the module doc).
+_NO_HOOKS = "core.hooksPath=/dev/null"
 # How long a clean-up after a failed or cancelled checkout may wait for the lock and git.
 _CLEANUP_TIMEOUT = 15.0
 
@@ -89,6 +96,38 @@ class WorktreeEntry:
     locked: str | None
     prunable: bool
     bare: bool
+
+
+class GitlinkError(GitError):
+    """Work planrun will not commit or land because git would record it as a gitlink (a
+    submodule entry) to a commit this repository does not have: a nested repository an
+    agent made in its worktree (``git init``, a clone), or such a gitlink the agent
+    committed itself. ``paths`` are the paths in question (folders end with ``/``).
+
+    Its message is the reason alone (no git command failed).
+    """
+
+    def __init__(self, argv: Sequence[str], paths: Sequence[str], message: str) -> None:
+        self.paths = tuple(paths)
+        self.message = message
+        super().__init__(argv, 1, f"fatal: {message}\n", summary=message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def nested_repositories(paths: Sequence[str]) -> GitlinkError:
+    """The error for nested repositories found uncommitted at ``paths`` (``sub/``)."""
+    where = ", ".join(paths)
+    plural = "ies" if len(paths) > 1 else "y"
+    return GitlinkError(
+        ("git", "add", "-A"),
+        paths,
+        f"nested git repositor{plural} at {where}: committing it would record only a "
+        "gitlink to a commit this repository does not have, not its files; planrun lands "
+        "no such gitlink (delete it, list it in .gitignore, or add it with `git submodule "
+        "add <url>`)",
+    )
 
 
 def is_contention(exc: BaseException) -> bool:
@@ -376,14 +415,14 @@ async def _check_out(repo: GitRepo, added: _Added) -> None:
     """Check out the files of a worktree just registered with ``--no-checkout``; no lock held.
 
     ``checkout -q`` in a worktree without an index checks out HEAD whole (an initial
-    checkout), refuses to overwrite files in its way, then runs ``post-checkout``. When it
-    fails or is cancelled, the clean-up runs shielded, under the lock: a worktree left
-    without an index holds only what this checkout wrote and is removed with what this try
-    created (as ``worktree add`` removes its own on failure); one with an index (only the
-    hook failed) is undone only on lock contention, and only if clean.
+    checkout) and refuses to overwrite files in its way; hooks off (see the module doc).
+    When it fails or is cancelled, the clean-up runs shielded, under the lock: a worktree
+    left without an index holds only what this checkout wrote and is removed with what this
+    try created (as ``worktree add`` removes its own on failure); one with an index is
+    undone only on lock contention, and only if clean.
     """
     try:
-        await GitRepo(added.path).run("checkout", "-q")
+        await GitRepo(added.path).run("checkout", "-q", config=(_NO_HOOKS,))
     except BaseException as exc:
         with trio.CancelScope(shield=True, deadline=trio.current_time() + _CLEANUP_TIMEOUT):
             if not await _checked_out(repo, added.path):
@@ -578,14 +617,20 @@ async def commit_leftovers(wt: Worktree, message: str, *, repo: GitRepo | None =
     """Stage everything in ``wt`` (``git add -A``) and commit it; False if nothing to commit.
 
     Raises GitError if the worktree is not on ``wt.branch`` (a commit on a detached HEAD
-    would never land), before staging anything. Hooks are skipped (``--no-verify``): this
-    is planrun saving leftovers, not an agent's own commit. The identity comes from git's
-    config or environment; ``planrun <planrun@localhost>`` is used only when git has none
-    (asked once per ``repo``, the repository's GitRepo, when given).
+    would never land), and GitlinkError if it holds an untracked nested git repository
+    (``add -A`` would stage it as a gitlink to a commit the repository does not have, or
+    fail when it has no commit), both before staging anything. Hooks are skipped
+    (``--no-verify``): this is planrun saving leftovers, not an agent's own commit. The
+    identity comes from git's config or environment; ``planrun <planrun@localhost>`` is
+    used only when git has none (asked once per ``repo``, the repository's GitRepo, when
+    given).
 
     One ``git status --porcelain=v2 --branch`` gives the branch and the changes: none, no
     ``add``; only changes that ``add -A`` surely stages (an untracked file, or a worktree
     change to a path whose index entry still equals HEAD), no ``diff --cached`` either.
+    It lists untracked files one by one (``--untracked-files=all``, the walk ``add -A``
+    makes anyway), so that the only untracked entries ending in ``/`` are nested
+    repositories, which git does not enter.
     """
     here = GitRepo(wt.path)
     out = await here.run(
@@ -593,16 +638,18 @@ async def commit_leftovers(wt: Worktree, message: str, *, repo: GitRepo | None =
         "--porcelain=v2",
         "--branch",
         "-z",
-        "--untracked-files=normal",
+        "--untracked-files=all",
         "--ignore-submodules=dirty",
     )
-    on, changes = _parse_status(out.stdout)
+    on, changes, nested = _parse_status(out.stdout)
     if on != wt.branch:
         raise GitError(
             ("git", "commit"),
             1,
             f"fatal: {wt.path} is on {on or 'a detached HEAD'}, not {wt.branch}\n",
         )
+    if nested:
+        raise nested_repositories(nested)
     if changes == "none":
         return False
     await here.run("add", "-A")
@@ -617,8 +664,9 @@ async def commit_leftovers(wt: Worktree, message: str, *, repo: GitRepo | None =
     return True
 
 
-def _parse_status(porcelain_z: str) -> tuple[str | None, str]:
-    """The branch (None when detached) and ``none``/``sure``/``maybe`` from ``status -z`` v2.
+def _parse_status(porcelain_z: str) -> tuple[str | None, str, list[str]]:
+    """The branch (None when detached), ``none``/``sure``/``maybe`` and the untracked
+    nested repositories (``-uall`` shows them alone as ``dir/``) from ``status -z`` v2.
 
     ``sure``: ``add -A`` will stage a change (an untracked path; or an ordinary entry that is
     not a submodule, whose index entry equals HEAD, so the worktree differs from HEAD).
@@ -627,6 +675,7 @@ def _parse_status(porcelain_z: str) -> tuple[str | None, str]:
     """
     branch: str | None = None
     sure = maybe = False
+    nested: list[str] = []
     records = porcelain_z.split("\0")
     i = 0
     while i < len(records):
@@ -639,11 +688,13 @@ def _parse_status(porcelain_z: str) -> tuple[str | None, str]:
             continue
         elif record.startswith("? ") or _worktree_change_only(record):
             sure = True
+            if record.startswith("? ") and record.endswith("/"):
+                nested.append(record[2:])
         else:
             maybe = True
             if record.startswith("2 "):
                 i += 1  # a rename's original path is the next record
-    return branch, "sure" if sure else "maybe" if maybe else "none"
+    return branch, "sure" if sure else "maybe" if maybe else "none", nested
 
 
 def _worktree_change_only(record: str) -> bool:
