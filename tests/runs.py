@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from planrun.state.folder import catch_up, locate
+from planrun.state.locate import locate
+from planrun.state.queries import catch_up
 from planrun.state.sqlite import Store
 from planrun.state.store import EventRow, RunRow, TaskRow, TaskStateRow
 

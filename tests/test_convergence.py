@@ -13,9 +13,9 @@ import pytest
 from planrun.cli import main
 from planrun.core.decision import Decision, Known, decide
 from planrun.core.fingerprint import fingerprint
+from planrun.core.names import state_folder
 from planrun.core.outcomes import Status
 from planrun.plan.model import Settings
-from planrun.workspace.names import state_folder
 from tests.fakes import plan_from
 from tests.runs import State, effects, write_plan
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import trio
 
+from planrun.core.names import branch_name
 from planrun.errors import GitError, MergeConflict
 from planrun.workspace.git import CompletedGit, GitRepo
 from planrun.workspace.landing import (
@@ -18,7 +19,7 @@ from planrun.workspace.landing import (
     land,
     land_and_remove,
 )
-from planrun.workspace.names import branch_name, worktree_dir
+from planrun.workspace.names import worktree_dir
 from planrun.workspace.worktrees import Worktree, add_worktree, commit_all, commit_leftovers
 from tests.gitrepo import (
     Repos,

@@ -9,12 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from planrun.workspace.names import (
-    MAX_COMPONENT,
-    branch_name,
-    sanitize_component,
-    worktree_dir,
-)
+from planrun.core.names import MAX_COMPONENT, branch_name, sanitize_component
+from planrun.workspace.names import worktree_dir
 from tests.gitrepo import git
 
 SAFE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")

@@ -321,7 +321,7 @@ tasks:
 )
 def test_plan_identity_agrees_with_the_loader(tmp_path: Path, text: str) -> None:
     from planrun.plan.load import load_plan
-    from planrun.state.folder import plan_identity
+    from planrun.state.locate import plan_identity
 
     path = write_plan(tmp_path, text, "ident.yaml")
     plan = load_plan(path)

@@ -14,9 +14,10 @@ import pytest
 import trio
 import trio.testing
 
+from planrun.core.names import branch_name
 from planrun.errors import GitError
 from planrun.workspace.git import CompletedGit, GitRepo, is_repo
-from planrun.workspace.names import branch_name, worktree_dir
+from planrun.workspace.names import worktree_dir
 from planrun.workspace.worktrees import (
     Worktree,
     add_worktree,

@@ -22,7 +22,8 @@ from planrun.errors import UsageError
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.run.inbox import post_answer
-from planrun.state.folder import STATE_FILE, catch_up, run_liveness
+from planrun.state.folder import STATE_FILE
+from planrun.state.queries import catch_up, run_liveness
 from planrun.state.store import StoreProtocol
 
 

@@ -25,6 +25,7 @@ import trio
 from planrun import __version__
 from planrun.core.decision import Choices
 from planrun.core.events import Observers
+from planrun.core.names import state_folder
 from planrun.errors import ReportWriteError, StoreError, UsageError
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.diagnose import suggest
@@ -44,7 +45,6 @@ from planrun.sessions.base import Session
 from planrun.state.folder import open_state
 from planrun.state.store import iso
 from planrun.workspace.base import Bases, PlainWorkspace, Workspace
-from planrun.workspace.names import state_folder
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -172,15 +172,24 @@ def _workspace(
     if dry_run:
         return PlainWorkspace(plan)
     from planrun.run.environment import base_env, secret_values
+    from planrun.run.setup import SetupCommands
     from planrun.workspace.gitworkspace import GitWorkspace
 
-    return GitWorkspace(
+    secrets = secret_values(plan, settings.environ)
+    setup = SetupCommands(
         plan,
         settings.state_dir,
         session=sessions["subprocess"],
         # the run id marks setup processes too, so recovery finds what a dead run left
         env={**base_env(plan, settings.environ), "PLANRUN_RUN_ID": settings.run_id},
-        secrets=secret_values(plan, settings.environ),
+        secrets=secrets,
+    )
+    return GitWorkspace(
+        plan,
+        settings.state_dir,
+        setup=setup,
+        run_id=settings.run_id,
+        secrets=secrets,
         bases=bases,
     )
 

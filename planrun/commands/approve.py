@@ -90,10 +90,8 @@ async def _land(
     plan: CompiledPlan, state_dir: Path, task: Task, prepared: Prepared
 ) -> tuple[Prepared, Landed]:
     """Land the reviewed branch (its worktree made again if someone removed it)."""
-    from planrun.run.environment import base_env
-    from planrun.sessions.subprocess import SubprocessSession
     from planrun.workspace.gitworkspace import GitWorkspace
 
-    workspace = GitWorkspace(plan, state_dir, session=SubprocessSession(), env=base_env(plan, {}))
+    workspace = GitWorkspace(plan, state_dir)
     reviewed = await workspace.reviewed(task, prepared)
     return reviewed, await workspace.land(task, reviewed)

@@ -296,6 +296,6 @@ def _same_path(a: Path, b: Path) -> bool:
 
 
 def _branch(plan: CompiledPlan, key: str) -> str:
-    from planrun.workspace.names import branch_name
+    from planrun.core.names import branch_name
 
     return branch_name(plan.name, key)

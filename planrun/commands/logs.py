@@ -44,14 +44,8 @@ from typing import BinaryIO, TextIO
 
 from planrun.core.redact import visible
 from planrun.errors import UsageError
-from planrun.state.folder import (
-    Located,
-    locate,
-    open_readonly,
-    planned_tasks,
-    run_liveness,
-    select_run,
-)
+from planrun.state.locate import Located, locate
+from planrun.state.queries import open_readonly, planned_tasks, run_liveness, select_run
 from planrun.state.store import AttemptRow, RunRow, StoreProtocol
 
 POLL_S = 0.1  # how often --follow looks for new output and the attempt's end

@@ -23,7 +23,8 @@ def plan_rows(
 ) -> list[dict[str, Any]]:
     """One row per work task: what :func:`planrun.run.prepare.decide_for` says apply does."""
     from planrun.commands.apply import state_dir_for
-    from planrun.state.folder import catch_up, open_state
+    from planrun.state.folder import open_state
+    from planrun.state.queries import catch_up
 
     fingerprints = fingerprints_of(plan)
     folder = state_dir_for(plan, state_dir)

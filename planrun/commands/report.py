@@ -41,10 +41,10 @@ from typing import Any, TextIO
 
 from planrun.core.outcomes import Status
 from planrun.report.model import AttemptReport, PlanInfo, RunReport, TaskReport, Usage, total_usage
-from planrun.state.folder import (
+from planrun.state.locate import locate
+from planrun.state.queries import (
     elapsed_s,
     in_run,
-    locate,
     open_readonly,
     planned_tasks,
     run_liveness,

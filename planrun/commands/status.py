@@ -32,12 +32,11 @@ from typing import Any, TextIO
 
 from planrun.core.outcomes import Status
 from planrun.sessions.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
-from planrun.state.folder import (
-    RUN_PLAN_EVENT,
-    Located,
+from planrun.state.folder import RUN_PLAN_EVENT
+from planrun.state.locate import Located, locate
+from planrun.state.queries import (
     elapsed_s,
     in_run,
-    locate,
     open_readonly,
     run_liveness,
     run_status,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from planrun.core.graph import Edge, TaskGraph, cycle_diagnostic
+from planrun.core.names import sanitize_component, state_folder
 from planrun.errors import Diagnostic, Location, PlanError, text_position
 from planrun.plan import templates
 from planrun.plan.diagnose import field_name as dotted
@@ -45,7 +46,6 @@ from planrun.plan.resolved import (
     Task,
 )
 from planrun.plan.source import Source, is_lossy_float
-from planrun.workspace.names import sanitize_component, state_folder
 
 Locate = Callable[..., Location]
 RUN_HOOKS = (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from planrun.errors import ReportWriteError
 from planrun.report.model import RunReport, TaskReport
-from planrun.state.store import fsync_dir
+from planrun.atomic import fsync_dir
 
 
 def write_atomic(path: Path, text: str) -> None:

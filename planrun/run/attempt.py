@@ -22,6 +22,7 @@ import trio
 
 from planrun.core.budget import Spent, exceeded
 from planrun.core.events import EventKind
+from planrun.core.names import sanitize_component
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.usage import RunningTotals, parse_usage
 from planrun.core.usage import Usage as ParsedUsage
@@ -37,7 +38,6 @@ from planrun.run.launch import build_followup, build_launch, command_argv, verif
 from planrun.sessions.base import Answer, ProcessInfo, Session, SessionResult, SessionSpec
 from planrun.sessions.output import read_log
 from planrun.workspace.base import Prepared
-from planrun.workspace.names import sanitize_component
 
 MAX_USAGE_BYTES = 16 * 1024 * 1024  # usage is read from at most the last 16 MiB of a turn
 

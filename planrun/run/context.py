@@ -12,16 +12,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from planrun.core.events import Observers
+from planrun.core.names import sanitize_component
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
-from planrun.report.model import AttemptReport, HookFailure, TaskReport
+from planrun.report.model import HookFailure, TaskReport
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
+from planrun.state.recording import Journal
 from planrun.state.store import iso
 from planrun.workspace.base import Prepared, Workspace
-from planrun.workspace.names import sanitize_component
 
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -46,43 +47,6 @@ class RunSettings:
     exhausted: dict[str, str] = field(default_factory=dict)  # no attempts left → why
     fresh: set[str] = field(default_factory=set)  # start over: earlier work not continued
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-
-
-class Journal(Protocol):
-    """Durable record of a run (the store); the no-op one keeps nothing.
-
-    Calls are cheap and return once the record is kept (see :mod:`planrun.state.journal`):
-    ``attempt_started`` returns before the attempt's process may start.
-    """
-
-    def attempt_started(self, key: str, number: int, log_path: Path) -> None: ...
-
-    def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None: ...
-
-    def attempt_finished(self, key: str, attempt: AttemptReport) -> None: ...
-
-    def task_finished(self, key: str, report: TaskReport) -> None: ...
-
-    def flush(self) -> None:
-        """Return once every record so far is in the store (blocking: call it from a
-        worker thread), and raise a write that failed."""
-
-
-class NullJournal:
-    def attempt_started(self, key: str, number: int, log_path: Path) -> None:
-        return None
-
-    def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None:
-        return None
-
-    def attempt_finished(self, key: str, attempt: AttemptReport) -> None:
-        return None
-
-    def task_finished(self, key: str, report: TaskReport) -> None:
-        return None
-
-    def flush(self) -> None:
-        return None
 
 
 @dataclass

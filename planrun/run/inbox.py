@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from planrun.workspace.names import sanitize_component
+from planrun.core.names import sanitize_component
 
 POLL = 0.2
 

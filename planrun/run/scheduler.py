@@ -32,13 +32,14 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.run.attempt import AttemptRunner
-from planrun.run.context import Journal, NullJournal, RunContext, RunSettings
+from planrun.run.context import RunContext, RunSettings
 from planrun.run.environment import secret_values
 from planrun.run.hooks import HookRunner
 from planrun.run.retry import retrying
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.sessions.escapees import kill_escapees_now
 from planrun.sessions.process import kill_group_now
+from planrun.state.recording import Journal, NullJournal
 from planrun.state.store import iso
 from planrun.workspace.base import PlainWorkspace, Prepared, Workspace
 

@@ -48,12 +48,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planrun.atomic import ensure_private_dir
 from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
 from planrun.state.faults import count_write, fault_at_from_env
-from planrun.state.store import StoreProtocol, ensure_private_dir, utc_now
+from planrun.state.store import StoreProtocol, utc_now
 
 #: Where, in the state folder, the runs' journal files are.
 JOURNAL_DIR = "journal"

@@ -36,9 +36,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from planrun.atomic import ensure_private_dir, write_atomic
 from planrun.errors import StateLockedError, StoreError
 from planrun.sessions.procfs import STARTTIME, STATE, stat_field, stat_fields
-from planrun.state.store import ensure_private_dir, write_atomic
 
 INFO_NAME = "lock.info"
 _ARGV_SHOWN = 160  # characters of the holder's command line quoted in messages
@@ -46,7 +46,7 @@ _ARGV_SHOWN = 160  # characters of the holder's command line quoted in messages
 #: journal (see _after_a_dead_holder).
 DEAD_HOLDER_WAIT = 1.0
 #: The last argv word of a short holder: a read-only command replaying a dead run's journal
-#: (planrun.state.folder.catch_up). An apply waits for it instead of failing.
+#: (planrun.state.queries.catch_up). An apply waits for it instead of failing.
 REPLAYING = "(replaying the journal)"
 
 

@@ -64,6 +64,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from planrun.atomic import ensure_private_dir, fsync_dir
 from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError
 from planrun.state.connect import MOVE_ASIDE as _MOVE_ASIDE
@@ -78,8 +79,6 @@ from planrun.state.store import (
     RunRow,
     TaskRow,
     TaskStateRow,
-    ensure_private_dir,
-    fsync_dir,
     utc_now,
 )
 

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from planrun.core.outcomes import Outcome, Status
@@ -269,57 +267,3 @@ class StoreProtocol(Protocol):
 
 
 # ---------------------------------------------------------------- file helpers
-
-
-def ensure_private_dir(path: Path) -> None:
-    """Create ``path`` and its missing parents, each new folder with mode 0700.
-
-    Existing folders keep their mode. Raises OSError when a component is not a folder.
-    """
-    missing: list[Path] = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            if not folder.is_dir():
-                raise
-        else:
-            os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-    if not path.is_dir():
-        raise NotADirectoryError(f"{path} is not a folder")
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a folder so that a file just created or renamed in it survives power loss."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old file or the new, never half.
-
-    Writes a temporary file in the same folder, fsyncs it, ``os.replace``s it over ``path``
-    and fsyncs the folder. The temporary file is removed if anything fails.
-    """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)

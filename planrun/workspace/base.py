@@ -16,7 +16,7 @@ import trio
 from planrun.core.outcomes import Status
 from planrun.errors import SessionStartError
 from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import Task
+from planrun.plan.resolved import ProjectSpec, Task
 from planrun.workspace.trailers import Mark
 
 
@@ -30,6 +30,18 @@ class Prepared:
     base_commit: str | None = None
     mark: Mark | None = None  # what the landing commit's trailer says
     kept: str | None = None  # a branch holding earlier work this attempt did not continue
+
+
+class Setup(Protocol):
+    """Runs a project's ``setup`` commands in a new worktree (the run layer supplies it, so
+    that the workspace need not know how commands run); SessionStartError on failure."""
+
+    async def __call__(self, task: Task, project: ProjectSpec, path: Path, branch: str) -> None: ...
+
+
+async def no_setup(task: Task, project: ProjectSpec, path: Path, branch: str) -> None:
+    """The setup of a workspace that never makes worktrees (approve, clean)."""
+    return None
 
 
 @dataclass(frozen=True)

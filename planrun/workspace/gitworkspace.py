@@ -37,19 +37,18 @@ from pathlib import Path
 import trio
 
 from planrun.core.decision import work_needs
+from planrun.core.names import branch_name, sanitize_component
 from planrun.core.outcomes import Status
 from planrun.core.redact import Redactor
 from planrun.errors import GitError, SessionStartError
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import ProjectSpec, Task
-from planrun.run.hooks import run_hooks
-from planrun.sessions.base import Session
 from planrun.state.faults import after_landing
 from planrun.state.store import iso
-from planrun.workspace.base import Bases, Landed, Prepared
+from planrun.workspace.base import Bases, Landed, Prepared, Setup, no_setup
 from planrun.workspace.git import GitRepo, is_repo
 from planrun.workspace.landing import ensure_target, land_and_remove
-from planrun.workspace.names import branch_name, sanitize_component, worktree_dir
+from planrun.workspace.names import worktree_dir
 from planrun.workspace.namespace import claim
 from planrun.workspace.refresh import KEPT_PREFIX, refresh
 from planrun.workspace.targets import find_mark
@@ -63,18 +62,17 @@ class GitWorkspace:
         plan: CompiledPlan,
         state_dir: Path,
         *,
-        session: Session,
-        env: Mapping[str, str],
+        setup: Setup | None = None,
+        run_id: str = "",
         secrets: tuple[str, ...] = (),
         bases: Bases | None = None,
     ) -> None:
         self.plan = plan
         self.state_dir = state_dir
-        self.session = session
-        self.env = dict(env)
+        self.setup = setup or no_setup
+        self.run_id = run_id
         self.secrets = secrets
         self.bases = bases = bases or Bases()
-        self.run_id = self.env.get("PLANRUN_RUN_ID", "")
         #: need key → its landed commit: up to date at the start, then what this run lands
         self.landed: dict[str, str] = dict(bases.landed)
         self._repos: dict[str, GitRepo | None] = {}
@@ -126,7 +124,7 @@ class GitWorkspace:
             )
             wt, kept = done.worktree, done.kept
         if project.setup and wt.fresh:  # a reused worktree keeps what setup made in it
-            await self._setup(task, project, wt)
+            await self.setup(task, project, wt.path, wt.branch)
         mark = Mark(
             self.plan.name,
             task.key,
@@ -222,37 +220,6 @@ class GitWorkspace:
             event.set()
             raise
         event.set()
-
-    async def _setup(self, task: Task, project: ProjectSpec, wt: Worktree) -> None:
-        env = {
-            **self.env,
-            "PLANRUN_TASK_KEY": task.key,
-            "PLANRUN_WORKTREE": str(wt.path),
-            "PLANRUN_BRANCH": wt.branch,
-        }
-        results = await run_hooks(
-            "setup",
-            project.setup,
-            session=self.session,
-            context={
-                "task": task.template_context(),
-                "worktree": str(wt.path),
-                "branch": wt.branch,
-                "project": {"name": project.name, "path": project.path},
-                "plan": self.plan.plan_context(),
-                "item": task.item,
-            },
-            env=env,
-            cwd=wt.path,
-            log_path=self.state_dir / "logs" / "setup" / f"{wt.path.name}.log",
-            timeout=project.setup_timeout,
-            secrets=self.secrets,
-            kill_grace=self.plan.settings.kill_grace,
-            log_limit=self.plan.settings.log_limit,
-        )
-        failed = [r for r in results if not r.ok]
-        if failed:
-            raise SessionStartError((), failed[0].reason.replace("setup hook", "setup command"))
 
     def _worktree(self, prepared: Prepared) -> Worktree:
         assert prepared.worktree is not None

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import trio
 
+from planrun.atomic import write_atomic
+from planrun.core.names import sanitize_component
 from planrun.errors import NamespaceError
-from planrun.state.store import write_atomic
 from planrun.workspace.git import GitRepo
-from planrun.workspace.names import sanitize_component
 
 
 def claim_path(common_dir: Path, plan_name: str) -> Path:

@@ -44,9 +44,9 @@ from pathlib import Path
 import trio
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from planrun.core.names import sanitize_component
 from planrun.errors import GitError, InternalError
 from planrun.workspace.git import GitRepo
-from planrun.workspace.names import sanitize_component
 
 LOCK_REASON_PREFIX = "planrun"
 ADD_ATTEMPTS = 5  # total tries of ``worktree add`` under lock contention

@@ -1,0 +1,93 @@
+"""The arrows point down (docs/architecture.md): what each package may import.
+
+Every import of every module is read with ``ast`` (imports inside functions included), so
+a lazy import cannot slip past. The pure core and the plan step do no I/O beyond reading
+the plan's own files: no trio, no subprocess, no store, no sessions, no workspace, no run.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "planrun"
+
+#: package → module prefixes it must never import
+FORBIDDEN = {
+    "core": (
+        "trio",
+        "subprocess",
+        "planrun.run",
+        "planrun.state",
+        "planrun.sessions",
+        "planrun.workspace",
+        "planrun.commands",
+        "planrun.ui",
+        "planrun.cli",
+    ),
+    "plan": (
+        "trio",
+        "subprocess",
+        "planrun.run",
+        "planrun.state",
+        "planrun.sessions",
+        "planrun.workspace",
+        "planrun.commands",
+        "planrun.ui",
+        "planrun.cli",
+    ),
+    "state": ("planrun.run", "planrun.commands", "planrun.ui", "planrun.cli"),
+    "sessions": ("planrun.run", "planrun.state", "planrun.commands", "planrun.ui", "planrun.cli"),
+    "workspace": ("planrun.run", "planrun.commands", "planrun.ui", "planrun.cli"),
+    "report": ("trio", "planrun.run", "planrun.state", "planrun.commands", "planrun.cli"),
+    "ui": ("planrun.run", "planrun.state", "planrun.commands", "planrun.cli"),
+    "run": ("planrun.commands", "planrun.cli"),
+}
+
+#: The one allowance, and why: a ``glob`` fan-out sees what git sees, which only
+#: ``git ls-files`` can say (planrun/plan/files.py, run while the plan is compiled).
+ALLOWED = {("plan/files.py", "subprocess")}
+
+
+def imports_of(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+    return found
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_a_package_imports_nothing_above_it(package: str) -> None:
+    broken = []
+    for path in modules(package):
+        where = path.relative_to(ROOT).as_posix()
+        for name in imports_of(path):
+            for prefix in FORBIDDEN[package]:
+                hit = name == prefix or name.startswith(prefix + ".")
+                if hit and (where, prefix) not in ALLOWED:
+                    broken.append(f"{where} imports {name}")
+    assert broken == []
+
+
+def test_the_layering_rules_cover_every_package() -> None:
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    assert packages - set(FORBIDDEN) == {"commands"}  # the top: it may import anything
+
+
+def test_no_module_is_over_500_lines() -> None:
+    long = {
+        p.relative_to(ROOT).as_posix(): n
+        for p in ROOT.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert long == {}
