@@ -34,6 +34,7 @@ from planrun.plan.model import (
     TaskSpec,
 )
 from planrun.plan.paths import project_path_problem, state_dir_problem
+from planrun.plan.problems import Problems
 from planrun.plan.providers import resolve_providers
 from planrun.plan.refs import branch_problem
 from planrun.plan.resolved import (
@@ -102,8 +103,8 @@ def compile_plan(source: Source, plan: PlanFile, path: Path) -> CompiledPlan:
     """
     compiler = _Compiler(source, plan, path)
     compiled = compiler.compile()
-    if compiler.diagnostics:
-        raise PlanError(compiler.diagnostics)
+    if compiler.problems:
+        raise PlanError(compiler.problems.found)
     assert compiled is not None
     return compiled
 
@@ -116,7 +117,7 @@ class _Compiler:
         self.plan = plan
         self.path = path.resolve()
         self.directory = self.path.parent
-        self.diagnostics: list[Diagnostic] = []
+        self.problems = Problems(source)
         self.name = plan.name or path.stem
         self._bases: dict[str | None, dict[str, Any]] = {}
         self._items: dict[str, list[Item]] = {}
@@ -126,27 +127,16 @@ class _Compiler:
         self.tasks: dict[str, Task] = {}
         self.edges: list[Edge] = []
 
-    def fail(self, where: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
-        self.diagnostics.append(Diagnostic(self.source.locate(where, key=key), message))
-
-    def fail_template(
-        self, where: tuple[str | int, ...], problem: templates.TemplateProblem
-    ) -> None:
-        """A template problem, at its own line of the file when that is known."""
-        exact = self.source.locate_line(where, problem.line)
-        if exact is not None:
-            self.diagnostics.append(Diagnostic(exact, problem.message))
-        else:
-            self.fail(where, _with_line(problem))
-
     # --- the whole plan -------------------------------------------------------------------
 
     def compile(self) -> CompiledPlan | None:
         if self.plan.name is None and not re.match(KEY_PATTERN, self.name):
-            self.fail((), f"the file name {self.path.stem!r} cannot name the plan; add `name:`")
+            self.problems.fail(
+                (), f"the file name {self.path.stem!r} cannot name the plan; add `name:`"
+            )
         providers, problems = resolve_providers(self.plan.providers)
         for where, message in problems:
-            self.fail(where, message)
+            self.problems.fail(where, message)
         self.providers = providers
         self.projects = self._projects()
         self._check_state_dir()
@@ -162,7 +152,7 @@ class _Compiler:
         self._check_hook_templates(hooks)
         self._link_needs()
         graph = self._graph()
-        if graph is None or self.diagnostics:
+        if graph is None or self.problems:
             return None
         return CompiledPlan(
             name=self.name,
@@ -185,14 +175,14 @@ class _Compiler:
             try:
                 target = templates.render(project.target_branch, context)
             except templates.TemplateProblem as exc:
-                self.fail_template(("projects", name, "target_branch"), exc)
+                self.problems.fail_template(("projects", name, "target_branch"), exc)
                 target = project.target_branch
             else:
                 self._check_target(name, project, target)
             path = (self.directory / project.path).resolve()
             problem = project_path_problem(path)
             if problem is not None:
-                self.fail(("projects", name, "path"), f"projects.{name}.path: {problem}")
+                self.problems.fail(("projects", name, "path"), f"projects.{name}.path: {problem}")
             result[name] = ProjectSpec(
                 name=name,
                 path=str(path),
@@ -214,9 +204,9 @@ class _Compiler:
         if problem is None:
             return
         if "state_dir" in settings.model_fields_set:
-            self.fail(("settings", "state_dir"), f"settings.state_dir: {problem}")
+            self.problems.fail(("settings", "state_dir"), f"settings.state_dir: {problem}")
         else:
-            self.fail((), f"settings.state_dir (default {folder}): {problem}")
+            self.problems.fail((), f"settings.state_dir (default {folder}): {problem}")
 
     def _check_target(self, name: str, project: Project, target: str) -> None:
         """The rendered target branch must be a name git accepts, outside the task branches.
@@ -246,16 +236,18 @@ class _Compiler:
             return
         if not written:
             at: tuple[str, ...] = ("name",) if self.plan.name is not None else ("projects", name)
-            self.fail(
+            self.problems.fail(
                 at,
                 f"{dotted(where)}: the default {project.target_branch} gives {target!r}, "
                 f"which {what}: {problem}; set target_branch or rename the plan",
                 key=self.plan.name is None,
             )
         elif target != project.target_branch:
-            self.fail(where, f"{dotted(where)}: renders to {target!r}, which {what}: {problem}")
+            self.problems.fail(
+                where, f"{dotted(where)}: renders to {target!r}, which {what}: {problem}"
+            )
         else:
-            self.fail(where, f"{dotted(where)}: {target!r} {what}: {problem}")
+            self.problems.fail(where, f"{dotted(where)}: {target!r} {what}: {problem}")
 
     # --- parents and inheritance ----------------------------------------------------------
 
@@ -269,7 +261,7 @@ class _Compiler:
                 continue
             if spec.parent not in tasks:
                 self._unknown_parents = True
-                self.fail(
+                self.problems.fail(
                     ("tasks", key, "parent"),
                     f"unknown parent {spec.parent!r}{suggest(spec.parent, tasks)}",
                 )
@@ -277,7 +269,7 @@ class _Compiler:
             self.children.setdefault(spec.parent, []).append(key)
         for cycle in _parent_cycles(tasks):
             chain = " → ".join([*cycle, cycle[0]])
-            self.fail(
+            self.problems.fail(
                 ("tasks", cycle[0], "parent"),
                 f"parent cycle {chain}: a task cannot be its own ancestor; remove one parent",
             )
@@ -285,7 +277,7 @@ class _Compiler:
             spec = tasks[parent]
             for name in ("run", "prompt", "prompt_file", "for_each"):
                 if getattr(spec, name) is not None:
-                    self.fail(
+                    self.problems.fail(
                         ("tasks", parent, name),
                         f"{parent} is the parent of {', '.join(sorted(self.children[parent]))}; "
                         f"a parent groups its children and cannot have {name}",
@@ -366,14 +358,14 @@ class _Compiler:
                 hint = suggest(
                     for_each.same_as, [k for k, t in self.plan.tasks.items() if t.for_each]
                 )
-                self.fail(
+                self.problems.fail(
                     (*where, "same_as"),
                     f"same_as must name a task with for_each; "
                     f"{for_each.same_as!r} is not one{hint}",
                 )
                 return None
             if for_each.same_as in (*chain, key):
-                self.fail((*where, "same_as"), f"same_as cycle through {for_each.same_as}")
+                self.problems.fail((*where, "same_as"), f"same_as cycle through {for_each.same_as}")
                 return None
             items = self._items_of(for_each.same_as, (*chain, key))
         else:
@@ -385,7 +377,7 @@ class _Compiler:
                 items = items_for(for_each, root, self.directory, root_name, exclude=state)
             except ItemError as exc:
                 index = () if exc.index is None else (exc.index,)
-                self.fail((*where, exc.field, *index), exc.message)
+                self.problems.fail((*where, exc.field, *index), exc.message)
                 return None
         self._items[key] = items or []
         return items
@@ -412,7 +404,7 @@ class _Compiler:
         for path, value in values:
             raw = self.source.raw_text(path)
             if isinstance(value, float) and raw is not None and is_lossy_float(raw):
-                self.fail(
+                self.problems.fail(
                     path,
                     f'{raw} is read as the number {value!r}; quote it ("{raw}") to keep the text',
                 )
@@ -441,7 +433,7 @@ class _Compiler:
                 if "provider" in spec.model_fields_set
                 else ("defaults", "provider")
             )
-            self.fail(
+            self.problems.fail(
                 at, f"unknown provider {fields['provider']!r}{suggest(fields['provider'], known)}"
             )
             return
@@ -451,7 +443,7 @@ class _Compiler:
                 if "project" in spec.model_fields_set
                 else ("defaults", "project")
             )
-            self.fail(
+            self.problems.fail(
                 at,
                 f"unknown project {fields['project']!r}{suggest(fields['project'], self.projects)}",
             )
@@ -464,7 +456,7 @@ class _Compiler:
                 self._prompts[spec.prompt_file] = self._read_prompt(where, spec.prompt_file)
             prompt = self._prompts[spec.prompt_file]
         if provider.is_agent and spec.run is not None:
-            self.fail(
+            self.problems.fail(
                 (*where, "run"),
                 f"run is for commands, but provider {provider.name!r} takes a prompt; "
                 "drop run or set provider: shell",
@@ -472,7 +464,7 @@ class _Compiler:
             return
         if not provider.is_agent and spec.run is None:
             if not (self._unknown_parents and _looks_like_group(spec)):
-                self.fail(where, _nothing_to_do(spec_key, spec), key=True)
+                self.problems.fail(where, _nothing_to_do(spec_key, spec), key=True)
             return
         backend = fields["backend"] or provider.backend or "subprocess"
         task = Task(
@@ -503,32 +495,32 @@ class _Compiler:
         try:
             return templates.refuse_nul(templates.render(text, full))
         except templates.TemplateProblem as exc:
-            self.fail_template(("tasks", key, name), exc)
+            self.problems.fail_template(("tasks", key, name), exc)
             return text
 
     def _read_prompt(self, where: tuple[str, ...], name: str) -> str | None:
         path = (self.directory / name).resolve()
         at = (*where, "prompt_file")
         if path.exists() and not path.is_file() and not path.is_dir():
-            self.fail(at, f"prompt_file {name!r} is not a regular file")
+            self.problems.fail(at, f"prompt_file {name!r} is not a regular file")
             return None
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            self.fail(
+            self.problems.fail(
                 at, f"prompt_file {name!r} does not exist (paths are relative to the plan's folder)"
             )
         except IsADirectoryError:
-            self.fail(at, f"prompt_file {name!r} is a folder, not a file")
+            self.problems.fail(at, f"prompt_file {name!r} is a folder, not a file")
         except UnicodeDecodeError:
-            self.fail(at, f"prompt_file {name!r} is not UTF-8 text")
+            self.problems.fail(at, f"prompt_file {name!r} is not UTF-8 text")
         except OSError as exc:
-            self.fail(at, f"cannot read prompt_file {name!r}: {exc.strerror}")
+            self.problems.fail(at, f"cannot read prompt_file {name!r}: {exc.strerror}")
         else:
             nul = text.find("\0")
             if nul < 0:
                 return text
-            self.fail(at, _nul_in_file(name, text, nul))
+            self.problems.fail(at, _nul_in_file(name, text, nul))
         return None
 
     def _check_secrets(
@@ -538,7 +530,7 @@ class _Compiler:
         declared = self.plan.settings.secrets
         for name in fields.get("secrets") or ():
             if name not in declared:
-                self.fail(
+                self.problems.fail(
                     self._secret_origin(str(where[1]), name),
                     f"secret {name!r} is not declared in settings.secrets",
                 )
@@ -593,7 +585,7 @@ class _Compiler:
             try:
                 templates.check(text, context, shell=shell)
             except templates.TemplateProblem as exc:
-                self.fail_template(path, exc)
+                self.problems.fail_template(path, exc)
 
         for path, command in [((*where, "run"), task.run), ((*where, "verify"), task.verify)]:
             if command is not None:
@@ -644,7 +636,7 @@ class _Compiler:
             try:
                 templates.check(text, context, shell=shell)
             except templates.TemplateProblem as exc:
-                self.fail_template(path, exc)
+                self.problems.fail_template(path, exc)
 
         for moment, commands in hooks.items():
             for i, command in enumerate(commands):
@@ -665,7 +657,7 @@ class _Compiler:
         try:
             return TaskGraph.build(tasks, edges)
         except PlanError:
-            self.diagnostics.extend(_dependency_cycles(tasks, edges))
+            self.problems.extend(_dependency_cycles(tasks, edges))
             return None
 
     def _link_needs(self) -> None:
@@ -698,9 +690,11 @@ class _Compiler:
             field_name = self._needs_field(owner)
             for i, need in enumerate(spec.dependencies):
                 if need.split("[", 1)[0] not in self.plan.tasks:
-                    self.fail(("tasks", owner, field_name, i), self._unknown_need(owner, need))
+                    self.problems.fail(
+                        ("tasks", owner, field_name, i), self._unknown_need(owner, need)
+                    )
                 elif need == owner and owner not in self.children:
-                    self.fail(("tasks", owner, field_name, i), f"{owner} needs itself")
+                    self.problems.fail(("tasks", owner, field_name, i), f"{owner} needs itself")
 
     def _needs_field(self, owner: str) -> str:
         return "needs" if self.plan.tasks[owner].needs is not None else "blocked_by"
@@ -732,19 +726,21 @@ class _Compiler:
                 if written in self.plan.tasks and written not in self.tasks:
                     continue  # that task has errors of its own, reported already
                 if written in self.tasks:
-                    self.fail(path, f"{owner} needs {need!r}, but {written} has no such item")
+                    self.problems.fail(
+                        path, f"{owner} needs {need!r}, but {written} has no such item"
+                    )
                 else:
-                    self.fail(path, self._unknown_need(owner, need))
+                    self.problems.fail(path, self._unknown_need(owner, need))
                 continue
             if need == task.key and owner != task.spec_key:
-                self.fail(
+                self.problems.fail(
                     path,
                     f"{owner} needs {need}, which is one of its own children "
                     "(a parent already waits for its children)",
                 )
                 continue
             if need in (task.key, task.spec_key) and owner == task.spec_key:
-                self.fail(path, f"{owner} needs itself")
+                self.problems.fail(path, f"{owner} needs itself")
                 continue
             via = None if owner == task.spec_key else owner
             where = self._need_locations(owner, field_name)[i]
@@ -844,14 +840,6 @@ def _nul_in_file(name: str, text: str, index: int) -> str:
     return (
         f"prompt_file {name!r} contains a NUL character (\\0) on line {line}, column {column}, "
         f"which cannot be passed to a process; remove it{hint}"
-    )
-
-
-def _with_line(exc: templates.TemplateProblem) -> str:
-    return (
-        exc.message
-        if not exc.line or exc.line == 1
-        else f"{exc.message} (template line {exc.line})"
     )
 
 
