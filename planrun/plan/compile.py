@@ -17,7 +17,7 @@ from typing import Any
 from planrun.errors import Diagnostic, Location, PlanError, text_position
 from planrun.graph import Edge, TaskGraph, cycle_diagnostic
 from planrun.plan import templates
-from planrun.plan.diagnose import field_name as dotted
+from planrun.plan.checks import TemplateChecks, check_secrets, check_state_dir, check_target
 from planrun.plan.diagnose import suggest
 from planrun.plan.expand import Item, ItemError, expanded_key, items_for
 from planrun.plan.model import (
@@ -25,7 +25,6 @@ from planrun.plan.model import (
     Backoff,
     Budget,
     PlanFile,
-    Project,
     Provider,
     Retry,
     Settings,
@@ -33,10 +32,9 @@ from planrun.plan.model import (
     TaskHooks,
     TaskSpec,
 )
-from planrun.plan.paths import project_path_problem, state_dir_problem
+from planrun.plan.paths import project_path_problem
 from planrun.plan.problems import Problems
 from planrun.plan.providers import resolve_providers
-from planrun.plan.refs import branch_problem
 from planrun.plan.resolved import (
     BudgetSpec,
     CommandSpec,
@@ -46,7 +44,7 @@ from planrun.plan.resolved import (
     Task,
 )
 from planrun.plan.source import Source, is_lossy_float
-from planrun.workspace.names import sanitize_component, state_folder
+from planrun.workspace.names import state_folder
 
 Locate = Callable[..., Location]
 RUN_HOOKS = (
@@ -123,7 +121,6 @@ class _Compiler:
         self._items: dict[str, list[Item]] = {}
         self._prompts: dict[str, str | None] = {}
         self._needs_at: dict[str, list[Location]] = {}
-        self._static_context: dict[str, Any] | None = None
         self.tasks: dict[str, Task] = {}
         self.edges: list[Edge] = []
 
@@ -139,7 +136,8 @@ class _Compiler:
             self.problems.fail(where, message)
         self.providers = providers
         self.projects = self._projects()
-        self._check_state_dir()
+        check_state_dir(self.problems, self.plan.settings, self.name, self.directory)
+        self.template_checks = TemplateChecks(self.problems, self.name, self.path)
         secrets = tuple(self.plan.settings.secrets)
         self._check_parents()
         for key, spec in self.plan.tasks.items():
@@ -149,7 +147,7 @@ class _Compiler:
             name: tuple(CommandSpec.of(c) for c in getattr(self.plan.hooks, name) or ())
             for name in RUN_HOOKS
         }
-        self._check_hook_templates(hooks)
+        self.template_checks.hooks(hooks)
         self._link_needs()
         graph = self._graph()
         if graph is None or self.problems:
@@ -178,7 +176,7 @@ class _Compiler:
                 self.problems.fail_template(("projects", name, "target_branch"), exc)
                 target = project.target_branch
             else:
-                self._check_target(name, project, target)
+                check_target(self.problems, self.plan, self.name, name, target)
             path = (self.directory / project.path).resolve()
             problem = project_path_problem(path)
             if problem is not None:
@@ -195,59 +193,6 @@ class _Compiler:
                 max_concurrent=project.max_concurrent,
             )
         return result
-
-    def _check_state_dir(self) -> None:
-        """The state folder must not be in git's data nor a system folder (planrun.plan.paths)."""
-        settings = self.plan.settings
-        folder = state_folder(self.name, settings.state_dir)
-        problem = state_dir_problem((self.directory / folder).resolve())
-        if problem is None:
-            return
-        if "state_dir" in settings.model_fields_set:
-            self.problems.fail(("settings", "state_dir"), f"settings.state_dir: {problem}")
-        else:
-            self.problems.fail((), f"settings.state_dir (default {folder}): {problem}")
-
-    def _check_target(self, name: str, project: Project, target: str) -> None:
-        """The rendered target branch must be a name git accepts, outside the task branches.
-
-        The task branches are ``planrun/<plan>/<key>``; a target at ``planrun/<plan>`` (or
-        above, or among them) could not coexist with them: a git branch cannot also be a
-        folder of branches. The default target is looked at only where it is used (a project
-        with worktrees) and when the plan's name is valid (else that is the error).
-        """
-        where: tuple[str, ...] = ("projects", name, "target_branch")
-        written = "target_branch" in project.model_fields_set
-        if not written and (not project.worktrees or not re.match(KEY_PATTERN, self.name)):
-            return
-        plan_part = sanitize_component(self.name)
-        problem = branch_problem(target)
-        if problem is not None:
-            what = "is not a valid git branch name"
-        elif target in ("planrun", f"planrun/{plan_part}") or target.startswith(
-            f"planrun/{plan_part}/"
-        ):
-            what = f"clashes with the task branches planrun/{plan_part}/<task>"
-            problem = (
-                "a git branch cannot also hold branches under its name, nor share a task's; "
-                f"choose a name outside planrun/{plan_part}/, such as planrun-{plan_part}"
-            )
-        else:
-            return
-        if not written:
-            at: tuple[str, ...] = ("name",) if self.plan.name is not None else ("projects", name)
-            self.problems.fail(
-                at,
-                f"{dotted(where)}: the default {project.target_branch} gives {target!r}, "
-                f"which {what}: {problem}; set target_branch or rename the plan",
-                key=self.plan.name is None,
-            )
-        elif target != project.target_branch:
-            self.problems.fail(
-                where, f"{dotted(where)}: renders to {target!r}, which {what}: {problem}"
-            )
-        else:
-            self.problems.fail(where, f"{dotted(where)}: {target!r} {what}: {problem}")
 
     # --- parents and inheritance ----------------------------------------------------------
 
@@ -448,7 +393,7 @@ class _Compiler:
                 f"unknown project {fields['project']!r}{suggest(fields['project'], self.projects)}",
             )
             return
-        self._check_secrets(where, spec, fields)
+        check_secrets(self.problems, self.plan, spec_key, fields)
         context = {"item": item} if item is not None else {}
         prompt = spec.prompt
         if spec.prompt_file is not None:
@@ -482,7 +427,7 @@ class _Compiler:
             spec_key=spec_key,
             **{**_task_kwargs(fields), "backend": backend},
         )
-        self._check_templates(where, task, provider)
+        self.template_checks.task(where, task, spec, provider)
         self.tasks[key] = task
 
     def _text(self, key: str, spec: TaskSpec, name: str, context: dict[str, Any]) -> str:
@@ -522,125 +467,6 @@ class _Compiler:
                 return text
             self.problems.fail(at, _nul_in_file(name, text, nul))
         return None
-
-    def _check_secrets(
-        self, where: tuple[str, ...], spec: TaskSpec, fields: dict[str, Any]
-    ) -> None:
-        """Every secret a task is granted must be declared in settings.secrets."""
-        declared = self.plan.settings.secrets
-        for name in fields.get("secrets") or ():
-            if name not in declared:
-                self.problems.fail(
-                    self._secret_origin(str(where[1]), name),
-                    f"secret {name!r} is not declared in settings.secrets",
-                )
-
-    def _secret_origin(self, key: str, name: str) -> tuple[str | int, ...]:
-        """Where a granted secret is written: the task, an ancestor, or defaults."""
-        owner: str | None = key
-        while owner is not None:
-            spec = self.plan.tasks[owner]
-            if spec.secrets and name in spec.secrets:
-                return ("tasks", owner, "secrets", spec.secrets.index(name))
-            owner = spec.parent
-        written = self.plan.defaults.secrets or []
-        return ("defaults", "secrets", written.index(name)) if name in written else ("defaults",)
-
-    # --- templates ------------------------------------------------------------------------
-
-    def _sample_context(self, task: Task) -> dict[str, Any]:
-        """A context shaped like the one a run renders with, to find undefined names."""
-        static = self._static_context
-        if static is None:
-            static = self._static_context = {
-                "plan": {"name": self.name, "path": str(self.path), "dir": str(self.directory)},
-                "run": {"id": "run-id", "started_at": "2026-01-01T00:00:00Z"},
-                "attempt": 1,
-                "turn": 1,
-                "prompt": "",
-                "worktree": "/worktree",
-                "verify": {"output": "", "exit_code": 1},
-            }
-        return {
-            **static,
-            "task": task.template_context(),
-            "item": task.item,
-            "project": {
-                "name": task.project,
-                "path": "/project",
-                "base_branch": "main",
-                "target_branch": "planrun-target",
-            },
-            "branch": f"planrun/{self.name}/{task.key}",
-        }
-
-    def _check_templates(self, where: tuple[str, ...], task: Task, provider: ProviderSpec) -> None:
-        context: dict[str, Any] | None = None
-
-        def check(path: tuple[str | int, ...], text: str, shell: bool = False) -> None:
-            nonlocal context
-            if not templates.is_template(text):
-                return
-            context = context or self._sample_context(task)
-            try:
-                templates.check(text, context, shell=shell)
-            except templates.TemplateProblem as exc:
-                self.problems.fail_template(path, exc)
-
-        for path, command in [((*where, "run"), task.run), ((*where, "verify"), task.verify)]:
-            if command is not None:
-                _check_command(check, path, command)
-        if task.prompt is not None:
-            at = (
-                (*where, "prompt_file")
-                if "prompt" not in self.plan.tasks[task.spec_key].model_fields_set
-                else (*where, "prompt")
-            )
-            check(at, task.prompt)
-        elif provider.is_agent:
-            check(
-                ("providers", provider.name, "autonomous_prompt_template"),
-                provider.autonomous_prompt_template,
-            )
-        for moment, commands in task.hooks:
-            for i, command in enumerate(commands):
-                _check_command(check, (*where, "hooks", moment, i), command)
-        for i, part in enumerate(provider.command):
-            check(("providers", provider.name, "command", i), part)
-        if provider.is_agent:  # used only by follow-up turns: a typo would surface late
-            for i, part in enumerate(provider.prompt_command or ()):
-                check(("providers", provider.name, "prompt_command", i), part)
-
-    def _check_hook_templates(self, hooks: dict[str, tuple[CommandSpec, ...]]) -> None:
-        context = {
-            "plan": {"name": self.name, "path": str(self.path), "dir": str(self.directory)},
-            "run": {"id": "run-id", "started_at": "2026-01-01T00:00:00Z", "status": "done"},
-            "task": {
-                "key": "KEY",
-                "title": "",
-                "description": "",
-                "priority": 0,
-                "tags": [],
-                "project": None,
-                "provider": "shell",
-                "needs": [],
-                "parent": None,
-                "item_id": None,
-                "status": "done",
-                "reason": "",
-            },
-            "attempt": 1,
-        }
-
-        def check(path: tuple[str | int, ...], text: str, shell: bool = False) -> None:
-            try:
-                templates.check(text, context, shell=shell)
-            except templates.TemplateProblem as exc:
-                self.problems.fail_template(path, exc)
-
-        for moment, commands in hooks.items():
-            for i, command in enumerate(commands):
-                _check_command(check, ("hooks", moment, i), command)
 
     # --- needs ----------------------------------------------------------------------------
 
@@ -817,16 +643,6 @@ def _looks_like_group(spec: TaskSpec) -> bool:
         and spec.prompt_file is None
         and (spec.provider is None and spec.for_each is None)
     )
-
-
-def _check_command(
-    check: Callable[..., None], path: tuple[str | int, ...], command: CommandSpec
-) -> None:
-    if command.shell is not None:
-        check(path, command.shell, True)
-    else:
-        for i, part in enumerate(command.argv or ()):
-            check((*path, i), part)
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:
