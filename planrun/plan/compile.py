@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,30 +17,22 @@ from typing import Any
 from planrun.errors import Diagnostic, Location, PlanError, text_position
 from planrun.graph import Edge, TaskGraph, cycle_diagnostic
 from planrun.plan import templates
-from planrun.plan.checks import TemplateChecks, check_secrets, check_state_dir, check_target
+from planrun.plan.checks import TemplateChecks, check_secrets, check_state_dir
 from planrun.plan.diagnose import suggest
 from planrun.plan.expand import Item, ItemError, expanded_key, items_for
 from planrun.plan.model import (
     KEY_PATTERN,
-    Backoff,
-    Budget,
     PlanFile,
     Provider,
-    Retry,
     Settings,
-    TaskFields,
-    TaskHooks,
     TaskSpec,
 )
-from planrun.plan.paths import project_path_problem
 from planrun.plan.problems import Problems
-from planrun.plan.providers import resolve_providers
+from planrun.plan.resolve import Inheritance, plan_projects, plan_providers, task_kwargs
 from planrun.plan.resolved import (
-    BudgetSpec,
     CommandSpec,
     ProjectSpec,
     ProviderSpec,
-    RetryPolicy,
     Task,
 )
 from planrun.plan.source import Source, is_lossy_float
@@ -55,7 +47,6 @@ RUN_HOOKS = (
     "on_task_failure",
     "on_run_end",
 )
-TASK_HOOKS = ("on_task_start", "on_task_retry", "on_task_success", "on_task_failure")
 
 
 @dataclass(frozen=True)
@@ -117,7 +108,7 @@ class _Compiler:
         self.directory = self.path.parent
         self.problems = Problems(source)
         self.name = plan.name or path.stem
-        self._bases: dict[str | None, dict[str, Any]] = {}
+        self.inheritance = Inheritance(plan)
         self._items: dict[str, list[Item]] = {}
         self._prompts: dict[str, str | None] = {}
         self._needs_at: dict[str, list[Location]] = {}
@@ -131,11 +122,8 @@ class _Compiler:
             self.problems.fail(
                 (), f"the file name {self.path.stem!r} cannot name the plan; add `name:`"
             )
-        providers, problems = resolve_providers(self.plan.providers)
-        for where, message in problems:
-            self.problems.fail(where, message)
-        self.providers = providers
-        self.projects = self._projects()
+        self.providers = plan_providers(self.problems, self.plan)
+        self.projects = plan_projects(self.problems, self.plan, self.name, self.directory)
         check_state_dir(self.problems, self.plan.settings, self.name, self.directory)
         self.template_checks = TemplateChecks(self.problems, self.name, self.path)
         secrets = tuple(self.plan.settings.secrets)
@@ -166,35 +154,7 @@ class _Compiler:
             secrets=secrets,
         )
 
-    def _projects(self) -> dict[str, ProjectSpec]:
-        result = {}
-        for name, project in self.plan.projects.items():
-            context = {"plan": {"name": self.name}, "project": {"name": name}}
-            try:
-                target = templates.render(project.target_branch, context)
-            except templates.TemplateProblem as exc:
-                self.problems.fail_template(("projects", name, "target_branch"), exc)
-                target = project.target_branch
-            else:
-                check_target(self.problems, self.plan, self.name, name, target)
-            path = (self.directory / project.path).resolve()
-            problem = project_path_problem(path)
-            if problem is not None:
-                self.problems.fail(("projects", name, "path"), f"projects.{name}.path: {problem}")
-            result[name] = ProjectSpec(
-                name=name,
-                path=str(path),
-                base_branch=project.base_branch,
-                worktrees=project.worktrees,
-                integrate=project.integrate,
-                target_branch=target,
-                setup=tuple(CommandSpec.of(c) for c in project.setup),
-                setup_timeout=project.setup_timeout,
-                max_concurrent=project.max_concurrent,
-            )
-        return result
-
-    # --- parents and inheritance ----------------------------------------------------------
+    # --- parents ----------------------------------------------------------
 
     def _check_parents(self) -> None:
         """Unknown parents, parent cycles (each reported once) and parents with work."""
@@ -228,23 +188,11 @@ class _Compiler:
                         f"a parent groups its children and cannot have {name}",
                     )
 
-    def _base(self, parent: str | None) -> dict[str, Any]:
-        """Resolved inheritable fields for children of ``parent`` (memoised)."""
-        if parent in self._bases:
-            return self._bases[parent]
-        if parent is None:
-            base = _overlay(_builtin_fields(), self.plan.defaults)
-        else:
-            spec = self.plan.tasks[parent]
-            base = _overlay(self._base(spec.parent), spec)
-        self._bases[parent] = base
-        return base
-
     # --- tasks ----------------------------------------------------------------------------
 
     def _expand(self, key: str, parent: str | None) -> None:
         spec = self.plan.tasks[key]
-        fields = _overlay(self._base(spec.parent), spec)
+        fields = self.inheritance.fields(spec)
         if key in self.children:
             self._add_group(key, spec, fields, parent)
             for child in sorted(self.children[key]):
@@ -276,7 +224,7 @@ class _Compiler:
             children=children,
             needs=tuple(spec.dependencies),
             spec_key=key,
-            **_task_kwargs(fields),
+            **task_kwargs(fields),
         )
 
     def _fan_out(
@@ -329,7 +277,7 @@ class _Compiler:
 
     def _glob_root(self, spec: TaskSpec) -> tuple[Path, str]:
         """The folder a task's glob runs in, and how messages name it."""
-        project = _overlay(self._base(spec.parent), spec).get("project")
+        project = self.inheritance.fields(spec).get("project")
         if project in self.projects:
             written = self.plan.projects[project].path
             return Path(self.projects[project].path), f"project {project} ({written})"
@@ -425,7 +373,7 @@ class _Compiler:
             item=item,
             item_id=item.id if item is not None else None,
             spec_key=spec_key,
-            **{**_task_kwargs(fields), "backend": backend},
+            **{**task_kwargs(fields), "backend": backend},
         )
         self.template_checks.task(where, task, spec, provider)
         self.tasks[key] = task
@@ -657,99 +605,6 @@ def _nul_in_file(name: str, text: str, index: int) -> str:
         f"prompt_file {name!r} contains a NUL character (\\0) on line {line}, column {column}, "
         f"which cannot be passed to a process; remove it{hint}"
     )
-
-
-# --- inheritance --------------------------------------------------------------------------
-
-_INHERITED = tuple(TaskFields.model_fields)
-
-
-def _builtin_fields() -> dict[str, Any]:
-    return {
-        "project": None,
-        "provider": "shell",
-        "backend": None,
-        "priority": 0,
-        "base_branch": None,
-        "run_when": "success",
-        "review": False,
-        "timeout": 3600.0,
-        "idle_timeout": None,
-        "input_timeout": 600.0,
-        "retry": RetryPolicy(),
-        "env": {},
-        "secrets": (),
-        "hooks": {},
-        "tags": (),
-        "max_turns": 3,
-        "verify": None,
-        "budget": None,
-        "autonomous": True,
-    }
-
-
-def _overlay(base: dict[str, Any], layer: TaskFields) -> dict[str, Any]:
-    """``base`` with the fields ``layer`` sets; mappings merge, scalars replace."""
-    names = layer.model_fields_set & set(_INHERITED)
-    if not names:
-        return base
-    result = dict(base)
-    for name in names:
-        value = getattr(layer, name)
-        if value is None:
-            continue
-        if name == "retry":
-            result[name] = _merge_retry(result[name], value)
-        elif name == "budget":
-            result[name] = _merge_budget(result[name], value)
-        elif name == "env":
-            result[name] = {**result[name], **value}
-        elif name == "hooks":
-            result[name] = _merge_hooks(result[name], value)
-        elif name in ("secrets", "tags"):
-            result[name] = tuple(dict.fromkeys((*result[name], *value)))
-        elif name == "verify":
-            result[name] = CommandSpec.of(value)
-        else:
-            result[name] = value
-    return result
-
-
-def _merge_retry(policy: RetryPolicy, retry: Retry) -> RetryPolicy:
-    changes: dict[str, Any] = {}
-    if retry.attempts is not None:
-        changes["attempts"] = retry.attempts
-    if retry.on is not None:
-        changes["on"] = frozenset(retry.on)
-    if retry.backoff is not None:
-        changes.update(_backoff_changes(retry.backoff))
-    return replace(policy, **changes) if changes else policy
-
-
-def _backoff_changes(backoff: Backoff) -> dict[str, Any]:
-    return {k: v for k, v in backoff.model_dump().items() if v is not None}
-
-
-def _merge_budget(current: BudgetSpec | None, budget: Budget) -> BudgetSpec:
-    base = current or BudgetSpec()
-    return replace(base, **{k: v for k, v in budget.model_dump().items() if v is not None})
-
-
-def _merge_hooks(current: dict[str, tuple[CommandSpec, ...]], hooks: TaskHooks) -> dict[str, Any]:
-    merged = dict(current)
-    for name in TASK_HOOKS:
-        commands = getattr(hooks, name)
-        if commands is not None:
-            merged[name] = tuple(CommandSpec.of(c) for c in commands)
-    return merged
-
-
-def _task_kwargs(fields: dict[str, Any]) -> dict[str, Any]:
-    kwargs = dict(fields)
-    kwargs["env"] = tuple(sorted(fields["env"].items()))
-    kwargs["hooks"] = tuple(sorted(fields["hooks"].items()))
-    kwargs["backend"] = fields["backend"] or "subprocess"
-    return kwargs
 
 
 __all__ = ["CompiledPlan", "Provider", "compile_plan"]
