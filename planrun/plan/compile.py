@@ -14,12 +14,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from planrun.errors import Diagnostic, Location, PlanError, text_position
-from planrun.graph import Edge, TaskGraph, cycle_diagnostic
+from planrun.errors import Location, PlanError, text_position
+from planrun.graph import TaskGraph
 from planrun.plan import templates
 from planrun.plan.checks import TemplateChecks, check_secrets, check_state_dir
 from planrun.plan.diagnose import suggest
 from planrun.plan.expand import Item, ItemError, expanded_key, items_for
+from planrun.plan.link import check_parents, link, task_graph
 from planrun.plan.model import (
     KEY_PATTERN,
     PlanFile,
@@ -111,9 +112,7 @@ class _Compiler:
         self.inheritance = Inheritance(plan)
         self._items: dict[str, list[Item]] = {}
         self._prompts: dict[str, str | None] = {}
-        self._needs_at: dict[str, list[Location]] = {}
         self.tasks: dict[str, Task] = {}
-        self.edges: list[Edge] = []
 
     # --- the whole plan -------------------------------------------------------------------
 
@@ -127,7 +126,7 @@ class _Compiler:
         check_state_dir(self.problems, self.plan.settings, self.name, self.directory)
         self.template_checks = TemplateChecks(self.problems, self.name, self.path)
         secrets = tuple(self.plan.settings.secrets)
-        self._check_parents()
+        self.parents = check_parents(self.problems, self.plan.tasks)
         for key, spec in self.plan.tasks.items():
             if spec.parent is None:
                 self._expand(key, parent=None)
@@ -136,8 +135,8 @@ class _Compiler:
             for name in RUN_HOOKS
         }
         self.template_checks.hooks(hooks)
-        self._link_needs()
-        graph = self._graph()
+        edges = link(self.problems, self.plan.tasks, self.tasks, self.parents.children)
+        graph = task_graph(self.problems, self.tasks, edges)
         if graph is None or self.problems:
             return None
         return CompiledPlan(
@@ -154,48 +153,14 @@ class _Compiler:
             secrets=secrets,
         )
 
-    # --- parents ----------------------------------------------------------
-
-    def _check_parents(self) -> None:
-        """Unknown parents, parent cycles (each reported once) and parents with work."""
-        tasks = self.plan.tasks
-        self.children: dict[str, list[str]] = {}
-        self._unknown_parents = False
-        for key, spec in tasks.items():
-            if spec.parent is None:
-                continue
-            if spec.parent not in tasks:
-                self._unknown_parents = True
-                self.problems.fail(
-                    ("tasks", key, "parent"),
-                    f"unknown parent {spec.parent!r}{suggest(spec.parent, tasks)}",
-                )
-                continue
-            self.children.setdefault(spec.parent, []).append(key)
-        for cycle in _parent_cycles(tasks):
-            chain = " → ".join([*cycle, cycle[0]])
-            self.problems.fail(
-                ("tasks", cycle[0], "parent"),
-                f"parent cycle {chain}: a task cannot be its own ancestor; remove one parent",
-            )
-        for parent in self.children:
-            spec = tasks[parent]
-            for name in ("run", "prompt", "prompt_file", "for_each"):
-                if getattr(spec, name) is not None:
-                    self.problems.fail(
-                        ("tasks", parent, name),
-                        f"{parent} is the parent of {', '.join(sorted(self.children[parent]))}; "
-                        f"a parent groups its children and cannot have {name}",
-                    )
-
     # --- tasks ----------------------------------------------------------------------------
 
     def _expand(self, key: str, parent: str | None) -> None:
         spec = self.plan.tasks[key]
         fields = self.inheritance.fields(spec)
-        if key in self.children:
+        if key in self.parents.children:
             self._add_group(key, spec, fields, parent)
-            for child in sorted(self.children[key]):
+            for child in sorted(self.parents.children[key]):
                 self._expand(child, parent=key)
         elif spec.for_each is not None:
             self._fan_out(key, spec, fields, parent)
@@ -211,7 +176,7 @@ class _Compiler:
         children: tuple[str, ...] = (),
     ) -> None:
         fan_out = bool(children)
-        children = children or tuple(sorted(self.children.get(key, ())))
+        children = children or tuple(sorted(self.parents.children.get(key, ())))
         # a fan-out's title and description speak of an item: its group shows the key
         title = key if fan_out else self._text(key, spec, "title", {}) or key
         self.tasks[key] = Task(
@@ -356,7 +321,7 @@ class _Compiler:
             )
             return
         if not provider.is_agent and spec.run is None:
-            if not (self._unknown_parents and _looks_like_group(spec)):
+            if not (self.parents.unknown and _looks_like_group(spec)):
                 self.problems.fail(where, _nothing_to_do(spec_key, spec), key=True)
             return
         backend = fields["backend"] or provider.backend or "subprocess"
@@ -415,164 +380,6 @@ class _Compiler:
                 return text
             self.problems.fail(at, _nul_in_file(name, text, nul))
         return None
-
-    # --- needs ----------------------------------------------------------------------------
-
-    def _graph(self) -> TaskGraph | None:
-        """The task graph, or None with every dependency cycle reported.
-
-        Cycles are looked for even when other problems were found, so that one pass reports
-        them all: edges to tasks that could not be built (their problems are reported
-        already) are left out, which can hide a cycle through such a task but never
-        invents one.
-        """
-        tasks = self.tasks
-        edges = [e for e in self.edges if e.before in tasks and e.after in tasks]
-        try:
-            return TaskGraph.build(tasks, edges)
-        except PlanError:
-            self.problems.extend(_dependency_cycles(tasks, edges))
-            return None
-
-    def _link_needs(self) -> None:
-        linked: set[str] = set()
-        for key, task in self.tasks.items():
-            if task.kind == "group":
-                for child in task.children:
-                    self.edges.append(Edge(child, key, self._membership(key, child), "parent"))
-                continue
-            spec = self.plan.tasks[task.spec_key]
-            owners = self._owners(task)
-            linked.update(owners)
-            for owner in owners:
-                self._link(task, owner, self.plan.tasks[owner].dependencies)
-            if spec.for_each is not None and spec.for_each.same_as is not None and task.item_id:
-                other = expanded_key(spec.for_each.same_as, task.item_id)
-                where = self.source.locate(("tasks", task.spec_key, "for_each", "same_as"))
-                self.edges.append(Edge(other, key, where, "needs"))
-        self._check_unlinked_needs(linked)
-
-    def _check_unlinked_needs(self, linked: set[str]) -> None:
-        """The needs of tasks no work task was built from (they have problems of their own).
-
-        Which items they have is not known, but a need naming no task, or the task itself, is
-        wrong all the same, and is reported in the same pass as those problems.
-        """
-        for owner, spec in self.plan.tasks.items():
-            if owner in linked:
-                continue
-            field_name = self._needs_field(owner)
-            for i, need in enumerate(spec.dependencies):
-                if need.split("[", 1)[0] not in self.plan.tasks:
-                    self.problems.fail(
-                        ("tasks", owner, field_name, i), self._unknown_need(owner, need)
-                    )
-                elif need == owner and owner not in self.children:
-                    self.problems.fail(("tasks", owner, field_name, i), f"{owner} needs itself")
-
-    def _needs_field(self, owner: str) -> str:
-        return "needs" if self.plan.tasks[owner].needs is not None else "blocked_by"
-
-    def _unknown_need(self, owner: str, need: str) -> str:
-        return f"{owner} needs unknown task {need!r}{suggest(need, self.plan.tasks)}"
-
-    def _membership(self, group: str, child: str) -> Location:
-        """Where the plan puts ``child`` in ``group``: its ``parent:`` or the ``for_each``."""
-        if child in self.plan.tasks:
-            return self.source.locate(("tasks", child, "parent"))
-        return self.source.locate(("tasks", group, "for_each"))
-
-    def _owners(self, task: Task) -> list[str]:
-        """The written task and its ancestors, whose needs all apply to ``task``."""
-        owners = [task.spec_key]
-        parent = self.plan.tasks[task.spec_key].parent
-        while parent is not None:
-            owners.append(parent)
-            parent = self.plan.tasks[parent].parent
-        return owners
-
-    def _link(self, task: Task, owner: str, needs: list[str]) -> None:
-        field_name = self._needs_field(owner)
-        for i, need in enumerate(needs):
-            path = ("tasks", owner, field_name, i)
-            if need not in self.tasks:
-                written = need.split("[", 1)[0]
-                if written in self.plan.tasks and written not in self.tasks:
-                    continue  # that task has errors of its own, reported already
-                if written in self.tasks:
-                    self.problems.fail(
-                        path, f"{owner} needs {need!r}, but {written} has no such item"
-                    )
-                else:
-                    self.problems.fail(path, self._unknown_need(owner, need))
-                continue
-            if need == task.key and owner != task.spec_key:
-                self.problems.fail(
-                    path,
-                    f"{owner} needs {need}, which is one of its own children "
-                    "(a parent already waits for its children)",
-                )
-                continue
-            if need in (task.key, task.spec_key) and owner == task.spec_key:
-                self.problems.fail(path, f"{owner} needs itself")
-                continue
-            via = None if owner == task.spec_key else owner
-            where = self._need_locations(owner, field_name)[i]
-            self.edges.append(Edge(need, task.key, where, "needs", via))
-
-    def _need_locations(self, owner: str, field_name: str) -> list[Location]:
-        """Where each of ``owner``'s needs is written (shared by all of a fan-out's items)."""
-        found = self._needs_at.get(owner)
-        if found is None:
-            found = self._needs_at[owner] = self.source.locate_each(("tasks", owner, field_name))
-        return found
-
-
-def _dependency_cycles(tasks: dict[str, Task], edges: list[Edge]) -> list[Diagnostic]:
-    """One cycle of each group of tasks that wait for one another, as a diagnostic.
-
-    :meth:`TaskGraph.build` names only the first cycle it finds; this names one in each
-    strongly connected component, so that separate cycles are all reported at once.
-    networkx is imported here, as in :mod:`planrun.graph`: only a plan with a cycle needs it.
-    """
-    import networkx as nx
-
-    unique: dict[tuple[str, str], Edge] = {}
-    for edge in edges:
-        unique.setdefault((edge.before, edge.after), edge)
-    graph = nx.DiGraph()
-    graph.add_nodes_from(tasks)  # in the plan's order, so that the cycles found are stable
-    graph.add_edges_from(unique)
-    order = {key: n for n, key in enumerate(tasks)}
-    found = []
-    for component in nx.strongly_connected_components(graph):
-        first = min(component, key=order.__getitem__)
-        if len(component) == 1 and not graph.has_edge(first, first):
-            continue
-        cycle = nx.find_cycle(graph.subgraph(component), source=first)
-        found.append(cycle_diagnostic([unique[before, after] for before, after in cycle]))
-    return found
-
-
-def _parent_cycles(tasks: dict[str, TaskSpec]) -> list[list[str]]:
-    """Each cycle of ``parent`` links once, starting at its member written first."""
-    order = {key: n for n, key in enumerate(tasks)}
-    state: dict[str, int] = {}  # 1: on the current chain, 2: finished
-    cycles = []
-    for start in tasks:
-        chain: list[str] = []
-        current: str | None = start
-        while current is not None and current in tasks and current not in state:
-            state[current] = 1
-            chain.append(current)
-            current = tasks[current].parent
-        if current is not None and state.get(current) == 1:
-            cycle = chain[chain.index(current) :]
-            first = min(range(len(cycle)), key=lambda i: order[cycle[i]])
-            cycles.append(cycle[first:] + cycle[:first])
-        for key in chain:
-            state[key] = 2
-    return cycles
 
 
 def _nothing_to_do(key: str, spec: TaskSpec) -> str:
