@@ -14,12 +14,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from planrun.errors import Location, PlanError, text_position
+from planrun.errors import Location, PlanError
 from planrun.graph import TaskGraph
 from planrun.plan import templates
 from planrun.plan.checks import TemplateChecks, check_secrets, check_state_dir
 from planrun.plan.diagnose import suggest
-from planrun.plan.expand import Item, ItemError, expanded_key, items_for
+from planrun.plan.expand import Item, ItemError, expanded_key
 from planrun.plan.link import check_parents, link, task_graph
 from planrun.plan.model import (
     KEY_PATTERN,
@@ -29,6 +29,7 @@ from planrun.plan.model import (
     TaskSpec,
 )
 from planrun.plan.problems import Problems
+from planrun.plan.reads import DiskFiles, PlanFiles, ReadError
 from planrun.plan.resolve import Inheritance, plan_projects, plan_providers, task_kwargs
 from planrun.plan.resolved import (
     CommandSpec,
@@ -112,6 +113,8 @@ class _Compiler:
         self.inheritance = Inheritance(plan)
         self._items: dict[str, list[Item]] = {}
         self._prompts: dict[str, str | None] = {}
+        state = self.directory / state_folder(self.name, plan.settings.state_dir)
+        self.files: PlanFiles = DiskFiles(self.directory, state)
         self.tasks: dict[str, Task] = {}
 
     # --- the whole plan -------------------------------------------------------------------
@@ -231,8 +234,7 @@ class _Compiler:
                 return None
             root, root_name = self._glob_root(spec)
             try:
-                state = self.directory / state_folder(self.name, self.plan.settings.state_dir)
-                items = items_for(for_each, root, self.directory, root_name, exclude=state)
+                items = self.files.items(for_each, root, root_name)
             except ItemError as exc:
                 index = () if exc.index is None else (exc.index,)
                 self.problems.fail((*where, exc.field, *index), exc.message)
@@ -357,29 +359,11 @@ class _Compiler:
             return text
 
     def _read_prompt(self, where: tuple[str, ...], name: str) -> str | None:
-        path = (self.directory / name).resolve()
-        at = (*where, "prompt_file")
-        if path.exists() and not path.is_file() and not path.is_dir():
-            self.problems.fail(at, f"prompt_file {name!r} is not a regular file")
-            return None
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            self.problems.fail(
-                at, f"prompt_file {name!r} does not exist (paths are relative to the plan's folder)"
-            )
-        except IsADirectoryError:
-            self.problems.fail(at, f"prompt_file {name!r} is a folder, not a file")
-        except UnicodeDecodeError:
-            self.problems.fail(at, f"prompt_file {name!r} is not UTF-8 text")
-        except OSError as exc:
-            self.problems.fail(at, f"cannot read prompt_file {name!r}: {exc.strerror}")
-        else:
-            nul = text.find("\0")
-            if nul < 0:
-                return text
-            self.problems.fail(at, _nul_in_file(name, text, nul))
-        return None
+            return self.files.prompt(name)
+        except ReadError as exc:
+            self.problems.fail((*where, "prompt_file"), str(exc))
+            return None
 
 
 def _nothing_to_do(key: str, spec: TaskSpec) -> str:
@@ -397,20 +381,6 @@ def _looks_like_group(spec: TaskSpec) -> bool:
         and spec.prompt is None
         and spec.prompt_file is None
         and (spec.provider is None and spec.for_each is None)
-    )
-
-
-def _nul_in_file(name: str, text: str, index: int) -> str:
-    """Where the first NUL of prompt_file ``name`` is, and why it cannot stay."""
-    line, column = text_position(text, index)
-    hint = (
-        " (the file looks like UTF-16: save it as UTF-8)"
-        if text.count("\0") * 4 > len(text)
-        else ""
-    )
-    return (
-        f"prompt_file {name!r} contains a NUL character (\\0) on line {line}, column {column}, "
-        f"which cannot be passed to a process; remove it{hint}"
     )
 
 
