@@ -7,7 +7,7 @@ links and needs are checked for cycles, each cycle reported once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from planrun.errors import Diagnostic, Location, PlanError
 from planrun.graph import Edge, TaskGraph, cycle_diagnostic
@@ -85,43 +85,36 @@ def task_graph(problems: Problems, tasks: dict[str, Task], edges: list[Edge]) ->
         return None
 
 
+@dataclass
 class _Linker:
     """One linking pass: the edges found so far and where each owner's needs are written."""
 
-    def __init__(
-        self,
-        problems: Problems,
-        specs: dict[str, TaskSpec],
-        tasks: dict[str, Task],
-        children: dict[str, list[str]],
-    ) -> None:
-        self._problems = problems
-        self._source = problems.source
-        self._specs = specs
-        self._tasks = tasks
-        self._children = children
-        self._needs_at: dict[str, list[Location]] = {}
-        self._edges: list[Edge] = []
+    problems: Problems
+    specs: dict[str, TaskSpec]
+    tasks: dict[str, Task]
+    children: dict[str, list[str]]
+    edges: list[Edge] = field(default_factory=list)
+    needs_at: dict[str, list[Location]] = field(default_factory=dict)
 
     def link(self) -> list[Edge]:
         """Every edge: group members, needs (an ancestor's apply to its descendants), same_as."""
         linked: set[str] = set()
-        for key, task in self._tasks.items():
+        for key, task in self.tasks.items():
             if task.kind == "group":
                 for child in task.children:
-                    self._edges.append(Edge(child, key, self._membership(key, child), "parent"))
+                    self.edges.append(Edge(child, key, self._membership(key, child), "parent"))
                 continue
-            spec = self._specs[task.spec_key]
+            spec = self.specs[task.spec_key]
             owners = self._owners(task)
             linked.update(owners)
             for owner in owners:
-                self._link(task, owner, self._specs[owner].dependencies)
+                self._link(task, owner, self.specs[owner].dependencies)
             if spec.for_each is not None and spec.for_each.same_as is not None and task.item_id:
                 other = expanded_key(spec.for_each.same_as, task.item_id)
-                where = self._source.locate(("tasks", task.spec_key, "for_each", "same_as"))
-                self._edges.append(Edge(other, key, where, "needs"))
+                where = self.problems.source.locate(("tasks", task.spec_key, "for_each", "same_as"))
+                self.edges.append(Edge(other, key, where, "needs"))
         self._check_unlinked_needs(linked)
-        return self._edges
+        return self.edges
 
     def _check_unlinked_needs(self, linked: set[str]) -> None:
         """The needs of tasks no work task was built from (they have problems of their own).
@@ -129,73 +122,75 @@ class _Linker:
         Which items they have is not known, but a need naming no task, or the task itself, is
         wrong all the same, and is reported in the same pass as those problems.
         """
-        for owner, spec in self._specs.items():
+        for owner, spec in self.specs.items():
             if owner in linked:
                 continue
             field_name = self._needs_field(owner)
             for i, need in enumerate(spec.dependencies):
-                if need.split("[", 1)[0] not in self._specs:
-                    self._problems.fail(
+                if need.split("[", 1)[0] not in self.specs:
+                    self.problems.fail(
                         ("tasks", owner, field_name, i), self._unknown_need(owner, need)
                     )
-                elif need == owner and owner not in self._children:
-                    self._problems.fail(("tasks", owner, field_name, i), f"{owner} needs itself")
+                elif need == owner and owner not in self.children:
+                    self.problems.fail(("tasks", owner, field_name, i), f"{owner} needs itself")
 
     def _needs_field(self, owner: str) -> str:
-        return "needs" if self._specs[owner].needs is not None else "blocked_by"
+        return "needs" if self.specs[owner].needs is not None else "blocked_by"
 
     def _unknown_need(self, owner: str, need: str) -> str:
-        return f"{owner} needs unknown task {need!r}{suggest(need, self._specs)}"
+        return f"{owner} needs unknown task {need!r}{suggest(need, self.specs)}"
 
     def _membership(self, group: str, child: str) -> Location:
         """Where the plan puts ``child`` in ``group``: its ``parent:`` or the ``for_each``."""
-        if child in self._specs:
-            return self._source.locate(("tasks", child, "parent"))
-        return self._source.locate(("tasks", group, "for_each"))
+        if child in self.specs:
+            return self.problems.source.locate(("tasks", child, "parent"))
+        return self.problems.source.locate(("tasks", group, "for_each"))
 
     def _owners(self, task: Task) -> list[str]:
         """The written task and its ancestors, whose needs all apply to ``task``."""
         owners = [task.spec_key]
-        parent = self._specs[task.spec_key].parent
+        parent = self.specs[task.spec_key].parent
         while parent is not None:
             owners.append(parent)
-            parent = self._specs[parent].parent
+            parent = self.specs[parent].parent
         return owners
 
     def _link(self, task: Task, owner: str, needs: list[str]) -> None:
         field_name = self._needs_field(owner)
         for i, need in enumerate(needs):
             path = ("tasks", owner, field_name, i)
-            if need not in self._tasks:
+            if need not in self.tasks:
                 written = need.split("[", 1)[0]
-                if written in self._specs and written not in self._tasks:
+                if written in self.specs and written not in self.tasks:
                     continue  # that task has errors of its own, reported already
-                if written in self._tasks:
-                    self._problems.fail(
+                if written in self.tasks:
+                    self.problems.fail(
                         path, f"{owner} needs {need!r}, but {written} has no such item"
                     )
                 else:
-                    self._problems.fail(path, self._unknown_need(owner, need))
+                    self.problems.fail(path, self._unknown_need(owner, need))
                 continue
             if need == task.key and owner != task.spec_key:
-                self._problems.fail(
+                self.problems.fail(
                     path,
                     f"{owner} needs {need}, which is one of its own children "
                     "(a parent already waits for its children)",
                 )
                 continue
             if need in (task.key, task.spec_key) and owner == task.spec_key:
-                self._problems.fail(path, f"{owner} needs itself")
+                self.problems.fail(path, f"{owner} needs itself")
                 continue
             via = None if owner == task.spec_key else owner
             where = self._need_locations(owner, field_name)[i]
-            self._edges.append(Edge(need, task.key, where, "needs", via))
+            self.edges.append(Edge(need, task.key, where, "needs", via))
 
     def _need_locations(self, owner: str, field_name: str) -> list[Location]:
         """Where each of ``owner``'s needs is written (shared by all of a fan-out's items)."""
-        found = self._needs_at.get(owner)
+        found = self.needs_at.get(owner)
         if found is None:
-            found = self._needs_at[owner] = self._source.locate_each(("tasks", owner, field_name))
+            found = self.needs_at[owner] = self.problems.source.locate_each(
+                ("tasks", owner, field_name)
+            )
         return found
 
 
