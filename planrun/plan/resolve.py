@@ -1,27 +1,66 @@
-"""What the plan's names and a task's inherited fields resolve to.
+"""What the plan's names and each task's inherited fields resolve to.
 
-A task's fields are the built-in defaults, overlaid by the plan's ``defaults:``, then by each
-ancestor's from the root down, then by its own (:func:`overlay`): ``env`` and ``hooks`` merge
-by name, ``retry`` and ``budget`` field by field, ``secrets`` and ``tags`` add up, and the
-rest replace. Providers are resolved by :mod:`planrun.plan.providers`; projects here, with an
-absolute folder and a rendered target branch.
+The plan is named by its ``name:``, else by its file; providers are resolved by
+:mod:`planrun.plan.providers`, and projects here, with an absolute folder and a rendered,
+checked target branch. A task's fields are the built-in defaults, overlaid by the plan's
+``defaults:``, then by each ancestor's from the root down, then by its own (:func:`overlay`):
+``env`` and ``hooks`` merge by name, ``retry`` and ``budget`` field by field, ``secrets`` and
+``tags`` add up, and the rest replace.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from planrun.plan import templates
 from planrun.plan.checks import check_target
-from planrun.plan.model import Backoff, Budget, PlanFile, Retry, TaskFields, TaskHooks, TaskSpec
+from planrun.plan.model import (
+    KEY_PATTERN,
+    Backoff,
+    Budget,
+    PlanFile,
+    Retry,
+    TaskFields,
+    TaskHooks,
+    TaskSpec,
+)
 from planrun.plan.paths import project_path_problem
 from planrun.plan.problems import Problems
 from planrun.plan.providers import resolve_providers
 from planrun.plan.resolved import BudgetSpec, CommandSpec, ProjectSpec, ProviderSpec, RetryPolicy
 
 TASK_HOOKS = ("on_task_start", "on_task_retry", "on_task_success", "on_task_failure")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What the plan's names stand for: its own name and file, its providers and projects."""
+
+    name: str
+    path: Path
+    providers: dict[str, ProviderSpec]
+    projects: dict[str, ProjectSpec]
+
+    @property
+    def directory(self) -> Path:
+        """The plan's folder, which relative paths start from."""
+        return self.path.parent
+
+
+def resolve(problems: Problems, plan: PlanFile, written: Path) -> Resolved:
+    """The plan's name (``name:`` or the file's), providers and projects, checked.
+
+    ``written`` is the plan's path as given: its stem names a plan without ``name:``.
+    """
+    path = written.resolve()
+    name = plan.name or written.stem
+    if plan.name is None and not re.match(KEY_PATTERN, name):
+        problems.fail((), f"the file name {path.stem!r} cannot name the plan; add `name:`")
+    providers = plan_providers(problems, plan)
+    return Resolved(name, path, providers, plan_projects(problems, plan, name, path.parent))
 
 
 def plan_providers(problems: Problems, plan: PlanFile) -> dict[str, ProviderSpec]:
