@@ -23,7 +23,7 @@ from planrun.plan.problems import Problems
 from planrun.plan.reads import PlanFiles, ReadError
 from planrun.plan.resolve import Inheritance, Resolved, task_kwargs
 from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
-from planrun.plan.source import is_lossy_float
+from planrun.plan.scalars import is_lossy_float
 
 
 class TaskBuilder:
