@@ -16,7 +16,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from planrun.errors import Diagnostic
-from planrun.plan.source import Source, is_lossy_float
+from planrun.plan.scalars import is_lossy_float
+from planrun.plan.source import Source
 
 Path = tuple[int | str, ...]
 

@@ -3,8 +3,8 @@
 These models describe what a user may *write*: every field of a task is optional here,
 because values are inherited (built-in defaults → ``defaults`` → parent → task). The
 resolved, fully-defaulted view of a task is :class:`planrun.plan.resolved.Task`, built by
-:mod:`planrun.plan.compile`; :mod:`planrun.plan.diagnose` turns validation errors into
-messages.
+:mod:`planrun.plan.tasks` as a plan compiles; :mod:`planrun.plan.diagnose` turns validation
+errors into messages.
 
 Unknown keys are errors everywhere (``extra="forbid"``); values are never coerced between
 types (``strict=True``), so ``priority: "3"`` or ``review: "yes"`` are errors, not guesses.

@@ -7,9 +7,9 @@ converted here rather than by ruamel's constructors, so that planrun decides eve
 - anchors, aliases and ``<<`` merge keys work, but the expanded document is bounded in node
   count and depth, so an alias bomb is a clear error instead of a hang;
 - only the YAML 1.2 core schema's scalars exist (``no`` and ``on`` stay text, no timestamps,
-  no ``1_000``): plain scalars are resolved here (:func:`core_value`), not by ruamel, which
-  is also the larger part of the speed on big plans; explicit tags other than the standard
-  ones are errors; mapping keys are always the key's text as written;
+  no ``1_000``): plain scalars are resolved by :mod:`planrun.plan.scalars`, not by ruamel,
+  which is also the larger part of the speed on big plans; explicit tags other than the
+  standard ones are errors; mapping keys are always the key's text as written;
 - a plain float whose text loses information as a number (``3.10`` → 3.1) can be told
   from its text (:meth:`Source.raw_text`), so that errors can say "quote it";
 - text that is not UTF-8, control characters, tabs used for indentation and a second
@@ -23,8 +23,6 @@ Nothing here reads files: the caller passes the text and a name to report it und
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +35,8 @@ from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
 from planrun.errors import Diagnostic, Location, PlanError
+from planrun.plan.scalars import core_value as core_value  # both re-exported: tests use them
+from planrun.plan.scalars import is_lossy_float as is_lossy_float
 
 MAX_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 64
@@ -47,17 +47,7 @@ NODE_ALLOWANCE = 200_000
 NODE_FACTOR = 8
 
 _TAG = "tag:yaml.org,2002:"
-_LOSSY_FLOAT = re.compile(r"^[-+]?\d+\.\d*0$")
 _MERGE = _TAG + "merge"
-
-# YAML 1.2 core schema (spec 10.3.2), resolved here rather than by ruamel's resolver
-_NULLS = {"": None, "~": None, "null": None, "Null": None, "NULL": None}
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
-_FLOAT = re.compile(
-    r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
-)
-_NUMBER_START = frozenset("-+.0123456789")
 #: shared tags: plain scalars are resolved by :func:`core_value`, not by ruamel
 _PLAIN_TAG = Tag(suffix="tag:planrun.dev,2026:plain")
 _MERGE_TAG = Tag(suffix=_MERGE)
@@ -83,20 +73,6 @@ class _CoreResolver(VersionedResolver):
                 return _MERGE_TAG if value == "<<" else _PLAIN_TAG
             return _STR_TAG
         return _SEQ_TAG if kind is SequenceNode else _MAP_TAG
-
-
-def core_value(text: str) -> Any:
-    """A plain scalar's value under the YAML 1.2 core schema (``no`` and ``on`` are text)."""
-    if text in _NULLS:
-        return None
-    if text in _BOOLS:
-        return _BOOLS[text]
-    if text[0] in _NUMBER_START:
-        if _INT.fullmatch(text):
-            return _int(text)
-        if _FLOAT.fullmatch(text):
-            return _float(text)
-    return text
 
 
 @dataclass(frozen=True)
@@ -447,38 +423,6 @@ class _Converter:
 def _tag_message(tag: str) -> str:
     shown = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
     return f"the YAML tag {shown} is not supported; plans are plain YAML (remove the tag)"
-
-
-def _int(text: str) -> int:
-    clean = text.replace("_", "")
-    sign = -1 if clean.startswith("-") else 1
-    digits = clean.lstrip("+-")
-    lower = digits.lower()
-    if lower.startswith("0o"):
-        return sign * int(digits[2:], 8)
-    if lower.startswith("0x"):
-        return sign * int(digits[2:], 16)
-    if lower.startswith("0b"):
-        return sign * int(digits[2:], 2)
-    return sign * int(digits, 10)
-
-
-def _float(text: str) -> float:
-    lower = text.lower().replace("_", "")
-    if lower in (".inf", "+.inf"):
-        return math.inf
-    if lower == "-.inf":
-        return -math.inf
-    if lower == ".nan":
-        return math.nan
-    return float(lower)
-
-
-def is_lossy_float(text: str) -> bool:
-    """True for number text that reads back differently as a float (``3.10`` → ``3.1``)."""
-    if not _LOSSY_FLOAT.match(text):
-        return False
-    return repr(float(text)) != text.lstrip("+")
 
 
 #: Mappings this small are searched in place rather than indexed (a task's own keys).

@@ -11,9 +11,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from planrun.atomic import fsync_dir
 from planrun.errors import ReportWriteError
 from planrun.report.model import RunReport, TaskReport
-from planrun.atomic import fsync_dir
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -1,0 +1,79 @@
+"""The files a plan points at, next to it: ``prompt_file``, and a fan-out's ``lines`` and ``glob``.
+
+This is the only I/O of compiling. The step that builds tasks receives a :class:`PlanFiles`
+and never opens a file itself; :class:`DiskFiles` is the one that reads the disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from planrun.errors import text_position
+from planrun.plan.expand import Item, items_for
+from planrun.plan.model import ForEach
+
+
+class ReadError(Exception):
+    """A file the plan names cannot be used; the message says why, in the plan's terms."""
+
+
+class PlanFiles(Protocol):
+    """What compiling reads."""
+
+    def prompt(self, name: str) -> str:
+        """The text of prompt_file ``name``; ReadError when it cannot be a prompt."""
+        ...
+
+    def items(self, for_each: ForEach, root: Path, root_name: str) -> list[Item]:
+        """A fan-out's items (not ``same_as``): see :func:`planrun.plan.expand.items_for`.
+
+        ``root`` is the folder a glob runs in and ``root_name`` how messages name it.
+        """
+        ...
+
+
+class DiskFiles:
+    """The files under the plan's folder ``directory``; a glob never lists ``state``."""
+
+    def __init__(self, directory: Path, state: Path) -> None:
+        self.directory = directory
+        self.state = state
+
+    def prompt(self, name: str) -> str:
+        path = (self.directory / name).resolve()
+        if path.exists() and not path.is_file() and not path.is_dir():
+            raise ReadError(f"prompt_file {name!r} is not a regular file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ReadError(
+                f"prompt_file {name!r} does not exist (paths are relative to the plan's folder)"
+            ) from None
+        except IsADirectoryError:
+            raise ReadError(f"prompt_file {name!r} is a folder, not a file") from None
+        except UnicodeDecodeError:
+            raise ReadError(f"prompt_file {name!r} is not UTF-8 text") from None
+        except OSError as exc:
+            raise ReadError(f"cannot read prompt_file {name!r}: {exc.strerror}") from None
+        nul = text.find("\0")
+        if nul >= 0:
+            raise ReadError(_nul_in_file(name, text, nul))
+        return text
+
+    def items(self, for_each: ForEach, root: Path, root_name: str) -> list[Item]:
+        return items_for(for_each, root, self.directory, root_name, exclude=self.state)
+
+
+def _nul_in_file(name: str, text: str, index: int) -> str:
+    """Where the first NUL of prompt_file ``name`` is, and why it cannot stay."""
+    line, column = text_position(text, index)
+    hint = (
+        " (the file looks like UTF-16: save it as UTF-8)"
+        if text.count("\0") * 4 > len(text)
+        else ""
+    )
+    return (
+        f"prompt_file {name!r} contains a NUL character (\\0) on line {line}, column {column}, "
+        f"which cannot be passed to a process; remove it{hint}"
+    )

@@ -1,0 +1,296 @@
+"""The written tasks → :class:`~planrun.plan.resolved.Task` objects, depth first from the roots.
+
+A parent becomes a group that waits for its children; a ``for_each`` task, a group of one
+work task per item (``KEY[id]``); any other task, one work task with its inherited fields,
+its provider and its prompt. Each work task's secrets and templates are checked as it is
+built (:mod:`planrun.plan.checks`); the files it names are read through
+:class:`~planrun.plan.reads.PlanFiles`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from planrun.plan import templates
+from planrun.plan.checks import TemplateChecks, check_secrets
+from planrun.plan.diagnose import suggest
+from planrun.plan.expand import Item, ItemError, expanded_key
+from planrun.plan.link import Parents
+from planrun.plan.model import PlanFile, TaskSpec
+from planrun.plan.problems import Problems
+from planrun.plan.reads import PlanFiles, ReadError
+from planrun.plan.resolve import Inheritance, Resolved, task_kwargs
+from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
+from planrun.plan.scalars import is_lossy_float
+
+
+class TaskBuilder:
+    """One pass over a plan's tasks; what it cannot build, it reports and leaves out."""
+
+    def __init__(
+        self,
+        problems: Problems,
+        plan: PlanFile,
+        resolved: Resolved,
+        parents: Parents,
+        checks: TemplateChecks,
+        files: PlanFiles,
+    ) -> None:
+        self._problems = problems
+        self._source = problems.source
+        self._plan = plan
+        self._resolved = resolved
+        self._parents = parents
+        self._checks = checks
+        self._files = files
+        self._inheritance = Inheritance(plan)
+        self._items: dict[str, list[Item]] = {}
+        self._prompts: dict[str, str | None] = {}
+        self._tasks: dict[str, Task] = {}
+
+    def build(self) -> dict[str, Task]:
+        """The tasks, each parent before its children, in the plan's order."""
+        for key, spec in self._plan.tasks.items():
+            if spec.parent is None:
+                self._expand(key, parent=None)
+        return self._tasks
+
+    def _expand(self, key: str, parent: str | None) -> None:
+        spec = self._plan.tasks[key]
+        fields = self._inheritance.fields(spec)
+        if key in self._parents.children:
+            self._add_group(key, spec, fields, parent)
+            for child in sorted(self._parents.children[key]):
+                self._expand(child, parent=key)
+        elif spec.for_each is not None:
+            self._fan_out(key, spec, fields, parent)
+        else:
+            self._add_work(key, key, spec, fields, parent, item=None)
+
+    def _add_group(
+        self,
+        key: str,
+        spec: TaskSpec,
+        fields: dict[str, Any],
+        parent: str | None,
+        children: tuple[str, ...] = (),
+    ) -> None:
+        fan_out = bool(children)
+        children = children or tuple(sorted(self._parents.children.get(key, ())))
+        # a fan-out's title and description speak of an item: its group shows the key
+        title = key if fan_out else self._text(key, spec, "title", {}) or key
+        self._tasks[key] = Task(
+            key=key,
+            kind="group",
+            title=title,
+            description="" if fan_out else self._text(key, spec, "description", {}),
+            location=self._source.locate(("tasks", key), key=True),
+            parent=parent,
+            children=children,
+            needs=tuple(spec.dependencies),
+            spec_key=key,
+            **task_kwargs(fields),
+        )
+
+    def _fan_out(
+        self, key: str, spec: TaskSpec, fields: dict[str, Any], parent: str | None
+    ) -> None:
+        items = self._items_of(key)
+        if items is None:
+            return
+        keys = tuple(expanded_key(key, item.id) for item in items)
+        self._add_group(key, spec, fields, parent, children=keys)
+        for item in items:
+            self._add_work(expanded_key(key, item.id), key, spec, fields, key, item=item)
+
+    def _items_of(self, key: str, chain: tuple[str, ...] = ()) -> list[Item] | None:
+        if key in self._items:
+            return self._items[key]
+        spec = self._plan.tasks[key]
+        for_each = spec.for_each
+        assert for_each is not None
+        where = ("tasks", key, "for_each")
+        if for_each.same_as is not None:
+            other = self._plan.tasks.get(for_each.same_as)
+            if other is None or other.for_each is None:
+                hint = suggest(
+                    for_each.same_as, [k for k, t in self._plan.tasks.items() if t.for_each]
+                )
+                self._problems.fail(
+                    (*where, "same_as"),
+                    f"same_as must name a task with for_each; "
+                    f"{for_each.same_as!r} is not one{hint}",
+                )
+                return None
+            if for_each.same_as in (*chain, key):
+                self._problems.fail(
+                    (*where, "same_as"), f"same_as cycle through {for_each.same_as}"
+                )
+                return None
+            items = self._items_of(for_each.same_as, (*chain, key))
+        else:
+            if not self._items_are_text(where, for_each.items, for_each.matrix):
+                return None
+            root, root_name = self._glob_root(spec)
+            try:
+                items = self._files.items(for_each, root, root_name)
+            except ItemError as exc:
+                index = () if exc.index is None else (exc.index,)
+                self._problems.fail((*where, exc.field, *index), exc.message)
+                return None
+        self._items[key] = items or []
+        return items
+
+    def _glob_root(self, spec: TaskSpec) -> tuple[Path, str]:
+        """The folder a task's glob runs in, and how messages name it."""
+        project = self._inheritance.fields(spec).get("project")
+        if project in self._resolved.projects:
+            written = self._plan.projects[project].path
+            return Path(self._resolved.projects[project].path), f"project {project} ({written})"
+        return self._resolved.directory, "the plan's folder"
+
+    def _items_are_text(self, where: tuple[str, ...], items: Any, matrix: Any) -> bool:
+        ok = True
+        values: list[tuple[tuple[str | int, ...], Any]] = []
+        if items is not None:
+            values = [((*where, "items", i), v) for i, v in enumerate(items)]
+        if matrix is not None:
+            values = [
+                ((*where, "matrix", axis, i), v)
+                for axis, vs in matrix.items()
+                for i, v in enumerate(vs)
+            ]
+        for path, value in values:
+            raw = self._source.raw_text(path)
+            if isinstance(value, float) and raw is not None and is_lossy_float(raw):
+                self._problems.fail(
+                    path,
+                    f'{raw} is read as the number {value!r}; quote it ("{raw}") to keep the text',
+                )
+                ok = False
+        return ok
+
+    def _add_work(
+        self,
+        key: str,
+        spec_key: str,
+        spec: TaskSpec,
+        fields: dict[str, Any],
+        parent: str | None,
+        item: Item | None,
+    ) -> None:
+        where: tuple[str, ...] = ("tasks", spec_key)
+        if spec.run is not None and "provider" not in spec.model_fields_set:
+            fields = {**fields, "provider": "shell"}
+        provider = self._provider(where, spec, fields)
+        if provider is None:
+            return
+        check_secrets(self._problems, self._plan, spec_key, fields)
+        context = {"item": item} if item is not None else {}
+        prompt = self._prompt(where, spec)
+        if not self._has_work(where, spec_key, spec, provider):
+            return
+        backend = fields["backend"] or provider.backend or "subprocess"
+        task = Task(
+            key=key,
+            kind="work",
+            title=self._text(spec_key, spec, "title", context) or key,
+            description=self._text(spec_key, spec, "description", context),
+            location=self._source.locate(where, key=True),
+            parent=parent,
+            needs=tuple(spec.dependencies),
+            run=CommandSpec.of(spec.run) if spec.run is not None else None,
+            prompt=prompt,
+            item=item,
+            item_id=item.id if item is not None else None,
+            spec_key=spec_key,
+            **{**task_kwargs(fields), "backend": backend},
+        )
+        self._checks.task(where, task, spec, provider)
+        self._tasks[key] = task
+
+    def _provider(
+        self, where: tuple[str, ...], spec: TaskSpec, fields: dict[str, Any]
+    ) -> ProviderSpec | None:
+        """The task's provider; None when it or the task's project is unknown."""
+        name = fields["provider"]
+        provider = self._resolved.providers.get(name)
+        if provider is None:
+            if name not in self._plan.providers:  # else its own errors are reported already
+                self._unknown(where, spec, "provider", name, sorted(self._resolved.providers))
+            return None
+        project = fields.get("project")
+        if project is not None and project not in self._resolved.projects:
+            self._unknown(where, spec, "project", project, self._resolved.projects)
+            return None
+        return provider
+
+    def _unknown(
+        self, where: tuple[str, ...], spec: TaskSpec, field: str, name: str, known: Iterable[str]
+    ) -> None:
+        """An unknown provider or project: where the task sets it, else in defaults."""
+        at = (*where, field) if field in spec.model_fields_set else ("defaults", field)
+        self._problems.fail(at, f"unknown {field} {name!r}{suggest(name, known)}")
+
+    def _prompt(self, where: tuple[str, ...], spec: TaskSpec) -> str | None:
+        """The written prompt, or the prompt_file's text (each file read, and reported, once)."""
+        name = spec.prompt_file
+        if name is None:
+            return spec.prompt
+        if name not in self._prompts:
+            try:
+                self._prompts[name] = self._files.prompt(name)
+            except ReadError as exc:
+                self._problems.fail((*where, "prompt_file"), str(exc))
+                self._prompts[name] = None
+        return self._prompts[name]
+
+    def _has_work(
+        self, where: tuple[str, ...], spec_key: str, spec: TaskSpec, provider: ProviderSpec
+    ) -> bool:
+        """Whether the task gives its provider what it takes: a command, or a prompt."""
+        if provider.is_agent and spec.run is not None:
+            self._problems.fail(
+                (*where, "run"),
+                f"run is for commands, but provider {provider.name!r} takes a prompt; "
+                "drop run or set provider: shell",
+            )
+            return False
+        if not provider.is_agent and spec.run is None:
+            if not (self._parents.unknown and _looks_like_group(spec)):
+                self._problems.fail(where, _nothing_to_do(spec_key, spec), key=True)
+            return False
+        return True
+
+    def _text(self, key: str, spec: TaskSpec, name: str, context: dict[str, Any]) -> str:
+        text: str | None = getattr(spec, name)
+        if not text:
+            return ""
+        if not templates.is_template(text):
+            return text
+        full = {"task": {"key": key}, "plan": {"name": self._resolved.name}, **context}
+        try:
+            return templates.refuse_nul(templates.render(text, full))
+        except templates.TemplateProblem as exc:
+            self._problems.fail_template(("tasks", key, name), exc)
+            return text
+
+
+def _nothing_to_do(key: str, spec: TaskSpec) -> str:
+    parent = "" if spec.for_each is not None else f", or make it a parent (parent: {key})"
+    return (
+        f"task {key} has nothing to do: give it run (a command) or a provider that takes "
+        f"a prompt{parent}"
+    )
+
+
+def _looks_like_group(spec: TaskSpec) -> bool:
+    """A task that sets nothing to run: meant as a parent, perhaps of a misspelt child."""
+    return (
+        spec.run is None
+        and spec.prompt is None
+        and spec.prompt_file is None
+        and (spec.provider is None and spec.for_each is None)
+    )
