@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from planrun.core.events import Event, EventKind, Observers
+from planrun.core.events import Event, EventKind, HookRan, Observers, Output, redact_data
 from planrun.core.redact import Redactor
 from tests import runs
 from tests.gitrepo import git
@@ -100,9 +100,12 @@ class Recorder:
 def test_observers_redact_every_text_of_an_event_before_anyone_sees_it() -> None:
     recorder = Recorder()
     observers = Observers([recorder], redact=Redactor([TOKEN]).redact)
-    observers(EventKind.HOOK_RAN, "T", reason=f"git said {TOKEN}", more={"a": [TOKEN, 3]})
-    observers(EventKind.OUTPUT, "T", line="already redacted by the session: left as it is")
+    observers(
+        HookRan(key="T", moment="m", command=f"c {TOKEN}", ok=False, reason=f"git said {TOKEN}")
+    )
+    observers(Output(key="T", line="already redacted by the session: left as it is"))
     first, second = recorder.events
-    assert first.data == {"reason": "git said ***", "more": {"a": ["***", 3]}}
+    assert first.data == {"moment": "m", "command": "c ***", "ok": False, "reason": "git said ***"}
     assert (first.kind, first.key) == (EventKind.HOOK_RAN, "T")
     assert second.data == {"line": "already redacted by the session: left as it is"}
+    assert redact_data({"a": [TOKEN, 3]}, Redactor([TOKEN]).redact) == {"a": ["***", 3]}

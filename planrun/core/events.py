@@ -1,24 +1,30 @@
-"""The activity stream: every moment of a run as an :class:`Event`, fanned out to observers.
+"""The activity stream: every moment of a run as a typed event, fanned out to observers.
 
-Observers (the progress view, ``--events``, the journal) receive events in order through
-``event()``. A broken observer never breaks a run: the first exception it raises disables
-it and is reported once on stderr.
+Each moment is a frozen dataclass (:class:`AttemptStarted`, :class:`RetryScheduled`, ...)
+with typed fields, so mypy connects whoever emits an event with whoever reads it: a field
+renamed on one side fails the type check, not a run. ``--events`` writes
+:meth:`Event.as_json` (``at``, ``kind``, ``key`` and the fields), unchanged in shape.
+
+Observers (the progress view, ``--events``) receive events in order through ``event()``.
+A broken observer never breaks a run: the first exception it raises disables it and is
+reported once on stderr.
 
 Every text of an event leaves planrun (console, ``--events``), so :class:`Observers` built
-with ``redact`` passes each string of the event's data through it first: the scheduler
-gives it the run's redactor, whatever produced the text (a git error, a hook, a budget).
-``output`` events are the exception: their line was redacted by the session that read it,
-with the same secrets, and there are too many of them to redact twice.
+with ``redact`` passes each string field of an event through it first: the scheduler gives
+it the run's redactor, whatever produced the text (a git error, a hook, a budget).
+:class:`Output` events are the exception: their line was redacted by the session that read
+it, with the same secrets, and there are too many of them to redact twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 
 class EventKind(StrEnum):
@@ -32,7 +38,6 @@ class EventKind(StrEnum):
     ATTEMPT_FINISHED = "attempt_finished"
     RETRY_SCHEDULED = "retry_scheduled"
     HOOK_RAN = "hook_ran"
-    WORKTREE_CREATED = "worktree_created"
     LANDED = "landed"
     TASK_FINISHED = "task_finished"  # a final status (done, failed, skipped, cancelled)
     TASK_PAUSED = "task_paused"  # needs_input or in_review
@@ -40,16 +45,132 @@ class EventKind(StrEnum):
     RUN_FINISHED = "run_finished"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Event:
-    kind: EventKind
+    """One moment of a run; ``key`` is the task's (None for the run's own moments)."""
+
+    kind: ClassVar[EventKind]
     key: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
 
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's own fields (everything but ``key`` and ``at``)."""
+        return {f.name: getattr(self, f.name) for f in _own_fields(self)}
+
     def as_json(self) -> dict[str, Any]:
-        core = {"at": round(self.at, 6), "kind": self.kind.value, "key": self.key}
-        return {**core, **{k: v for k, v in self.data.items() if k not in core}}
+        return {"at": round(self.at, 6), "kind": self.kind.value, "key": self.key, **self.data}
+
+
+def _own_fields(event: Event) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(event) if f.name not in ("key", "at")]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind = EventKind.RUN_STARTED
+    plan: str
+    run_id: str
+    tasks: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskQueued(Event):
+    kind = EventKind.TASK_QUEUED
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptStarted(Event):
+    kind = EventKind.ATTEMPT_STARTED
+    attempt: int
+    log_path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessStarted(Event):
+    kind = EventKind.PROCESS_STARTED
+    attempt: int
+    pid: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Output(Event):
+    kind = EventKind.OUTPUT
+    line: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputRequested(Event):
+    kind = EventKind.INPUT_REQUESTED
+    question: str
+    timeout_s: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerSent(Event):
+    kind = EventKind.ANSWER_SENT
+    length: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptFinished(Event):
+    kind = EventKind.ATTEMPT_FINISHED
+    attempt: int
+    outcome: str
+    reason: str
+    exit_code: int | None
+    duration_s: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryScheduled(Event):
+    kind = EventKind.RETRY_SCHEDULED
+    attempt: int
+    outcome: str
+    delay_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HookRan(Event):
+    kind = EventKind.HOOK_RAN
+    moment: str
+    command: str
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Landed(Event):
+    kind = EventKind.LANDED
+    commit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFinished(Event):
+    kind = EventKind.TASK_FINISHED
+    status: str
+    reason: str
+    task_kind: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskPaused(Event):
+    kind = EventKind.TASK_PAUSED
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStopping(Event):
+    kind = EventKind.RUN_STOPPING
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    kind = EventKind.RUN_FINISHED
+    status: str
+    counts: Mapping[str, int]
 
 
 class Observer(Protocol):
@@ -68,13 +189,12 @@ class Observers:
     def add(self, observer: Observer) -> None:
         self._observers.append(observer)
 
-    def __call__(self, kind: EventKind, key: str | None = None, /, **data: Any) -> None:
-        self.event(Event(kind, key, data))
+    def __call__(self, event: Event) -> None:
+        self.event(event)
 
     def event(self, event: Event) -> None:
-        if self._redact is not None and event.kind is not EventKind.OUTPUT:
-            data = {name: redact_data(value, self._redact) for name, value in event.data.items()}
-            event = Event(event.kind, event.key, data, event.at)
+        if self._redact is not None and not isinstance(event, Output):
+            event = redacted(event, self._redact)
         for observer in list(self._observers):
             try:
                 observer.event(event)
@@ -84,6 +204,12 @@ class Observers:
                 print(f"planrun: observer {name} failed and was disabled: {exc!r}", file=sys.stderr)
 
 
+def redacted(event: Event, redact: Callable[[str], str]) -> Event:
+    """``event`` with ``redact`` applied to every string in its fields."""
+    changes = {f.name: redact_data(getattr(event, f.name), redact) for f in _own_fields(event)}
+    return dataclasses.replace(event, **changes)
+
+
 def redact_data(value: Any, redact: Callable[[str], str]) -> Any:
     """``value`` with ``redact`` applied to every string in it (in lists, tuples and dict
     values, at any depth); anything else is returned as it is."""
@@ -91,6 +217,6 @@ def redact_data(value: Any, redact: Callable[[str], str]) -> Any:
         return redact(value)
     if isinstance(value, list | tuple):
         return type(value)(redact_data(item, redact) for item in value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {key: redact_data(item, redact) for key, item in value.items()}
     return value

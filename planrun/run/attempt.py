@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import trio
 
+from planrun.core import events as ev
 from planrun.core.budget import Spent, exceeded
-from planrun.core.events import EventKind
 from planrun.core.names import sanitize_component
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.usage import RunningTotals, parse_usage
@@ -149,10 +149,10 @@ class AttemptRunner:
         async def on_start(info: ProcessInfo) -> None:
             self.run.groups[task.key] = info
             self.run.journal.attempt_process(task.key, number, info)
-            self.run.emit(EventKind.PROCESS_STARTED, task.key, attempt=number, pid=info.pid)
+            self.run.emit(ev.ProcessStarted(key=task.key, attempt=number, pid=info.pid))
 
         def on_line(line: str) -> None:
-            self.run.emit(EventKind.OUTPUT, task.key, line=line)
+            self.run.emit(ev.Output(key=task.key, line=line))
 
         async def on_question(question: str) -> str | None:
             return await self._ask(task, question)
@@ -252,12 +252,13 @@ class AttemptRunner:
         result = await self.run.sessions["subprocess"].run(check)
         passed = result.outcome is Outcome.SUCCEEDED
         self.run.emit(
-            EventKind.HOOK_RAN,
-            task.key,
-            moment="verify",
-            command=task.verify.describe(),
-            ok=passed,
-            reason=result.reason,
+            ev.HookRan(
+                key=task.key,
+                moment="verify",
+                command=task.verify.describe(),
+                ok=passed,
+                reason=result.reason,
+            )
         )
         return None if passed else (result.reason or result.outcome.value, result.tail)
 
@@ -271,11 +272,11 @@ class AttemptRunner:
         # (this task waits for that, off the event loop; the run goes on)
         await trio.to_thread.run_sync(self.run.journal.flush)
         self.run.emit(
-            EventKind.INPUT_REQUESTED, task.key, question=question, timeout_s=task.input_timeout
+            ev.InputRequested(key=task.key, question=question, timeout_s=task.input_timeout)
         )
         answer = await wait_for_answer(self.run.settings.state_dir, task.key, task.input_timeout)
         if answer is not None:
-            self.run.emit(EventKind.ANSWER_SENT, task.key, length=len(answer))
+            self.run.emit(ev.AnswerSent(key=task.key, length=len(answer)))
         await self.slots.resume(task.key)
         report.reason = ""
         return answer

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from planrun.core.events import EventKind
+from planrun.core import events as ev
 from planrun.core.outcomes import Outcome
 from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, Task
@@ -142,7 +142,7 @@ class HookRunner:
                 )
                 self.run.hook_failures.append(failure)
             self.run.emit(
-                EventKind.HOOK_RAN, key, moment=moment, command=r.command, ok=r.ok, reason=r.reason
+                ev.HookRan(key=key, moment=moment, command=r.command, ok=r.ok, reason=r.reason)
             )
         return results
 

@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import trio
 
-from planrun.core.events import EventKind, Observers
+from planrun.core import events as ev
+from planrun.core.events import Observers
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.redact import Redactor
 from planrun.core.runstate import Caps, Change, RunState
@@ -110,10 +111,9 @@ class Scheduler:
     async def run(self) -> None:
         """Run every selected task to a final status (or until stopped)."""
         self.emit(
-            EventKind.RUN_STARTED,
-            plan=self.plan.name,
-            run_id=self.settings.run_id,
-            tasks=len(self.state.work_keys()),
+            ev.RunStarted(
+                plan=self.plan.name, run_id=self.settings.run_id, tasks=len(self.state.work_keys())
+            )
         )
         for key in self.state.keys:
             self.reports[key] = self._task_report(key)
@@ -137,7 +137,7 @@ class Scheduler:
             )
         with trio.CancelScope(shield=True):
             await self.hooks.for_run("on_run_end", self.status)
-        self.emit(EventKind.RUN_FINISHED, status=self.status, counts=self.state.counts())
+        self.emit(ev.RunFinished(status=self.status, counts=self.state.counts()))
 
     @property
     def status(self) -> Literal["succeeded", "failed", "interrupted"]:
@@ -152,7 +152,7 @@ class Scheduler:
         if self.interrupted:
             return
         self.interrupted = True
-        self.emit(EventKind.RUN_STOPPING, reason="interrupted")
+        self.emit(ev.RunStopping(reason="interrupted"))
         self._stop(cancel=True)
 
     def _journal_failed(self, error: StoreError) -> None:
@@ -160,7 +160,7 @@ class Scheduler:
         if self.journal_error is not None:
             return
         self.journal_error = error
-        self.emit(EventKind.RUN_STOPPING, reason=f"the journal failed: {error.problem}")
+        self.emit(ev.RunStopping(reason=f"the journal failed: {error.problem}"))
         self._stop(cancel=True)
 
     def kill_now(self) -> None:
@@ -192,16 +192,17 @@ class Scheduler:
                 report.reason = change.reason
                 report.cause = self.state[change.key].cause
             if change.status is Status.READY:
-                self.emit(EventKind.TASK_QUEUED, change.key)
+                self.emit(ev.TaskQueued(key=change.key))
             elif change.status.is_final:
                 if report is not None:
                     self.journal.task_finished(change.key, report)
                 self.emit(
-                    EventKind.TASK_FINISHED,
-                    change.key,
-                    status=change.status.value,
-                    reason=change.reason,
-                    task_kind=self.plan.tasks[change.key].kind,
+                    ev.TaskFinished(
+                        key=change.key,
+                        status=change.status.value,
+                        reason=change.reason,
+                        task_kind=self.plan.tasks[change.key].kind,
+                    )
                 )
 
     def _dispatch(self) -> None:
@@ -260,9 +261,7 @@ class Scheduler:
         self._finish(key, status, reason)
         self._active -= 1
         if status is Status.FAILED and self.on_failure != "continue" and not self.state.stopping:
-            self.emit(
-                EventKind.RUN_STOPPING, reason=f"{key} failed (on_failure: {self.on_failure})"
-            )
+            self.emit(ev.RunStopping(reason=f"{key} failed (on_failure: {self.on_failure})"))
             self._stop(cancel=self.on_failure == "cancel")
         self._dispatch()
         self._check_idle()
@@ -274,7 +273,7 @@ class Scheduler:
         report.status, report.reason = Status.IN_REVIEW.value, reason
         self.state.release(task.key, Status.IN_REVIEW)
         self.journal.task_finished(task.key, report)
-        self.emit(EventKind.TASK_PAUSED, task.key, status=Status.IN_REVIEW.value, reason=reason)
+        self.emit(ev.TaskPaused(key=task.key, status=Status.IN_REVIEW.value, reason=reason))
         self._active -= 1
         self._dispatch()
         self._check_idle()
@@ -300,11 +299,12 @@ class Scheduler:
             attempt: _Attempt = retry_state.outcome.result()
             delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
             self.emit(
-                EventKind.RETRY_SCHEDULED,
-                task.key,
-                attempt=attempt.report.number,
-                outcome=attempt.result.outcome.value,
-                delay_s=round(delay, 3),
+                ev.RetryScheduled(
+                    key=task.key,
+                    attempt=attempt.report.number,
+                    outcome=attempt.result.outcome.value,
+                    delay_s=round(delay, 3),
+                )
             )
             await self.hooks.for_task(
                 task,
@@ -364,7 +364,7 @@ class Scheduler:
             self._record(task, report, result, started)
             await trio.lowlevel.checkpoint()  # the run's stop cancelled this task's scope
             return _Attempt(report, result, None)  # never started, whatever happens
-        self.emit(EventKind.ATTEMPT_STARTED, task.key, attempt=number, log_path=str(log_path))
+        self.emit(ev.AttemptStarted(key=task.key, attempt=number, log_path=str(log_path)))
         prepared: Prepared | None = None
         try:
             result, prepared = await self.attempts.attempt(task, number, log_path)
@@ -387,13 +387,14 @@ class Scheduler:
         report.tail = list(result.tail)
         self.journal.attempt_finished(task.key, report)
         self.emit(
-            EventKind.ATTEMPT_FINISHED,
-            task.key,
-            attempt=report.number,
-            outcome=report.outcome,
-            reason=report.reason,
-            exit_code=report.exit_code,
-            duration_s=report.duration_s,
+            ev.AttemptFinished(
+                key=task.key,
+                attempt=report.number,
+                outcome=report.outcome,
+                reason=report.reason,
+                exit_code=report.exit_code,
+                duration_s=report.duration_s,
+            )
         )
         return result
 
@@ -435,7 +436,7 @@ class Scheduler:
         report.landed_commit = landed.commit
         report.diffstat = landed.diffstat
         if landed.commit:
-            self.emit(EventKind.LANDED, task.key, commit=landed.commit)
+            self.emit(ev.Landed(key=task.key, commit=landed.commit))
         return Status.DONE, ""
 
     def _task_report(self, key: str) -> TaskReport:

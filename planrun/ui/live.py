@@ -11,7 +11,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from planrun.core.events import Event, EventKind
+from planrun.core import events as ev
+from planrun.core.events import Event
 
 
 @dataclass
@@ -44,20 +45,20 @@ class LiveProgress:
         self._live.stop()
 
     def event(self, event: Event) -> None:
-        d = event.data
         key = event.key or ""
-        if event.kind is EventKind.RUN_STARTED:
-            self.total, self.plan = d["tasks"], d["plan"]
-        elif event.kind is EventKind.ATTEMPT_STARTED:
-            self.rows[key] = _Row("running", d["attempt"], event.at)
-        elif event.kind is EventKind.RETRY_SCHEDULED and key in self.rows:
-            self.rows[key].status = f"retry in {d['delay_s']:.0f}s"
-        elif event.kind is EventKind.OUTPUT and key in self.rows:
-            self.rows[key].last_line = d["line"]
-        elif event.kind is EventKind.TASK_FINISHED and d.get("task_kind") == "work":
-            self.rows.pop(key, None)
-            self.finished[d["status"]] = self.finished.get(d["status"], 0) + 1
-        self._draw(force=event.kind in (EventKind.TASK_FINISHED, EventKind.RUN_FINISHED))
+        match event:
+            case ev.RunStarted():
+                self.total, self.plan = event.tasks, event.plan
+            case ev.AttemptStarted():
+                self.rows[key] = _Row("running", event.attempt, event.at)
+            case ev.RetryScheduled() if key in self.rows:
+                self.rows[key].status = f"retry in {event.delay_s:.0f}s"
+            case ev.Output() if key in self.rows:
+                self.rows[key].last_line = event.line
+            case ev.TaskFinished() if event.task_kind == "work":
+                self.rows.pop(key, None)
+                self.finished[event.status] = self.finished.get(event.status, 0) + 1
+        self._draw(force=isinstance(event, ev.TaskFinished | ev.RunFinished))
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from planrun.core.events import Event, EventKind
+from planrun.core import events as ev
+from planrun.core.events import Event
 
 
 class PlainProgress:
@@ -21,37 +22,32 @@ class PlainProgress:
             self.out.flush()
 
     def _line(self, e: Event) -> str | None:
-        d = e.data
         key = e.key or ""
-        match e.kind:
-            case EventKind.RUN_STARTED:
-                return f"run {d['run_id']}: plan {d['plan']}, {d['tasks']} tasks"
-            case EventKind.ATTEMPT_STARTED:
-                return f"{key}: started (attempt {d['attempt']})"
-            case EventKind.ATTEMPT_FINISHED if d["outcome"] != "succeeded":
-                return (
-                    f"{key}: attempt {d['attempt']} {d['outcome']}: {d.get('reason') or ''}".rstrip(
-                        ": "
-                    )
-                )
-            case EventKind.RETRY_SCHEDULED:
-                return f"{key}: retrying in {d['delay_s']:.1f}s"
-            case EventKind.HOOK_RAN if not d["ok"]:
-                return f"{key or 'run'}: {d['reason']}"
-            case EventKind.LANDED:
-                return f"{key}: landed {d['commit'][:12]}"
-            case EventKind.TASK_FINISHED if d.get("task_kind") == "work":
-                reason = f": {d['reason']}" if d.get("reason") else ""
-                return f"{key}: {d['status']}{reason}"
-            case EventKind.TASK_PAUSED:
-                return f"{key}: {d['status']}: {d.get('reason', '')}"
-            case EventKind.INPUT_REQUESTED:
-                return f"{key}: needs input: {d.get('question', '')}"
-            case EventKind.RUN_STOPPING:
-                return f"stopping: {d['reason']}"
-            case EventKind.RUN_FINISHED:
-                counts = ", ".join(f"{n} {s}" for s, n in d["counts"].items() if n)
-                return f"run {d['status']}: {counts}"
-            case EventKind.OUTPUT if self.show_output:
-                return f"{key}| {d['line']}"
+        match e:
+            case ev.RunStarted():
+                return f"run {e.run_id}: plan {e.plan}, {e.tasks} tasks"
+            case ev.AttemptStarted():
+                return f"{key}: started (attempt {e.attempt})"
+            case ev.AttemptFinished() if e.outcome != "succeeded":
+                return f"{key}: attempt {e.attempt} {e.outcome}: {e.reason or ''}".rstrip(": ")
+            case ev.RetryScheduled():
+                return f"{key}: retrying in {e.delay_s:.1f}s"
+            case ev.HookRan() if not e.ok:
+                return f"{key or 'run'}: {e.reason}"
+            case ev.Landed():
+                return f"{key}: landed {e.commit[:12]}"
+            case ev.TaskFinished() if e.task_kind == "work":
+                reason = f": {e.reason}" if e.reason else ""
+                return f"{key}: {e.status}{reason}"
+            case ev.TaskPaused():
+                return f"{key}: {e.status}: {e.reason}"
+            case ev.InputRequested():
+                return f"{key}: needs input: {e.question}"
+            case ev.RunStopping():
+                return f"stopping: {e.reason}"
+            case ev.RunFinished():
+                counts = ", ".join(f"{n} {s}" for s, n in e.counts.items() if n)
+                return f"run {e.status}: {counts}"
+            case ev.Output() if self.show_output:
+                return f"{key}| {e.line}"
         return None
