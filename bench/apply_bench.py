@@ -219,9 +219,10 @@ def scheduler_run(plan: object, state_dir: Path, jobs: int, *, journal: bool) ->
         trio.run(scheduler.run)
         return InProcess(time.perf_counter() - start, ok=scheduler.state.succeeded)
 
-    from planrun.commands.apply import Outputs, build_report, write_reports
     from planrun.core.decision import decide
     from planrun.core.fingerprint import fingerprint
+    from planrun.report.outputs import Outputs, write_reports
+    from planrun.run.apply import build_report
     from planrun.state.folder import open_state
 
     t0 = time.perf_counter()
@@ -235,7 +236,7 @@ def scheduler_run(plan: object, state_dir: Path, jobs: int, *, journal: bool) ->
         t2 = time.perf_counter()
         report = build_report(plan, scheduler)  # type: ignore[arg-type]
         state.end(run_id, report.status)
-        write_reports(plan, scheduler, report, state_dir, Outputs(None, None, None))  # type: ignore[arg-type]
+        write_reports(plan, report, state_dir, Outputs())  # type: ignore[arg-type]
         t3 = time.perf_counter()
     return InProcess(t2 - t1, setup=t1 - t0, report=t3 - t2, ok=scheduler.state.succeeded)
 

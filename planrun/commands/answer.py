@@ -16,13 +16,14 @@ import argparse
 from pathlib import Path
 from typing import TextIO
 
-from planrun.commands.apply import check_keys, state_dir_for
+from planrun.commands.apply import check_keys
 from planrun.core.outcomes import Status
 from planrun.errors import UsageError
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.run.inbox import post_answer
 from planrun.state.folder import STATE_FILE
+from planrun.state.locate import state_dir_for
 from planrun.state.queries import catch_up, run_liveness
 from planrun.state.store import StoreProtocol
 

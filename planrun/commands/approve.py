@@ -16,7 +16,7 @@ from typing import TextIO
 
 import trio
 
-from planrun.commands.apply import check_keys, state_dir_for
+from planrun.commands.apply import check_keys
 from planrun.core.decision import Action
 from planrun.errors import MergeConflict, UsageError
 from planrun.plan.compile import CompiledPlan
@@ -24,6 +24,7 @@ from planrun.plan.load import load_plan
 from planrun.plan.resolved import Task
 from planrun.run.prepare import decide_for, fingerprints_of
 from planrun.state.folder import STATE_FILE, State, open_state
+from planrun.state.locate import state_dir_for
 from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.trailers import Mark
 

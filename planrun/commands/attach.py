@@ -9,9 +9,10 @@ from typing import TextIO
 
 import trio
 
-from planrun.commands.apply import check_keys, tmux_socket
+from planrun.commands.apply import check_keys
 from planrun.errors import UsageError
 from planrun.plan.load import load_plan
+from planrun.run.wiring import tmux_socket
 
 
 def run_attach(args: argparse.Namespace, out: TextIO) -> int:

@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, TextIO
 
 import trio
 
-from planrun.commands.apply import state_dir_for
 from planrun.core.outcomes import Status
 from planrun.errors import git_stderr_summary
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.state.folder import STATE_FILE
+from planrun.state.locate import state_dir_for
 
 if TYPE_CHECKING:
     from planrun.workspace.git import GitRepo

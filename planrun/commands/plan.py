@@ -22,8 +22,8 @@ def plan_rows(
     plan: CompiledPlan, choices: Choices = PLAIN, state_dir: Path | None = None
 ) -> list[dict[str, Any]]:
     """One row per work task: what :func:`planrun.run.prepare.decide_for` says apply does."""
-    from planrun.commands.apply import state_dir_for
     from planrun.state.folder import open_state
+    from planrun.state.locate import state_dir_for
     from planrun.state.queries import catch_up
 
     fingerprints = fingerprints_of(plan)

@@ -17,7 +17,15 @@ from planrun.errors import UsageError
 from planrun.state.folder import STATE_FILE
 
 if TYPE_CHECKING:
-    pass
+    from planrun.plan.compile import CompiledPlan
+
+
+def state_dir_for(plan: CompiledPlan, override: Path | None) -> Path:
+    """The state folder ``apply`` uses for a compiled ``plan`` (``override``: --state-dir)."""
+    from planrun.core.names import state_folder
+
+    configured = state_folder(plan.name, plan.settings.state_dir)
+    return (override or plan.directory / configured).resolve()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,193 @@
+"""One ``apply``, from a compiled plan to its exit code (the command only parses).
+
+Order matters: the state lock, then the state folder (recovering a dead run), the one
+decision (:mod:`planrun.run.prepare`), the run recorded with what was decided, then the
+scheduler under a signal watcher (:func:`planrun.run.wiring.run_with_signals`). The report
+is written on every way out, a crash of planrun itself included, and a report that cannot
+be written is named without hiding the run's own result.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from planrun import __version__
+from planrun.core.decision import Choices
+from planrun.core.events import Observers
+from planrun.errors import StoreError
+from planrun.plan.compile import CompiledPlan
+from planrun.report.model import PlanInfo, RunReport, total_usage
+from planrun.report.outputs import Outputs, write_reports
+from planrun.run.context import RunSettings
+from planrun.run.prepare import decide_for, fingerprints_of, landed_commits, settings_for
+from planrun.run.scheduler import Scheduler
+from planrun.run.wiring import run_with_signals, sessions_for, workspace_for
+from planrun.state.folder import State, open_state
+from planrun.state.store import iso
+from planrun.workspace.base import Bases
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """What the command line adds to the plan for one apply."""
+
+    state_dir: Path
+    max_concurrent: int | None = None
+    on_failure: str | None = None
+    only: list[str] | None = None
+    choices: Choices = field(default_factory=Choices)
+    dry_run: bool = False
+    outputs: Outputs = field(default_factory=Outputs)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """How an apply ended: its exit code, where its JSON report is, and what went wrong
+    besides the tasks (a journal or report that could not be written), for the user."""
+
+    exit_code: int
+    report: Path | None
+    problems: tuple[str, ...] = ()
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) -> Applied:
+    """Run ``plan`` (see the module doc); ``observers`` see every event of the run."""
+    settings = RunSettings(
+        run_id=new_run_id(),
+        state_dir=options.state_dir,
+        max_concurrent=options.max_concurrent,
+        on_failure=options.on_failure,
+        only=options.only,
+    )
+    with ExitStack() as stack:
+        if not options.dry_run:
+            stack.callback(_lock(options.state_dir).release)
+        state = stack.enter_context(open_state(plan, options.state_dir, readonly=options.dry_run))
+        scheduler, fingerprints = _scheduler(plan, state, settings, options, observers)
+        try:
+            trio.run(run_with_signals, scheduler)
+        finally:  # written on every way out, a crash of planrun itself included
+            report = build_report(plan, scheduler, fingerprints)
+            end_error = _end(state, settings.run_id, report.status)
+            written = write_reports(
+                plan, report, options.state_dir, options.outputs, default=not options.dry_run
+            )
+    return _applied(plan, scheduler, settings, options, end_error, written)
+
+
+def _lock(state_dir: Path) -> Any:
+    from planrun.state.lock import StateLock
+
+    return StateLock.acquire(state_dir)
+
+
+def _scheduler(
+    plan: CompiledPlan,
+    state: State,
+    settings: RunSettings,
+    options: ApplyOptions,
+    observers: Observers,
+) -> tuple[Scheduler, Mapping[str, tuple[str, Any]]]:
+    """Decide, record the run's beginning, and wire the scheduler to the run's edges."""
+    fingerprints = fingerprints_of(plan)
+    decision = decide_for(plan, state.known, options.choices, fingerprints)
+    settings_for(settings, decision)
+    journal = state.begin(settings.run_id, plan, decision, fingerprints, only=options.only)
+    sessions = sessions_for(options.dry_run, plan)
+    bases = Bases(
+        landed=landed_commits(state.known, decision),
+        fingerprints={k: fp for k, (fp, _) in fingerprints.items()},
+        fresh=settings.fresh,
+        reattach=state.reattach,
+    )
+    workspace = workspace_for(plan, settings, sessions, dry_run=options.dry_run, bases=bases)
+    scheduler = Scheduler(
+        plan,
+        settings,
+        sessions=sessions,
+        observers=observers,
+        journal=journal,
+        workspace=workspace,
+    )
+    return scheduler, fingerprints
+
+
+def _end(state: State, run_id: str, status: str) -> StoreError | None:
+    """Record the run's end; a store that refuses it (a full disk) is returned, not raised:
+    the report is written all the same."""
+    try:
+        state.end(run_id, status)
+    except StoreError as error:
+        return error
+    return None
+
+
+def _applied(
+    plan: CompiledPlan,
+    scheduler: Scheduler,
+    settings: RunSettings,
+    options: ApplyOptions,
+    end_error: StoreError | None,
+    written: Any,
+) -> Applied:
+    failure = scheduler.journal_error or end_error
+    problems = [str(failure)] if failure is not None else []
+    problems += [str(problem) for problem in written.errors]
+    if written.errors and end_error is None and not options.dry_run:
+        again = f"planrun report {plan.path} --run {settings.run_id}"
+        problems.append(f"the run is recorded; `{again}` writes its reports again")
+    if scheduler.interrupted:
+        code = EXIT_INTERRUPTED
+    elif failure is not None or written.errors:
+        code = EXIT_FAILED
+    else:
+        code = EXIT_OK if scheduler.state.succeeded else EXIT_FAILED
+    return Applied(code, written.report, tuple(problems))
+
+
+def build_report(
+    plan: CompiledPlan,
+    scheduler: Scheduler,
+    fingerprints: Mapping[str, tuple[str, Any]] | None = None,
+) -> RunReport:
+    ended = time.time()
+    tasks = [scheduler.reports[k] for k in plan.graph.topological() if k in scheduler.reports]
+    for task in tasks:
+        if fingerprints and task.key in fingerprints:
+            task.fingerprint = fingerprints[task.key][0]
+    usage = total_usage(a.usage for t in tasks for a in t.attempts)
+    exit_code = (
+        EXIT_INTERRUPTED
+        if scheduler.interrupted
+        else EXIT_OK
+        if scheduler.state.succeeded
+        else EXIT_FAILED
+    )
+    return RunReport(
+        planrun_version=__version__,
+        plan=PlanInfo(name=plan.name, path=str(plan.path), sha256=plan.sha256),
+        run_id=scheduler.settings.run_id,
+        started_at=iso(scheduler.started_at),
+        ended_at=iso(ended),
+        duration_s=round(ended - scheduler.started_at, 3),
+        status=scheduler.status,
+        exit_code=exit_code,
+        counts=scheduler.state.counts(),
+        usage=usage,
+        tasks=tasks,
+        hook_failures=scheduler.run_context.hook_failures,
+    )
