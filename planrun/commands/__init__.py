@@ -1,8 +1,8 @@
-"""The commands that run plans, as argument parsers only.
+"""Every command of the command line, as an argument parser.
 
-Each parser names its handler as ``"module:function"``; the CLI imports that module only
-when the command runs, so ``planrun status`` or ``--version`` never pay for the scheduler,
-pydantic or git.
+Each parser names its handler in :mod:`planrun.commands.handlers`, which imports the
+command's module only when the command runs, so ``planrun status`` or ``--version`` never
+pay for the scheduler, pydantic or git.
 """
 
 from __future__ import annotations
@@ -11,11 +11,44 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from planrun.commands import handlers
 
-def register_run_commands(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add the commands that execute plans or read their state."""
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    """Add every command's parser; each names its handler in :mod:`planrun.commands.handlers`."""
+    _basic(commands)
     for add in (_apply, _status, _logs, _report, _approve, _answer, _attach, _clean):
         add(commands)
+
+
+def _basic(commands: Any) -> None:
+    p = commands.add_parser("validate", help="check plans: schema, references, cycles, templates")
+    p.add_argument("plans", nargs="+", metavar="PLAN")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    p.set_defaults(handler=handlers.validate)
+
+    p = commands.add_parser("plan", help="what apply would do, task by task, and why (read-only)")
+    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--force", nargs="+", metavar="KEY", default=[], help="as apply --force")
+    p.add_argument("--force-all", action="store_true", help="as apply --force-all")
+    p.add_argument("--rerun-failed", action="store_true", help="as apply --rerun-failed")
+    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
+    p.set_defaults(handler=handlers.plan)
+
+    p = commands.add_parser("graph", help="draw the task graph")
+    p.add_argument("plan", metavar="PLAN")
+    p.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")
+    p.set_defaults(handler=handlers.graph)
+
+    p = commands.add_parser("schema", help="print a JSON Schema (plan or report)")
+    p.add_argument("which", choices=["plan", "report"])
+    p.set_defaults(handler=handlers.schema)
+
+    p = commands.add_parser("init", help="write a commented starter plan")
+    p.add_argument("path", nargs="?", default="plan.yaml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(handler=handlers.init)
 
 
 def _positive(text: str) -> int:
@@ -61,7 +94,7 @@ def _apply(commands: Any) -> None:
     p.add_argument("--events", metavar="FILE|-", help="stream every event as JSON lines")
     p.add_argument("--progress", choices=["auto", "live", "plain", "none"], default="auto")
     p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler="planrun.commands.apply:run_apply")
+    p.set_defaults(handler=handlers.apply)
 
 
 def _approve(commands: Any) -> None:
@@ -69,7 +102,7 @@ def _approve(commands: Any) -> None:
     p.add_argument("plan", metavar="PLAN")
     p.add_argument("key", metavar="KEY")
     p.add_argument("--state-dir", type=Path, metavar="DIR")
-    p.set_defaults(handler="planrun.commands.approve:run_approve")
+    p.set_defaults(handler=handlers.approve)
 
 
 def _clean(commands: Any) -> None:
@@ -89,7 +122,7 @@ def _clean(commands: Any) -> None:
     p.add_argument("--failed", action="store_true", help="also those of failed tasks")
     p.add_argument("--all", action="store_true", help="everything planrun made for this plan")
     p.add_argument("--state-dir", type=Path, metavar="DIR")
-    p.set_defaults(handler="planrun.commands.clean:run_clean")
+    p.set_defaults(handler=handlers.clean)
 
 
 def _answer(commands: Any) -> None:
@@ -98,7 +131,7 @@ def _answer(commands: Any) -> None:
     p.add_argument("key", metavar="KEY")
     p.add_argument("text", metavar="TEXT", help="the answer ('-' reads it from stdin)")
     p.add_argument("--state-dir", type=Path, metavar="DIR")
-    p.set_defaults(handler="planrun.commands.answer:run_answer")
+    p.set_defaults(handler=handlers.answer)
 
 
 def _status(commands: Any) -> None:
@@ -107,7 +140,7 @@ def _status(commands: Any) -> None:
     p.add_argument("plan", metavar="PLAN", nargs="?", help="default: ./.planrun's last run")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler="planrun.commands.status:run_status_command")
+    p.set_defaults(handler=handlers.status)
 
 
 def _logs(commands: Any) -> None:
@@ -125,7 +158,7 @@ def _logs(commands: Any) -> None:
         " escape sequences and control characters, progress-bar redraws collapsed)",
     )
     p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler="planrun.commands.logs:run_logs")
+    p.set_defaults(handler=handlers.logs)
 
 
 def _report(commands: Any) -> None:
@@ -137,11 +170,11 @@ def _report(commands: Any) -> None:
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
     p.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary to FILE")
     p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler="planrun.commands.report:run_report")
+    p.set_defaults(handler=handlers.report)
 
 
 def _attach(commands: Any) -> None:
     p = commands.add_parser("attach", help="attach to a task's tmux session (backend: tmux)")
     p.add_argument("plan", metavar="PLAN")
     p.add_argument("key", metavar="KEY")
-    p.set_defaults(handler="planrun.commands.attach:run_attach")
+    p.set_defaults(handler=handlers.attach)

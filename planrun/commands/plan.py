@@ -8,6 +8,7 @@ created; the repositories are only read.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any, TextIO
@@ -73,3 +74,10 @@ def describe_plan(
     for n, row in enumerate(rows, 1):
         print(f"{n:>4}. {row['key']:<{width}}  {row['action']:<10}  {row['why']}", file=out)
     return 0
+
+
+def run_plan(args: argparse.Namespace, out: TextIO) -> int:
+    choices = Choices(args.force, args.force_all, args.rerun_failed)
+    return describe_plan(
+        Path(args.plan), out, as_json=args.json, choices=choices, state_dir=args.state_dir
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,6 @@ from planrun.state.store import iso
 from planrun.workspace.base import Prepared, Workspace
 
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def from_iso(stamp: str) -> float:
-    return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC).timestamp()
 
 
 @dataclass

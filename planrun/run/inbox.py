@@ -36,11 +36,6 @@ def post_answer(state_dir: Path, key: str, text: str) -> Path:
     return path
 
 
-def discard_answer(state_dir: Path, key: str) -> None:
-    """Forget an answer left from an earlier question (it answered something else)."""
-    answer_path(state_dir, key).unlink(missing_ok=True)
-
-
 async def wait_for_answer(state_dir: Path, key: str, timeout: float) -> str | None:
     """The answer posted for ``key`` within ``timeout`` seconds, or None."""
     path = trio.Path(answer_path(state_dir, key))

@@ -1,0 +1,55 @@
+"""The commands that need no run: validate, graph, schema and init."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TextIO
+
+from planrun.errors import PlanError, UsageError
+
+
+def run_validate(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.plan.load import load_plan
+
+    problems: list[PlanError] = []
+    for name in args.plans:
+        try:
+            plan = load_plan(Path(name))
+        except PlanError as exc:
+            problems.append(exc)
+            continue
+        if not args.quiet:
+            work = sum(1 for t in plan.tasks.values() if t.kind == "work")
+            print(f"{name}: ok ({work} task{'s' if work != 1 else ''})", file=out)
+    if problems:
+        raise PlanError([d for exc in problems for d in exc.diagnostics])
+    return 0
+
+
+def run_graph(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.plan.load import load_plan
+
+    graph = load_plan(Path(args.plan)).graph
+    drawing = {"mermaid": graph.to_mermaid, "dot": graph.to_dot, "json": graph.to_json}
+    out.write(drawing[args.format]())
+    return 0
+
+
+def run_schema(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.schemas import schema_for
+
+    out.write(json.dumps(schema_for(args.which), indent=2, sort_keys=False) + "\n")
+    return 0
+
+
+def run_init(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.starter import STARTER_PLAN
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    path.write_text(STARTER_PLAN, encoding="utf-8")
+    print(f"wrote {path}; try: planrun plan {path}", file=out)
+    return 0

@@ -1,0 +1,86 @@
+"""The handler of each command: a thin function that imports the command's module when
+the command runs (so the parser stays cheap) and calls it. ``planrun.commands`` names these
+in its parsers; "find usages" of a command's function leads here."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+
+def validate(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.basic import run_validate
+
+    return run_validate(args, out)
+
+
+def plan(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.plan import run_plan
+
+    return run_plan(args, out)
+
+
+def graph(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.basic import run_graph
+
+    return run_graph(args, out)
+
+
+def schema(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.basic import run_schema
+
+    return run_schema(args, out)
+
+
+def init(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.basic import run_init
+
+    return run_init(args, out)
+
+
+def apply(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.apply import run_apply
+
+    return run_apply(args, out)
+
+
+def status(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.status import run_status_command
+
+    return run_status_command(args, out)
+
+
+def logs(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.logs import run_logs
+
+    return run_logs(args, out)
+
+
+def report(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.report import run_report
+
+    return run_report(args, out)
+
+
+def approve(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.approve import run_approve
+
+    return run_approve(args, out)
+
+
+def answer(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.answer import run_answer
+
+    return run_answer(args, out)
+
+
+def attach(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.attach import run_attach
+
+    return run_attach(args, out)
+
+
+def clean(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.clean import run_clean
+
+    return run_clean(args, out)
