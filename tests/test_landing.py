@@ -11,6 +11,7 @@ import trio
 
 from planrun.core.names import branch_name
 from planrun.errors import GitError, MergeConflict
+from planrun.workspace.commits import commit_all, commit_leftovers
 from planrun.workspace.git import CompletedGit, GitRepo
 from planrun.workspace.landing import (
     LandResult,
@@ -19,8 +20,9 @@ from planrun.workspace.landing import (
     land,
     land_and_remove,
 )
+from planrun.workspace.listing import Worktree
 from planrun.workspace.names import worktree_dir
-from planrun.workspace.worktrees import Worktree, add_worktree, commit_all, commit_leftovers
+from planrun.workspace.worktrees import add_worktree
 from tests.gitrepo import (
     Repos,
     branches,

@@ -16,19 +16,12 @@ import trio.testing
 
 from planrun.core.names import branch_name
 from planrun.errors import GitError
+from planrun.workspace.commits import commit_all, commit_leftovers
 from planrun.workspace.git import CompletedGit, GitRepo, is_repo
+from planrun.workspace.listing import Worktree, list_planrun_worktrees, list_worktrees
 from planrun.workspace.names import worktree_dir
-from planrun.workspace.worktrees import (
-    Worktree,
-    add_worktree,
-    commit_all,
-    commit_leftovers,
-    ensure_branch,
-    list_planrun_worktrees,
-    list_worktrees,
-    remove_listed,
-    remove_worktree,
-)
+from planrun.workspace.removal import remove_listed, remove_worktree
+from planrun.workspace.worktrees import add_worktree, ensure_branch
 from tests.gitrepo import (
     Repos,
     branches,

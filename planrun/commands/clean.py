@@ -41,7 +41,7 @@ from planrun.state.locate import state_dir_for
 
 if TYPE_CHECKING:
     from planrun.workspace.git import GitRepo
-    from planrun.workspace.worktrees import Worktree, WorktreeEntry
+    from planrun.workspace.listing import Worktree, WorktreeEntry
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,9 @@ async def _clean(
     everything: bool,
 ) -> Cleaned:
     from planrun.workspace.git import GitRepo, is_repo
+    from planrun.workspace.listing import list_planrun_worktrees, list_worktrees
     from planrun.workspace.namespace import check
-    from planrun.workspace.worktrees import list_planrun_worktrees, list_worktrees, remove_worktree
+    from planrun.workspace.removal import remove_worktree
 
     cleaned = Cleaned()
     keys_by_branch = {_branch(plan, k): k for k in plan.tasks}
@@ -252,7 +253,7 @@ def _in_main_worktree(repo: GitRepo, wt: Worktree, key: str | None, base: str | 
 
 async def _refused(repo: GitRepo, wt: Worktree, key: str | None, drop_branch: bool) -> Kept:
     """Why git would not remove ``wt`` (it was clean a moment ago), and what to do."""
-    from planrun.workspace.worktrees import LOCK_REASON_PREFIX, list_worktrees
+    from planrun.workspace.listing import LOCK_REASON_PREFIX, list_worktrees
 
     entry = _entry(await list_worktrees(repo), wt.path)
     if await _is_dirty(repo, wt.path):  # changed since it was checked

@@ -46,14 +46,16 @@ from planrun.plan.resolved import ProjectSpec, Task
 from planrun.state.faults import after_landing
 from planrun.state.store import iso
 from planrun.workspace.base import Bases, Landed, Prepared, Setup, no_setup
+from planrun.workspace.commits import commit_all, commit_leftovers
 from planrun.workspace.git import GitRepo, is_repo
 from planrun.workspace.landing import ensure_target, land_and_remove
+from planrun.workspace.listing import Worktree
 from planrun.workspace.names import worktree_dir
 from planrun.workspace.namespace import claim
 from planrun.workspace.refresh import KEPT_PREFIX, refresh
 from planrun.workspace.targets import find_mark
 from planrun.workspace.trailers import Mark
-from planrun.workspace.worktrees import Worktree, add_worktree, commit_all, commit_leftovers
+from planrun.workspace.worktrees import add_worktree
 
 
 class GitWorkspace:
@@ -102,27 +104,7 @@ class GitWorkspace:
         start = task.base_branch or project.target_branch
         await repo.check_ref(start)
         base = await self._base(repo, task, start)
-        branch = branch_name(self.plan.name, task.key)
-        where = worktree_dir(self.state_dir, task.key)
-        wt = await add_worktree(
-            repo,
-            where,
-            branch,
-            base,
-            reason=f"planrun {self.plan.name} {task.key}",
-            quarantine_dir=self.state_dir / "quarantine",
-        )
-        kept = None
-        if task.key not in self.bases.reattach:
-            done = await refresh(
-                repo,
-                wt,
-                base,
-                start_over=task.key in self.bases.fresh,
-                kept_name=self._kept_name(task, attempt),
-                message=f"planrun {self.plan.name}: {task.key}: work left by an earlier attempt",
-            )
-            wt, kept = done.worktree, done.kept
+        wt, kept = await self._worktree_on(repo, task, attempt, base)
         if project.setup and wt.fresh:  # a reused worktree keeps what setup made in it
             await self.setup(task, project, wt.path, wt.branch)
         mark = Mark(
@@ -139,6 +121,31 @@ class GitWorkspace:
             mark=mark,
             kept=kept,
         )
+
+    async def _worktree_on(
+        self, repo: GitRepo, task: Task, attempt: int, base: str
+    ) -> tuple[Worktree, str | None]:
+        """The task's worktree, made or resumed, and brought onto ``base`` (a tmux task being
+        re-attached to keeps its own); the branch that keeps set-aside work, if any."""
+        wt = await add_worktree(
+            repo,
+            worktree_dir(self.state_dir, task.key),
+            branch_name(self.plan.name, task.key),
+            base,
+            reason=f"planrun {self.plan.name} {task.key}",
+            quarantine_dir=self.state_dir / "quarantine",
+        )
+        if task.key in self.bases.reattach:
+            return wt, None
+        done = await refresh(
+            repo,
+            wt,
+            base,
+            start_over=task.key in self.bases.fresh,
+            kept_name=self._kept_name(task, attempt),
+            message=f"planrun {self.plan.name}: {task.key}: work left by an earlier attempt",
+        )
+        return done.worktree, done.kept
 
     async def reviewed(self, task: Task, prepared: Prepared) -> Prepared:
         """Where the reviewed work of ``task`` is, to land it: its worktree on its branch,

@@ -38,16 +38,12 @@ from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from planrun.errors import GitError, MergeConflict
+from planrun.workspace.commits import GitlinkError
 from planrun.workspace.git import GitRepo
+from planrun.workspace.listing import Worktree, WorktreeEntry, list_worktrees
+from planrun.workspace.removal import remove_listed
 from planrun.workspace.trailers import Mark
-from planrun.workspace.worktrees import (
-    GitlinkError,
-    Worktree,
-    WorktreeEntry,
-    ensure_branch,
-    list_worktrees,
-    remove_listed,
-)
+from planrun.workspace.worktrees import ensure_branch
 
 Strategy = Literal["merge", "squash", "rebase", "none"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)

@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planrun.errors import GitError
+from planrun.workspace.commits import commit_leftovers
 from planrun.workspace.git import GitRepo
-from planrun.workspace.worktrees import Worktree, commit_leftovers
+from planrun.workspace.listing import Worktree
 
 KEPT_PREFIX = "planrun-kept"
 _NO_HOOKS = "core.hooksPath=/dev/null"

@@ -1,4 +1,5 @@
-"""One git worktree and branch per task: create (or resume), list, commit, remove.
+"""One git worktree and branch per task: create it, or resume the one left (listing,
+commits and removal are in ``listing``, ``commits`` and ``removal`` beside this module).
 
 Contracts:
 
@@ -37,29 +38,44 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from planrun.core.names import sanitize_component
 from planrun.errors import GitError, InternalError
 from planrun.workspace.git import GitRepo
+from planrun.workspace.listing import (
+    LOCK_REASON_PREFIX,
+    REMOVE_CONFIG,
+    Worktree,
+    WorktreeEntry,
+    admin_dir,
+    branch_tip,
+    entry_at,
+    is_dir,
+    is_ours,
+    list_worktrees,
+    unlock,
+)
 
-LOCK_REASON_PREFIX = "planrun"
 ADD_ATTEMPTS = 5  # total tries of ``worktree add`` under lock contention
+
+
 _BACKOFF_FIRST = 0.05  # seconds; doubles per retry: 0.05, 0.1, 0.2, 0.4
+
+
 _BACKOFF_MAX = 1.0
 
-# ``git worktree remove`` checks cleanliness with ``git status --porcelain`` (a child that
-# inherits ``-c``): untracked files must count whatever the repository's config says.
-_REMOVE_CONFIG = ("status.showUntrackedFiles=normal",)
+
 # planrun's own checkouts of a new worktree run no user hook (see the module doc).
 _NO_HOOKS = "core.hooksPath=/dev/null"
+
+
 # How long a clean-up after a failed or cancelled checkout may wait for the lock and git.
 _CLEANUP_TIMEOUT = 15.0
+
 
 _CONTENTION = re.compile(
     r"\.lock'?: File exists|index\.lock|could not lock config file|"
@@ -67,134 +83,13 @@ _CONTENTION = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Worktree:
-    """A task's worktree: its folder, its branch (short name) and the commit it forked from.
-
-    ``base_commit`` is None when unknown (worktrees found by listing rather than made).
-    ``fresh``: :func:`add_worktree` checked its files out just now (a new worktree, or one
-    made again after its leftover was quarantined), rather than reusing one.
-    """
-
-    path: Path
-    branch: str
-    base_commit: str | None
-    fresh: bool = False
-
-
-@dataclass(frozen=True)
-class WorktreeEntry:
-    """One record of ``git worktree list --porcelain``.
-
-    ``branch`` is the short name (None when detached or bare); ``locked`` is the lock reason
-    ("" when locked without one) or None when not locked.
-    """
-
-    path: Path
-    head: str | None
-    branch: str | None
-    locked: str | None
-    prunable: bool
-    bare: bool
-
-
-class GitlinkError(GitError):
-    """Work planrun will not commit or land because git would record it as a gitlink (a
-    submodule entry) to a commit this repository does not have: a nested repository an
-    agent made in its worktree (``git init``, a clone), or such a gitlink the agent
-    committed itself. ``paths`` are the paths in question (folders end with ``/``).
-
-    Its message is the reason alone (no git command failed).
-    """
-
-    def __init__(self, argv: Sequence[str], paths: Sequence[str], message: str) -> None:
-        self.paths = tuple(paths)
-        self.message = message
-        super().__init__(argv, 1, f"fatal: {message}\n", summary=message)
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def nested_repositories(paths: Sequence[str]) -> GitlinkError:
-    """The error for nested repositories found uncommitted at ``paths`` (``sub/``)."""
-    where = ", ".join(paths)
-    plural = "ies" if len(paths) > 1 else "y"
-    return GitlinkError(
-        ("git", "add", "-A"),
-        paths,
-        f"nested git repositor{plural} at {where}: committing it would record only a "
-        "gitlink to a commit this repository does not have, not its files; planrun lands "
-        "no such gitlink (delete it, list it in .gitignore, or add it with `git submodule "
-        "add <url>`)",
-    )
-
-
 def is_contention(exc: BaseException) -> bool:
     """Whether ``exc`` is a GitError caused by another process holding one of git's locks."""
     return isinstance(exc, GitError) and _CONTENTION.search(exc.stderr) is not None
 
 
-def parse_worktree_list(porcelain_z: str) -> list[WorktreeEntry]:
-    """Parse the output of ``git worktree list --porcelain -z``."""
-    entries: list[WorktreeEntry] = []
-    fields: dict[str, str] = {}
-    for item in [*porcelain_z.split("\0"), ""]:
-        if item:
-            name, _, value = item.partition(" ")
-            fields[name] = value
-        elif fields:
-            entries.append(_entry(fields))
-            fields = {}
-    return entries
-
-
-def _entry(fields: dict[str, str]) -> WorktreeEntry:
-    ref = fields.get("branch")
-    return WorktreeEntry(
-        path=Path(fields["worktree"]),
-        head=fields.get("HEAD"),
-        branch=ref.removeprefix("refs/heads/") if ref else None,
-        locked=fields.get("locked"),
-        prunable="prunable" in fields,
-        bare="bare" in fields,
-    )
-
-
-async def list_worktrees(repo: GitRepo) -> list[WorktreeEntry]:
-    """Every worktree registered in the repository, the main one first."""
-    out = await repo.run("worktree", "list", "--porcelain", "-z")
-    return parse_worktree_list(out.stdout)
-
-
-async def list_planrun_worktrees(repo: GitRepo, plan: str) -> list[Worktree]:
-    """The worktrees on branches ``planrun/<plan>/...`` (``base_commit`` is None)."""
-    prefix = f"planrun/{sanitize_component(plan)}/"
-    return [
-        Worktree(e.path, e.branch, None)
-        for e in await list_worktrees(repo)
-        if e.branch is not None and e.branch.startswith(prefix)
-    ]
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-async def _is_dir(path: Path) -> bool:
-    return await trio.Path(path).is_dir()
-
-
 def _nonempty_dir(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
-
-
-def _entry_at(entries: list[WorktreeEntry], path: Path) -> WorktreeEntry | None:
-    return next((e for e in entries if _same_path(e.path, path)), None)
-
-
-async def _branch_tip(repo: GitRepo, branch: str) -> str | None:
-    return await repo.rev_parse(f"refs/heads/{branch}")
 
 
 async def _fork_point(repo: GitRepo, branch: str, base: str) -> str | None:
@@ -228,7 +123,7 @@ async def ensure_branch(repo: GitRepo, branch: str, start_point: str) -> str:
             zero,
             check=False,
         )
-        tip = await _branch_tip(repo, branch)
+        tip = await branch_tip(repo, branch)
         if tip is None:
             raise GitError(out.argv, out.returncode, out.stderr)
         return tip
@@ -287,29 +182,45 @@ async def add_worktree(
     if not reason.startswith(LOCK_REASON_PREFIX):
         reason = f"{LOCK_REASON_PREFIX}: {reason}"
     path = Path(await trio.Path(path).absolute())
-    retrying = AsyncRetrying(
+    try:
+        async for attempt in _retrying():
+            with attempt:
+                return await _add_once(repo, path, branch, base_ref, reason, quarantine_dir)
+    except GitError as exc:
+        if is_contention(exc):
+            raise _still_locked(exc) from exc
+        raise
+    raise InternalError("worktree add retry loop ended without a result")
+
+
+def _retrying() -> AsyncRetrying:
+    """Tries of ``worktree add`` under lock contention, backing off exponentially."""
+    return AsyncRetrying(
         retry=retry_if_exception(is_contention),
         stop=stop_after_attempt(ADD_ATTEMPTS),
         wait=wait_exponential(multiplier=_BACKOFF_FIRST, min=_BACKOFF_FIRST, max=_BACKOFF_MAX),
         sleep=trio.sleep,
         reraise=True,
     )
-    try:
-        async for attempt in retrying:
-            with attempt:
-                async with repo.lock():
-                    added = await _add_locked(repo, path, branch, base_ref, reason, quarantine_dir)
-                if added.fresh:
-                    await _check_out(repo, added)
-                fork = added.fork_point
-                if not added.created:
-                    fork = await _fork_point(repo, branch, added.base)
-                return Worktree(path, branch, fork, fresh=added.fresh)
-    except GitError as exc:
-        if is_contention(exc):
-            raise _still_locked(exc) from exc
-        raise
-    raise InternalError("worktree add retry loop ended without a result")
+
+
+async def _add_once(
+    repo: GitRepo,
+    path: Path,
+    branch: str,
+    base_ref: str,
+    reason: str,
+    quarantine_dir: Path | None,
+) -> Worktree:
+    """One try: register under the lock, check out outside it, name the fork point."""
+    async with repo.lock():
+        added = await _add_locked(repo, path, branch, base_ref, reason, quarantine_dir)
+    if added.fresh:
+        await _check_out(repo, added)
+    fork = added.fork_point
+    if not added.created:
+        fork = await _fork_point(repo, branch, added.base)
+    return Worktree(path, branch, fork, fresh=added.fresh)
 
 
 def _still_locked(exc: GitError) -> GitError:
@@ -330,7 +241,7 @@ async def _add_locked(
     base, tip = await repo.resolve_commits(base_ref, f"refs/heads/{branch}")
     if base is None:
         raise _not_a_commit(base_ref)
-    entry = _entry_at(await list_worktrees(repo), path)
+    entry = entry_at(await list_worktrees(repo), path)
     if entry is not None and await _reuse(repo, entry, branch, reason, quarantine_dir):
         return _Added(path, branch, base, fresh=False, created=False)
     if entry is None and await trio.to_thread.run_sync(_nonempty_dir, path):
@@ -349,7 +260,7 @@ async def _reuse(
     repo: GitRepo, entry: WorktreeEntry, branch: str, reason: str, quarantine_dir: Path | None
 ) -> bool:
     """True if ``entry`` is the task's live worktree; False once a stale entry was removed."""
-    if not await _is_dir(entry.path):
+    if not await is_dir(entry.path):
         await _drop_entry(repo, entry)
         return False
     if entry.branch != branch:
@@ -362,7 +273,7 @@ async def _reuse(
     if not await _checked_out(repo, entry.path):
         # a checkout killed before it wrote the index: what is there is no one's work, but
         # it is moved aside rather than deleted
-        if quarantine_dir is None or not _ours(entry):
+        if quarantine_dir is None or not is_ours(entry):
             raise GitError(
                 ("git", "worktree", "add", str(entry.path)),
                 1,
@@ -377,14 +288,10 @@ async def _reuse(
     return True
 
 
-def _ours(entry: WorktreeEntry) -> bool:
-    return entry.locked is None or entry.locked.startswith(LOCK_REASON_PREFIX)
-
-
 async def _drop_entry(repo: GitRepo, entry: WorktreeEntry) -> None:
     """Remove the registration of one worktree whose folder is gone (a targeted prune)."""
     if entry.locked is not None:
-        await _unlock(repo, entry.path)
+        await unlock(repo, entry.path)
     await repo.run("worktree", "remove", "--end-of-options", str(entry.path))
 
 
@@ -440,7 +347,7 @@ async def _check_out(repo: GitRepo, added: _Added) -> None:
 
 async def _checked_out(repo: GitRepo, path: Path) -> bool:
     """Whether the worktree at ``path`` has its index (its checkout finished)."""
-    admin = _admin_dir(await repo.common_dir(), path)
+    admin = admin_dir(await repo.common_dir(), path)
     if admin is not None:
         return await trio.Path(admin / "index").exists()
     out = await GitRepo(path).run(
@@ -449,41 +356,6 @@ async def _checked_out(repo: GitRepo, path: Path) -> bool:
     if out.returncode != 0:
         return True  # not readable as a worktree: nothing to tell, leave it to git
     return await trio.Path(out.stdout.strip()).exists()
-
-
-def _admin_dir(common: Path, path: Path) -> Path | None:
-    """``<common>/worktrees/<id>`` of the linked worktree at ``path``, read from ``path/.git``.
-
-    None unless ``path/.git`` is a gitfile naming a folder of ``<common>/worktrees`` whose
-    ``gitdir`` file points back at ``path/.git`` (the layout gitrepository-layout(5)
-    documents).
-    """
-    try:
-        text = (path / ".git").read_text()
-        if not text.startswith("gitdir: "):
-            return None
-        admin = Path(path, text[len("gitdir: ") :].strip())
-        if not _same_path(admin.parent, common / "worktrees"):
-            return None
-        back = Path(admin, (admin / "gitdir").read_text().strip())
-    except (OSError, UnicodeDecodeError):
-        return None
-    return admin if _same_path(back, path / ".git") else None
-
-
-async def _unlock(repo: GitRepo, path: Path) -> None:
-    """``git worktree unlock``, done as git does it: delete ``worktrees/<id>/locked``.
-
-    Falls back to running git when the worktree's admin folder cannot be read.
-    """
-    admin = _admin_dir(await repo.common_dir(), path)
-    if admin is not None:
-        try:
-            (admin / "locked").unlink(missing_ok=True)
-            return
-        except OSError:
-            pass
-    await repo.run("worktree", "unlock", "--end-of-options", str(path))
 
 
 async def _undo_partial_add(
@@ -495,10 +367,10 @@ async def _undo_partial_add(
     holds only what that checkout wrote: it is removed with ``--force``.
     """
     entries = await list_worktrees(repo)
-    entry = _entry_at(entries, path)
+    entry = entry_at(entries, path)
     if entry is not None and (junk or await _holds_no_work(repo, path)):
         if entry.locked is not None:
-            await _unlock(repo, path)
+            await unlock(repo, path)
         force = ["--force"] if junk else []
         await repo.run(
             "worktree",
@@ -507,7 +379,7 @@ async def _undo_partial_add(
             "--end-of-options",
             str(path),
             check=False,
-            config=_REMOVE_CONFIG,
+            config=REMOVE_CONFIG,
         )
         entries = await list_worktrees(repo)
     if created and all(e.branch != branch for e in entries):
@@ -519,184 +391,9 @@ async def _undo_partial_add(
 
 async def _holds_no_work(repo: GitRepo, path: Path) -> bool:
     """Whether the folder is gone or a clean worktree (an unreadable one counts as work)."""
-    if not await _is_dir(path):
+    if not await is_dir(path):
         return True
     try:
         return not await repo.is_dirty(path)
     except GitError:
         return False
-
-
-async def remove_worktree(
-    repo: GitRepo, wt: Worktree, *, force_clean_only: bool = True, delete_branch: bool = False
-) -> bool:
-    """Remove the task's worktree; return False (changing nothing) when refusing.
-
-    Refuses when the worktree is dirty (untracked files count; ignored ones do not), when it
-    is locked with a reason that is not planrun's, when ``wt.path`` is registered on another
-    branch, or when it is an unregistered folder. ``force_clean_only=False`` removes a dirty
-    worktree with ``--force``, losing its changes: only for an explicit user request.
-    ``delete_branch`` also deletes the branch (compare-and-swap at the tip seen under lock).
-    """
-    async with repo.lock():
-        return await remove_listed(
-            repo,
-            await list_worktrees(repo),
-            wt,
-            force=not force_clean_only,
-            delete_branch=delete_branch,
-        )
-
-
-async def remove_listed(
-    repo: GitRepo,
-    entries: list[WorktreeEntry],
-    wt: Worktree,
-    *,
-    force: bool = False,
-    delete_branch: bool = False,
-    branch_tip: str | None = None,
-) -> bool:
-    """:func:`remove_worktree` for a caller that holds ``repo.lock()`` and listed ``entries``
-    under it (so that one ``worktree list`` serves a landing and the removal after it).
-
-    With ``branch_tip``, the branch is deleted only while it still points there (it is kept,
-    silently, if it moved); without, at the tip read now.
-    """
-    entry = _entry_at(entries, wt.path)
-    if entry is None:
-        if await trio.Path(wt.path).exists():
-            return False
-    elif not await _remove_entry(repo, entry, wt.branch, force=force):
-        return False
-    if delete_branch:
-        await _delete_branch(repo, wt.branch, branch_tip)
-    return True
-
-
-async def _remove_entry(repo: GitRepo, entry: WorktreeEntry, branch: str, *, force: bool) -> bool:
-    if entry.branch != branch or not _ours(entry):
-        return False
-    present = await _is_dir(entry.path)
-    if entry.locked is not None:
-        await _unlock(repo, entry.path)
-    args = ["worktree", "remove", *(["--force"] if present and force else [])]
-    try:
-        # without --force git refuses a worktree with modified, staged or untracked files
-        await repo.run(*args, "--end-of-options", str(entry.path), config=_REMOVE_CONFIG)
-    except GitError:
-        # git refused (not clean, or changed meanwhile): keep it, locked again
-        if entry.locked is not None:
-            relock = ("--reason", entry.locked, "--end-of-options", str(entry.path))
-            await repo.run("worktree", "lock", *relock, check=False)
-        return False
-    return True
-
-
-async def _delete_branch(repo: GitRepo, branch: str, expected: str | None = None) -> None:
-    ref = f"refs/heads/{branch}"
-    if expected is not None:
-        await repo.run("update-ref", "-d", "--end-of-options", ref, expected, check=False)
-        return
-    tip = await _branch_tip(repo, branch)
-    if tip is not None:
-        await repo.run("update-ref", "-d", "--end-of-options", ref, tip)
-
-
-async def commit_all(wt: Worktree, message: str, *, repo: GitRepo | None = None) -> str | None:
-    """Stage everything in ``wt`` (``git add -A``) and commit it; return the sha, or None.
-
-    None means there was nothing to commit. See :func:`commit_leftovers`.
-    """
-    if not await commit_leftovers(wt, message, repo=repo):
-        return None
-    return await GitRepo(wt.path).rev_parse("HEAD")
-
-
-async def commit_leftovers(wt: Worktree, message: str, *, repo: GitRepo | None = None) -> bool:
-    """Stage everything in ``wt`` (``git add -A``) and commit it; False if nothing to commit.
-
-    Raises GitError if the worktree is not on ``wt.branch`` (a commit on a detached HEAD
-    would never land), and GitlinkError if it holds an untracked nested git repository
-    (``add -A`` would stage it as a gitlink to a commit the repository does not have, or
-    fail when it has no commit), both before staging anything. Hooks are skipped
-    (``--no-verify``): this is planrun saving leftovers, not an agent's own commit. The
-    identity comes from git's config or environment; ``planrun <planrun@localhost>`` is
-    used only when git has none (asked once per ``repo``, the repository's GitRepo, when
-    given).
-
-    One ``git status --porcelain=v2 --branch`` gives the branch and the changes: none, no
-    ``add``; only changes that ``add -A`` surely stages (an untracked file, or a worktree
-    change to a path whose index entry still equals HEAD), no ``diff --cached`` either.
-    It lists untracked files one by one (``--untracked-files=all``, the walk ``add -A``
-    makes anyway), so that the only untracked entries ending in ``/`` are nested
-    repositories, which git does not enter.
-    """
-    here = GitRepo(wt.path)
-    out = await here.run(
-        "status",
-        "--porcelain=v2",
-        "--branch",
-        "-z",
-        "--untracked-files=all",
-        "--ignore-submodules=dirty",
-    )
-    on, changes, nested = _parse_status(out.stdout)
-    if on != wt.branch:
-        raise GitError(
-            ("git", "commit"),
-            1,
-            f"fatal: {wt.path} is on {on or 'a detached HEAD'}, not {wt.branch}\n",
-        )
-    if nested:
-        raise nested_repositories(nested)
-    if changes == "none":
-        return False
-    await here.run("add", "-A")
-    if changes == "maybe":
-        staged = await here.run("diff", "--cached", "--quiet", check=False)
-        if staged.returncode == 0:
-            return False
-        if staged.returncode != 1:
-            raise GitError(staged.argv, staged.returncode, staged.stderr)
-    identity = await (repo or here).identity_config()
-    await here.run("commit", "-q", "--no-verify", "-m", message, config=identity)
-    return True
-
-
-def _parse_status(porcelain_z: str) -> tuple[str | None, str, list[str]]:
-    """The branch (None when detached), ``none``/``sure``/``maybe`` and the untracked
-    nested repositories (``-uall`` shows them alone as ``dir/``) from ``status -z`` v2.
-
-    ``sure``: ``add -A`` will stage a change (an untracked path; or an ordinary entry that is
-    not a submodule, whose index entry equals HEAD, so the worktree differs from HEAD).
-    ``maybe``: other changes (already staged, renamed, unmerged, submodules), which ``add
-    -A`` may turn back into no change at all.
-    """
-    branch: str | None = None
-    sure = maybe = False
-    nested: list[str] = []
-    records = porcelain_z.split("\0")
-    i = 0
-    while i < len(records):
-        record = records[i]
-        i += 1
-        if record.startswith("# branch.head "):
-            head = record[len("# branch.head ") :]
-            branch = None if head == "(detached)" else head
-        elif not record or record.startswith("#"):
-            continue
-        elif record.startswith("? ") or _worktree_change_only(record):
-            sure = True
-            if record.startswith("? ") and record.endswith("/"):
-                nested.append(record[2:])
-        else:
-            maybe = True
-            if record.startswith("2 "):
-                i += 1  # a rename's original path is the next record
-    return branch, "sure" if sure else "maybe" if maybe else "none", nested
-
-
-def _worktree_change_only(record: str) -> bool:
-    """An ordinary v2 entry, not a submodule, changed in the worktree but not in the index."""
-    return record.startswith("1 ") and record[2] == "." and record[5:9] == "N..."
