@@ -165,10 +165,7 @@ def build_report(
     fingerprints: Mapping[str, tuple[str, Any]] | None = None,
 ) -> RunReport:
     ended = time.time()
-    tasks = [scheduler.reports[k] for k in plan.graph.topological() if k in scheduler.reports]
-    for task in tasks:
-        if fingerprints and task.key in fingerprints:
-            task.fingerprint = fingerprints[task.key][0]
+    tasks = scheduler.ledger.in_order(fingerprints)
     usage = total_usage(a.usage for t in tasks for a in t.attempts)
     exit_code = (
         EXIT_INTERRUPTED
@@ -189,5 +186,5 @@ def build_report(
         counts=scheduler.state.counts(),
         usage=usage,
         tasks=tasks,
-        hook_failures=scheduler.run_context.hook_failures,
+        hook_failures=scheduler.ledger.hook_failures,
     )

@@ -25,11 +25,9 @@ from planrun.core.budget import Spent, exceeded
 from planrun.core.names import sanitize_component
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.usage import RunningTotals, parse_usage
-from planrun.core.usage import Usage as ParsedUsage
 from planrun.errors import GitError, SessionStartError
 from planrun.plan import templates
 from planrun.plan.resolved import BudgetSpec, ProviderSpec, Task
-from planrun.report.model import Usage
 from planrun.run.context import RunContext
 from planrun.run.environment import task_env
 from planrun.run.hooks import HookRunner
@@ -73,11 +71,7 @@ class AttemptRunner:
             prepared = await self.run.workspace.prepare(task, number)
         except (SessionStartError, GitError, OSError) as exc:
             return SessionResult(Outcome.STARTUP_FAILED, f"workspace: {exc}"), None
-        report = self.run.reports[task.key]
-        if prepared.branch:
-            report.branch, report.base_commit = prepared.branch, prepared.base_commit
-        if prepared.kept:
-            report.kept_branches.append(prepared.kept)
+        self.run.ledger.workspace(task.key, prepared)
         provider = self.run.plan.providers[task.provider]
         context = self.run.template_context(task, number, prepared, log_path)
         env = task_env(self.run.plan, task, provider, context, self.run.settings.environ)
@@ -213,7 +207,7 @@ class AttemptRunner:
             if problem is not None:
                 return SessionResult(Outcome.BUDGET_EXCEEDED, problem, tail=result.tail)
             turn += 1
-            self.run.reports[task.key].attempts[-1].turns = turn
+            self.run.ledger.turn(task.key, turn)
             try:
                 launch = build_followup(task, provider, context, prompt)
             except templates.TemplateProblem as exc:
@@ -264,8 +258,7 @@ class AttemptRunner:
 
     async def _ask(self, task: Task, question: str) -> str | None:
         """Give the slot back until `planrun answer` or input_timeout; None if unanswered."""
-        report = self.run.reports[task.key]
-        report.status, report.reason = Status.NEEDS_INPUT.value, f"asks: {question}"
+        report = self.run.ledger.asking(task.key, question)
         self.slots.park(task.key, Status.NEEDS_INPUT)
         self.run.journal.task_finished(task.key, report)
         # `planrun answer` checks the store: the question is announced once it is there
@@ -278,7 +271,7 @@ class AttemptRunner:
         if answer is not None:
             self.run.emit(ev.AnswerSent(key=task.key, length=len(answer)))
         await self.slots.resume(task.key)
-        report.reason = ""
+        self.run.ledger.answered(task.key)
         return answer
 
     # --- usage and budgets --------------------------------------------------------------
@@ -296,8 +289,7 @@ class AttemptRunner:
         parsed = parse_usage(provider.usage, output.decode("utf-8", "replace"))
         turn = self._totals.turn(provider.usage, parsed)  # a continued session's totals
         if turn is not None:
-            attempt = self.run.reports[task.key].attempts[-1]
-            attempt.usage = add_usage(attempt.usage, turn)
+            self.run.ledger.usage(task.key, turn)
             tokens = turn.input_tokens + turn.output_tokens
             self._spent.setdefault(task.key, Spent()).add(tokens, turn.cost_usd)
             self._run_spent.add(tokens, turn.cost_usd)
@@ -314,7 +306,7 @@ class AttemptRunner:
         now = time.time()
         left: list[float] = []
         if task.budget is not None and task.budget.wall_time is not None:
-            started = self.run.task_started.get(task.key, now)
+            started = self.run.ledger.began(task.key) or now
             left.append(task.budget.wall_time - (now - started))
         if self._run_budget is not None and self._run_budget.wall_time is not None:
             left.append(self._run_budget.wall_time - (now - self.run.started_at))
@@ -323,27 +315,11 @@ class AttemptRunner:
     def budget_problem(self, task: Task) -> str | None:
         """Why no new attempt or turn may start (a task or run budget is used up), if so."""
         now = time.time()
-        started = self.run.task_started.get(task.key, now)
+        started = self.run.ledger.began(task.key) or now
         spent = self._spent.get(task.key, Spent())
         return exceeded(task.budget, spent, now - started, "task") or exceeded(
             self._run_budget, self._run_spent, now - self.run.started_at, "run"
         )
-
-
-def add_usage(total: Usage | None, more: ParsedUsage) -> Usage:
-    """``total`` plus one turn's usage (cost stays unknown until some turn reports one)."""
-    if total is None:
-        return Usage(
-            input_tokens=more.input_tokens, output_tokens=more.output_tokens, cost_usd=more.cost_usd
-        )
-    cost = total.cost_usd
-    if more.cost_usd is not None:
-        cost = (cost or 0.0) + more.cost_usd
-    return Usage(
-        input_tokens=(total.input_tokens or 0) + more.input_tokens,
-        output_tokens=(total.output_tokens or 0) + more.output_tokens,
-        cost_usd=cost,
-    )
 
 
 def session_name(plan: str, task: Task, attempt: int) -> str:

@@ -1,4 +1,4 @@
-"""What the parts of one run share: settings, edges, reports, names and time stamps.
+"""What the parts of one run share: settings, edges, the ledger, names and time stamps.
 
 The scheduler builds one :class:`RunContext`; the attempt runner and the hook runner read
 it. Keeping it in one place means a path, a template context or a time stamp is computed
@@ -17,7 +17,7 @@ from planrun.core.events import Observers
 from planrun.core.names import sanitize_component
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
-from planrun.report.model import HookFailure, TaskReport
+from planrun.run.ledger import Ledger
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.state.recording import Journal
 from planrun.state.store import iso
@@ -45,7 +45,19 @@ class RunSettings:
 
 
 @dataclass
+class Control:
+    """The run's one mutable flag that every part reads: set by a second signal, after
+    which every group was killed and no hook starts any more."""
+
+    killed: bool = False
+
+
+@dataclass(frozen=True)
 class RunContext:
+    """What the parts of one run share, wired once by the scheduler: the plan, the settings,
+    the edges (sessions, workspace, journal, observers), the ledger that alone writes the
+    report records, the live process groups (for a second signal) and the control flag."""
+
     plan: CompiledPlan
     settings: RunSettings
     sessions: Mapping[str, Session]
@@ -57,13 +69,10 @@ class RunContext:
     #: Masks ``secrets`` (planrun.core.redact.Redactor.redact): every text planrun records or
     #: shows goes through it, where an attempt's or a task's outcome is recorded and in the
     #: event observers (see :meth:`redacted`, planrun.core.events.Observers).
+    ledger: Ledger
     redact: Callable[[str], str] = str
-    reports: dict[str, TaskReport] = field(default_factory=dict)
     groups: dict[str, ProcessInfo] = field(default_factory=dict)  # live process groups
-    hook_failures: list[HookFailure] = field(default_factory=list)  # for the report
-    #: Set by a second signal: every group was killed; no hook starts any more.
-    killed: bool = False
-    task_started: dict[str, float] = field(default_factory=dict)  # Unix time a task began
+    control: Control = field(default_factory=Control)
 
     def redacted(self, result: SessionResult) -> SessionResult:
         """An attempt's result with its texts redacted: whatever made its reason (a git

@@ -107,14 +107,14 @@ class HookRunner:
         key: str | None,
     ) -> list[HookResult]:
         settings = self.run.plan.settings
-        if self.run.killed:  # a second signal: nothing starts any more
+        if self.run.control.killed:  # a second signal: nothing starts any more
             results = [HookResult(moment, c.describe(), False, _KILLED) for c in commands[:1]]
         else:
             group = f"{moment} hook of {key or 'the run'}"  # never a task key (a space)
 
             async def on_start(info: ProcessInfo) -> None:
                 self.run.groups[group] = info
-                if self.run.killed:  # the signal came while this hook was starting
+                if self.run.control.killed:  # the signal came while this hook was starting
                     kill_group_now(info.pgid)
 
             try:
@@ -140,7 +140,7 @@ class HookRunner:
                 failure = HookFailure(
                     moment=moment, task=key, command=r.command, reason=r.reason, tail=list(r.tail)
                 )
-                self.run.hook_failures.append(failure)
+                self.run.ledger.hook_failed(failure)
             self.run.emit(
                 ev.HookRan(key=key, moment=moment, command=r.command, ok=r.ok, reason=r.reason)
             )

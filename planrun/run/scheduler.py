@@ -36,12 +36,12 @@ from planrun.run.attempt import AttemptRunner
 from planrun.run.context import RunContext, RunSettings
 from planrun.run.environment import secret_values
 from planrun.run.hooks import HookRunner
+from planrun.run.ledger import Ledger
 from planrun.run.retry import retrying
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.sessions.escapees import kill_escapees_now
 from planrun.sessions.process import kill_group_now
 from planrun.state.recording import Journal, NullJournal
-from planrun.state.store import iso
 from planrun.workspace.base import PlainWorkspace, Prepared, Workspace
 
 __all__ = ["Scheduler"]
@@ -78,12 +78,13 @@ class Scheduler:
             emit=Observers([observers or Observers()], redact=redact if secrets else None),
             secrets=secrets,
             started_at=time.time(),
+            ledger=Ledger(plan),
             redact=redact,
         )
         self.emit = self.run_context.emit
         self.journal = self.run_context.journal
         self.workspace = self.run_context.workspace
-        self.reports = self.run_context.reports
+        self.ledger = self.run_context.ledger
         self.started_at = self.run_context.started_at
         caps = Caps(
             total=settings.max_concurrent or plan.settings.max_concurrent,
@@ -116,7 +117,7 @@ class Scheduler:
             )
         )
         for key in self.state.keys:
-            self.reports[key] = self._task_report(key)
+            self.ledger.open(key)
         ok = await self.hooks.for_run("on_run_start", "running")
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -138,6 +139,11 @@ class Scheduler:
         with trio.CancelScope(shield=True):
             await self.hooks.for_run("on_run_end", self.status)
         self.emit(ev.RunFinished(status=self.status, counts=self.state.counts()))
+
+    @property
+    def reports(self) -> Mapping[str, TaskReport]:
+        """The report record of each task of the run, as the ledger keeps it."""
+        return self.ledger.tasks
 
     @property
     def status(self) -> Literal["succeeded", "failed", "interrupted"]:
@@ -166,7 +172,7 @@ class Scheduler:
     def kill_now(self) -> None:
         """Second signal: SIGKILL every process group at once (tasks' and hooks'), and the
         sessions' escapees; no hook starts after this."""
-        self.run_context.killed = True
+        self.run_context.control.killed = True
         for info in list(self.run_context.groups.values()):
             kill_group_now(info.pgid)  # never planrun's own group
         kill_escapees_now()
@@ -186,11 +192,9 @@ class Scheduler:
 
     def _apply(self, changes: list[Change]) -> None:
         for change in changes:
-            report = self.reports.get(change.key)
-            if report is not None:
-                report.status = change.status.value
-                report.reason = change.reason
-                report.cause = self.state[change.key].cause
+            report = self.ledger.status(
+                change.key, change.status, change.reason, self.state[change.key].cause
+            )
             if change.status is Status.READY:
                 self.emit(ev.TaskQueued(key=change.key))
             elif change.status.is_final:
@@ -219,9 +223,7 @@ class Scheduler:
 
     async def _worker(self, key: str) -> None:
         task = self.plan.tasks[key]
-        report = self.reports[key]
-        began = self.run_context.task_started[key] = time.time()
-        report.started_at = iso(began)
+        self.ledger.task_started(key)
         status, reason = Status.FAILED, ""
         last: _Attempt | None = None
         try:
@@ -255,9 +257,7 @@ class Scheduler:
                 status=status.value,
                 reason=reason,
             )
-        ended = time.time()
-        report.ended_at = iso(ended)
-        report.duration_s = round(ended - began, 3)
+        self.ledger.task_ended(key)
         self._finish(key, status, reason)
         self._active -= 1
         if status is Status.FAILED and self.on_failure != "continue" and not self.state.stopping:
@@ -269,8 +269,8 @@ class Scheduler:
     def _park_for_review(self, task: Task, reason: str) -> None:
         """The work is committed on its branch; the task waits for `planrun approve`."""
         self._scopes.pop(task.key, None)
-        report = self.reports[task.key]
-        report.status, report.reason = Status.IN_REVIEW.value, reason
+        report = self.ledger.status(task.key, Status.IN_REVIEW, reason)
+        assert report is not None
         self.state.release(task.key, Status.IN_REVIEW)
         self.journal.task_finished(task.key, report)
         self.emit(ev.TaskPaused(key=task.key, status=Status.IN_REVIEW.value, reason=reason))
@@ -290,7 +290,7 @@ class Scheduler:
 
         async def backoff(seconds: float) -> None:
             self.state.release(task.key, Status.RETRYING)
-            self.reports[task.key].status = Status.RETRYING.value
+            self.ledger.status(task.key, Status.RETRYING)
             self._dispatch()
             await trio.sleep(seconds)
             await self._wait_for_slot(task.key)
@@ -344,7 +344,7 @@ class Scheduler:
         self.state.requeue(key)
         self._dispatch()
         await event.wait()
-        self.reports[key].status = Status.RUNNING.value
+        self.ledger.status(key, Status.RUNNING)
 
     async def _attempt(self, task: Task) -> _Attempt:
         problem = self.attempts.budget_problem(task)
@@ -353,11 +353,7 @@ class Scheduler:
         number = self.state.count_attempt(task.key)
         started = time.time()
         log_path = self.run_context.log_path(task.key, number)
-        report = AttemptReport(
-            number=number, started_at=iso(started), outcome="running", log_path=str(log_path)
-        )
-        self.reports[task.key].attempts.append(report)
-        self.reports[task.key].status = Status.RUNNING.value
+        report = self.ledger.attempt_started(task.key, number, str(log_path))
         self.journal.attempt_started(task.key, number, log_path)  # before the process starts
         if self.journal_error is not None:  # not recorded, so it must not run: cancelled
             result = SessionResult(Outcome.CANCELLED, "not started: the journal failed")
@@ -377,14 +373,7 @@ class Scheduler:
         self, task: Task, report: AttemptReport, result: SessionResult, started: float
     ) -> SessionResult:
         result = self.run_context.redacted(result)  # recorded, and returned, redacted
-        ended = time.time()
-        report.ended_at = iso(ended)
-        report.duration_s = round(ended - started, 3)
-        report.outcome = result.outcome.value
-        report.reason = result.reason
-        report.exit_code = result.exit_code
-        report.signal = result.signal
-        report.tail = list(result.tail)
+        self.ledger.attempt_ended(report, result, started)
         self.journal.attempt_finished(task.key, report)
         self.emit(
             ev.AttemptFinished(
@@ -416,7 +405,7 @@ class Scheduler:
             except GitError as exc:  # e.g. a nested repository: the task fails, not the run
                 await self.workspace.keep(task, last.prepared, Status.FAILED)
                 return Status.FAILED, f"committing for review failed: {exc}"
-            self.reports[task.key].landed_commit = None
+            self.ledger.committed_for_review(task.key)
             return (
                 Status.IN_REVIEW,
                 f"waiting for review{f' (commit {commit[:12]})' if commit else ''}",
@@ -424,34 +413,17 @@ class Scheduler:
         try:
             landed = await self.workspace.land(task, last.prepared)
         except MergeConflict as exc:
-            last.report.outcome = Outcome.CONFLICT.value
             what = f"conflict landing {task.key}: {', '.join(exc.paths) or exc}"
-            last.report.reason = self.run_context.redact(what)  # amends the attempt's outcome
+            self.ledger.conflict(last.report, self.run_context.redact(what))
             await self.workspace.keep(task, last.prepared, Status.FAILED)
             return Status.FAILED, f"conflict: {', '.join(exc.paths) or 'the merge failed'}"
         except GitError as exc:
             await self.workspace.keep(task, last.prepared, Status.FAILED)
             return Status.FAILED, f"landing failed: {exc}"
-        report = self.reports[task.key]
-        report.landed_commit = landed.commit
-        report.diffstat = landed.diffstat
+        self.ledger.landed(task.key, landed.commit, landed.diffstat)
         if landed.commit:
             self.emit(ev.Landed(key=task.key, commit=landed.commit))
         return Status.DONE, ""
-
-    def _task_report(self, key: str) -> TaskReport:
-        task = self.plan.tasks[key]
-        return TaskReport(
-            key=key,
-            title=task.title,
-            kind=task.kind,
-            status=Status.PENDING.value,
-            priority=task.priority,
-            needs=self.plan.graph.waits_for(key) if task.kind == "work" else [],
-            parent=task.parent,
-            provider=task.provider if task.kind == "work" else None,
-            project=task.project,
-        )
 
 
 class _NotStarted(Exception):
