@@ -69,18 +69,13 @@ from typing import Any
 import ptyprocess
 import trio
 
-from planrun.sessions.base import (
-    OnLine,
-    OnQuestion,
-    OnStart,
-    ProcessInfo,
-    SessionResult,
-    SessionSpec,
-)
-from planrun.sessions.common import REAP_TIMEOUT, open_watcher, reraise_plain, startup_failed
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionResult, SessionSpec
+from planrun.sessions.common import REAP_TIMEOUT
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.idle import readable
+from planrun.sessions.output import OutputWatcher
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
+from planrun.sessions.skeleton import Attempt, Backend
 from planrun.sessions.terminal import (
     CURSOR_REPLY,
     PASTE_END,
@@ -172,8 +167,8 @@ def close_fd(fd: int | None) -> None:
     os.close(fd)
 
 
-class PtySession:
-    """The pseudo-terminal backend (implements :class:`planrun.sessions.base.Session`).
+class PtySession(Backend):
+    """The pseudo-terminal backend (a :class:`~planrun.sessions.skeleton.Backend`).
 
     ``drain_timeout`` bounds the reading of the output that remains once the process group
     is gone; ``read_size`` is the largest read from the pty.
@@ -183,31 +178,15 @@ class PtySession:
         self._drain_timeout = drain_timeout
         self._read_size = read_size
 
-    async def run(
-        self,
-        spec: SessionSpec,
-        *,
-        on_start: OnStart | None = None,
-        on_line: OnLine | None = None,
-        on_question: OnQuestion | None = None,
-    ) -> SessionResult:
-        """Run one attempt to its end; see the module docstring for the rules."""
-        watcher = open_watcher(spec, on_line)
-        if isinstance(watcher, SessionResult):
-            return watcher
-        try:
-            hunt = Hunt()
-            child = _spawn(spec, hunt)
-            if isinstance(child, str):
-                return startup_failed(spec, child)
-            supervisor = TerminalSupervisor(spec, watcher, on_question)
-            attempt = _PtyAttempt(child, supervisor, self._drain_timeout, self._read_size, hunt)
-            try:
-                return await attempt.run(on_start)
-            except BaseExceptionGroup as group:
-                reraise_plain(group)
-        finally:
-            watcher.close()
+    async def _spawn(
+        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
+    ) -> _PtyAttempt | str:
+        hunt = Hunt()
+        child = _start(spec, hunt)
+        if isinstance(child, str):
+            return child
+        supervisor = TerminalSupervisor(spec, watcher, on_question)
+        return _PtyAttempt(child, supervisor, self._drain_timeout, self._read_size, hunt)
 
 
 @dataclass
@@ -241,7 +220,7 @@ def _child_setup(cwd: str, stdin_fd: int | None) -> Callable[[], None]:
     return setup
 
 
-def _spawn(spec: SessionSpec, hunt: Hunt) -> _Child | str:
+def _start(spec: SessionSpec, hunt: Hunt) -> _Child | str:
     """Start the child on a new pty; return it, or why it could not start."""
     try:
         command = resolve_command(spec.argv, spec.env, spec.cwd)
@@ -272,7 +251,7 @@ def _spawn(spec: SessionSpec, hunt: Hunt) -> _Child | str:
     return _Child(process=process, fd=process.fd, pid=process.pid, stdin_fd=stdin_write)
 
 
-class _PtyAttempt:
+class _PtyAttempt(Attempt):
     """The state of one running pty attempt: supervisor, exit, end of output."""
 
     def __init__(
@@ -284,7 +263,7 @@ class _PtyAttempt:
         hunt: Hunt,
     ) -> None:
         self._child = child
-        self._hunt = hunt
+        self.hunt = hunt
         self._sup = supervisor
         self._spec = supervisor.spec
         self._watcher = supervisor.watcher
@@ -297,26 +276,16 @@ class _PtyAttempt:
         self._status: tuple[int | None, int | None] | None = None
         self._kill: GroupKill | None = None
 
-    async def run(self, on_start: OnStart | None) -> SessionResult:
-        """Supervise to the end, clean up (always, shielded), and describe the outcome."""
-        self._hunt.lead(self._child.pid)
-        try:
-            if on_start is not None:
-                pid = self._child.pid
-                await on_start(ProcessInfo(pid=pid, pgid=pid, start_time=proc_start_time(pid)))
-            await self._until_end()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._wind_down()
+    def process(self) -> ProcessInfo:
+        pid = self._child.pid
+        return ProcessInfo(pid=pid, pgid=pid, start_time=proc_start_time(pid))
+
+    def result(self) -> SessionResult:
         return self._sup.result(
-            self._status,
-            pid=self._child.pid,
-            exited=self._exited,
-            kill=self._kill,
-            hunt=self._hunt,
+            self._status, pid=self._child.pid, exited=self._exited, kill=self._kill, hunt=self.hunt
         )
 
-    async def _until_end(self) -> None:
+    async def supervise(self) -> None:
         """Run until an ending is decided or the leader exits."""
         async with trio.open_nursery() as nursery:
             self._sup.start(nursery, self._type, self._pending, lambda: running(self._child.pid))
@@ -329,7 +298,7 @@ class _PtyAttempt:
             await self._sup.end.wait()
             nursery.cancel_scope.cancel()
 
-    async def _wind_down(self) -> None:
+    async def wind_down(self) -> None:
         """Kill the group while still logging output, reap, drain briefly, close."""
         self._sup.stop()
         pumping = not self._eof.is_set() and not self._pump_failed
@@ -342,14 +311,14 @@ class _PtyAttempt:
                     await wait_process_exit(self._child.pid)
                 self._reap()
             # an escapee may hold the terminal open: end it before waiting for EOF
-            await self._hunt.end(self._spec.kill_grace)
+            await self.hunt.end(self._spec.kill_grace)
             if pumping:
                 with trio.move_on_after(self._drain_timeout):
                     await self._eof.wait()
             nursery.cancel_scope.cancel()
         self._close()
         # the group's dead once ptyprocess took the leader's status
-        self._hunt.close(self._child.pid if self._status is not None else None)
+        self.hunt.close(self._child.pid if self._status is not None else None)
         self._sup.handle(self._watcher.close())
 
     def _reap(self) -> None:

@@ -37,23 +37,9 @@ from __future__ import annotations
 import trio
 
 from planrun.core.outcomes import Outcome
-from planrun.sessions.base import (
-    OnLine,
-    OnQuestion,
-    OnStart,
-    ProcessInfo,
-    SessionResult,
-    SessionSpec,
-)
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionResult, SessionSpec
 from planrun.sessions.child import Child
-from planrun.sessions.common import (
-    REAP_TIMEOUT,
-    Ending,
-    open_watcher,
-    reraise_plain,
-    signal_name,
-    startup_failed,
-)
+from planrun.sessions.common import REAP_TIMEOUT, Ending, signal_name
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.idle import IdleClock, readable
 from planrun.sessions.output import (
@@ -65,50 +51,33 @@ from planrun.sessions.output import (
 )
 from planrun.sessions.process import GroupKill, group_alive, kill_group, running
 from planrun.sessions.questions import Questions
+from planrun.sessions.skeleton import Attempt, Backend
 
 
-class SubprocessSession:
-    """The pipe backend (implements :class:`planrun.sessions.base.Session`).
+class SubprocessSession(Backend):
+    """The pipe backend (a :class:`~planrun.sessions.skeleton.Backend`).
 
     ``drain_timeout`` bounds the reading of the output that remains once the process group
-    is gone; ``read_size`` is the largest read from the pipe.
+    is gone; ``read_size`` is the largest read from the pipe. Pipes cannot take a typed
+    answer, so a question ends the attempt as needs_input and ``on_question`` is not used
+    (the scheduler answers with a follow-up turn).
     """
 
     def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
         self._drain_timeout = drain_timeout
         self._read_size = read_size
 
-    async def run(
-        self,
-        spec: SessionSpec,
-        *,
-        on_start: OnStart | None = None,
-        on_line: OnLine | None = None,
-        on_question: OnQuestion | None = None,
-    ) -> SessionResult:
-        """Run one attempt to its end; see the module docstring for the rules.
-
-        Pipes cannot take a typed answer, so a question ends the attempt as needs_input
-        and ``on_question`` is not used (the scheduler answers with a follow-up turn).
-        """
-        watcher = open_watcher(spec, on_line)
-        if isinstance(watcher, SessionResult):
-            return watcher
-        try:
-            hunt = Hunt()
-            process = _spawn(spec, hunt)
-            if isinstance(process, str):
-                return startup_failed(spec, process)
-            attempt = _Attempt(spec, process, watcher, self._drain_timeout, self._read_size)
-            try:
-                return await attempt.run(on_start, hunt)
-            except BaseExceptionGroup as group:
-                reraise_plain(group)
-        finally:
-            watcher.close()
+    async def _spawn(
+        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
+    ) -> _Attempt | str:
+        hunt = Hunt()
+        process = _start(spec, hunt)
+        if isinstance(process, str):
+            return process
+        return _Attempt(spec, process, watcher, hunt, self._drain_timeout, self._read_size)
 
 
-def _spawn(spec: SessionSpec, hunt: Hunt) -> Child | str:
+def _start(spec: SessionSpec, hunt: Hunt) -> Child | str:
     """Start the child in its own session; return it, or why it could not start."""
     if not spec.argv:
         return "cannot start an empty command"
@@ -124,7 +93,7 @@ def _spawn(spec: SessionSpec, hunt: Hunt) -> Child | str:
         return f"cannot start {spec.argv[0]!r}: {error}"
 
 
-class _Attempt:
+class _Attempt(Attempt):
     """The state of one running attempt: decided ending, exit, end of output."""
 
     def __init__(
@@ -132,6 +101,7 @@ class _Attempt:
         spec: SessionSpec,
         process: Child,
         watcher: OutputWatcher,
+        hunt: Hunt,
         drain_timeout: float,
         read_size: int,
     ) -> None:
@@ -149,31 +119,21 @@ class _Attempt:
         self._exited = False
         self._kill: GroupKill | None = None
         self._reaped = False
-        self._hunt = Hunt()  # replaced by the session's in run()
+        self.hunt = hunt
         self._questions = Questions(
             spec, watcher, self._output_pending, lambda: running(process.pid)
         )
 
-    async def run(self, on_start: OnStart | None, hunt: Hunt) -> SessionResult:
-        """Supervise to the end, clean up (always, shielded), and describe the outcome."""
-        self._hunt = hunt
-        hunt.lead(self._process.pid)
-        try:
-            if on_start is not None:
-                pid, start_time = self._process.pid, self._process.start_time
-                await on_start(ProcessInfo(pid=pid, pgid=pid, start_time=start_time))
-            await self._until_end()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._wind_down()
-        return self._result()
+    def process(self) -> ProcessInfo:
+        pid = self._process.pid
+        return ProcessInfo(pid=pid, pgid=pid, start_time=self._process.start_time)
 
-    async def _until_end(self) -> None:
+    async def supervise(self) -> None:
         """Run until an ending is decided, the leader exits, or the timeout passes.
 
         When the leader exited and left nothing behind in its group, nothing can write to
         the pipe any more (but an escapee): the rest of the output is read here, so that
-        the usual ending needs no second round in :meth:`_wind_down`.
+        the usual ending needs no second round in :meth:`wind_down`.
         """
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump)
@@ -190,7 +150,7 @@ class _Attempt:
                 await self._process.wait()
                 self._reaped = self._exited = True
                 if not group_alive(self._process.pid):
-                    await self._hunt.end(self._spec.kill_grace)
+                    await self.hunt.end(self._spec.kill_grace)
                     with trio.move_on_after(self._drain_timeout):
                         await self._eof.wait()
                     self._drained = True
@@ -198,7 +158,7 @@ class _Attempt:
                 self._decide(Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
             nursery.cancel_scope.cancel()
 
-    async def _wind_down(self) -> None:
+    async def wind_down(self) -> None:
         """Kill the group while still logging output, reap, drain briefly, close."""
         pumping = not self._eof.is_set() and not self._pump_failed and not self._drained
         if pumping or not self._reaped:
@@ -206,7 +166,7 @@ class _Attempt:
                 if pumping:
                     nursery.start_soon(self._pump)
                 self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-                await self._hunt.end(
+                await self.hunt.end(
                     self._spec.kill_grace
                 )  # before the drain: one may hold the pipe
                 with trio.move_on_after(REAP_TIMEOUT):
@@ -218,10 +178,10 @@ class _Attempt:
                 nursery.cancel_scope.cancel()
         else:  # the usual end: the leader exited and its output is all read
             self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-            await self._hunt.end(self._spec.kill_grace)
+            await self.hunt.end(self._spec.kill_grace)
         await self._process.aclose()
         # the group's dead once Popen took the leader's status
-        self._hunt.close(self._process.pid if self._reaped else None)
+        self.hunt.close(self._process.pid if self._reaped else None)
         self._handle(self._watcher.close())
 
     def _decide(self, ending: Ending) -> None:
@@ -283,7 +243,7 @@ class _Attempt:
         await clock.wait_stalled()
         self._decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
 
-    def _result(self) -> SessionResult:
+    def result(self) -> SessionResult:
         code = self._process.returncode if self._reaped else None
         exit_code = code if code is not None and code >= 0 else None
         signum = -code if code is not None and code < 0 else None
@@ -320,6 +280,6 @@ class _Attempt:
             notes.append("processes left in its group were killed")
         if self._kill is not None and not self._kill.gone:
             notes.append("some processes of its group survived SIGKILL")
-        notes += self._hunt.notes()
+        notes += self.hunt.notes()
         notes += self._watcher.log_notes()
         return notes

@@ -78,25 +78,14 @@ from pathlib import Path
 
 import trio
 
-from planrun.sessions.base import (
-    OnLine,
-    OnQuestion,
-    OnStart,
-    ProcessInfo,
-    SessionResult,
-    SessionSpec,
-)
-from planrun.sessions.common import (
-    REAP_TIMEOUT,
-    open_watcher,
-    reraise_plain,
-    startup_failed,
-)
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionResult, SessionSpec
+from planrun.sessions.common import REAP_TIMEOUT
 from planrun.sessions.escapees import Hunt, token_of
 from planrun.sessions.idle import readable
-from planrun.sessions.output import Event, FailureMatched, SuccessMatched
+from planrun.sessions.output import Event, FailureMatched, OutputWatcher, SuccessMatched
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
 from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
+from planrun.sessions.skeleton import Attempt, Backend
 from planrun.sessions.terminal import TerminalSupervisor, keystrokes
 from planrun.sessions.tmux_client import (
     PANE_FORMAT,
@@ -119,8 +108,8 @@ STATUS_WAIT = 1.0
 _DEAD_POLL_FIRST, _DEAD_POLL_MAX = 0.01, 0.1
 
 
-class TmuxSession:
-    """The tmux backend (implements :class:`planrun.sessions.base.Session`).
+class TmuxSession(Backend):
+    """The tmux backend (a :class:`~planrun.sessions.skeleton.Backend`).
 
     ``socket`` is the ``-L`` server name (None: tmux's default server). ``poll_interval`` is
     the safety-net poll of the pane's state; ``drain_timeout`` bounds the reading of the output
@@ -142,40 +131,37 @@ class TmuxSession:
         self._drain_timeout = drain_timeout
         self._read_size = read_size
 
-    async def run(
-        self,
-        spec: SessionSpec,
-        *,
-        on_start: OnStart | None = None,
-        on_line: OnLine | None = None,
-        on_question: OnQuestion | None = None,
-    ) -> SessionResult:
-        """Run (or re-attach to) one attempt to its end; see the module docstring."""
-        watcher = open_watcher(spec, on_line)
-        if isinstance(watcher, SessionResult):
-            return watcher
-        folder = tempfile.mkdtemp(prefix="planrun-tmux-")
+    async def _spawn(
+        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
+    ) -> _TmuxAttempt | str:
+        """Start the session, or re-attach to the one of this name (module docstring)."""
+        folder = Path(tempfile.mkdtemp(prefix="planrun-tmux-"))
         supervisor = TerminalSupervisor(spec, watcher, on_question)
-        attempt = _TmuxAttempt(self._client, supervisor, Path(folder), self._read_size)
+        attempt = _TmuxAttempt(
+            self._client, supervisor, folder, self._read_size, self._poll, self._drain_timeout
+        )
         try:
             problem = await attempt.open()
-            if problem is not None:
-                return startup_failed(spec, problem)
-            try:
-                return await attempt.run(on_start, self._poll, self._drain_timeout)
-            except BaseExceptionGroup as group:
-                reraise_plain(group)
-        finally:
-            attempt.close_fds()
-            watcher.close()
-            shutil.rmtree(folder, ignore_errors=True)
+        except BaseException:
+            attempt.close()
+            raise
+        if problem is not None:
+            attempt.close()
+            return problem
+        return attempt
 
 
-class _TmuxAttempt:
+class _TmuxAttempt(Attempt):
     """One attempt in one tmux session: start or re-attach, supervise, wind down."""
 
     def __init__(
-        self, client: Client, supervisor: TerminalSupervisor, folder: Path, read_size: int
+        self,
+        client: Client,
+        supervisor: TerminalSupervisor,
+        folder: Path,
+        read_size: int,
+        poll: float,
+        drain_timeout: float,
     ) -> None:
         self._client = client
         self._sup = supervisor
@@ -187,6 +173,8 @@ class _TmuxAttempt:
         self._keeper: int | None = None  # our own writer: no end-of-file before cat connects
         self._stdin: int | None = None  # the stdin FIFO (read-write, so opening never blocks)
         self._read_size = read_size
+        self._poll = poll
+        self._drain_timeout = drain_timeout
         self._replayed: list[Event] = []  # events of the recovered history, handled at start
         self._pane: Pane | None = None
         self.pgid_of = 0
@@ -199,7 +187,7 @@ class _TmuxAttempt:
         self._exited = False
         self._status: tuple[int | None, int | None] | None = None
         self._kill: GroupKill | None = None
-        self._hunt = Hunt()  # a re-attached pane's token is read from the pane
+        self.hunt = Hunt()  # a re-attached pane's token is read from the pane
 
     # --- starting -----------------------------------------------------------------------
 
@@ -275,7 +263,7 @@ class _TmuxAttempt:
         """One tmux command list: the session, ``remain-on-exit``, the output pipe."""
         rows, cols = self._spec.terminal_size
         size = ["-x", str(cols), "-y", str(rows)]
-        pane = pane_argv(self._spec, command, stdin, self._hunt)
+        pane = pane_argv(self._spec, command, stdin, self.hunt)
         window = f"={self.name}:"
         return await self._client.call(
             [
@@ -300,7 +288,7 @@ class _TmuxAttempt:
         """Take over a session left by an earlier planrun: pipe, recover history."""
         self._reattached, self._pane, self._found_dead = True, pane, pane.dead
         self.pgid_of = pgid_of(pane.pid)
-        self._hunt = Hunt.adopt(None if pane.dead else token_of(pane.pid))
+        self.hunt = Hunt.adopt(None if pane.dead else token_of(pane.pid))
         if not pane.dead:
             reply = await self._client.call([["pipe-pane", "-t", pane.id, self._pipe_command()]])
             self._piped = reply.code == 0
@@ -319,39 +307,36 @@ class _TmuxAttempt:
 
     # --- running ------------------------------------------------------------------------
 
-    async def run(self, on_start: OnStart | None, poll: float, drain: float) -> SessionResult:
-        """Supervise to the end, clean up (always, shielded), and describe the outcome."""
+    def process(self) -> ProcessInfo:
         assert self._pane is not None
-        pid = self._pane.pid
-        self._hunt.lead(pid)  # not planrun's child, but its orphans may come to planrun
-        try:
-            if on_start is not None:
-                info = ProcessInfo(pid=pid, pgid=self.pgid_of, start_time=proc_start_time(pid))
-                await on_start(info)
-            if not self._pane.dead:
-                await self._until_end(poll)
-            else:
-                self._sup.handle(self._replayed)
-                self._exited = True
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._wind_down(drain)
+        pid = self._pane.pid  # not planrun's child, but its orphans may come to planrun
+        return ProcessInfo(pid=pid, pgid=self.pgid_of, start_time=proc_start_time(pid))
+
+    async def supervise(self) -> None:
+        assert self._pane is not None
+        if not self._pane.dead:
+            await self._until_end()
+        else:
+            self._sup.handle(self._replayed)
+            self._exited = True
+
+    def result(self) -> SessionResult:
         return self._sup.result(
             self._status,
-            pid=pid,
+            pid=self._pane.pid if self._pane is not None else None,
             exited=self._exited,
             kill=self._kill,
-            hunt=self._hunt,
+            hunt=self.hunt,
             unknown_status="the exit status is unknown (the tmux pane is gone)",
         )
 
-    async def _until_end(self, poll: float) -> None:
+    async def _until_end(self) -> None:
         async with trio.open_nursery() as nursery:
             pane = self._pane.pid if self._pane is not None else 0
             self._sup.start(nursery, self._type, self._pending, lambda: running(pane))
             self._sup.handle(self._replayed)
             nursery.start_soon(self._pump)
-            nursery.start_soon(self._watch_pane, poll)
+            nursery.start_soon(self._watch_pane, self._poll)
             if not self._reattached:
                 if self._stdin is not None and self._spec.stdin_text is not None:
                     nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
@@ -373,7 +358,7 @@ class _TmuxAttempt:
         self._exited = True
         self._sup.end.set()
 
-    async def _wind_down(self, drain: float) -> None:
+    async def wind_down(self) -> None:
         """Kill the groups while logging, read the status, kill the session, drain the FIFO."""
         self._sup.stop()
         pumping = not self._eof.is_set() and not self._pump_failed
@@ -381,18 +366,18 @@ class _TmuxAttempt:
             if pumping:
                 nursery.start_soon(self._pump)
             await self._kill_groups()
-            await self._hunt.end(self._spec.kill_grace)
+            await self.hunt.end(self._spec.kill_grace)
             # the pane's leader is tmux's child, so what planrun reaps there are orphans
-            self._hunt.close(self.pgid_of if self.pgid_of and not self._found_dead else None)
+            self.hunt.close(self.pgid_of if self.pgid_of and not self._found_dead else None)
             self._status = await self._dead_status()
             await self._end_session()
             if self._piped and pumping:
-                with trio.move_on_after(drain):
+                with trio.move_on_after(self._drain_timeout):
                     await self._connected.wait()
             close_fd(self._keeper)
             self._keeper = None
             if pumping:
-                with trio.move_on_after(drain):
+                with trio.move_on_after(self._drain_timeout):
                     await self._eof.wait()
             nursery.cancel_scope.cancel()
         self.close_fds()
@@ -449,6 +434,11 @@ class _TmuxAttempt:
         for fd in (self._reader, self._keeper, self._stdin):
             close_fd(fd)
         self._reader = self._keeper = self._stdin = None
+
+    def close(self) -> None:
+        """Close the descriptors and remove the FIFOs' folder (idempotent)."""
+        self.close_fds()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     # --- tasks --------------------------------------------------------------------------
 
