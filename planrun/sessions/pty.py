@@ -73,7 +73,7 @@ from planrun.sessions.base import OnQuestion, ProcessInfo, SessionResult, Sessio
 from planrun.sessions.common import REAP_TIMEOUT
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.idle import readable
-from planrun.sessions.output import OutputWatcher
+from planrun.sessions.output import Event, OutputWatcher
 from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
 from planrun.sessions.skeleton import Attempt, Backend
 from planrun.sessions.terminal import (
@@ -262,16 +262,11 @@ class _PtyAttempt(Attempt):
         read_size: int,
         hunt: Hunt,
     ) -> None:
+        super().__init__(supervisor.spec, supervisor.watcher, hunt, drain_timeout)
         self._child = child
-        self.hunt = hunt
         self._sup = supervisor
-        self._spec = supervisor.spec
-        self._watcher = supervisor.watcher
-        self._drain_timeout = drain_timeout
         self._read_size = read_size
-        self._eof = trio.Event()
         self._queries = CursorQueries()
-        self._pump_failed = False
         self._exited = False
         self._status: tuple[int | None, int | None] | None = None
         self._kill: GroupKill | None = None
@@ -287,39 +282,34 @@ class _PtyAttempt(Attempt):
 
     async def supervise(self) -> None:
         """Run until an ending is decided or the leader exits."""
-        async with trio.open_nursery() as nursery:
-            self._sup.start(nursery, self._type, self._pending, lambda: running(self._child.pid))
-            nursery.start_soon(self._pump)
-            nursery.start_soon(self._wait_exit)
-            if self._spec.stdin_text is not None:
-                nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
-            if self._spec.type_text is not None:
-                self._sup.type(keystrokes(self._spec.type_text, submit=True))
-            await self._sup.end.wait()
-            nursery.cancel_scope.cancel()
-
-    async def wind_down(self) -> None:
-        """Kill the group while still logging output, reap, drain briefly, close."""
-        self._sup.stop()
-        pumping = not self._eof.is_set() and not self._pump_failed
-        async with trio.open_nursery() as nursery:
-            if pumping:
+        try:
+            async with trio.open_nursery() as nursery:
+                pid = self._child.pid
+                self._sup.start(nursery, self._type, self._pending, lambda: running(pid))
                 nursery.start_soon(self._pump)
-            self._kill = await kill_group(self._child.pid, self._spec.kill_grace)
-            if self._status is None:
-                with trio.move_on_after(REAP_TIMEOUT):
-                    await wait_process_exit(self._child.pid)
-                self._reap()
-            # an escapee may hold the terminal open: end it before waiting for EOF
-            await self.hunt.end(self._spec.kill_grace)
-            if pumping:
-                with trio.move_on_after(self._drain_timeout):
-                    await self._eof.wait()
-            nursery.cancel_scope.cancel()
+                nursery.start_soon(self._wait_exit)
+                if self.spec.stdin_text is not None:
+                    nursery.start_soon(self._feed_stdin, self.spec.stdin_text)
+                if self.spec.type_text is not None:
+                    self._sup.type(keystrokes(self.spec.type_text, submit=True))
+                await self._sup.end.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._sup.stop()  # the attempt is ending: nothing more is typed or asked
+
+    async def _end_processes(self, pumping: bool) -> None:
+        self._kill = await kill_group(self._child.pid, self.spec.kill_grace)
+        if self._status is None:
+            with trio.move_on_after(REAP_TIMEOUT):
+                await wait_process_exit(self._child.pid)
+            self._reap()
+        # an escapee may hold the terminal open: end it before waiting for EOF
+        await self.hunt.end(self.spec.kill_grace)
+
+    async def _release(self) -> None:
         self._close()
         # the group's dead once ptyprocess took the leader's status
         self.hunt.close(self._child.pid if self._status is not None else None)
-        self._sup.handle(self._watcher.close())
 
     def _reap(self) -> None:
         """Collect the exit status if the leader has exited (never blocks)."""
@@ -342,30 +332,26 @@ class _PtyAttempt(Attempt):
         with contextlib.suppress(ptyprocess.PtyProcessError):
             process.close(force=True)  # raises for an unkillable leader, after closing the fd
 
-    async def _pump(self) -> None:
-        """Read the pty into the watcher until EOF (EIO once every slave is closed)."""
+    async def _read(self) -> bytes:
+        """The next output of the pty; empty at its end (EIO once every slave is closed)."""
         fd = self._child.fd
-        try:
-            while True:
-                try:
-                    data = os.read(fd, self._read_size)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(fd)
-                    continue
-                except OSError as error:
-                    if error.errno != errno.EIO:
-                        raise
-                    data = b""
-                if not data:
-                    self._eof.set()
-                    return
-                for _ in range(self._queries.count(data)):
-                    self._sup.type(CURSOR_REPLY)  # a terminal answers; tmux does it itself
-                self._sup.handle(self._watcher.feed(data))
-                await trio.lowlevel.checkpoint()  # let the other tasks run during a flood
-        except Exception:
-            self._pump_failed = True
-            raise
+        while True:
+            try:
+                return os.read(fd, self._read_size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+            except OSError as error:
+                if error.errno != errno.EIO:
+                    raise
+                return b""
+
+    def _received(self, data: bytes) -> None:
+        for _ in range(self._queries.count(data)):
+            self._sup.type(CURSOR_REPLY)  # a terminal answers; tmux does it itself
+        super()._received(data)
+
+    def _handle(self, events: list[Event]) -> None:
+        self._sup.handle(events)
 
     def _pending(self) -> bool:
         """Output (or its end) is ready to be read from the pty."""

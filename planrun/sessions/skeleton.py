@@ -39,14 +39,27 @@ from planrun.sessions.base import (
     SessionSpec,
 )
 from planrun.sessions.escapees import Hunt
-from planrun.sessions.output import OutputWatcher
+from planrun.sessions.output import Event, OutputWatcher
 
 
 class Attempt(ABC):
-    """One started attempt of a backend: what :meth:`Backend.run` drives to its result."""
+    """One started attempt of a backend: what :meth:`Backend.run` drives to its result.
 
-    #: The session's escapee hunt (its token is in the process's environment).
-    hunt: Hunt
+    It owns the output pump and the order of the wind-down; a backend supplies how output
+    is read (:meth:`_read`) and acted on (:meth:`_handle`), how its processes end
+    (:meth:`_end_processes`) and what it releases (:meth:`_release`).
+    """
+
+    def __init__(
+        self, spec: SessionSpec, watcher: OutputWatcher, hunt: Hunt, drain_timeout: float
+    ) -> None:
+        self.spec = spec
+        self.watcher = watcher
+        self.hunt = hunt  # the session's escapee hunt (its token is in the environment)
+        self._drain_timeout = drain_timeout
+        self._eof = trio.Event()  # the output reached its end
+        self._pump_failed = False
+        self._drained = False  # the output was read for drain_timeout after the exit
 
     @abstractmethod
     def process(self) -> ProcessInfo:
@@ -57,16 +70,66 @@ class Attempt(ABC):
         """Run until the attempt's ending is decided or its process exits."""
 
     @abstractmethod
-    async def wind_down(self) -> None:
-        """End every process of the attempt, reap, drain the output; always called once,
-        shielded, after :meth:`supervise` returned or raised (or ``on_start`` raised)."""
-
-    @abstractmethod
     def result(self) -> SessionResult:
         """How the attempt ended, once it wound down."""
 
     def close(self) -> None:  # noqa: B027 - most attempts release everything in wind_down
         """Release what the attempt still holds; idempotent, also after an exception."""
+
+    async def wind_down(self) -> None:
+        """End every process of the attempt while its output is still logged, drain what
+        remains (for at most ``drain_timeout``), release, close the log. Called once,
+        shielded, after :meth:`supervise` returned or raised (or ``on_start`` raised)."""
+        pumping = not (self._eof.is_set() or self._pump_failed or self._drained)
+        async with trio.open_nursery() as nursery:
+            if pumping:
+                nursery.start_soon(self._pump)
+            await self._end_processes(pumping)
+            if pumping:
+                await self._drain()
+            nursery.cancel_scope.cancel()
+        await self._release()
+        self._handle(self.watcher.close())
+
+    @abstractmethod
+    async def _end_processes(self, pumping: bool) -> None:
+        """Kill the group (SIGTERM, grace, SIGKILL), reap, end the escapees; ``pumping``
+        tells whether the output is being read meanwhile."""
+
+    @abstractmethod
+    async def _release(self) -> None:
+        """Close what the processes used (pipes, terminal) once they are gone."""
+
+    @abstractmethod
+    async def _read(self) -> bytes:
+        """The next output (waiting for it); empty at its end."""
+
+    @abstractmethod
+    def _handle(self, events: list[Event]) -> None:
+        """Act on the watcher's events (an ending decided by the output, a question)."""
+
+    def _received(self, data: bytes) -> None:
+        """Give output to the watcher and act on what it saw."""
+        self._handle(self.watcher.feed(data))
+
+    async def _pump(self) -> None:
+        """Read the output into the watcher until its end."""
+        try:
+            while data := await self._read():
+                self._received(data)
+                await trio.lowlevel.checkpoint()  # let the other tasks run during a flood
+            self._eof.set()
+        except trio.ClosedResourceError:
+            return
+        except Exception:
+            self._pump_failed = True
+            raise
+
+    async def _drain(self) -> None:
+        """Read what remains of the output, for at most ``drain_timeout``."""
+        with trio.move_on_after(self._drain_timeout):
+            await self._eof.wait()
+        self._drained = True
 
 
 class Backend(ABC):

@@ -105,21 +105,15 @@ class _Attempt(Attempt):
         drain_timeout: float,
         read_size: int,
     ) -> None:
-        self._spec = spec
+        super().__init__(spec, watcher, hunt, drain_timeout)
         self._process = process
         self._stdout = process.stdout
-        self._watcher = watcher
-        self._drain_timeout = drain_timeout
         self._read_size = read_size
         self._ending: Ending | None = None
         self._waiting = trio.CancelScope()  # around the wait for the leader; an ending cancels it
-        self._eof = trio.Event()
-        self._drained = False  # the output was read for drain_timeout after the exit
-        self._pump_failed = False
         self._exited = False
         self._kill: GroupKill | None = None
         self._reaped = False
-        self.hunt = hunt
         self._questions = Questions(
             spec, watcher, self._output_pending, lambda: running(process.pid)
         )
@@ -137,52 +131,37 @@ class _Attempt(Attempt):
         """
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump)
-            if self._spec.stdin_text is not None:
-                nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
-            if self._spec.idle_timeout is not None:
-                nursery.start_soon(self._watch_idle, self._spec.idle_timeout)
-            if self._spec.input_pattern is not None:
+            if self.spec.stdin_text is not None:
+                nursery.start_soon(self._feed_stdin, self.spec.stdin_text)
+            if self.spec.idle_timeout is not None:
+                nursery.start_soon(self._watch_idle, self.spec.idle_timeout)
+            if self.spec.input_pattern is not None:
                 nursery.start_soon(self._watch_questions)
-            timeout = self._spec.timeout
+            timeout = self.spec.timeout
             if timeout is not None:
                 self._waiting.deadline = trio.current_time() + timeout
             with self._waiting:
                 await self._process.wait()
                 self._reaped = self._exited = True
                 if not group_alive(self._process.pid):
-                    await self.hunt.end(self._spec.kill_grace)
-                    with trio.move_on_after(self._drain_timeout):
-                        await self._eof.wait()
-                    self._drained = True
+                    await self.hunt.end(self.spec.kill_grace)
+                    await self._drain()
             if self._ending is None and not self._exited:
                 self._decide(Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
             nursery.cancel_scope.cancel()
 
-    async def wind_down(self) -> None:
-        """Kill the group while still logging output, reap, drain briefly, close."""
-        pumping = not self._eof.is_set() and not self._pump_failed and not self._drained
-        if pumping or not self._reaped:
-            async with trio.open_nursery() as nursery:
-                if pumping:
-                    nursery.start_soon(self._pump)
-                self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-                await self.hunt.end(
-                    self._spec.kill_grace
-                )  # before the drain: one may hold the pipe
-                with trio.move_on_after(REAP_TIMEOUT):
-                    await self._process.wait()
-                    self._reaped = True
-                if pumping:
-                    with trio.move_on_after(self._drain_timeout):
-                        await self._eof.wait()
-                nursery.cancel_scope.cancel()
-        else:  # the usual end: the leader exited and its output is all read
-            self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-            await self.hunt.end(self._spec.kill_grace)
+    async def _end_processes(self, pumping: bool) -> None:
+        self._kill = await kill_group(self._process.pid, self.spec.kill_grace)
+        await self.hunt.end(self.spec.kill_grace)  # before the drain: one may hold the pipe
+        if not self._reaped:
+            with trio.move_on_after(REAP_TIMEOUT):
+                await self._process.wait()
+                self._reaped = True
+
+    async def _release(self) -> None:
         await self._process.aclose()
         # the group's dead once Popen took the leader's status
         self.hunt.close(self._process.pid if self._reaped else None)
-        self._handle(self._watcher.close())
 
     def _decide(self, ending: Ending) -> None:
         """Record the first ending; later ones are ignored."""
@@ -209,20 +188,8 @@ class _Attempt(Attempt):
         """Output (or its end) is ready to be read from the pipe."""
         return not self._eof.is_set() and readable(self._stdout.fileno())
 
-    async def _pump(self) -> None:
-        """Read the output into the watcher until EOF."""
-        try:
-            while True:
-                data = await self._stdout.receive_some(self._read_size)
-                if not data:
-                    self._eof.set()
-                    return
-                self._handle(self._watcher.feed(data))
-        except trio.ClosedResourceError:
-            return
-        except Exception:
-            self._pump_failed = True
-            raise
+    async def _read(self) -> bytes:
+        return await self._stdout.receive_some(self._read_size)
 
     async def _feed_stdin(self, text: str) -> None:
         """Write ``text`` to the child's stdin, then close it; a child that quit is fine."""
@@ -239,7 +206,7 @@ class _Attempt(Attempt):
     async def _watch_idle(self, idle_timeout: float) -> None:
         """Decide ``stalled`` once no output arrived for ``idle_timeout`` seconds (of
         planrun's own time: :mod:`planrun.sessions.idle`)."""
-        clock = IdleClock(idle_timeout, lambda: self._watcher.last_output_at, self._output_pending)
+        clock = IdleClock(idle_timeout, lambda: self.watcher.last_output_at, self._output_pending)
         await clock.wait_stalled()
         self._decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
 
@@ -253,7 +220,7 @@ class _Attempt(Attempt):
             outcome, reason = Outcome.FAILED, f"killed by signal {signal_name(signum)}"
         elif exit_code is None:
             outcome, reason = Outcome.FAILED, "the process could not be reaped"
-        elif exit_code in self._spec.success_exit_codes:
+        elif exit_code in self.spec.success_exit_codes:
             outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
         else:
             outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
@@ -264,12 +231,12 @@ class _Attempt(Attempt):
             notes = self._questions.exit_note(failed=failed, why_unanswered=unanswered) + notes
         return SessionResult(
             outcome=outcome,
-            reason=self._watcher.redact("; ".join([reason, *notes])),
+            reason=self.watcher.redact("; ".join([reason, *notes])),
             exit_code=exit_code,
             signal=signum,
             pid=self._process.pid,
-            tail=self._watcher.tail,
-            output_bytes=self._watcher.output_bytes,
+            tail=self.watcher.tail,
+            output_bytes=self.watcher.output_bytes,
             question=self._ending.question if self._ending is not None else None,
         )
 
@@ -281,5 +248,5 @@ class _Attempt(Attempt):
         if self._kill is not None and not self._kill.gone:
             notes.append("some processes of its group survived SIGKILL")
         notes += self.hunt.notes()
-        notes += self._watcher.log_notes()
+        notes += self.watcher.log_notes()
         return notes

@@ -163,18 +163,17 @@ class _TmuxAttempt(Attempt):
         poll: float,
         drain_timeout: float,
     ) -> None:
+        # a re-attached pane's hunt (its token) is read from the pane
+        super().__init__(supervisor.spec, supervisor.watcher, Hunt(), drain_timeout)
         self._client = client
         self._sup = supervisor
-        self._spec = supervisor.spec
-        self._watcher = supervisor.watcher
         self._folder = folder
-        self.name = tmux_name(self._spec.name)
+        self.name = tmux_name(self.spec.name)
         self._reader: int | None = None  # the output FIFO
         self._keeper: int | None = None  # our own writer: no end-of-file before cat connects
         self._stdin: int | None = None  # the stdin FIFO (read-write, so opening never blocks)
         self._read_size = read_size
         self._poll = poll
-        self._drain_timeout = drain_timeout
         self._replayed: list[Event] = []  # events of the recovered history, handled at start
         self._pane: Pane | None = None
         self.pgid_of = 0
@@ -182,12 +181,9 @@ class _TmuxAttempt(Attempt):
         self._found_dead = False  # re-attached to a pane whose process had already exited
         self._piped = False
         self._connected = trio.Event()
-        self._eof = trio.Event()
-        self._pump_failed = False
         self._exited = False
         self._status: tuple[int | None, int | None] | None = None
         self._kill: GroupKill | None = None
-        self.hunt = Hunt()  # a re-attached pane's token is read from the pane
 
     # --- starting -----------------------------------------------------------------------
 
@@ -209,7 +205,7 @@ class _TmuxAttempt(Attempt):
         async with trio.open_nursery() as nursery:
             for pane in panes:
                 if not pane.dead:
-                    nursery.start_soon(kill_group, pgid_of(pane.pid), self._spec.kill_grace)
+                    nursery.start_soon(kill_group, pgid_of(pane.pid), self.spec.kill_grace)
         await self._end_session()
 
     async def _open(self) -> str | None:
@@ -225,11 +221,11 @@ class _TmuxAttempt(Attempt):
             await self._reattach(panes[0])
             return None
         try:
-            command = resolve_command(self._spec.argv, self._spec.env, self._spec.cwd)
+            command = resolve_command(self.spec.argv, self.spec.env, self.spec.cwd)
         except ValueError as error:
             return str(error)
         if "=" in command:
-            return f"cannot start {self._spec.argv[0]!r}: '=' in its path (env -i would misread it)"
+            return f"cannot start {self.spec.argv[0]!r}: '=' in its path (env -i would misread it)"
         return await self._start(command)
 
     def _pipe_command(self) -> str:
@@ -239,7 +235,7 @@ class _TmuxAttempt(Attempt):
 
     async def _start(self, command: str) -> str | None:
         """Create the session (see the module docstring); return why it failed, or None."""
-        spec = self._spec
+        spec = self.spec
         stdin = ""
         if spec.stdin_text is not None:
             stdin = str(self._folder / "stdin")
@@ -261,9 +257,9 @@ class _TmuxAttempt(Attempt):
 
     async def _start_call(self, command: str, stdin: str) -> Reply:
         """One tmux command list: the session, ``remain-on-exit``, the output pipe."""
-        rows, cols = self._spec.terminal_size
+        rows, cols = self.spec.terminal_size
         size = ["-x", str(cols), "-y", str(rows)]
-        pane = pane_argv(self._spec, command, stdin, self.hunt)
+        pane = pane_argv(self.spec, command, stdin, self.hunt)
         window = f"={self.name}:"
         return await self._client.call(
             [
@@ -301,9 +297,9 @@ class _TmuxAttempt(Attempt):
         body = history.rstrip("\n")
         head, newline, last = body.rpartition("\n")
         if newline:
-            events = self._watcher.feed((head + "\n").encode())
+            events = self.watcher.feed((head + "\n").encode())
             self._replayed += [e for e in events if isinstance(e, SuccessMatched | FailureMatched)]
-        self._replayed += self._watcher.feed(last.encode())
+        self._replayed += self.watcher.feed(last.encode())
 
     # --- running ------------------------------------------------------------------------
 
@@ -314,11 +310,14 @@ class _TmuxAttempt(Attempt):
 
     async def supervise(self) -> None:
         assert self._pane is not None
-        if not self._pane.dead:
-            await self._until_end()
-        else:
-            self._sup.handle(self._replayed)
-            self._exited = True
+        try:
+            if not self._pane.dead:
+                await self._until_end()
+            else:
+                self._sup.handle(self._replayed)
+                self._exited = True
+        finally:
+            self._sup.stop()  # the attempt is ending: nothing more is typed or asked
 
     def result(self) -> SessionResult:
         return self._sup.result(
@@ -338,10 +337,10 @@ class _TmuxAttempt(Attempt):
             nursery.start_soon(self._pump)
             nursery.start_soon(self._watch_pane, self._poll)
             if not self._reattached:
-                if self._stdin is not None and self._spec.stdin_text is not None:
-                    nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
-                if self._spec.type_text is not None:
-                    self._sup.type(keystrokes(self._spec.type_text, submit=True))
+                if self._stdin is not None and self.spec.stdin_text is not None:
+                    nursery.start_soon(self._feed_stdin, self.spec.stdin_text)
+                if self.spec.type_text is not None:
+                    self._sup.type(keystrokes(self.spec.type_text, submit=True))
             await self._sup.end.wait()
             nursery.cancel_scope.cancel()
 
@@ -358,30 +357,22 @@ class _TmuxAttempt(Attempt):
         self._exited = True
         self._sup.end.set()
 
-    async def wind_down(self) -> None:
-        """Kill the groups while logging, read the status, kill the session, drain the FIFO."""
-        self._sup.stop()
-        pumping = not self._eof.is_set() and not self._pump_failed
-        async with trio.open_nursery() as nursery:
-            if pumping:
-                nursery.start_soon(self._pump)
-            await self._kill_groups()
-            await self.hunt.end(self._spec.kill_grace)
-            # the pane's leader is tmux's child, so what planrun reaps there are orphans
-            self.hunt.close(self.pgid_of if self.pgid_of and not self._found_dead else None)
-            self._status = await self._dead_status()
-            await self._end_session()
-            if self._piped and pumping:
-                with trio.move_on_after(self._drain_timeout):
-                    await self._connected.wait()
-            close_fd(self._keeper)
-            self._keeper = None
-            if pumping:
-                with trio.move_on_after(self._drain_timeout):
-                    await self._eof.wait()
-            nursery.cancel_scope.cancel()
+    async def _end_processes(self, pumping: bool) -> None:
+        """Kill the groups, read the status, kill the session; the FIFO's writer connected."""
+        await self._kill_groups()
+        await self.hunt.end(self.spec.kill_grace)
+        # the pane's leader is tmux's child, so what planrun reaps there are orphans
+        self.hunt.close(self.pgid_of if self.pgid_of and not self._found_dead else None)
+        self._status = await self._dead_status()
+        await self._end_session()
+        if self._piped and pumping:
+            with trio.move_on_after(self._drain_timeout):
+                await self._connected.wait()
+        close_fd(self._keeper)  # now only cat holds the FIFO open: its end is the output's
+        self._keeper = None
+
+    async def _release(self) -> None:
         self.close_fds()
-        self._sup.handle(self._watcher.close())
 
     async def _kill_groups(self) -> None:
         """SIGTERM/grace/SIGKILL the group of every live pane of the session, and ours.
@@ -394,9 +385,9 @@ class _TmuxAttempt(Attempt):
         groups = {pgid_of(p.pid) for p in panes if not p.dead} - {self.pgid_of}
         async with trio.open_nursery() as nursery:
             for pgid in groups:
-                nursery.start_soon(kill_group, pgid, self._spec.kill_grace)
+                nursery.start_soon(kill_group, pgid, self.spec.kill_grace)
             if not self._found_dead:
-                self._kill = await kill_group(self.pgid_of, self._spec.kill_grace)
+                self._kill = await kill_group(self.pgid_of, self.spec.kill_grace)
 
     async def _dead_status(self) -> tuple[int | None, int | None] | None:
         """The pane's (exit code, signal) once it is known; None if that never comes.
@@ -442,28 +433,24 @@ class _TmuxAttempt(Attempt):
 
     # --- tasks --------------------------------------------------------------------------
 
-    async def _pump(self) -> None:
-        """Read the output FIFO into the watcher until end-of-file (every writer closed)."""
+    async def _read(self) -> bytes:
+        """The next output of the FIFO; empty at its end (every writer closed)."""
         fd = self._reader
         assert fd is not None
-        try:
-            while True:
-                try:
-                    data = os.read(fd, self._read_size)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(fd)
-                    continue
-                if not data:
-                    self._eof.set()
-                    return
-                if not self._connected.is_set():
-                    self._connected.set()
-                    data = data[1:]  # the writer's "P"
-                self._sup.handle(self._watcher.feed(data))
-                await trio.lowlevel.checkpoint()  # let the other tasks run during a flood
-        except Exception:
-            self._pump_failed = True
-            raise
+        while True:
+            try:
+                return os.read(fd, self._read_size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+
+    def _received(self, data: bytes) -> None:
+        if not self._connected.is_set():
+            self._connected.set()
+            data = data[1:]  # the writer's "P"
+        super()._received(data)
+
+    def _handle(self, events: list[Event]) -> None:
+        self._sup.handle(events)
 
     def _pending(self) -> bool:
         """Output is ready to be read from the FIFO."""
