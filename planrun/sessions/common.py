@@ -6,9 +6,13 @@ import signal
 from dataclasses import dataclass
 
 from planrun.core.outcomes import Outcome
+from planrun.sessions.output import Event, FailureMatched, SuccessMatched
 
 #: Seconds to wait for the leader to be reaped once its group was SIGKILLed.
 REAP_TIMEOUT = 5.0
+
+#: How a process ended: (exit code, signal), one of them None.
+Status = tuple[int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -25,3 +29,12 @@ def signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def pattern_ending(event: Event) -> Ending | None:
+    """The ending ``event`` decides if it is a failure or success pattern's match."""
+    if isinstance(event, FailureMatched):
+        return Ending(Outcome.FAILED, f"failure pattern matched: {event.line}")
+    if isinstance(event, SuccessMatched):
+        return Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}")
+    return None

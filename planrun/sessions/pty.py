@@ -69,12 +69,12 @@ from typing import Any
 import ptyprocess
 import trio
 
-from planrun.sessions.base import OnQuestion, ProcessInfo, SessionResult, SessionSpec
-from planrun.sessions.common import REAP_TIMEOUT
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionSpec
+from planrun.sessions.common import REAP_TIMEOUT, Ending
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, OutputWatcher
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
+from planrun.sessions.process import kill_group, proc_start_time, running
 from planrun.sessions.skeleton import Attempt, Backend
 from planrun.sessions.terminal import (
     CURSOR_REPLY,
@@ -186,7 +186,7 @@ class PtySession(Backend):
         if isinstance(child, str):
             return child
         supervisor = TerminalSupervisor(spec, watcher, on_question)
-        return _PtyAttempt(child, supervisor, self._drain_timeout, self._read_size, hunt)
+        return _PtyAttempt(child, supervisor, hunt, self._drain_timeout, self._read_size)
 
 
 @dataclass
@@ -258,27 +258,28 @@ class _PtyAttempt(Attempt):
         self,
         child: _Child,
         supervisor: TerminalSupervisor,
+        hunt: Hunt,
         drain_timeout: float,
         read_size: int,
-        hunt: Hunt,
     ) -> None:
-        super().__init__(supervisor.spec, supervisor.watcher, hunt, drain_timeout)
+        spec, watcher = supervisor.spec, supervisor.watcher
+        super().__init__(spec, watcher, hunt, drain_timeout=drain_timeout, read_size=read_size)
         self._child = child
         self._sup = supervisor
-        self._read_size = read_size
         self._queries = CursorQueries()
-        self._exited = False
-        self._status: tuple[int | None, int | None] | None = None
-        self._kill: GroupKill | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._child.pid
 
     def process(self) -> ProcessInfo:
-        pid = self._child.pid
-        return ProcessInfo(pid=pid, pgid=pid, start_time=proc_start_time(pid))
+        return ProcessInfo(pid=self.pid, pgid=self.pid, start_time=proc_start_time(self.pid))
 
-    def result(self) -> SessionResult:
-        return self._sup.result(
-            self._status, pid=self._child.pid, exited=self._exited, kill=self._kill, hunt=self.hunt
-        )
+    def _decided(self) -> Ending | None:
+        return self._sup.ending
+
+    def _exit_note(self, failed: bool) -> list[str]:
+        return self._sup.exit_note(failed)
 
     async def supervise(self) -> None:
         """Run until an ending is decided or the leader exits."""

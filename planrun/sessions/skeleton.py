@@ -38,28 +38,49 @@ from planrun.sessions.base import (
     SessionResult,
     SessionSpec,
 )
+from planrun.sessions.common import Ending, Status, signal_name
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.output import Event, OutputWatcher
+from planrun.sessions.process import GroupKill
 
 
 class Attempt(ABC):
     """One started attempt of a backend: what :meth:`Backend.run` drives to its result.
 
-    It owns the output pump and the order of the wind-down; a backend supplies how output
-    is read (:meth:`_read`) and acted on (:meth:`_handle`), how its processes end
-    (:meth:`_end_processes`) and what it releases (:meth:`_release`).
+    It owns the output pump, the order of the wind-down and the description of the result;
+    a backend supplies how output is read (:meth:`_read`) and acted on (:meth:`_handle`), how
+    its processes end (:meth:`_end_processes`), what it releases (:meth:`_release`), and the
+    ending its output or a limit decided (:meth:`_decided`, :meth:`_exit_note`).
     """
 
+    #: The reason of a result whose exit status never became known.
+    _unknown_status = "the process could not be reaped"
+
     def __init__(
-        self, spec: SessionSpec, watcher: OutputWatcher, hunt: Hunt, drain_timeout: float
+        self,
+        spec: SessionSpec,
+        watcher: OutputWatcher,
+        hunt: Hunt,
+        *,
+        drain_timeout: float,
+        read_size: int,
     ) -> None:
         self.spec = spec
         self.watcher = watcher
         self.hunt = hunt  # the session's escapee hunt (its token is in the environment)
         self._drain_timeout = drain_timeout
+        self._read_size = read_size  # the largest read of output
         self._eof = trio.Event()  # the output reached its end
         self._pump_failed = False
         self._drained = False  # the output was read for drain_timeout after the exit
+        self._exited = False  # the leader exited before the wind-down began
+        self._status: Status | None = None  # the leader's end, once known
+        self._kill: GroupKill | None = None  # what ending the group did
+
+    @property
+    @abstractmethod
+    def pid(self) -> int | None:
+        """The leader's pid (None: not known, nothing started)."""
 
     @abstractmethod
     def process(self) -> ProcessInfo:
@@ -69,9 +90,50 @@ class Attempt(ABC):
     async def supervise(self) -> None:
         """Run until the attempt's ending is decided or its process exits."""
 
-    @abstractmethod
     def result(self) -> SessionResult:
-        """How the attempt ended, once it wound down."""
+        """How the attempt ended, once it wound down: an ending the output or a limit
+        decided, else the exit status against ``success_exit_codes``; with what else is
+        worth reporting in its reason."""
+        ending = self._decided()
+        exit_code, signum = self._status or (None, None)
+        if ending is not None:
+            outcome, reason = ending.outcome, ending.reason
+        elif signum is not None:
+            outcome, reason = Outcome.FAILED, f"killed by signal {signal_name(signum)}"
+        elif exit_code is None:
+            outcome, reason = Outcome.FAILED, self._unknown_status
+        elif exit_code in self.spec.success_exit_codes:
+            outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
+        else:
+            outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
+        notes = self._exit_note(outcome is Outcome.FAILED) if ending is None else []
+        return SessionResult(
+            outcome=outcome,
+            reason=self.watcher.redact("; ".join([reason, *notes, *self._notes()])),
+            exit_code=exit_code,
+            signal=signum,
+            pid=self.pid,
+            tail=self.watcher.tail,
+            output_bytes=self.watcher.output_bytes,
+            question=ending.question if ending is not None else None,
+        )
+
+    @abstractmethod
+    def _decided(self) -> Ending | None:
+        """The ending the output or a limit decided (None: the exit status decides)."""
+
+    @abstractmethod
+    def _exit_note(self, failed: bool) -> list[str]:
+        """The reason's note on a question still pending at the exit (failures only)."""
+
+    def _notes(self) -> list[str]:
+        """Remarks worth reporting besides the outcome."""
+        notes: list[str] = []
+        if self._exited and self._kill is not None and self._kill.terminated:
+            notes.append("processes left in its group were killed")
+        if self._kill is not None and not self._kill.gone:
+            notes.append("some processes of its group survived SIGKILL")
+        return notes + self.hunt.notes() + self.watcher.log_notes()
 
     def close(self) -> None:  # noqa: B027 - most attempts release everything in wind_down
         """Release what the attempt still holds; idempotent, also after an exception."""
@@ -135,8 +197,14 @@ class Attempt(ABC):
 class Backend(ABC):
     """The skeleton of a session backend (implements :class:`planrun.sessions.base.Session`).
 
-    A subclass supplies :meth:`_spawn`; :meth:`run` is the same for every backend.
+    ``drain_timeout`` bounds the reading of the output that remains once the attempt's
+    processes are gone; ``read_size`` is the largest read of output. A subclass supplies
+    :meth:`_spawn`; :meth:`run` is the same for every backend.
     """
+
+    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
+        self._drain_timeout = drain_timeout
+        self._read_size = read_size
 
     async def run(
         self,

@@ -37,19 +37,17 @@ from __future__ import annotations
 import trio
 
 from planrun.core.outcomes import Outcome
-from planrun.sessions.base import OnQuestion, ProcessInfo, SessionResult, SessionSpec
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionSpec
 from planrun.sessions.child import Child
-from planrun.sessions.common import REAP_TIMEOUT, Ending, signal_name
+from planrun.sessions.common import REAP_TIMEOUT, Ending, Status, pattern_ending
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.idle import IdleClock, readable
 from planrun.sessions.output import (
     Event,
-    FailureMatched,
     InputRequested,
     OutputWatcher,
-    SuccessMatched,
 )
-from planrun.sessions.process import GroupKill, group_alive, kill_group, running
+from planrun.sessions.process import group_alive, kill_group, running
 from planrun.sessions.questions import Questions
 from planrun.sessions.skeleton import Attempt, Backend
 
@@ -57,15 +55,9 @@ from planrun.sessions.skeleton import Attempt, Backend
 class SubprocessSession(Backend):
     """The pipe backend (a :class:`~planrun.sessions.skeleton.Backend`).
 
-    ``drain_timeout`` bounds the reading of the output that remains once the process group
-    is gone; ``read_size`` is the largest read from the pipe. Pipes cannot take a typed
-    answer, so a question ends the attempt as needs_input and ``on_question`` is not used
-    (the scheduler answers with a follow-up turn).
+    Pipes cannot take a typed answer, so a question ends the attempt as needs_input and
+    ``on_question`` is not used (the scheduler answers with a follow-up turn).
     """
-
-    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
 
     async def _spawn(
         self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
@@ -105,22 +97,21 @@ class _Attempt(Attempt):
         drain_timeout: float,
         read_size: int,
     ) -> None:
-        super().__init__(spec, watcher, hunt, drain_timeout)
+        super().__init__(spec, watcher, hunt, drain_timeout=drain_timeout, read_size=read_size)
         self._process = process
         self._stdout = process.stdout
-        self._read_size = read_size
         self._ending: Ending | None = None
         self._waiting = trio.CancelScope()  # around the wait for the leader; an ending cancels it
-        self._exited = False
-        self._kill: GroupKill | None = None
-        self._reaped = False
         self._questions = Questions(
             spec, watcher, self._output_pending, lambda: running(process.pid)
         )
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def process(self) -> ProcessInfo:
-        pid = self._process.pid
-        return ProcessInfo(pid=pid, pgid=pid, start_time=self._process.start_time)
+        return ProcessInfo(pid=self.pid, pgid=self.pid, start_time=self._process.start_time)
 
     async def supervise(self) -> None:
         """Run until an ending is decided, the leader exits, or the timeout passes.
@@ -141,8 +132,8 @@ class _Attempt(Attempt):
             if timeout is not None:
                 self._waiting.deadline = trio.current_time() + timeout
             with self._waiting:
-                await self._process.wait()
-                self._reaped = self._exited = True
+                self._status = _status(await self._process.wait())
+                self._exited = True
                 if not group_alive(self._process.pid):
                     await self.hunt.end(self.spec.kill_grace)
                     await self._drain()
@@ -153,15 +144,14 @@ class _Attempt(Attempt):
     async def _end_processes(self, pumping: bool) -> None:
         self._kill = await kill_group(self._process.pid, self.spec.kill_grace)
         await self.hunt.end(self.spec.kill_grace)  # before the drain: one may hold the pipe
-        if not self._reaped:
+        if self._status is None:
             with trio.move_on_after(REAP_TIMEOUT):
-                await self._process.wait()
-                self._reaped = True
+                self._status = _status(await self._process.wait())
 
     async def _release(self) -> None:
         await self._process.aclose()
         # the group's dead once Popen took the leader's status
-        self.hunt.close(self._process.pid if self._reaped else None)
+        self.hunt.close(self.pid if self._status is not None else None)
 
     def _decide(self, ending: Ending) -> None:
         """Record the first ending; later ones are ignored."""
@@ -171,10 +161,9 @@ class _Attempt(Attempt):
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
-            if isinstance(event, FailureMatched):
-                self._decide(Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
-            elif isinstance(event, SuccessMatched):
-                self._decide(Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
+            ending = pattern_ending(event)
+            if ending is not None:
+                self._decide(ending)
             elif isinstance(event, InputRequested):
                 self._questions.note(event.line)  # a question once it stands
             # AnswerDue needs a terminal to type into: not for this backend.
@@ -210,43 +199,14 @@ class _Attempt(Attempt):
         await clock.wait_stalled()
         self._decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
 
-    def result(self) -> SessionResult:
-        code = self._process.returncode if self._reaped else None
-        exit_code = code if code is not None and code >= 0 else None
-        signum = -code if code is not None and code < 0 else None
-        if self._ending is not None:
-            outcome, reason = self._ending.outcome, self._ending.reason
-        elif signum is not None:
-            outcome, reason = Outcome.FAILED, f"killed by signal {signal_name(signum)}"
-        elif exit_code is None:
-            outcome, reason = Outcome.FAILED, "the process could not be reaped"
-        elif exit_code in self.spec.success_exit_codes:
-            outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
-        else:
-            outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
-        notes = self._notes()
-        if self._ending is None:
-            unanswered = " (nothing answered it: the subprocess backend has no terminal)"
-            failed = outcome is Outcome.FAILED
-            notes = self._questions.exit_note(failed=failed, why_unanswered=unanswered) + notes
-        return SessionResult(
-            outcome=outcome,
-            reason=self.watcher.redact("; ".join([reason, *notes])),
-            exit_code=exit_code,
-            signal=signum,
-            pid=self._process.pid,
-            tail=self.watcher.tail,
-            output_bytes=self.watcher.output_bytes,
-            question=self._ending.question if self._ending is not None else None,
-        )
+    def _decided(self) -> Ending | None:
+        return self._ending
 
-    def _notes(self) -> list[str]:
-        """Remarks worth reporting besides the outcome."""
-        notes: list[str] = []
-        if self._exited and self._kill is not None and self._kill.terminated:
-            notes.append("processes left in its group were killed")
-        if self._kill is not None and not self._kill.gone:
-            notes.append("some processes of its group survived SIGKILL")
-        notes += self.hunt.notes()
-        notes += self.watcher.log_notes()
-        return notes
+    def _exit_note(self, failed: bool) -> list[str]:
+        unanswered = " (nothing answered it: the subprocess backend has no terminal)"
+        return self._questions.exit_note(failed=failed, why_unanswered=unanswered)
+
+
+def _status(returncode: int) -> Status:
+    """(exit code, signal) from a :attr:`subprocess.Popen.returncode` (negative: a signal)."""
+    return (returncode, None) if returncode >= 0 else (None, -returncode)

@@ -78,12 +78,12 @@ from pathlib import Path
 
 import trio
 
-from planrun.sessions.base import OnQuestion, ProcessInfo, SessionResult, SessionSpec
-from planrun.sessions.common import REAP_TIMEOUT
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionSpec
+from planrun.sessions.common import REAP_TIMEOUT, Ending, Status
 from planrun.sessions.escapees import Hunt, token_of
 from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, FailureMatched, OutputWatcher, SuccessMatched
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
+from planrun.sessions.process import kill_group, proc_start_time, running
 from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
 from planrun.sessions.skeleton import Attempt, Backend
 from planrun.sessions.terminal import TerminalSupervisor, keystrokes
@@ -112,8 +112,7 @@ class TmuxSession(Backend):
     """The tmux backend (a :class:`~planrun.sessions.skeleton.Backend`).
 
     ``socket`` is the ``-L`` server name (None: tmux's default server). ``poll_interval`` is
-    the safety-net poll of the pane's state; ``drain_timeout`` bounds the reading of the output
-    that remains at the end; ``tmux`` is the program.
+    the safety-net poll of the pane's state; ``tmux`` is the program.
     """
 
     def __init__(
@@ -125,11 +124,10 @@ class TmuxSession(Backend):
         read_size: int = 64 * 1024,
         tmux: str = "tmux",
     ) -> None:
+        super().__init__(drain_timeout=drain_timeout, read_size=read_size)
         self.socket = socket
         self._client = Client(socket, tmux)
         self._poll = poll_interval
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
 
     async def _spawn(
         self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
@@ -138,7 +136,7 @@ class TmuxSession(Backend):
         folder = Path(tempfile.mkdtemp(prefix="planrun-tmux-"))
         supervisor = TerminalSupervisor(spec, watcher, on_question)
         attempt = _TmuxAttempt(
-            self._client, supervisor, folder, self._read_size, self._poll, self._drain_timeout
+            self._client, supervisor, folder, self._poll, self._drain_timeout, self._read_size
         )
         try:
             problem = await attempt.open()
@@ -159,12 +157,13 @@ class _TmuxAttempt(Attempt):
         client: Client,
         supervisor: TerminalSupervisor,
         folder: Path,
-        read_size: int,
         poll: float,
         drain_timeout: float,
+        read_size: int,
     ) -> None:
-        # a re-attached pane's hunt (its token) is read from the pane
-        super().__init__(supervisor.spec, supervisor.watcher, Hunt(), drain_timeout)
+        spec, watcher = supervisor.spec, supervisor.watcher
+        hunt = Hunt()  # replaced by the pane's own when this re-attaches
+        super().__init__(spec, watcher, hunt, drain_timeout=drain_timeout, read_size=read_size)
         self._client = client
         self._sup = supervisor
         self._folder = folder
@@ -172,7 +171,6 @@ class _TmuxAttempt(Attempt):
         self._reader: int | None = None  # the output FIFO
         self._keeper: int | None = None  # our own writer: no end-of-file before cat connects
         self._stdin: int | None = None  # the stdin FIFO (read-write, so opening never blocks)
-        self._read_size = read_size
         self._poll = poll
         self._replayed: list[Event] = []  # events of the recovered history, handled at start
         self._pane: Pane | None = None
@@ -181,9 +179,6 @@ class _TmuxAttempt(Attempt):
         self._found_dead = False  # re-attached to a pane whose process had already exited
         self._piped = False
         self._connected = trio.Event()
-        self._exited = False
-        self._status: tuple[int | None, int | None] | None = None
-        self._kill: GroupKill | None = None
 
     # --- starting -----------------------------------------------------------------------
 
@@ -303,9 +298,13 @@ class _TmuxAttempt(Attempt):
 
     # --- running ------------------------------------------------------------------------
 
+    @property
+    def pid(self) -> int | None:
+        return self._pane.pid if self._pane is not None else None
+
     def process(self) -> ProcessInfo:
-        assert self._pane is not None
-        pid = self._pane.pid  # not planrun's child, but its orphans may come to planrun
+        pid = self.pid  # not planrun's child, but its orphans may come to planrun
+        assert pid is not None
         return ProcessInfo(pid=pid, pgid=self.pgid_of, start_time=proc_start_time(pid))
 
     async def supervise(self) -> None:
@@ -319,15 +318,13 @@ class _TmuxAttempt(Attempt):
         finally:
             self._sup.stop()  # the attempt is ending: nothing more is typed or asked
 
-    def result(self) -> SessionResult:
-        return self._sup.result(
-            self._status,
-            pid=self._pane.pid if self._pane is not None else None,
-            exited=self._exited,
-            kill=self._kill,
-            hunt=self.hunt,
-            unknown_status="the exit status is unknown (the tmux pane is gone)",
-        )
+    _unknown_status = "the exit status is unknown (the tmux pane is gone)"
+
+    def _decided(self) -> Ending | None:
+        return self._sup.ending
+
+    def _exit_note(self, failed: bool) -> list[str]:
+        return self._sup.exit_note(failed)
 
     async def _until_end(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -389,7 +386,7 @@ class _TmuxAttempt(Attempt):
             if not self._found_dead:
                 self._kill = await kill_group(self.pgid_of, self.spec.kill_grace)
 
-    async def _dead_status(self) -> tuple[int | None, int | None] | None:
+    async def _dead_status(self) -> Status | None:
         """The pane's (exit code, signal) once it is known; None if that never comes.
 
         tmux may show the pane dead (its terminal closed) before it has reaped the process,
