@@ -75,7 +75,7 @@ from planrun.sessions.escapees import Hunt
 from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, OutputWatcher
 from planrun.sessions.process import kill_group, proc_start_time, running
-from planrun.sessions.skeleton import Attempt, Backend
+from planrun.sessions.skeleton import Attempt, Backend, StartFailed
 from planrun.sessions.terminal import (
     CURSOR_REPLY,
     PASTE_END,
@@ -94,19 +94,19 @@ _EXIT_POLL = 0.02
 def resolve_command(argv: tuple[str, ...], env: Mapping[str, str], cwd: Path) -> str:
     """The absolute path of ``argv[0]``, found the way ``execvpe`` would with ``env``'s PATH.
 
-    A name with a ``/`` is taken relative to ``cwd``. Raises ``ValueError`` with the reason
-    (``cannot start 'x': ...``, worded like the subprocess backend's) when it cannot start:
-    empty command, missing working folder, NUL bytes, not found, not executable.
+    A name with a ``/`` is taken relative to ``cwd``. Raises :class:`StartFailed` with the
+    reason (``cannot start 'x': ...``, worded like the subprocess backend's) when it cannot
+    start: empty command, missing working folder, NUL bytes, not found, not executable.
     """
     if not argv:
-        raise ValueError("cannot start an empty command")
+        raise StartFailed("cannot start an empty command")
     command = argv[0]
     if not cwd.is_dir():
         problem = os.strerror(errno.ENOTDIR if cwd.exists() else errno.ENOENT)
-        raise ValueError(f"cannot start {command!r}: working folder {cwd}: {problem}")
+        raise StartFailed(f"cannot start {command!r}: working folder {cwd}: {problem}")
     texts = [*argv, *env.keys(), *env.values()]
     if any("\0" in text for text in texts) or any("=" in key or not key for key in env):
-        raise ValueError(f"cannot start {command!r}: NUL byte or bad name in argv or env")
+        raise StartFailed(f"cannot start {command!r}: NUL byte or bad name in argv or env")
     if "/" in command:
         candidates = [os.path.join(cwd, command)]
     else:
@@ -117,7 +117,7 @@ def resolve_command(argv: tuple[str, ...], env: Mapping[str, str], cwd: Path) ->
         if os.access(path, os.X_OK):
             return os.path.abspath(path)
     problem = os.strerror(errno.EACCES if found else errno.ENOENT)
-    raise ValueError(f"cannot start {command!r}: {problem}")
+    raise StartFailed(f"cannot start {command!r}: {problem}")
 
 
 async def wait_process_exit(pid: int) -> None:
@@ -180,11 +180,9 @@ class PtySession(Backend):
 
     async def _spawn(
         self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
-    ) -> _PtyAttempt | str:
+    ) -> _PtyAttempt:
         hunt = Hunt()
         child = _start(spec, hunt)
-        if isinstance(child, str):
-            return child
         supervisor = TerminalSupervisor(spec, watcher, on_question)
         return _PtyAttempt(child, supervisor, hunt, self._drain_timeout, self._read_size)
 
@@ -220,12 +218,9 @@ def _child_setup(cwd: str, stdin_fd: int | None) -> Callable[[], None]:
     return setup
 
 
-def _start(spec: SessionSpec, hunt: Hunt) -> _Child | str:
-    """Start the child on a new pty; return it, or why it could not start."""
-    try:
-        command = resolve_command(spec.argv, spec.env, spec.cwd)
-    except ValueError as error:
-        return str(error)
+def _start(spec: SessionSpec, hunt: Hunt) -> _Child:
+    """Start the child on a new pty; raise :class:`StartFailed` if it cannot start."""
+    command = resolve_command(spec.argv, spec.env, spec.cwd)
     stdin_read, stdin_write = os.pipe() if spec.stdin_text is not None else (None, None)
     try:
         process = ptyprocess.PtyProcess.spawn(
@@ -241,7 +236,7 @@ def _start(spec: SessionSpec, hunt: Hunt) -> _Child | str:
             os.close(stdin_write)
         code = getattr(error, "errno", None)
         problem = os.strerror(code) if code else str(error)
-        return f"cannot start {spec.argv[0]!r}: {problem}"
+        raise StartFailed(f"cannot start {spec.argv[0]!r}: {problem}") from None
     finally:
         if stdin_read is not None:
             os.close(stdin_read)

@@ -6,8 +6,8 @@ tmux backends, the same steps in the same order:
 1. open the attempt's output watcher (its log); a log that does not open is
    ``startup_failed``, before anything starts;
 2. spawn: the backend's :meth:`Backend._spawn` starts the process (or re-attaches to it)
-   and returns its :class:`Attempt`, or why it could not start (``startup_failed``, the
-   reason redacted);
+   and returns its :class:`Attempt`; :class:`StartFailed` says why it could not start
+   (``startup_failed``, the reason redacted);
 3. the session's escapee hunt (:mod:`planrun.sessions.escapees`) leads with the attempt's
    process, ``on_start`` is awaited, and the attempt is supervised until its ending is
    decided or its process exits (:meth:`Attempt.supervise`);
@@ -42,6 +42,13 @@ from planrun.sessions.common import Ending, Status, signal_name
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.output import Event, OutputWatcher
 from planrun.sessions.process import GroupKill
+
+
+class StartFailed(Exception):
+    """Raised by a backend's spawn: the attempt could not start; the message says why.
+
+    :meth:`Backend.run` returns it as data (``startup_failed``, the reason redacted).
+    """
 
 
 class Attempt(ABC):
@@ -220,9 +227,10 @@ class Backend(ABC):
         if isinstance(watcher, SessionResult):
             return watcher
         try:
-            attempt = await self._spawn(spec, watcher, on_question)
-            if isinstance(attempt, str):
-                return startup_failed(spec, attempt)
+            try:
+                attempt = await self._spawn(spec, watcher, on_question)
+            except StartFailed as error:
+                return startup_failed(spec, str(error))
             try:
                 return await _supervised(attempt, on_start)
             except BaseExceptionGroup as group:
@@ -235,9 +243,10 @@ class Backend(ABC):
     @abstractmethod
     async def _spawn(
         self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
-    ) -> Attempt | str:
-        """Start the attempt's process (or re-attach to it): its attempt, or why it could not
-        start. If this raises, nothing it started is left running or open."""
+    ) -> Attempt:
+        """Start the attempt's process (or re-attach to it) and return its attempt; raise
+        :class:`StartFailed` if it cannot start. If this raises, nothing it started is left
+        running or open."""
 
 
 async def _supervised(attempt: Attempt, on_start: OnStart | None) -> SessionResult:

@@ -49,7 +49,7 @@ from planrun.sessions.output import (
 )
 from planrun.sessions.process import group_alive, kill_group, running
 from planrun.sessions.questions import Questions
-from planrun.sessions.skeleton import Attempt, Backend
+from planrun.sessions.skeleton import Attempt, Backend, StartFailed
 
 
 class SubprocessSession(Backend):
@@ -61,28 +61,26 @@ class SubprocessSession(Backend):
 
     async def _spawn(
         self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
-    ) -> _Attempt | str:
+    ) -> _Attempt:
         hunt = Hunt()
         process = _start(spec, hunt)
-        if isinstance(process, str):
-            return process
         return _Attempt(spec, process, watcher, hunt, self._drain_timeout, self._read_size)
 
 
-def _start(spec: SessionSpec, hunt: Hunt) -> Child | str:
-    """Start the child in its own session; return it, or why it could not start."""
+def _start(spec: SessionSpec, hunt: Hunt) -> Child:
+    """Start the child in its own session; raise :class:`StartFailed` if it cannot start."""
     if not spec.argv:
-        return "cannot start an empty command"
+        raise StartFailed("cannot start an empty command")
     try:
         env = hunt.env(spec.env)
         return Child.start(spec.argv, cwd=spec.cwd, env=env, with_stdin=spec.stdin_text is not None)
     except OSError as error:
         problem = error.strerror or str(error)
         if error.filename is not None and str(error.filename) == str(spec.cwd):
-            return f"cannot start {spec.argv[0]!r}: working folder {spec.cwd}: {problem}"
-        return f"cannot start {spec.argv[0]!r}: {problem}"
+            problem = f"working folder {spec.cwd}: {problem}"
+        raise StartFailed(f"cannot start {spec.argv[0]!r}: {problem}") from None
     except ValueError as error:  # e.g. a NUL byte in an argument or the environment
-        return f"cannot start {spec.argv[0]!r}: {error}"
+        raise StartFailed(f"cannot start {spec.argv[0]!r}: {error}") from None
 
 
 class _Attempt(Attempt):

@@ -85,7 +85,7 @@ from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, FailureMatched, OutputWatcher, SuccessMatched
 from planrun.sessions.process import kill_group, proc_start_time, running
 from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
-from planrun.sessions.skeleton import Attempt, Backend
+from planrun.sessions.skeleton import Attempt, Backend, StartFailed
 from planrun.sessions.terminal import TerminalSupervisor, keystrokes
 from planrun.sessions.tmux_client import (
     PANE_FORMAT,
@@ -131,7 +131,7 @@ class TmuxSession(Backend):
 
     async def _spawn(
         self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
-    ) -> _TmuxAttempt | str:
+    ) -> _TmuxAttempt:
         """Start the session, or re-attach to the one of this name (module docstring)."""
         folder = Path(tempfile.mkdtemp(prefix="planrun-tmux-"))
         supervisor = TerminalSupervisor(spec, watcher, on_question)
@@ -139,13 +139,10 @@ class TmuxSession(Backend):
             self._client, supervisor, folder, self._poll, self._drain_timeout, self._read_size
         )
         try:
-            problem = await attempt.open()
+            await attempt.open()
         except BaseException:
             attempt.close()
             raise
-        if problem is not None:
-            attempt.close()
-            return problem
         return attempt
 
 
@@ -182,13 +179,16 @@ class _TmuxAttempt(Attempt):
 
     # --- starting -----------------------------------------------------------------------
 
-    async def open(self) -> str | None:
-        """Re-attach to the session or start it; return why it could not start, or None.
+    async def open(self) -> None:
+        """Re-attach to the session or start it; raise :class:`StartFailed` if it cannot start.
 
-        If this raises (or is cancelled), whatever was started is killed before it propagates.
+        If anything else raises (or this is cancelled), whatever was started is killed before
+        it propagates.
         """
         try:
-            return await self._open()
+            await self._open()
+        except StartFailed:
+            raise  # nothing of it runs
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._abandon()
@@ -203,33 +203,32 @@ class _TmuxAttempt(Attempt):
                     nursery.start_soon(kill_group, pgid_of(pane.pid), self.spec.kill_grace)
         await self._end_session()
 
-    async def _open(self) -> str | None:
+    async def _open(self) -> None:
         output = self._folder / "output"
         try:
             os.mkfifo(output, 0o600)
             self._reader = os.open(output, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             self._keeper = os.open(output, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as error:
-            return f"cannot create the output FIFO {output}: {error.strerror or error}"
+            problem = error.strerror or error
+            raise StartFailed(f"cannot create the output FIFO {output}: {problem}") from None
         panes = await self._client.session_panes(self.name)
         if panes is not None:
             await self._reattach(panes[0])
-            return None
-        try:
-            command = resolve_command(self.spec.argv, self.spec.env, self.spec.cwd)
-        except ValueError as error:
-            return str(error)
+            return
+        command = resolve_command(self.spec.argv, self.spec.env, self.spec.cwd)
         if "=" in command:
-            return f"cannot start {self.spec.argv[0]!r}: '=' in its path (env -i would misread it)"
-        return await self._start(command)
+            why = "'=' in its path (env -i would misread it)"
+            raise StartFailed(f"cannot start {self.spec.argv[0]!r}: {why}")
+        await self._start(command)
 
     def _pipe_command(self) -> str:
         """The pipe-pane shell command (tmux expands ``#`` formats in it: ``#`` is doubled)."""
         fifo = shlex.quote(str(self._folder / "output")).replace("#", "##")
         return f"exec >>{fifo}; printf P; exec cat"
 
-    async def _start(self, command: str) -> str | None:
-        """Create the session (see the module docstring); return why it failed, or None."""
+    async def _start(self, command: str) -> None:
+        """Create the session (see the module docstring); :class:`StartFailed` if it fails."""
         spec = self.spec
         stdin = ""
         if spec.stdin_text is not None:
@@ -244,11 +243,11 @@ class _TmuxAttempt(Attempt):
         if self._pane is None or reply.code != 0:
             if self._pane is not None:  # created, but not set up: do not leave it running
                 await self._abandon()
-            return f"cannot start {spec.argv[0]!r} in tmux: {reply.err or 'no pane created'}"
+            why = reply.err or "no pane created"
+            raise StartFailed(f"cannot start {spec.argv[0]!r} in tmux: {why}")
         self._piped = True
         self.pgid_of = self._pane.pid
         await until_exec(self._pane.pid)
-        return None
 
     async def _start_call(self, command: str, stdin: str) -> Reply:
         """One tmux command list: the session, ``remain-on-exit``, the output pipe."""
