@@ -49,33 +49,30 @@ Cancellation runs the same clean-up shielded, then ``Cancelled`` propagates. Onl
 start are returned as data (``startup_failed``); exceptions from ``on_start``, ``on_line`` and
 ``on_question`` propagate as themselves after the clean-up.
 
-Shared with the tmux backend: :func:`resolve_command`, :func:`wait_process_exit` and
-:func:`write_all` here, :func:`~planrun.sessions.terminal.keystrokes` and
-:class:`~planrun.sessions.terminal.TerminalSupervisor` in :mod:`planrun.sessions.terminal`.
+What this module owns is how a pty child starts, is reaped and is closed; how its attempt
+runs is the :class:`~planrun.sessions.terminal_attempt.TerminalAttempt` it shares with the tmux
+backend, and the rules are :class:`~planrun.sessions.terminal.TerminalSupervisor`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
 import termios
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ptyprocess
 import trio
 
 from planrun.sessions.base import OnQuestion, ProcessInfo, SessionSpec
-from planrun.sessions.common import REAP_TIMEOUT, Ending
+from planrun.sessions.common import REAP_TIMEOUT
 from planrun.sessions.escapees import Hunt
-from planrun.sessions.idle import readable
-from planrun.sessions.output import Event, OutputWatcher
-from planrun.sessions.process import kill_group, proc_start_time, running
-from planrun.sessions.skeleton import Attempt, Backend, StartFailed
+from planrun.sessions.output import OutputWatcher
+from planrun.sessions.process import kill_group, proc_start_time, wait_process_exit
+from planrun.sessions.skeleton import Backend, StartFailed
 from planrun.sessions.terminal import (
     CURSOR_REPLY,
     PASTE_END,
@@ -84,87 +81,14 @@ from planrun.sessions.terminal import (
     TerminalSupervisor,
     keystrokes,
 )
+from planrun.sessions.terminal_attempt import (
+    TerminalAttempt,
+    close_fd,
+    resolve_command,
+    write_all,
+)
 
 __all__ = ["PASTE_END", "PASTE_START", "PtySession", "keystrokes"]
-
-#: Pause between checks where a pidfd is not available.
-_EXIT_POLL = 0.02
-
-
-def resolve_command(argv: tuple[str, ...], env: Mapping[str, str], cwd: Path) -> str:
-    """The absolute path of ``argv[0]``, found the way ``execvpe`` would with ``env``'s PATH.
-
-    A name with a ``/`` is taken relative to ``cwd``. Raises :class:`StartFailed` with the
-    reason (``cannot start 'x': ...``, worded like the subprocess backend's) when it cannot
-    start: empty command, missing working folder, NUL bytes, not found, not executable.
-    """
-    if not argv:
-        raise StartFailed("cannot start an empty command")
-    command = argv[0]
-    if not cwd.is_dir():
-        problem = os.strerror(errno.ENOTDIR if cwd.exists() else errno.ENOENT)
-        raise StartFailed(f"cannot start {command!r}: working folder {cwd}: {problem}")
-    texts = [*argv, *env.keys(), *env.values()]
-    if any("\0" in text for text in texts) or any("=" in key or not key for key in env):
-        raise StartFailed(f"cannot start {command!r}: NUL byte or bad name in argv or env")
-    if "/" in command:
-        candidates = [os.path.join(cwd, command)]
-    else:
-        search = env.get("PATH", os.defpath).split(os.pathsep)
-        candidates = [os.path.join(cwd, d or ".", command) for d in search]
-    found = [path for path in candidates if os.path.isfile(path)]
-    for path in found:
-        if os.access(path, os.X_OK):
-            return os.path.abspath(path)
-    problem = os.strerror(errno.EACCES if found else errno.ENOENT)
-    raise StartFailed(f"cannot start {command!r}: {problem}")
-
-
-async def wait_process_exit(pid: int) -> None:
-    """Return once process ``pid`` has exited (it may still be an unreaped zombie).
-
-    Uses a pidfd (readable when the process exits; any visible process, not only a child);
-    where there is none, polls ``/proc`` every few milliseconds. Never reaps.
-    """
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    except (OSError, AttributeError):
-        while running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
-            await trio.sleep(_EXIT_POLL)
-        return
-    try:
-        await trio.lowlevel.wait_readable(pidfd)
-    finally:
-        trio.lowlevel.notify_closing(pidfd)
-        os.close(pidfd)
-
-
-async def write_all(fd: int, data: bytes) -> bool:
-    """Write ``data`` to the non-blocking ``fd``, waiting while it is full; False if it broke.
-
-    A reader that went away (EPIPE, or EIO on a pty whose child is gone) is not an error.
-    """
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            await trio.lowlevel.wait_writable(fd)
-        except OSError as error:
-            if error.errno in (errno.EPIPE, errno.EIO, errno.EBADF):
-                return False
-            raise
-    return True
-
-
-def close_fd(fd: int | None) -> None:
-    """Close ``fd`` (if any) after telling trio, so that no task waits on a reused number."""
-    if fd is None:
-        return
-    trio.lowlevel.notify_closing(fd)
-    os.close(fd)
 
 
 class PtySession(Backend):
@@ -246,8 +170,8 @@ def _start(spec: SessionSpec, hunt: Hunt) -> _Child:
     return _Child(process=process, fd=process.fd, pid=process.pid, stdin_fd=stdin_write)
 
 
-class _PtyAttempt(Attempt):
-    """The state of one running pty attempt: supervisor, exit, end of output."""
+class _PtyAttempt(TerminalAttempt):
+    """One attempt on a pty: the child, its reaping, the pty's close."""
 
     def __init__(
         self,
@@ -257,10 +181,10 @@ class _PtyAttempt(Attempt):
         drain_timeout: float,
         read_size: int,
     ) -> None:
-        spec, watcher = supervisor.spec, supervisor.watcher
-        super().__init__(spec, watcher, hunt, drain_timeout=drain_timeout, read_size=read_size)
+        super().__init__(supervisor, hunt, drain_timeout=drain_timeout, read_size=read_size)
         self._child = child
-        self._sup = supervisor
+        self._output = child.fd
+        self._stdin = child.stdin_fd
         self._queries = CursorQueries()
 
     @property
@@ -270,34 +194,11 @@ class _PtyAttempt(Attempt):
     def process(self) -> ProcessInfo:
         return ProcessInfo(pid=self.pid, pgid=self.pid, start_time=proc_start_time(self.pid))
 
-    def _decided(self) -> Ending | None:
-        return self._sup.ending
-
-    def _exit_note(self, failed: bool) -> list[str]:
-        return self._sup.exit_note(failed)
-
-    async def supervise(self) -> None:
-        """Run until an ending is decided or the leader exits."""
-        try:
-            async with trio.open_nursery() as nursery:
-                pid = self._child.pid
-                self._sup.start(nursery, self._type, self._pending, lambda: running(pid))
-                nursery.start_soon(self._pump)
-                nursery.start_soon(self._wait_exit)
-                if self.spec.stdin_text is not None:
-                    nursery.start_soon(self._feed_stdin, self.spec.stdin_text)
-                if self.spec.type_text is not None:
-                    self._sup.type(keystrokes(self.spec.type_text, submit=True))
-                await self._sup.end.wait()
-                nursery.cancel_scope.cancel()
-        finally:
-            self._sup.stop()  # the attempt is ending: nothing more is typed or asked
-
     async def _end_processes(self, pumping: bool) -> None:
-        self._kill = await kill_group(self._child.pid, self.spec.kill_grace)
+        self._kill = await kill_group(self.pid, self.spec.kill_grace)
         if self._status is None:
             with trio.move_on_after(REAP_TIMEOUT):
-                await wait_process_exit(self._child.pid)
+                await wait_process_exit(self.pid)
             self._reap()
         # an escapee may hold the terminal open: end it before waiting for EOF
         await self.hunt.end(self.spec.kill_grace)
@@ -305,7 +206,7 @@ class _PtyAttempt(Attempt):
     async def _release(self) -> None:
         self._close()
         # the group's dead once ptyprocess took the leader's status
-        self.hunt.close(self._child.pid if self._status is not None else None)
+        self.hunt.close(self.pid if self._status is not None else None)
 
     def _reap(self) -> None:
         """Collect the exit status if the leader has exited (never blocks)."""
@@ -319,8 +220,8 @@ class _PtyAttempt(Attempt):
 
     def _close(self) -> None:
         """Close the pty (and the stdin pipe); pexpect's own close must not sleep or block."""
-        close_fd(self._child.stdin_fd)
-        self._child.stdin_fd = None
+        close_fd(self._stdin)
+        self._stdin = None
         process = self._child.process
         trio.lowlevel.notify_closing(self._child.fd)
         process.delayafterclose = 0.0
@@ -328,46 +229,14 @@ class _PtyAttempt(Attempt):
         with contextlib.suppress(ptyprocess.PtyProcessError):
             process.close(force=True)  # raises for an unkillable leader, after closing the fd
 
-    async def _read(self) -> bytes:
-        """The next output of the pty; empty at its end (EIO once every slave is closed)."""
-        fd = self._child.fd
-        while True:
-            try:
-                return os.read(fd, self._read_size)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(fd)
-            except OSError as error:
-                if error.errno != errno.EIO:
-                    raise
-                return b""
-
     def _received(self, data: bytes) -> None:
         for _ in range(self._queries.count(data)):
             self._sup.type(CURSOR_REPLY)  # a terminal answers; tmux does it itself
         super()._received(data)
 
-    def _handle(self, events: list[Event]) -> None:
-        self._sup.handle(events)
-
-    def _pending(self) -> bool:
-        """Output (or its end) is ready to be read from the pty."""
-        return not self._eof.is_set() and readable(self._child.fd)
-
     async def _wait_exit(self) -> None:
-        await wait_process_exit(self._child.pid)
+        await wait_process_exit(self.pid)
         self._reap()
-        self._exited = True
-        self._sup.end.set()
 
     async def _type(self, keys: bytes) -> None:
         await write_all(self._child.fd, keys)
-
-    async def _feed_stdin(self, text: str) -> None:
-        """Write ``text`` to the stdin pipe, then close it; a child that quit is fine."""
-        fd = self._child.stdin_fd
-        assert fd is not None
-        try:
-            await write_all(fd, text.encode("utf-8", errors="replace"))
-        finally:
-            close_fd(fd)
-            self._child.stdin_fd = None

@@ -79,14 +79,13 @@ from pathlib import Path
 import trio
 
 from planrun.sessions.base import OnQuestion, ProcessInfo, SessionSpec
-from planrun.sessions.common import REAP_TIMEOUT, Ending, Status
+from planrun.sessions.common import REAP_TIMEOUT, Status
 from planrun.sessions.escapees import Hunt, token_of
-from planrun.sessions.idle import readable
 from planrun.sessions.output import Event, FailureMatched, OutputWatcher, SuccessMatched
-from planrun.sessions.process import kill_group, proc_start_time, running
-from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
-from planrun.sessions.skeleton import Attempt, Backend, StartFailed
-from planrun.sessions.terminal import TerminalSupervisor, keystrokes
+from planrun.sessions.process import kill_group, proc_start_time, wait_process_exit
+from planrun.sessions.skeleton import Backend, StartFailed
+from planrun.sessions.terminal import TerminalSupervisor
+from planrun.sessions.terminal_attempt import TerminalAttempt, close_fd, resolve_command
 from planrun.sessions.tmux_client import (
     PANE_FORMAT,
     Client,
@@ -146,7 +145,7 @@ class TmuxSession(Backend):
         return attempt
 
 
-class _TmuxAttempt(Attempt):
+class _TmuxAttempt(TerminalAttempt):
     """One attempt in one tmux session: start or re-attach, supervise, wind down."""
 
     def __init__(
@@ -158,16 +157,13 @@ class _TmuxAttempt(Attempt):
         drain_timeout: float,
         read_size: int,
     ) -> None:
-        spec, watcher = supervisor.spec, supervisor.watcher
         hunt = Hunt()  # replaced by the pane's own when this re-attaches
-        super().__init__(spec, watcher, hunt, drain_timeout=drain_timeout, read_size=read_size)
+        super().__init__(supervisor, hunt, drain_timeout=drain_timeout, read_size=read_size)
         self._client = client
-        self._sup = supervisor
         self._folder = folder
         self.name = tmux_name(self.spec.name)
-        self._reader: int | None = None  # the output FIFO
+        # _output is the output FIFO; _stdin the stdin FIFO (read-write: opening never blocks)
         self._keeper: int | None = None  # our own writer: no end-of-file before cat connects
-        self._stdin: int | None = None  # the stdin FIFO (read-write, so opening never blocks)
         self._poll = poll
         self._replayed: list[Event] = []  # events of the recovered history, handled at start
         self._pane: Pane | None = None
@@ -207,7 +203,7 @@ class _TmuxAttempt(Attempt):
         output = self._folder / "output"
         try:
             os.mkfifo(output, 0o600)
-            self._reader = os.open(output, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._output = os.open(output, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             self._keeper = os.open(output, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as error:
             problem = error.strerror or error
@@ -307,51 +303,33 @@ class _TmuxAttempt(Attempt):
         return ProcessInfo(pid=pid, pgid=self.pgid_of, start_time=proc_start_time(pid))
 
     async def supervise(self) -> None:
+        """Run until an ending is decided or the pane's process exits; a pane found dead
+        has only its recovered history to decide it."""
         assert self._pane is not None
-        try:
-            if not self._pane.dead:
-                await self._until_end()
-            else:
-                self._sup.handle(self._replayed)
-                self._exited = True
-        finally:
-            self._sup.stop()  # the attempt is ending: nothing more is typed or asked
+        if not self._pane.dead:
+            await super().supervise()
+        else:
+            self._sup.handle(self._replayed)
+            self._exited = True
 
     _unknown_status = "the exit status is unknown (the tmux pane is gone)"
 
-    def _decided(self) -> Ending | None:
-        return self._sup.ending
+    def _begin(self, nursery: trio.Nursery) -> None:
+        """Act on the recovered history; give input only to a session this started."""
+        self._sup.handle(self._replayed)
+        if not self._reattached:
+            super()._begin(nursery)
 
-    def _exit_note(self, failed: bool) -> list[str]:
-        return self._sup.exit_note(failed)
-
-    async def _until_end(self) -> None:
-        async with trio.open_nursery() as nursery:
-            pane = self._pane.pid if self._pane is not None else 0
-            self._sup.start(nursery, self._type, self._pending, lambda: running(pane))
-            self._sup.handle(self._replayed)
-            nursery.start_soon(self._pump)
-            nursery.start_soon(self._watch_pane, self._poll)
-            if not self._reattached:
-                if self._stdin is not None and self.spec.stdin_text is not None:
-                    nursery.start_soon(self._feed_stdin, self.spec.stdin_text)
-                if self.spec.type_text is not None:
-                    self._sup.type(keystrokes(self.spec.type_text, submit=True))
-            await self._sup.end.wait()
-            nursery.cancel_scope.cancel()
-
-    async def _watch_pane(self, poll: float) -> None:
+    async def _wait_exit(self) -> None:
         """Return once the pane's process exits (pidfd) or tmux says the pane is dead or gone."""
         assert self._pane is not None
         while True:
-            with trio.move_on_after(poll):
+            with trio.move_on_after(self._poll):
                 await wait_process_exit(self._pane.pid)
                 break
             pane = await self._client.pane(self._pane.id)
             if pane is None or pane.dead:
                 break
-        self._exited = True
-        self._sup.end.set()
 
     async def _end_processes(self, pumping: bool) -> None:
         """Kill the groups, read the status, kill the session; the FIFO's writer connected."""
@@ -418,9 +396,9 @@ class _TmuxAttempt(Attempt):
 
     def close_fds(self) -> None:
         """Close every descriptor of the attempt (idempotent)."""
-        for fd in (self._reader, self._keeper, self._stdin):
+        for fd in (self._output, self._keeper, self._stdin):
             close_fd(fd)
-        self._reader = self._keeper = self._stdin = None
+        self._output = self._keeper = self._stdin = None
 
     def close(self) -> None:
         """Close the descriptors and remove the FIFOs' folder (idempotent)."""
@@ -429,28 +407,11 @@ class _TmuxAttempt(Attempt):
 
     # --- tasks --------------------------------------------------------------------------
 
-    async def _read(self) -> bytes:
-        """The next output of the FIFO; empty at its end (every writer closed)."""
-        fd = self._reader
-        assert fd is not None
-        while True:
-            try:
-                return os.read(fd, self._read_size)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(fd)
-
     def _received(self, data: bytes) -> None:
         if not self._connected.is_set():
             self._connected.set()
             data = data[1:]  # the writer's "P"
         super()._received(data)
-
-    def _handle(self, events: list[Event]) -> None:
-        self._sup.handle(events)
-
-    def _pending(self) -> bool:
-        """Output is ready to be read from the FIFO."""
-        return not self._eof.is_set() and readable(self._reader)
 
     async def _type(self, keys: bytes) -> None:
         assert self._pane is not None
@@ -458,13 +419,3 @@ class _TmuxAttempt(Attempt):
         load = ["load-buffer", "-b", buffer, "-"]
         paste = ["paste-buffer", "-d", "-r", "-b", buffer, "-t", self._pane.id]
         await self._client.call([load, paste], stdin=keys)
-
-    async def _feed_stdin(self, text: str) -> None:
-        """Write ``text`` into the stdin FIFO, then close it (the pane then reads end-of-file)."""
-        fd = self._stdin
-        assert fd is not None
-        try:
-            await write_all(fd, text.encode("utf-8", errors="replace"))
-        finally:
-            close_fd(fd)
-            self._stdin = None
