@@ -1,4 +1,10 @@
-"""What the session backends share: how an attempt's ending is described and reported."""
+"""The words every session backend uses for an attempt's end.
+
+:class:`Ending` (what decided it, when not the exit status), :data:`Status` (how the leader
+ended), :func:`pattern_ending` (a failure or success pattern's match), :func:`signal_name`
+and :data:`REAP_TIMEOUT`. How a result is described from them is
+:meth:`planrun.sessions.skeleton.Attempt.result`.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Process-group helpers shared by every session backend (Linux, read from ``/proc``).
+"""Process and process-group helpers shared by every session backend (Linux, ``/proc``).
 
 Every attempt runs in its own process group (the child calls ``setsid``, so its pgid is its
 pid). Ending an attempt means ending the *group*: :func:`kill_group` sends SIGTERM to all of
 it, waits for every member to go (a grandchild that ignores SIGTERM keeps the group alive
-after the leader has exited), then sends SIGKILL.
+after the leader has exited), then sends SIGKILL. :func:`wait_process_exit` waits for any
+process (a tmux pane's is not planrun's child) without reaping it.
 
 What this does not cover: a descendant that calls ``setsid`` (or ``setpgid``) leaves the
 group and no group signal reaches it. planrun handles the normal case with the per-attempt

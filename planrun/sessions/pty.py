@@ -92,15 +92,7 @@ __all__ = ["PASTE_END", "PASTE_START", "PtySession", "keystrokes"]
 
 
 class PtySession(Backend):
-    """The pseudo-terminal backend (a :class:`~planrun.sessions.skeleton.Backend`).
-
-    ``drain_timeout`` bounds the reading of the output that remains once the process group
-    is gone; ``read_size`` is the largest read from the pty.
-    """
-
-    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
+    """The pseudo-terminal backend (a :class:`~planrun.sessions.skeleton.Backend`)."""
 
     async def _spawn(
         self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None

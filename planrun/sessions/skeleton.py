@@ -23,6 +23,7 @@ A backend supplies only what differs: how its process starts, and its :class:`At
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from typing import NoReturn
 
@@ -49,6 +50,65 @@ class StartFailed(Exception):
 
     :meth:`Backend.run` returns it as data (``startup_failed``, the reason redacted).
     """
+
+
+class Backend(ABC):
+    """The skeleton of a session backend (implements :class:`planrun.sessions.base.Session`).
+
+    ``drain_timeout`` bounds the reading of the output that remains once the attempt's
+    processes are gone; ``read_size`` is the largest read of output. A subclass supplies
+    :meth:`_spawn`; :meth:`run` is the same for every backend.
+    """
+
+    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
+        self._drain_timeout = drain_timeout
+        self._read_size = read_size
+
+    async def run(
+        self,
+        spec: SessionSpec,
+        *,
+        on_start: OnStart | None = None,
+        on_line: OnLine | None = None,
+        on_question: OnQuestion | None = None,
+    ) -> SessionResult:
+        """Run one attempt to its end; see the module docstring for the steps, and the
+        backend's module docstring for how its outcome is decided."""
+        watcher = _open_watcher(spec, on_line)
+        if isinstance(watcher, SessionResult):
+            return watcher
+        with contextlib.closing(watcher):
+            try:
+                attempt = await self._spawn(spec, watcher, on_question)
+            except StartFailed as error:
+                return _startup_failed(spec, str(error))
+            with contextlib.closing(attempt):
+                try:
+                    return await _supervised(attempt, on_start)
+                except BaseExceptionGroup as group:
+                    _reraise_plain(group)
+
+    @abstractmethod
+    async def _spawn(
+        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
+    ) -> Attempt:
+        """Start the attempt's process (or re-attach to it) and return its attempt; raise
+        :class:`StartFailed` if it cannot start. If this raises, nothing it started is left
+        running or open."""
+
+
+async def _supervised(attempt: Attempt, on_start: OnStart | None) -> SessionResult:
+    """Lead the hunt, tell ``on_start``, supervise; wind down always (shielded); the result."""
+    process = attempt.process()
+    attempt.hunt.lead(process.pid)
+    try:
+        if on_start is not None:
+            await on_start(process)
+        await attempt.supervise()
+    finally:
+        with trio.CancelScope(shield=True):
+            await attempt.wind_down()
+    return attempt.result()
 
 
 class Attempt(ABC):
@@ -201,69 +261,8 @@ class Attempt(ABC):
         self._drained = True
 
 
-class Backend(ABC):
-    """The skeleton of a session backend (implements :class:`planrun.sessions.base.Session`).
-
-    ``drain_timeout`` bounds the reading of the output that remains once the attempt's
-    processes are gone; ``read_size`` is the largest read of output. A subclass supplies
-    :meth:`_spawn`; :meth:`run` is the same for every backend.
-    """
-
-    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
-
-    async def run(
-        self,
-        spec: SessionSpec,
-        *,
-        on_start: OnStart | None = None,
-        on_line: OnLine | None = None,
-        on_question: OnQuestion | None = None,
-    ) -> SessionResult:
-        """Run one attempt to its end; see the module docstring for the steps, and the
-        backend's module docstring for how its outcome is decided."""
-        watcher = _open_watcher(spec, on_line)
-        if isinstance(watcher, SessionResult):
-            return watcher
-        try:
-            try:
-                attempt = await self._spawn(spec, watcher, on_question)
-            except StartFailed as error:
-                return startup_failed(spec, str(error))
-            try:
-                return await _supervised(attempt, on_start)
-            except BaseExceptionGroup as group:
-                _reraise_plain(group)
-            finally:
-                attempt.close()
-        finally:
-            watcher.close()
-
-    @abstractmethod
-    async def _spawn(
-        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
-    ) -> Attempt:
-        """Start the attempt's process (or re-attach to it) and return its attempt; raise
-        :class:`StartFailed` if it cannot start. If this raises, nothing it started is left
-        running or open."""
-
-
-async def _supervised(attempt: Attempt, on_start: OnStart | None) -> SessionResult:
-    """Lead the hunt, tell ``on_start``, supervise; wind down always (shielded); the result."""
-    process = attempt.process()
-    attempt.hunt.lead(process.pid)
-    try:
-        if on_start is not None:
-            await on_start(process)
-        await attempt.supervise()
-    finally:
-        with trio.CancelScope(shield=True):
-            await attempt.wind_down()
-    return attempt.result()
-
-
-def startup_failed(spec: SessionSpec, reason: str) -> SessionResult:
+def _startup_failed(spec: SessionSpec, reason: str) -> SessionResult:
+    """An attempt that never started: ``startup_failed``, the reason redacted."""
     return SessionResult(
         outcome=Outcome.STARTUP_FAILED, reason=Redactor(spec.secrets).redact(reason)
     )
@@ -274,12 +273,12 @@ def _open_watcher(spec: SessionSpec, on_line: OnLine | None) -> OutputWatcher | 
     try:
         return OutputWatcher(spec, clock=trio.current_time, on_line=on_line)
     except OSError as error:
-        return startup_failed(
+        return _startup_failed(
             spec, f"cannot open the log {spec.log_path}: {error.strerror or error}"
         )
 
 
-def unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+def _unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     """The exception a caller should see instead of the internal nursery's ``group``.
 
     Cancelling ``run`` from outside cancels its internal tasks too: a group made only of
@@ -301,7 +300,7 @@ def unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
 
 def _reraise_plain(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     """Raise what a caller should see instead of an internal nursery's ``group``."""
-    plain = unwrapped(group)
+    plain = _unwrapped(group)
     if plain is None:
         raise group
     raise plain from None
