@@ -1,21 +1,24 @@
-"""What the session backends share: how an attempt's ending is described and reported."""
+"""The words every session backend uses for an attempt's end.
+
+:class:`Ending` (what decided it, when not the exit status), :data:`Status` (how the leader
+ended), :func:`pattern_ending` (a failure or success pattern's match), :func:`signal_name`
+and :data:`REAP_TIMEOUT`. How a result is described from them is
+:meth:`planrun.sessions.skeleton.Attempt.result`.
+"""
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
-
-import trio
 
 from planrun.core.outcomes import Outcome
-from planrun.core.redact import Redactor
-from planrun.sessions.base import SessionResult, SessionSpec
-from planrun.sessions.output import OutputWatcher
+from planrun.sessions.output import Event, FailureMatched, SuccessMatched
 
 #: Seconds to wait for the leader to be reaped once its group was SIGKILLed.
 REAP_TIMEOUT = 5.0
+
+#: How a process ended: (exit code, signal), one of them None.
+Status = tuple[int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -27,32 +30,6 @@ class Ending:
     question: str | None = None
 
 
-def startup_failed(spec: SessionSpec, reason: str) -> SessionResult:
-    return SessionResult(
-        outcome=Outcome.STARTUP_FAILED, reason=Redactor(spec.secrets).redact(reason)
-    )
-
-
-def unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The exception a caller should see instead of the internal nursery's ``group``.
-
-    Cancelling ``run`` from outside cancels its internal tasks too: a group made only of
-    ``Cancelled`` becomes its first ``Cancelled``. A group of one exception (``on_line``
-    raised) becomes that exception. Anything else stays a group (None).
-    """
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(reversed(exc.exceptions))
-        else:
-            leaves.append(exc)
-    if len(leaves) == 1 or (leaves and all(isinstance(e, trio.Cancelled) for e in leaves)):
-        return leaves[0]
-    return None
-
-
 def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -60,21 +37,10 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def open_watcher(
-    spec: SessionSpec, on_line: Callable[[str], None] | None
-) -> OutputWatcher | SessionResult:
-    """The attempt's output watcher, or the startup failure to return if its log won't open."""
-    try:
-        return OutputWatcher(spec, clock=trio.current_time, on_line=on_line)
-    except OSError as error:
-        return startup_failed(
-            spec, f"cannot open the log {spec.log_path}: {error.strerror or error}"
-        )
-
-
-def reraise_plain(group: BaseExceptionGroup[BaseException]) -> NoReturn:
-    """Raise what a caller should see instead of an internal nursery's ``group``."""
-    plain = unwrapped(group)
-    if plain is None:
-        raise group
-    raise plain from None
+def pattern_ending(event: Event) -> Ending | None:
+    """The ending ``event`` decides if it is a failure or success pattern's match."""
+    if isinstance(event, FailureMatched):
+        return Ending(Outcome.FAILED, f"failure pattern matched: {event.line}")
+    if isinstance(event, SuccessMatched):
+        return Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}")
+    return None

@@ -1,9 +1,10 @@
-"""Process-group helpers shared by every session backend (Linux, read from ``/proc``).
+"""Process and process-group helpers shared by every session backend (Linux, ``/proc``).
 
 Every attempt runs in its own process group (the child calls ``setsid``, so its pgid is its
 pid). Ending an attempt means ending the *group*: :func:`kill_group` sends SIGTERM to all of
 it, waits for every member to go (a grandchild that ignores SIGTERM keeps the group alive
-after the leader has exited), then sends SIGKILL.
+after the leader has exited), then sends SIGKILL. :func:`wait_process_exit` waits for any
+process (a tmux pane's is not planrun's child) without reaping it.
 
 What this does not cover: a descendant that calls ``setsid`` (or ``setpgid``) leaves the
 group and no group signal reaches it. planrun handles the normal case with the per-attempt
@@ -34,6 +35,8 @@ OWNER_VAR = "PLANRUN_OWNER"
 _POLL_FIRST, _POLL_MAX = 0.005, 0.05
 #: How long to wait for SIGKILLed processes to disappear before reporting them.
 KILL_WAIT = 2.0
+#: Pause between checks for a process's exit where a pidfd is not available.
+_EXIT_POLL = 0.02
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,27 @@ def running(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     fields = stat_fields(pid)
     return fields is not None and stat_field(fields, STATE) not in ("Z", "X")
+
+
+async def wait_process_exit(pid: int) -> None:
+    """Return once process ``pid`` has exited (it may still be an unreaped zombie).
+
+    Uses a pidfd (readable when the process exits; any visible process, not only a child);
+    where there is none, polls ``/proc`` every few milliseconds. Never reaps.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (OSError, AttributeError):
+        while running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
+            await trio.sleep(_EXIT_POLL)
+        return
+    try:
+        await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        trio.lowlevel.notify_closing(pidfd)
+        os.close(pidfd)
 
 
 def is_same_process(pid: int, start_time: int) -> bool:

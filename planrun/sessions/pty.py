@@ -49,38 +49,30 @@ Cancellation runs the same clean-up shielded, then ``Cancelled`` propagates. Onl
 start are returned as data (``startup_failed``); exceptions from ``on_start``, ``on_line`` and
 ``on_question`` propagate as themselves after the clean-up.
 
-Shared with the tmux backend: :func:`resolve_command`, :func:`wait_process_exit` and
-:func:`write_all` here, :func:`~planrun.sessions.terminal.keystrokes` and
-:class:`~planrun.sessions.terminal.TerminalSupervisor` in :mod:`planrun.sessions.terminal`.
+What this module owns is how a pty child starts, is reaped and is closed; how its attempt
+runs is the :class:`~planrun.sessions.terminal_attempt.TerminalAttempt` it shares with the tmux
+backend, and the rules are :class:`~planrun.sessions.terminal.TerminalSupervisor`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
 import termios
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ptyprocess
 import trio
 
-from planrun.sessions.base import (
-    OnLine,
-    OnQuestion,
-    OnStart,
-    ProcessInfo,
-    SessionResult,
-    SessionSpec,
-)
-from planrun.sessions.common import REAP_TIMEOUT, open_watcher, reraise_plain, startup_failed
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionSpec
+from planrun.sessions.common import REAP_TIMEOUT
 from planrun.sessions.escapees import Hunt
-from planrun.sessions.idle import readable
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
+from planrun.sessions.output import OutputWatcher
+from planrun.sessions.process import kill_group, proc_start_time, wait_process_exit
+from planrun.sessions.skeleton import Backend, StartFailed
 from planrun.sessions.terminal import (
     CURSOR_REPLY,
     PASTE_END,
@@ -89,125 +81,26 @@ from planrun.sessions.terminal import (
     TerminalSupervisor,
     keystrokes,
 )
+from planrun.sessions.terminal_attempt import (
+    TerminalAttempt,
+    close_fd,
+    resolve_command,
+    write_all,
+)
 
 __all__ = ["PASTE_END", "PASTE_START", "PtySession", "keystrokes"]
 
-#: Pause between checks where a pidfd is not available.
-_EXIT_POLL = 0.02
 
+class PtySession(Backend):
+    """The pseudo-terminal backend (a :class:`~planrun.sessions.skeleton.Backend`)."""
 
-def resolve_command(argv: tuple[str, ...], env: Mapping[str, str], cwd: Path) -> str:
-    """The absolute path of ``argv[0]``, found the way ``execvpe`` would with ``env``'s PATH.
-
-    A name with a ``/`` is taken relative to ``cwd``. Raises ``ValueError`` with the reason
-    (``cannot start 'x': ...``, worded like the subprocess backend's) when it cannot start:
-    empty command, missing working folder, NUL bytes, not found, not executable.
-    """
-    if not argv:
-        raise ValueError("cannot start an empty command")
-    command = argv[0]
-    if not cwd.is_dir():
-        problem = os.strerror(errno.ENOTDIR if cwd.exists() else errno.ENOENT)
-        raise ValueError(f"cannot start {command!r}: working folder {cwd}: {problem}")
-    texts = [*argv, *env.keys(), *env.values()]
-    if any("\0" in text for text in texts) or any("=" in key or not key for key in env):
-        raise ValueError(f"cannot start {command!r}: NUL byte or bad name in argv or env")
-    if "/" in command:
-        candidates = [os.path.join(cwd, command)]
-    else:
-        search = env.get("PATH", os.defpath).split(os.pathsep)
-        candidates = [os.path.join(cwd, d or ".", command) for d in search]
-    found = [path for path in candidates if os.path.isfile(path)]
-    for path in found:
-        if os.access(path, os.X_OK):
-            return os.path.abspath(path)
-    problem = os.strerror(errno.EACCES if found else errno.ENOENT)
-    raise ValueError(f"cannot start {command!r}: {problem}")
-
-
-async def wait_process_exit(pid: int) -> None:
-    """Return once process ``pid`` has exited (it may still be an unreaped zombie).
-
-    Uses a pidfd (readable when the process exits; any visible process, not only a child);
-    where there is none, polls ``/proc`` every few milliseconds. Never reaps.
-    """
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    except (OSError, AttributeError):
-        while running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
-            await trio.sleep(_EXIT_POLL)
-        return
-    try:
-        await trio.lowlevel.wait_readable(pidfd)
-    finally:
-        trio.lowlevel.notify_closing(pidfd)
-        os.close(pidfd)
-
-
-async def write_all(fd: int, data: bytes) -> bool:
-    """Write ``data`` to the non-blocking ``fd``, waiting while it is full; False if it broke.
-
-    A reader that went away (EPIPE, or EIO on a pty whose child is gone) is not an error.
-    """
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            await trio.lowlevel.wait_writable(fd)
-        except OSError as error:
-            if error.errno in (errno.EPIPE, errno.EIO, errno.EBADF):
-                return False
-            raise
-    return True
-
-
-def close_fd(fd: int | None) -> None:
-    """Close ``fd`` (if any) after telling trio, so that no task waits on a reused number."""
-    if fd is None:
-        return
-    trio.lowlevel.notify_closing(fd)
-    os.close(fd)
-
-
-class PtySession:
-    """The pseudo-terminal backend (implements :class:`planrun.sessions.base.Session`).
-
-    ``drain_timeout`` bounds the reading of the output that remains once the process group
-    is gone; ``read_size`` is the largest read from the pty.
-    """
-
-    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
-
-    async def run(
-        self,
-        spec: SessionSpec,
-        *,
-        on_start: OnStart | None = None,
-        on_line: OnLine | None = None,
-        on_question: OnQuestion | None = None,
-    ) -> SessionResult:
-        """Run one attempt to its end; see the module docstring for the rules."""
-        watcher = open_watcher(spec, on_line)
-        if isinstance(watcher, SessionResult):
-            return watcher
-        try:
-            hunt = Hunt()
-            child = _spawn(spec, hunt)
-            if isinstance(child, str):
-                return startup_failed(spec, child)
-            supervisor = TerminalSupervisor(spec, watcher, on_question)
-            attempt = _PtyAttempt(child, supervisor, self._drain_timeout, self._read_size, hunt)
-            try:
-                return await attempt.run(on_start)
-            except BaseExceptionGroup as group:
-                reraise_plain(group)
-        finally:
-            watcher.close()
+    async def _spawn(
+        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
+    ) -> _PtyAttempt:
+        hunt = Hunt()
+        child = _start(spec, hunt)
+        supervisor = TerminalSupervisor(spec, watcher, on_question)
+        return _PtyAttempt(child, supervisor, hunt, self._drain_timeout, self._read_size)
 
 
 @dataclass
@@ -241,12 +134,9 @@ def _child_setup(cwd: str, stdin_fd: int | None) -> Callable[[], None]:
     return setup
 
 
-def _spawn(spec: SessionSpec, hunt: Hunt) -> _Child | str:
-    """Start the child on a new pty; return it, or why it could not start."""
-    try:
-        command = resolve_command(spec.argv, spec.env, spec.cwd)
-    except ValueError as error:
-        return str(error)
+def _start(spec: SessionSpec, hunt: Hunt) -> _Child:
+    """Start the child on a new pty; raise :class:`StartFailed` if it cannot start."""
+    command = resolve_command(spec.argv, spec.env, spec.cwd)
     stdin_read, stdin_write = os.pipe() if spec.stdin_text is not None else (None, None)
     try:
         process = ptyprocess.PtyProcess.spawn(
@@ -262,7 +152,7 @@ def _spawn(spec: SessionSpec, hunt: Hunt) -> _Child | str:
             os.close(stdin_write)
         code = getattr(error, "errno", None)
         problem = os.strerror(code) if code else str(error)
-        return f"cannot start {spec.argv[0]!r}: {problem}"
+        raise StartFailed(f"cannot start {spec.argv[0]!r}: {problem}") from None
     finally:
         if stdin_read is not None:
             os.close(stdin_read)
@@ -272,85 +162,43 @@ def _spawn(spec: SessionSpec, hunt: Hunt) -> _Child | str:
     return _Child(process=process, fd=process.fd, pid=process.pid, stdin_fd=stdin_write)
 
 
-class _PtyAttempt:
-    """The state of one running pty attempt: supervisor, exit, end of output."""
+class _PtyAttempt(TerminalAttempt):
+    """One attempt on a pty: the child, its reaping, the pty's close."""
 
     def __init__(
         self,
         child: _Child,
         supervisor: TerminalSupervisor,
+        hunt: Hunt,
         drain_timeout: float,
         read_size: int,
-        hunt: Hunt,
     ) -> None:
+        super().__init__(supervisor, hunt, drain_timeout=drain_timeout, read_size=read_size)
         self._child = child
-        self._hunt = hunt
-        self._sup = supervisor
-        self._spec = supervisor.spec
-        self._watcher = supervisor.watcher
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
-        self._eof = trio.Event()
+        self._output = child.fd
+        self._stdin = child.stdin_fd
         self._queries = CursorQueries()
-        self._pump_failed = False
-        self._exited = False
-        self._status: tuple[int | None, int | None] | None = None
-        self._kill: GroupKill | None = None
 
-    async def run(self, on_start: OnStart | None) -> SessionResult:
-        """Supervise to the end, clean up (always, shielded), and describe the outcome."""
-        self._hunt.lead(self._child.pid)
-        try:
-            if on_start is not None:
-                pid = self._child.pid
-                await on_start(ProcessInfo(pid=pid, pgid=pid, start_time=proc_start_time(pid)))
-            await self._until_end()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._wind_down()
-        return self._sup.result(
-            self._status,
-            pid=self._child.pid,
-            exited=self._exited,
-            kill=self._kill,
-            hunt=self._hunt,
-        )
+    @property
+    def pid(self) -> int:
+        return self._child.pid
 
-    async def _until_end(self) -> None:
-        """Run until an ending is decided or the leader exits."""
-        async with trio.open_nursery() as nursery:
-            self._sup.start(nursery, self._type, self._pending, lambda: running(self._child.pid))
-            nursery.start_soon(self._pump)
-            nursery.start_soon(self._wait_exit)
-            if self._spec.stdin_text is not None:
-                nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
-            if self._spec.type_text is not None:
-                self._sup.type(keystrokes(self._spec.type_text, submit=True))
-            await self._sup.end.wait()
-            nursery.cancel_scope.cancel()
+    def process(self) -> ProcessInfo:
+        return ProcessInfo(pid=self.pid, pgid=self.pid, start_time=proc_start_time(self.pid))
 
-    async def _wind_down(self) -> None:
-        """Kill the group while still logging output, reap, drain briefly, close."""
-        self._sup.stop()
-        pumping = not self._eof.is_set() and not self._pump_failed
-        async with trio.open_nursery() as nursery:
-            if pumping:
-                nursery.start_soon(self._pump)
-            self._kill = await kill_group(self._child.pid, self._spec.kill_grace)
-            if self._status is None:
-                with trio.move_on_after(REAP_TIMEOUT):
-                    await wait_process_exit(self._child.pid)
-                self._reap()
-            # an escapee may hold the terminal open: end it before waiting for EOF
-            await self._hunt.end(self._spec.kill_grace)
-            if pumping:
-                with trio.move_on_after(self._drain_timeout):
-                    await self._eof.wait()
-            nursery.cancel_scope.cancel()
+    async def _end_processes(self, pumping: bool) -> None:
+        self._kill = await kill_group(self.pid, self.spec.kill_grace)
+        if self._status is None:
+            with trio.move_on_after(REAP_TIMEOUT):
+                await wait_process_exit(self.pid)
+            self._reap()
+        # an escapee may hold the terminal open: end it before waiting for EOF
+        await self.hunt.end(self.spec.kill_grace)
+
+    async def _release(self) -> None:
         self._close()
         # the group's dead once ptyprocess took the leader's status
-        self._hunt.close(self._child.pid if self._status is not None else None)
-        self._sup.handle(self._watcher.close())
+        self.hunt.close(self.pid if self._status is not None else None)
 
     def _reap(self) -> None:
         """Collect the exit status if the leader has exited (never blocks)."""
@@ -364,8 +212,8 @@ class _PtyAttempt:
 
     def _close(self) -> None:
         """Close the pty (and the stdin pipe); pexpect's own close must not sleep or block."""
-        close_fd(self._child.stdin_fd)
-        self._child.stdin_fd = None
+        close_fd(self._stdin)
+        self._stdin = None
         process = self._child.process
         trio.lowlevel.notify_closing(self._child.fd)
         process.delayafterclose = 0.0
@@ -373,50 +221,14 @@ class _PtyAttempt:
         with contextlib.suppress(ptyprocess.PtyProcessError):
             process.close(force=True)  # raises for an unkillable leader, after closing the fd
 
-    async def _pump(self) -> None:
-        """Read the pty into the watcher until EOF (EIO once every slave is closed)."""
-        fd = self._child.fd
-        try:
-            while True:
-                try:
-                    data = os.read(fd, self._read_size)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(fd)
-                    continue
-                except OSError as error:
-                    if error.errno != errno.EIO:
-                        raise
-                    data = b""
-                if not data:
-                    self._eof.set()
-                    return
-                for _ in range(self._queries.count(data)):
-                    self._sup.type(CURSOR_REPLY)  # a terminal answers; tmux does it itself
-                self._sup.handle(self._watcher.feed(data))
-                await trio.lowlevel.checkpoint()  # let the other tasks run during a flood
-        except Exception:
-            self._pump_failed = True
-            raise
-
-    def _pending(self) -> bool:
-        """Output (or its end) is ready to be read from the pty."""
-        return not self._eof.is_set() and readable(self._child.fd)
+    def _received(self, data: bytes) -> None:
+        for _ in range(self._queries.count(data)):
+            self._sup.type(CURSOR_REPLY)  # a terminal answers; tmux does it itself
+        super()._received(data)
 
     async def _wait_exit(self) -> None:
-        await wait_process_exit(self._child.pid)
+        await wait_process_exit(self.pid)
         self._reap()
-        self._exited = True
-        self._sup.end.set()
 
     async def _type(self, keys: bytes) -> None:
         await write_all(self._child.fd, keys)
-
-    async def _feed_stdin(self, text: str) -> None:
-        """Write ``text`` to the stdin pipe, then close it; a child that quit is fine."""
-        fd = self._child.stdin_fd
-        assert fd is not None
-        try:
-            await write_all(fd, text.encode("utf-8", errors="replace"))
-        finally:
-            close_fd(fd)
-            self._child.stdin_fd = None

@@ -37,94 +37,53 @@ from __future__ import annotations
 import trio
 
 from planrun.core.outcomes import Outcome
-from planrun.sessions.base import (
-    OnLine,
-    OnQuestion,
-    OnStart,
-    ProcessInfo,
-    SessionResult,
-    SessionSpec,
-)
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionSpec
 from planrun.sessions.child import Child
-from planrun.sessions.common import (
-    REAP_TIMEOUT,
-    Ending,
-    open_watcher,
-    reraise_plain,
-    signal_name,
-    startup_failed,
-)
+from planrun.sessions.common import REAP_TIMEOUT, Ending, Status, pattern_ending
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.idle import IdleClock, readable
 from planrun.sessions.output import (
     Event,
-    FailureMatched,
     InputRequested,
     OutputWatcher,
-    SuccessMatched,
 )
-from planrun.sessions.process import GroupKill, group_alive, kill_group, running
+from planrun.sessions.process import group_alive, kill_group, running
 from planrun.sessions.questions import Questions
+from planrun.sessions.skeleton import Attempt, Backend, StartFailed
 
 
-class SubprocessSession:
-    """The pipe backend (implements :class:`planrun.sessions.base.Session`).
+class SubprocessSession(Backend):
+    """The pipe backend (a :class:`~planrun.sessions.skeleton.Backend`).
 
-    ``drain_timeout`` bounds the reading of the output that remains once the process group
-    is gone; ``read_size`` is the largest read from the pipe.
+    Pipes cannot take a typed answer, so a question ends the attempt as needs_input and
+    ``on_question`` is not used (the scheduler answers with a follow-up turn).
     """
 
-    def __init__(self, *, drain_timeout: float = 2.0, read_size: int = 64 * 1024) -> None:
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
-
-    async def run(
-        self,
-        spec: SessionSpec,
-        *,
-        on_start: OnStart | None = None,
-        on_line: OnLine | None = None,
-        on_question: OnQuestion | None = None,
-    ) -> SessionResult:
-        """Run one attempt to its end; see the module docstring for the rules.
-
-        Pipes cannot take a typed answer, so a question ends the attempt as needs_input
-        and ``on_question`` is not used (the scheduler answers with a follow-up turn).
-        """
-        watcher = open_watcher(spec, on_line)
-        if isinstance(watcher, SessionResult):
-            return watcher
-        try:
-            hunt = Hunt()
-            process = _spawn(spec, hunt)
-            if isinstance(process, str):
-                return startup_failed(spec, process)
-            attempt = _Attempt(spec, process, watcher, self._drain_timeout, self._read_size)
-            try:
-                return await attempt.run(on_start, hunt)
-            except BaseExceptionGroup as group:
-                reraise_plain(group)
-        finally:
-            watcher.close()
+    async def _spawn(
+        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
+    ) -> _Attempt:
+        hunt = Hunt()
+        process = _start(spec, hunt)
+        return _Attempt(spec, process, watcher, hunt, self._drain_timeout, self._read_size)
 
 
-def _spawn(spec: SessionSpec, hunt: Hunt) -> Child | str:
-    """Start the child in its own session; return it, or why it could not start."""
+def _start(spec: SessionSpec, hunt: Hunt) -> Child:
+    """Start the child in its own session; raise :class:`StartFailed` if it cannot start."""
     if not spec.argv:
-        return "cannot start an empty command"
+        raise StartFailed("cannot start an empty command")
     try:
         env = hunt.env(spec.env)
         return Child.start(spec.argv, cwd=spec.cwd, env=env, with_stdin=spec.stdin_text is not None)
     except OSError as error:
         problem = error.strerror or str(error)
         if error.filename is not None and str(error.filename) == str(spec.cwd):
-            return f"cannot start {spec.argv[0]!r}: working folder {spec.cwd}: {problem}"
-        return f"cannot start {spec.argv[0]!r}: {problem}"
+            problem = f"working folder {spec.cwd}: {problem}"
+        raise StartFailed(f"cannot start {spec.argv[0]!r}: {problem}") from None
     except ValueError as error:  # e.g. a NUL byte in an argument or the environment
-        return f"cannot start {spec.argv[0]!r}: {error}"
+        raise StartFailed(f"cannot start {spec.argv[0]!r}: {error}") from None
 
 
-class _Attempt:
+class _Attempt(Attempt):
     """The state of one running attempt: decided ending, exit, end of output."""
 
     def __init__(
@@ -132,97 +91,65 @@ class _Attempt:
         spec: SessionSpec,
         process: Child,
         watcher: OutputWatcher,
+        hunt: Hunt,
         drain_timeout: float,
         read_size: int,
     ) -> None:
-        self._spec = spec
+        super().__init__(spec, watcher, hunt, drain_timeout=drain_timeout, read_size=read_size)
         self._process = process
         self._stdout = process.stdout
-        self._watcher = watcher
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
         self._ending: Ending | None = None
         self._waiting = trio.CancelScope()  # around the wait for the leader; an ending cancels it
-        self._eof = trio.Event()
-        self._drained = False  # the output was read for drain_timeout after the exit
-        self._pump_failed = False
-        self._exited = False
-        self._kill: GroupKill | None = None
-        self._reaped = False
-        self._hunt = Hunt()  # replaced by the session's in run()
         self._questions = Questions(
             spec, watcher, self._output_pending, lambda: running(process.pid)
         )
 
-    async def run(self, on_start: OnStart | None, hunt: Hunt) -> SessionResult:
-        """Supervise to the end, clean up (always, shielded), and describe the outcome."""
-        self._hunt = hunt
-        hunt.lead(self._process.pid)
-        try:
-            if on_start is not None:
-                pid, start_time = self._process.pid, self._process.start_time
-                await on_start(ProcessInfo(pid=pid, pgid=pid, start_time=start_time))
-            await self._until_end()
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._wind_down()
-        return self._result()
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
-    async def _until_end(self) -> None:
+    def process(self) -> ProcessInfo:
+        return ProcessInfo(pid=self.pid, pgid=self.pid, start_time=self._process.start_time)
+
+    async def supervise(self) -> None:
         """Run until an ending is decided, the leader exits, or the timeout passes.
 
         When the leader exited and left nothing behind in its group, nothing can write to
         the pipe any more (but an escapee): the rest of the output is read here, so that
-        the usual ending needs no second round in :meth:`_wind_down`.
+        the usual ending needs no second round in :meth:`wind_down`.
         """
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump)
-            if self._spec.stdin_text is not None:
-                nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
-            if self._spec.idle_timeout is not None:
-                nursery.start_soon(self._watch_idle, self._spec.idle_timeout)
-            if self._spec.input_pattern is not None:
+            if self.spec.stdin_text is not None:
+                nursery.start_soon(self._feed_stdin, self.spec.stdin_text)
+            if self.spec.idle_timeout is not None:
+                nursery.start_soon(self._watch_idle, self.spec.idle_timeout)
+            if self.spec.input_pattern is not None:
                 nursery.start_soon(self._watch_questions)
-            timeout = self._spec.timeout
+            timeout = self.spec.timeout
             if timeout is not None:
                 self._waiting.deadline = trio.current_time() + timeout
             with self._waiting:
-                await self._process.wait()
-                self._reaped = self._exited = True
+                self._status = _status(await self._process.wait())
+                self._exited = True
                 if not group_alive(self._process.pid):
-                    await self._hunt.end(self._spec.kill_grace)
-                    with trio.move_on_after(self._drain_timeout):
-                        await self._eof.wait()
-                    self._drained = True
+                    await self.hunt.end(self.spec.kill_grace)
+                    await self._drain()
             if self._ending is None and not self._exited:
                 self._decide(Ending(Outcome.TIMED_OUT, f"timed out after {timeout:g}s"))
             nursery.cancel_scope.cancel()
 
-    async def _wind_down(self) -> None:
-        """Kill the group while still logging output, reap, drain briefly, close."""
-        pumping = not self._eof.is_set() and not self._pump_failed and not self._drained
-        if pumping or not self._reaped:
-            async with trio.open_nursery() as nursery:
-                if pumping:
-                    nursery.start_soon(self._pump)
-                self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-                await self._hunt.end(
-                    self._spec.kill_grace
-                )  # before the drain: one may hold the pipe
-                with trio.move_on_after(REAP_TIMEOUT):
-                    await self._process.wait()
-                    self._reaped = True
-                if pumping:
-                    with trio.move_on_after(self._drain_timeout):
-                        await self._eof.wait()
-                nursery.cancel_scope.cancel()
-        else:  # the usual end: the leader exited and its output is all read
-            self._kill = await kill_group(self._process.pid, self._spec.kill_grace)
-            await self._hunt.end(self._spec.kill_grace)
+    async def _end_processes(self, pumping: bool) -> None:
+        self._kill = await kill_group(self._process.pid, self.spec.kill_grace)
+        await self.hunt.end(self.spec.kill_grace)  # before the drain: one may hold the pipe
+        if self._status is None:
+            with trio.move_on_after(REAP_TIMEOUT):
+                self._status = _status(await self._process.wait())
+
+    async def _release(self) -> None:
         await self._process.aclose()
         # the group's dead once Popen took the leader's status
-        self._hunt.close(self._process.pid if self._reaped else None)
-        self._handle(self._watcher.close())
+        self.hunt.close(self.pid if self._status is not None else None)
 
     def _decide(self, ending: Ending) -> None:
         """Record the first ending; later ones are ignored."""
@@ -232,10 +159,9 @@ class _Attempt:
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
-            if isinstance(event, FailureMatched):
-                self._decide(Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
-            elif isinstance(event, SuccessMatched):
-                self._decide(Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
+            ending = pattern_ending(event)
+            if ending is not None:
+                self._decide(ending)
             elif isinstance(event, InputRequested):
                 self._questions.note(event.line)  # a question once it stands
             # AnswerDue needs a terminal to type into: not for this backend.
@@ -249,20 +175,8 @@ class _Attempt:
         """Output (or its end) is ready to be read from the pipe."""
         return not self._eof.is_set() and readable(self._stdout.fileno())
 
-    async def _pump(self) -> None:
-        """Read the output into the watcher until EOF."""
-        try:
-            while True:
-                data = await self._stdout.receive_some(self._read_size)
-                if not data:
-                    self._eof.set()
-                    return
-                self._handle(self._watcher.feed(data))
-        except trio.ClosedResourceError:
-            return
-        except Exception:
-            self._pump_failed = True
-            raise
+    async def _read(self) -> bytes:
+        return await self._stdout.receive_some(self._read_size)
 
     async def _feed_stdin(self, text: str) -> None:
         """Write ``text`` to the child's stdin, then close it; a child that quit is fine."""
@@ -279,47 +193,18 @@ class _Attempt:
     async def _watch_idle(self, idle_timeout: float) -> None:
         """Decide ``stalled`` once no output arrived for ``idle_timeout`` seconds (of
         planrun's own time: :mod:`planrun.sessions.idle`)."""
-        clock = IdleClock(idle_timeout, lambda: self._watcher.last_output_at, self._output_pending)
+        clock = IdleClock(idle_timeout, lambda: self.watcher.last_output_at, self._output_pending)
         await clock.wait_stalled()
         self._decide(Ending(Outcome.STALLED, f"no output for {idle_timeout:g}s"))
 
-    def _result(self) -> SessionResult:
-        code = self._process.returncode if self._reaped else None
-        exit_code = code if code is not None and code >= 0 else None
-        signum = -code if code is not None and code < 0 else None
-        if self._ending is not None:
-            outcome, reason = self._ending.outcome, self._ending.reason
-        elif signum is not None:
-            outcome, reason = Outcome.FAILED, f"killed by signal {signal_name(signum)}"
-        elif exit_code is None:
-            outcome, reason = Outcome.FAILED, "the process could not be reaped"
-        elif exit_code in self._spec.success_exit_codes:
-            outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
-        else:
-            outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
-        notes = self._notes()
-        if self._ending is None:
-            unanswered = " (nothing answered it: the subprocess backend has no terminal)"
-            failed = outcome is Outcome.FAILED
-            notes = self._questions.exit_note(failed=failed, why_unanswered=unanswered) + notes
-        return SessionResult(
-            outcome=outcome,
-            reason=self._watcher.redact("; ".join([reason, *notes])),
-            exit_code=exit_code,
-            signal=signum,
-            pid=self._process.pid,
-            tail=self._watcher.tail,
-            output_bytes=self._watcher.output_bytes,
-            question=self._ending.question if self._ending is not None else None,
-        )
+    def _decided(self) -> Ending | None:
+        return self._ending
 
-    def _notes(self) -> list[str]:
-        """Remarks worth reporting besides the outcome."""
-        notes: list[str] = []
-        if self._exited and self._kill is not None and self._kill.terminated:
-            notes.append("processes left in its group were killed")
-        if self._kill is not None and not self._kill.gone:
-            notes.append("some processes of its group survived SIGKILL")
-        notes += self._hunt.notes()
-        notes += self._watcher.log_notes()
-        return notes
+    def _exit_note(self, failed: bool) -> list[str]:
+        unanswered = " (nothing answered it: the subprocess backend has no terminal)"
+        return self._questions.exit_note(failed=failed, why_unanswered=unanswered)
+
+
+def _status(returncode: int) -> Status:
+    """(exit code, signal) from a :attr:`subprocess.Popen.returncode` (negative: a signal)."""
+    return (returncode, None) if returncode >= 0 else (None, -returncode)

@@ -14,18 +14,10 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from planrun.core.outcomes import Outcome
-from planrun.sessions.base import OnQuestion, SessionResult, SessionSpec
-from planrun.sessions.common import Ending, signal_name
-from planrun.sessions.escapees import Hunt
+from planrun.sessions.base import OnQuestion, SessionSpec
+from planrun.sessions.common import Ending, pattern_ending
 from planrun.sessions.idle import IdleClock
-from planrun.sessions.output import (
-    AnswerDue,
-    Event,
-    FailureMatched,
-    OutputWatcher,
-    SuccessMatched,
-)
-from planrun.sessions.process import GroupKill
+from planrun.sessions.output import AnswerDue, Event, OutputWatcher
 from planrun.sessions.questions import Questions
 
 #: Bracketed paste markers (xterm): what a terminal sends around pasted text.
@@ -92,9 +84,9 @@ class TerminalSupervisor:
 
     A backend feeds output events to :meth:`handle`, gives :meth:`start` its nursery and a
     ``write`` coroutine that types bytes into the terminal, queues text with :meth:`type`,
-    waits for :attr:`end` and finally builds the :meth:`result`. Keystrokes are typed in the
-    order they were queued, by one task. After :meth:`stop` (the attempt is winding down),
-    events still decide the ending but nothing is typed or asked any more.
+    waits for :attr:`end`; its result reads :attr:`ending` and :meth:`exit_note`. Keystrokes
+    are typed in the order they were queued, by one task. After :meth:`stop` (the attempt is
+    winding down), events still decide the ending but nothing is typed or asked any more.
     """
 
     def __init__(
@@ -163,10 +155,9 @@ class TerminalSupervisor:
         """Act on the watcher's events; see the module docstring for the rules."""
         answered = {event.line for event in events if isinstance(event, AnswerDue)}
         for event in events:
-            if isinstance(event, FailureMatched):
-                self.decide(Ending(Outcome.FAILED, f"failure pattern matched: {event.line}"))
-            elif isinstance(event, SuccessMatched):
-                self.decide(Ending(Outcome.SUCCEEDED, f"success pattern matched: {event.line}"))
+            ending = pattern_ending(event)
+            if ending is not None:
+                self.decide(ending)
             elif isinstance(event, AnswerDue):
                 self.type(keystrokes(event.send, submit=False))
             elif event.line not in answered and not self._asking:
@@ -230,45 +221,6 @@ class TerminalSupervisor:
         await clock.wait_stalled()
         self.decide(Ending(Outcome.STALLED, f"no output for {self.spec.idle_timeout:g}s"))
 
-    def result(
-        self,
-        status: tuple[int | None, int | None] | None,
-        *,
-        pid: int | None,
-        exited: bool,
-        kill: GroupKill | None,
-        hunt: Hunt | None = None,
-        unknown_status: str = "the process could not be reaped",
-    ) -> SessionResult:
-        """The result: ``status`` is (exit code, signal), or None when it is unknown."""
-        exit_code, signum = status if status is not None else (None, None)
-        if self.ending is not None:
-            outcome, reason = self.ending.outcome, self.ending.reason
-        elif signum is not None:
-            outcome, reason = Outcome.FAILED, f"killed by signal {signal_name(signum)}"
-        elif exit_code is None:
-            outcome, reason = Outcome.FAILED, unknown_status
-        elif exit_code in self.spec.success_exit_codes:
-            outcome, reason = Outcome.SUCCEEDED, f"exit code {exit_code}"
-        else:
-            outcome, reason = Outcome.FAILED, f"exit code {exit_code}"
-        notes: list[str] = []
-        if self.ending is None:
-            notes += self._questions.exit_note(failed=outcome is Outcome.FAILED)
-        if exited and kill is not None and kill.terminated:
-            notes.append("processes left in its group were killed")
-        if kill is not None and not kill.gone:
-            notes.append("some processes of its group survived SIGKILL")
-        if hunt is not None:
-            notes += hunt.notes()
-        notes += self.watcher.log_notes()
-        return SessionResult(
-            outcome=outcome,
-            reason=self.watcher.redact("; ".join([reason, *notes])),
-            exit_code=exit_code,
-            signal=signum,
-            pid=pid,
-            tail=self.watcher.tail,
-            output_bytes=self.watcher.output_bytes,
-            question=self.ending.question if self.ending is not None else None,
-        )
+    def exit_note(self, failed: bool) -> list[str]:
+        """The reason's note on a question still pending at the exit (failures only)."""
+        return self._questions.exit_note(failed=failed)

@@ -78,26 +78,14 @@ from pathlib import Path
 
 import trio
 
-from planrun.sessions.base import (
-    OnLine,
-    OnQuestion,
-    OnStart,
-    ProcessInfo,
-    SessionResult,
-    SessionSpec,
-)
-from planrun.sessions.common import (
-    REAP_TIMEOUT,
-    open_watcher,
-    reraise_plain,
-    startup_failed,
-)
+from planrun.sessions.base import OnQuestion, ProcessInfo, SessionSpec
+from planrun.sessions.common import REAP_TIMEOUT, Status
 from planrun.sessions.escapees import Hunt, token_of
-from planrun.sessions.idle import readable
-from planrun.sessions.output import Event, FailureMatched, SuccessMatched
-from planrun.sessions.process import GroupKill, kill_group, proc_start_time, running
-from planrun.sessions.pty import close_fd, resolve_command, wait_process_exit, write_all
-from planrun.sessions.terminal import TerminalSupervisor, keystrokes
+from planrun.sessions.output import Event, FailureMatched, OutputWatcher, SuccessMatched
+from planrun.sessions.process import kill_group, proc_start_time, wait_process_exit
+from planrun.sessions.skeleton import Backend, StartFailed
+from planrun.sessions.terminal import TerminalSupervisor
+from planrun.sessions.terminal_attempt import TerminalAttempt, close_fd, resolve_command
 from planrun.sessions.tmux_client import (
     PANE_FORMAT,
     Client,
@@ -119,12 +107,11 @@ STATUS_WAIT = 1.0
 _DEAD_POLL_FIRST, _DEAD_POLL_MAX = 0.01, 0.1
 
 
-class TmuxSession:
-    """The tmux backend (implements :class:`planrun.sessions.base.Session`).
+class TmuxSession(Backend):
+    """The tmux backend (a :class:`~planrun.sessions.skeleton.Backend`).
 
     ``socket`` is the ``-L`` server name (None: tmux's default server). ``poll_interval`` is
-    the safety-net poll of the pane's state; ``drain_timeout`` bounds the reading of the output
-    that remains at the end; ``tmux`` is the program.
+    the safety-net poll of the pane's state; ``tmux`` is the program.
     """
 
     def __init__(
@@ -136,57 +123,48 @@ class TmuxSession:
         read_size: int = 64 * 1024,
         tmux: str = "tmux",
     ) -> None:
+        super().__init__(drain_timeout=drain_timeout, read_size=read_size)
         self.socket = socket
         self._client = Client(socket, tmux)
         self._poll = poll_interval
-        self._drain_timeout = drain_timeout
-        self._read_size = read_size
 
-    async def run(
-        self,
-        spec: SessionSpec,
-        *,
-        on_start: OnStart | None = None,
-        on_line: OnLine | None = None,
-        on_question: OnQuestion | None = None,
-    ) -> SessionResult:
-        """Run (or re-attach to) one attempt to its end; see the module docstring."""
-        watcher = open_watcher(spec, on_line)
-        if isinstance(watcher, SessionResult):
-            return watcher
-        folder = tempfile.mkdtemp(prefix="planrun-tmux-")
+    async def _spawn(
+        self, spec: SessionSpec, watcher: OutputWatcher, on_question: OnQuestion | None
+    ) -> _TmuxAttempt:
+        """Start the session, or re-attach to the one of this name (module docstring)."""
+        folder = Path(tempfile.mkdtemp(prefix="planrun-tmux-"))
         supervisor = TerminalSupervisor(spec, watcher, on_question)
-        attempt = _TmuxAttempt(self._client, supervisor, Path(folder), self._read_size)
+        attempt = _TmuxAttempt(
+            self._client, supervisor, folder, self._poll, self._drain_timeout, self._read_size
+        )
         try:
-            problem = await attempt.open()
-            if problem is not None:
-                return startup_failed(spec, problem)
-            try:
-                return await attempt.run(on_start, self._poll, self._drain_timeout)
-            except BaseExceptionGroup as group:
-                reraise_plain(group)
-        finally:
-            attempt.close_fds()
-            watcher.close()
-            shutil.rmtree(folder, ignore_errors=True)
+            await attempt.open()
+        except BaseException:
+            attempt.close()
+            raise
+        return attempt
 
 
-class _TmuxAttempt:
+class _TmuxAttempt(TerminalAttempt):
     """One attempt in one tmux session: start or re-attach, supervise, wind down."""
 
     def __init__(
-        self, client: Client, supervisor: TerminalSupervisor, folder: Path, read_size: int
+        self,
+        client: Client,
+        supervisor: TerminalSupervisor,
+        folder: Path,
+        poll: float,
+        drain_timeout: float,
+        read_size: int,
     ) -> None:
+        hunt = Hunt()  # replaced by the pane's own when this re-attaches
+        super().__init__(supervisor, hunt, drain_timeout=drain_timeout, read_size=read_size)
         self._client = client
-        self._sup = supervisor
-        self._spec = supervisor.spec
-        self._watcher = supervisor.watcher
         self._folder = folder
-        self.name = tmux_name(self._spec.name)
-        self._reader: int | None = None  # the output FIFO
+        self.name = tmux_name(self.spec.name)
+        # _output is the output FIFO; _stdin the stdin FIFO (read-write: opening never blocks)
         self._keeper: int | None = None  # our own writer: no end-of-file before cat connects
-        self._stdin: int | None = None  # the stdin FIFO (read-write, so opening never blocks)
-        self._read_size = read_size
+        self._poll = poll
         self._replayed: list[Event] = []  # events of the recovered history, handled at start
         self._pane: Pane | None = None
         self.pgid_of = 0
@@ -194,22 +172,19 @@ class _TmuxAttempt:
         self._found_dead = False  # re-attached to a pane whose process had already exited
         self._piped = False
         self._connected = trio.Event()
-        self._eof = trio.Event()
-        self._pump_failed = False
-        self._exited = False
-        self._status: tuple[int | None, int | None] | None = None
-        self._kill: GroupKill | None = None
-        self._hunt = Hunt()  # a re-attached pane's token is read from the pane
 
     # --- starting -----------------------------------------------------------------------
 
-    async def open(self) -> str | None:
-        """Re-attach to the session or start it; return why it could not start, or None.
+    async def open(self) -> None:
+        """Re-attach to the session or start it; raise :class:`StartFailed` if it cannot start.
 
-        If this raises (or is cancelled), whatever was started is killed before it propagates.
+        If anything else raises (or this is cancelled), whatever was started is killed before
+        it propagates.
         """
         try:
-            return await self._open()
+            await self._open()
+        except StartFailed:
+            raise  # nothing of it runs
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._abandon()
@@ -221,37 +196,36 @@ class _TmuxAttempt:
         async with trio.open_nursery() as nursery:
             for pane in panes:
                 if not pane.dead:
-                    nursery.start_soon(kill_group, pgid_of(pane.pid), self._spec.kill_grace)
+                    nursery.start_soon(kill_group, pgid_of(pane.pid), self.spec.kill_grace)
         await self._end_session()
 
-    async def _open(self) -> str | None:
+    async def _open(self) -> None:
         output = self._folder / "output"
         try:
             os.mkfifo(output, 0o600)
-            self._reader = os.open(output, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._output = os.open(output, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             self._keeper = os.open(output, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as error:
-            return f"cannot create the output FIFO {output}: {error.strerror or error}"
+            problem = error.strerror or error
+            raise StartFailed(f"cannot create the output FIFO {output}: {problem}") from None
         panes = await self._client.session_panes(self.name)
         if panes is not None:
             await self._reattach(panes[0])
-            return None
-        try:
-            command = resolve_command(self._spec.argv, self._spec.env, self._spec.cwd)
-        except ValueError as error:
-            return str(error)
+            return
+        command = resolve_command(self.spec.argv, self.spec.env, self.spec.cwd)
         if "=" in command:
-            return f"cannot start {self._spec.argv[0]!r}: '=' in its path (env -i would misread it)"
-        return await self._start(command)
+            why = "'=' in its path (env -i would misread it)"
+            raise StartFailed(f"cannot start {self.spec.argv[0]!r}: {why}")
+        await self._start(command)
 
     def _pipe_command(self) -> str:
         """The pipe-pane shell command (tmux expands ``#`` formats in it: ``#`` is doubled)."""
         fifo = shlex.quote(str(self._folder / "output")).replace("#", "##")
         return f"exec >>{fifo}; printf P; exec cat"
 
-    async def _start(self, command: str) -> str | None:
-        """Create the session (see the module docstring); return why it failed, or None."""
-        spec = self._spec
+    async def _start(self, command: str) -> None:
+        """Create the session (see the module docstring); :class:`StartFailed` if it fails."""
+        spec = self.spec
         stdin = ""
         if spec.stdin_text is not None:
             stdin = str(self._folder / "stdin")
@@ -265,17 +239,17 @@ class _TmuxAttempt:
         if self._pane is None or reply.code != 0:
             if self._pane is not None:  # created, but not set up: do not leave it running
                 await self._abandon()
-            return f"cannot start {spec.argv[0]!r} in tmux: {reply.err or 'no pane created'}"
+            why = reply.err or "no pane created"
+            raise StartFailed(f"cannot start {spec.argv[0]!r} in tmux: {why}")
         self._piped = True
         self.pgid_of = self._pane.pid
         await until_exec(self._pane.pid)
-        return None
 
     async def _start_call(self, command: str, stdin: str) -> Reply:
         """One tmux command list: the session, ``remain-on-exit``, the output pipe."""
-        rows, cols = self._spec.terminal_size
+        rows, cols = self.spec.terminal_size
         size = ["-x", str(cols), "-y", str(rows)]
-        pane = pane_argv(self._spec, command, stdin, self._hunt)
+        pane = pane_argv(self.spec, command, stdin, self.hunt)
         window = f"={self.name}:"
         return await self._client.call(
             [
@@ -300,7 +274,7 @@ class _TmuxAttempt:
         """Take over a session left by an earlier planrun: pipe, recover history."""
         self._reattached, self._pane, self._found_dead = True, pane, pane.dead
         self.pgid_of = pgid_of(pane.pid)
-        self._hunt = Hunt.adopt(None if pane.dead else token_of(pane.pid))
+        self.hunt = Hunt.adopt(None if pane.dead else token_of(pane.pid))
         if not pane.dead:
             reply = await self._client.call([["pipe-pane", "-t", pane.id, self._pipe_command()]])
             self._piped = reply.code == 0
@@ -313,90 +287,66 @@ class _TmuxAttempt:
         body = history.rstrip("\n")
         head, newline, last = body.rpartition("\n")
         if newline:
-            events = self._watcher.feed((head + "\n").encode())
+            events = self.watcher.feed((head + "\n").encode())
             self._replayed += [e for e in events if isinstance(e, SuccessMatched | FailureMatched)]
-        self._replayed += self._watcher.feed(last.encode())
+        self._replayed += self.watcher.feed(last.encode())
 
     # --- running ------------------------------------------------------------------------
 
-    async def run(self, on_start: OnStart | None, poll: float, drain: float) -> SessionResult:
-        """Supervise to the end, clean up (always, shielded), and describe the outcome."""
+    @property
+    def pid(self) -> int | None:
+        return self._pane.pid if self._pane is not None else None
+
+    def process(self) -> ProcessInfo:
+        pid = self.pid  # not planrun's child, but its orphans may come to planrun
+        assert pid is not None
+        return ProcessInfo(pid=pid, pgid=self.pgid_of, start_time=proc_start_time(pid))
+
+    async def supervise(self) -> None:
+        """Run until an ending is decided or the pane's process exits; a pane found dead
+        has only its recovered history to decide it."""
         assert self._pane is not None
-        pid = self._pane.pid
-        self._hunt.lead(pid)  # not planrun's child, but its orphans may come to planrun
-        try:
-            if on_start is not None:
-                info = ProcessInfo(pid=pid, pgid=self.pgid_of, start_time=proc_start_time(pid))
-                await on_start(info)
-            if not self._pane.dead:
-                await self._until_end(poll)
-            else:
-                self._sup.handle(self._replayed)
-                self._exited = True
-        finally:
-            with trio.CancelScope(shield=True):
-                await self._wind_down(drain)
-        return self._sup.result(
-            self._status,
-            pid=pid,
-            exited=self._exited,
-            kill=self._kill,
-            hunt=self._hunt,
-            unknown_status="the exit status is unknown (the tmux pane is gone)",
-        )
-
-    async def _until_end(self, poll: float) -> None:
-        async with trio.open_nursery() as nursery:
-            pane = self._pane.pid if self._pane is not None else 0
-            self._sup.start(nursery, self._type, self._pending, lambda: running(pane))
+        if not self._pane.dead:
+            await super().supervise()
+        else:
             self._sup.handle(self._replayed)
-            nursery.start_soon(self._pump)
-            nursery.start_soon(self._watch_pane, poll)
-            if not self._reattached:
-                if self._stdin is not None and self._spec.stdin_text is not None:
-                    nursery.start_soon(self._feed_stdin, self._spec.stdin_text)
-                if self._spec.type_text is not None:
-                    self._sup.type(keystrokes(self._spec.type_text, submit=True))
-            await self._sup.end.wait()
-            nursery.cancel_scope.cancel()
+            self._exited = True
 
-    async def _watch_pane(self, poll: float) -> None:
+    _unknown_status = "the exit status is unknown (the tmux pane is gone)"
+
+    def _begin(self, nursery: trio.Nursery) -> None:
+        """Act on the recovered history; give input only to a session this started."""
+        self._sup.handle(self._replayed)
+        if not self._reattached:
+            super()._begin(nursery)
+
+    async def _wait_exit(self) -> None:
         """Return once the pane's process exits (pidfd) or tmux says the pane is dead or gone."""
         assert self._pane is not None
         while True:
-            with trio.move_on_after(poll):
+            with trio.move_on_after(self._poll):
                 await wait_process_exit(self._pane.pid)
                 break
             pane = await self._client.pane(self._pane.id)
             if pane is None or pane.dead:
                 break
-        self._exited = True
-        self._sup.end.set()
 
-    async def _wind_down(self, drain: float) -> None:
-        """Kill the groups while logging, read the status, kill the session, drain the FIFO."""
-        self._sup.stop()
-        pumping = not self._eof.is_set() and not self._pump_failed
-        async with trio.open_nursery() as nursery:
-            if pumping:
-                nursery.start_soon(self._pump)
-            await self._kill_groups()
-            await self._hunt.end(self._spec.kill_grace)
-            # the pane's leader is tmux's child, so what planrun reaps there are orphans
-            self._hunt.close(self.pgid_of if self.pgid_of and not self._found_dead else None)
-            self._status = await self._dead_status()
-            await self._end_session()
-            if self._piped and pumping:
-                with trio.move_on_after(drain):
-                    await self._connected.wait()
-            close_fd(self._keeper)
-            self._keeper = None
-            if pumping:
-                with trio.move_on_after(drain):
-                    await self._eof.wait()
-            nursery.cancel_scope.cancel()
+    async def _end_processes(self, pumping: bool) -> None:
+        """Kill the groups, read the status, kill the session; the FIFO's writer connected."""
+        await self._kill_groups()
+        await self.hunt.end(self.spec.kill_grace)
+        # the pane's leader is tmux's child, so what planrun reaps there are orphans
+        self.hunt.close(self.pgid_of if self.pgid_of and not self._found_dead else None)
+        self._status = await self._dead_status()
+        await self._end_session()
+        if self._piped and pumping:
+            with trio.move_on_after(self._drain_timeout):
+                await self._connected.wait()
+        close_fd(self._keeper)  # now only cat holds the FIFO open: its end is the output's
+        self._keeper = None
+
+    async def _release(self) -> None:
         self.close_fds()
-        self._sup.handle(self._watcher.close())
 
     async def _kill_groups(self) -> None:
         """SIGTERM/grace/SIGKILL the group of every live pane of the session, and ours.
@@ -409,11 +359,11 @@ class _TmuxAttempt:
         groups = {pgid_of(p.pid) for p in panes if not p.dead} - {self.pgid_of}
         async with trio.open_nursery() as nursery:
             for pgid in groups:
-                nursery.start_soon(kill_group, pgid, self._spec.kill_grace)
+                nursery.start_soon(kill_group, pgid, self.spec.kill_grace)
             if not self._found_dead:
-                self._kill = await kill_group(self.pgid_of, self._spec.kill_grace)
+                self._kill = await kill_group(self.pgid_of, self.spec.kill_grace)
 
-    async def _dead_status(self) -> tuple[int | None, int | None] | None:
+    async def _dead_status(self) -> Status | None:
         """The pane's (exit code, signal) once it is known; None if that never comes.
 
         tmux may show the pane dead (its terminal closed) before it has reaped the process,
@@ -446,38 +396,22 @@ class _TmuxAttempt:
 
     def close_fds(self) -> None:
         """Close every descriptor of the attempt (idempotent)."""
-        for fd in (self._reader, self._keeper, self._stdin):
+        for fd in (self._output, self._keeper, self._stdin):
             close_fd(fd)
-        self._reader = self._keeper = self._stdin = None
+        self._output = self._keeper = self._stdin = None
+
+    def close(self) -> None:
+        """Close the descriptors and remove the FIFOs' folder (idempotent)."""
+        self.close_fds()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     # --- tasks --------------------------------------------------------------------------
 
-    async def _pump(self) -> None:
-        """Read the output FIFO into the watcher until end-of-file (every writer closed)."""
-        fd = self._reader
-        assert fd is not None
-        try:
-            while True:
-                try:
-                    data = os.read(fd, self._read_size)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(fd)
-                    continue
-                if not data:
-                    self._eof.set()
-                    return
-                if not self._connected.is_set():
-                    self._connected.set()
-                    data = data[1:]  # the writer's "P"
-                self._sup.handle(self._watcher.feed(data))
-                await trio.lowlevel.checkpoint()  # let the other tasks run during a flood
-        except Exception:
-            self._pump_failed = True
-            raise
-
-    def _pending(self) -> bool:
-        """Output is ready to be read from the FIFO."""
-        return not self._eof.is_set() and readable(self._reader)
+    def _received(self, data: bytes) -> None:
+        if not self._connected.is_set():
+            self._connected.set()
+            data = data[1:]  # the writer's "P"
+        super()._received(data)
 
     async def _type(self, keys: bytes) -> None:
         assert self._pane is not None
@@ -485,13 +419,3 @@ class _TmuxAttempt:
         load = ["load-buffer", "-b", buffer, "-"]
         paste = ["paste-buffer", "-d", "-r", "-b", buffer, "-t", self._pane.id]
         await self._client.call([load, paste], stdin=keys)
-
-    async def _feed_stdin(self, text: str) -> None:
-        """Write ``text`` into the stdin FIFO, then close it (the pane then reads end-of-file)."""
-        fd = self._stdin
-        assert fd is not None
-        try:
-            await write_all(fd, text.encode("utf-8", errors="replace"))
-        finally:
-            close_fd(fd)
-            self._stdin = None
