@@ -74,8 +74,8 @@ def main(sizes: list[int]) -> None:
     print(f"{'tasks':>7} {'planrun ms':>11} {'networkx ms':>12} {'ratio':>6}")
     for n in sizes:
         tasks, edges = tasks_and_edges(n)
-        a = timed(lambda: ours(tasks, edges)) * 1000
-        b = timed(lambda: theirs(tasks, edges)) * 1000
+        a = timed(lambda t=tasks, e=edges: ours(t, e)) * 1000
+        b = timed(lambda t=tasks, e=edges: theirs(t, e)) * 1000
         print(f"{n:>7} {a:>11.1f} {b:>12.1f} {b / a:>6.2f}")
 
 
