@@ -313,3 +313,23 @@ async def _flock(path: Path) -> int:
     except BaseException:
         os.close(fd)
         raise
+
+
+#: planrun's own git operations in a worktree run no user hooks (see worktrees.py).
+NO_HOOKS = "core.hooksPath=/dev/null"
+
+
+async def rebase_onto(repo: GitRepo, here: GitRepo, onto: str) -> CompletedGit:
+    """``git rebase onto`` in the worktree ``here`` (of ``repo``): no autostash, no other
+    branch moved, no hooks, planrun's identity if git has none. Not checked: the caller
+    reads the result (and aborts a rebase that stopped)."""
+    identity = await repo.identity_config()
+    return await here.run(
+        "rebase",
+        "--no-autostash",
+        "--no-update-refs",
+        "--end-of-options",
+        onto,
+        check=False,
+        config=(*identity, NO_HOOKS),
+    )

@@ -39,7 +39,7 @@ from typing import Literal, get_args
 
 from planrun.errors import GitError, MergeConflict
 from planrun.workspace.commits import GitlinkError
-from planrun.workspace.git import GitRepo
+from planrun.workspace.git import NO_HOOKS, GitRepo, rebase_onto
 from planrun.workspace.listing import Worktree, WorktreeEntry, list_worktrees
 from planrun.workspace.removal import remove_listed
 from planrun.workspace.trailers import Mark
@@ -371,16 +371,7 @@ async def _rebase(repo: GitRepo, wt: Worktree, onto: str) -> str:
         )
     if await here.is_dirty():
         raise GitError(("git", "rebase"), 1, f"fatal: {wt.path} has uncommitted changes\n")
-    identity = await repo.identity_config()
-    out = await here.run(
-        "rebase",
-        "--no-autostash",
-        "--no-update-refs",
-        "--end-of-options",
-        onto,
-        check=False,
-        config=(*identity, "core.hooksPath=/dev/null"),
-    )
+    out = await rebase_onto(repo, here, onto)
     if out.returncode != 0:
         conflicted = await _unmerged_paths(here)
         await here.run("rebase", "--abort", check=False)
@@ -406,7 +397,7 @@ async def _sign_tip(repo: GitRepo, wt: Worktree, mark: Mark) -> str:
         "-F",
         "-",
         input=mark.sign(old.stdout),
-        config=(*identity, "core.hooksPath=/dev/null"),
+        config=(*identity, NO_HOOKS),
     )
     return await _tip(here, wt.branch)
 

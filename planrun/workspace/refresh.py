@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 from planrun.errors import GitError
 from planrun.workspace.commits import commit_leftovers
-from planrun.workspace.git import GitRepo
+from planrun.workspace.git import NO_HOOKS, GitRepo, rebase_onto
 from planrun.workspace.listing import Worktree
 
 KEPT_PREFIX = "planrun-kept"
-_NO_HOOKS = "core.hooksPath=/dev/null"
 
 
 @dataclass(frozen=True)
@@ -91,21 +90,12 @@ async def _reset(here: GitRepo, base: str) -> None:
     ``reset`` takes no ``--end-of-options``); refuses to lose changes."""
     if not all(c in "0123456789abcdef" for c in base):
         raise GitError(("git", "reset"), 1, f"fatal: {base!r} is not a commit id\n")
-    await here.run("reset", "-q", "--keep", base, config=(_NO_HOOKS,))
+    await here.run("reset", "-q", "--keep", base, config=(NO_HOOKS,))
 
 
 async def _rebased(repo: GitRepo, here: GitRepo, base: str) -> bool:
     """Rebase the branch onto ``base``; False (branch as it was) when it conflicts."""
-    identity = await repo.identity_config()
-    out = await here.run(
-        "rebase",
-        "--no-autostash",
-        "--no-update-refs",
-        "--end-of-options",
-        base,
-        check=False,
-        config=(*identity, _NO_HOOKS),
-    )
+    out = await rebase_onto(repo, here, base)
     if out.returncode == 0:
         return True
     await here.run("rebase", "--abort", check=False)

@@ -45,7 +45,7 @@ import trio
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from planrun.errors import GitError, InternalError
-from planrun.workspace.git import GitRepo
+from planrun.workspace.git import NO_HOOKS, GitRepo
 from planrun.workspace.listing import (
     LOCK_REASON_PREFIX,
     REMOVE_CONFIG,
@@ -70,7 +70,6 @@ _BACKOFF_MAX = 1.0
 
 
 # planrun's own checkouts of a new worktree run no user hook (see the module doc).
-_NO_HOOKS = "core.hooksPath=/dev/null"
 
 
 # How long a clean-up after a failed or cancelled checkout may wait for the lock and git.
@@ -329,7 +328,7 @@ async def _check_out(repo: GitRepo, added: _Added) -> None:
     undone only on lock contention, and only if clean.
     """
     try:
-        await GitRepo(added.path).run("checkout", "-q", config=(_NO_HOOKS,))
+        await GitRepo(added.path).run("checkout", "-q", config=(NO_HOOKS,))
     except BaseException as exc:
         with trio.CancelScope(shield=True, deadline=trio.current_time() + _CLEANUP_TIMEOUT):
             if not await _checked_out(repo, added.path):
