@@ -82,3 +82,37 @@ tasks:
     [attempt] = _task(plan, "T")["attempts"]
     assert attempt["outcome"] == "succeeded"
     assert "not a regular file" in attempt["reason"]
+
+
+def test_logs_of_a_fifo_log_says_so_instead_of_blocking(tmp_path: Path, clean_env: Path) -> None:
+    plan = runs.write_plan(
+        tmp_path,
+        f"""\
+version: 1
+name: fifo
+tasks:
+  T: {{timeout: 10s, run: [sh, -c, '{MAKE_FIFO}echo hello']}}
+""",
+    )
+    assert runs.apply(plan).returncode == 0
+    for follow in ([], ["--follow"]):
+        try:
+            shown = runs.planrun("logs", str(plan), "T", *follow, cwd=tmp_path, timeout=25)
+        except subprocess.TimeoutExpired:
+            pytest.fail("planrun logs blocked opening a FIFO")
+        assert shown.returncode == 2, shown.stderr
+        assert "is not a regular file" in shown.stderr
+
+
+def test_an_answer_path_that_is_a_fifo_is_not_read(tmp_path: Path) -> None:
+    import os
+
+    import trio
+
+    from planrun.run.inbox import answer_path, wait_for_answer
+
+    path = answer_path(tmp_path, "Q")
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    assert trio.run(wait_for_answer, tmp_path, "Q", 0.5) is None  # returns, never blocks
+    assert path.exists()  # left as it is

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import os
 import re
 import sys
 import time
@@ -44,6 +45,7 @@ from typing import BinaryIO, TextIO
 
 from planrun.core.redact import visible
 from planrun.errors import UsageError
+from planrun.sessions.output import NotRegularLog, open_for_reading
 from planrun.state.locate import Located, locate
 from planrun.state.queries import open_readonly, planned_tasks, run_liveness, select_run
 from planrun.state.store import AttemptRow, RunRow, StoreProtocol
@@ -199,13 +201,17 @@ def _copy(path: Path, offset: int, printer: Printer, *, final: bool) -> int:
     what the printer held back (a partial UTF-8 sequence, an unfinished line).
     """
     try:
-        with path.open("rb") as handle:
+        with os.fdopen(open_for_reading(path), "rb") as handle:
             handle.seek(offset)
             while chunk := handle.read(_CHUNK):
                 offset += len(chunk)
                 printer.write(chunk)
     except FileNotFoundError:
         pass
+    except NotRegularLog as error:  # a task put a FIFO (or the like) at its log's path
+        raise UsageError(
+            f"{path} is not a regular file ({error}); planrun will not read it"
+        ) from error
     if final:
         printer.finish()
     printer.flush()

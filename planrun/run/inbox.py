@@ -17,8 +17,11 @@ from pathlib import Path
 import trio
 
 from planrun.core.names import sanitize_component
+from planrun.sessions.output import open_for_reading
 
 POLL = 0.2
+#: An answer is text a person typed: more than this is not read.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 def answer_path(state_dir: Path, key: str) -> Path:
@@ -42,8 +45,20 @@ async def wait_for_answer(state_dir: Path, key: str, timeout: float) -> str | No
     with trio.move_on_after(timeout):
         while True:
             if await path.exists():
-                text = await path.read_text(encoding="utf-8")
-                await path.unlink(missing_ok=True)
-                return text
+                text = _read_answer(Path(path))
+                if text is not None:
+                    await path.unlink(missing_ok=True)
+                    return text
             await trio.sleep(POLL)
     return None
+
+
+def _read_answer(path: Path) -> str | None:
+    """The answer file's text, read without ever blocking; None (left alone) when what is
+    there is not a regular file: ``planrun answer`` only ever renames one into place."""
+    try:
+        fd = open_for_reading(path)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(MAX_ANSWER_BYTES).decode("utf-8", "replace")

@@ -201,6 +201,21 @@ def _open_log(path: Path) -> int:
     return fd
 
 
+def open_for_reading(path: Path) -> int:
+    """A descriptor to read the regular file at ``path``, opened without ever blocking (a
+    FIFO there would block a plain ``open``) nor following a symlink at the path itself.
+    Raises FileNotFoundError, NotRegularLog for anything but a regular file, or OSError."""
+    try:
+        return _regular(os.open(path, os.O_RDONLY | _SAFE), path)
+    except (FileNotFoundError, NotRegularLog):
+        raise
+    except OSError as error:  # ELOOP: a symlink; ENXIO and the like
+        mode = _mode(path)
+        if mode is not None and not stat.S_ISREG(mode):
+            raise NotRegularLog(path, mode) from error
+        raise
+
+
 def read_log(path: Path, start: int, limit: int) -> bytes | None:
     """The bytes of the log at ``path`` from ``start`` (at most its last ``limit``).
 
@@ -208,7 +223,7 @@ def read_log(path: Path, start: int, limit: int) -> bytes | None:
     never opened for long: a FIFO would block a plain ``open``). Never blocks.
     """
     try:
-        fd = _regular(os.open(path, os.O_RDONLY | _SAFE), path)
+        fd = open_for_reading(path)
     except OSError:
         return None
     try:
