@@ -127,6 +127,7 @@ def build_report(
         planrun_version=run.planrun_version,
         plan=PlanInfo(name=run.plan_name, path=run.plan_path, sha256=run.plan_sha256),
         run_id=run.id,
+        host=run.host,
         started_at=run.started_at,
         ended_at=ended,
         duration_s=elapsed_s(run.started_at, ended, now),
