@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TextIO
 
@@ -38,9 +37,9 @@ def run_graph(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_schema(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.schemas import schema_for
+    from planrun.schemas import schema_text
 
-    out.write(json.dumps(schema_for(args.which), indent=2, sort_keys=False) + "\n")
+    out.write(schema_text(args.which))
     return 0
 
 
