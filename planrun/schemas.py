@@ -1,14 +1,23 @@
-"""JSON Schemas generated from the models (kept in schemas/ and checked for staleness).
+"""JSON Schemas generated from the models, shipped in the package and checked for staleness.
 
-The plan and report schemas come from their pydantic models. The events schema is built
-here from the event dataclasses (:mod:`planrun.core.events`) and the stamps
-:class:`planrun.ui.events.JsonLines` adds, so a field added to an event appears in it
-without pydantic on the path of a run.
+The plan and report schemas come from their pydantic models; the plan's field
+descriptions from the docstrings under the fields of :mod:`planrun.plan.model` (read from
+its source here, not at every start-up). The events schema is built from the event
+dataclasses (:mod:`planrun.core.events`) and the stamps :class:`planrun.ui.events.JsonLines`
+adds, so a field added to an event appears in it without pydantic on the path of a run.
+
+The files live in ``planrun/data/`` (in the wheel, for editors offline: ``planrun init``
+points at the installed copy) and, as links to them, in the checkout's ``schemas/``.
+``python -m planrun.schemas`` writes them and docs/plan.md again.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import itertools
 import json
 import sys
 import types
@@ -28,7 +37,7 @@ def schema_for(which: str) -> dict[str, Any]:
     if which == "plan":
         from planrun.plan.model import plan_json_schema
 
-        return plan_json_schema()
+        return with_field_docs(plan_json_schema())
     if which == "report":
         from planrun.report.model import report_json_schema
 
@@ -43,14 +52,72 @@ def schema_text(which: str) -> str:
     return json.dumps(schema_for(which), indent=2, sort_keys=False) + "\n"
 
 
+def packaged(which: str) -> Path:
+    """Where the installed planrun keeps the ``which`` schema (``planrun/data/``)."""
+    return Path(__file__).resolve().parent / "data" / f"{which}.schema.json"
+
+
 def write_files(root: Path) -> list[Path]:
     """Write every generated file under the checkout ``root``; the paths written."""
+    from planrun.plandoc import plan_reference
+
     written = []
     for which in NAMES:
-        path = root / "schemas" / f"{which}.schema.json"
+        path = root / "planrun" / "data" / f"{which}.schema.json"
         path.write_text(schema_text(which), encoding="utf-8")
         written.append(path)
-    return written
+    reference = root / "docs" / "plan.md"
+    reference.write_text(plan_reference(), encoding="utf-8")
+    return [*written, reference]
+
+
+# ---------------------------------------------------------------- plan field docs
+
+
+def with_field_docs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with each model field's docstring as its property's ``description``."""
+    from planrun.plan import model
+
+    for name, node in [("PlanFile", schema), *schema.get("$defs", {}).items()]:
+        cls = getattr(model, name, None)
+        docs = field_docs(cls) if isinstance(cls, type) else {}
+        for field, prop in node.get("properties", {}).items():
+            if field in docs:
+                prop["description"] = docs[field]
+    return schema
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstrings under the fields of ``cls`` and its bases (the nearest wins), each
+    as one line."""
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        if base.__module__.startswith("planrun."):
+            docs.update(_own_field_docs(base.__module__, base.__qualname__))
+    return docs
+
+
+@functools.cache
+def _own_field_docs(module: str, name: str) -> dict[str, str]:
+    tree = _module_tree(module)
+    found = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name]
+    docs: dict[str, str] = {}
+    body = found[0].body if found else []
+    for statement, after in itertools.pairwise(body):
+        target = statement.target if isinstance(statement, ast.AnnAssign) else None
+        if (
+            isinstance(target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[target.id] = " ".join(inspect.cleandoc(after.value.value).split())
+    return docs
+
+
+@functools.cache
+def _module_tree(module: str) -> ast.Module:
+    return ast.parse(inspect.getsource(sys.modules[module]))
 
 
 def events_json_schema() -> dict[str, Any]:
@@ -129,6 +196,6 @@ def _type_schema(hint: Any) -> dict[str, Any]:
     raise TypeError(f"no JSON Schema for an event field of type {hint!r}")
 
 
-if __name__ == "__main__":  # python -m planrun.schemas [CHECKOUT]: regenerate the files
+if __name__ == "__main__":  # python -m planrun.schemas [CHECKOUT]: write the files again
     for path in write_files(Path(sys.argv[1] if len(sys.argv) > 1 else ".")):
         print(f"wrote {path}")

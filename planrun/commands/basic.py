@@ -44,11 +44,11 @@ def run_schema(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_init(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.commands.starter import STARTER_PLAN
+    from planrun.commands.starter import starter_plan
 
     path = Path(args.path)
     if path.exists() and not args.force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(STARTER_PLAN, encoding="utf-8")
+    path.write_text(starter_plan(), encoding="utf-8")
     print(f"wrote {path}; try: planrun plan {path}", file=out)
     return 0
