@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TextIO
 
@@ -38,18 +37,18 @@ def run_graph(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_schema(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.schemas import schema_for
+    from planrun.schemas import schema_text
 
-    out.write(json.dumps(schema_for(args.which), indent=2, sort_keys=False) + "\n")
+    out.write(schema_text(args.which))
     return 0
 
 
 def run_init(args: argparse.Namespace, out: TextIO) -> int:
-    from planrun.commands.starter import STARTER_PLAN
+    from planrun.commands.starter import starter_plan
 
     path = Path(args.path)
     if path.exists() and not args.force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(STARTER_PLAN, encoding="utf-8")
+    path.write_text(starter_plan(), encoding="utf-8")
     print(f"wrote {path}; try: planrun plan {path}", file=out)
     return 0

@@ -127,6 +127,7 @@ def build_report(
         planrun_version=run.planrun_version,
         plan=PlanInfo(name=run.plan_name, path=run.plan_path, sha256=run.plan_sha256),
         run_id=run.id,
+        host=run.host,
         started_at=run.started_at,
         ended_at=ended,
         duration_s=elapsed_s(run.started_at, ended, now),
@@ -242,22 +243,14 @@ def _counts(tasks: list[TaskReport]) -> dict[str, int]:
 def mermaid(planned: list[dict[str, Any]], statuses: Mapping[str, str]) -> str | None:
     """The run's graph as ``planrun.core.graph.TaskGraph.to_mermaid`` draws it, from the
     ``run_plan`` event (None for runs recorded without one)."""
+    from planrun.core.mermaid import Node, draw
+
     if not planned:
         return None
-    ids = {str(t["key"]): f"t{n}" for n, t in enumerate(planned)}
-    lines = ["graph TD"]
-    edges: list[tuple[str, str, bool]] = []
+    keys = {str(t["key"]) for t in planned}
+    nodes = []
     for task in planned:
-        key = str(task["key"])
-        text = _mermaid_text(f"{key}: {statuses.get(key, '')}")
-        shape = f'[["{text}"]]' if task.get("kind") == "group" else f'["{text}"]'
-        lines.append(f"  {ids[key]}{shape}")
         children = set(task.get("children", []))
-        edges += [(str(n), key, n in children) for n in task.get("waits_for", []) if n in ids]
-    for before, after, parent in sorted(edges, key=lambda e: (ids[e[0]], ids[e[1]])):
-        lines.append(f"  {ids[before]} {'-.->' if parent else '-->'} {ids[after]}")
-    return "\n".join(lines) + "\n"
-
-
-def _mermaid_text(text: str) -> str:
-    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+        waits = tuple((str(n), n in children) for n in task.get("waits_for", []) if n in keys)
+        nodes.append(Node(str(task["key"]), task.get("kind") == "group", waits))
+    return draw(nodes, statuses)

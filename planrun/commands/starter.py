@@ -1,7 +1,20 @@
-"""The plan ``planrun init`` writes: every line commented, valid as written, runs offline."""
+"""The plan ``planrun init`` writes: every line commented, valid as written, runs offline.
+
+Its first line points editors (the YAML language server: VS Code's YAML extension, Neovim,
+Helix, JetBrains) at the plan schema this planrun installed, as a ``file:`` URL: it
+resolves offline and always matches the installed version. The path belongs to this
+machine; a plan shared in git can point at a copy kept beside it instead (README).
+"""
+
+from planrun.schemas import packaged
+
+
+def starter_plan() -> str:
+    """The starter plan, its first line naming the installed plan schema."""
+    return f"# yaml-language-server: $schema={packaged('plan').as_uri()}\n" + STARTER_PLAN
+
 
 STARTER_PLAN = """\
-# yaml-language-server: $schema=https://planrun.dev/schemas/plan.schema.json
 # A planrun plan. Validate it with `planrun validate plan.yaml`, preview it with
 # `planrun plan plan.yaml`, run it with `planrun apply plan.yaml`.
 version: 1

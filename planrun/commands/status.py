@@ -6,7 +6,9 @@ is read in one read transaction, so counts and rows agree with each other.
 
 What it shows: the run (id, plan, start, end or "running for", status), who holds the state
 lock when an apply is live (:mod:`planrun.state.lock`), counts per status, and a table of
-the run's work tasks in dependency order: key, status, attempt, elapsed, reason. Tasks that
+the run's work tasks in dependency order: key, status, attempt, elapsed, reason, and
+tokens and cost when an agent reported usage (the sum over the task's attempts in this
+run, as the report's ``usage``; the run's total in the header). Tasks that
 have not started show as ``pending`` with the reason apply decided to run them; in a run
 whose planrun died, what was running or waiting shows as ``cancelled`` (the next apply
 recovers it), but a tmux task whose pane still runs shows as ``running`` ("planrun exited;
@@ -26,11 +28,13 @@ import argparse
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from planrun.core.outcomes import Status
+from planrun.report.figures import cost_text, tokens_text, usage_text
 from planrun.sessions.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
 from planrun.state.folder import RUN_PLAN_EVENT
 from planrun.state.locate import Located, locate
@@ -57,6 +61,8 @@ class TaskLine:
     ended_at: str | None
     elapsed_s: float | None
     reason: str
+    #: input_tokens, output_tokens and cost_usd summed over the run's attempts (None: unknown)
+    usage: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,10 @@ class Snapshot:
         for task in self.tasks:
             counts[task.status] = counts.get(task.status, 0) + 1
         return counts
+
+    def usage(self) -> dict[str, Any] | None:
+        """The run's usage: the sum of its tasks' (None when no task reported any)."""
+        return _sum_usage(t.usage for t in self.tasks)
 
 
 def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -111,7 +121,8 @@ def read_snapshot(located: Located, run: RunRow, holder: dict[str, Any] | None) 
             (run.id,),
         ).fetchall()
         attempts = con.execute(
-            "SELECT key, n, started_at, ended_at, outcome, pid, proc_start_time FROM attempts"
+            "SELECT key, n, started_at, ended_at, outcome, pid, proc_start_time, usage_json"
+            " FROM attempts"
             " WHERE run_id = ? ORDER BY key, n",
             (run.id,),
         ).fetchall()
@@ -149,8 +160,6 @@ def _run_ended(con: sqlite3.Connection, run: RunRow) -> RunRow:
     row = con.execute("SELECT status, ended_at FROM runs WHERE id = ?", (run.id,)).fetchone()
     if row is None:
         return run
-    from dataclasses import replace
-
     return replace(run, status=row[0], ended_at=row[1])
 
 
@@ -176,7 +185,8 @@ def _lines(
     """Work tasks in the run_plan's order, then any other recorded task by key."""
     spans: dict[str, tuple[str, str | None, bool, str | None, int]] = {}
     in_tmux: set[str] = set()
-    for key, n, started, ended, outcome, pid, start_time in attempts:
+    usage = _usage_by_task(attempts)
+    for key, n, started, ended, outcome, pid, start_time, _ in attempts:
         first = spans[key][0] if key in spans else started
         spans[key] = (first, ended, ended is None, outcome, n)
         in_tmux.discard(key)
@@ -191,7 +201,33 @@ def _lines(
         for t in order
     ]
     lines += [_line(k, recorded, spans, liveness, now, "", in_tmux) for k in extra]
-    return lines
+    return [replace(line, usage=usage.get(line.key)) for line in lines]
+
+
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cost_usd")
+
+
+def _usage_by_task(attempts: list[Any]) -> dict[str, dict[str, Any]]:
+    """Each task's usage: the sum of its attempts' ``usage_json`` (the last column)."""
+    per_task: dict[str, list[dict[str, Any] | None]] = {}
+    for row in attempts:
+        data = json.loads(row[-1]) if row[-1] else None
+        per_task.setdefault(row[0], []).append(data if isinstance(data, dict) else None)
+    totals = {key: _sum_usage(usages) for key, usages in per_task.items()}
+    return {key: total for key, total in totals.items() if total is not None}
+
+
+def _sum_usage(usages: Iterable[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Tokens added up, cost only if some usage is priced (as the report's total_usage)."""
+    known = [u for u in usages if u]
+    if not known:
+        return None
+    total: dict[str, Any] = {
+        name: sum(u.get(name) or 0 for u in known) for name in _USAGE_FIELDS[:2]
+    }
+    costs = [u["cost_usd"] for u in known if u.get("cost_usd") is not None]
+    total["cost_usd"] = round(sum(costs), 6) if costs else None
+    return total
 
 
 def tmux_pane_alive(pid: int | None, start_time: int | None) -> bool:
@@ -276,6 +312,7 @@ def as_json(snapshot: Snapshot, located: Located) -> dict[str, Any]:
         },
         "lock_holder": snapshot.holder,
         "counts": snapshot.counts(),
+        "usage": snapshot.usage(),
         "tasks": [dict(vars(t)) for t in snapshot.tasks],  # asdict() deep-copies: 10x slower
     }
 
@@ -309,25 +346,41 @@ def _header(snapshot: Snapshot, located: Located) -> list[str]:
         lines.append(f"lock: held by {describe_holder(snapshot.holder)}")
     counts = ", ".join(f"{n} {s}" for s, n in snapshot.counts().items() if n)
     lines.append(f"tasks: {counts or 'none'}  (state: {located.state_dir})")
+    usage = snapshot.usage()
+    if usage is not None:
+        lines.append("usage: " + usage_text(*(usage[name] for name in _USAGE_FIELDS)))
     return lines
 
 
-_COLUMNS = ("KEY", "STATUS", "ATTEMPT", "ELAPSED", "REASON")
+_COLUMNS = ("KEY", "STATUS", "ATTEMPT", "ELAPSED", "TOKENS", "COST", "REASON")
 
 
 def _table(tasks: list[TaskLine]) -> list[str]:
-    cells = [
-        (t.key, t.status, str(t.attempt) if t.attempt else "-", _duration(t.elapsed_s), t.reason)
-        for t in tasks
-    ]
-    widths = [max([len(_COLUMNS[i]), *(len(c[i]) for c in cells)]) for i in range(4)]
-    rows = [_COLUMNS, *cells]
+    """One row per task; TOKENS and COST only when some task reported usage."""
+    priced = any(t.usage is not None for t in tasks)
+    columns = _COLUMNS if priced else _COLUMNS[:4] + _COLUMNS[-1:]
+    cells = [_cells(t, priced) for t in tasks]
+    last = len(columns) - 1
+    widths = [max([len(columns[i]), *(len(c[i]) for c in cells)]) for i in range(last)]
     return [
         (
-            "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+            "  ".join(c.ljust(w) for c, w in zip(row[:last], widths, strict=True))
+            + "  "
+            + row[last]
         ).rstrip()
-        for row in rows
+        for row in [columns, *cells]
     ]
+
+
+def _cells(task: TaskLine, priced: bool) -> tuple[str, ...]:
+    attempt = str(task.attempt) if task.attempt else "-"
+    head = (task.key, task.status, attempt, _duration(task.elapsed_s))
+    if not priced:
+        return (*head, task.reason)
+    usage = task.usage or {}
+    tokens = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
+    figures = (tokens_text(tokens if usage else None), cost_text(usage.get("cost_usd")))
+    return (*head, *figures, task.reason)
 
 
 def _duration(seconds: float | None) -> str:

@@ -68,6 +68,8 @@ def _own_fields(event: Event) -> list[dataclasses.Field[Any]]:
 
 @dataclass(frozen=True, kw_only=True)
 class RunStarted(Event):
+    """The run began: the plan's name, the run's id and how many work tasks it covers."""
+
     kind = EventKind.RUN_STARTED
     plan: str
     run_id: str
@@ -76,11 +78,15 @@ class RunStarted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskQueued(Event):
+    """A task's needs are met; it waits for a slot."""
+
     kind = EventKind.TASK_QUEUED
 
 
 @dataclass(frozen=True, kw_only=True)
 class AttemptStarted(Event):
+    """An attempt of a task began; its output goes to ``log_path``."""
+
     kind = EventKind.ATTEMPT_STARTED
     attempt: int
     log_path: str
@@ -88,6 +94,8 @@ class AttemptStarted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ProcessStarted(Event):
+    """The attempt's process (group leader) started with this pid."""
+
     kind = EventKind.PROCESS_STARTED
     attempt: int
     pid: int
@@ -95,12 +103,16 @@ class ProcessStarted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Output(Event):
+    """One line of a task's output, redacted (not journaled)."""
+
     kind = EventKind.OUTPUT
     line: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class InputRequested(Event):
+    """The task's process asks a question and waits for an answer."""
+
     kind = EventKind.INPUT_REQUESTED
     question: str
     timeout_s: float | None
@@ -108,12 +120,16 @@ class InputRequested(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class AnswerSent(Event):
+    """An answer (``length`` characters) was typed into the task's session."""
+
     kind = EventKind.ANSWER_SENT
     length: int
 
 
 @dataclass(frozen=True, kw_only=True)
 class AttemptFinished(Event):
+    """An attempt ended with an outcome (succeeded, failed, timed_out, ...) and why."""
+
     kind = EventKind.ATTEMPT_FINISHED
     attempt: int
     outcome: str
@@ -124,6 +140,8 @@ class AttemptFinished(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class RetryScheduled(Event):
+    """A failed attempt will be retried after ``delay_s`` seconds."""
+
     kind = EventKind.RETRY_SCHEDULED
     attempt: int
     outcome: str
@@ -132,6 +150,8 @@ class RetryScheduled(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class HookRan(Event):
+    """A hook ran at ``moment`` (on_task_start, ...); ``ok`` says if it succeeded."""
+
     kind = EventKind.HOOK_RAN
     moment: str
     command: str
@@ -141,12 +161,16 @@ class HookRan(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Landed(Event):
+    """The task's work landed on its integration branch as ``commit``."""
+
     kind = EventKind.LANDED
     commit: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskFinished(Event):
+    """A task reached a final status (done, failed, skipped, cancelled) and why."""
+
     kind = EventKind.TASK_FINISHED
     status: str
     reason: str
@@ -155,6 +179,8 @@ class TaskFinished(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskPaused(Event):
+    """A task waits for a person: needs_input or in_review."""
+
     kind = EventKind.TASK_PAUSED
     status: str
     reason: str
@@ -162,12 +188,16 @@ class TaskPaused(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class RunStopping(Event):
+    """The run starts nothing new from now on; ``reason`` says why."""
+
     kind = EventKind.RUN_STOPPING
     reason: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
+    """The run ended: its status and the number of work tasks per status."""
+
     kind = EventKind.RUN_FINISHED
     status: str
     counts: Mapping[str, int]

@@ -174,19 +174,19 @@ class TaskGraph:
     # --- drawings -----------------------------------------------------------------------
 
     def to_mermaid(self, statuses: Mapping[str, str] | None = None) -> str:
-        ids = {key: f"t{n}" for n, key in enumerate(self.topological())}
-        lines = ["graph TD"]
-        for key, ident in ids.items():
-            label = key if statuses is None else f"{key}: {statuses.get(key, '')}"
-            text = _mermaid_text(label)
-            if self.tasks[key].kind == "group":
-                lines.append(f'  {ident}[["{text}"]]')
-            else:
-                lines.append(f'  {ident}["{text}"]')
-        for a, b in sorted(self._edges, key=lambda e: (ids[e[0]], ids[e[1]])):
-            arrow = "-.->" if self._edges[a, b].why == "parent" else "-->"
-            lines.append(f"  {ids[a]} {arrow} {ids[b]}")
-        return "\n".join(lines) + "\n"
+        """A Mermaid flowchart that renders whatever the plan's size (see
+        :mod:`planrun.core.mermaid`), labelled with ``statuses`` when given."""
+        from planrun.core.mermaid import Node, draw
+
+        nodes = [
+            Node(
+                key,
+                self.tasks[key].kind == "group",
+                tuple((b, self._edges[b, key].why == "parent") for b in self._pred[key]),
+            )
+            for key in self.topological()
+        ]
+        return draw(nodes, statuses)
 
     def to_dot(self) -> str:
         lines = ["digraph plan {", "  rankdir=LR;", "  node [shape=box];"]
@@ -280,10 +280,6 @@ def _reach(keys: Iterable[str], links: dict[str, list[str]]) -> set[str]:
             found.add(key)
             stack.extend(links[key])
     return found
-
-
-def _mermaid_text(text: str) -> str:
-    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
 
 def _dot_id(text: str) -> str:

@@ -89,6 +89,7 @@ class RunReport(_Model):
     planrun_version: str
     plan: PlanInfo
     run_id: str
+    host: str | None = Field(None, description="the machine that ran it (its host name)")
     started_at: str
     ended_at: str | None = None
     duration_s: float | None = None

@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from planrun.atomic import fsync_dir
 from planrun.errors import ReportWriteError
 from planrun.report.model import RunReport, TaskReport
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -74,46 +78,134 @@ def report_json(report: RunReport) -> str:
 
 
 def junit_xml(report: RunReport) -> str:
-    """One testsuite for the run, one testcase per work task (JUnit's common dialect)."""
+    """One testsuite for the run, one testcase per work task, in Surefire's dialect.
+
+    A testcase is named ``KEY: title`` (just ``KEY`` when the title is the key), so that a
+    CI's test view says what each task was; its properties name the key, the planrun
+    status and the number of attempts. Per status: done passes, and each failed attempt
+    before the last is a ``<flakyFailure>`` (message, type = the outcome, the attempt's
+    last lines); failed is a ``<failure>`` for the last attempt and a ``<rerunFailure>``
+    for each earlier one; skipped is ``<skipped>``; in_review and needs_input are
+    ``<skipped>`` too (they wait for a person, nothing went wrong). Cancelled is an
+    ``<error type="cancelled">``, not a skip: the run was stopped before the task could
+    finish, which is what JUnit's errors count (a test that could not complete), and
+    ``planrun.status`` says which it was; so is a task an interrupted run never finished
+    (pending, ready, running, retrying). The suite's ``timestamp`` keeps the report's
+    zone (``Z``) and ``hostname`` is the machine the run ran on.
+    """
     from xml.etree import ElementTree as ET  # only for --junit (6 ms of start-up)
 
     work = [t for t in report.tasks if t.kind == "work"]
-    failures = sum(1 for t in work if t.status == "failed")
-    skipped = sum(1 for t in work if t.status in ("skipped", "cancelled"))
-    suites = ET.Element("testsuites", name=f"planrun {report.plan.name}")
+    verdicts = [_verdict(t) for t in work]
+    totals = {
+        "tests": str(len(work)),
+        "failures": str(verdicts.count("failure")),
+        "errors": str(verdicts.count("error")),
+        "skipped": str(verdicts.count("skipped")),
+        "time": f"{report.duration_s or 0:.3f}",
+    }
+    suites = ET.Element("testsuites", {"name": f"planrun {report.plan.name}", **totals})
     suite = ET.SubElement(
         suites,
         "testsuite",
-        name=report.plan.name,
-        tests=str(len(work)),
-        failures=str(failures),
-        errors="0",
-        skipped=str(skipped),
-        time=f"{report.duration_s or 0:.3f}",
-        timestamp=report.started_at.removesuffix("Z")[:19],
+        {
+            "name": report.plan.name,
+            **totals,
+            "timestamp": report.started_at,
+            "hostname": report.host or "localhost",
+        },
     )
-    for task in work:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"planrun.{report.plan.name}",
-            name=task.key,
-            time=f"{task.duration_s or 0:.3f}",
-        )
-        if task.status == "failed":
-            failure = ET.SubElement(
-                case, "failure", message=_clean(task.reason or "failed"), type=_last_outcome(task)
-            )
-            failure.text = _clean("\n".join(_tail(task)))
-        elif task.status in ("skipped", "cancelled"):
-            ET.SubElement(case, "skipped", message=_clean(f"{task.status}: {task.reason}"))
-        out = "\n".join(_tail(task))
-        if out:
-            ET.SubElement(case, "system-out").text = _clean(out)
+    _properties(
+        suite,
+        {
+            "planrun.run_id": report.run_id,
+            "planrun.version": report.planrun_version,
+            "planrun.plan": report.plan.path,
+            "planrun.status": report.status,
+        },
+    )
+    for task, verdict in zip(work, verdicts, strict=True):
+        _testcase(suite, report.plan.name, task, verdict)
     ET.indent(suites)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
     )
+
+
+def _verdict(task: TaskReport) -> str:
+    """What JUnit calls the task's result: passed, failure, skipped or error."""
+    if task.status == "done":
+        return "passed"
+    if task.status == "failed":
+        return "failure"
+    if task.status in ("skipped", "in_review", "needs_input"):
+        return "skipped"
+    return "error"  # cancelled, or never finished (an interrupted or running run)
+
+
+def _testcase(suite: Element, suite_name: str, task: TaskReport, verdict: str) -> None:
+    from xml.etree import ElementTree as ET
+
+    title = task.title.strip()
+    name = task.key if title in ("", task.key) else f"{task.key}: {title}"
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=f"planrun.{suite_name}",
+        name=_clean(" ".join(name.split())),
+        time=f"{task.duration_s or 0:.3f}",
+    )
+    _properties(
+        case,
+        {
+            "planrun.key": task.key,
+            "planrun.status": task.status,
+            "planrun.attempts": str(len(task.attempts)),
+        },
+    )
+    message = _clean(_status_message(task))
+    if verdict == "failure":
+        failure = ET.SubElement(
+            case, "failure", message=_clean(task.reason or "failed"), type=_last_outcome(task)
+        )
+        failure.text = _clean("\n".join(_tail(task)))
+    elif verdict == "skipped":
+        ET.SubElement(case, "skipped", message=message)
+    elif verdict == "error":
+        ET.SubElement(case, "error", message=message, type=task.status)
+    _earlier_failures(case, task, "rerunFailure" if verdict == "failure" else "flakyFailure")
+    out = "\n".join(_tail(task))
+    if out:
+        ET.SubElement(case, "system-out").text = _clean(out)
+
+
+def _status_message(task: TaskReport) -> str:
+    """``cancelled: the run stopped`` (the reason, led by the status once)."""
+    if not task.reason or task.reason.startswith(task.status):
+        return task.reason or task.status
+    return f"{task.status}: {task.reason}"
+
+
+def _earlier_failures(case: Element, task: TaskReport, tag: str) -> None:
+    """Each attempt before the last that did not succeed, as Surefire writes a re-run."""
+    from xml.etree import ElementTree as ET
+
+    for attempt in task.attempts[:-1]:
+        if attempt.outcome == "succeeded":
+            continue
+        text = f"attempt {attempt.number} {attempt.outcome}"
+        message = f"{text}: {attempt.reason}" if attempt.reason else text
+        failed = ET.SubElement(case, tag, message=_clean(message), type=attempt.outcome)
+        if attempt.tail:
+            ET.SubElement(failed, "system-out").text = _clean("\n".join(attempt.tail))
+
+
+def _properties(parent: Element, values: dict[str, str]) -> None:
+    from xml.etree import ElementTree as ET
+
+    properties = ET.SubElement(parent, "properties")
+    for name, value in values.items():
+        ET.SubElement(properties, "property", name=name, value=_clean(value))
 
 
 def _tail(task: TaskReport) -> list[str]:

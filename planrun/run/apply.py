@@ -10,6 +10,7 @@ be written is named without hiding the run's own result.
 from __future__ import annotations
 
 import secrets
+import socket
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -178,6 +179,7 @@ def build_report(
         planrun_version=__version__,
         plan=PlanInfo(name=plan.name, path=str(plan.path), sha256=plan.sha256),
         run_id=scheduler.settings.run_id,
+        host=socket.gethostname(),
         started_at=iso(scheduler.started_at),
         ended_at=iso(ended),
         duration_s=round(ended - scheduler.started_at, 3),

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.usage import Usage as ParsedUsage
 from planrun.plan.compile import CompiledPlan
-from planrun.report.model import AttemptReport, HookFailure, TaskReport, Usage
+from planrun.report.model import AttemptReport, HookFailure, TaskReport, Usage, total_usage
 from planrun.sessions.base import SessionResult
 from planrun.state.store import iso
 from planrun.workspace.base import Prepared
@@ -147,9 +147,12 @@ class Ledger:
         self._tasks[key].attempts[-1].turns = number
 
     def usage(self, key: str, turn: ParsedUsage) -> None:
-        """One more turn's usage, added to the attempt's."""
-        attempt = self._tasks[key].attempts[-1]
+        """One more turn's usage, added to the attempt's, and the task's (the sum of its
+        attempts' in this run) with it."""
+        report = self._tasks[key]
+        attempt = report.attempts[-1]
         attempt.usage = add_usage(attempt.usage, turn)
+        report.usage = total_usage(a.usage for a in report.attempts)
 
     def hook_failed(self, failure: HookFailure) -> None:
         self.hook_failures.append(failure)
