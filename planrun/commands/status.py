@@ -124,11 +124,11 @@ def read_snapshot(located: Located, run: RunRow, holder: dict[str, Any] | None) 
 
 class _ReadOnly:
     """A read-only SQLite connection to ``path`` (never creates or writes it; see
-    :mod:`planrun.state.connect` for a store in a folder this process cannot write).
+    :mod:`planrun.state.sqlite.connection` for a store in a folder this process cannot write).
     A failed read is a StoreError that calls the store corrupt only if SQLite does."""
 
     def __init__(self, path: Path) -> None:
-        from planrun.state.connect import connect_reader
+        from planrun.state.sqlite.connection import connect_reader
 
         self.con, self.immutable = connect_reader(path)
         self.path = path
@@ -139,7 +139,7 @@ class _ReadOnly:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.con.close()
         if isinstance(exc, sqlite3.Error):
-            from planrun.state.connect import read_error
+            from planrun.state.sqlite.connection import read_error
 
             raise read_error(self.path, exc, immutable=self.immutable) from exc
 

@@ -1,6 +1,6 @@
 """What every state store returns and offers, plus the small file helpers stores share.
 
-The rows are frozen dataclasses, one per table (see ``planrun.state.sqlite`` for the
+The rows are frozen dataclasses, one per table (see ``planrun.state.sqlite.schema`` for the
 schema). Times are ISO-8601 UTC strings such as ``2026-11-21T06:00:00.123456Z``
 (:func:`utc_now`); they sort as text and go into reports unchanged.
 

@@ -1,0 +1,174 @@
+"""What the SQLite store reads back: runs, tasks, attempts, events and task_state, as the
+row dataclasses of :mod:`planrun.state.store`.
+
+Each read is one statement on the shared connection (:class:`StoreConnection`); it sees
+every committed write and never a half one (WAL), so a reader works while an apply writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from planrun.core.outcomes import Outcome, Status
+from planrun.state.sqlite.connection import StoreConnection
+from planrun.state.store import AttemptRow, EventRow, JSONObject, RunRow, TaskRow, TaskStateRow
+
+
+class Reads(StoreConnection):
+    """The read side of the SQLite store (:class:`planrun.state.store.StoreReader`)."""
+
+    def last_run(self, plan_name: str | None = None) -> RunRow | None:
+        """The most recently begun run (of ``plan_name``, or of any plan), or None."""
+        if plan_name is None:
+            rows = self._query("SELECT * FROM runs ORDER BY rowid DESC LIMIT 1", ())
+        else:
+            rows = self._query(
+                "SELECT * FROM runs WHERE plan_name = ? ORDER BY rowid DESC LIMIT 1",
+                (plan_name,),
+            )
+        return _run_row(rows[0]) if rows else None
+
+    def runs(self, plan_name: str) -> list[RunRow]:
+        """Every run of ``plan_name``, oldest first."""
+        rows = self._query("SELECT * FROM runs WHERE plan_name = ? ORDER BY rowid", (plan_name,))
+        return [_run_row(r) for r in rows]
+
+    def run(self, run_id: str) -> RunRow | None:
+        """The run ``run_id``, or None."""
+        rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return _run_row(rows[0]) if rows else None
+
+    def journal_seq(self, run_id: str) -> int:
+        """The last journal record of ``run_id`` applied to the store (0: none, or no run)."""
+        rows = self._query("SELECT journal_seq FROM runs WHERE id = ?", (run_id,))
+        return int(rows[0][0]) if rows else 0
+
+    def tasks(self, run_id: str) -> list[TaskRow]:
+        """The run's task rows, by key."""
+        rows = self._query("SELECT * FROM tasks WHERE run_id = ? ORDER BY key", (run_id,))
+        return [_task_row(r) for r in rows]
+
+    def attempts(self, run_id: str, key: str | None = None) -> list[AttemptRow]:
+        """The run's attempts (of ``key`` only, if given), by key then n."""
+        if key is None:
+            rows = self._query("SELECT * FROM attempts WHERE run_id = ? ORDER BY key, n", (run_id,))
+        else:
+            rows = self._query(
+                "SELECT * FROM attempts WHERE run_id = ? AND key = ? ORDER BY n", (run_id, key)
+            )
+        return [_attempt_row(r) for r in rows]
+
+    def events(self, run_id: str, after_seq: int = 0) -> list[EventRow]:
+        """The run's events with ``seq > after_seq``, in order (tail with the last seq seen)."""
+        rows = self._query(
+            "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+            (run_id, after_seq),
+        )
+        return [_event_row(r) for r in rows]
+
+    def task_states(self, plan_name: str) -> dict[str, TaskStateRow]:
+        """What is durably known about each of the plan's tasks, by key."""
+        rows = self._query(
+            "SELECT * FROM task_state WHERE plan_name = ? ORDER BY key", (plan_name,)
+        )
+        return {r["key"]: _task_state_row(r) for r in rows}
+
+    def open_attempts(self, plan_name: str) -> list[AttemptRow]:
+        """Attempts of the plan's runs that started and never finished, oldest run first.
+
+        After a crash their pid, pgid and proc_start_time identify processes that may still
+        run; kill those, then :meth:`mark_interrupted` each attempt.
+        """
+        rows = self._query(
+            "SELECT a.* FROM attempts AS a JOIN runs AS r ON r.id = a.run_id"
+            " WHERE r.plan_name = ? AND a.ended_at IS NULL ORDER BY r.rowid, a.key, a.n",
+            (plan_name,),
+        )
+        return [_attempt_row(r) for r in rows]
+
+
+# ---------------------------------------------------------------- row decoding
+
+
+def _loads_object(text: str | None) -> JSONObject:
+    value = json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _run_row(r: sqlite3.Row) -> RunRow:
+    return RunRow(
+        id=r["id"],
+        plan_name=r["plan_name"],
+        plan_path=r["plan_path"],
+        plan_sha256=r["plan_sha256"],
+        planrun_version=r["planrun_version"],
+        started_at=r["started_at"],
+        status=r["status"],
+        pid=r["pid"],
+        host=r["host"],
+        args=tuple(str(a) for a in json.loads(r["args_json"])),
+        ended_at=r["ended_at"],
+    )
+
+
+def _task_row(r: sqlite3.Row) -> TaskRow:
+    return TaskRow(
+        run_id=r["run_id"],
+        key=r["key"],
+        status=Status(r["status"]),
+        reason=r["reason"],
+        fingerprint=r["fingerprint"],
+        attempts=r["attempts"],
+        branch=r["branch"],
+        base_commit=r["base_commit"],
+        landed_commit=r["landed_commit"],
+        diffstat=r["diffstat"],
+        data=_loads_object(r["data_json"]),
+        updated_at=r["updated_at"],
+    )
+
+
+def _attempt_row(r: sqlite3.Row) -> AttemptRow:
+    usage = r["usage_json"]
+    return AttemptRow(
+        run_id=r["run_id"],
+        key=r["key"],
+        n=r["n"],
+        started_at=r["started_at"],
+        fingerprint=r["fingerprint"],
+        log_path=r["log_path"],
+        ended_at=r["ended_at"],
+        outcome=None if r["outcome"] is None else Outcome(r["outcome"]),
+        exit_code=r["exit_code"],
+        signal=r["signal"],
+        reason=r["reason"],
+        pid=r["pid"],
+        pgid=r["pgid"],
+        proc_start_time=r["proc_start_time"],
+        tail=tuple(str(line) for line in json.loads(r["tail_json"])),
+        usage=None if usage is None else _loads_object(usage),
+    )
+
+
+def _event_row(r: sqlite3.Row) -> EventRow:
+    return EventRow(
+        seq=r["seq"],
+        run_id=r["run_id"],
+        at=r["at"],
+        kind=r["kind"],
+        key=r["key"],
+        data=_loads_object(r["data_json"]),
+    )
+
+
+def _task_state_row(r: sqlite3.Row) -> TaskStateRow:
+    return TaskStateRow(
+        plan_name=r["plan_name"],
+        key=r["key"],
+        fingerprint=r["fingerprint"],
+        status=Status(r["status"]),
+        done_run_id=r["done_run_id"],
+        attempts_total=r["attempts_total"],
+        updated_at=r["updated_at"],
+    )
