@@ -78,7 +78,7 @@ class Reads(StoreConnection):
         """Attempts of the plan's runs that started and never finished, oldest run first.
 
         After a crash their pid, pgid and proc_start_time identify processes that may still
-        run; kill those, then :meth:`mark_interrupted` each attempt.
+        run; kill those, then close each with ``attempt_interrupted``.
         """
         rows = self._query(
             "SELECT a.* FROM attempts AS a JOIN runs AS r ON r.id = a.run_id"
