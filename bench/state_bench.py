@@ -44,12 +44,12 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.run.scheduler import Journal, NullJournal, RunSettings, Scheduler
 from planrun.sessions.subprocess import SubprocessSession
-from planrun.state.folder import RUN_PLAN_EVENT, RUN_PLAN_FORMAT
+from planrun.state.folder import RUN_PLAN_FORMAT
 from planrun.state.journal import StoreJournal
 from planrun.state.memory import MemoryStore
 from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone
 from planrun.state.sqlite import Store
-from planrun.state.store import RunRow, StoreProtocol, utc_now
+from planrun.state.store import RUN_PLAN_EVENT, RunRow, StoreProtocol, utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,7 @@ from planrun.errors import UsageError
 from planrun.state.known import known_tasks
 from planrun.state.records import TaskDone
 from planrun.state.recovery import reattachable, recover, remove_partial_reports
-from planrun.state.store import RunRow, StoreProtocol, StoreReader, utc_now
+from planrun.state.store import RUN_PLAN_EVENT, RunRow, StoreProtocol, StoreReader, utc_now
 
 if TYPE_CHECKING:
     from planrun.core.decision import Known, RunDecision
@@ -33,8 +33,7 @@ if TYPE_CHECKING:
     from planrun.state.recording import Journal
 
 STATE_FILE = "state.db"
-#: The event that records, at the start of a run, its tasks and what apply decided.
-RUN_PLAN_EVENT = "run_plan"
+#: The version of the run_plan event's data (:func:`run_plan`).
 RUN_PLAN_FORMAT = 1
 #: The event that lists what recovery did at the start of a run.
 RECOVERED_EVENT = "recovered"

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from planrun.core.outcomes import Status
 from planrun.errors import StoreError, UsageError
-from planrun.state.folder import RUN_PLAN_EVENT, STATE_FILE
+from planrun.state.folder import STATE_FILE
 from planrun.state.locate import Located
-from planrun.state.store import EventRow, RunRow, StoreReader
+from planrun.state.store import RUN_PLAN_EVENT, EventRow, RunRow, StoreReader
 
 if TYPE_CHECKING:
     pass

@@ -201,6 +201,24 @@ class StoreConnection:
             except sqlite3.DatabaseError as e:
                 raise read_error(self.path, e, immutable=self.immutable) from e
 
+    @contextlib.contextmanager
+    def _read_transaction(self) -> Iterator[sqlite3.Connection]:
+        """Reads that see one moment of the store (one read transaction, or the write
+        transaction already open); failures as :meth:`_query`'s."""
+        with self._lock:
+            con = self._connection()
+            own = not con.in_transaction
+            try:
+                if own:
+                    con.execute("BEGIN")
+                yield con
+            except sqlite3.DatabaseError as e:
+                raise read_error(self.path, e, immutable=self.immutable) from e
+            finally:
+                if own and con.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        con.execute("ROLLBACK")  # it only read
+
     def _connection(self) -> sqlite3.Connection:
         if self._con is None:
             raise InternalError(f"state store {self.path} used after close()")

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 
 from planrun.core.outcomes import Outcome, Status
 from planrun.state.sqlite.connection import StoreConnection
-from planrun.state.store import AttemptRow, EventRow, JSONObject, RunRow, TaskRow, TaskStateRow
+from planrun.state.store import (
+    RUN_PLAN_EVENT,
+    AttemptBrief,
+    AttemptRow,
+    EventRow,
+    JSONObject,
+    RunOverview,
+    RunRow,
+    TaskBrief,
+    TaskRow,
+    TaskStateRow,
+)
 
 
 class Reads(StoreConnection):
@@ -86,6 +98,34 @@ class Reads(StoreConnection):
             (plan_name,),
         )
         return [_attempt_row(r) for r in rows]
+
+    def overview(self, run: RunRow) -> RunOverview:
+        """A few narrow statements in one read transaction; only the ``kind`` of each
+        task's data is decoded, and only when the data names one."""
+        with self._read_transaction() as con:
+            ended = con.execute(
+                "SELECT status, ended_at FROM runs WHERE id = ?", (run.id,)
+            ).fetchone()
+            tasks = con.execute(
+                "SELECT key, status, reason, attempts, updated_at, data_json FROM tasks"
+                " WHERE run_id = ?",
+                (run.id,),
+            ).fetchall()
+            attempts = con.execute(
+                "SELECT key, n, started_at, ended_at, outcome, pid, proc_start_time"
+                " FROM attempts WHERE run_id = ? ORDER BY key, n",
+                (run.id,),
+            ).fetchall()
+            plan = con.execute(
+                "SELECT data_json FROM events WHERE run_id = ? AND kind = ? ORDER BY seq LIMIT 1",
+                (run.id, RUN_PLAN_EVENT),
+            ).fetchone()
+        return RunOverview(
+            run if ended is None else replace(run, status=ended[0], ended_at=ended[1]),
+            [TaskBrief(k, s, r, n, at, _kind(data)) for k, s, r, n, at, data in tasks],
+            [AttemptBrief(*a) for a in attempts],
+            [] if plan is None else _planned(plan[0]),
+        )
 
 
 # ---------------------------------------------------------------- row decoding
@@ -172,3 +212,14 @@ def _task_state_row(r: sqlite3.Row) -> TaskStateRow:
         attempts_total=r["attempts_total"],
         updated_at=r["updated_at"],
     )
+
+
+def _kind(data_json: str | None) -> str:
+    if not data_json or '"kind"' not in data_json:
+        return "work"
+    return str(_loads_object(data_json).get("kind", "work"))
+
+
+def _planned(data_json: str) -> list[JSONObject]:
+    tasks = _loads_object(data_json).get("tasks")
+    return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
