@@ -198,10 +198,12 @@ class RunOverview:
 class StoreWriter(Protocol):
     """What a run records, each at the moment it happens.
 
-    Each call is one durable transaction that appends one event (its kind is the method's
-    name, but ``task_status`` for :meth:`task_updated`) and returns that event's ``seq``;
-    ``seq`` grows strictly in commit order. Misuse (an unknown run, an attempt recorded
-    twice or finished when not open) is an InternalError and writes nothing.
+    Each call is one durable transaction that appends one event and returns its ``seq``
+    (``seq`` grows strictly in commit order). The event's kind is the method's name, but
+    ``task_status`` for :meth:`task_updated` and the caller's for :meth:`happened`;
+    :meth:`journal_applied` is bookkeeping and appends none. Misuse (an unknown run, an
+    attempt recorded twice or finished when not open) is an InternalError and writes
+    nothing.
     """
 
     def run_started(self, run: RunRow) -> int:
