@@ -44,11 +44,12 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.run.scheduler import Journal, NullJournal, RunSettings, Scheduler
 from planrun.sessions.subprocess import SubprocessSession
-from planrun.state.folder import RUN_PLAN_EVENT, RUN_PLAN_FORMAT
+from planrun.state.folder import RUN_PLAN_FORMAT
 from planrun.state.journal import StoreJournal
 from planrun.state.memory import MemoryStore
+from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone
 from planrun.state.sqlite import Store
-from planrun.state.store import RunRow, StoreProtocol, utc_now
+from planrun.state.store import RUN_PLAN_EVENT, RunRow, StoreProtocol, utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +76,7 @@ def run_once(plan: CompiledPlan, folder: Path, variant: str) -> float:
         else:
             sync = "NORMAL" if variant == "normal" else "FULL"
             store = Store.open(folder / f"{run_id}.db", synchronous=sync)
-        store.begin_run(
+        store.run_started(
             RunRow(run_id, plan.name, str(plan.path), plan.sha256, "0", utc_now(), "running")
         )
         fps = {k: fingerprint(plan, plan.tasks[k]) for k in plan.work}
@@ -94,7 +95,7 @@ def run_once(plan: CompiledPlan, folder: Path, variant: str) -> float:
         journal.close()  # the writes still queued become durable: part of the run's cost
         seconds = time.perf_counter() - start
     if store is not None:
-        store.end_run(run_id, scheduler.status, utc_now())
+        store.run_ended(run_id, scheduler.status, utc_now())
         store.close()
     assert scheduler.state.succeeded, "the benchmark run failed"
     return seconds
@@ -137,7 +138,7 @@ def big_run(folder: Path, tasks: int) -> Path:
     store = Store.open(state_dir / "state.db", synchronous="NORMAL")  # fast to build
     run_id = "20261121T060000Z-bench0"
     plan_path = folder / "plan.yaml"
-    store.begin_run(
+    store.run_started(
         RunRow(
             run_id,
             "big",
@@ -163,24 +164,22 @@ def big_run(folder: Path, tasks: int) -> Path:
         }
         for i, k in enumerate(keys)
     ]
-    store.record_event(run_id, RUN_PLAN_EVENT, None, {"format": RUN_PLAN_FORMAT, "tasks": planned})
+    store.happened(run_id, RUN_PLAN_EVENT, None, {"format": RUN_PLAN_FORMAT, "tasks": planned})
     done, running = int(tasks * 0.9), 8
     for i, key in enumerate(keys[: done + running]):
         log = str(state_dir / "logs" / run_id / key / "attempt-1.log")
-        store.attempt_started(run_id, key, 1, utc_now(), "f" * 64, log)
-        store.attempt_process(run_id, key, 1, 100000 + i, 100000 + i, 1)
+        store.attempt_started(run_id, AttemptStart(key, 1, utc_now(), "f" * 64, log))
+        store.attempt_process(run_id, AttemptProcess(key, 1, 100000 + i, 100000 + i, 1))
         if i < done:
-            store.attempt_finished(
-                run_id,
-                key,
-                1,
-                Outcome.SUCCEEDED,
-                utc_now(),
-                exit_code=0,
-                reason="exit code 0",
-                tail=[f"line {n}" for n in range(20)],
+            tail = [f"line {n}" for n in range(20)]
+            end = AttemptEnd(
+                key, 1, Outcome.SUCCEEDED, utc_now(), exit_code=0, reason="exit code 0", tail=tail
             )
-            store.task_done("big", run_id, key, "f" * 64, data={"title": f"Task {key}"})
+            store.attempt_finished(run_id, end)
+            data = {"title": f"Task {key}"}
+            store.task_done(
+                run_id, TaskDone(plan_name="big", key=key, fingerprint="f" * 64, data=data)
+            )
     store.close()
     lines = ["version: 1", "name: big", "tasks:"]
     lines += [f'  {k}: {{run: ["true"]}}' for k in keys]
@@ -259,7 +258,7 @@ from planrun.state.sqlite import Store
 
 folder, tasks = Path(sys.argv[1]), int(sys.argv[2])
 store = Store.open(folder / "state.db")
-store.begin_run(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))
+store.run_started(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))
 fps = {f"T{i:05d}": ("f" * 64, {"run": "1" * 16}) for i in range(tasks)}
 j = StoreJournal(store, "r1", "p", fps, journal_dir=folder / "journal", window=3600)
 start = time.perf_counter()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from planrun.core.outcomes import Outcome
 from planrun.state.memory import MemoryStore
+from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone
 from planrun.state.sqlite import Store
 from planrun.state.store import RunRow, StoreProtocol, utc_now
 
@@ -27,19 +28,19 @@ WRITES_PER_TASK = 7
 
 def workload(store: StoreProtocol, tasks: int) -> float:
     """Run the per-task writes ``tasks`` times; return the seconds they took."""
-    store.begin_run(RunRow("bench", "bench", "/bench.yaml", "00" * 32, "0", utc_now(), "running"))
+    store.run_started(RunRow("bench", "bench", "/bench.yaml", "00" * 32, "0", utc_now(), "running"))
     start = time.perf_counter()
     for i in range(tasks):
         key = f"T{i:05d}"
-        store.attempt_started("bench", key, 1, utc_now(), "fp", f"/logs/{key}.log")
-        store.attempt_process("bench", key, 1, 1000 + i, 1000 + i, 123456)
-        store.record_event("bench", "output", key, {"line": "working..."})
-        store.record_event("bench", "hook_ran", key, {"hook": "on_task_success", "exit": 0})
-        store.attempt_finished(
-            "bench", key, 1, Outcome.SUCCEEDED, utc_now(), exit_code=0, tail=["ok"] * 20
-        )
-        store.record_event("bench", "landed", key, {"commit": "c0ffee"})
-        store.task_done("bench", "bench", key, "fp", landed_commit="c0ffee")
+        store.attempt_started("bench", AttemptStart(key, 1, utc_now(), "fp", f"/logs/{key}.log"))
+        store.attempt_process("bench", AttemptProcess(key, 1, 1000 + i, 1000 + i, 123456))
+        store.happened("bench", "output", key, {"line": "working..."})
+        store.happened("bench", "hook_ran", key, {"hook": "on_task_success", "exit": 0})
+        end = AttemptEnd(key, 1, Outcome.SUCCEEDED, utc_now(), exit_code=0, tail=["ok"] * 20)
+        store.attempt_finished("bench", end)
+        store.happened("bench", "landed", key, {"commit": "c0ffee"})
+        done = TaskDone(plan_name="bench", key=key, fingerprint="fp", landed_commit="c0ffee")
+        store.task_done("bench", done)
     return time.perf_counter() - start
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,10 @@ from planrun.core.outcomes import Status
 from planrun.errors import InternalError, StoreError
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
-from planrun.state.journal import Record, StoreJournal, read_records, replay
+from planrun.state.journal import StoreJournal, replay
+from planrun.state.journalfile import Record, read_records
 from planrun.state.memory import MemoryStore
+from planrun.state.records import AttemptStart
 from planrun.state.sqlite import Store
 from planrun.state.store import RunRow, utc_now
 
@@ -27,7 +30,7 @@ KINDS_OF_ONE_TASK = ["attempt_started", "attempt_process", "attempt_finished", "
 
 
 def journal(store: Store, **kwargs: object) -> StoreJournal:
-    store.begin_run(RUN)
+    store.run_started(RUN)
     return StoreJournal(store, "r1", "p", FPS, up_to_date={"B"}, **kwargs)  # type: ignore[arg-type]
 
 
@@ -86,7 +89,7 @@ from planrun.state.store import RunRow, utc_now
 from planrun.state.sqlite import Store
 
 store = Store.open(Path(sys.argv[1]) / "state.db")
-store.begin_run(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))
+store.run_started(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))
 fps = {"A": ("fa" * 32, {"run": "1" * 16})}
 j = StoreJournal(store, "r1", "p", fps, journal_dir=Path(sys.argv[1]) / "journal", window=3600)
 j.attempt_started("A", 1, Path("/logs/A"))
@@ -131,6 +134,47 @@ def started(seq: int, key: str) -> Record:
     return Record(seq, "attempt_started", args)
 
 
+#: Each record as planrun wrote it before the store took typed records: the args each
+#: operation's line held then (a file a killed older planrun left must still replay).
+EARLIER_ARGS: dict[str, dict[str, Any]] = {
+    "attempt_started": {"key": "A", "n": 1, "at": "2026-11-21T06:00:01.000000Z"}
+    | {"fingerprint": "fa", "log_path": "/logs/A"},
+    "attempt_process": {"key": "A", "n": 1, "pid": 10, "pgid": 10, "start_time": 5}
+    | {"at": "2026-11-21T06:00:02.000000Z"},
+    "attempt_finished": {"key": "A", "n": 1, "outcome": "succeeded"}
+    | {"at": "2026-11-21T06:00:03.000000Z", "exit_code": 0, "signal": None, "reason": ""}
+    | {"tail": ["ok"], "usage": None},
+    "task_done": {"key": "A", "at": "2026-11-21T06:00:04.000000Z", "reason": ""}
+    | {"branch": None, "base_commit": None, "landed_commit": "c0ffee", "diffstat": None}
+    | {"plan": "p", "fingerprint": "fa", "data": {"fields": {"run": "1" * 16}}},
+    "task_updated": {"key": "B", "at": "2026-11-21T06:00:05.000000Z", "reason": "up to date"}
+    | {"branch": None, "base_commit": None, "landed_commit": None, "diffstat": None}
+    | {"status": "done", "fingerprint": None, "data": {}},
+}
+
+
+def test_journal_files_of_earlier_planruns_replay_and_new_lines_keep_their_args(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    store.run_started(RUN)
+    lines = [Record(n, op, args) for n, (op, args) in enumerate(EARLIER_ARGS.items(), start=1)]
+    write_journal(tmp_path / "r1.jsonl", lines)
+    assert replay(store, tmp_path) == ["replayed 5 journal record(s) of run r1"]
+    kinds = [(e.kind, e.key) for e in store.events("r1")][1:]
+    assert kinds == [*[(k, "A") for k in KINDS_OF_ONE_TASK], ("task_status", "B")]
+    (attempt,) = store.attempts("r1", "A")
+    assert (attempt.outcome, attempt.tail, attempt.pgid) == ("succeeded", ("ok",), 10)
+    assert {t.key: t.landed_commit for t in store.tasks("r1")} == {"A": "c0ffee", "B": None}
+    j = journal(MemoryStore(), journal_dir=tmp_path, window=3600.0)
+    one_task(j, "A")
+    j.task_finished("B", TaskReport(key="B", title="B", status="done", reason="up to date"))
+    written = read_records(tmp_path / "r1.jsonl").records
+    for record in written:  # an earlier planrun reads what this one writes
+        assert set(record.args) >= set(EARLIER_ARGS[record.op]), record.op
+    j.close()
+
+
 @pytest.mark.parametrize(
     "tail",
     [b'{"seq": 3, "op": "attempt_sta', b"\x00\x00\x00\x00", b"not json\n", b'{"seq": 3}\n'],
@@ -139,7 +183,7 @@ def test_a_torn_end_is_dropped_with_its_offset(tmp_path: Path, tail: bytes) -> N
     """Matrix C3 (a): what a crash in the middle of a write (or a lost page cache) leaves
     at the end is dropped, and said, and the records before it are applied."""
     store = MemoryStore()
-    store.begin_run(RUN)
+    store.run_started(RUN)
     path = tmp_path / "r1.jsonl"
     write_journal(path, [started(1, "A"), started(2, "B")], tail)
     offset = len(path.read_bytes()) - len(tail)
@@ -164,7 +208,7 @@ def test_a_corrupt_record_before_the_end_is_refused_and_kept(
     """Matrix C3 (b): never a silent skip. The file is left byte for byte as it was, and
     nothing of it is applied; records are data, never looked up by name."""
     store = MemoryStore()
-    store.begin_run(RUN)
+    store.run_started(RUN)
     path = tmp_path / "r1.jsonl"
     write_journal(path, [started(1, "A")])
     path.write_bytes(path.read_bytes() + middle)
@@ -180,9 +224,9 @@ def test_a_corrupt_record_before_the_end_is_refused_and_kept(
 
 def test_replay_skips_what_the_store_has_and_refuses_a_gap(tmp_path: Path) -> None:
     store = MemoryStore()
-    store.begin_run(RUN)
-    store.attempt_started("r1", "A", 1, utc_now(), "f", "/l")
-    store.set_journal_seq("r1", 1)
+    store.run_started(RUN)
+    store.attempt_started("r1", AttemptStart("A", 1, utc_now(), "f", "/l"))
+    store.journal_applied("r1", 1)
     write_journal(tmp_path / "r1.jsonl", [started(1, "A"), started(2, "B")])
     assert replay(store, tmp_path) == ["replayed 1 journal record(s) of run r1"]
     assert sorted(a.key for a in store.open_attempts("p")) == ["A", "B"]

@@ -367,7 +367,7 @@ def test_fault_seam_sweep_over_every_journal_write(tmp_path: Path, clean_env: Pa
 
 
 class _FullDisk:
-    """planrun.state.journal's view of ``os``: the disk fills up when the first attempt's end is
+    """planrun.state.journalfile's view of ``os``: the disk fills up when the first attempt's end is
     written (matrix C9: the journal's os.write raises ENOSPC from then on)."""
 
     def __init__(self) -> None:
@@ -390,7 +390,7 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import planrun.state.journal
+    import planrun.state.journalfile
     from planrun.cli import main
 
     plan = write_plan(
@@ -401,7 +401,7 @@ def test_a_journal_write_that_fails_stops_the_run_and_nothing_unrecorded_runs(
         "  C: {needs: [A], run: [sh, -c, 'echo C >> effects.log']}\n",
     )
     disk = _FullDisk()
-    monkeypatch.setattr(planrun.state.journal, "os", disk)
+    monkeypatch.setattr(planrun.state.journalfile, "os", disk)
     assert main(["apply", str(plan), "--progress", "none"]) == 1
     assert disk.full
     stderr = capsys.readouterr().err
@@ -455,12 +455,12 @@ def test_recovery_after_a_journal_failure_says_the_run_stopped_not_that_planrun_
     capsys: pytest.CaptureFixture[str],
     store_full: bool,
 ) -> None:
-    import planrun.state.journal
+    import planrun.state.journalfile
     from planrun.cli import main
 
     plan = write_plan(tmp_path, FULL_PLAN)
     disk = _FullDisk()
-    monkeypatch.setattr(planrun.state.journal, "os", disk)
+    monkeypatch.setattr(planrun.state.journalfile, "os", disk)
     if store_full:  # the run's end cannot be recorded either
         _fill_the_store_too(monkeypatch, disk)
     assert main(["apply", str(plan), "--progress", "none"]) == 1

@@ -19,6 +19,7 @@ from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError, UsageError
 from planrun.state.faults import FAULT_ENV
 from planrun.state.memory import MemoryStore
+from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone, TaskUpdate
 from planrun.state.sqlite import APPLICATION_ID, SCHEMA_VERSION, Store
 from planrun.state.store import RunRow, StoreProtocol, utc_now
 
@@ -95,7 +96,7 @@ def test_a_new_path_gets_a_complete_store_in_a_private_folder(db_path: Path) -> 
 
 def test_reopening_keeps_what_was_written(db_path: Path) -> None:
     with Store.open(db_path) as s:
-        s.begin_run(make_run())
+        s.run_started(make_run())
     with Store.open(db_path) as s:
         run = s.run("r1")
     assert run is not None
@@ -108,16 +109,16 @@ def test_reopening_keeps_what_was_written(db_path: Path) -> None:
 def test_runs_round_trip(any_store: StoreProtocol) -> None:
     s = any_store
     first = make_run("r1", "demo", "2026-11-21T06:00:00.000000Z")
-    s.begin_run(first)
-    s.begin_run(make_run("x1", "other"))
-    s.begin_run(make_run("r2", "demo"))
+    s.run_started(first)
+    s.run_started(make_run("x1", "other"))
+    s.run_started(make_run("r2", "demo"))
     assert s.run("r1") == first
     assert s.run("nope") is None
     assert [r.id for r in s.runs("demo")] == ["r1", "r2"]
     assert s.last_run("demo") == s.run("r2")
     assert s.last_run() == s.run("r2")
     assert s.last_run("missing") is None
-    s.end_run("r1", "succeeded", "2026-11-21T06:05:00.000000Z")
+    s.run_ended("r1", "succeeded", "2026-11-21T06:05:00.000000Z")
     ended = s.run("r1")
     assert ended is not None
     assert (ended.status, ended.ended_at) == ("succeeded", "2026-11-21T06:05:00.000000Z")
@@ -126,14 +127,15 @@ def test_runs_round_trip(any_store: StoreProtocol) -> None:
 
 def test_attempt_round_trip(any_store: StoreProtocol) -> None:
     s = any_store
-    s.begin_run(make_run())
-    s.attempt_started("r1", "A", 1, "2026-11-21T06:00:01.000000Z", "fp-a", "/logs/A.1.log")
+    s.run_started(make_run())
+    s.attempt_started(
+        "r1", AttemptStart("A", 1, "2026-11-21T06:00:01.000000Z", "fp-a", "/logs/A.1.log")
+    )
     opened = s.attempts("r1", "A")[0]
     assert opened.is_open
     assert (opened.fingerprint, opened.log_path, opened.outcome) == ("fp-a", "/logs/A.1.log", None)
-    s.attempt_process("r1", "A", 1, pid=321, pgid=321, proc_start_time=99999)
-    s.attempt_finished(
-        "r1",
+    s.attempt_process("r1", AttemptProcess("A", 1, pid=321, pgid=321, start_time=99999))
+    end = AttemptEnd(
         "A",
         1,
         Outcome.FAILED,
@@ -144,8 +146,13 @@ def test_attempt_round_trip(any_store: StoreProtocol) -> None:
         tail=["line 1", "ünïcode"],
         usage={"tokens": 12, "cost_usd": 0.5},
     )
-    s.attempt_started("r1", "A", 2, "2026-11-21T06:00:10.000000Z", "fp-a", "/logs/A.2.log")
-    s.attempt_started("r1", "B", 1, "2026-11-21T06:00:11.000000Z", "fp-b", "/logs/B.1.log")
+    s.attempt_finished("r1", end)
+    s.attempt_started(
+        "r1", AttemptStart("A", 2, "2026-11-21T06:00:10.000000Z", "fp-a", "/logs/A.2.log")
+    )
+    s.attempt_started(
+        "r1", AttemptStart("B", 1, "2026-11-21T06:00:11.000000Z", "fp-b", "/logs/B.1.log")
+    )
     done = s.attempts("r1", "A")[0]
     assert not done.is_open
     assert (done.pid, done.pgid, done.proc_start_time) == (321, 321, 99999)
@@ -177,19 +184,24 @@ def test_attempt_round_trip(any_store: StoreProtocol) -> None:
 
 def test_task_updated_keeps_fields_it_is_not_given(any_store: StoreProtocol) -> None:
     s = any_store
-    s.begin_run(make_run())
-    s.task_updated("r1", "A", Status.PENDING, at="2026-11-21T06:00:00.000000Z")
+    s.run_started(make_run())
     s.task_updated(
-        "r1",
-        "A",
-        Status.READY,
-        "needs met",
+        "r1", TaskUpdate(key="A", status=Status.PENDING, at="2026-11-21T06:00:00.000000Z")
+    )
+    ready = TaskUpdate(
+        key="A",
+        status=Status.READY,
+        reason="needs met",
         fingerprint="fp",
         branch="planrun/demo/A",
         base_commit="c0ffee",
         data={"priority": 3},
     )
-    s.task_updated("r1", "A", Status.FAILED, "conflict", attempts=2, diffstat="1 file")
+    s.task_updated("r1", ready)
+    failed = TaskUpdate(
+        key="A", status=Status.FAILED, reason="conflict", attempts=2, diffstat="1 file"
+    )
+    s.task_updated("r1", failed)
     (task,) = s.tasks("r1")
     assert (task.status, task.reason, task.attempts) == (Status.FAILED, "conflict", 2)
     assert (task.fingerprint, task.branch, task.base_commit, task.diffstat) == (
@@ -206,12 +218,18 @@ def test_task_updated_keeps_fields_it_is_not_given(any_store: StoreProtocol) -> 
 
 def test_task_done_writes_task_state_and_event_together(any_store: StoreProtocol) -> None:
     s = any_store
-    s.begin_run(make_run())
-    s.attempt_started("r1", "A", 1, utc_now(), "fp-a", "/logs/A.1.log")
-    s.attempt_finished("r1", "A", 1, Outcome.SUCCEEDED, utc_now(), exit_code=0)
-    seq = s.task_done(
-        "demo", "r1", "A", "fp-a", branch="planrun/demo/A", landed_commit="abc123", diffstat="+3"
+    s.run_started(make_run())
+    s.attempt_started("r1", AttemptStart("A", 1, utc_now(), "fp-a", "/logs/A.1.log"))
+    s.attempt_finished("r1", AttemptEnd("A", 1, Outcome.SUCCEEDED, utc_now(), exit_code=0))
+    done = TaskDone(
+        plan_name="demo",
+        key="A",
+        fingerprint="fp-a",
+        branch="planrun/demo/A",
+        landed_commit="abc123",
+        diffstat="+3",
     )
+    seq = s.task_done("r1", done)
     (task,) = s.tasks("r1")
     assert (task.status, task.landed_commit, task.branch, task.diffstat) == (
         Status.DONE,
@@ -238,51 +256,54 @@ def test_task_done_writes_task_state_and_event_together(any_store: StoreProtocol
 def test_attempts_are_counted_when_they_start_across_runs(any_store: StoreProtocol) -> None:
     s = any_store
     for run in ("r1", "r2", "r3"):  # each run dies during attempt 1 (poison pill)
-        s.begin_run(make_run(run))
-        s.attempt_started(run, "P", 1, utc_now(), "fp-1", f"/logs/{run}.log")
+        s.run_started(make_run(run))
+        s.attempt_started(run, AttemptStart("P", 1, utc_now(), "fp-1", f"/logs/{run}.log"))
     assert s.task_states("demo")["P"].attempts_total == 3
     assert s.task_states("demo")["P"].status == Status.RUNNING
-    s.begin_run(make_run("r4"))
-    s.attempt_started("r4", "P", 1, utc_now(), "fp-2", "/logs/r4.log")  # definition changed
+    s.run_started(make_run("r4"))
+    s.attempt_started(
+        "r4", AttemptStart("P", 1, utc_now(), "fp-2", "/logs/r4.log")
+    )  # definition changed
     assert s.task_states("demo")["P"].attempts_total == 1
-    s.reset_attempts("r4", ["P", "unknown-key"])
+    s.attempts_reset("r4", ["P", "unknown-key"])
     assert s.task_states("demo")["P"].attempts_total == 0
     assert s.events("r4")[-1].data == {"keys": ["P", "unknown-key"]}
-    s.begin_run(make_run("o1", "other"))
-    s.attempt_started("o1", "P", 1, utc_now(), "fp-2", "/logs/o1.log")
+    s.run_started(make_run("o1", "other"))
+    s.attempt_started("o1", AttemptStart("P", 1, utc_now(), "fp-2", "/logs/o1.log"))
     assert s.task_states("demo")["P"].attempts_total == 0  # plans do not share state
     assert s.task_states("other")["P"].attempts_total == 1
 
 
 def test_only_statuses_about_the_work_reach_task_state(any_store: StoreProtocol) -> None:
     s = any_store
-    s.begin_run(make_run())
-    s.task_updated("r1", "A", Status.FAILED, "no row yet")  # nothing started: nothing mirrored
+    s.run_started(make_run())
+    no_row = TaskUpdate(key="A", status=Status.FAILED, reason="no row yet")
+    s.task_updated("r1", no_row)  # nothing started: nothing mirrored
     assert s.task_states("demo") == {}
-    s.attempt_started("r1", "A", 1, utc_now(), "fp", "/l")
+    s.attempt_started("r1", AttemptStart("A", 1, utc_now(), "fp", "/l"))
     for status, expected in [
         (Status.RETRYING, Status.RETRYING),
         (Status.SKIPPED, Status.RETRYING),  # this run's scheduling, not the task's work
         (Status.FAILED, Status.FAILED),
         (Status.DONE, Status.FAILED),  # only task_done makes a task durably done
     ]:
-        s.task_updated("r1", "A", status)
+        s.task_updated("r1", TaskUpdate(key="A", status=status))
         assert s.task_states("demo")["A"].status == expected
 
 
-def test_open_attempts_and_mark_interrupted(any_store: StoreProtocol) -> None:
+def test_open_attempts_and_attempt_interrupted(any_store: StoreProtocol) -> None:
     s = any_store
-    s.begin_run(make_run("r1"))
-    s.attempt_started("r1", "C", 1, utc_now(), "fp", "/l")
-    s.attempt_process("r1", "C", 1, 100, 100, 5000)
-    s.attempt_started("r1", "D", 1, utc_now(), "fp", "/l")
-    s.attempt_finished("r1", "D", 1, Outcome.SUCCEEDED, utc_now(), exit_code=0)
-    s.begin_run(make_run("o1", "other"))
-    s.attempt_started("o1", "C", 1, utc_now(), "fp", "/l")
+    s.run_started(make_run("r1"))
+    s.attempt_started("r1", AttemptStart("C", 1, utc_now(), "fp", "/l"))
+    s.attempt_process("r1", AttemptProcess("C", 1, 100, 100, 5000))
+    s.attempt_started("r1", AttemptStart("D", 1, utc_now(), "fp", "/l"))
+    s.attempt_finished("r1", AttemptEnd("D", 1, Outcome.SUCCEEDED, utc_now(), exit_code=0))
+    s.run_started(make_run("o1", "other"))
+    s.attempt_started("o1", AttemptStart("C", 1, utc_now(), "fp", "/l"))
     (leftover,) = s.open_attempts("demo")
     assert (leftover.run_id, leftover.key, leftover.n, leftover.pgid) == ("r1", "C", 1, 100)
     assert leftover.proc_start_time == 5000
-    s.mark_interrupted("r1", "C", 1, utc_now())
+    s.attempt_interrupted(leftover, utc_now())
     assert s.open_attempts("demo") == []
     closed = s.attempts("r1", "C")[0]
     assert (closed.outcome, closed.reason) == (
@@ -291,17 +312,17 @@ def test_open_attempts_and_mark_interrupted(any_store: StoreProtocol) -> None:
     )
     assert s.events("r1")[-1].kind == "attempt_interrupted"
     with pytest.raises(InternalError, match="no open attempt"):
-        s.mark_interrupted("r1", "C", 1, utc_now())
+        s.attempt_interrupted(leftover, utc_now())
     assert len(s.open_attempts("other")) == 1
 
 
 def test_events_are_sequenced_and_can_be_tailed(any_store: StoreProtocol) -> None:
     s = any_store
-    s.begin_run(make_run("r1"))
-    s.begin_run(make_run("r2"))
-    a = s.record_event("r1", "output", "A", {"line": "hello", "n": 1})
-    b = s.record_event("r2", "hook_ran", None, None, at="2026-11-21T06:00:00.000000Z")
-    c = s.record_event("r1", "retry_scheduled", "A", {"delay": 5.0})
+    s.run_started(make_run("r1"))
+    s.run_started(make_run("r2"))
+    a = s.happened("r1", "output", "A", {"line": "hello", "n": 1})
+    b = s.happened("r2", "hook_ran", None, None, at="2026-11-21T06:00:00.000000Z")
+    c = s.happened("r1", "retry_scheduled", "A", {"delay": 5.0})
     assert a < b < c
     tail = s.events("r1", after_seq=a)
     assert [(e.seq, e.kind, e.data) for e in tail] == [(c, "retry_scheduled", {"delay": 5.0})]
@@ -311,17 +332,17 @@ def test_events_are_sequenced_and_can_be_tailed(any_store: StoreProtocol) -> Non
 
 def test_misuse_is_an_internal_error_and_writes_nothing(any_store: StoreProtocol) -> None:
     s = any_store
-    s.begin_run(make_run())
-    s.attempt_started("r1", "A", 1, utc_now(), "fp", "/l")
+    s.run_started(make_run())
+    s.attempt_started("r1", AttemptStart("A", 1, utc_now(), "fp", "/l"))
     before = s.events("r1")
     bad_calls: list[Callable[[], object]] = [
-        lambda: s.attempt_started("r1", "A", 1, utc_now(), "fp", "/l"),  # duplicate
-        lambda: s.attempt_process("r1", "A", 7, 1, 1, 1),
-        lambda: s.attempt_finished("r1", "Z", 1, Outcome.FAILED, utc_now()),
-        lambda: s.record_event("no-such-run", "output"),
-        lambda: s.task_done("other-plan", "r1", "A", "fp"),
-        lambda: s.end_run("no-such-run", "failed", utc_now()),
-        lambda: s.begin_run(make_run()),  # duplicate run id
+        lambda: s.attempt_started("r1", AttemptStart("A", 1, utc_now(), "fp", "/l")),  # duplicate
+        lambda: s.attempt_process("r1", AttemptProcess("A", 7, 1, 1, 1)),
+        lambda: s.attempt_finished("r1", AttemptEnd("Z", 1, Outcome.FAILED, utc_now())),
+        lambda: s.happened("no-such-run", "output"),
+        lambda: s.task_done("r1", TaskDone(plan_name="other-plan", key="A", fingerprint="fp")),
+        lambda: s.run_ended("no-such-run", "failed", utc_now()),
+        lambda: s.run_started(make_run()),  # duplicate run id
     ]
     for call in bad_calls:
         with pytest.raises(InternalError):
@@ -339,11 +360,11 @@ def test_a_closed_store_refuses_use(db_path: Path) -> None:
 
 
 def test_threads_can_share_a_store(store: Store) -> None:
-    store.begin_run(make_run())
+    store.run_started(make_run())
 
     def write(worker: int) -> None:
         for i in range(20):
-            store.record_event("r1", "output", f"T{worker}", {"i": i})
+            store.happened("r1", "output", f"T{worker}", {"i": i})
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
     for t in threads:
@@ -367,7 +388,7 @@ def test_read_only_never_creates_a_store(db_path: Path) -> None:
 def test_a_wal_reader_sees_committed_data_while_the_writer_is_mid_transaction(
     store: Store, db_path: Path
 ) -> None:
-    store.begin_run(make_run())
+    store.run_started(make_run())
     reader = Store.open(db_path, readonly=True)
     try:
         assert reader.run("r1") is not None
@@ -380,7 +401,7 @@ def test_a_wal_reader_sees_committed_data_while_the_writer_is_mid_transaction(
             assert kinds == ["run_started"]
         assert [e.kind for e in reader.events("r1")] == ["run_started", "uncommitted"]
         with pytest.raises(InternalError, match="read-only"):
-            reader.record_event("r1", "output")
+            reader.happened("r1", "output")
     finally:
         reader.close()
 
@@ -395,8 +416,8 @@ print(json.dumps({"run": run.id, "status": run.status, "events": len(s.events(ru
 
 
 def test_another_process_reads_while_the_writer_is_open(store: Store, db_path: Path) -> None:
-    store.begin_run(make_run())
-    store.attempt_started("r1", "A", 1, utc_now(), "fp", "/l")
+    store.run_started(make_run())
+    store.attempt_started("r1", AttemptStart("A", 1, utc_now(), "fp", "/l"))
     out = subprocess.run(
         [sys.executable, "-c", _READ_IN_CHILD, str(db_path)],
         env=child_env(),
@@ -406,7 +427,7 @@ def test_another_process_reads_while_the_writer_is_open(store: Store, db_path: P
         check=True,
     )
     assert json.loads(out.stdout) == {"run": "r1", "status": "running", "events": 2}
-    store.record_event("r1", "output", "A", {"line": "still writing"})  # writer unaffected
+    store.happened("r1", "output", "A", {"line": "still writing"})  # writer unaffected
 
 
 # ---------------------------------------------------------------- refusing what is not ours
@@ -445,9 +466,9 @@ def _newer_schema(path: Path) -> None:
 
 def _corrupt_pages(path: Path) -> None:
     with Store.open(path) as s:
-        s.begin_run(make_run())
+        s.run_started(make_run())
         for i in range(200):
-            s.record_event("r1", "output", "A", {"line": "x" * 100, "i": i})
+            s.happened("r1", "output", "A", {"line": "x" * 100, "i": i})
     data = bytearray(path.read_bytes())
     page = 4096
     assert len(data) > 4 * page
@@ -494,14 +515,15 @@ def test_a_folder_in_place_of_the_store_is_refused(tmp_path: Path) -> None:
 _WRITES_IN_CHILD = """
 import sys
 from planrun.core.outcomes import Outcome
+from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone
 from planrun.state.store import RunRow
 from planrun.state.sqlite import Store
 s = Store.open(sys.argv[1])
-s.begin_run(RunRow("r1", "demo", "/p.yaml", "00", "0.1", "2026-11-21T06:00:00Z", "running"))
-s.attempt_started("r1", "A", 1, "2026-11-21T06:00:01Z", "fp", "/logs/A.1.log")
-s.attempt_process("r1", "A", 1, 111, 111, 222)
-s.attempt_finished("r1", "A", 1, Outcome.SUCCEEDED, "2026-11-21T06:00:02Z", exit_code=0)
-s.task_done("demo", "r1", "A", "fp")
+s.run_started(RunRow("r1", "demo", "/p.yaml", "00", "0.1", "2026-11-21T06:00:00Z", "running"))
+s.attempt_started("r1", AttemptStart("A", 1, "2026-11-21T06:00:01Z", "fp", "/logs/A.1.log"))
+s.attempt_process("r1", AttemptProcess("A", 1, 111, 111, 222))
+s.attempt_finished("r1", AttemptEnd("A", 1, Outcome.SUCCEEDED, "2026-11-21T06:00:02Z", exit_code=0))
+s.task_done("r1", TaskDone(plan_name="demo", key="A", fingerprint="fp"))
 print("survived", flush=True)
 """
 
@@ -553,22 +575,22 @@ def test_a_bad_fault_seam_value_is_a_usage_error(
 def test_the_memory_store_ignores_the_fault_seam(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(FAULT_ENV, "1")
     with MemoryStore() as s:
-        s.begin_run(make_run())
-        s.record_event("r1", "output")
+        s.run_started(make_run())
+        s.happened("r1", "output")
         assert len(s.events("r1")) == 2
 
 
 def test_a_batch_commits_all_of_its_writes_or_none(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        store.begin_run(make_run())
+        store.run_started(make_run())
         with store.batch():
-            store.record_event("r1", "one")
-            store.record_event("r1", "two")
+            store.happened("r1", "one")
+            store.happened("r1", "two")
         assert [e.kind for e in store.events("r1")][-2:] == ["one", "two"]
 
         def fail_half_way() -> None:
             with store.batch():
-                store.record_event("r1", "three")
+                store.happened("r1", "three")
                 raise RuntimeError("the writer failed half way")
 
         with pytest.raises(RuntimeError):
@@ -582,7 +604,7 @@ def test_a_version_1_store_is_migrated_by_a_writer_and_read_as_it_is(db_path: Pa
     """Schema 2 added runs.journal_seq: a reader of a version 1 store needs nothing new;
     the first writer adds the column, keeping every row."""
     with Store.open(db_path) as s:
-        s.begin_run(make_run())
+        s.run_started(make_run())
     con = sqlite3.connect(db_path)
     con.execute("ALTER TABLE runs DROP COLUMN journal_seq")
     con.execute("PRAGMA user_version = 1")
@@ -594,7 +616,7 @@ def test_a_version_1_store_is_migrated_by_a_writer_and_read_as_it_is(db_path: Pa
     assert sha256(db_path) == before
     with Store.open(db_path) as writer:
         assert writer.journal_seq("r1") == 0
-        writer.set_journal_seq("r1", 7)
+        writer.journal_applied("r1", 7)
         assert writer.journal_seq("r1") == 7
         assert [r.id for r in writer.runs("demo")] == ["r1"]
     con = sqlite3.connect(db_path)
@@ -605,4 +627,4 @@ def test_a_version_1_store_is_migrated_by_a_writer_and_read_as_it_is(db_path: Pa
 def test_journal_seq_of_an_unknown_run(any_store: StoreProtocol) -> None:
     assert any_store.journal_seq("nope") == 0
     with pytest.raises(InternalError, match="unknown run"):
-        any_store.set_journal_seq("nope", 1)
+        any_store.journal_applied("nope", 1)

@@ -25,7 +25,7 @@ from planrun.run.inbox import post_answer
 from planrun.state.folder import STATE_FILE
 from planrun.state.locate import state_dir_for
 from planrun.state.queries import catch_up, run_liveness
-from planrun.state.store import StoreProtocol
+from planrun.state.store import StoreReader
 
 
 def run_answer(args: argparse.Namespace, out: TextIO) -> int:
@@ -61,9 +61,7 @@ def run_answer(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def waiting_apply(
-    store: StoreProtocol, plan: CompiledPlan, state_dir: Path, key: str
-) -> int | None:
+def waiting_apply(store: StoreReader, plan: CompiledPlan, state_dir: Path, key: str) -> int | None:
     """The pid of the apply that parked ``key`` for input and holds the state lock now, or
     None when no running apply waits for this answer."""
     from planrun.state.lock import read_holder

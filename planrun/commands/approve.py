@@ -25,6 +25,7 @@ from planrun.plan.resolved import Task
 from planrun.run.prepare import decide_for, fingerprints_of
 from planrun.state.folder import STATE_FILE, State, open_state
 from planrun.state.locate import state_dir_for
+from planrun.state.records import TaskDone
 from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.trailers import Mark
 
@@ -59,17 +60,17 @@ def run_approve(args: argparse.Namespace, out: TextIO) -> int:
                 file=out,
             )
             return 1
-        state.store.task_done(
-            plan.name,
-            run.id,
-            args.key,
-            fp,
+        done = TaskDone(
+            plan_name=plan.name,
+            key=args.key,
+            fingerprint=fp,
             reason="approved",
             branch=prepared.branch,
             landed_commit=landed.commit,
             diffstat=landed.diffstat,
             data={"fields": dict(fields), "title": task.title},
         )
+        state.store.task_done(run.id, done)
     where = f"landed {landed.commit[:12]}" if landed.commit else "nothing to land"
     print(
         f"approved {args.key}: {where}; `planrun apply {args.plan}` runs what waited for it",

@@ -48,7 +48,7 @@ from planrun.errors import UsageError
 from planrun.sessions.output import NotRegularLog, open_for_reading
 from planrun.state.locate import Located, locate
 from planrun.state.queries import open_readonly, planned_tasks, run_liveness, select_run
-from planrun.state.store import AttemptRow, RunRow, StoreProtocol
+from planrun.state.store import AttemptRow, RunRow, StoreReader
 
 POLL_S = 0.1  # how often --follow looks for new output and the attempt's end
 _CHUNK = 1 << 16
@@ -90,7 +90,7 @@ def run_logs(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def find_attempt(
-    store: StoreProtocol,
+    store: StoreReader,
     located: Located,
     key: str,
     number: int | None,
@@ -114,7 +114,7 @@ def find_attempt(
     raise NothingYet(f"no {which} recorded{where} yet")
 
 
-def _newest_first(store: StoreProtocol, located: Located) -> list[RunRow]:
+def _newest_first(store: StoreReader, located: Located) -> list[RunRow]:
     if located.plan_name is None:
         raise UsageError("name the plan: planrun logs PLAN KEY")
     runs = list(reversed(store.runs(located.plan_name)))
@@ -123,7 +123,7 @@ def _newest_first(store: StoreProtocol, located: Located) -> list[RunRow]:
     return runs
 
 
-def _known_keys(store: StoreProtocol, located: Located, runs: list[RunRow]) -> set[str]:
+def _known_keys(store: StoreReader, located: Located, runs: list[RunRow]) -> set[str]:
     """Task keys the state knows of: ever recorded, or planned in the latest run."""
     known = set(store.task_states(located.plan_name or "")) if located.plan_name else set()
     for run in runs:
@@ -133,7 +133,7 @@ def _known_keys(store: StoreProtocol, located: Located, runs: list[RunRow]) -> s
 
 
 def _wait_for_first(
-    store: StoreProtocol, located: Located, key: str, why: str
+    store: StoreReader, located: Located, key: str, why: str
 ) -> tuple[RunRow, AttemptRow] | None:
     """--follow on a task that has not started: wait while its run is live."""
     from planrun.state.lock import read_holder
@@ -152,7 +152,7 @@ def _wait_for_first(
 
 
 def follow(
-    store: StoreProtocol, located: Located, run: RunRow, attempt: AttemptRow, printer: Printer
+    store: StoreReader, located: Located, run: RunRow, attempt: AttemptRow, printer: Printer
 ) -> int:
     """Print the log as it grows until the attempt ends (0) or its apply dies (1)."""
     from planrun.state.lock import read_holder
@@ -178,7 +178,7 @@ def follow(
         time.sleep(POLL_S)  # polling: the store and the file have no change notification
 
 
-def _refresh(store: StoreProtocol, attempt: AttemptRow) -> AttemptRow:
+def _refresh(store: StoreReader, attempt: AttemptRow) -> AttemptRow:
     for row in store.attempts(attempt.run_id, attempt.key):
         if row.n == attempt.n:
             return row

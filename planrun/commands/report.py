@@ -52,7 +52,7 @@ from planrun.state.queries import (
     select_run,
     task_status,
 )
-from planrun.state.store import AttemptRow, RunRow, StoreProtocol, TaskRow
+from planrun.state.store import AttemptRow, RunRow, StoreReader, TaskRow
 
 _EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
 
@@ -108,7 +108,7 @@ def validate(report: RunReport) -> None:
 
 
 def build_report(
-    store: StoreProtocol, run: RunRow, liveness: str
+    store: StoreReader, run: RunRow, liveness: str
 ) -> tuple[RunReport, list[dict[str, Any]]]:
     """The run's report from the store, and the run's planned tasks (for the graph)."""
     planned = planned_tasks(store.events(run.id))

@@ -15,18 +15,16 @@ recovers it), but a tmux task whose pane still runs shows as ``running`` ("planr
 re-attached by the next apply"): its recorded process is alive (same start time) and a tmux
 server's child. ``--json`` prints the same as one JSON document.
 
-Speed: a 10,000-task run answers in well under a second. The rows are read with a few
-narrow read-only queries (:func:`read_snapshot`) rather than through
-:class:`~planrun.state.store.StoreProtocol`, whose row objects decode every JSON column
-(tails, data) and take most of a second for 10,000 tasks; the store's files are still
-opened, checked and version-gated by ``Store.open(readonly=True)`` first.
+Speed: a 10,000-task run answers in well under a second. The rows are read with
+:meth:`~planrun.state.store.StoreReader.overview` (a few narrow statements in one read
+transaction) rather than the full rows, which decode every JSON column (tails, data) and
+take most of a second for 10,000 tasks.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -36,7 +34,6 @@ from typing import Any, TextIO
 from planrun.core.outcomes import Status
 from planrun.report.figures import cost_text, tokens_text, usage_text
 from planrun.sessions.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
-from planrun.state.folder import RUN_PLAN_EVENT
 from planrun.state.locate import Located, locate
 from planrun.state.queries import (
     elapsed_s,
@@ -47,7 +44,7 @@ from planrun.state.queries import (
     select_run,
     task_status,
 )
-from planrun.state.store import RunRow
+from planrun.state.store import AttemptBrief, RunOverview, RunRow, StoreReader, TaskBrief
 
 
 @dataclass(frozen=True)
@@ -95,10 +92,10 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
     store = open_readonly(located)
     try:
         run = select_run(store, located)
+        holder = read_holder(located.state_dir)  # before the rows: a run ending meanwhile
+        snapshot = read_snapshot(store, run, holder)  # shows as ended, not as dead
     finally:
         store.close()
-    holder = read_holder(located.state_dir)
-    snapshot = read_snapshot(located, run, holder)
     if args.json:
         out.write(json.dumps(as_json(snapshot, located), indent=2) + "\n")
     else:
@@ -109,93 +106,31 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
 # ---------------------------------------------------------------- reading
 
 
-def read_snapshot(located: Located, run: RunRow, holder: dict[str, Any] | None) -> Snapshot:
+def read_snapshot(store: StoreReader, run: RunRow, holder: dict[str, Any] | None) -> Snapshot:
     """The run's tasks as they stand, read in one read-only transaction."""
     now = time.time()
-    with _ReadOnly(located.db_path) as con:
-        con.execute("BEGIN")
-        refreshed = _run_ended(con, run)
-        rows = con.execute(
-            "SELECT key, status, reason, attempts, updated_at, data_json FROM tasks"
-            " WHERE run_id = ?",
-            (run.id,),
-        ).fetchall()
-        attempts = con.execute(
-            "SELECT key, n, started_at, ended_at, outcome, pid, proc_start_time, usage_json"
-            " FROM attempts"
-            " WHERE run_id = ? ORDER BY key, n",
-            (run.id,),
-        ).fetchall()
-        planned = _planned(con, run.id)
-        con.execute("COMMIT")
-    liveness = run_liveness(refreshed, holder)
-    lines = _lines(rows, attempts, planned, liveness, now)
-    return Snapshot(refreshed, run_status(refreshed, liveness), liveness, holder, lines)
+    overview = store.overview(run)
+    liveness = run_liveness(overview.run, holder)
+    lines = _lines(overview, liveness, now)
+    return Snapshot(overview.run, run_status(overview.run, liveness), liveness, holder, lines)
 
 
-class _ReadOnly:
-    """A read-only SQLite connection to ``path`` (never creates or writes it; see
-    :mod:`planrun.state.connect` for a store in a folder this process cannot write).
-    A failed read is a StoreError that calls the store corrupt only if SQLite does."""
-
-    def __init__(self, path: Path) -> None:
-        from planrun.state.connect import connect_reader
-
-        self.con, self.immutable = connect_reader(path)
-        self.path = path
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.con
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.con.close()
-        if isinstance(exc, sqlite3.Error):
-            from planrun.state.connect import read_error
-
-            raise read_error(self.path, exc, immutable=self.immutable) from exc
-
-
-def _run_ended(con: sqlite3.Connection, run: RunRow) -> RunRow:
-    """``run`` with its status and end as committed now (it may have ended meanwhile)."""
-    row = con.execute("SELECT status, ended_at FROM runs WHERE id = ?", (run.id,)).fetchone()
-    if row is None:
-        return run
-    return replace(run, status=row[0], ended_at=row[1])
-
-
-def _planned(con: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
-    """The run's ``run_plan`` event's tasks ([] for runs recorded before it existed)."""
-    row = con.execute(
-        "SELECT data_json FROM events WHERE run_id = ? AND kind = ? ORDER BY seq LIMIT 1",
-        (run_id, RUN_PLAN_EVENT),
-    ).fetchone()
-    if row is None:
-        return []
-    tasks = json.loads(row[0]).get("tasks")
-    return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
-
-
-def _lines(
-    rows: list[Any],
-    attempts: list[Any],
-    planned: list[dict[str, Any]],
-    liveness: str,
-    now: float,
-) -> list[TaskLine]:
+def _lines(overview: RunOverview, liveness: str, now: float) -> list[TaskLine]:
     """Work tasks in the run_plan's order, then any other recorded task by key."""
     spans: dict[str, tuple[str, str | None, bool, str | None, int]] = {}
     in_tmux: set[str] = set()
-    usage = _usage_by_task(attempts)
-    for key, n, started, ended, outcome, pid, start_time, _ in attempts:
-        first = spans[key][0] if key in spans else started
-        spans[key] = (first, ended, ended is None, outcome, n)
-        in_tmux.discard(key)
-        if ended is None and liveness == "dead" and tmux_pane_alive(pid, start_time):
-            in_tmux.add(key)
-    recorded = {r[0]: r for r in rows}
+    usage = _usage_by_task(overview.attempts)
+    for a in overview.attempts:
+        first = spans[a.key][0] if a.key in spans else a.started_at
+        spans[a.key] = (first, a.ended_at, a.ended_at is None, a.outcome, a.n)
+        in_tmux.discard(a.key)
+        if a.ended_at is None and liveness == "dead" and tmux_pane_alive(a.pid, a.proc_start_time):
+            in_tmux.add(a.key)
+    recorded = {t.key: t for t in overview.tasks}
+    planned = overview.planned
     order = [t for t in in_run(planned, recorded, liveness) if t.get("kind", "work") == "work"]
     known = {str(t["key"]) for t in planned}
-    extra = sorted(k for k in recorded if k not in known and _is_work(recorded[k][5]))
+    extra = sorted(k for k, t in recorded.items() if k not in known and t.kind == "work")
     lines = [
         _line(str(t["key"]), recorded, spans, liveness, now, str(t.get("why", "")), in_tmux)
         for t in order
@@ -207,12 +142,11 @@ def _lines(
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cost_usd")
 
 
-def _usage_by_task(attempts: list[Any]) -> dict[str, dict[str, Any]]:
-    """Each task's usage: the sum of its attempts' ``usage_json`` (the last column)."""
+def _usage_by_task(attempts: Iterable[AttemptBrief]) -> dict[str, dict[str, Any]]:
+    """Each task's usage: the sum of its attempts' usage."""
     per_task: dict[str, list[dict[str, Any] | None]] = {}
-    for row in attempts:
-        data = json.loads(row[-1]) if row[-1] else None
-        per_task.setdefault(row[0], []).append(data if isinstance(data, dict) else None)
+    for a in attempts:
+        per_task.setdefault(a.key, []).append(dict(a.usage) if a.usage else None)
     totals = {key: _sum_usage(usages) for key, usages in per_task.items()}
     return {key: total for key, total in totals.items() if total is not None}
 
@@ -247,15 +181,9 @@ def tmux_pane_alive(pid: int | None, start_time: int | None) -> bool:
     return parent.startswith("tmux")
 
 
-def _is_work(data_json: str | None) -> bool:
-    if not data_json or '"kind"' not in data_json:
-        return True
-    return bool(json.loads(data_json).get("kind", "work") == "work")
-
-
 def _line(
     key: str,
-    recorded: dict[str, Any],
+    recorded: dict[str, TaskBrief],
     spans: dict[str, tuple[str, str | None, bool, str | None, int]],
     liveness: str,
     now: float,
@@ -266,8 +194,8 @@ def _line(
     span = spans.get(key)
     started, ended, is_open, outcome, number = span if span else (None, None, False, None, 0)
     status, reason = task_status(
-        None if row is None else row[1],
-        "" if row is None else row[2],
+        None if row is None else row.status,
+        "" if row is None else row.reason,
         liveness=liveness,
         attempt_open=is_open,
         last_outcome=outcome,
@@ -278,13 +206,13 @@ def _line(
     if not final:
         ended = None  # still going: elapsed counts to now
     elif ended is None and row is not None and not is_open:
-        ended = row[4]  # finished without an attempt in this run (up to date, skipped)
+        ended = row.updated_at  # finished without an attempt in this run (up to date, skipped)
     # an attempt left open by a planrun that died has no known end
     elapsed = elapsed_s(started, ended, now) if ended is not None or not final else None
     return TaskLine(
         key=key,
         status=status,
-        attempt=number or (row[3] if row else 0),
+        attempt=number or (row.attempts if row else 0),
         started_at=started,
         ended_at=ended,
         elapsed_s=elapsed,

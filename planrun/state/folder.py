@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from planrun import __version__
 from planrun.errors import UsageError
 from planrun.state.known import known_tasks
+from planrun.state.records import TaskDone
 from planrun.state.recovery import reattachable, recover, remove_partial_reports
-from planrun.state.store import RunRow, StoreProtocol, utc_now
+from planrun.state.store import RUN_PLAN_EVENT, RunRow, StoreProtocol, StoreReader, utc_now
 
 if TYPE_CHECKING:
     from planrun.core.decision import Known, RunDecision
@@ -32,8 +33,7 @@ if TYPE_CHECKING:
     from planrun.state.recording import Journal
 
 STATE_FILE = "state.db"
-#: The event that records, at the start of a run, its tasks and what apply decided.
-RUN_PLAN_EVENT = "run_plan"
+#: The version of the run_plan event's data (:func:`run_plan`).
 RUN_PLAN_FORMAT = 1
 #: The event that lists what recovery did at the start of a run.
 RECOVERED_EVENT = "recovered"
@@ -75,9 +75,9 @@ class State:
 
         if self.store is None or self.readonly:
             return NullJournal()
-        self.store.begin_run(_run_row(run_id, plan))
+        self.store.run_started(_run_row(run_id, plan))
         if self.recovered:
-            self.store.record_event(run_id, RECOVERED_EVENT, None, {"notes": self.recovered})
+            self.store.happened(run_id, RECOVERED_EVENT, None, {"notes": self.recovered})
             for note in self.recovered:
                 print(f"planrun: recovered: {note}", file=sys.stderr)
         self._adopt(run_id, plan, decision, fingerprints)
@@ -88,8 +88,8 @@ class State:
             if d.run and d.prior_attempts == 0 and k in self.known and self.known[k].attempts
         ]
         if fresh:
-            self.store.reset_attempts(run_id, fresh)
-        self.store.record_event(run_id, RUN_PLAN_EVENT, None, run_plan(plan, decision, only))
+            self.store.attempts_reset(run_id, fresh)
+        self.store.happened(run_id, RUN_PLAN_EVENT, None, run_plan(plan, decision, only))
         up_to_date = [k for k, d in decisions.items() if not d.run]
         self.journal = StoreJournal(
             self.store, run_id, plan.name, fingerprints, up_to_date, journal_dir=self.journal_dir
@@ -109,15 +109,16 @@ class State:
         for key, commit in decision.adopted.items():
             fp, fields = fingerprints[key]
             why = decision.steps[key].why
-            self.store.task_done(
-                plan.name,
-                run_id,
-                key,
-                fp,
+            data = {"fields": dict(fields), "title": plan.tasks[key].title}
+            done = TaskDone(
+                plan_name=plan.name,
+                key=key,
+                fingerprint=fp,
                 reason=why,
                 landed_commit=commit,
-                data={"fields": dict(fields), "title": plan.tasks[key].title},
+                data=data,
             )
+            self.store.task_done(run_id, done)
             print(f"planrun: recovered: {key}: {why}", file=sys.stderr)
 
     def end(self, run_id: str, status: str) -> None:
@@ -137,7 +138,7 @@ class State:
                 from planrun.state.stops import mark_stopped
 
                 mark_stopped(self.journal_dir, run_id, getattr(failure, "problem", str(failure)))
-            self.store.end_run(run_id, status, utc_now())
+            self.store.run_ended(run_id, status, utc_now())
 
     def close_journal(self) -> None:
         """Make the journal's writes durable and stop its writer (idempotent)."""
@@ -250,7 +251,7 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
         store.close()
 
 
-def check_plan_owner(store: StoreProtocol, plan: CompiledPlan, path: Path) -> None:
+def check_plan_owner(store: StoreReader, plan: CompiledPlan, path: Path) -> None:
     """Refuse a second plan file that would share this plan's state: one state folder
     holds one plan (another name is refused; so is another file of the same name).
 

@@ -2,8 +2,8 @@
 
 Two layers, so that recording costs the event loop one ``write`` and no wait:
 
-1. The run's journal file, ``<state>/journal/<run id>.jsonl``. Each call appends one line,
-   ``{"seq": n, "op": ..., "args": {...}}``, with a single ``write`` before it returns.
+1. The run's journal file, ``<state>/journal/<run id>.jsonl``. Each call appends one line
+   (:mod:`planrun.state.journalfile`) with a single ``write`` before it returns.
    That is what *recorded* means: a write that returned is in the kernel and survives
    planrun dying (kill -9, the OOM killer, a crash), which is when recovery matters. So
    ``attempt_started`` is recorded before the attempt's process starts, and a crash at any
@@ -39,42 +39,33 @@ starts on a journal that cannot record it. The file is then kept for the next ap
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import threading
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planrun.atomic import ensure_private_dir
 from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
-from planrun.state.faults import count_write, fault_at_from_env
-from planrun.state.store import StoreProtocol, utc_now
+from planrun.state.journalfile import (
+    MOVE_JOURNAL_ASIDE,
+    JournalFile,
+    Record,
+    Write,
+    read_records,
+    record_of,
+    write_of,
+)
+from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone, TaskUpdate
+from planrun.state.store import StoreProtocol, StoreWriter, utc_now
 
 #: Where, in the state folder, the runs' journal files are.
 JOURNAL_DIR = "journal"
-#: The store writes a record may hold (anything else in a file ends its readable part).
-OPERATIONS = frozenset(
-    {"attempt_started", "attempt_process", "attempt_finished", "task_done", "task_updated"}
-)
 #: Seconds the writer gathers records before committing them as one transaction.
 WINDOW = 0.05
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for every record
-_ADVICE = "free disk space or fix the state folder's permissions, then run apply again to resume"
-
-
-@dataclass(frozen=True)
-class Record:
-    """One journal line: the ``seq``-th write of a run, a store write ``op`` with ``args``."""
-
-    seq: int
-    op: str
-    args: dict[str, Any]
 
 
 class StoreJournal:
@@ -108,48 +99,45 @@ class StoreJournal:
         self._seq = store.journal_seq(run_id)
         self._broken: StoreError | None = None  # the journal file could not be written
         self._failure: BaseException | None = None  # the store write that failed, once closed
-        self._file: _JournalFile | None = None
+        self._file: JournalFile | None = None
         self._writer: _Writer | None = None
         self._closed = False
         if write_behind:
             if journal_dir is not None:
-                self._file = _JournalFile(journal_dir / f"{run_id}.jsonl")
+                self._file = JournalFile(journal_dir / f"{run_id}.jsonl")
             self._writer = _Writer(store, run_id, window)
 
     # ------------------------------------------------------------ the Journal protocol
 
     def attempt_started(self, key: str, number: int, log_path: Path) -> None:
         """Record attempt ``number`` of ``key`` (before its process starts)."""
-        args = {"key": key, "n": number, "at": utc_now(), "fingerprint": self._fp(key) or ""}
-        args["log_path"] = str(log_path)
-        self._record("attempt_started", args, must_record=True)
+        start = AttemptStart(key, number, utc_now(), self._fp(key) or "", str(log_path))
+        self._record(start, must_record=True)
 
     def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None:
         """Record the attempt's process group, for recovery after a crash."""
-        args = {"key": key, "n": number, "pid": info.pid, "pgid": info.pgid}
-        args.update(start_time=info.start_time, at=utc_now())
-        self._record("attempt_process", args)
+        self._record(AttemptProcess(key, number, info.pid, info.pgid, info.start_time, utc_now()))
 
     def attempt_finished(self, key: str, attempt: AttemptReport) -> None:
         """Close the attempt with its outcome, exit status, last lines and usage."""
-        args = {
-            "key": key,
-            "n": attempt.number,
-            "outcome": Outcome(attempt.outcome).value,
-            "at": attempt.ended_at or utc_now(),
-            "exit_code": attempt.exit_code,
-            "signal": attempt.signal,
-            "reason": attempt.reason,
-            "tail": list(attempt.tail),
-            "usage": attempt.usage.model_dump() if attempt.usage else None,
-        }
-        self._record("attempt_finished", args)
+        end = AttemptEnd(
+            key,
+            attempt.number,
+            Outcome(attempt.outcome),
+            attempt.ended_at or utc_now(),
+            exit_code=attempt.exit_code,
+            signal=attempt.signal,
+            reason=attempt.reason,
+            tail=list(attempt.tail),
+            usage=attempt.usage.model_dump() if attempt.usage else None,
+        )
+        self._record(end)
 
     def task_finished(self, key: str, report: TaskReport) -> None:
         """Record a task's status (final, or paused in review or for input); a new
         success becomes durably done."""
         status = Status(report.status)
-        args: dict[str, Any] = {
+        common: dict[str, Any] = {
             "key": key,
             "at": utc_now(),
             "reason": report.reason,
@@ -160,17 +148,17 @@ class StoreJournal:
         }
         hashes = self.fingerprints[key][1] if key in self.fingerprints else None
         if status is Status.DONE and hashes is not None and key not in self.up_to_date:
-            args["plan"] = self.plan_name
-            args["fingerprint"] = self.fingerprints[key][0]
-            args["data"] = {"fields": dict(hashes), "title": report.title, "kind": report.kind}
-            self._record("task_done", args)
+            data = {"fields": dict(hashes), "title": report.title, "kind": report.kind}
+            fingerprint = self.fingerprints[key][0]
+            self._record(
+                TaskDone(plan_name=self.plan_name, fingerprint=fingerprint, data=data, **common)
+            )
             return
         info: dict[str, object] = {"cause": report.cause, "title": report.title}
         info["kind"] = report.kind
         if hashes is not None:
             info["fields"] = dict(hashes)
-        args.update(status=status.value, fingerprint=self._fp(key), data=info)
-        self._record("task_updated", args)
+        self._record(TaskUpdate(status=status, fingerprint=self._fp(key), data=info, **common))
 
     @property
     def failure(self) -> BaseException | None:
@@ -205,17 +193,17 @@ class StoreJournal:
     def _fp(self, key: str) -> str | None:
         return self.fingerprints[key][0] if key in self.fingerprints else None
 
-    def _record(self, op: str, args: dict[str, Any], *, must_record: bool = False) -> None:
+    def _record(self, write: Write, *, must_record: bool = False) -> None:
         if self._closed:
             raise InternalError(f"journal of run {self.run_id} used after close()")
+        record = record_of(self._seq + 1, write)
         if self._writer is None:  # not write-behind: straight into the store
-            apply_records(self.store, self.run_id, [Record(self._seq + 1, op, args)])
+            apply_records(self.store, self.run_id, [record])
             self._seq += 1
             return
         if self._broken is not None:  # nothing more is recorded, nor applied out of order
             raise self._broken
         self._writer.raise_failure(again=must_record)
-        record = Record(self._seq + 1, op, args)
         if self._file is not None:
             try:
                 self._file.append(record)
@@ -235,150 +223,22 @@ def apply_records(store: StoreProtocol, run_id: str, records: list[Record]) -> N
         return
     with store.batch(counted=False):
         for record in records:
-            _apply(store, run_id, record)
-        store.set_journal_seq(run_id, records[-1].seq)
+            apply_write(store, run_id, write_of(record))
+        store.journal_applied(run_id, records[-1].seq)
 
 
-def _apply(store: StoreProtocol, run_id: str, record: Record) -> None:
-    a = record.args
-    if record.op == "attempt_started":
-        store.attempt_started(run_id, a["key"], a["n"], a["at"], a["fingerprint"], a["log_path"])
-    elif record.op == "attempt_process":
-        store.attempt_process(
-            run_id, a["key"], a["n"], a["pid"], a["pgid"], a["start_time"], at=a["at"]
-        )
-    elif record.op == "attempt_finished":
-        store.attempt_finished(
-            run_id,
-            a["key"],
-            a["n"],
-            Outcome(a["outcome"]),
-            a["at"],
-            exit_code=a["exit_code"],
-            signal=a["signal"],
-            reason=a["reason"],
-            tail=a["tail"],
-            usage=a["usage"],
-        )
-    elif record.op == "task_done":
-        store.task_done(
-            a["plan"], run_id, a["key"], a["fingerprint"], at=a["at"], data=a["data"], **_task(a)
-        )
-    elif record.op == "task_updated":
-        store.task_updated(
-            run_id,
-            a["key"],
-            Status(a["status"]),
-            at=a["at"],
-            fingerprint=a["fingerprint"],
-            data=a["data"],
-            **_task(a),
-        )
+def apply_write(store: StoreWriter, run_id: str, write: Write) -> None:
+    """Hand one record to the store's write for its moment."""
+    if isinstance(write, AttemptStart):
+        store.attempt_started(run_id, write)
+    elif isinstance(write, AttemptProcess):
+        store.attempt_process(run_id, write)
+    elif isinstance(write, AttemptEnd):
+        store.attempt_finished(run_id, write)
+    elif isinstance(write, TaskDone):
+        store.task_done(run_id, write)
     else:
-        raise ValueError(f"unknown journal operation {record.op!r}")
-
-
-def _task(args: Mapping[str, Any]) -> dict[str, Any]:
-    names = ("reason", "branch", "base_commit", "landed_commit", "diffstat")
-    return {name: args[name] for name in names}
-
-
-# ---------------------------------------------------------------- the file
-
-
-class _JournalFile:
-    """A run's journal file, appended to with one ``write`` per record (no fsync)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fault_at = fault_at_from_env()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
-        try:
-            ensure_private_dir(path.parent)
-            self._fd: int | None = os.open(path, flags, 0o600)
-        except OSError as e:
-            problem = f"cannot open the run's journal ({e.strerror})"
-            raise StoreError(str(path), problem, _ADVICE) from e
-
-    def append(self, record: Record) -> None:
-        entry = {"seq": record.seq, "op": record.op, "args": record.args}
-        data = (_ENCODE(entry) + "\n").encode()
-        if self._fd is None:
-            raise StoreError(str(self.path), "journal write after close", _ADVICE)
-        try:
-            while data:  # a regular file takes it in one write unless the disk is full
-                data = data[os.write(self._fd, data) :]
-        except OSError as e:
-            problem = f"journal write failed ({e.strerror})"
-            raise StoreError(str(self.path), problem, _ADVICE) from e
-        count_write(self._fault_at)
-
-    def close(self, *, remove: bool) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if remove:
-            self.path.unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class JournalRead:
-    """What a journal file holds: its whole records, and where a torn end was dropped."""
-
-    records: list[Record]
-    torn_at: int | None = None  # byte offset of an unreadable last line, if there was one
-
-
-_MOVE_JOURNAL_ASIDE = (
-    "planrun will not drop records it cannot read; move the file aside (apply then runs "
-    "again what it recorded) or restore it"
-)
-
-
-def read_records(path: Path) -> JournalRead:
-    """Read a journal file (matrix C3).
-
-    A last line that is not a whole record (a crash in the middle of a write; zeroes where
-    a machine crash lost the page cache) is a torn end: it is dropped and its offset
-    returned. Anything else that is not a record, or that breaks the sequence, before the
-    end (a corrupt file, an operation this planrun does not know) raises StoreError
-    naming the line; nothing is skipped silently.
-    """
-    data = path.read_bytes()
-    records: list[Record] = []
-    offset = 0
-    lines = data.split(b"\n")
-    for number, line in enumerate(lines, start=1):
-        last = number == len(lines) or (number == len(lines) - 1 and lines[-1] == b"")
-        if not line and number == len(lines):
-            break  # the file ends with a newline
-        problem = _problem(line, records)
-        if problem is None:
-            records.append(_parse(line))
-        elif last:
-            return JournalRead(records, torn_at=offset)
-        else:
-            raise StoreError(str(path), f"line {number} {problem}", _MOVE_JOURNAL_ASIDE)
-        offset += len(line) + 1
-    return JournalRead(records)
-
-
-def _parse(line: bytes) -> Record:
-    entry = json.loads(line)
-    return Record(int(entry["seq"]), str(entry["op"]), dict(entry["args"]))
-
-
-def _problem(line: bytes, before: list[Record]) -> str | None:
-    """Why ``line`` is not the record that follows ``before``; None if it is."""
-    try:
-        record = _parse(line)
-    except (ValueError, KeyError, TypeError):
-        return "is not a journal record"
-    if record.op not in OPERATIONS:
-        return f"holds an operation this planrun does not know ({record.op[:40]!r})"
-    if before and record.seq != before[-1].seq + 1:
-        return f"breaks the sequence (record {record.seq} after {before[-1].seq})"
-    return None
+        store.task_updated(run_id, write)
 
 
 def replay(store: StoreProtocol, journal_dir: Path) -> list[str]:
@@ -401,7 +261,7 @@ def replay(store: StoreProtocol, journal_dir: Path) -> list[str]:
         records = [r for r in read.records if r.seq > applied]
         if records and records[0].seq != applied + 1:
             problem = f"its records resume at {records[0].seq}, the store has {applied}"
-            raise StoreError(str(path), problem, _MOVE_JOURNAL_ASIDE)
+            raise StoreError(str(path), problem, MOVE_JOURNAL_ASIDE)
         apply_records(store, run_id, records)
         if records:
             notes.append(f"replayed {len(records)} journal record(s) of run {run_id}")

@@ -7,13 +7,13 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from planrun.core.outcomes import Outcome, Status
-from planrun.state.store import AttemptRow, RunRow, StoreProtocol, TaskRow
+from planrun.state.store import AttemptRow, RunRow, StoreReader, TaskRow
 
 if TYPE_CHECKING:
     from planrun.core.decision import Known
 
 
-def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
+def known_tasks(store: StoreReader, plan_name: str) -> dict[str, Known]:
     """What the store knows of each task of ``plan_name`` that ever started or finished.
 
     ``fields`` (per-field hashes, to name what changed) come from the task's row in the
@@ -51,7 +51,7 @@ def known_tasks(store: StoreProtocol, plan_name: str) -> dict[str, Known]:
 
 
 def _trailing_interruptions(
-    store: StoreProtocol, runs: list[RunRow], unfinished: Collection[str], depth: int = 5
+    store: StoreReader, runs: list[RunRow], unfinished: Collection[str], depth: int = 5
 ) -> dict[tuple[str, str], tuple[int, str]]:
     """(key, fingerprint) → how many of its latest attempts in a row planrun's death ended,
     and the latest attempt's name (``run_id#n``, as landing trailers name it).
@@ -91,7 +91,7 @@ def attempt_name(run_id: str, n: int) -> str:
 class _RowsByRun:
     """Task rows of a run, read once per run."""
 
-    def __init__(self, store: StoreProtocol) -> None:
+    def __init__(self, store: StoreReader) -> None:
         self.store = store
         self._runs: dict[str, dict[str, TaskRow]] = {}
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from planrun.core.outcomes import Status
 from planrun.errors import StoreError, UsageError
-from planrun.state.folder import RUN_PLAN_EVENT, STATE_FILE
+from planrun.state.folder import STATE_FILE
 from planrun.state.locate import Located
-from planrun.state.store import EventRow, RunRow, StoreProtocol
+from planrun.state.store import RUN_PLAN_EVENT, EventRow, RunRow, StoreReader
 
 if TYPE_CHECKING:
     pass
@@ -50,7 +50,7 @@ def catch_up(state_dir: Path) -> list[str]:
             return []
 
 
-def open_readonly(located: Located) -> StoreProtocol:
+def open_readonly(located: Located) -> StoreReader:
     """The state store opened read-only (works while an apply writes), once a killed run's
     journal was caught up (:func:`catch_up`). StoreError if absent."""
     from planrun.state.sqlite import Store
@@ -76,7 +76,7 @@ def open_readonly(located: Located) -> StoreProtocol:
     return Store.open(located.db_path, readonly=True)
 
 
-def select_run(store: StoreProtocol, located: Located, run_id: str | None = None) -> RunRow:
+def select_run(store: StoreReader, located: Located, run_id: str | None = None) -> RunRow:
     """The run asked for (``run_id``), else the plan's (or the store's) last run.
 
     UsageError when there is none, or when ``run_id`` belongs to another plan.

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planrun.sessions.procfs import PGRP, PPID, STATE, stat_field, stat_fields
-from planrun.state.store import AttemptRow, RunRow, StoreProtocol, utc_now
+from planrun.state.store import AttemptRow, RunRow, StoreProtocol, StoreReader, StoreWriter, utc_now
 
 if TYPE_CHECKING:
     from planrun.plan.compile import CompiledPlan
@@ -70,7 +70,7 @@ def recover(
     notes += [f"left {key}'s tmux session running, to re-attach to it" for _, key in spared]
     now = utc_now()
     for attempt in attempts:
-        store.mark_interrupted(attempt.run_id, attempt.key, attempt.n, now)
+        store.attempt_interrupted(attempt, now)
         notes.append(_interrupted_note(attempt, stopped))
     for run in dead:
         notes.append(_end_dead_run(store, run, stopped, now))
@@ -84,12 +84,12 @@ def _interrupted_note(attempt: AttemptRow, stopped: Mapping[str, str]) -> str:
     return f"{what} was interrupted"
 
 
-def _end_dead_run(store: StoreProtocol, run: RunRow, stopped: Mapping[str, str], now: str) -> str:
+def _end_dead_run(store: StoreWriter, run: RunRow, stopped: Mapping[str, str], now: str) -> str:
     """End a run that never ended; returns the note saying how."""
     if run.id not in stopped:
-        store.end_run(run.id, "interrupted", now)
+        store.run_ended(run.id, "interrupted", now)
         return f"run {run.id} had not ended (planrun died): marked interrupted"
-    store.end_run(run.id, "failed", now)  # as its apply reported it (exit 1)
+    store.run_ended(run.id, "failed", now)  # as its apply reported it (exit 1)
     why = f" ({stopped[run.id]})" if stopped[run.id] else ""
     return f"run {run.id} stopped because its journal could not be written{why}: marked failed"
 
@@ -114,7 +114,7 @@ class _Proc:
     key: str | None  # its PLANRUN_TASK_KEY (None for run-level hooks)
 
 
-def reattachable(plan: CompiledPlan, store: StoreProtocol) -> set[tuple[str, str]]:
+def reattachable(plan: CompiledPlan, store: StoreReader) -> set[tuple[str, str]]:
     """Open attempts whose processes outlive planrun on purpose and are re-attached to:
     tmux tasks whose definition (fingerprint) is still the one that attempt ran."""
     from planrun.core.fingerprint import fingerprint
