@@ -120,6 +120,8 @@ class AttemptFinished(Event):
     reason: str
     exit_code: int | None
     duration_s: float | None
+    #: the last lines of the attempt's output, redacted (as in the report)
+    tail: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +157,8 @@ class TaskFinished(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskPaused(Event):
+    """needs_input or in_review (also a task still in review from an earlier run)."""
+
     kind = EventKind.TASK_PAUSED
     status: str
     reason: str
@@ -171,6 +175,9 @@ class RunFinished(Event):
     kind = EventKind.RUN_FINISHED
     status: str
     counts: Mapping[str, int]
+    #: what the run's agents used, where their output said (None: not known)
+    tokens: int | None = None
+    cost_usd: float | None = None
 
 
 class Observer(Protocol):
