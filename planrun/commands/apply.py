@@ -82,4 +82,6 @@ def _add_progress(stack: ExitStack, observers: Observers, args: argparse.Namespa
     else:
         from planrun.ui.plain import PlainProgress
 
-        observers.add(PlainProgress(sys.stderr))
+        github = os.environ.get("GITHUB_ACTIONS") == "true"
+        plain = PlainProgress(sys.stderr, dry_run=args.dry_run, hints=hints, github=github)
+        observers.add(plain)
