@@ -4,7 +4,8 @@ A failure names its last line of output, not only its exit code; the run ends wi
 summary (what failed with its last lines, what was skipped because of what, the command
 to see more or to continue, the totals); a dry run says so on every line. Under GitHub
 Actions each failed task is an ``::error`` annotation, escaped as the runner's rules say,
-and its output is folded in a ``::group::`` in which workflow commands are off.
+its output is folded in a ``::group::`` in which workflow commands are off, and the
+``--summary`` Markdown carries the same details.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from planrun.report.model import AttemptReport, PlanInfo, RunReport, TaskReport
+from planrun.report.write import summary_markdown
 from planrun.ui import github
 from tests import runs
 from tests.view_plans import asking, in_repo, write
@@ -96,7 +99,8 @@ FORGED = (
 def test_github_actions_gets_annotations_groups_and_a_step_summary(tmp_path: Path) -> None:
     tasks = f'  t: {{for_each: {{items: ["a:b,c%d"]}}, run: [sh, -c, "{FORGED}"]}}\n'
     plan = write(tmp_path, "gh", tasks)
-    done = runs.apply(plan, env={"GITHUB_ACTIONS": "true"})
+    summary = tmp_path / "summary.md"
+    done = runs.apply(plan, "--summary", str(summary), env={"GITHUB_ACTIONS": "true"})
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()
     message = "exit code 3%0A::add-mask::visible%0A::error::forged%0Afatal: 50%25 done, at x:y"
@@ -113,9 +117,35 @@ def test_github_actions_gets_annotations_groups_and_a_step_summary(tmp_path: Pat
         "::endgroup::",
     ]
     assert lines.count("::add-mask::visible") == 1
+    markdown = summary.read_text()
+    assert "### Failed" in markdown
+    assert "**`t[a:b,c%d]`**: `exit code 3`" in markdown
+    assert "```text\n::add-mask::visible\n::error::forged\nfatal: 50% done, at x:y\n```" in markdown
+    assert f"More: `planrun logs {plan} 't[a:b,c%d]'`" in markdown
 
 
 def test_workflow_command_escapes() -> None:
     assert github.escape_data("50%: a,b\r\nc") == "50%25: a,b%0D%0Ac"
     assert github.escape_property("50%: a,b\r\nc") == "50%25%3A a%2Cb%0D%0Ac"
     assert github.error("T: x, y", "line\nnext") == "::error title=T%3A x%2C y::line%0Anext"
+
+
+def test_the_step_summary_fences_output_that_holds_backticks() -> None:
+    tail = ["```", "````not the end", "x"]
+    attempt = AttemptReport(number=1, started_at="t", outcome="failed", tail=tail)
+    task = TaskReport(key="T`1", title="T", status="failed", reason="a `b`", attempts=[attempt])
+    review = TaskReport(key="R", title="R", status="in_review", reason="waiting for review")
+    report = RunReport(
+        planrun_version="0",
+        plan=PlanInfo(name="p", path="my plan.yaml", sha256="0"),
+        run_id="r",
+        started_at="t",
+        status="failed",
+        counts={"failed": 1, "in_review": 1},
+        tasks=[task, review],
+    )
+    markdown = summary_markdown(report)
+    assert "**``T`1``**: `` a `b` ``" in markdown
+    assert "\n`````text\n```\n````not the end\nx\n`````\n" in markdown
+    assert "More: ``planrun logs 'my plan.yaml' 'T`1'``" in markdown
+    assert "### Waiting for review\n\n- `R`: `planrun approve 'my plan.yaml' R`" in markdown
