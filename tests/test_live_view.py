@@ -88,6 +88,17 @@ def test_elapsed_time_ticks_while_a_task_prints_nothing(tmp_path: Path, screen: 
     assert "planrun quiet: succeeded in" in screen.text()
 
 
+def test_a_retry_counts_down_while_it_waits(tmp_path: Path, screen: Screen) -> None:
+    retry = "{attempts: 2, backoff: {initial: 3s, jitter: 0}}"
+    task = f'  FLAKY: {{retry: {retry}, run: [sh, -c, "exit 1"]}}\n'
+    plan = write(tmp_path, "retry", task)
+    apply_live(screen, plan)
+    screen.wait_for("retry in 2s")
+    screen.wait_for("retry in 1s")
+    assert screen.exit_status() == 1
+    assert "FLAKY: exit code 1" in screen.text()
+
+
 def test_a_question_shows_the_command_that_answers_it(tmp_path: Path, screen: Screen) -> None:
     plan = asking(tmp_path, "60s")
     apply_live(screen, plan)

@@ -55,6 +55,20 @@ def test_a_failure_names_its_last_line_and_the_run_ends_with_a_summary(tmp_path:
     assert not any(line.startswith("::") for line in lines)
 
 
+def test_cancelled_tasks_are_named_with_the_command_that_runs_them(tmp_path: Path) -> None:
+    tasks = """\
+  FAIL: {run: [sh, -c, "until [ -e started ]; do sleep 0.05; done; exit 3"]}
+  LONG: {run: [sh, -c, "touch started; until [ -e never ]; do sleep 0.05; done"]}
+"""
+    plan = write(tmp_path, "stop", tasks, "settings: {on_failure: cancel}\n")
+    done = runs.apply(plan, env=NOT_GITHUB)
+    assert done.returncode == 1, done.stderr
+    lines = lines_of(done.stderr)
+    assert "not run (1):" in lines
+    assert "  LONG: cancelled: cancelled: the run stopped" in lines
+    assert f"  to run what was cancelled: planrun apply {plan}" in lines
+
+
 def test_a_dry_run_says_so_on_every_line(tmp_path: Path) -> None:
     tasks = '  A: {run: [sh, -c, "exit 3"]}\n  B: {needs: [A], run: ["true"]}\n'
     plan = write(tmp_path, "dry", tasks)

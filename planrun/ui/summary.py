@@ -75,6 +75,8 @@ def final_summary(view: RunView, hints: Hints, *, dry_run: bool = False) -> list
     the detail, never the outcome."""
     items = _failed(view, hints)
     items += _named(view.with_status("skipped", "cancelled"), "not run", "yellow", hints)
+    if view.with_status("cancelled"):
+        items.append(Line(f"to run what was cancelled: {hints.apply()}", "dim", 2))
     items += _waiting(view, hints)
     return [*items, _title(view, dry_run), Line(_totals(view), indent=2)]
 
