@@ -46,7 +46,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     )
     with ExitStack() as stack:
         observers = Observers()
-        _add_progress(stack, observers, args.progress)
+        _add_progress(stack, observers, args)
         if args.events:
             from planrun.ui.events import JsonLines
 
@@ -64,15 +64,24 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     return applied.exit_code
 
 
-def _add_progress(stack: ExitStack, observers: Observers, mode: str) -> None:
+def _add_progress(stack: ExitStack, observers: Observers, args: argparse.Namespace) -> None:
+    """The view a person or a CI system sees; it names the plan as the user did, in the
+    commands it prints (answer, approve, logs), and says when the run is a dry run."""
+    mode = args.progress
     if mode == "none":
         return
+    from planrun.ui.hints import Hints
+
+    hints = Hints(args.plan, str(args.state_dir) if args.state_dir else None)
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     if mode == "live" or (mode == "auto" and interactive):
         from planrun.ui.live import LiveProgress
 
-        observers.add(stack.enter_context(LiveProgress(sys.stderr)))
+        live = LiveProgress(sys.stderr, dry_run=args.dry_run, hints=hints)
+        observers.add(stack.enter_context(live))
     else:
         from planrun.ui.plain import PlainProgress
 
-        observers.add(PlainProgress(sys.stderr))
+        github = os.environ.get("GITHUB_ACTIONS") == "true"
+        plain = PlainProgress(sys.stderr, dry_run=args.dry_run, hints=hints, github=github)
+        observers.add(plain)

@@ -136,6 +136,8 @@ class AttemptFinished(Event):
     reason: str
     exit_code: int | None
     duration_s: float | None
+    #: the last lines of the attempt's output, redacted (as in the report)
+    tail: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,7 +181,7 @@ class TaskFinished(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskPaused(Event):
-    """A task waits for a person: needs_input or in_review."""
+    """needs_input or in_review (also a task still in review from an earlier run)."""
 
     kind = EventKind.TASK_PAUSED
     status: str
@@ -201,6 +203,9 @@ class RunFinished(Event):
     kind = EventKind.RUN_FINISHED
     status: str
     counts: Mapping[str, int]
+    #: what the run's agents used, where their output said (None: not known)
+    tokens: int | None = None
+    cost_usd: float | None = None
 
 
 class Observer(Protocol):

@@ -8,11 +8,14 @@ left as it was and no temporary file stays behind.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from planrun.atomic import fsync_dir
+from planrun.core.redact import visible
 from planrun.errors import ReportWriteError
 from planrun.report.model import RunReport, TaskReport
 
@@ -225,7 +228,8 @@ _ICON = {"done": "✅", "failed": "❌", "skipped": "⏭️", "cancelled": "⛔"
 
 
 def summary_markdown(report: RunReport, mermaid: str | None = None) -> str:
-    """A step summary: counts, a task table and the graph (for $GITHUB_STEP_SUMMARY)."""
+    """A step summary: counts, a task table, what failed (reason, last lines, the command
+    to see more), what waits for review, and the graph (for $GITHUB_STEP_SUMMARY)."""
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n)
     lines = [
         f"## planrun: {report.plan.name} — {report.status}",
@@ -245,9 +249,47 @@ def summary_markdown(report: RunReport, mermaid: str | None = None) -> str:
             f"| `{_cell(task.key)}` | {icon} {task.status} | {len(task.attempts)} "
             f"| {time_s} | {reason} |"
         )
+    lines += _failures(report)
     if mermaid:
         lines += ["", "```mermaid", mermaid.rstrip(), "```"]
     return "\n".join(lines) + "\n\n"
+
+
+def _failures(report: RunReport) -> list[str]:
+    """Each failed task: its reason, its last lines of output in a code block, and the
+    command that shows the whole log; each task in review: the command that approves it."""
+    failed = [t for t in report.tasks if t.kind == "work" and t.status == "failed"]
+    review = [t for t in report.tasks if t.kind == "work" and t.status == "in_review"]
+    lines: list[str] = []
+    if failed:
+        lines += ["", "### Failed"]
+    for task in failed:
+        lines += ["", f"**{_code(task.key)}**: {_code(task.reason or 'failed')}"]
+        tail = [visible(line) for line in _tail(task)]
+        if tail:
+            fence = "`" * max(3, _longest_backticks("\n".join(tail)) + 1)
+            lines += ["", f"{fence}text", *tail, fence]
+        lines += ["", f"More: {_code(_command(report, 'logs', task.key))}"]
+    if review:
+        lines += ["", "### Waiting for review", ""]
+        lines += [f"- {_code(t.key)}: {_code(_command(report, 'approve', t.key))}" for t in review]
+    return lines
+
+
+def _command(report: RunReport, verb: str, key: str) -> str:
+    return shlex.join(["planrun", verb, report.plan.path, key])
+
+
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span, whatever backticks it holds."""
+    text = visible(text.replace("\n", " "))[:500]
+    ticks = "`" * (_longest_backticks(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _longest_backticks(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)
 
 
 def _cell(text: str) -> str:

@@ -31,7 +31,7 @@ from planrun.core.runstate import Caps, Change, RunState
 from planrun.errors import GitError, MergeConflict, StoreError
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import Task
-from planrun.report.model import AttemptReport, TaskReport
+from planrun.report.model import AttemptReport, TaskReport, total_usage
 from planrun.run.attempt import AttemptRunner
 from planrun.run.context import RunContext, RunSettings
 from planrun.run.environment import secret_values
@@ -138,7 +138,15 @@ class Scheduler:
             )
         with trio.CancelScope(shield=True):
             await self.hooks.for_run("on_run_end", self.status)
-        self.emit(ev.RunFinished(status=self.status, counts=self.state.counts()))
+        usage = total_usage(a.usage for t in self.ledger.tasks.values() for a in t.attempts)
+        self.emit(
+            ev.RunFinished(
+                status=self.status,
+                counts=self.state.counts(),
+                tokens=usage.tokens if usage else None,
+                cost_usd=usage.cost_usd if usage else None,
+            )
+        )
 
     @property
     def reports(self) -> Mapping[str, TaskReport]:
@@ -197,6 +205,8 @@ class Scheduler:
             )
             if change.status is Status.READY:
                 self.emit(ev.TaskQueued(key=change.key))
+            elif change.status is Status.IN_REVIEW:  # still waiting from an earlier run
+                self.emit(ev.TaskPaused(key=change.key, status="in_review", reason=change.reason))
             elif change.status.is_final:
                 if report is not None:
                     self.journal.task_finished(change.key, report)
@@ -383,6 +393,7 @@ class Scheduler:
                 reason=report.reason,
                 exit_code=report.exit_code,
                 duration_s=report.duration_s,
+                tail=tuple(report.tail),
             )
         )
         return result
