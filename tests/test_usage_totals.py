@@ -112,3 +112,15 @@ def test_figures_read_as_people_write_them() -> None:
     ]
     assert usage_text(None, None, None) == ""
     assert usage_text(100, 20, None) == "120 tokens (100 in, 20 out)"
+
+
+def test_the_step_summary_shows_tokens_and_cost(tmp_path: Path, clean_env: Path) -> None:
+    plan = run_plan(tmp_path)
+    summary = tmp_path / "summary.md"
+    assert main(["report", str(plan), "--summary", str(summary)], io.StringIO()) == 0
+    text = summary.read_text()
+    assert "13.0k tokens (12.0k in, 1,000 out), $0.75" in text
+    row = next(line for line in text.splitlines() if line.startswith("| `SPEND`"))
+    assert "| 13.0k | $0.75 |" in row
+    plain = next(line for line in text.splitlines() if line.startswith("| `PLAIN`"))
+    assert "| - | - |" in plain

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from planrun.atomic import fsync_dir
 from planrun.core.redact import visible
 from planrun.errors import ReportWriteError
-from planrun.report.model import RunReport, TaskReport
+from planrun.report.figures import cost_text, tokens_text, usage_text
+from planrun.report.model import RunReport, TaskReport, Usage
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -231,28 +232,40 @@ def summary_markdown(report: RunReport, mermaid: str | None = None) -> str:
     """A step summary: counts, a task table, what failed (reason, last lines, the command
     to see more), what waits for review, and the graph (for $GITHUB_STEP_SUMMARY)."""
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items() if n)
+    used = _usage(report.usage)
     lines = [
         f"## planrun: {report.plan.name} — {report.status}",
         "",
-        f"Run `{report.run_id}`, {report.duration_s or 0:.1f} s: {counts or 'no tasks'}.",
+        f"Run `{report.run_id}`, {report.duration_s or 0:.1f} s: {counts or 'no tasks'}"
+        + (f"; {used}." if used else "."),
         "",
-        "| task | status | attempts | time | reason |",
-        "| --- | --- | --- | --- | --- |",
+        "| task | status | attempts | time | tokens | cost | reason |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for task in report.tasks:
-        if task.kind != "work":
-            continue
-        icon = _ICON.get(task.status, "")
-        reason = _cell(task.reason)
-        time_s = f"{task.duration_s:.1f} s" if task.duration_s is not None else ""
-        lines.append(
-            f"| `{_cell(task.key)}` | {icon} {task.status} | {len(task.attempts)} "
-            f"| {time_s} | {reason} |"
-        )
+    lines += [_row(task) for task in report.tasks if task.kind == "work"]
     lines += _failures(report)
     if mermaid:
         lines += ["", "```mermaid", mermaid.rstrip(), "```"]
     return "\n".join(lines) + "\n\n"
+
+
+def _row(task: TaskReport) -> str:
+    icon = _ICON.get(task.status, "")
+    time_s = f"{task.duration_s:.1f} s" if task.duration_s is not None else ""
+    usage = task.usage
+    tokens = tokens_text((usage.input_tokens or 0) + (usage.output_tokens or 0)) if usage else "-"
+    cost = cost_text(usage.cost_usd) if usage else "-"
+    return (
+        f"| `{_cell(task.key)}` | {icon} {task.status} | {len(task.attempts)} "
+        f"| {time_s} | {tokens} | {cost} | {_cell(task.reason)} |"
+    )
+
+
+def _usage(usage: Usage | None) -> str:
+    """The run's tokens and cost as a phrase (empty when no agent reported any)."""
+    if usage is None:
+        return ""
+    return usage_text(usage.input_tokens, usage.output_tokens, usage.cost_usd)
 
 
 def _failures(report: RunReport) -> list[str]:
