@@ -1,7 +1,8 @@
 """The command line: parse arguments, call the library, map typed errors to exit codes.
 
 Exit codes (SPEC §6): 0 every selected task done; 1 a task failed or was skipped; 2 invalid
-plan or usage; 3 the state is locked by another apply; 130 interrupted; 70 a planrun bug.
+plan or usage; 3 the state is locked by another apply; 4 nothing failed but tasks wait for a
+person (in review, needs input); 130 interrupted; 70 a planrun bug.
 """
 
 from __future__ import annotations
