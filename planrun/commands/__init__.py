@@ -188,8 +188,8 @@ def _apply_outputs(p: argparse.ArgumentParser) -> None:
         "--progress",
         choices=["auto", "live", "plain", "none"],
         default="auto",
-        help="auto (default): a live table on a terminal, plain lines in CI; live; plain"
-        " (one line per event, GitHub annotations under GITHUB_ACTIONS); none",
+        help="auto (default): a live table on a terminal, plain lines elsewhere (and"
+        " whenever CI is set); live; plain (one line per event, for CI logs); none",
     )
 
 
