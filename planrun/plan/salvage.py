@@ -72,11 +72,14 @@ class Salvaged:
 
 
 def salvage(source: Source) -> Salvaged:
-    """Validate ``source.data`` (a mapping), cutting away what the schema refuses."""
-    try:
-        return Salvaged(source, PlanFile.model_validate(source.data), ())
-    except ValidationError:
-        return _Cutter(source).run()
+    """Validate ``source.data`` (a mapping), cutting away what YAML refused
+    (:attr:`Source.unusable`) and what the schema refuses."""
+    if not source.unusable:
+        try:
+            return Salvaged(source, PlanFile.model_validate(source.data), ())
+        except ValidationError:
+            pass
+    return _Cutter(source).run()
 
 
 class _Cutter:
@@ -96,8 +99,11 @@ class _Cutter:
         self.secrets_cut = False
 
     def run(self) -> Salvaged:
+        for where, is_key, found in self.source.unusable:
+            self.found.append((where, found))
+            self._cut(where, is_key)
         self._cut_exclusive()
-        model = self._validate()
+        model = None if self.fatal is not None else self._validate()
         if model is not None and self._stand_ins():
             model = self._validate()
         cut = replace(self.source, data=self.data)
@@ -335,18 +341,22 @@ class _Cutter:
         self.data["settings"] = {**(self.data.get("settings") or {}), "secrets": granted}
 
     def _noted(self) -> list[Diagnostic]:
-        """The problems found, each that hides checks saying which, once."""
-        notes: dict[Where, list[str]] = {}
+        """The problems found, each that hides checks saying which, once: a cut that ends
+        the checks (at the root or at ``version``) on its own problem, any other on the
+        first problem at or under the cut value."""
+        hidden: dict[Where, list[str]] = {}
         for key, cause in self.hidden.items():
-            notes.setdefault(cause, []).append(key)
-        result = [found for _, found in self.found]
-        pending = {cause: _hides(cause, keys) for cause, keys in notes.items()}
+            hidden.setdefault(cause, []).append(key)
+        pending = {cause: _hides(cause, keys) for cause, keys in hidden.items()}
+        exact = self.fatal is not None
         if self.fatal is not None:
-            pending = {("version",): HIDES_EVERYTHING} if self.fatal == ("version",) else {}
+            pending = {self.fatal: HIDES_EVERYTHING} if self.fatal != ("tasks",) else {}
+        result = [found for _, found in self.found]
         for n, (where, found) in enumerate(self.found):
-            for cause in [c for c in pending if where[: len(c)] == c]:
-                result[n] = replace(found, message=f"{found.message}; {pending.pop(cause)}")
-                break
+            under = (c for c in pending if where[: len(c)] == c and not exact)
+            at: Where | None = where if exact else next(under, None)
+            if at in pending:
+                result[n] = replace(found, message=f"{found.message}; {pending.pop(at)}")
         return result
 
 

@@ -183,3 +183,33 @@ def test_cut_secrets_and_defaults_invent_nothing(tmp_path: Path) -> None:
     )
     assert [f.split(": ", 1)[0] for f in found] == ["2:29", "3:22"]
     assert found[1].endswith("this hides the checks of task a")
+
+
+def test_values_yaml_refuses_hide_no_other_task(tmp_path: Path) -> None:
+    """An unsupported tag or a NUL character is cut like a value the schema refuses."""
+    found = errors_of(
+        """\
+        version: 1
+        tasks:
+          a: {run: [echo, !env HOME]}
+          b: {run: [echo, "x\\0y"], needs: [c]}
+          c: {run: [echo, ok], needs: [b]}
+          d: {run: [echo, "{{ task.nope }}"]}
+        """,
+        tmp_path,
+    )
+    assert [f.split(": ", 1)[1].split(";")[0][:24] for f in found] == [
+        "the YAML tag !env is not",
+        "this text contains a NUL",
+        "dependency cycle b → c →",
+        "task.nope is undefined",
+    ]
+    assert found[0].endswith("this hides the other checks of task a")
+
+
+def test_a_tag_on_version_hides_everything(tmp_path: Path) -> None:
+    found = errors_of("version: !env V\ntasks: {a: {run: [true]}}\n", tmp_path)
+    assert found == [
+        "1:10: the YAML tag !env is not supported; plans are plain YAML (remove the tag);"
+        " this hides every other check of the plan"
+    ]
