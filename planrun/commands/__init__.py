@@ -15,6 +15,7 @@ could: :func:`spread_lists` rewrites those as one flag per key before argparse r
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _command(commands: Any, name: str, summary: str, description: str = "") -> Any:
+    """A command's parser; its epilog (examples, exit codes) is laid out as written, so
+    the description is wrapped here."""
+    text = description or summary[:1].upper() + summary[1:] + "."
     return commands.add_parser(
         name,
         help=summary,
-        description=description or summary[:1].upper() + summary[1:] + ".",
+        description=textwrap.fill(text, 79),
         epilog=epilog(name),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
