@@ -1,7 +1,8 @@
 """The command line: parse arguments, call the library, map typed errors to exit codes.
 
 Exit codes (SPEC §6): 0 every selected task done; 1 a task failed or was skipped; 2 invalid
-plan or usage; 3 the state is locked by another apply; 130 interrupted; 70 a planrun bug.
+plan or usage; 3 the state is locked by another apply; 4 nothing failed but tasks wait for a
+person (in review, needs input); 130 interrupted; 70 a planrun bug.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn, TextIO
 
 from planrun import __version__
-from planrun.commands import register
+from planrun.commands import register, spread_lists
+from planrun.commands.helptext import TOP
 from planrun.errors import InternalError, PlanError, PlanrunError, UsageError
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
@@ -24,26 +26,42 @@ Handler = Callable[[argparse.Namespace, TextIO], int]
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of exiting, so main() owns every exit."""
 
+    #: the commands' parsers, by name (the top-level parser's only)
+    commands: Mapping[str, argparse.ArgumentParser] = {}
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     parser = _Parser(
         prog="planrun",
         description="Run fleets of coding agents and command-line jobs from a YAML plan.",
+        epilog=TOP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"planrun {__version__}")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser))
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"planrun {__version__}",
+        help="print planrun's version and exit",
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser, title="commands"
+    )
+    register(commands)
+    parser.commands = commands.choices
     return parser
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        words = sys.argv[1:] if argv is None else argv
+        args = parser.parse_args(spread_lists(parser.commands, words))
         if getattr(args, "handler", None) is None:
-            build_parser().print_help(out)
+            parser.print_help(out)
             return 2
         handler: Handler = args.handler
         return handler(args, out)

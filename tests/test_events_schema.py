@@ -109,11 +109,6 @@ def test_the_events_schema_file_is_what_the_generator_makes() -> None:
     jsonschema.Draft202012Validator.check_schema(json.loads(text))
 
 
-@pytest.mark.xfail(
-    reason="the schema command's parser (planrun/commands/__init__.py, not this change's"
-    " to edit) lists plan and report only; add events to its choices and drop this marker",
-    raises=AssertionError,
-)
 def test_planrun_schema_events_prints_the_schema() -> None:
     out = io.StringIO()
     assert main(["schema", "events"], out) == 0

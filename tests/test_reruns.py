@@ -313,7 +313,7 @@ def test_approve_of_work_whose_branch_is_gone_fails_and_says_how_to_redo_it(
     repos = make_repos(tmp_path)
     tasks = '  R: {run: [sh, -c, "echo r > r.txt"], review: true}\n'
     plan = write_plan(tmp_path, plan_text(repos.clone, tasks))
-    assert runs.apply(plan).returncode == 1
+    assert runs.apply(plan).returncode == 4
     assert preview(plan)["R"][0] == "in review"
     worktree = state_of(plan) / "worktrees" / "R"
     git(repos.clone, "worktree", "remove", "--force", "--force", str(worktree))
@@ -322,7 +322,7 @@ def test_approve_of_work_whose_branch_is_gone_fails_and_says_how_to_redo_it(
     assert git(repos.clone, "show", "planrun-re:r.txt") == "r"
     tasks2 = '  S: {run: [sh, -c, "echo s > s.txt"], review: true}\n'
     plan.write_text(plan_text(repos.clone, tasks + tasks2))
-    assert runs.apply(plan).returncode == 1
+    assert runs.apply(plan).returncode == 4
     git(
         repos.clone,
         "worktree",

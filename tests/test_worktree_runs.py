@@ -47,10 +47,10 @@ tasks:
   R: {{run: [sh, -c, "echo reviewed > r.txt"], review: true}}
   AFTER: {{run: [sh, -c, "cp r.txt after.txt"], needs: [R]}}
 """)
-    assert apply(plan) == 1  # R waits in review; AFTER waits for it
+    assert apply(plan) == 4  # R waits in review; AFTER waits for it
     assert "r.txt" not in git(repo, "ls-tree", "--name-only", "planrun-rv")
     assert git(repo, "show", "planrun/rv/R:r.txt") == "reviewed\n"  # committed on its branch
-    assert apply(plan) == 1  # still in review: a second apply does not run R again
+    assert apply(plan) == 4  # still in review: a second apply does not run R again
     assert main(["approve", str(plan), "R"]) == 0
     assert "approved R: landed" in capsys.readouterr().out
     assert apply(plan) == 0
@@ -139,7 +139,7 @@ defaults: {{project: app}}
 tasks:
   R: {{run: [sh, -c, "echo reviewed > r.txt"], review: true}}
 """)
-    assert apply(plan) == 1  # R waits in review
+    assert apply(plan) == 4  # R waits in review
     state_dir = state_of(plan)
     with Store.open(state_dir / "state.db", readonly=True) as store:
         run = store.last_run("rj")

@@ -2,51 +2,141 @@
 
 Each parser names its handler in :mod:`planrun.commands.handlers`, which imports the
 command's module only when the command runs, so ``planrun status`` or ``--version`` never
-pay for the scheduler, pydantic or git.
+pay for the scheduler, pydantic or git. Each command's ``--help`` ends with examples and
+its exit codes (:mod:`planrun.commands.helptext`).
+
+Options may come before or after the positional arguments. An option that takes several
+task keys (``--only``, ``--force``) takes one per flag, repeatable, or a comma list, so
+that ``apply --only lint plan.yaml`` is not read as two keys; after PLAN, one flag may
+also be followed by several keys (``apply plan.yaml --only lint test``), as it always
+could: :func:`spread_lists` rewrites those as one flag per key before argparse reads them.
 """
 
 from __future__ import annotations
 
 import argparse
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from planrun.commands import handlers
+from planrun.commands.helptext import epilog
+
+PLAN_HELP = "the plan file (YAML)"
+KEY_HELP = "a task's key, as in the plan (KEY or KEY[item] for one item of a fan-out)"
+STATE_DIR_HELP = "the state folder (default: settings.state_dir, or .planrun/<plan> beside it)"
+
+
+def key_list(text: str) -> list[str]:
+    """One or more task keys: ``lint`` or ``lint,test`` (the value of --only, --force)."""
+    keys = [key.strip() for key in text.split(",")]
+    if not all(keys):
+        raise argparse.ArgumentTypeError(f"{text!r}: a key is empty (write KEY or KEY,KEY)")
+    return keys
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add every command's parser; each names its handler in :mod:`planrun.commands.handlers`."""
-    _basic(commands)
-    for add in (_apply, _status, _logs, _report, _approve, _answer, _attach, _clean):
+    for add in (_validate, _plan, _graph, _schema, _init, _apply, _status, _logs, _report):
+        add(commands)
+    for add in (_approve, _answer, _attach, _clean, _completion):
         add(commands)
 
 
-def _basic(commands: Any) -> None:
-    p = commands.add_parser("validate", help="check plans: schema, references, cycles, templates")
-    p.add_argument("plans", nargs="+", metavar="PLAN")
+def _command(commands: Any, name: str, summary: str, description: str = "") -> Any:
+    """A command's parser; its epilog (examples, exit codes) is laid out as written, so
+    the description is wrapped here."""
+    text = description or summary[:1].upper() + summary[1:] + "."
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(text, 79),
+        epilog=epilog(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _plan_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("plan", metavar="PLAN", help=PLAN_HELP)
+
+
+def _state_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-dir", type=Path, metavar="DIR", help=STATE_DIR_HELP)
+
+
+def _keys_option(p: argparse.ArgumentParser, flag: str, what: str, default: Any) -> None:
+    p.add_argument(
+        flag,
+        action="extend",
+        type=key_list,
+        metavar="KEY[,KEY...]",
+        default=default,
+        help=f"{what}; repeat the flag or give a comma list (after PLAN, one flag may take"
+        " several keys)",
+    )
+
+
+def _validate(commands: Any) -> None:
+    p = _command(
+        commands,
+        "validate",
+        "check plans: schema, references, cycles, templates",
+        "Check each plan as apply would, without running anything: its YAML and schema,"
+        " needs, parents and cycles, providers, projects, secrets and every template. Every"
+        " problem is reported in one pass, as file:line:col: message; a problem that hides"
+        " other checks says which.",
+    )
+    p.add_argument("plans", nargs="+", metavar="PLAN", help="one or more plan files")
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     p.set_defaults(handler=handlers.validate)
 
-    p = commands.add_parser("plan", help="what apply would do, task by task, and why (read-only)")
-    p.add_argument("plan", metavar="PLAN")
+
+def _plan(commands: Any) -> None:
+    p = _command(commands, "plan", "what apply would do, task by task, and why (read-only)")
+    _plan_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--force", nargs="+", metavar="KEY", default=[], help="as apply --force")
+    _keys_option(p, "--force", "as apply --force", [])
     p.add_argument("--force-all", action="store_true", help="as apply --force-all")
     p.add_argument("--rerun-failed", action="store_true", help="as apply --rerun-failed")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
+    _state_dir(p)
     p.set_defaults(handler=handlers.plan)
 
-    p = commands.add_parser("graph", help="draw the task graph")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("--format", choices=["mermaid", "dot", "json"], default="mermaid")
+
+def _graph(commands: Any) -> None:
+    p = _command(commands, "graph", "draw the task graph")
+    _plan_arg(p)
+    p.add_argument(
+        "--format",
+        choices=["mermaid", "dot", "json"],
+        default="mermaid",
+        help="mermaid (default; GitHub renders it), dot (Graphviz) or json",
+    )
     p.set_defaults(handler=handlers.graph)
 
-    p = commands.add_parser("schema", help="print a JSON Schema (plan or report)")
-    p.add_argument("which", choices=["plan", "report"])
+
+def _schema(commands: Any) -> None:
+    p = _command(commands, "schema", "print a JSON Schema (plan, report or events)")
+    p.add_argument(
+        "which",
+        choices=["plan", "report", "events"],
+        metavar="{plan,report,events}",
+        help="plan: the plan file (for editors); report: the JSON run report; "
+        "events: one line of --events",
+    )
     p.set_defaults(handler=handlers.schema)
 
-    p = commands.add_parser("init", help="write a commented starter plan")
-    p.add_argument("path", nargs="?", default="plan.yaml")
+
+def _init(commands: Any) -> None:
+    p = _command(
+        commands,
+        "init",
+        "write a commented starter plan",
+        "Write a commented starter plan that runs offline with shell commands only.",
+    )
+    p.add_argument(
+        "path", nargs="?", default="plan.yaml", metavar="PATH", help="default: plan.yaml"
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(handler=handlers.init)
 
@@ -62,8 +152,8 @@ def _positive(text: str) -> int:
 
 
 def _apply(commands: Any) -> None:
-    p = commands.add_parser("apply", help="run the plan: every ready task, concurrently")
-    p.add_argument("plan", metavar="PLAN")
+    p = _command(commands, "apply", "run the plan: every ready task, concurrently")
+    _plan_arg(p)
     p.add_argument(
         "--max-concurrent",
         "-j",
@@ -71,18 +161,23 @@ def _apply(commands: Any) -> None:
         metavar="N",
         help="override settings.max_concurrent",
     )
-    p.add_argument("--only", nargs="+", metavar="KEY", help="run only these tasks and their needs")
-    p.add_argument(
-        "--force",
-        nargs="+",
-        metavar="KEY",
-        default=[],
-        help="run these tasks even if they are up to date",
-    )
+    _keys_option(p, "--only", "run only these tasks and what they need", None)
+    _keys_option(p, "--force", "run these tasks even if they are up to date", [])
     p.add_argument("--force-all", action="store_true", help="run every task again")
     p.add_argument("--rerun-failed", action="store_true", help="give failed tasks fresh attempts")
-    p.add_argument("--on-failure", choices=["continue", "stop", "cancel"])
+    p.add_argument(
+        "--on-failure",
+        choices=["continue", "stop", "cancel"],
+        help="override settings.on_failure: continue (run everything not blocked), stop"
+        " (start nothing new) or cancel (also cancel running tasks)",
+    )
     p.add_argument("--dry-run", action="store_true", help="show what would run; run nothing")
+    _apply_outputs(p)
+    _state_dir(p)
+    p.set_defaults(handler=handlers.apply)
+
+
+def _apply_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report here")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
     p.add_argument(
@@ -91,63 +186,68 @@ def _apply(commands: Any) -> None:
         metavar="FILE",
         help="append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)",
     )
-    p.add_argument("--events", metavar="FILE|-", help="stream every event as JSON lines")
-    p.add_argument("--progress", choices=["auto", "live", "plain", "none"], default="auto")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
-    p.set_defaults(handler=handlers.apply)
+    p.add_argument(
+        "--events", metavar="FILE|-", help="stream every event as JSON lines ('-': stdout)"
+    )
+    p.add_argument(
+        "--progress",
+        choices=["auto", "live", "plain", "none"],
+        default="auto",
+        help="auto (default): a live table on a terminal, plain lines elsewhere (and"
+        " whenever CI is set); live; plain (one line per event, for CI logs, with"
+        " ::error:: annotations and log groups under GitHub Actions); none",
+    )
 
 
 def _approve(commands: Any) -> None:
-    p = commands.add_parser("approve", help="land a task held in review (review: true)")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("key", metavar="KEY")
-    p.add_argument("--state-dir", type=Path, metavar="DIR")
+    p = _command(commands, "approve", "land a task held in review (review: true)")
+    _plan_arg(p)
+    p.add_argument("key", metavar="KEY", help=KEY_HELP)
+    _state_dir(p)
     p.set_defaults(handler=handlers.approve)
 
 
 def _clean(commands: Any) -> None:
-    p = commands.add_parser(
+    p = _command(
+        commands,
         "clean",
-        help="remove worktrees/branches planrun made (never dirty ones)",
-        description="Remove the worktrees and branches planrun made for PLAN's tasks: by"
+        "remove worktrees/branches planrun made (never dirty ones)",
+        "Remove the worktrees and branches planrun made for PLAN's tasks: by"
         " default those of done tasks; --failed also those of failed or cancelled tasks;"
         " --all everything under planrun/<plan>/ except work in review. A worktree with"
         " uncommitted changes is never removed: it is kept, and named on stderr with the"
         " git commands that would remove it by hand.",
-        epilog="exit codes: 0 everything asked for was removed, or there was nothing to do;"
-        " 1 something asked for was kept (the rest was still removed), or a git command"
-        " failed; 2 usage or invalid plan; 3 an apply holds the state lock",
     )
-    p.add_argument("plan", metavar="PLAN")
+    _plan_arg(p)
     p.add_argument("--failed", action="store_true", help="also those of failed tasks")
     p.add_argument("--all", action="store_true", help="everything planrun made for this plan")
-    p.add_argument("--state-dir", type=Path, metavar="DIR")
+    _state_dir(p)
     p.set_defaults(handler=handlers.clean)
 
 
 def _answer(commands: Any) -> None:
-    p = commands.add_parser("answer", help="answer a task that waits for input (needs_input)")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("key", metavar="KEY")
+    p = _command(commands, "answer", "answer a task that waits for input (needs_input)")
+    _plan_arg(p)
+    p.add_argument("key", metavar="KEY", help=KEY_HELP)
     p.add_argument("text", metavar="TEXT", help="the answer ('-' reads it from stdin)")
-    p.add_argument("--state-dir", type=Path, metavar="DIR")
+    _state_dir(p)
     p.set_defaults(handler=handlers.answer)
 
 
 def _status(commands: Any) -> None:
-    """Register ``status`` on the main parser's subcommands."""
-    p = commands.add_parser("status", help="the last run's tasks and states (read-only)")
-    p.add_argument("plan", metavar="PLAN", nargs="?", help="default: ./.planrun's last run")
+    p = _command(commands, "status", "the last run's tasks and states (read-only)")
+    p.add_argument(
+        "plan", metavar="PLAN", nargs="?", help="the plan file (default: ./.planrun's last run)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
+    _state_dir(p)
     p.set_defaults(handler=handlers.status)
 
 
 def _logs(commands: Any) -> None:
-    """Register ``logs`` on the main parser's subcommands."""
-    p = commands.add_parser("logs", help="print a task attempt's log (--follow: as it grows)")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("key", metavar="KEY")
+    p = _command(commands, "logs", "print a task attempt's log (--follow: as it grows)")
+    _plan_arg(p)
+    p.add_argument("key", metavar="KEY", help=KEY_HELP)
     p.add_argument("--attempt", type=int, metavar="N", help="attempt N (default: the latest)")
     p.add_argument("--run", metavar="ID", help="look in this run only")
     p.add_argument("--follow", "-f", action="store_true", help="print output until it ends")
@@ -157,24 +257,114 @@ def _logs(commands: Any) -> None:
         help="the bytes as logged, terminal escape sequences included (default: without"
         " escape sequences and control characters, progress-bar redraws collapsed)",
     )
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
+    _state_dir(p)
     p.set_defaults(handler=handlers.logs)
 
 
 def _report(commands: Any) -> None:
-    """Register ``report`` on the main parser's subcommands."""
-    p = commands.add_parser("report", help="regenerate a past run's report, JUnit and summary")
-    p.add_argument("plan", metavar="PLAN")
+    p = _command(commands, "report", "regenerate a past run's report, JUnit and summary")
+    _plan_arg(p)
     p.add_argument("--run", metavar="ID", help="the run (default: the last one)")
     p.add_argument("--json-out", metavar="FILE", help="write the JSON report here (- = stdout)")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
     p.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary to FILE")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="override settings.state_dir")
+    _state_dir(p)
     p.set_defaults(handler=handlers.report)
 
 
 def _attach(commands: Any) -> None:
-    p = commands.add_parser("attach", help="attach to a task's tmux session (backend: tmux)")
-    p.add_argument("plan", metavar="PLAN")
-    p.add_argument("key", metavar="KEY")
+    p = _command(commands, "attach", "attach to a task's tmux session (backend: tmux)")
+    _plan_arg(p)
+    p.add_argument("key", metavar="KEY", help=KEY_HELP)
     p.set_defaults(handler=handlers.attach)
+
+
+def _completion(commands: Any) -> None:
+    p = _command(
+        commands,
+        "completion",
+        "print a shell completion script (bash, zsh or fish)",
+        "Print a completion script for SHELL, made from this parser (shtab): commands,"
+        " options and their choices; plan files and folders where a path goes.",
+    )
+    p.add_argument(
+        "shell", choices=["bash", "zsh", "fish"], metavar="SHELL", help="bash, zsh or fish"
+    )
+    p.set_defaults(handler=handlers.completion)
+
+
+def spread_lists(commands: Mapping[str, argparse.ArgumentParser], argv: Sequence[str]) -> list[str]:
+    """``argv`` with each key that follows a list option's first one given its own flag:
+    ``apply PLAN --only a b`` and ``apply --only a b PLAN`` → ``--only a --only b``.
+
+    Which bare word is PLAN: the one that follows no list option's keys (``apply -j 2
+    PLAN --only a b``), else the last word after a list option's keys (``apply --only a b
+    PLAN``), preferring one that names an existing file, then one ending in .yaml or .yml
+    (``--only a PLAN --force b c``).
+    Commands with other positionals than one PLAN are left to argparse as they are.
+    """
+    words = list(argv)
+    at = next((i for i, word in enumerate(words) if not word.startswith("-")), None)
+    if at is None or words[at] not in commands:
+        return words
+    parser = commands[words[at]]
+    if [a.nargs for a in parser._actions if not a.option_strings] != [None]:
+        return words
+    items = _classify(words[at + 1 :], {n: a for a in parser._actions for n in a.option_strings})
+    plan = _plan_word(items)
+    spread = words[: at + 1]
+    for n, (word, flag) in enumerate(items):
+        spread += [flag, word] if flag and n != plan else [word]
+    return spread
+
+
+#: A word of the command line, and for a bare word that comes after a list option's keys,
+#: that option's flag: the word is one more key, unless it is PLAN. The words that are an
+#: option or its value have ``_VALUE`` as their flag.
+_Item = tuple[str, str | None]
+_VALUE = ""
+
+
+def _classify(words: list[str], actions: dict[str, argparse.Action]) -> list[_Item]:
+    """Each word, with the list option whose keys a bare word may continue."""
+    items: list[_Item] = []
+    continued: str | None = None
+    rest = iter(words)
+    for word in rest:
+        if word == "--":
+            return [*items, (word, _VALUE), *((w, _VALUE) for w in rest)]
+        if not word.startswith("-") or word == "-":
+            items.append((word, continued))
+            continue
+        name = word.split("=", 1)[0]
+        action = _option(actions, name)
+        items.append((word, _VALUE))
+        continued = name if action is not None and action.type is key_list else None
+        if action is not None and action.nargs != 0 and "=" not in word:
+            value = next(rest, None)
+            if value is not None:
+                items.append((value, _VALUE))
+    return items
+
+
+def _plan_word(items: list[_Item]) -> int | None:
+    """The index of the word that is PLAN among those after a list option's keys; None
+    when PLAN follows no list option (then each of those words is a key)."""
+    if any(flag is None for _, flag in items):
+        return None
+    ends = [
+        n
+        for n, (_, flag) in enumerate(items)
+        if flag and (n + 1 == len(items) or items[n + 1][1] != flag)
+    ]
+    named = [n for n in ends if Path(items[n][0]).is_file()]
+    named = named or [n for n in ends if items[n][0].endswith((".yaml", ".yml"))]
+    return named[0] if named else ends[-1] if ends else None
+
+
+def _option(actions: dict[str, argparse.Action], name: str) -> argparse.Action | None:
+    """The action of option ``name``, or of the one long option it abbreviates."""
+    if name in actions:
+        return actions[name]
+    matches = {id(a): a for flag, a in actions.items() if flag.startswith(name)}
+    return next(iter(matches.values())) if name.startswith("--") and len(matches) == 1 else None

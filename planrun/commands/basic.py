@@ -1,10 +1,10 @@
-"""The commands that need no run: validate, graph, schema and init."""
+"""The commands that need no run: validate, graph, schema, init and completion."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from planrun.errors import PlanError, UsageError
 
@@ -52,3 +52,33 @@ def run_init(args: argparse.Namespace, out: TextIO) -> int:
     path.write_text(starter_plan(), encoding="utf-8")
     print(f"wrote {path}; try: planrun plan {path}", file=out)
     return 0
+
+
+#: metavar → what a shell completes there (shtab's names for "a file", "a folder")
+_PATHS = {"PLAN": "FILE", "PATH": "FILE", "FILE": "FILE", "FILE|-": "FILE", "DIR": "DIRECTORY"}
+
+
+def run_completion(args: argparse.Namespace, out: TextIO) -> int:
+    """A completion script for ``args.shell``, made by shtab from planrun's own parser."""
+    import shtab
+
+    from planrun.cli import build_parser
+
+    parser = build_parser()
+    for action in _actions(parser):
+        kind = _PATHS.get(str(action.metavar))
+        if kind is not None and action.choices is None:
+            action.complete = getattr(shtab, kind)
+    out.write(shtab.complete(parser, shell=args.shell))
+    return 0
+
+
+def _actions(parser: argparse.ArgumentParser) -> list[Any]:
+    """Every argument of ``parser`` and of its commands' parsers."""
+    found: list[Any] = []
+    for action in parser._actions:
+        found.append(action)
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                found += _actions(command)
+    return found

@@ -84,3 +84,9 @@ def clean(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.commands.clean import run_clean
 
     return run_clean(args, out)
+
+
+def completion(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.basic import run_completion
+
+    return run_completion(args, out)

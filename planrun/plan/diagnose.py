@@ -81,10 +81,21 @@ def diagnostics_from(
     exc: ValidationError, source: Source, root_model: type[BaseModel]
 ) -> list[Diagnostic]:
     """One diagnostic per problem; a union's alternative type errors are merged into one."""
+    return [found for _, _, found in located_diagnostics(exc, source, root_model)]
+
+
+def located_diagnostics(
+    exc: ValidationError, source: Source, root_model: type[BaseModel]
+) -> list[tuple[Path, bool, Diagnostic]]:
+    """:func:`diagnostics_from`, each with the data path it concerns and whether the
+    problem is that path's key (what :mod:`planrun.plan.salvage` cuts away)."""
     errors = [(data_path(source.data, tuple(err["loc"])), err) for err in exc.errors()]
     errors = _drop_shallow_union_errors(errors)
     merged = _merge_type_errors(errors)
-    return [_one(err, path, is_key, source, root_model) for (path, is_key), err in merged]
+    return [
+        (path, is_key, _one(err, path, is_key, source, root_model))
+        for (path, is_key), err in merged
+    ]
 
 
 def data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[Path, bool]:

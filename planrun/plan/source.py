@@ -37,6 +37,7 @@ from ruamel.yaml.tag import Tag
 from planrun.errors import Diagnostic, Location, PlanError
 from planrun.plan.scalars import core_value as core_value  # both re-exported: tests use them
 from planrun.plan.scalars import is_lossy_float as is_lossy_float
+from planrun.plan.unusable import locate_failures
 
 MAX_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 64
@@ -90,6 +91,10 @@ class Source:
     #: Duplicate keys: the document holds each key's first value, so what validating it
     #: finds is reported with them, in one pass.
     problems: tuple[Diagnostic, ...] = ()
+    #: Values that YAML itself refuses (a tag, a NUL character, a merge of a non-mapping):
+    #: each at its data path, and whether the problem is that path's key. Validation cuts
+    #: them away and reports them with its own problems (:mod:`planrun.plan.salvage`).
+    unusable: tuple[tuple[tuple[str | int, ...], bool, Diagnostic], ...] = ()
     _keys: dict[int, dict[str, tuple[Node, Node]]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -176,9 +181,10 @@ class Source:
 def parse(text: str | bytes, name: str) -> Source:
     """Compose and convert a YAML document.
 
-    Raises PlanError with every problem found, except when the only ones are duplicate keys:
-    the document (each key's first value) is then returned with them in
-    :attr:`Source.problems`, so that validation can report its own in the same pass.
+    Raises PlanError when no document can be built (a syntax error, an alias bomb); the
+    problems of a document that can (duplicate keys, unsupported tags, NUL characters)
+    are returned in :attr:`Source.problems` and :attr:`Source.unusable`, so that
+    validation reports its own in the same pass.
     """
     if len(text) > MAX_BYTES:
         raise PlanError.single(
@@ -196,9 +202,12 @@ def parse(text: str | bytes, name: str) -> Source:
     root = _compose(text, name)
     converter = _Converter(name, len(text))
     data = converter.convert(root, 0)
-    if converter.diagnostics:  # parts of the document are missing: say only that
-        raise PlanError([*converter.diagnostics, *converter.duplicates])
-    return Source(name, text, data, root, tuple(converter.duplicates))
+    unusable = locate_failures(root, converter.failed, _is_merge) if converter.failed else ()
+    return Source(name, text, data, root, tuple(converter.duplicates), unusable)
+
+
+def _is_merge(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.ctag is _MERGE_TAG
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -287,8 +296,10 @@ class _Converter:
         self.name = name
         self.budget = length * NODE_FACTOR + NODE_ALLOWANCE
         self.expanded = 0
-        self.diagnostics: list[Diagnostic] = []
-        #: Duplicate keys: the document is read with each key's first value, as written.
+        #: Problems of a value, by the node that holds it (:attr:`Source.unusable`).
+        self.failed: dict[int, list[Diagnostic]] = {}
+        #: Duplicate keys (the document is read with each key's first value, as written)
+        #: and keys that are not text (their entries are left out).
         self.duplicates: list[Diagnostic] = []
         self._active: set[int] = set()
 
@@ -297,7 +308,7 @@ class _Converter:
         return Location(self.name, mark.line + 1, mark.column + 1)
 
     def _fail(self, node: Node, message: str) -> None:
-        self.diagnostics.append(Diagnostic(self._loc(node), message))
+        self.failed.setdefault(id(node), []).append(Diagnostic(self._loc(node), message))
 
     def convert(self, node: Node, depth: int) -> Any:
         self.expanded += 1
@@ -384,7 +395,8 @@ class _Converter:
 
     def _key(self, node: Node) -> str | None:
         if not isinstance(node, ScalarNode):
-            self._fail(node, "a key must be plain text, not a list or a mapping")
+            found = Diagnostic(self._loc(node), "a key must be plain text, not a list or a mapping")
+            self.duplicates.append(found)
             return None
         if "\0" in node.value:
             self._fail(node, _NUL_IN_KEY)

@@ -94,7 +94,12 @@ class RunReport(_Model):
     ended_at: str | None = None
     duration_s: float | None = None
     status: Literal["succeeded", "failed", "interrupted", "running"]
-    exit_code: int | None = None
+    exit_code: int | None = Field(
+        None,
+        description="what apply exited with: 0 every task done; 1 a task failed, was skipped"
+        " or cancelled; 4 nothing failed but tasks wait for a person (in review, needs"
+        " input; status is then failed); 130 interrupted",
+    )
     counts: dict[str, int]
     usage: Usage | None = None
     tasks: list[TaskReport]

@@ -23,6 +23,8 @@ import trio
 from planrun import __version__
 from planrun.core.decision import Choices
 from planrun.core.events import Observers
+from planrun.core.outcomes import Status
+from planrun.core.runstate import RunState
 from planrun.errors import StoreError
 from planrun.plan.compile import CompiledPlan
 from planrun.report.model import PlanInfo, RunReport, total_usage
@@ -35,7 +37,9 @@ from planrun.state.folder import State, open_state
 from planrun.state.store import iso
 from planrun.workspace.base import Bases
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INTERRUPTED = 0, 1, 4, 130
+#: Statuses a task waits in for a person: `planrun approve`, `planrun answer`.
+WAITING_FOR_A_PERSON = frozenset({Status.IN_REVIEW, Status.NEEDS_INPUT})
 
 
 @dataclass(frozen=True)
@@ -151,13 +155,33 @@ def _applied(
     if written.errors and end_error is None and not options.dry_run:
         again = f"planrun report {plan.path} --run {settings.run_id}"
         problems.append(f"the run is recorded; `{again}` writes its reports again")
-    if scheduler.interrupted:
-        code = EXIT_INTERRUPTED
-    elif failure is not None or written.errors:
-        code = EXIT_FAILED
+    if failure is not None or written.errors:
+        code = EXIT_INTERRUPTED if scheduler.interrupted else EXIT_FAILED
     else:
-        code = EXIT_OK if scheduler.state.succeeded else EXIT_FAILED
+        code = run_exit_code(scheduler)
     return Applied(code, written.report, tuple(problems))
+
+
+def run_exit_code(scheduler: Scheduler) -> int:
+    """0 every selected task done; 4 nothing failed, was skipped or cancelled, but tasks
+    wait for a person (in review, needs input; their dependents wait with them); 1 any
+    other end; 130 interrupted (SPEC §6)."""
+    if scheduler.interrupted:
+        return EXIT_INTERRUPTED
+    if scheduler.state.succeeded:
+        return EXIT_OK
+    return EXIT_WAITING if waits_only_for_people(scheduler.state) else EXIT_FAILED
+
+
+def waits_only_for_people(state: RunState) -> bool:
+    """Whether the run stopped only because tasks wait for a person: some task is in
+    review or needs input, and none failed, was cancelled or was skipped (but for a
+    run_when that did not match); what else is unfinished waits behind those tasks."""
+    tasks = state.tasks.values()
+    broken = (Status.FAILED, Status.CANCELLED)
+    if any(t.status in broken or (t.status is Status.SKIPPED and not t.expected) for t in tasks):
+        return False
+    return any(t.status in WAITING_FOR_A_PERSON for t in tasks)
 
 
 def build_report(
@@ -168,13 +192,7 @@ def build_report(
     ended = time.time()
     tasks = scheduler.ledger.in_order(fingerprints)
     usage = total_usage(a.usage for t in tasks for a in t.attempts)
-    exit_code = (
-        EXIT_INTERRUPTED
-        if scheduler.interrupted
-        else EXIT_OK
-        if scheduler.state.succeeded
-        else EXIT_FAILED
-    )
+    exit_code = run_exit_code(scheduler)
     return RunReport(
         planrun_version=__version__,
         plan=PlanInfo(name=plan.name, path=str(plan.path), sha256=plan.sha256),

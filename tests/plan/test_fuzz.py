@@ -188,7 +188,7 @@ _JUNK: st.SearchStrategy[object] = st.one_of(
 @st.composite
 def _broken_task_plans(draw: st.DrawFn) -> str:
     """Plans whose tasks fail validation in places, with needs and parents of every shape:
-    the graph check of what did not validate (load._graph_problems) must hold up."""
+    what salvage cuts away and the graph check of the rest (plan.salvage) must hold up."""
     tasks: dict[str, object] = {}
     for key in draw(st.lists(_KEYS, min_size=1, max_size=4, unique=True)):
         task: dict[str, object] = {"run": draw(st.one_of(st.just(["true"]), _JUNK))}
