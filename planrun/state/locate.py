@@ -21,11 +21,21 @@ if TYPE_CHECKING:
 
 
 def state_dir_for(plan: CompiledPlan, override: Path | None) -> Path:
-    """The state folder ``apply`` uses for a compiled ``plan`` (``override``: --state-dir)."""
+    """The state folder ``apply`` uses for a compiled ``plan`` (``override``: --state-dir).
+
+    An override is held to the rules the plan's own ``settings.state_dir`` is validated
+    with (not in git's data, not a system folder): UsageError before anything is made.
+    """
     from planrun.core.names import state_folder
 
-    configured = state_folder(plan.name, plan.settings.state_dir)
-    return (override or plan.directory / configured).resolve()
+    if override is not None:
+        from planrun.plan.paths import state_dir_problem
+
+        problem = state_dir_problem(override.resolve())
+        if problem is not None:
+            raise UsageError(f"--state-dir {override}: {problem}")
+        return override.resolve()
+    return (plan.directory / state_folder(plan.name, plan.settings.state_dir)).resolve()
 
 
 @dataclass(frozen=True)

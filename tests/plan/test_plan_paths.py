@@ -138,3 +138,15 @@ def test_ordinary_state_folders_are_accepted(
 ) -> None:
     git(tmp_path, "init", "-q")
     compile_text(state_plan(state_dir), tmp_path)
+
+
+def test_a_state_dir_given_on_the_command_line_is_held_to_the_same_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from planrun.cli import main
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("version: 1\ntasks:\n  A: {run: [echo, a]}\n")
+    assert main(["apply", str(plan), "--state-dir", "/etc", "--progress", "none"]) == 2
+    assert "--state-dir /etc:" in capsys.readouterr().err
+    assert not (tmp_path / ".planrun").exists()
