@@ -227,6 +227,15 @@ class ReportWriteError(PlanrunError):
         super().__init__(f"cannot write {path}: {error.strerror or error}")
 
 
+class RedactedError(PlanrunError):
+    """Another error whose message had a declared secret masked before anyone saw it; it
+    keeps that error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)
+
+
 class InternalError(PlanrunError):
     """Something planrun believed impossible happened: a bug."""
 

@@ -336,3 +336,29 @@ def test_approve_of_work_whose_branch_is_gone_fails_and_says_how_to_redo_it(
     assert gone.returncode == 1
     assert "branch planrun/re/S no longer exists" in gone.stderr
     assert "planrun apply --force S" in gone.stderr
+
+
+SECRET = "sk-live-0123456789abcdef"
+
+
+def test_approve_and_clean_mask_a_secret_that_git_quotes(tmp_path: Path, clean_env: Path) -> None:
+    """A conflict names the file, and the file's name holds a declared secret: approve
+    (which runs outside an apply) masks it, as apply does."""
+    repos = make_repos(tmp_path)
+    write = 'echo {0} > "tok-$TOKEN.txt"'
+    plan = write_plan(
+        tmp_path,
+        plan_text(
+            repos.clone,
+            f"  S: {{run: [sh, -c, '{write.format('s')}'], secrets: [TOKEN]}}\n"
+            f"  R: {{run: [sh, -c, '{write.format('r')}'], secrets: [TOKEN], review: true}}\n",
+        ).replace("tasks:", "settings: {secrets: [TOKEN]}\ntasks:"),
+    )
+    env = {"TOKEN": SECRET}
+    assert runs.apply(plan, env=env).returncode == 4  # S done, R in review
+    approved = runs.planrun("approve", str(plan), "R", cwd=tmp_path, env=env)
+    assert approved.returncode == 1
+    assert "conflicts on tok-***.txt" in approved.stdout
+    assert SECRET not in approved.stdout + approved.stderr
+    cleaned = runs.planrun("clean", str(plan), "--all", cwd=tmp_path, env=env)
+    assert SECRET not in cleaned.stdout + cleaned.stderr

@@ -22,6 +22,7 @@ from planrun.errors import MergeConflict, UsageError
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.plan.resolved import Task
+from planrun.run.environment import secrets_masked
 from planrun.run.prepare import decide_for, fingerprints_of
 from planrun.state.folder import STATE_FILE, State, open_state
 from planrun.state.locate import state_dir_for
@@ -35,48 +36,52 @@ def run_approve(args: argparse.Namespace, out: TextIO) -> int:
 
     plan = load_plan(Path(args.plan))
     check_keys(plan, [args.key], "approve")
-    task = plan.tasks[args.key]
     state_dir = state_dir_for(plan, args.state_dir)
     if not (state_dir / STATE_FILE).exists():
         raise UsageError(f"{args.key} is not in review: no run of {plan.name} is recorded here")
-    with StateLock.acquire(state_dir), open_state(plan, state_dir) as state:
-        fingerprints = fingerprints_of(plan)
-        step = decide_for(plan, state.known, fingerprints=fingerprints).steps.get(args.key)
-        if step is None or step.action is not Action.IN_REVIEW:
-            raise UsageError(_not_in_review(state, args.key, step.why if step else ""))
-        assert state.store is not None
-        run = state.store.last_run(plan.name)
-        assert run is not None
-        fp, fields = fingerprints[args.key]
-        attempt = state.known[args.key].last_attempt or f"{run.id}#0"
-        prepared = Prepared(cwd=plan.directory, mark=Mark(plan.name, args.key, fp, attempt))
-        try:
-            prepared, landed = trio.run(_land, plan, state_dir, task, prepared)
-        except MergeConflict as exc:
-            print(
-                f"planrun: approving {args.key} conflicts on "
-                f"{', '.join(exc.paths) or 'its changes'}; it stays in review "
-                f"(branch {prepared.branch or 'of the task'})",
-                file=out,
-            )
-            return 1
-        done = TaskDone(
-            plan_name=plan.name,
-            key=args.key,
-            fingerprint=fp,
-            reason="approved",
-            branch=prepared.branch,
-            landed_commit=landed.commit,
-            diffstat=landed.diffstat,
-            data={"fields": dict(fields), "title": task.title},
+    with (
+        secrets_masked(plan) as redact,
+        StateLock.acquire(state_dir),
+        open_state(plan, state_dir) as state,
+    ):
+        said = _approve(plan, state, state_dir, args.key, str(args.plan))
+    print(redact(said), file=out)
+    return 0 if said.startswith("approved") else 1
+
+
+def _approve(plan: CompiledPlan, state: State, state_dir: Path, key: str, given: str) -> str:
+    """Land ``key``'s reviewed work and record it done; what to tell the user (``given``:
+    the plan as the user named it, for the command to type next)."""
+    fingerprints = fingerprints_of(plan)
+    step = decide_for(plan, state.known, fingerprints=fingerprints).steps.get(key)
+    if step is None or step.action is not Action.IN_REVIEW:
+        raise UsageError(_not_in_review(state, key, step.why if step else ""))
+    assert state.store is not None
+    run = state.store.last_run(plan.name)
+    assert run is not None
+    fp, fields = fingerprints[key]
+    attempt = state.known[key].last_attempt or f"{run.id}#0"
+    prepared = Prepared(cwd=plan.directory, mark=Mark(plan.name, key, fp, attempt))
+    try:
+        prepared, landed = trio.run(_land, plan, state_dir, plan.tasks[key], prepared)
+    except MergeConflict as exc:
+        return (
+            f"planrun: approving {key} conflicts on {', '.join(exc.paths) or 'its changes'}; "
+            f"it stays in review (branch {prepared.branch or 'of the task'})"
         )
-        state.store.task_done(run.id, done)
-    where = f"landed {landed.commit[:12]}" if landed.commit else "nothing to land"
-    print(
-        f"approved {args.key}: {where}; `planrun apply {args.plan}` runs what waited for it",
-        file=out,
+    done = TaskDone(
+        plan_name=plan.name,
+        key=key,
+        fingerprint=fp,
+        reason="approved",
+        branch=prepared.branch,
+        landed_commit=landed.commit,
+        diffstat=landed.diffstat,
+        data={"fields": dict(fields), "title": plan.tasks[key].title},
     )
-    return 0
+    state.store.task_done(run.id, done)
+    where = f"landed {landed.commit[:12]}" if landed.commit else "nothing to land"
+    return f"approved {key}: {where}; `planrun apply {given}` runs what waited for it"
 
 
 def _not_in_review(state: State, key: str, why: str) -> str:

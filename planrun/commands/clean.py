@@ -36,6 +36,7 @@ from planrun.core.outcomes import Status
 from planrun.errors import git_stderr_summary
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.run.environment import secrets_masked
 from planrun.state.folder import STATE_FILE
 from planrun.state.locate import state_dir_for
 
@@ -69,14 +70,14 @@ def run_clean(args: argparse.Namespace, out: TextIO) -> int:
 
     plan = load_plan(Path(args.plan))
     state_dir = state_dir_for(plan, args.state_dir)
-    with StateLock.acquire(state_dir):
+    with secrets_masked(plan) as redact, StateLock.acquire(state_dir):
         statuses = _statuses(plan, state_dir)
         cleaned = trio.run(_clean, plan, state_dir, statuses, args.failed or args.all, args.all)
     for line in cleaned.removed:
-        print(line, file=out)
+        print(redact(line), file=out)
     out.flush()
     for kept in cleaned.kept:
-        print(kept.describe(), file=sys.stderr)
+        print(redact(kept.describe()), file=sys.stderr)
     if cleaned.kept:
         count = len(cleaned.kept)
         print(

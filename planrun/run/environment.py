@@ -14,9 +14,13 @@ its prompt (``prompt_via: stdin`` or ``file``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from planrun.core.redact import Redactor
+from planrun.errors import InternalError, PlanError, PlanrunError, RedactedError
 from planrun.plan.compile import CompiledPlan
 from planrun.plan.resolved import ProviderSpec, Task
 
@@ -97,3 +101,20 @@ def task_env(
             env[name] = environ[name]
     env.update(context_vars(context))
     return env
+
+
+@contextmanager
+def secrets_masked(plan: CompiledPlan) -> Iterator[Callable[[str], str]]:
+    """For commands that run outside an apply (approve, clean): yields the plan's redactor
+    for what they print, and masks the message of any error that leaves, since a git error
+    may quote a file name that holds a secret."""
+    redact = Redactor(secret_values(plan, os.environ)).redact
+    try:
+        yield redact
+    except (PlanError, InternalError):
+        raise
+    except PlanrunError as error:
+        text = str(error)
+        if redact(text) == text:
+            raise
+        raise RedactedError(redact(text), error.exit_code) from None
