@@ -230,9 +230,23 @@ class TaskBuilder:
     def _unknown(
         self, where: tuple[str, ...], spec: TaskSpec, field: str, name: str, known: Iterable[str]
     ) -> None:
-        """An unknown provider or project: where the task sets it, else in defaults."""
-        at = (*where, field) if field in spec.model_fields_set else ("defaults", field)
+        """An unknown provider or project: where the task sets it, else where the nearest
+        parent that sets it does, else in defaults."""
+        at = self._set_at(where, spec, field)
         self._problems.fail(at, f"unknown {field} {name!r}{suggest(name, known)}")
+
+    def _set_at(self, where: tuple[str, ...], spec: TaskSpec, field: str) -> tuple[str, ...]:
+        seen: set[str] = set()
+        current: TaskSpec | None = spec
+        while current is not None:
+            if field in current.model_fields_set:
+                return (*where, field)
+            parent = current.parent
+            if parent is None or parent in seen:
+                break
+            seen.add(parent)
+            current, where = self._plan.tasks.get(parent), ("tasks", parent)
+        return ("defaults", field)
 
     def _prompt(self, where: tuple[str, ...], spec: TaskSpec) -> str | None:
         """The written prompt, or the prompt_file's text (each file read, and reported, once)."""
