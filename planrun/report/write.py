@@ -119,21 +119,22 @@ def junit_xml(report: RunReport) -> str:
             "hostname": report.host or "localhost",
         },
     )
-    _properties(
-        suite,
-        {
-            "planrun.run_id": report.run_id,
-            "planrun.version": report.planrun_version,
-            "planrun.plan": report.plan.path,
-            "planrun.status": report.status,
-        },
-    )
+    _properties(suite, _run_properties(report))
     for task, verdict in zip(work, verdicts, strict=True):
         _testcase(suite, report.plan.name, task, verdict)
     ET.indent(suites)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
     )
+
+
+def _run_properties(report: RunReport) -> dict[str, str]:
+    return {
+        "planrun.run_id": report.run_id,
+        "planrun.version": report.planrun_version,
+        "planrun.plan": report.plan.path,
+        "planrun.status": report.status,
+    }
 
 
 def _verdict(task: TaskReport) -> str:

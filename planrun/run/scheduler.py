@@ -86,15 +86,7 @@ class Scheduler:
         self.workspace = self.run_context.workspace
         self.ledger = self.run_context.ledger
         self.started_at = self.run_context.started_at
-        caps = Caps(
-            total=settings.max_concurrent or plan.settings.max_concurrent,
-            providers={n: p.max_concurrent for n, p in plan.providers.items() if p.max_concurrent},
-            projects={n: p.max_concurrent for n, p in plan.projects.items() if p.max_concurrent},
-        )
-        self.state = RunState(plan.graph, caps, selected=settings.only)
-        for key, count in settings.prior_attempts.items():
-            if key in self.state.tasks:
-                self.state[key].attempts = count
+        self.state = _run_state(plan, settings)
         self.on_failure = settings.on_failure or plan.settings.on_failure
         self.hooks = HookRunner(self.run_context)
         self.attempts = AttemptRunner(self.run_context, self.hooks, self)
@@ -435,6 +427,20 @@ class Scheduler:
         if landed.commit:
             self.emit(ev.Landed(key=task.key, commit=landed.commit))
         return Status.DONE, ""
+
+
+def _run_state(plan: CompiledPlan, settings: RunSettings) -> RunState:
+    """The pure run state: the caps, the selection, and the attempts spent in earlier runs."""
+    caps = Caps(
+        total=settings.max_concurrent or plan.settings.max_concurrent,
+        providers={n: p.max_concurrent for n, p in plan.providers.items() if p.max_concurrent},
+        projects={n: p.max_concurrent for n, p in plan.projects.items() if p.max_concurrent},
+    )
+    state = RunState(plan.graph, caps, selected=settings.only)
+    for key, count in settings.prior_attempts.items():
+        if key in state.tasks:
+            state[key].attempts = count
+    return state
 
 
 class _NotStarted(Exception):
