@@ -7,11 +7,6 @@ child has called ``exec``: a fraction of a millisecond, less than the thread rou
 it would save (asyncio starts its subprocesses on the loop thread for the same reason).
 With thousands of short tasks, that round trip was one of the larger costs of a task.
 
-A bare program name is looked up on the child's ``PATH`` once per process (planrun's run)
-and started by its full path: ``execvpe`` would otherwise try every folder of ``PATH`` in
-turn, and with a usual ``PATH`` eight of every nine ``execve`` calls failed with ENOENT.
-The path found is checked still to be executable each time it is used.
-
 Waiting uses a pidfd (Linux 5.3+), polled by trio like any file descriptor; where
 ``pidfd_open`` is refused, a worker thread waits with ``waitid(WNOWAIT)`` instead, so the
 child is still reaped only here.
@@ -22,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -78,7 +72,7 @@ class Child:
         try:
             before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             popen = subprocess.Popen(
-                [program_path(argv[0], env.get("PATH")), *argv[1:]],
+                list(argv),
                 cwd=cwd,
                 env=dict(env),
                 stdin=in_read if in_read is not None else _devnull(),
@@ -150,25 +144,3 @@ def _wait_exited(pid: int) -> None:
     """Block until ``pid`` has exited, leaving it to be reaped (``WNOWAIT``)."""
     with contextlib.suppress(ChildProcessError):
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-
-
-def program_path(program: str, path: str | None) -> str:
-    """``program`` by its full path when it is a bare name found on ``path`` (as ``execvpe``
-    would search it), else ``program`` unchanged (Popen then reports it as before)."""
-    if "/" in program or not program or path is None or not _absolute_only(path):
-        return program  # a relative folder on PATH means the child's cwd: leave it to exec
-    found = _found_on(program, path)
-    if found is not None and os.access(found, os.X_OK):
-        return found
-    _found_on.cache_clear()  # gone or changed meanwhile: look again, once
-    return _found_on(program, path) or program
-
-
-@functools.lru_cache(maxsize=256)
-def _found_on(program: str, path: str) -> str | None:
-    return shutil.which(program, path=path)
-
-
-@functools.lru_cache(maxsize=16)
-def _absolute_only(path: str) -> bool:
-    return all(folder.startswith("/") for folder in path.split(os.pathsep))
