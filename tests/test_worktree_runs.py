@@ -125,7 +125,7 @@ def test_approve_first_replays_what_a_killed_apply_journaled(
 ) -> None:
     """A record a killed apply wrote to its journal file, but not yet to the store, goes in
     before approve's own writes (applied after them, it could undo the approval)."""
-    from planrun.state.journal import JOURNAL_DIR
+    from planrun.state.journalfile import JOURNAL_DIR
     from planrun.state.sqlite import Store
     from planrun.state.store import utc_now
 

@@ -94,7 +94,8 @@ def run_clean(args: argparse.Namespace, out: TextIO) -> int:
 def _statuses(plan: CompiledPlan, state_dir: Path) -> dict[str, Status]:
     if not (state_dir / STATE_FILE).exists():
         return {}
-    from planrun.state.journal import JOURNAL_DIR, replay
+    from planrun.state.journal import replay
+    from planrun.state.journalfile import JOURNAL_DIR
     from planrun.state.sqlite import Store
 
     with Store.open(state_dir / STATE_FILE) as store:  # under the lock: no apply runs

@@ -230,7 +230,8 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
         check_plan_owner(store, plan, path)
         state = State(store, plan, readonly)
         if not readonly:
-            from planrun.state.journal import JOURNAL_DIR, replay
+            from planrun.state.journal import replay
+            from planrun.state.journalfile import JOURNAL_DIR
             from planrun.state.stops import clear_stops, read_stops
 
             state.journal_dir = state_dir / JOURNAL_DIR

@@ -63,7 +63,6 @@ from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, Task
 from planrun.state.store import StoreProtocol, StoreWriter, utc_now
 
 #: Where, in the state folder, the runs' journal files are.
-JOURNAL_DIR = "journal"
 #: Seconds the writer gathers records before committing them as one transaction.
 WINDOW = 0.05
 

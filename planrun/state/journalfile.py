@@ -23,6 +23,9 @@ from planrun.errors import StoreError
 from planrun.state.faults import count_write, fault_at_from_env
 from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone, TaskUpdate
 
+#: The journal files of runs, in the state folder.
+JOURNAL_DIR = "journal"
+
 #: What a run writes through its journal, and each write's operation in the file.
 Write = AttemptStart | AttemptProcess | AttemptEnd | TaskUpdate | TaskDone
 _OPS: dict[type[Write], str] = {

@@ -30,15 +30,17 @@ def catch_up(state_dir: Path) -> list[str]:
     store cannot be had (another apply, a folder this user may only read).
     """
     from planrun.errors import StateLockedError
-    from planrun.state.journal import JOURNAL_DIR, replay
-    from planrun.state.lock import REPLAYING, StateLock
-    from planrun.state.sqlite import Store
+    from planrun.state.journalfile import JOURNAL_DIR
 
     journal_dir = state_dir / JOURNAL_DIR
     db_path = state_dir / STATE_FILE
     try:
         if not db_path.exists() or not any(journal_dir.glob("*.jsonl")):
-            return []
+            return []  # the common case: nothing to replay, nothing more to import
+        from planrun.state.journal import replay
+        from planrun.state.lock import REPLAYING, StateLock
+        from planrun.state.sqlite import Store
+
         lock = StateLock.acquire(state_dir, argv=[*sys.argv[:2], REPLAYING])
     except (OSError, StateLockedError, StoreError):
         return []
