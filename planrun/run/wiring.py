@@ -23,8 +23,8 @@ def workspace_for(
     dry_run: bool,
     bases: Bases,
 ) -> Workspace:
-    if dry_run:
-        return PlainWorkspace(plan)
+    if dry_run or not _uses_worktrees(plan):
+        return PlainWorkspace(plan)  # the same as git's for such a plan, and 12 imports fewer
     from planrun.run.environment import base_env, secret_values
     from planrun.run.setup import SetupCommands
     from planrun.workspace.gitworkspace import GitWorkspace
@@ -45,6 +45,16 @@ def workspace_for(
         run_id=settings.run_id,
         secrets=secrets,
         bases=bases,
+    )
+
+
+def _uses_worktrees(plan: CompiledPlan) -> bool:
+    """Whether some work task's project may give it a worktree (a project with
+    ``worktrees: true``; whether its folder is a git repository is seen at run time)."""
+    return any(
+        task.project is not None and plan.projects[task.project].worktrees
+        for task in plan.tasks.values()
+        if task.kind == "work"
     )
 
 
