@@ -19,6 +19,7 @@ from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError, UsageError
 from planrun.state.faults import FAULT_ENV
 from planrun.state.memory import MemoryStore
+from planrun.state.open import open_store
 from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone, TaskUpdate
 from planrun.state.sqlite import APPLICATION_ID, SCHEMA_VERSION, Store
 from planrun.state.store import RunRow, StoreProtocol, utc_now
@@ -43,9 +44,14 @@ def store(db_path: Path) -> Iterator[Store]:
     s.close()
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_store(request: pytest.FixtureRequest, db_path: Path) -> Iterator[StoreProtocol]:
-    s: Store = Store.open(db_path) if request.param == "file" else MemoryStore()
+    """Every store: the protocol's tests hold for each (the contract)."""
+    s: StoreProtocol
+    if request.param == "postgres":
+        s = open_store(request.getfixturevalue("pg_url"))
+    else:
+        s = Store.open(db_path) if request.param == "file" else MemoryStore()
     yield s
     s.close()
 
