@@ -41,7 +41,7 @@ def connect(url: str, where: str) -> PgCon:
         params: dict[str, Any] = conninfo_to_dict(url)
     except psycopg.Error as e:
         raise StoreError(
-            where, f"is not a PostgreSQL URL ({e})", "postgresql://USER@HOST/DB"
+            where, f"is not a PostgreSQL URL ({e})", "write it as postgresql://USER@HOST:PORT/DB"
         ) from e
     params.setdefault("connect_timeout", CONNECT_TIMEOUT)
     params.setdefault("application_name", "planrun")
