@@ -29,10 +29,10 @@ from tests import procs
 USER = "planrun"
 #: who runs the server when the tests run as root
 OS_USER = "postgres"
-_SETTINGS = (
-    "-c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    " -c autovacuum=off -c max_connections=50"
-)
+#: the server's settings for the tests: nothing needs to survive a power cut
+FAST = "-c fsync=off -c full_page_writes=off -c autovacuum=off -c max_connections=50"
+#: PostgreSQL's durable defaults (benchmarks compare them with SQLite's synchronous=FULL)
+DURABLE = "-c max_connections=50"
 
 
 #: the servers started and not stopped yet (the leak check leaves their processes alone)
@@ -70,6 +70,7 @@ class Server:
     owner: str | None = None  # run the tools as this user (when the tests run as root)
     postmaster: int | None = None
     made_folder: bool = False
+    settings: str = FAST
 
     @property
     def data(self) -> Path:
@@ -93,7 +94,8 @@ class Server:
         failure = ""
         for _ in range(3):
             self.port = free_port()
-            options = f"-k {self.folder} -p {self.port} {_SETTINGS}"
+            options = f"-k {self.folder} -p {self.port} -c listen_addresses=127.0.0.1"
+            options += f" {self.settings}"
             log = str(self.folder / "server.log")
             started = self.tool("pg_ctl", "start", "-D", str(self.data), "-o", options, "-l", log)
             if started.returncode == 0:  # pg_ctl waits (-w is its default) until it accepts
@@ -137,13 +139,13 @@ class Server:
             con.execute(sql.SQL(statement).format(sql.Identifier(name)))
 
 
-def start_server(pytest_folder: Path) -> Server:
+def start_server(pytest_folder: Path, settings: str = FAST) -> Server:
     """A running server (see the module docstring), or Unavailable saying why not."""
     try:
         import psycopg  # noqa: F401  (the store's driver: planrun[postgres])
     except ImportError as e:
         raise Unavailable("psycopg is not installed: pip install -e '.[test]'") from e
-    server = Server(bin=find_bin(), folder=pytest_folder)
+    server = Server(bin=find_bin(), folder=pytest_folder, settings=settings)
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam(OS_USER)
