@@ -2,7 +2,8 @@
 
 pytest makes itself a child subreaper (PR_SET_CHILD_SUBREAPER), so that processes a test
 starts stay its descendants even when they double-fork or call setsid; after each test,
-every live descendant is a leak.
+every live descendant is a leak, but for the processes of the session's PostgreSQL server
+(tests/pg.py), whose backends come and go with connections.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import procs
+from tests import pg, procs
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -39,7 +40,8 @@ def _no_leaked_processes() -> Iterator[None]:
     leaked: list[int] = []
     while True:
         procs.reap_orphans()
-        leaked = [p for p in procs.descendants(os.getpid()) if p not in before]
+        server = pg.running_processes()
+        leaked = [p for p in procs.descendants(os.getpid()) if p not in before | server]
         if not leaked or time.monotonic() > deadline:
             break
         time.sleep(0.02)  # polling a condition with a deadline, not a bare sleep
@@ -82,3 +84,35 @@ def tmux_socket() -> Iterator[str]:
     )
     folder = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
     (folder / name).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pg.Server]:
+    """A private PostgreSQL server for the session (tests/pg.py); the tests that use it
+    are skipped, with the reason, where none can be started (no pg_ctl, no psycopg)."""
+    try:
+        server = pg.start_server(tmp_path_factory.mktemp("postgres"))
+    except pg.Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server for the postgres tests: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: pg.Server) -> Iterator[str]:
+    """The URL of a new, empty database of its own, dropped after the test."""
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a store of each kind opens (planrun.state.open.open_store): a state folder
+    (SQLite), or a database of its own on the session's PostgreSQL server."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return tmp_path / "state"

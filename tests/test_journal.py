@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,29 @@ from planrun.sessions.base import ProcessInfo
 from planrun.state.journal import StoreJournal, replay
 from planrun.state.journalfile import Record, read_records
 from planrun.state.memory import MemoryStore
+from planrun.state.open import open_store
 from planrun.state.records import AttemptStart
-from planrun.state.sqlite import Store
-from planrun.state.store import RunRow, utc_now
+from planrun.state.store import RunRow, StoreProtocol, utc_now
 
 FPS = {"A": ("fa" * 32, {"run": "1" * 16}), "B": ("fb" * 32, {"run": "2" * 16})}
 RUN = RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running")
 KINDS_OF_ONE_TASK = ["attempt_started", "attempt_process", "attempt_finished", "task_done"]
 
 
-def journal(store: Store, **kwargs: object) -> StoreJournal:
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[StoreProtocol]:
+    """The store the journal writes to: SQLite in memory, or PostgreSQL (the same
+    records must land in both)."""
+    s = (
+        MemoryStore()
+        if request.param == "memory"
+        else open_store(request.getfixturevalue("pg_url"))
+    )
+    yield s
+    s.close()
+
+
+def journal(store: StoreProtocol, **kwargs: object) -> StoreJournal:
     store.run_started(RUN)
     return StoreJournal(store, "r1", "p", FPS, up_to_date={"B"}, **kwargs)  # type: ignore[arg-type]
 
@@ -43,8 +57,9 @@ def one_task(j: StoreJournal, key: str) -> None:
 
 
 @pytest.mark.parametrize("write_behind", [True, False])
-def test_writes_land_in_call_order(write_behind: bool, tmp_path: Path) -> None:
-    store = MemoryStore()
+def test_writes_land_in_call_order(
+    write_behind: bool, tmp_path: Path, store: StoreProtocol
+) -> None:
     j = journal(store, write_behind=write_behind, journal_dir=tmp_path)
     one_task(j, "A")
     j.task_finished("B", TaskReport(key="B", title="B", status="done", reason="up to date"))
@@ -63,9 +78,10 @@ def test_writes_land_in_call_order(write_behind: bool, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # all of it is in the store: the file is gone
 
 
-def test_a_record_is_in_the_file_when_the_call_returns(tmp_path: Path) -> None:
+def test_a_record_is_in_the_file_when_the_call_returns(
+    tmp_path: Path, store: StoreProtocol
+) -> None:
     """The store may lag (the writer gathers for `window`), the file never does."""
-    store = MemoryStore()
     j = journal(store, journal_dir=tmp_path, window=3600.0)
     one_task(j, "A")
     j.attempt_started("C", 1, Path("/logs/C"))
@@ -86,9 +102,9 @@ from planrun.state.journal import StoreJournal
 from planrun.report.model import AttemptReport, TaskReport
 from planrun.sessions.base import ProcessInfo
 from planrun.state.store import RunRow, utc_now
-from planrun.state.sqlite import Store
+from planrun.state.open import open_store
 
-store = Store.open(Path(sys.argv[1]) / "state.db")
+store = open_store(sys.argv[2])
 store.run_started(RunRow("r1", "p", "/p.yaml", "00", "0", utc_now(), "running"))
 fps = {"A": ("fa" * 32, {"run": "1" * 16})}
 j = StoreJournal(store, "r1", "p", fps, journal_dir=Path(sys.argv[1]) / "journal", window=3600)
@@ -101,15 +117,17 @@ os.kill(os.getpid(), signal.SIGKILL)  # before the writer committed anything
 """
 
 
-def test_replay_after_kill9_applies_what_the_store_missed(tmp_path: Path) -> None:
+def test_replay_after_kill9_applies_what_the_store_missed(
+    tmp_path: Path, store_location: Path | str
+) -> None:
     writer = subprocess.run(
-        [sys.executable, "-c", CRASHING_WRITER, str(tmp_path)],
+        [sys.executable, "-c", CRASHING_WRITER, str(tmp_path), str(store_location)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert writer.returncode == -signal.SIGKILL, writer.stderr
-    store = Store.open(tmp_path / "state.db")
+    store = open_store(store_location)
     assert [e.kind for e in store.events("r1")] == ["run_started"]
     notes = replay(store, tmp_path / "journal")
     assert notes == ["replayed 5 journal record(s) of run r1"]
@@ -154,9 +172,8 @@ EARLIER_ARGS: dict[str, dict[str, Any]] = {
 
 
 def test_journal_files_of_earlier_planruns_replay_and_new_lines_keep_their_args(
-    tmp_path: Path,
+    tmp_path: Path, store: StoreProtocol
 ) -> None:
-    store = MemoryStore()
     store.run_started(RUN)
     lines = [Record(n, op, args) for n, (op, args) in enumerate(EARLIER_ARGS.items(), start=1)]
     write_journal(tmp_path / "r1.jsonl", lines)
@@ -179,10 +196,11 @@ def test_journal_files_of_earlier_planruns_replay_and_new_lines_keep_their_args(
     "tail",
     [b'{"seq": 3, "op": "attempt_sta', b"\x00\x00\x00\x00", b"not json\n", b'{"seq": 3}\n'],
 )
-def test_a_torn_end_is_dropped_with_its_offset(tmp_path: Path, tail: bytes) -> None:
+def test_a_torn_end_is_dropped_with_its_offset(
+    tmp_path: Path, tail: bytes, store: StoreProtocol
+) -> None:
     """Matrix C3 (a): what a crash in the middle of a write (or a lost page cache) leaves
     at the end is dropped, and said, and the records before it are applied."""
-    store = MemoryStore()
     store.run_started(RUN)
     path = tmp_path / "r1.jsonl"
     write_journal(path, [started(1, "A"), started(2, "B")], tail)
@@ -203,11 +221,10 @@ def test_a_torn_end_is_dropped_with_its_offset(tmp_path: Path, tail: bytes) -> N
     ],
 )
 def test_a_corrupt_record_before_the_end_is_refused_and_kept(
-    tmp_path: Path, middle: bytes, problem: str
+    tmp_path: Path, middle: bytes, problem: str, store: StoreProtocol
 ) -> None:
     """Matrix C3 (b): never a silent skip. The file is left byte for byte as it was, and
     nothing of it is applied; records are data, never looked up by name."""
-    store = MemoryStore()
     store.run_started(RUN)
     path = tmp_path / "r1.jsonl"
     write_journal(path, [started(1, "A")])
@@ -222,8 +239,9 @@ def test_a_corrupt_record_before_the_end_is_refused_and_kept(
     assert store.open_attempts("p") == []
 
 
-def test_replay_skips_what_the_store_has_and_refuses_a_gap(tmp_path: Path) -> None:
-    store = MemoryStore()
+def test_replay_skips_what_the_store_has_and_refuses_a_gap(
+    tmp_path: Path, store: StoreProtocol
+) -> None:
     store.run_started(RUN)
     store.attempt_started("r1", AttemptStart("A", 1, utc_now(), "f", "/l"))
     store.journal_applied("r1", 1)
@@ -237,8 +255,7 @@ def test_replay_skips_what_the_store_has_and_refuses_a_gap(tmp_path: Path) -> No
     assert (tmp_path / "r1.jsonl").exists()
 
 
-def test_a_journal_of_an_unknown_run_is_left_alone(tmp_path: Path) -> None:
-    store = MemoryStore()
+def test_a_journal_of_an_unknown_run_is_left_alone(tmp_path: Path, store: StoreProtocol) -> None:
     write_journal(tmp_path / "elsewhere.jsonl", [started(1, "A")])
     assert replay(store, tmp_path) == [
         f"ignored {tmp_path / 'elsewhere.jsonl'}: no run 'elsewhere' in the store"
@@ -246,8 +263,9 @@ def test_a_journal_of_an_unknown_run_is_left_alone(tmp_path: Path) -> None:
     assert (tmp_path / "elsewhere.jsonl").exists()
 
 
-def test_a_failed_write_stops_the_journal_and_is_raised(tmp_path: Path) -> None:
-    store = MemoryStore()
+def test_a_failed_write_stops_the_journal_and_is_raised(
+    tmp_path: Path, store: StoreProtocol
+) -> None:
     j = journal(store, journal_dir=tmp_path)
     j.attempt_started("A", 1, Path("/logs/A"))
     j.flush()

@@ -1,4 +1,8 @@
-"""The state store: round trips, convergence bookkeeping, refusals, WAL readers, fault seam."""
+"""The state store. The protocol's contract holds for every store (``any_store``: the
+SQLite file, in memory, PostgreSQL; ``store_location``: SQLite and PostgreSQL, reopened or
+read from another connection or process): round trips, convergence bookkeeping, misuse,
+readers while a writer writes, batches, the fault seam. Then the SQLite file's own:
+creation, refusing what is not ours, migration."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -19,9 +24,10 @@ from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError, StoreError, UsageError
 from planrun.state.faults import FAULT_ENV
 from planrun.state.memory import MemoryStore
+from planrun.state.open import open_store
 from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone, TaskUpdate
 from planrun.state.sqlite import APPLICATION_ID, SCHEMA_VERSION, Store
-from planrun.state.store import RunRow, StoreProtocol, utc_now
+from planrun.state.store import RUN_PLAN_EVENT, RunRow, StoreProtocol, utc_now
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,16 +42,14 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "state.db"
 
 
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    s = Store.open(db_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_store(request: pytest.FixtureRequest, db_path: Path) -> Iterator[StoreProtocol]:
-    s: Store = Store.open(db_path) if request.param == "file" else MemoryStore()
+    """Every store: the protocol's tests hold for each (the contract)."""
+    s: StoreProtocol
+    if request.param == "postgres":
+        s = open_store(request.getfixturevalue("pg_url"))
+    else:
+        s = Store.open(db_path) if request.param == "file" else MemoryStore()
     yield s
     s.close()
 
@@ -94,10 +98,10 @@ def test_a_new_path_gets_a_complete_store_in_a_private_folder(db_path: Path) -> 
     assert {"runs", "tasks", "attempts", "events", "task_state"} <= tables
 
 
-def test_reopening_keeps_what_was_written(db_path: Path) -> None:
-    with Store.open(db_path) as s:
+def test_reopening_keeps_what_was_written(store_location: Path | str) -> None:
+    with closing(open_store(store_location)) as s:
         s.run_started(make_run())
-    with Store.open(db_path) as s:
+    with closing(open_store(store_location)) as s:
         run = s.run("r1")
     assert run is not None
     assert run.plan_name == "demo"
@@ -351,15 +355,16 @@ def test_misuse_is_an_internal_error_and_writes_nothing(any_store: StoreProtocol
     assert s.attempts("r1")[0].is_open
 
 
-def test_a_closed_store_refuses_use(db_path: Path) -> None:
-    s = Store.open(db_path)
+def test_a_closed_store_refuses_use(store_location: Path | str) -> None:
+    s = open_store(store_location)
     s.close()
     s.close()  # idempotent
     with pytest.raises(InternalError, match="after close"):
         s.last_run()
 
 
-def test_threads_can_share_a_store(store: Store) -> None:
+def test_threads_can_share_a_store(any_store: StoreProtocol) -> None:
+    store = any_store
     store.run_started(make_run())
 
     def write(worker: int) -> None:
@@ -379,47 +384,45 @@ def test_threads_can_share_a_store(store: Store) -> None:
 # ---------------------------------------------------------------- readers while a writer runs
 
 
-def test_read_only_never_creates_a_store(db_path: Path) -> None:
-    with pytest.raises(StoreError, match="no state store here yet"):
-        Store.open(db_path, readonly=True)
-    assert not db_path.parent.exists()
+def test_read_only_never_creates_a_store(store_location: Path | str) -> None:
+    for _ in range(2):  # the first refusal created nothing that the second would open
+        with pytest.raises(StoreError, match="no state store here yet"):
+            open_store(store_location, readonly=True)
+    if isinstance(store_location, Path):
+        assert not store_location.exists()
 
 
-def test_a_wal_reader_sees_committed_data_while_the_writer_is_mid_transaction(
-    store: Store, db_path: Path
+def test_a_reader_sees_committed_data_while_the_writer_is_mid_transaction(
+    store_location: Path | str,
 ) -> None:
-    store.run_started(make_run())
-    reader = Store.open(db_path, readonly=True)
-    try:
-        assert reader.run("r1") is not None
-        with store._transaction() as con:  # hold a write transaction open
-            con.execute(
-                "INSERT INTO events (run_id, at, kind, data_json) VALUES (?, ?, ?, ?)",
-                ("r1", utc_now(), "uncommitted", "{}"),
-            )
-            kinds = [e.kind for e in reader.events("r1")]  # not blocked, sees only commits
-            assert kinds == ["run_started"]
-        assert [e.kind for e in reader.events("r1")] == ["run_started", "uncommitted"]
-        with pytest.raises(InternalError, match="read-only"):
-            reader.happened("r1", "output")
-    finally:
-        reader.close()
+    with closing(open_store(store_location)) as store:
+        store.run_started(make_run())
+        with closing(open_store(store_location, readonly=True)) as reader:
+            assert reader.run("r1") is not None
+            with store.batch():  # hold a write transaction open
+                store.happened("r1", "uncommitted")
+                kinds = [e.kind for e in reader.events("r1")]  # not blocked, sees only commits
+                assert kinds == ["run_started"]
+            assert [e.kind for e in reader.events("r1")] == ["run_started", "uncommitted"]
+            with pytest.raises(InternalError, match="read-only"):
+                reader.happened("r1", "output")
 
 
 _READ_IN_CHILD = """
 import json, sys
-from planrun.state.sqlite import Store
-s = Store.open(sys.argv[1], readonly=True)
+from planrun.state.open import open_store
+s = open_store(sys.argv[1], readonly=True)
 run = s.last_run("demo")
 print(json.dumps({"run": run.id, "status": run.status, "events": len(s.events(run.id))}))
 """
 
 
-def test_another_process_reads_while_the_writer_is_open(store: Store, db_path: Path) -> None:
+def test_another_process_reads_while_the_writer_is_open(store_location: Path | str) -> None:
+    store = open_store(store_location)
     store.run_started(make_run())
     store.attempt_started("r1", AttemptStart("A", 1, utc_now(), "fp", "/l"))
     out = subprocess.run(
-        [sys.executable, "-c", _READ_IN_CHILD, str(db_path)],
+        [sys.executable, "-c", _READ_IN_CHILD, str(store_location)],
         env=child_env(),
         capture_output=True,
         text=True,
@@ -428,6 +431,7 @@ def test_another_process_reads_while_the_writer_is_open(store: Store, db_path: P
     )
     assert json.loads(out.stdout) == {"run": "r1", "status": "running", "events": 2}
     store.happened("r1", "output", "A", {"line": "still writing"})  # writer unaffected
+    store.close()
 
 
 # ---------------------------------------------------------------- refusing what is not ours
@@ -517,8 +521,8 @@ import sys
 from planrun.core.outcomes import Outcome
 from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone
 from planrun.state.store import RunRow
-from planrun.state.sqlite import Store
-s = Store.open(sys.argv[1])
+from planrun.state.open import open_store
+s = open_store(sys.argv[1])
 s.run_started(RunRow("r1", "demo", "/p.yaml", "00", "0.1", "2026-11-21T06:00:00Z", "running"))
 s.attempt_started("r1", AttemptStart("A", 1, "2026-11-21T06:00:01Z", "fp", "/logs/A.1.log"))
 s.attempt_process("r1", AttemptProcess("A", 1, 111, 111, 222))
@@ -528,9 +532,9 @@ print("survived", flush=True)
 """
 
 
-def test_the_fault_seam_kills_right_after_the_kth_commit(db_path: Path) -> None:
+def test_the_fault_seam_kills_right_after_the_kth_commit(store_location: Path | str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", _WRITES_IN_CHILD, str(db_path)],
+        [sys.executable, "-c", _WRITES_IN_CHILD, str(store_location)],
         env=child_env(**{FAULT_ENV: "3"}),
         capture_output=True,
         text=True,
@@ -539,7 +543,7 @@ def test_the_fault_seam_kills_right_after_the_kth_commit(db_path: Path) -> None:
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert "survived" not in proc.stdout
-    with Store.open(db_path) as s:  # opens fine (quick_check passes)
+    with closing(open_store(store_location)) as s:  # opens fine (SQLite: quick_check passes)
         kinds = [(e.seq, e.kind) for e in s.events("r1")]
         assert kinds == [(1, "run_started"), (2, "attempt_started"), (3, "attempt_process")]
         (attempt,) = s.open_attempts("demo")
@@ -548,9 +552,9 @@ def test_the_fault_seam_kills_right_after_the_kth_commit(db_path: Path) -> None:
         assert (state.status, state.attempts_total) == (Status.RUNNING, 1)
 
 
-def test_without_the_seam_the_same_writes_complete(db_path: Path) -> None:
+def test_without_the_seam_the_same_writes_complete(store_location: Path | str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", _WRITES_IN_CHILD, str(db_path)],
+        [sys.executable, "-c", _WRITES_IN_CHILD, str(store_location)],
         env=child_env(),
         capture_output=True,
         text=True,
@@ -558,18 +562,18 @@ def test_without_the_seam_the_same_writes_complete(db_path: Path) -> None:
         check=True,
     )
     assert proc.stdout.strip() == "survived"
-    with Store.open(db_path, readonly=True) as s:
+    with closing(open_store(store_location, readonly=True)) as s:
         assert len(s.events("r1")) == 5
         assert s.task_states("demo")["A"].status == Status.DONE
 
 
 @pytest.mark.parametrize("value", ["zero", "0", "-2"])
 def test_a_bad_fault_seam_value_is_a_usage_error(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+    store_location: Path | str, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     monkeypatch.setenv(FAULT_ENV, value)
     with pytest.raises(UsageError, match=FAULT_ENV):
-        Store.open(db_path)
+        open_store(store_location)
 
 
 def test_the_memory_store_ignores_the_fault_seam(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -580,8 +584,8 @@ def test_the_memory_store_ignores_the_fault_seam(monkeypatch: pytest.MonkeyPatch
         assert len(s.events("r1")) == 2
 
 
-def test_a_batch_commits_all_of_its_writes_or_none(db_path: Path) -> None:
-    with Store.open(db_path) as store:
+def test_a_batch_commits_all_of_its_writes_or_none(store_location: Path | str) -> None:
+    with closing(open_store(store_location)) as store:
         store.run_started(make_run())
         with store.batch():
             store.happened("r1", "one")
@@ -596,7 +600,7 @@ def test_a_batch_commits_all_of_its_writes_or_none(db_path: Path) -> None:
         with pytest.raises(RuntimeError):
             fail_half_way()
         assert "three" not in [e.kind for e in store.events("r1")]
-    with Store.open(db_path, readonly=True) as reader:
+    with closing(open_store(store_location, readonly=True)) as reader:
         assert [e.kind for e in reader.events("r1")][-2:] == ["one", "two"]
 
 
@@ -622,6 +626,46 @@ def test_a_version_1_store_is_migrated_by_a_writer_and_read_as_it_is(db_path: Pa
     con = sqlite3.connect(db_path)
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     con.close()
+
+
+def test_overview_is_the_run_as_it_stands(any_store: StoreProtocol) -> None:
+    s = any_store
+    run = make_run()
+    s.run_started(run)
+    planned = [{"key": "A", "step": "run"}, {"key": "G", "step": "run"}]
+    s.happened("r1", RUN_PLAN_EVENT, None, {"tasks": planned})
+    s.task_updated("r1", TaskUpdate(key="G", status=Status.PENDING, data={"kind": "group"}))
+    s.attempt_started("r1", AttemptStart("A", 1, "2026-11-21T06:00:01.000000Z", "fp", "/l"))
+    s.attempt_process("r1", AttemptProcess("A", 1, pid=77, pgid=77, start_time=2**40))
+    end = AttemptEnd("A", 1, Outcome.FAILED, utc_now(), usage={"tokens": 3})
+    s.attempt_finished("r1", end)
+    s.attempt_started("r1", AttemptStart("A", 2, "2026-11-21T06:00:02.000000Z", "fp", "/l"))
+    s.run_ended("r1", "failed", "2026-11-21T06:09:00.000000Z")
+    seen = s.overview(run)  # the run as it began: the overview reads its end
+    assert (seen.run.status, seen.run.ended_at) == ("failed", "2026-11-21T06:09:00.000000Z")
+    assert [(t.key, t.status, t.attempts, t.kind) for t in seen.tasks] == [
+        ("A", "running", 2, "work"),
+        ("G", "pending", 0, "group"),
+    ]
+    briefs = [(a.key, a.n, a.outcome, a.pid, a.proc_start_time, a.usage) for a in seen.attempts]
+    assert briefs == [
+        ("A", 1, "failed", 77, 2**40, {"tokens": 3}),
+        ("A", 2, None, None, None, None),
+    ]
+    assert seen.planned == planned
+
+
+def test_what_an_agent_printed_comes_back_as_it_was(any_store: StoreProtocol) -> None:
+    """NUL, escapes and non-ASCII in output, usage and event data (JSON is kept as text:
+    PostgreSQL's jsonb would refuse the NUL)."""
+    s = any_store
+    s.run_started(make_run())
+    odd = ["nul \x00 here", "tab\tbell\x07", "ünï 😀", '{"not": json', "\\u0000"]
+    s.attempt_started("r1", AttemptStart("A", 1, utc_now(), "fp", "/l"))
+    s.attempt_finished("r1", AttemptEnd("A", 1, Outcome.SUCCEEDED, utc_now(), tail=odd))
+    s.happened("r1", "output", "A", {"lines": odd, "big": 2**62, "x": 0.1})
+    assert s.attempts("r1", "A")[0].tail == tuple(odd)
+    assert s.events("r1")[-1].data == {"lines": odd, "big": 2**62, "x": 0.1}
 
 
 def test_journal_seq_of_an_unknown_run(any_store: StoreProtocol) -> None:

@@ -13,6 +13,7 @@ next apply that runs KEY gives it to KEY's first question.
 from __future__ import annotations
 
 import argparse
+from contextlib import closing
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +25,7 @@ from planrun.plan.load import load_plan
 from planrun.run.inbox import post_answer
 from planrun.state.folder import STATE_FILE
 from planrun.state.locate import state_dir_for
+from planrun.state.open import open_store
 from planrun.state.queries import catch_up, run_liveness
 from planrun.state.store import StoreReader
 
@@ -31,15 +33,13 @@ from planrun.state.store import StoreReader
 def run_answer(args: argparse.Namespace, out: TextIO) -> int:
     import sys
 
-    from planrun.state.sqlite import Store
-
     plan = load_plan(Path(args.plan))
     check_keys(plan, [args.key], "answer")
     state_dir = state_dir_for(plan, args.state_dir)
     if not (state_dir / STATE_FILE).exists():
         raise UsageError(f"{args.key} is not waiting for input: no run of {plan.name} here")
     catch_up(state_dir)
-    with Store.open(state_dir / STATE_FILE, readonly=True) as store:
+    with closing(open_store(state_dir, readonly=True)) as store:
         seen = store.task_states(plan.name).get(args.key)
         if seen is None or seen.status is not Status.NEEDS_INPUT:
             what = "never ran" if seen is None else f"is {seen.status.value}"

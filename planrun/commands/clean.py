@@ -26,6 +26,7 @@ import argparse
 import os
 import shlex
 import sys
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -39,6 +40,7 @@ from planrun.plan.load import load_plan
 from planrun.run.environment import secrets_masked
 from planrun.state.folder import STATE_FILE
 from planrun.state.locate import state_dir_for
+from planrun.state.open import open_store
 
 if TYPE_CHECKING:
     from planrun.workspace.git import GitRepo
@@ -96,9 +98,8 @@ def _statuses(plan: CompiledPlan, state_dir: Path) -> dict[str, Status]:
         return {}
     from planrun.state.journal import replay
     from planrun.state.journalfile import JOURNAL_DIR
-    from planrun.state.sqlite import Store
 
-    with Store.open(state_dir / STATE_FILE) as store:  # under the lock: no apply runs
+    with closing(open_store(state_dir)) as store:  # under the lock: no apply runs
         replay(store, state_dir / JOURNAL_DIR)  # what a killed apply journaled comes first
         return {k: row.status for k, row in store.task_states(plan.name).items()}
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from planrun import __version__
 from planrun.errors import UsageError
 from planrun.state.known import known_tasks
+from planrun.state.open import STATE_FILE as STATE_FILE  # where it always was
+from planrun.state.open import open_store
 from planrun.state.records import TaskDone
 from planrun.state.recovery import reattachable, recover, remove_partial_reports
 from planrun.state.store import RUN_PLAN_EVENT, RunRow, StoreProtocol, StoreReader, utc_now
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from planrun.state.journal import StoreJournal
     from planrun.state.recording import Journal
 
-STATE_FILE = "state.db"
 #: The version of the run_plan event's data (:func:`run_plan`).
 RUN_PLAN_FORMAT = 1
 #: The event that lists what recovery did at the start of a run.
@@ -219,13 +220,11 @@ def open_state(plan: CompiledPlan, state_dir: Path, *, readonly: bool = False) -
     that is not planrun's or is damaged (the file is left as it is) and UsageError when
     another plan file owns this plan's name here.
     """
-    from planrun.state.sqlite import Store
-
     path = state_dir / STATE_FILE
     if readonly and not path.exists():
         yield State(None, plan, readonly)
         return
-    store = Store.open(path, readonly=readonly)
+    store = open_store(state_dir, readonly=readonly)
     try:
         check_plan_owner(store, plan, path)
         state = State(store, plan, readonly)

@@ -3,6 +3,7 @@ journal, open the store read-only, pick a run, and say how its tasks look now.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Collection, Mapping
@@ -13,6 +14,7 @@ from planrun.core.outcomes import Status
 from planrun.errors import StoreError, UsageError
 from planrun.state.folder import STATE_FILE
 from planrun.state.locate import Located
+from planrun.state.open import open_store
 from planrun.state.store import RUN_PLAN_EVENT, EventRow, RunRow, StoreReader
 
 if TYPE_CHECKING:
@@ -39,14 +41,13 @@ def catch_up(state_dir: Path) -> list[str]:
             return []  # the common case: nothing to replay, nothing more to import
         from planrun.state.journal import replay
         from planrun.state.lock import REPLAYING, StateLock
-        from planrun.state.sqlite import Store
 
         lock = StateLock.acquire(state_dir, argv=[*sys.argv[:2], REPLAYING])
     except (OSError, StateLockedError, StoreError):
         return []
     with lock:
         try:
-            with Store.open(db_path) as store:
+            with contextlib.closing(open_store(state_dir)) as store:
                 return replay(store, journal_dir)
         except (OSError, StoreError):
             return []
@@ -55,8 +56,6 @@ def catch_up(state_dir: Path) -> list[str]:
 def open_readonly(located: Located) -> StoreReader:
     """The state store opened read-only (works while an apply writes), once a killed run's
     journal was caught up (:func:`catch_up`). StoreError if absent."""
-    from planrun.state.sqlite import Store
-
     catch_up(located.db_path.parent)
     try:
         os.stat(located.db_path)
@@ -75,7 +74,7 @@ def open_readonly(located: Located) -> StoreReader:
             f"no state store here yet ({where}never applied here)",
             "run `planrun apply PLAN` first, or pass PLAN or --state-dir to point at it",
         )
-    return Store.open(located.db_path, readonly=True)
+    return open_store(located.state_dir, readonly=True)
 
 
 def select_run(store: StoreReader, located: Located, run_id: str | None = None) -> RunRow:

@@ -3,7 +3,7 @@
 Durability. ``journal_mode=WAL`` with ``synchronous=FULL``: every commit fsyncs the WAL, so
 a write method that returned survives SIGKILL *and* power loss (SPEC §5: "a task is done only
 once its success is durable"; an attempt is recorded before its process starts). Each write
-is one transaction that appends one event (:mod:`~planrun.state.sqlite.writes`). WAL lets
+is one transaction that appends one event (:mod:`planrun.state.sql.writes`). WAL lets
 ``planrun status`` read (``Store.open(path, readonly=True)``) while an apply writes.
 During a run the scheduler's records reach the store through :mod:`planrun.state.journal`
 (a file per run, applied here in group commits), not one transaction each.
@@ -15,10 +15,10 @@ The package, by concern:
 
 - :mod:`~planrun.state.sqlite.schema`: the tables, the file's marks, migrations;
 - :mod:`~planrun.state.sqlite.opening`: creating, checking and opening a file safely;
-- :mod:`~planrun.state.sqlite.connection`: connections, and what a failed read means;
-- :mod:`~planrun.state.sqlite.connection`: transactions, group commits, the fault seam;
-- :mod:`~planrun.state.sqlite.writes` and :mod:`~planrun.state.sqlite.reads`: the two
-  sides of :class:`planrun.state.store.StoreProtocol`.
+- :mod:`~planrun.state.sqlite.connection`: connections, transactions, and what a failed
+  read means;
+- :mod:`planrun.state.sql`: the two sides of :class:`planrun.state.store.StoreProtocol`,
+  group commits and the fault seam, shared with the PostgreSQL store.
 
 Fault seam, FOR TESTS ONLY (:mod:`planrun.state.faults`): when ``PLANRUN_FAULT_AT=k`` is
 set as a store opens, the process sends itself SIGKILL right after its k-th write: every
@@ -34,10 +34,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from planrun.state.faults import fault_at_from_env
+from planrun.state.sql.reads import SQLReads
+from planrun.state.sql.writes import SQLWrites
+from planrun.state.sqlite.connection import StoreConnection
 from planrun.state.sqlite.opening import Synchronous, open_reader, open_writer
-from planrun.state.sqlite.reads import Reads
 from planrun.state.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, create_schema
-from planrun.state.sqlite.writes import Writes
 
 __all__ = [
     "APPLICATION_ID",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 
-class Store(Writes, Reads):
+class Store(SQLWrites, SQLReads, StoreConnection):
     """planrun's state store over one SQLite connection. See the module docstring."""
 
     @classmethod

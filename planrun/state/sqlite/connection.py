@@ -1,13 +1,12 @@
 """Connections to the SQLite store: opening one, its transactions and reads, and what a
 failed read means.
 
-A store is one SQLite connection behind a lock (:class:`StoreConnection`). Every write
-goes through :meth:`StoreConnection._transaction` (one ``BEGIN IMMEDIATE … COMMIT``, or a
-share of the enclosing :meth:`~StoreConnection.batch`), and every read through
-:meth:`~StoreConnection._query`; both turn SQLite's errors into planrun's (StoreError for
-the disk and the file, InternalError for a write the schema rejects: a bug). The lock
-makes a store safe to share between threads (e.g. ``trio.to_thread.run_sync``). The fault
-seam (:mod:`planrun.state.faults`) counts each committed write here.
+A store is one SQLite connection behind a lock (:class:`StoreConnection`, the SQLite
+dialect of :class:`planrun.state.sql.base.SQLConnection`). Every write transaction is one
+``BEGIN IMMEDIATE … COMMIT`` (:meth:`StoreConnection._write_transaction`), and every read
+goes through :meth:`~StoreConnection._query`; both turn SQLite's errors into planrun's
+(StoreError for the disk and the file, InternalError for a write the schema rejects: a
+bug).
 
 A read-only connection (``mode=ro``) to a WAL store still needs the ``-wal`` and ``-shm``
 files beside it, and creates them when they are missing (SQLite 3.22+). In a folder the
@@ -27,14 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from planrun.errors import InternalError, StoreError
-from planrun.state.faults import count_write
+from planrun.state.sql.base import SQLConnection, Tx
 
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another connection's lock
 MOVE_ASIDE = (
@@ -99,23 +97,18 @@ def _errorcode(error: sqlite3.Error) -> int:
     return code if isinstance(code, int) else 0
 
 
-class StoreConnection:
+class StoreConnection(SQLConnection):
     """The connection a store's reads and writes share. See the module docstring."""
 
     def __init__(
         self, con: sqlite3.Connection, path: str, *, readonly: bool, fault_at: int | None
     ) -> None:
         """Wrap a configured connection; use :meth:`planrun.state.sqlite.Store.open`."""
+        super().__init__(path, readonly=readonly, fault_at=fault_at)
         con.row_factory = sqlite3.Row
-        self.path = path
-        self.readonly = readonly
         #: read without locks (planrun.state.sqlite.connection): a folder this process cannot write
         self.immutable = False
         self._con: sqlite3.Connection | None = con
-        self._lock = threading.RLock()  # re-entered by writes inside batch()
-        self._batch_writes: int | None = None  # writes waiting for the batch's commit
-        self._fault_at = fault_at
-        self._plans: dict[str, str] = {}  # run id -> plan name (never changes), for writes
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL). Calling it again does nothing."""
@@ -124,47 +117,9 @@ class StoreConnection:
                 self._con.close()
                 self._con = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @contextlib.contextmanager
-    def batch(self, *, counted: bool = True) -> Iterator[None]:
-        """Group commit: the writes made inside share one transaction and one fsync.
-
-        All of them are durable when the block ends, or none is (StoreError). The journal's
-        writer uses it to commit everything queued at once. A batch inside a batch joins it.
-        ``counted=False``: its writes do not count for the fault seam (the journal applying
-        records that its file already counted).
-        """
-        if self._batch_writes is not None:
-            yield
-            return
-        with self._transaction(counted=counted) as con:
-            self._batch_writes = 0
-            try:
-                yield
-                writes = self._batch_writes
-            finally:
-                self._batch_writes = None
-            del con
-        if counted:
-            for _ in range(writes - 1):  # the transaction itself counted one
-                count_write(self._fault_at)
-
-    @contextlib.contextmanager
-    def _transaction(self, *, counted: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction; StoreError if it cannot be committed (nothing is then)."""
-        if self.readonly:
-            raise InternalError(f"state store {self.path} was opened read-only")
-        if self._batch_writes is not None:  # inside batch(): its transaction commits
-            with self._lock:
-                self._batch_writes += 1
-                yield self._connection()
-            return
-        with self._lock, self._translated_write_errors():
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._translated_write_errors():
             con = self._connection()
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -175,8 +130,19 @@ class StoreConnection:
                     with contextlib.suppress(sqlite3.Error):
                         con.execute("ROLLBACK")
                 raise
-        if counted:
-            count_write(self._fault_at)  # the fault seam (tests only)
+
+    def _insert_event(
+        self, con: Tx, run_id: str, kind: str, key: str | None, payload: str, at: str
+    ) -> int:
+        """Within ``BEGIN IMMEDIATE`` one writer at a time: rowid order is commit order."""
+        cur = con.execute(
+            "INSERT INTO events (run_id, at, kind, key, data_json) VALUES (?, ?, ?, ?, ?)",
+            (run_id, at, kind, key, payload),
+        )
+        seq = getattr(cur, "lastrowid", None)
+        if not isinstance(seq, int):
+            raise InternalError("the events table returned no seq")
+        return seq
 
     @contextlib.contextmanager
     def _translated_write_errors(self) -> Iterator[None]:

@@ -26,83 +26,15 @@ import sqlite3
 from pathlib import Path
 
 from planrun.errors import StoreError
+from planrun.state.sql.tables import tables
 from planrun.state.sqlite.connection import MOVE_ASIDE
 
 APPLICATION_ID = 0x506C526E  # "PlRn": marks a file as a planrun state store
 SCHEMA_VERSION = 2
 
-_SCHEMA = """
-CREATE TABLE runs (
-    id TEXT PRIMARY KEY,
-    plan_name TEXT NOT NULL,
-    plan_path TEXT NOT NULL,
-    plan_sha256 TEXT NOT NULL,
-    planrun_version TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    status TEXT NOT NULL,
-    pid INTEGER,
-    host TEXT,
-    args_json TEXT NOT NULL DEFAULT '[]',
-    journal_seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX runs_by_plan ON runs(plan_name);
-CREATE TABLE tasks (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    key TEXT NOT NULL,
-    fingerprint TEXT,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    branch TEXT,
-    base_commit TEXT,
-    landed_commit TEXT,
-    diffstat TEXT,
-    data_json TEXT NOT NULL DEFAULT '{}',
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (run_id, key)
-) WITHOUT ROWID;
-CREATE TABLE attempts (
-    run_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    n INTEGER NOT NULL CHECK (n >= 1),
-    fingerprint TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    outcome TEXT,
-    exit_code INTEGER,
-    signal INTEGER,
-    reason TEXT NOT NULL DEFAULT '',
-    pid INTEGER,
-    pgid INTEGER,
-    proc_start_time INTEGER,
-    log_path TEXT NOT NULL,
-    tail_json TEXT NOT NULL DEFAULT '[]',
-    usage_json TEXT,
-    PRIMARY KEY (run_id, key, n),
-    FOREIGN KEY (run_id, key) REFERENCES tasks(run_id, key)
-) WITHOUT ROWID;
-CREATE INDEX attempts_open ON attempts(run_id) WHERE ended_at IS NULL;
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT,
-    data_json TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX events_by_run ON events(run_id, seq);
-CREATE TABLE task_state (
-    plan_name TEXT NOT NULL,
-    key TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    status TEXT NOT NULL,
-    done_run_id TEXT REFERENCES runs(id),
-    attempts_total INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (plan_name, key)
-) WITHOUT ROWID;
-"""
+_SCHEMA = tables(
+    big="INTEGER", seq="INTEGER PRIMARY KEY AUTOINCREMENT", rowid="", keyed=" WITHOUT ROWID"
+)
 
 #: Each schema change since version 1: the statements that bring a store from the version
 #: before it, run by writers only (readers of an older store never need the new columns).

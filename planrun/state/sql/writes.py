@@ -1,52 +1,33 @@
-"""What the SQLite store writes: the write side of :class:`planrun.state.store.StoreWriter`.
+"""What an SQL store writes: the write side of :class:`planrun.state.store.StoreWriter`.
 
-Each write method is exactly one ``BEGIN IMMEDIATE … COMMIT`` transaction (or a share of
-the enclosing :meth:`~planrun.state.sqlite.connection.StoreConnection.batch`) and appends
-exactly one row to ``events``, so the journal has no gaps and ``seq`` orders every state
-change; it returns that event's ``seq``. The protocol says what each write means; the
-docstrings here say how it lands in the tables (:mod:`planrun.state.sqlite.schema`).
+Each write method is exactly one transaction (or a share of the enclosing
+:meth:`~planrun.state.sql.base.SQLConnection.batch`) and appends exactly one row to
+``events``, so the journal has no gaps and ``seq`` orders every state change; it returns
+that event's ``seq``. The protocol says what each write means; the docstrings here say how
+it lands in the tables (:mod:`planrun.state.sqlite.schema`, :mod:`planrun.state.postgres.
+schema`: the same tables in both).
 
 Events the write methods append themselves (do not record these kinds again):
 ``run_started``, ``run_ended``, ``attempt_started``, ``attempt_process``,
 ``attempt_finished``, ``attempt_interrupted``, ``task_status``, ``task_done``,
-``attempts_reset``. :meth:`Writes.happened` appends any other kind (output, hook, ...).
+``attempts_reset``. :meth:`SQLWrites.happened` appends any other kind (output, hook, ...).
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from planrun.core.outcomes import Outcome, Status
 from planrun.errors import InternalError
-from planrun.state.records import (
-    AttemptEnd,
-    AttemptProcess,
-    AttemptStart,
-    TaskDone,
-    TaskOutcome,
-    TaskUpdate,
-)
-from planrun.state.sqlite.connection import StoreConnection
+from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone, TaskUpdate
+from planrun.state.sql.base import SQLConnection, Tx
+from planrun.state.sql.rows import MIRRORED, dumps, json_or_none, require, run_params, task_params
 from planrun.state.store import AttemptRow, RunRow, utc_now
 
-#: Task statuses that say something about the task's work, mirrored into task_state.
-_MIRRORED = frozenset(
-    {
-        Status.RUNNING,
-        Status.RETRYING,
-        Status.NEEDS_INPUT,
-        Status.IN_REVIEW,
-        Status.FAILED,
-        Status.CANCELLED,
-    }
-)
 
-
-class Writes(StoreConnection):
-    """The write side of the SQLite store. See the module docstring."""
+class SQLWrites(SQLConnection):
+    """The write side of an SQL store. See the module docstring."""
 
     def run_started(self, run: RunRow) -> int:
         """Insert the run's row."""
@@ -56,10 +37,10 @@ class Writes(StoreConnection):
                 " started_at, ended_at, status, pid, host, args_json)"
                 " VALUES (:id, :plan_name, :plan_path, :plan_sha256, :planrun_version,"
                 " :started_at, :ended_at, :status, :pid, :host, :args_json)",
-                {**vars(run), "args_json": _dumps(list(run.args))},
+                run_params(run),
             )
             data = {"plan_name": run.plan_name, "plan_sha256": run.plan_sha256}
-            return _append_event(con, run.id, "run_started", None, data, run.started_at)
+            return self._event(con, run.id, "run_started", None, data, run.started_at)
 
     def run_ended(self, run_id: str, status: str, at: str) -> int:
         """Set the run row's status and ``ended_at``."""
@@ -67,8 +48,8 @@ class Writes(StoreConnection):
             cur = con.execute(
                 "UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", (status, at, run_id)
             )
-            _require(cur.rowcount == 1, f"run_ended: unknown run {run_id!r}")
-            return _append_event(con, run_id, "run_ended", None, {"status": status}, at)
+            require(cur.rowcount == 1, f"run_ended: unknown run {run_id!r}")
+            return self._event(con, run_id, "run_ended", None, {"status": status}, at)
 
     def attempt_started(self, run_id: str, start: AttemptStart) -> int:
         """Upsert the run's task row as running, insert the attempt, count it in task_state."""
@@ -80,7 +61,8 @@ class Writes(StoreConnection):
                 " updated_at) VALUES (:run_id, :key, :fingerprint, :running, '', :n, :at)"
                 " ON CONFLICT (run_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
                 " status = excluded.status, reason = '',"
-                " attempts = max(tasks.attempts, excluded.attempts),"
+                " attempts = CASE WHEN excluded.attempts > tasks.attempts"
+                " THEN excluded.attempts ELSE tasks.attempts END,"
                 " updated_at = excluded.updated_at",
                 params,
             )
@@ -101,7 +83,7 @@ class Writes(StoreConnection):
                 params,
             )
             data = {"n": start.n, "fingerprint": start.fingerprint, "log_path": start.log_path}
-            return _append_event(con, run_id, "attempt_started", start.key, data, start.at)
+            return self._event(con, run_id, "attempt_started", start.key, data, start.at)
 
     def attempt_process(self, run_id: str, process: AttemptProcess) -> int:
         """Set the attempt row's pid, pgid and proc_start_time."""
@@ -112,9 +94,9 @@ class Writes(StoreConnection):
                 " WHERE run_id = ? AND key = ? AND n = ?",
                 (p.pid, p.pgid, p.start_time, run_id, p.key, p.n),
             )
-            _require(cur.rowcount == 1, f"attempt_process: unknown attempt {p.key}#{p.n}")
+            require(cur.rowcount == 1, f"attempt_process: unknown attempt {p.key}#{p.n}")
             data = {"n": p.n, "pid": p.pid, "pgid": p.pgid, "proc_start_time": p.start_time}
-            return _append_event(con, run_id, "attempt_process", p.key, data, p.at or utc_now())
+            return self._event(con, run_id, "attempt_process", p.key, data, p.at or utc_now())
 
     def attempt_finished(self, run_id: str, end: AttemptEnd) -> int:
         """Close the open attempt row (``ended_at IS NULL``) with the end's fields."""
@@ -122,8 +104,8 @@ class Writes(StoreConnection):
             **vars(end),
             "run_id": run_id,
             "outcome": Outcome(end.outcome).value,
-            "tail": _dumps(list(end.tail)),
-            "usage": None if end.usage is None else _dumps(dict(end.usage)),
+            "tail": dumps(list(end.tail)),
+            "usage": json_or_none(end.usage),
         }
         with self._transaction() as con:
             cur = con.execute(
@@ -133,10 +115,10 @@ class Writes(StoreConnection):
                 " WHERE run_id = :run_id AND key = :key AND n = :n AND ended_at IS NULL",
                 params,
             )
-            _require(cur.rowcount == 1, f"attempt_finished: no open attempt {end.key}#{end.n}")
+            require(cur.rowcount == 1, f"attempt_finished: no open attempt {end.key}#{end.n}")
             data = {"n": end.n, "outcome": params["outcome"], "exit_code": end.exit_code}
             data.update(signal=end.signal, reason=end.reason)
-            return _append_event(con, run_id, "attempt_finished", end.key, data, end.at)
+            return self._event(con, run_id, "attempt_finished", end.key, data, end.at)
 
     def attempt_interrupted(
         self, attempt: AttemptRow, at: str, reason: str = "planrun exited during the attempt"
@@ -149,35 +131,35 @@ class Writes(StoreConnection):
                 " WHERE run_id = ? AND key = ? AND n = ? AND ended_at IS NULL",
                 (Outcome.INTERRUPTED.value, at, reason, a.run_id, a.key, a.n),
             )
-            _require(cur.rowcount == 1, f"attempt_interrupted: no open attempt {a.key}#{a.n}")
+            require(cur.rowcount == 1, f"attempt_interrupted: no open attempt {a.key}#{a.n}")
             data = {"n": a.n, "reason": reason}
-            return _append_event(con, a.run_id, "attempt_interrupted", a.key, data, at)
+            return self._event(con, a.run_id, "attempt_interrupted", a.key, data, at)
 
     def task_updated(self, run_id: str, update: TaskUpdate) -> int:
         """Upsert the run's task row; mirror a status about the work into task_state."""
-        params = _task_params(run_id, update, update.status, update.fingerprint)
+        params = task_params(run_id, update, update.status, update.fingerprint)
         params["attempts"] = update.attempts
         with self._transaction() as con:
             plan_name = self._plan_of(con, run_id)
             _upsert_task(con, params)
-            if update.status in _MIRRORED:
+            if update.status in MIRRORED:
                 con.execute(
                     "UPDATE task_state SET status = ?, updated_at = ?"
                     " WHERE plan_name = ? AND key = ?",
                     (update.status.value, params["at"], plan_name, update.key),
                 )
             data = {"status": update.status.value, "reason": update.reason}
-            return _append_event(con, run_id, "task_status", update.key, data, params["at"])
+            return self._event(con, run_id, "task_status", update.key, data, params["at"])
 
     def task_done(self, run_id: str, done: TaskDone) -> int:
         """Upsert the run's task row as done and task_state as DONE, in one transaction.
         ``done.plan_name`` must be the run's plan (InternalError otherwise)."""
-        params = _task_params(run_id, done, Status.DONE, done.fingerprint)
+        params = task_params(run_id, done, Status.DONE, done.fingerprint)
         params.update(plan_name=done.plan_name, done=Status.DONE.value)
         with self._transaction() as con:
             run_plan = self._plan_of(con, run_id)
             wrong_plan = f"task_done: run {run_id!r} is of plan {run_plan!r}"
-            _require(run_plan == done.plan_name, wrong_plan)
+            require(run_plan == done.plan_name, wrong_plan)
             _upsert_task(con, params)
             con.execute(
                 "INSERT INTO task_state (plan_name, key, fingerprint, status, done_run_id,"
@@ -191,7 +173,7 @@ class Writes(StoreConnection):
             )
             data = {"fingerprint": done.fingerprint, "branch": done.branch}
             data["landed_commit"] = done.landed_commit
-            return _append_event(con, run_id, "task_done", done.key, data, params["at"])
+            return self._event(con, run_id, "task_done", done.key, data, params["at"])
 
     def attempts_reset(self, run_id: str, keys: Iterable[str], *, at: str | None = None) -> int:
         """Zero ``attempts_total`` in the task_state rows of ``keys`` that exist."""
@@ -204,7 +186,7 @@ class Writes(StoreConnection):
                 " WHERE plan_name = ? AND key = ?",
                 [(at, plan_name, key) for key in wanted],
             )
-            return _append_event(con, run_id, "attempts_reset", None, {"keys": wanted}, at)
+            return self._event(con, run_id, "attempts_reset", None, {"keys": wanted}, at)
 
     def happened(
         self,
@@ -216,84 +198,36 @@ class Writes(StoreConnection):
         at: str | None = None,
     ) -> int:
         """Append one event (``data`` must be JSON-serialisable)."""
-        payload = _dumps(dict(data or {}))
+        payload = dumps(dict(data or {}))
         with self._transaction() as con:
-            return _insert_event(con, run_id, kind, key, payload, at or utc_now())
+            return self._insert_event(con, run_id, kind, key, payload, at or utc_now())
 
     def journal_applied(self, run_id: str, seq: int) -> None:
         """Set the run row's ``journal_seq``."""
         with self._transaction() as con:
             cur = con.execute("UPDATE runs SET journal_seq = ? WHERE id = ?", (seq, run_id))
-            _require(cur.rowcount == 1, f"journal_applied: unknown run {run_id!r}")
+            require(cur.rowcount == 1, f"journal_applied: unknown run {run_id!r}")
 
-    def _plan_of(self, con: sqlite3.Connection, run_id: str) -> str:
+    def _plan_of(self, con: Tx, run_id: str) -> str:
         """The run's plan name (cached: it never changes); InternalError for no such run."""
         plan = self._plans.get(run_id)
         if plan is None:
             row = con.execute("SELECT plan_name FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise InternalError(f"unknown run {run_id!r}")
-            plan = self._plans[run_id] = str(row[0])
+            plan = self._plans[run_id] = str(row["plan_name"])
         return plan
+
+    def _event(
+        self, con: Tx, run_id: str, kind: str, key: str | None, data: Mapping[str, Any], at: str
+    ) -> int:
+        return self._insert_event(con, run_id, kind, key, dumps(dict(data)), at)
 
 
 # ---------------------------------------------------------------- write helpers
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise InternalError(message)
-
-
-#: One encoder for every stored JSON value (``json.dumps`` with options builds one per call).
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-
-
-def _insert_event(
-    con: sqlite3.Connection, run_id: str, kind: str, key: str | None, payload: str, at: str
-) -> int:
-    cur = con.execute(
-        "INSERT INTO events (run_id, at, kind, key, data_json) VALUES (?, ?, ?, ?, ?)",
-        (run_id, at, kind, key, payload),
-    )
-    seq = cur.lastrowid
-    if seq is None:
-        raise InternalError("the events table returned no seq")
-    return seq
-
-
-def _append_event(
-    con: sqlite3.Connection,
-    run_id: str,
-    kind: str,
-    key: str | None,
-    data: Mapping[str, Any],
-    at: str,
-) -> int:
-    return _insert_event(con, run_id, kind, key, _dumps(dict(data)), at)
-
-
-def _task_params(
-    run_id: str, outcome: TaskOutcome, status: Status, fingerprint: str | None
-) -> dict[str, Any]:
-    """The parameters of :func:`_upsert_task` (``attempts`` None: kept as stored)."""
-    return {
-        "run_id": run_id,
-        "key": outcome.key,
-        "status": status.value,
-        "reason": outcome.reason,
-        "fingerprint": fingerprint,
-        "attempts": None,
-        "branch": outcome.branch,
-        "base_commit": outcome.base_commit,
-        "landed_commit": outcome.landed_commit,
-        "diffstat": outcome.diffstat,
-        "data": None if outcome.data is None else _dumps(dict(outcome.data)),
-        "at": outcome.at or utc_now(),
-    }
-
-
-def _upsert_task(con: sqlite3.Connection, params: Mapping[str, Any]) -> None:
+def _upsert_task(con: Tx, params: Mapping[str, Any]) -> None:
     """Insert or update a run's task row; None parameters keep the stored values."""
     con.execute(
         "INSERT INTO tasks (run_id, key, status, reason, fingerprint, attempts, branch,"
