@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from planrun.errors import Diagnostic, Location, PlanError
 from planrun.plan.compile import CompiledPlan, compile_plan
 from planrun.plan.diagnose import describe
-from planrun.plan.salvage import HIDES_EVERYTHING, Salvaged, salvage
+from planrun.plan.model import PlanFile
 from planrun.plan.source import MAX_BYTES, Source, parse
 
 
@@ -36,6 +39,19 @@ def read_plan_text(path: Path) -> bytes:
         raise PlanError.single(Location(name), f"cannot read: {exc.strerror}") from None
 
 
+HIDES_EVERYTHING = "this hides every other check of the plan"
+
+
+@dataclass(frozen=True)
+class Salvaged:
+    """What validating found: the plan cut down to what fits (same text and node tree),
+    its model (None when nothing more can be checked) and the problems found."""
+
+    source: Source
+    model: PlanFile | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
 def validate_source(source: Source) -> Salvaged:
     """The plan model of ``source``, cut down to what fits the schema, with every schema
     problem (:mod:`planrun.plan.salvage`); a PlanError if the root is not a mapping."""
@@ -45,6 +61,13 @@ def validate_source(source: Source) -> Salvaged:
             "a plan is a mapping with version, tasks and other keys; "
             f"this file holds {describe(source.data)}",
         )
+    if not source.unusable:
+        try:
+            return Salvaged(source, PlanFile.model_validate(source.data), ())
+        except ValidationError:
+            pass
+    from planrun.plan.salvage import salvage  # a plan with problems: cut and report them
+
     return salvage(source)
 
 

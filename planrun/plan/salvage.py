@@ -28,13 +28,14 @@ through a dropped need). The problem that hides others says so, once:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from planrun.errors import Diagnostic
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS, exclusive_diagnostic, located_diagnostics
+from planrun.plan.load import HIDES_EVERYTHING, Salvaged
 from planrun.plan.model import PlanFile
 from planrun.plan.source import Source
 
@@ -58,27 +59,12 @@ _STAND_IN_DROPS = (
 )
 #: The name a plan whose ``name:`` is invalid is checked under.
 PLACEHOLDER_NAME = "plan"
-HIDES_EVERYTHING = "this hides every other check of the plan"
-
-
-@dataclass(frozen=True)
-class Salvaged:
-    """What validating found: the plan cut down to what fits (same text and node tree),
-    its model (None when nothing more can be checked) and the problems found."""
-
-    source: Source
-    model: PlanFile | None
-    diagnostics: tuple[Diagnostic, ...]
 
 
 def salvage(source: Source) -> Salvaged:
     """Validate ``source.data`` (a mapping), cutting away what YAML refused
-    (:attr:`Source.unusable`) and what the schema refuses."""
-    if not source.unusable:
-        try:
-            return Salvaged(source, PlanFile.model_validate(source.data), ())
-        except ValidationError:
-            pass
+    (:attr:`Source.unusable`) and what the schema refuses (:func:`planrun.plan.load
+    .validate_source` tries the whole plan first: this module is for a plan with problems)."""
     return _Cutter(source).run()
 
 

@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -24,7 +24,6 @@ from planrun.core import events as ev
 from planrun.core.budget import Spent, exceeded
 from planrun.core.names import sanitize_component
 from planrun.core.outcomes import Outcome, Status
-from planrun.core.usage import RunningTotals, parse_usage
 from planrun.errors import GitError, SessionStartError
 from planrun.plan import templates
 from planrun.plan.resolved import BudgetSpec, ProviderSpec, Task
@@ -38,6 +37,10 @@ from planrun.sessions.output import read_log
 from planrun.workspace.base import Prepared
 
 MAX_USAGE_BYTES = 16 * 1024 * 1024  # usage is read from at most the last 16 MiB of a turn
+
+
+if TYPE_CHECKING:
+    from planrun.core.usage import RunningTotals
 
 
 class Slots(Protocol):
@@ -55,7 +58,7 @@ class AttemptRunner:
         self.slots = slots
         self._spent: dict[str, Spent] = {}
         self._run_spent = Spent()
-        self._totals = RunningTotals()
+        self._totals: RunningTotals | None = None  # made by the first turn that reads usage
         budget = run.plan.settings.budget
         self._run_budget = (
             None if budget is None else BudgetSpec(budget.wall_time, budget.cost_usd, budget.tokens)
@@ -286,7 +289,11 @@ class AttemptRunner:
         output = read_log(log_path, offset, MAX_USAGE_BYTES)  # never blocks, regular files only
         if output is None:
             return result
+        from planrun.core.usage import RunningTotals, parse_usage  # only when usage is read
+
         parsed = parse_usage(provider.usage, output.decode("utf-8", "replace"))
+        if self._totals is None:
+            self._totals = RunningTotals()
         turn = self._totals.turn(provider.usage, parsed)  # a continued session's totals
         if turn is not None:
             self.run.ledger.usage(task.key, turn)

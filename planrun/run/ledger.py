@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from planrun.core.outcomes import Outcome, Status
-from planrun.core.usage import Usage as ParsedUsage
 from planrun.plan.compile import CompiledPlan
 from planrun.report.model import AttemptReport, HookFailure, TaskReport, Usage, total_usage
 from planrun.sessions.base import SessionResult
 from planrun.state.store import iso
 from planrun.workspace.base import Prepared
+
+if TYPE_CHECKING:
+    from planrun.core.usage import Usage as ParsedUsage
 
 
 class Ledger:

@@ -37,7 +37,6 @@ from planrun.run.context import RunContext, RunSettings
 from planrun.run.environment import secret_values
 from planrun.run.hooks import HookRunner
 from planrun.run.ledger import Ledger
-from planrun.run.retry import retrying
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.sessions.escapees import kill_escapees_now
 from planrun.sessions.process import kill_group_now
@@ -319,6 +318,8 @@ class Scheduler:
 
         if left == 1:  # nothing could be retried: no policy to build (profiles showed its cost)
             return await self._attempt(task)
+        from planrun.run.retry import retrying  # tenacity: only a task that may retry needs it
+
         policy = retrying(
             task.retry,
             attempts_left=left,
