@@ -341,9 +341,10 @@ def test_approve_of_work_whose_branch_is_gone_fails_and_says_how_to_redo_it(
 SECRET = "sk-live-0123456789abcdef"
 
 
-def test_approve_and_clean_mask_a_secret_that_git_quotes(tmp_path: Path, clean_env: Path) -> None:
+def test_approve_masks_a_secret_that_git_quotes(tmp_path: Path, clean_env: Path) -> None:
     """A conflict names the file, and the file's name holds a declared secret: approve
-    (which runs outside an apply) masks it, as apply does."""
+    (which runs outside an apply) masks it, as apply does. (clean masks what it prints the
+    same way, but nothing it prints can quote a file name, so no test can show it.)"""
     repos = make_repos(tmp_path)
     write = 'echo {0} > "tok-$TOKEN.txt"'
     plan = write_plan(
@@ -360,5 +361,3 @@ def test_approve_and_clean_mask_a_secret_that_git_quotes(tmp_path: Path, clean_e
     assert approved.returncode == 1
     assert "conflicts on tok-***.txt" in approved.stdout
     assert SECRET not in approved.stdout + approved.stderr
-    cleaned = runs.planrun("clean", str(plan), "--all", cwd=tmp_path, env=env)
-    assert SECRET not in cleaned.stdout + cleaned.stderr

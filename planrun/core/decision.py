@@ -121,7 +121,6 @@ class Step:
     action: Action
     why: str
     decision: Decision
-    after: tuple[str, ...] = ()  # the needs that run first (wait)
 
 
 @dataclass(frozen=True)
@@ -139,9 +138,6 @@ class RunDecision:
     order, and what the run must be told."""
 
     steps: Mapping[str, Step]
-
-    def keys(self, *actions: Action) -> list[str]:
-        return [k for k, s in self.steps.items() if s.action in actions]
 
     @property
     def done(self) -> dict[str, str]:
@@ -161,6 +157,11 @@ class RunDecision:
     def adopted(self) -> dict[str, str]:
         """Tasks whose landing was found on the target → the commit (recorded done)."""
         return {k: s.decision.adopted for k, s in self.steps.items() if s.decision.adopted}
+
+    @property
+    def fresh(self) -> set[str]:
+        """Tasks that run and start over: earlier work on their branch is not continued."""
+        return {k for k, s in self.steps.items() if s.decision.run and s.decision.fresh}
 
     @property
     def decisions(self) -> dict[str, Decision]:
@@ -229,9 +230,7 @@ def _step(
     if decision.charged >= task.retry.attempts:
         return Step(Action.FAIL, _exhausted(decision, task.retry.attempts), decision)
     if running:
-        return Step(
-            Action.WAIT, f"{decision.why}; after {', '.join(running)}", decision, tuple(running)
-        )
+        return Step(Action.WAIT, f"{decision.why}; after {', '.join(running)}", decision)
     return Step(Action.RUN, decision.why, decision)
 
 

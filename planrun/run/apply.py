@@ -28,7 +28,7 @@ from planrun.core.runstate import RunState
 from planrun.errors import StoreError
 from planrun.plan.compile import CompiledPlan
 from planrun.report.model import PlanInfo, RunReport, total_usage
-from planrun.report.outputs import Outputs, write_reports
+from planrun.report.outputs import Outputs, Written, write_reports
 from planrun.run.context import RunSettings
 from planrun.run.prepare import decide_for, fingerprints_of, landed_commits, settings_for
 from planrun.run.scheduler import Scheduler
@@ -116,7 +116,7 @@ def _scheduler(
     bases = Bases(
         landed=landed_commits(state.known, decision),
         fingerprints={k: fp for k, (fp, _) in fingerprints.items()},
-        fresh=settings.fresh,
+        fresh=decision.fresh,
         reattach=state.reattach,
     )
     workspace = workspace_for(plan, settings, sessions, dry_run=options.dry_run, bases=bases)
@@ -147,7 +147,7 @@ def _applied(
     settings: RunSettings,
     options: ApplyOptions,
     end_error: StoreError | None,
-    written: Any,
+    written: Written,
 ) -> Applied:
     failure = scheduler.journal_error or end_error
     problems = [str(failure)] if failure is not None else []

@@ -40,7 +40,6 @@ class RunSettings:
     prior_attempts: dict[str, int] = field(default_factory=dict)  # started in earlier runs
     attempt_credit: dict[str, int] = field(default_factory=dict)  # of those, not charged
     exhausted: dict[str, str] = field(default_factory=dict)  # no attempts left → why
-    fresh: set[str] = field(default_factory=set)  # start over: earlier work not continued
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 

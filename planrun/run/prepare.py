@@ -75,11 +75,10 @@ def landed_commits(known: Mapping[str, Known], decision: RunDecision) -> dict[st
 
 def settings_for(settings: RunSettings, decision: RunDecision) -> None:
     """Tell the run what the decision says: what is done, in review, out of attempts, and
-    the attempt budgets and bases of what runs."""
+    the attempt budgets of what runs."""
     settings.done = decision.done
     settings.in_review = decision.in_review
     settings.exhausted = decision.exhausted
     runs = {k: s.decision for k, s in decision.steps.items() if s.decision.run}
     settings.prior_attempts = {k: d.prior_attempts for k, d in runs.items()}
     settings.attempt_credit = {k: d.credit for k, d in runs.items() if d.credit}
-    settings.fresh = {k for k, d in runs.items() if d.fresh}

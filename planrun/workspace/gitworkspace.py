@@ -135,8 +135,8 @@ class GitWorkspace:
             reason=f"planrun {self.plan.name} {task.key}",
             quarantine_dir=self.state_dir / "quarantine",
         )
-        if task.key in self.bases.reattach:
-            return wt, None
+        if wt.created or task.key in self.bases.reattach:
+            return wt, None  # a branch cut just now from base, or a live tmux task's own
         done = await refresh(
             repo,
             wt,

@@ -27,13 +27,15 @@ class Worktree:
 
     ``base_commit`` is None when unknown (worktrees found by listing rather than made).
     ``fresh``: :func:`add_worktree` checked its files out just now (a new worktree, or one
-    made again after its leftover was quarantined), rather than reusing one.
+    made again after its leftover was quarantined), rather than reusing one; ``created``:
+    it also created the branch, at ``base_commit`` (so nothing of an earlier run is on it).
     """
 
     path: Path
     branch: str
     base_commit: str | None
     fresh: bool = False
+    created: bool = False
 
 
 @dataclass(frozen=True)

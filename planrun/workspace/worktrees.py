@@ -219,7 +219,7 @@ async def _add_once(
     fork = added.fork_point
     if not added.created:
         fork = await _fork_point(repo, branch, added.base)
-    return Worktree(path, branch, fork, fresh=added.fresh)
+    return Worktree(path, branch, fork, fresh=added.fresh, created=added.created)
 
 
 def _still_locked(exc: GitError) -> GitError:
