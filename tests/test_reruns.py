@@ -114,6 +114,7 @@ def test_a_conflict_lands_on_rerun_failed_from_a_fresh_base(
     assert len(landings(repos.clone, "planrun-re", "T")) == 1
     (kept,) = [b for b in branches(repos.clone) if b.startswith("planrun-kept/re/T/")]
     assert git(repos.clone, "show", f"{kept}:f.txt") == "task"  # the old attempt, kept
+    assert f"T: its earlier commits are kept on branch {kept}" in second.stderr
 
 
 def test_failed_work_is_continued_on_the_moved_target(tmp_path: Path, clean_env: Path) -> None:

@@ -39,6 +39,7 @@ class EventKind(StrEnum):
     RETRY_SCHEDULED = "retry_scheduled"
     HOOK_RAN = "hook_ran"
     LANDED = "landed"
+    WORK_KEPT = "work_kept"  # earlier commits set aside on a branch before starting over
     TASK_FINISHED = "task_finished"  # a final status (done, failed, skipped, cancelled)
     TASK_PAUSED = "task_paused"  # needs_input or in_review
     RUN_STOPPING = "run_stopping"
@@ -159,6 +160,15 @@ class HookRan(Event):
     command: str
     ok: bool
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkKept(Event):
+    """The task's earlier commits could not be continued (they conflict with the new base,
+    or the task starts over): they are kept on ``branch`` and the task branch is cut again."""
+
+    kind = EventKind.WORK_KEPT
+    branch: str
 
 
 @dataclass(frozen=True, kw_only=True)

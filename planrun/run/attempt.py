@@ -75,6 +75,8 @@ class AttemptRunner:
         except (SessionStartError, GitError, OSError) as exc:
             return SessionResult(Outcome.STARTUP_FAILED, f"workspace: {exc}"), None
         self.run.ledger.workspace(task.key, prepared)
+        if prepared.kept:
+            self.run.emit(ev.WorkKept(key=task.key, branch=prepared.kept))
         provider = self.run.plan.providers[task.provider]
         context = self.run.template_context(task, number, prepared, log_path)
         env = task_env(self.run.plan, task, provider, context, self.run.settings.environ)

@@ -66,6 +66,8 @@ class PlainProgress:
                 return f"{key}: retrying in {e.delay_s:.1f}s"
             case ev.HookRan() if not e.ok:
                 return f"{key or 'run'}: {e.reason}"
+            case ev.WorkKept():
+                return f"{key}: its earlier commits are kept on branch {e.branch}"
             case ev.Landed():
                 return f"{key}: landed {e.commit[:12]}"
             case ev.TaskFinished() if e.task_kind == "work":
