@@ -37,10 +37,18 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from planrun.core.outcomes import Status
-from planrun.report.model import AttemptReport, PlanInfo, RunReport, TaskReport, Usage, total_usage
+from planrun.report.model import (
+    AttemptReport,
+    PlanInfo,
+    RunReport,
+    TaskReport,
+    Usage,
+    total_usage,
+    usage_of,
+)
 from planrun.state.locate import locate
 from planrun.state.queries import (
     elapsed_s,
@@ -59,10 +67,10 @@ _EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
 
 def run_report(args: argparse.Namespace, out: TextIO) -> int:
     """Write the reports asked for (JSON to stdout when none is); 0 when written."""
+    from planrun.report.model import report_json
     from planrun.report.write import (
         append_text,
         junit_xml,
-        report_json,
         summary_markdown,
         write_atomic,
     )
@@ -96,10 +104,10 @@ def validate(report: RunReport) -> None:
     import jsonschema
 
     from planrun.errors import InternalError
-    from planrun.report.model import report_json_schema
+    from planrun.report.model import report_json, report_json_schema
 
     try:
-        jsonschema.validate(json.loads(report.model_dump_json()), report_json_schema())
+        jsonschema.validate(json.loads(report_json(report)), report_json_schema())
     except jsonschema.ValidationError as e:
         raise InternalError(f"the regenerated report does not match its schema: {e}") from e
 
@@ -153,7 +161,7 @@ def _task(
     now: float,
 ) -> TaskReport:
     key = str(meta["key"])
-    kind = "group" if meta.get("kind") == "group" else "work"
+    kind: Literal["work", "group"] = "group" if meta.get("kind") == "group" else "work"
     tried = attempts.get(key, [])
     last = tried[-1] if tried else None
     status, reason = task_status(
@@ -225,8 +233,7 @@ def _attempt(attempt: AttemptRow, liveness: str, now: float) -> AttemptReport:
 def _usage(data: Mapping[str, Any] | None) -> Usage | None:
     if not data:
         return None
-    fields = {k: data.get(k) for k in ("input_tokens", "output_tokens", "cost_usd")}
-    return Usage.model_validate(fields)
+    return usage_of(dict(data))
 
 
 def _counts(tasks: list[TaskReport]) -> dict[str, int]:

@@ -1,20 +1,32 @@
-"""The JSON run report (SPEC §7); ``schemas/report.schema.json`` is generated from it."""
+"""The JSON run report (SPEC §7); ``schemas/report.schema.json`` is generated from it.
+
+Plain dataclasses, not pydantic models: a run builds and updates one TaskReport per task
+and one AttemptReport per attempt, and neither that nor apply's start-up should pay for a
+validation library. :func:`report_json_schema` (``planrun schema report``) has pydantic
+generate the schema from these classes, with each field's description from its metadata.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 REPORT_FORMAT: Literal[1] = 1
+_FORBID = {"extra": "forbid"}  # read by pydantic when it generates the schema
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _doc(text: str) -> dict[str, str]:
+    """A field's metadata: its description in the schema."""
+    return {"description": text}
 
 
-class Usage(_Model):
+@dataclass(slots=True, kw_only=True)
+class Usage:
+    __pydantic_config__ = _FORBID
+
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
@@ -24,32 +36,39 @@ class Usage(_Model):
         return (self.input_tokens or 0) + (self.output_tokens or 0)
 
 
-class AttemptReport(_Model):
-    number: int = Field(description="1-based, counted across runs of the same plan")
+@dataclass(slots=True, kw_only=True)
+class AttemptReport:
+    __pydantic_config__ = _FORBID
+
+    number: int = field(metadata=_doc("1-based, counted across runs of the same plan"))
     started_at: str
     ended_at: str | None = None
     duration_s: float | None = None
-    outcome: str = Field(description="succeeded, failed, timed_out, stalled, ...")
+    outcome: str = field(metadata=_doc("succeeded, failed, timed_out, stalled, ..."))
     reason: str = ""
     exit_code: int | None = None
     signal: int | None = None
-    log_path: str | None = Field(
-        None, description="the attempt's log; no file there means the attempt printed nothing"
+    log_path: str | None = field(
+        default=None,
+        metadata=_doc("the attempt's log; no file there means the attempt printed nothing"),
     )
-    tail: list[str] = Field(default_factory=list, description="last lines of output, redacted")
+    tail: list[str] = field(default_factory=list, metadata=_doc("last lines of output, redacted"))
     usage: Usage | None = None
     turns: int = 1
 
 
-class TaskReport(_Model):
+@dataclass(slots=True, kw_only=True)
+class TaskReport:
+    __pydantic_config__ = _FORBID
+
     key: str
     title: str
     kind: Literal["work", "group"] = "work"
     status: str
     reason: str = ""
-    cause: str | None = Field(None, description="the failed task a skip traces back to")
+    cause: str | None = field(default=None, metadata=_doc("the failed task a skip traces back to"))
     priority: int = 0
-    needs: list[str] = Field(default_factory=list)
+    needs: list[str] = field(default_factory=list)
     parent: str | None = None
     provider: str | None = None
     project: str | None = None
@@ -58,54 +77,71 @@ class TaskReport(_Model):
     base_commit: str | None = None
     landed_commit: str | None = None
     diffstat: str | None = None
-    kept_branches: list[str] = Field(
+    kept_branches: list[str] = field(
         default_factory=list,
-        description="branches holding earlier work of the task that this run set aside "
-        "(its definition changed, or its old commits conflicted with the new base)",
+        metadata=_doc(
+            "branches holding earlier work of the task that this run set aside "
+            "(its definition changed, or its old commits conflicted with the new base)"
+        ),
     )
     started_at: str | None = None
     ended_at: str | None = None
     duration_s: float | None = None
-    attempts: list[AttemptReport] = Field(default_factory=list)
+    attempts: list[AttemptReport] = field(default_factory=list)
     usage: Usage | None = None
 
 
-class PlanInfo(_Model):
+@dataclass(slots=True, kw_only=True)
+class PlanInfo:
+    __pydantic_config__ = _FORBID
+
     name: str
     path: str
     sha256: str
 
 
-class HookFailure(_Model):
-    moment: str = Field(description="on_run_start, on_task_success, ...")
-    task: str | None = Field(None, description="the task it ran for; null for a run hook")
+@dataclass(slots=True, kw_only=True)
+class HookFailure:
+    __pydantic_config__ = _FORBID
+
+    moment: str = field(metadata=_doc("on_run_start, on_task_success, ..."))
+    task: str | None = field(
+        default=None, metadata=_doc("the task it ran for; null for a run hook")
+    )
     command: str
     reason: str
-    tail: list[str] = Field(default_factory=list, description="last lines of output, redacted")
+    tail: list[str] = field(default_factory=list, metadata=_doc("last lines of output, redacted"))
 
 
-class RunReport(_Model):
+@dataclass(slots=True, kw_only=True)
+class RunReport:
+    __pydantic_config__ = _FORBID
+
     format: Literal[1] = REPORT_FORMAT
     planrun_version: str
     plan: PlanInfo
     run_id: str
-    host: str | None = Field(None, description="the machine that ran it (its host name)")
+    host: str | None = field(default=None, metadata=_doc("the machine that ran it (its host name)"))
     started_at: str
     ended_at: str | None = None
     duration_s: float | None = None
     status: Literal["succeeded", "failed", "interrupted", "running"]
-    exit_code: int | None = Field(
-        None,
-        description="what apply exited with: 0 every task done; 1 a task failed, was skipped"
-        " or cancelled; 4 nothing failed but tasks wait for a person (in review, needs"
-        " input; status is then failed); 130 interrupted",
+    exit_code: int | None = field(
+        default=None,
+        metadata=_doc(
+            "what apply exited with: 0 every task done; 1 a task failed, was skipped"
+            " or cancelled; 4 nothing failed but tasks wait for a person (in review, needs"
+            " input; status is then failed); 130 interrupted"
+        ),
     )
     counts: dict[str, int]
     usage: Usage | None = None
     tasks: list[TaskReport]
-    hook_failures: list[HookFailure] = Field(
+    hook_failures: list[HookFailure] = field(
         default_factory=list,
-        description="hooks that failed, in order (a failing on_task_start also fails its attempt)",
+        metadata=_doc(
+            "hooks that failed, in order (a failing on_task_start also fails its attempt)"
+        ),
     )
 
 
@@ -122,9 +158,45 @@ def total_usage(usages: Iterable[Usage | None]) -> Usage | None:
     )
 
 
+def usage_of(data: dict[str, Any]) -> Usage:
+    """A Usage from recorded data (unknown keys ignored, wrong types refused)."""
+    values = {k: data.get(k) for k in ("input_tokens", "output_tokens", "cost_usd")}
+    for name, value in values.items():
+        wanted = float if name == "cost_usd" else int
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, wanted))):
+            raise ValueError(f"usage {name}: {value!r} is not a number")
+    cost = values["cost_usd"]
+    return Usage(
+        input_tokens=values["input_tokens"],
+        output_tokens=values["output_tokens"],
+        cost_usd=None if cost is None else float(cost),
+    )
+
+
+def report_json(report: RunReport) -> str:
+    """The report as its JSON file holds it: fields in declared order, nulls kept."""
+    return json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n"
+
+
 def report_json_schema() -> dict[str, Any]:
-    schema = RunReport.model_json_schema()
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(RunReport).json_schema()
+    _describe(schema, RunReport)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://planrun.dev/schemas/report.schema.json"
     schema["title"] = "planrun run report (format 1)"
     return schema
+
+
+def _describe(schema: dict[str, Any], root: type) -> None:
+    """Put each field's metadata description into the schema, as pydantic's Field does."""
+    classes = [root, Usage, AttemptReport, TaskReport, PlanInfo, HookFailure]
+    for cls in classes:
+        node = schema if cls is root else schema.get("$defs", {}).get(cls.__name__)
+        if node is None:
+            continue
+        for f in dataclasses.fields(cls):
+            text = f.metadata.get("description")
+            if text:
+                node["properties"][f.name]["description"] = text

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planrun.errors import ReportWriteError
-from planrun.plan.compile import CompiledPlan
-from planrun.report.model import RunReport
-from planrun.report.write import append_text, junit_xml, report_json, summary_markdown, write_atomic
+from planrun.plan.resolved import CompiledPlan
+from planrun.report.model import RunReport, report_json
+from planrun.report.write import append_text, junit_xml, summary_markdown, write_atomic
 
 
 @dataclass(frozen=True)

@@ -77,10 +77,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def report_json(report: RunReport) -> str:
-    return report.model_dump_json(indent=2) + "\n"
-
-
 def junit_xml(report: RunReport) -> str:
     """One testsuite for the run, one testcase per work task, in Surefire's dialect.
 

@@ -39,6 +39,7 @@ starts on a journal that cannot record it. The file is then kept for the next ap
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import threading
@@ -128,7 +129,7 @@ class StoreJournal:
             signal=attempt.signal,
             reason=attempt.reason,
             tail=list(attempt.tail),
-            usage=attempt.usage.model_dump() if attempt.usage else None,
+            usage=dataclasses.asdict(attempt.usage) if attempt.usage else None,
         )
         self._record(end)
 

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from planrun.core.outcomes import Status
 from planrun.errors import StoreError, UsageError
@@ -19,6 +19,8 @@ from planrun.state.store import RUN_PLAN_EVENT, EventRow, RunRow, StoreReader
 
 if TYPE_CHECKING:
     pass
+
+RunStatus = Literal["succeeded", "failed", "interrupted", "running"]
 
 
 def catch_up(state_dir: Path) -> list[str]:
@@ -86,7 +88,7 @@ def select_run(store: StoreReader, located: Located, run_id: str | None = None) 
         run = store.run(run_id)
         if run is None or (located.plan_name and run.plan_name != located.plan_name):
             known = [r.id for r in store.runs(located.plan_name)] if located.plan_name else []
-            from planrun.plan.diagnose import suggest
+            from planrun.errors import suggest
 
             raise UsageError(f"--run {run_id}: no such run of this plan{suggest(run_id, known)}")
         return run
@@ -135,13 +137,14 @@ def run_liveness(run: RunRow, holder: Mapping[str, Any] | None) -> str:
     return "dead"
 
 
-def run_status(run: RunRow, liveness: str) -> str:
+def run_status(run: RunRow, liveness: str) -> RunStatus:
     """The run's status for humans and reports: running, interrupted, succeeded, failed."""
     if liveness == "live":
         return "running"
     if liveness == "dead":
         return "interrupted"
-    return run.status if run.status in ("succeeded", "failed", "interrupted") else "failed"
+    ended: dict[str, RunStatus] = {"succeeded": "succeeded", "interrupted": "interrupted"}
+    return ended.get(run.status, "failed")
 
 
 def task_status(
