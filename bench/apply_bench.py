@@ -219,17 +219,16 @@ def scheduler_run(plan: object, state_dir: Path, jobs: int, *, journal: bool) ->
         trio.run(scheduler.run)
         return InProcess(time.perf_counter() - start, ok=scheduler.state.succeeded)
 
-    from planrun.core.decision import decide
-    from planrun.core.fingerprint import fingerprint
     from planrun.report.outputs import Outputs, write_reports
     from planrun.run.apply import build_report
+    from planrun.run.prepare import decide_for, fingerprints_of
     from planrun.state.folder import open_state
 
     t0 = time.perf_counter()
     with open_state(plan, state_dir) as state:  # type: ignore[arg-type]
-        fingerprints = {k: fingerprint(plan, plan.tasks[k]) for k in plan.work}  # type: ignore[attr-defined]
-        decisions = decide(plan, fingerprints, state.known)  # type: ignore[arg-type]
-        store_journal = state.begin(run_id, plan, decisions, fingerprints)  # type: ignore[arg-type]
+        fingerprints = fingerprints_of(plan)  # type: ignore[arg-type]
+        decision = decide_for(plan, state.known, fingerprints=fingerprints)  # type: ignore[arg-type]
+        store_journal = state.begin(run_id, plan, decision, fingerprints)  # type: ignore[arg-type]
         scheduler = Scheduler(plan, settings, sessions=sessions, journal=store_journal)  # type: ignore[arg-type]
         t1 = time.perf_counter()
         trio.run(scheduler.run)

@@ -40,8 +40,8 @@ import trio
 
 from planrun.core.fingerprint import fingerprint
 from planrun.core.outcomes import Outcome
-from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.plan.resolved import CompiledPlan
 from planrun.run.scheduler import Journal, NullJournal, RunSettings, Scheduler
 from planrun.sessions.subprocess import SubprocessSession
 from planrun.state.folder import RUN_PLAN_FORMAT

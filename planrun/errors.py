@@ -240,3 +240,11 @@ class InternalError(PlanrunError):
     """Something planrun believed impossible happened: a bug."""
 
     exit_code = 70
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else empty."""
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -13,6 +13,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 from tests import pg, procs
 
 _PR_SET_CHILD_SUBREAPER = 36
+_PLAN_CACHE = pytest.StashKey[tempfile.TemporaryDirectory[str]]()
 
 #: fixtures of the tests that run real agent CLIs (installed, server, home, repo)
 pytest_plugins = ["tests.agents.fixtures"]
@@ -30,6 +32,15 @@ pytest_plugins = ["tests.agents.fixtures"]
 def pytest_configure(config: pytest.Config) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # the compiled-plan cache of every planrun the tests run, in process or not: theirs,
+    # never the user's; on, so that every second load in a test goes through it
+    config.stash[_PLAN_CACHE] = tempfile.TemporaryDirectory(prefix="planrun-plan-cache-")
+    os.environ["PLANRUN_PLAN_CACHE"] = config.stash[_PLAN_CACHE].name
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PLAN_CACHE in config.stash:
+        config.stash[_PLAN_CACHE].cleanup()
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ import trio
 
 from planrun.core.events import Event
 from planrun.core.outcomes import Outcome
-from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.plan.resolved import CompiledPlan
 from planrun.sessions.base import (
     OnLine,
     OnQuestion,

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from planrun.cli import main
-from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
-from planrun.plan.resolved import Task
+from planrun.plan.resolved import CompiledPlan, Task
 from planrun.run.environment import CONTEXT_VAR_LIMIT, bounded, context_vars
 from planrun.run.launch import MAX_ARG_STRLEN, NulByte, build_launch
 

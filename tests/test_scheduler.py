@@ -9,7 +9,7 @@ import trio
 
 from planrun.core.events import Observers
 from planrun.core.outcomes import Outcome, Status
-from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import CompiledPlan
 from planrun.run.context import RunSettings
 from planrun.run.scheduler import Scheduler
 from tests.fakes import FakeSession, Recorder, plan_from

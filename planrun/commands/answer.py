@@ -20,8 +20,8 @@ from typing import TextIO
 from planrun.commands.apply import check_keys
 from planrun.core.outcomes import Status
 from planrun.errors import UsageError
-from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.plan.resolved import CompiledPlan
 from planrun.run.inbox import post_answer
 from planrun.state.folder import STATE_FILE
 from planrun.state.locate import state_dir_for

@@ -16,10 +16,9 @@ from typing import TextIO
 
 from planrun.core.decision import Choices
 from planrun.core.events import Observers
-from planrun.errors import UsageError
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.diagnose import suggest
+from planrun.errors import UsageError, suggest
 from planrun.plan.load import load_plan
+from planrun.plan.resolved import CompiledPlan
 from planrun.report.outputs import Outputs
 from planrun.run.apply import ApplyOptions, apply_plan
 from planrun.state.locate import state_dir_for

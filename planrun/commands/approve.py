@@ -19,9 +19,8 @@ import trio
 from planrun.commands.apply import check_keys
 from planrun.core.decision import Action
 from planrun.errors import MergeConflict, UsageError
-from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
-from planrun.plan.resolved import Task
+from planrun.plan.resolved import CompiledPlan, Task
 from planrun.run.environment import secrets_masked
 from planrun.run.prepare import decide_for, fingerprints_of
 from planrun.state.folder import STATE_FILE, State, open_state

@@ -35,8 +35,8 @@ import trio
 
 from planrun.core.outcomes import Status
 from planrun.errors import git_stderr_summary
-from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.plan.resolved import CompiledPlan
 from planrun.run.environment import secrets_masked
 from planrun.state.folder import STATE_FILE
 from planrun.state.locate import state_dir_for

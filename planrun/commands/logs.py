@@ -106,7 +106,7 @@ def find_attempt(
             return run, chosen[-1]
     known = _known_keys(store, located, runs[:1])
     if key not in known:
-        from planrun.plan.diagnose import suggest
+        from planrun.errors import suggest
 
         raise UsageError(f"no task {key!r} in this plan's state{suggest(key, sorted(known))}")
     which = f"attempt {number} of {key}" if number is not None else f"attempt of {key}"

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from planrun.core.decision import PLAIN, Choices, work_needs
-from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.plan.resolved import CompiledPlan
 from planrun.run.prepare import decide_for, fingerprints_of
 
 

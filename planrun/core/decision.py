@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from planrun.core.outcomes import Status
 
 if TYPE_CHECKING:
-    from planrun.plan.compile import CompiledPlan
+    from planrun.plan.resolved import CompiledPlan
 
 #: A task's fingerprint and the short hash of each of its fields (planrun.core.fingerprint).
 Fingerprints = Mapping[str, tuple[str, Mapping[str, str]]]

@@ -22,8 +22,7 @@ import json
 from functools import cache
 from typing import Any
 
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import Task
+from planrun.plan.resolved import CompiledPlan, Task
 
 FORMAT = 1
 

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from planrun.core.names import sanitize_component, state_folder
-from planrun.plan import templates
+from planrun.plan import probes, templates
 from planrun.plan.diagnose import field_name as dotted
 from planrun.plan.model import KEY_PATTERN, PlanFile, Settings, TaskSpec
-from planrun.plan.paths import state_dir_problem
 from planrun.plan.problems import Problems
 from planrun.plan.refs import branch_problem
 from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
@@ -29,7 +28,7 @@ from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
 def check_state_dir(problems: Problems, settings: Settings, name: str, directory: Path) -> None:
     """The state folder must not be in git's data nor a system folder (planrun.plan.paths)."""
     folder = state_folder(name, settings.state_dir)
-    problem = state_dir_problem((directory / folder).resolve())
+    problem = probes.state_dir_problem(probes.resolved(directory / folder))
     if problem is None:
         return
     if "state_dir" in settings.model_fields_set:

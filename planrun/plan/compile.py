@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
-from planrun.core.graph import TaskGraph
 from planrun.core.names import state_folder
 from planrun.errors import Location, PlanError
 from planrun.plan.checks import TemplateChecks, check_state_dir
@@ -32,7 +28,13 @@ from planrun.plan.model import PlanFile, Provider, Settings
 from planrun.plan.problems import Problems
 from planrun.plan.reads import DiskFiles
 from planrun.plan.resolve import resolve
-from planrun.plan.resolved import CommandSpec, ProjectSpec, ProviderSpec, Task
+from planrun.plan.resolved import (
+    BudgetSpec,
+    CommandSpec,
+    CompiledPlan,
+    EnvSpec,
+    PlanSettings,
+)
 from planrun.plan.source import Source
 from planrun.plan.tasks import TaskBuilder
 
@@ -45,42 +47,6 @@ RUN_HOOKS = (
     "on_task_failure",
     "on_run_end",
 )
-
-
-@dataclass(frozen=True)
-class CompiledPlan:
-    """Everything ``apply`` needs, resolved and checked."""
-
-    name: str
-    path: Path
-    directory: Path
-    sha256: str
-    settings: Settings
-    providers: dict[str, ProviderSpec]
-    projects: dict[str, ProjectSpec]
-    hooks: dict[str, tuple[CommandSpec, ...]]
-    tasks: dict[str, Task]
-    graph: TaskGraph
-    secrets: tuple[str, ...] = ()
-
-    @cached_property
-    def work(self) -> tuple[str, ...]:
-        """The keys of the work tasks (not groups), in dispatch order."""
-        return tuple(k for k in self.graph.topological() if self.tasks[k].kind == "work")
-
-    def plan_context(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "dir": str(self.directory)}
-
-    def project_context(self, name: str | None) -> dict[str, Any]:
-        if name is None:
-            return {"name": None, "path": str(self.directory)}
-        project = self.projects[name]
-        return {
-            "name": project.name,
-            "path": project.path,
-            "base_branch": project.base_branch,
-            "target_branch": project.target_branch,
-        }
 
 
 def compile_plan(source: Source, plan: PlanFile, path: Path) -> CompiledPlan:
@@ -118,13 +84,33 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
         path=resolved.path,
         directory=directory,
         sha256=hashlib.sha256(problems.source.text.encode()).hexdigest(),
-        settings=plan.settings,
+        settings=plan_settings(plan.settings),
         providers=resolved.providers,
         projects=resolved.projects,
         hooks=hooks,
         tasks=tasks,
         graph=graph,
         secrets=tuple(plan.settings.secrets),
+    )
+
+
+def plan_settings(settings: Settings) -> PlanSettings:
+    """The validated ``settings:`` as the plain values a run reads."""
+    budget = settings.budget
+    limits = (
+        None if budget is None else BudgetSpec(budget.wall_time, budget.cost_usd, budget.tokens)
+    )
+    return PlanSettings(
+        max_concurrent=settings.max_concurrent,
+        on_failure=settings.on_failure,
+        state_dir=settings.state_dir,
+        tmux_socket=settings.tmux_socket,
+        budget=limits,
+        env=EnvSpec(tuple(settings.env.inherit), dict(settings.env.set)),
+        secrets=tuple(settings.secrets),
+        hook_timeout=settings.hook_timeout,
+        kill_grace=settings.kill_grace,
+        log_limit=settings.log_limit,
     )
 
 

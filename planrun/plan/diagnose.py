@@ -7,15 +7,13 @@ number", "text") and, where there is one, what to write instead. pydantic's own 
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from planrun.errors import Diagnostic
+from planrun.errors import Diagnostic, suggest
 from planrun.plan.scalars import is_lossy_float
 from planrun.plan.source import Source
 
@@ -39,12 +37,6 @@ _TYPE_WORDS = {
     "model_attributes_type": "a mapping",
 }
 _LIST_LIMIT = 12
-
-
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else empty."""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def describe(value: Any) -> str:

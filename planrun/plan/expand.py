@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from planrun.plan.files import ListingError, glob_files
+from planrun.plan import probes
+from planrun.plan.files import ListingError
+from planrun.plan.item import Item
 from planrun.plan.model import ForEach
 
 
@@ -33,33 +35,6 @@ class ItemError(Exception):
         self.message = message
         self.index = index
         super().__init__(message)
-
-
-class Item(dict[str, Any]):
-    """A fan-out item: a mapping of fields for templates (``item.path``) that prints as its text.
-
-    A ``dict`` so that it serialises as its fields (fingerprints, reports). In templates a
-    field wins over a dict method of the same name (``item.items`` of a batch is its list of
-    items; see :mod:`planrun.plan.templates`).
-    """
-
-    def __init__(self, text: str, values: Mapping[str, Any]) -> None:
-        super().__init__(values)
-        self._text = text
-
-    def __str__(self) -> str:
-        return self._text
-
-    def __repr__(self) -> str:
-        return f"Item({self._text!r}, {dict(self)!r})"
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash((self._text, self.get("id")))
-
-    @property
-    def id(self) -> str:
-        """The stable id that names the expanded task: ``KEY[id]``."""
-        return str(self["id"])
 
 
 MAX_ITEMS = 100_000
@@ -135,10 +110,10 @@ def _from_glob(pattern: str, root: Path, root_name: str, exclude: Path | None) -
         raise ItemError(
             "glob", f"glob {pattern!r} must stay inside {root_name} (no absolute paths or ..)"
         )
-    if not root.is_dir():
+    if probes.file_kind(root) != "folder":
         raise ItemError("glob", f"cannot glob {pattern!r}: {root_name} does not exist")
     try:
-        paths = glob_files(pattern, root, exclude)
+        paths = probes.glob_files(pattern, root, exclude)
     except ListingError as exc:
         raise ItemError("glob", str(exc)) from exc
     if not paths:
@@ -180,11 +155,11 @@ def _from_matrix(matrix: dict[str, list[Any]]) -> list[Item]:
 
 
 def _from_lines(name: str, plan_dir: Path) -> list[Item]:
-    path = (plan_dir / name).resolve()
-    if path.exists() and not path.is_file():
+    path = probes.resolved(plan_dir / name)
+    if probes.file_kind(path) not in ("file", "missing"):
         raise ItemError("lines", f"{name!r} is not a regular file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = probes.read_text(path)
     except FileNotFoundError:
         raise ItemError(
             "lines", f"file {name!r} does not exist (paths are relative to the plan's folder)"

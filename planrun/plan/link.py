@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from planrun.core.graph import Edge, TaskGraph, cycle_diagnostic
-from planrun.errors import Diagnostic, Location, PlanError
-from planrun.plan.diagnose import suggest
+from planrun.errors import Diagnostic, Location, PlanError, suggest
 from planrun.plan.expand import expanded_key
 from planrun.plan.model import TaskSpec
 from planrun.plan.problems import Problems

@@ -1,4 +1,8 @@
-"""Loading a plan: text → YAML data → validated model → compiled plan, or every error at once."""
+"""Loading a plan: text → YAML data → validated model → compiled plan, or every error at once.
+
+A plan compiled before, unchanged and from unchanged files, comes from the cache instead
+(:mod:`planrun.plan.cache`): then neither the YAML parser nor the schema models are imported.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from planrun.errors import Diagnostic, Location, PlanError
-from planrun.plan.compile import CompiledPlan, compile_plan
-from planrun.plan.diagnose import describe
-from planrun.plan.model import PlanFile
-from planrun.plan.source import MAX_BYTES, Source, parse
+from planrun.plan import cache, probes
+from planrun.plan.resolved import CompiledPlan
+
+if TYPE_CHECKING:
+    from planrun.plan.model import PlanFile
+    from planrun.plan.source import Source
+
+#: The largest plan file read (planrun.plan.source refuses bigger texts too).
+MAX_BYTES = 32 * 1024 * 1024
 
 
 def read_plan_text(path: Path) -> bytes:
@@ -55,6 +63,11 @@ class Salvaged:
 def validate_source(source: Source) -> Salvaged:
     """The plan model of ``source``, cut down to what fits the schema, with every schema
     problem (:mod:`planrun.plan.salvage`); a PlanError if the root is not a mapping."""
+    from pydantic import ValidationError
+
+    from planrun.plan.diagnose import describe
+    from planrun.plan.model import PlanFile
+
     if not isinstance(source.data, dict):
         raise PlanError.single(
             source.locate(()),
@@ -80,25 +93,43 @@ def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan
     names it and anchors relative paths). Nothing but PlanError escapes for any input.
     """
     path = Path(path)
-    raw = read_plan_text(path) if text is None else text
+    if text is not None:
+        with _no_cyclic_gc():
+            return _load(path, text)
+    raw = read_plan_text(path)
     with _no_cyclic_gc():
-        source = _parse(raw, str(path))
-        salvaged = validate_source(source)
-        found = [*source.problems, *salvaged.diagnostics]
-        if salvaged.model is None:
-            raise PlanError(found)
-        try:
-            compiled = compile_plan(salvaged.source, salvaged.model, path)
-        except PlanError as error:
-            raise PlanError([*found, *error.diagnostics]) from None
-        if found:
-            raise PlanError(found)
+        cached = cache.fetch(path, raw)
+        if cached is not None:
+            return cached
+        with probes.recording() as asked:
+            compiled = _load(path, raw)
+        cache.keep(path, raw, asked, compiled)
         return compiled
+
+
+def _load(path: Path, raw: str | bytes) -> CompiledPlan:
+    """Parse, validate and compile ``raw`` (see :func:`load_plan`)."""
+    from planrun.plan.compile import compile_plan
+
+    source = _parse(raw, str(path))
+    salvaged = validate_source(source)
+    found = [*source.problems, *salvaged.diagnostics]
+    if salvaged.model is None:
+        raise PlanError(found)
+    try:
+        compiled = compile_plan(salvaged.source, salvaged.model, path)
+    except PlanError as error:
+        raise PlanError([*found, *error.diagnostics]) from None
+    if found:
+        raise PlanError(found)
+    return compiled
 
 
 def _parse(raw: str | bytes, name: str) -> Source:
     """:func:`parse`, whose problems (but an empty file) hide every other check: the first
     one says so."""
+    from planrun.plan.source import parse
+
     try:
         return parse(raw, name)
     except PlanError as error:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from planrun.plan.diagnose import suggest
+from planrun.errors import suggest
 from planrun.plan.model import Provider
 from planrun.plan.resolved import AnswerSpec, ProviderSpec
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Protocol
 
 from planrun.errors import text_position
-from planrun.plan.expand import Item, items_for
+from planrun.plan import probes
+from planrun.plan.expand import items_for
+from planrun.plan.item import Item
 from planrun.plan.model import ForEach
 
 
@@ -41,11 +43,11 @@ class DiskFiles:
         self.state = state
 
     def prompt(self, name: str) -> str:
-        path = (self.directory / name).resolve()
-        if path.exists() and not path.is_file() and not path.is_dir():
+        path = probes.resolved(self.directory / name)
+        if probes.file_kind(path) == "other":
             raise ReadError(f"prompt_file {name!r} is not a regular file")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = probes.read_text(path)
         except FileNotFoundError:
             raise ReadError(
                 f"prompt_file {name!r} does not exist (paths are relative to the plan's folder)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from planrun.plan import templates
+from planrun.plan import probes, templates
 from planrun.plan.checks import check_target
 from planrun.plan.model import (
     KEY_PATTERN,
@@ -27,7 +27,6 @@ from planrun.plan.model import (
     TaskHooks,
     TaskSpec,
 )
-from planrun.plan.paths import project_path_problem
 from planrun.plan.problems import Problems
 from planrun.plan.providers import resolve_providers
 from planrun.plan.resolved import BudgetSpec, CommandSpec, ProjectSpec, ProviderSpec, RetryPolicy
@@ -55,7 +54,7 @@ def resolve(problems: Problems, plan: PlanFile, written: Path) -> Resolved:
 
     ``written`` is the plan's path as given: its stem names a plan without ``name:``.
     """
-    path = written.resolve()
+    path = probes.resolved(written)
     name = plan.name or written.stem
     if plan.name is None and not re.match(KEY_PATTERN, name):
         problems.fail((), f"the file name {path.stem!r} cannot name the plan; add `name:`")
@@ -85,8 +84,8 @@ def plan_projects(
             target = project.target_branch
         else:
             check_target(problems, plan, name, key, target)
-        path = (directory / project.path).resolve()
-        problem = project_path_problem(path)
+        path = probes.resolved(directory / project.path)
+        problem = probes.project_path_problem(path)
         if problem is not None:
             problems.fail(("projects", key, "path"), f"projects.{key}.path: {problem}")
         result[key] = ProjectSpec(

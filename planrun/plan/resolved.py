@@ -1,18 +1,25 @@
 """The compiled plan: every task with every field resolved, ready to schedule.
 
 Plain frozen dataclasses (not pydantic) because a plan may hold 100,000 tasks and these are
-built after validation has already happened.
+built after validation has already happened, and because nothing here may import the
+plan's schema models: a run, and a plan loaded from the cache (:mod:`planrun.plan.cache`),
+never pay for building them.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from planrun.core.outcomes import DEFAULT_RETRY_ON, Outcome
 from planrun.errors import Location
-from planrun.plan.model import ShellCommand
+
+if TYPE_CHECKING:
+    from planrun.core.graph import TaskGraph
+    from planrun.plan.model import ShellCommand
 
 Kind = Literal["work", "group"]
 
@@ -26,9 +33,9 @@ class CommandSpec:
 
     @classmethod
     def of(cls, value: list[str] | ShellCommand) -> CommandSpec:
-        if isinstance(value, ShellCommand):
-            return cls(shell=value.shell)
-        return cls(argv=tuple(value))
+        if isinstance(value, list):
+            return cls(argv=tuple(value))
+        return cls(shell=value.shell)
 
     def describe(self) -> str:
         return self.shell if self.shell is not None else " ".join(self.argv or ())
@@ -55,6 +62,30 @@ class BudgetSpec:
     wall_time: float | None = None
     cost_usd: float | None = None
     tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """``settings.env``: the names inherited from planrun's environment, and values set."""
+
+    inherit: tuple[str, ...] = ("PATH", "HOME", "LANG", "TERM")
+    set: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """``settings:`` of the plan, resolved (see :class:`planrun.plan.model.Settings`)."""
+
+    max_concurrent: int = 4
+    on_failure: Literal["continue", "stop", "cancel"] = "continue"
+    state_dir: str | None = None
+    tmux_socket: str | None = None
+    budget: BudgetSpec | None = None
+    env: EnvSpec = field(default_factory=EnvSpec)
+    secrets: tuple[str, ...] = ()
+    hook_timeout: float = 300.0
+    kill_grace: float = 5.0
+    log_limit: int | None = 100 * 1000**2
 
 
 @dataclass(frozen=True)
@@ -162,4 +193,41 @@ class Task:
             "needs": list(self.needs),
             "parent": self.parent,
             "item_id": self.item_id,
+        }
+
+
+@dataclass(frozen=True)
+class CompiledPlan:
+    """Everything ``apply`` needs, resolved and checked (made by
+    :func:`planrun.plan.compile.compile_plan`)."""
+
+    name: str
+    path: Path
+    directory: Path
+    sha256: str
+    settings: PlanSettings
+    providers: dict[str, ProviderSpec]
+    projects: dict[str, ProjectSpec]
+    hooks: dict[str, tuple[CommandSpec, ...]]
+    tasks: dict[str, Task]
+    graph: TaskGraph
+    secrets: tuple[str, ...] = ()
+
+    @cached_property
+    def work(self) -> tuple[str, ...]:
+        """The keys of the work tasks (not groups), in dispatch order."""
+        return tuple(k for k in self.graph.topological() if self.tasks[k].kind == "work")
+
+    def plan_context(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "dir": str(self.directory)}
+
+    def project_context(self, name: str | None) -> dict[str, Any]:
+        if name is None:
+            return {"name": None, "path": str(self.directory)}
+        project = self.projects[name]
+        return {
+            "name": project.name,
+            "path": project.path,
+            "base_branch": project.base_branch,
+            "target_branch": project.target_branch,
         }

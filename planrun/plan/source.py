@@ -35,11 +35,11 @@ from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
 from planrun.errors import Diagnostic, Location, PlanError
+from planrun.plan.load import MAX_BYTES
 from planrun.plan.scalars import core_value as core_value  # both re-exported: tests use them
 from planrun.plan.scalars import is_lossy_float as is_lossy_float
 from planrun.plan.unusable import locate_failures
 
-MAX_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 64
 #: The expanded document may hold this many values beyond a multiple of its length: a
 #: document of n characters holds at most about n/2 values as written, so the factor lets

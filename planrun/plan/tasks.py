@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from planrun.errors import suggest
 from planrun.plan import templates
 from planrun.plan.checks import TemplateChecks, check_secrets
-from planrun.plan.diagnose import suggest
-from planrun.plan.expand import Item, ItemError, expanded_key
+from planrun.plan.expand import ItemError, expanded_key
+from planrun.plan.item import Item
 from planrun.plan.link import Parents
 from planrun.plan.model import PlanFile, TaskSpec
 from planrun.plan.problems import Problems

@@ -22,7 +22,8 @@ from pydantic import (
 )
 
 from planrun.core.outcomes import NEVER_RETRIED, RETRYABLE, Outcome
-from planrun.plan.diagnose import describe, suggest
+from planrun.errors import suggest
+from planrun.plan.diagnose import describe
 from planrun.plan.durations import DURATION_PATTERN, parse_duration
 from planrun.plan.refs import branch_message, branch_problem
 from planrun.plan.sizes import SIZE_PATTERN, parse_size

@@ -26,7 +26,7 @@ from planrun.core.events import Observers
 from planrun.core.outcomes import Status
 from planrun.core.runstate import RunState
 from planrun.errors import StoreError
-from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import CompiledPlan
 from planrun.report.model import PlanInfo, RunReport, total_usage
 from planrun.report.outputs import Outputs, Written, write_reports
 from planrun.run.context import RunSettings

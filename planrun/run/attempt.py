@@ -26,7 +26,7 @@ from planrun.core.names import sanitize_component
 from planrun.core.outcomes import Outcome, Status
 from planrun.errors import GitError, SessionStartError
 from planrun.plan import templates
-from planrun.plan.resolved import BudgetSpec, ProviderSpec, Task
+from planrun.plan.resolved import ProviderSpec, Task
 from planrun.run.context import RunContext
 from planrun.run.environment import task_env
 from planrun.run.hooks import HookRunner
@@ -59,10 +59,7 @@ class AttemptRunner:
         self._spent: dict[str, Spent] = {}
         self._run_spent = Spent()
         self._totals: RunningTotals | None = None  # made by the first turn that reads usage
-        budget = run.plan.settings.budget
-        self._run_budget = (
-            None if budget is None else BudgetSpec(budget.wall_time, budget.cost_usd, budget.tokens)
-        )
+        self._run_budget = run.plan.settings.budget
 
     # --- an attempt ---------------------------------------------------------------------
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from planrun.core.events import Observers
 from planrun.core.names import sanitize_component
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import Task
+from planrun.plan.resolved import CompiledPlan, Task
 from planrun.run.ledger import Ledger
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
 from planrun.state.recording import Journal

@@ -21,8 +21,7 @@ from typing import Any
 
 from planrun.core.redact import Redactor
 from planrun.errors import InternalError, PlanError, PlanrunError, RedactedError
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import ProviderSpec, Task
+from planrun.plan.resolved import CompiledPlan, ProviderSpec, Task
 
 #: The most bytes (UTF-8) of one ``PLANRUN_*`` value; Linux allows 128 KiB per variable.
 CONTEXT_VAR_LIMIT = 32 * 1024

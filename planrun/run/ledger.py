@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from planrun.core.outcomes import Outcome, Status
-from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import CompiledPlan
 from planrun.report.model import AttemptReport, HookFailure, TaskReport, Usage, total_usage
 from planrun.sessions.base import SessionResult
 from planrun.state.store import iso

@@ -28,7 +28,7 @@ from planrun.core.fingerprint import fingerprint
 from planrun.core.outcomes import Status
 
 if TYPE_CHECKING:
-    from planrun.plan.compile import CompiledPlan
+    from planrun.plan.resolved import CompiledPlan
     from planrun.run.context import RunSettings
 
 

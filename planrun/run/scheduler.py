@@ -29,8 +29,7 @@ from planrun.core.outcomes import Outcome, Status
 from planrun.core.redact import Redactor
 from planrun.core.runstate import Caps, Change, RunState
 from planrun.errors import GitError, MergeConflict, StoreError
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import Task
+from planrun.plan.resolved import CompiledPlan, Task
 from planrun.report.model import AttemptReport, TaskReport, total_usage
 from planrun.run.attempt import AttemptRunner
 from planrun.run.context import RunContext, RunSettings

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from planrun.errors import SessionStartError
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import ProjectSpec, Task
+from planrun.plan.resolved import CompiledPlan, ProjectSpec, Task
 from planrun.run.hooks import run_hooks
 from planrun.sessions.base import Session
 

@@ -8,7 +8,7 @@ import sys
 
 import trio
 
-from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import CompiledPlan
 from planrun.run.context import RunSettings
 from planrun.run.scheduler import Scheduler
 from planrun.sessions.base import Session

@@ -30,7 +30,7 @@ from planrun.state.store import RUN_PLAN_EVENT, RunRow, StoreProtocol, StoreRead
 
 if TYPE_CHECKING:
     from planrun.core.decision import Known, RunDecision
-    from planrun.plan.compile import CompiledPlan
+    from planrun.plan.resolved import CompiledPlan
     from planrun.state.journal import StoreJournal
     from planrun.state.recording import Journal
 

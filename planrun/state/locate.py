@@ -17,7 +17,7 @@ from planrun.errors import UsageError
 from planrun.state.folder import STATE_FILE
 
 if TYPE_CHECKING:
-    from planrun.plan.compile import CompiledPlan
+    from planrun.plan.resolved import CompiledPlan
 
 
 def state_dir_for(plan: CompiledPlan, override: Path | None) -> Path:

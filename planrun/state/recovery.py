@@ -37,7 +37,7 @@ from planrun.sessions.procfs import PGRP, PPID, STATE, stat_field, stat_fields
 from planrun.state.store import AttemptRow, RunRow, StoreProtocol, StoreReader, StoreWriter, utc_now
 
 if TYPE_CHECKING:
-    from planrun.plan.compile import CompiledPlan
+    from planrun.plan.resolved import CompiledPlan
 
 _RECOVERY_WAIT = 5.0  # seconds to wait for SIGKILLed processes to disappear
 

@@ -15,8 +15,7 @@ import trio
 
 from planrun.core.outcomes import Status
 from planrun.errors import SessionStartError
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import ProjectSpec, Task
+from planrun.plan.resolved import CompiledPlan, ProjectSpec, Task
 from planrun.workspace.trailers import Mark
 
 

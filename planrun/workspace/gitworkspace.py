@@ -41,8 +41,7 @@ from planrun.core.names import branch_name, sanitize_component
 from planrun.core.outcomes import Status
 from planrun.core.redact import Redactor
 from planrun.errors import GitError, SessionStartError
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import ProjectSpec, Task
+from planrun.plan.resolved import CompiledPlan, ProjectSpec, Task
 from planrun.state.faults import after_landing
 from planrun.state.store import iso
 from planrun.workspace.base import Bases, Landed, Prepared, Setup, no_setup

@@ -22,8 +22,7 @@ from pathlib import Path
 from planrun.core.decision import Known, Landings
 from planrun.core.outcomes import Status
 from planrun.errors import TargetError
-from planrun.plan.compile import CompiledPlan
-from planrun.plan.resolved import ProjectSpec
+from planrun.plan.resolved import CompiledPlan, ProjectSpec
 from planrun.workspace.git import GitRepo, is_repo
 from planrun.workspace.namespace import check
 from planrun.workspace.trailers import ATTEMPT, TASK, Mark, read_mark

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from planrun.errors import PlanError
-from planrun.plan.compile import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.plan.resolved import CompiledPlan
 
 
 def compile_text(text: str, folder: Path, name: str = "plan.yaml") -> CompiledPlan:

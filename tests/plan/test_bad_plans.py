@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from planrun.cli import main
-from planrun.plan.source import MAX_BYTES
+from planrun.plan.load import MAX_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "plans_bad"

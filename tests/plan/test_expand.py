@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from planrun.plan.expand import Item, batched, expanded_key
+from planrun.plan.expand import batched, expanded_key
+from planrun.plan.item import Item
 from tests.plan.helpers import compile_text, errors_of, write
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from planrun.plan import templates
-from planrun.plan.expand import Item
+from planrun.plan.item import Item
 from planrun.plan.templates import TemplateProblem, check, render, render_argv
 from tests.plan.helpers import compile_text, errors_of
 
