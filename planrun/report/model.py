@@ -174,8 +174,33 @@ def usage_of(data: dict[str, Any]) -> Usage:
 
 
 def report_json(report: RunReport) -> str:
-    """The report as its JSON file holds it: fields in declared order, nulls kept."""
-    return json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False) + "\n"
+    """The report as its file holds it: fields in declared order, nulls kept, one line per
+    top-level field and one per task (readable, greppable by task, and written by the C
+    encoder: indenting everything took 50 ms for 1,000 tasks)."""
+    data = _plain(report)
+    lines = []
+    for name, value in data.items():
+        if name == "tasks" and value:
+            rows = ",\n".join(f"    {_json(task)}" for task in value)
+            lines.append(f'  "tasks": [\n{rows}\n  ]')
+        else:
+            lines.append(f"  {_json(name)}: {_json(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _plain(value: Any) -> Any:
+    """Report records as JSON data (``dataclasses.asdict`` without its deep copies)."""
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields is not None:
+        return {name: _plain(getattr(value, name)) for name in fields}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
 
 
 def report_json_schema() -> dict[str, Any]:
