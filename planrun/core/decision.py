@@ -104,6 +104,10 @@ class Decision:
         return self.prior_attempts - self.credit
 
 
+#: The decision of every task that never ran, shared (a plan may hold 100,000 of them).
+NEVER_RAN = Decision(True, "new: never ran", fresh=True)
+
+
 class Action(StrEnum):
     RUN = "run"
     WAIT = "wait"
@@ -121,6 +125,9 @@ class Step:
     action: Action
     why: str
     decision: Decision
+
+
+_RUN_NEW = Step(Action.RUN, NEVER_RAN.why, NEVER_RAN)
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,8 @@ def _step(
         return Step(Action.FAIL, _exhausted(decision, task.retry.attempts), decision)
     if running:
         return Step(Action.WAIT, f"{decision.why}; after {', '.join(running)}", decision)
+    if decision is NEVER_RAN:
+        return _RUN_NEW
     return Step(Action.RUN, decision.why, decision)
 
 
@@ -312,7 +321,7 @@ def _one(
     if forced:
         return Decision(True, "forced", fresh=True)
     if seen is None:
-        return Decision(True, "new: never ran", fresh=True)
+        return NEVER_RAN
     if seen.fingerprint != fp:
         return Decision(True, "changed: " + _changed(seen.fields, fields), fresh=True)
     if seen.status is not Status.DONE:

@@ -103,7 +103,23 @@ def fingerprint(plan: CompiledPlan, task: Task) -> tuple[str, dict[str, str]]:
     texts = {name: "null" if value is None else _encode(value) for name, value in fields.items()}
     items = {"format": _encode(FORMAT), **texts}
     whole = ",".join([f"{_key(name)}:{items[name]}" for name in sorted(items)])
-    return _hash(f"{{{whole}}}"), {name: _hash(text)[:16] for name, text in texts.items()}
+    return _hash(f"{{{whole}}}"), {name: _field_hash(text) for name, text in texts.items()}
+
+
+#: Field hashes of texts met before: most fields of most tasks are alike (null, the same
+#: provider, the same retry policy), and each task keeps its field hashes for the run; one
+#: string per distinct text instead of one per task and field (about 1 KB per task).
+_field_hashes: dict[str, str] = {}
+_FIELD_HASHES_KEPT = 4096
+
+
+def _field_hash(text: str) -> str:
+    found = _field_hashes.get(text)
+    if found is None:
+        found = _hash(text)[:16]
+        if len(_field_hashes) < _FIELD_HASHES_KEPT and len(text) <= 4096:
+            _field_hashes[text] = found
+    return found
 
 
 @cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -174,18 +174,28 @@ def usage_of(data: dict[str, Any]) -> Usage:
 
 
 def report_json(report: RunReport) -> str:
-    """The report as its file holds it: fields in declared order, nulls kept, one line per
-    top-level field and one per task (readable, greppable by task, and written by the C
-    encoder: indenting everything took 50 ms for 1,000 tasks)."""
-    data = _plain(report)
-    lines = []
-    for name, value in data.items():
+    """The report as its file holds it (:func:`report_lines`)."""
+    return "".join(report_lines(report))
+
+
+def report_lines(report: RunReport) -> Iterator[str]:
+    """The report's JSON text, line by line: fields in declared order, nulls kept, one line
+    per top-level field and one per task. Readable, greppable by task, written by the C
+    encoder (indenting everything took 50 ms for 1,000 tasks), and made one task at a
+    time: writing the report of 5,000 tasks no longer holds all of it in memory twice."""
+    names = [f.name for f in dataclasses.fields(report)]
+    yield "{\n"
+    for n, name in enumerate(names):
+        end = ",\n" if n < len(names) - 1 else "\n"
+        value = getattr(report, name)
         if name == "tasks" and value:
-            rows = ",\n".join(f"    {_json(task)}" for task in value)
-            lines.append(f'  "tasks": [\n{rows}\n  ]')
+            yield '  "tasks": [\n'
+            for i, task in enumerate(value):
+                yield f"    {_json(_plain(task))}{',' if i < len(value) - 1 else ''}\n"
+            yield f"  ]{end}"
         else:
-            lines.append(f"  {_json(name)}: {_json(value)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+            yield f"  {_json(name)}: {_json(_plain(value))}{end}"
+    yield "}\n"
 
 
 _json = json.JSONEncoder(ensure_ascii=False).encode

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from planrun.errors import ReportWriteError
 from planrun.plan.resolved import CompiledPlan
-from planrun.report.model import RunReport, report_json
+from planrun.report.model import RunReport, report_lines
 from planrun.report.write import append_text, junit_xml, summary_markdown, write_atomic
 
 
@@ -42,13 +42,12 @@ def write_reports(
 ) -> Written:
     """Write every report asked for. A file that cannot be written (a full disk, say) does
     not stop the others: its error is returned, and the JSON report is then nowhere."""
-    text = report_json(report)
     path = state_dir / "runs" / report.run_id / "report.json"
     writes: list[tuple[Path, Callable[[Path], None]]] = []
     if default:
-        writes.append((path, lambda target: write_atomic(target, text)))
+        writes.append((path, lambda target: write_atomic(target, report_lines(report))))
     if outputs.report:
-        writes.append((outputs.report, lambda target: write_atomic(target, text)))
+        writes.append((outputs.report, lambda target: write_atomic(target, report_lines(report))))
     if outputs.junit:
         writes.append((outputs.junit, lambda target: write_atomic(target, junit_xml(report))))
     if outputs.summary:

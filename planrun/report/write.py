@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,20 +25,22 @@ if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see the old file or the new one, never a torn one.
+def write_atomic(path: Path, text: str | Iterable[str]) -> None:
+    """Write ``text`` (or its pieces, in order, as they come) so that readers see the old
+    file or the new one, never a torn one.
 
     A temporary file in the same folder is written, fsynced and renamed over ``path``, then
     the folder is fsynced. On failure the temporary file is removed, ``path`` is untouched
     and :class:`ReportWriteError` is raised.
     """
-    data = text.encode("utf-8")
+    pieces = (text,) if isinstance(text, str) else text
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             try:
-                _write_all(fd, data)
+                for data in _blocks(pieces):
+                    _write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -48,6 +51,21 @@ def write_atomic(path: Path, text: str) -> None:
         fsync_dir(path.parent)
     except OSError as error:
         raise ReportWriteError(path, error) from error
+
+
+def _blocks(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[bytes]:
+    """``pieces`` encoded in blocks of about ``size`` bytes: few writes, and never the
+    whole text in memory at once."""
+    block: list[str] = []
+    held = 0
+    for piece in pieces:
+        block.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield "".join(block).encode("utf-8")
+            block, held = [], 0
+    if block:
+        yield "".join(block).encode("utf-8")
 
 
 def append_text(path: Path, text: str) -> None:
