@@ -4,6 +4,7 @@ models and compiling; any change to what the plan was compiled from is seen."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -158,7 +159,7 @@ def test_a_plan_with_problems_is_never_kept_and_its_errors_stay_fresh(folder: Pa
     path = folder / "plan.yaml"
     (folder / "prompt.md").unlink()
     for _ in range(2):
-        with pytest.raises(PlanError, match="prompt_file 'prompt.md' does not exist"):
+        with pytest.raises(PlanError, match=r"prompt_file 'prompt\.md' does not exist"):
             load_plan(path)
     assert _entries(folder) == []
     (folder / "prompt.md").write_text("back\n")
@@ -197,3 +198,26 @@ def test_the_cache_can_be_turned_off(folder: Path, monkeypatch: pytest.MonkeyPat
 def test_text_given_in_place_of_the_file_is_not_cached(folder: Path) -> None:
     load_plan(folder / "plan.yaml", PLAN)
     assert _entries(folder) == []
+
+
+#: Modules of planrun/plan that may touch the disk or the environment themselves: the
+#: probes and what they call, loading the plan file, the cache, and the sandbox's setup.
+_MAY_READ = {"probes.py", "files.py", "paths.py", "load.py", "cache.py"}
+_READS = re.compile(
+    r"\.resolve\(\)|\.read_text\(|\.read_bytes\(|\.exists\(\)|\.is_dir\(\)|\.is_file\(\)"
+    r"|\bopen\(|os\.environ|getenv\(|subprocess\.|os\.stat\(|os\.listdir|scandir\(|\.glob\("
+)
+
+
+def test_compiling_reads_the_disk_only_through_probes() -> None:
+    """A read that is not a probe would be invisible to the cache: a cached plan would
+    then miss a change to what it read."""
+    folder = Path(cache.__file__).parent
+    found = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted(folder.glob("*.py"))
+        if path.name not in _MAY_READ
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if _READS.search(line.replace("probes.", "")) and not line.lstrip().startswith("#")
+    ]
+    assert found == []
