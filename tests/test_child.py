@@ -103,3 +103,49 @@ async def test_a_missing_program_or_folder_is_an_os_error(tmp_path: Path) -> Non
         Child.start(["true"], cwd=tmp_path / "nope", env=os.environ, with_stdin=False)
     assert str(caught.value.filename) == str(tmp_path / "nope")
     assert len(os.listdir("/proc/self/fd")) == open_fds  # no pipe end left open
+
+
+def _script(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{text}\n")
+    path.chmod(0o755)
+    return path
+
+
+async def _output_of(argv: list[str], cwd: Path, path: str) -> bytes:
+    child = Child.start(argv, cwd=cwd, env={"PATH": path}, with_stdin=False)
+    output = await read_all(child.stdout)
+    assert await child.wait() == 0
+    await child.aclose()
+    return output
+
+
+async def test_a_program_is_found_in_the_childs_path_and_keeps_its_name(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    _script(second, "hello", "echo second")
+    path = f"{first}:{second}:{os.environ['PATH']}"
+    assert await _output_of(["hello"], tmp_path, path) == b"second\n"
+    assert await _output_of(["sh", "-c", 'echo "$0"'], tmp_path, path) == b"sh\n"
+    assert await _output_of(["hello"], tmp_path, path) == b"second\n"  # remembered
+    # one that appears in an earlier folder of PATH wins from then on, as exec would have it
+    _script(first, "hello", "echo first")
+    assert await _output_of(["hello"], tmp_path, path) == b"first\n"
+    # one that is gone is looked up again
+    (first / "hello").unlink()
+    assert await _output_of(["hello"], tmp_path, path) == b"second\n"
+    (second / "hello").unlink()
+    _script(tmp_path / "third", "hello", "echo third")
+    with pytest.raises(FileNotFoundError):
+        await _output_of(["hello"], tmp_path, path)
+    # another PATH is another lookup
+    _script(second, "hello", "echo second")
+    assert await _output_of(["hello"], tmp_path, f"{second}") == b"second\n"
+
+
+async def test_a_program_not_found_is_reported_as_before(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        Child.start(
+            ["no-such-program"], cwd=tmp_path, env={"PATH": str(tmp_path)}, with_stdin=False
+        )
+    assert caught.value.filename == "no-such-program"

@@ -7,6 +7,12 @@ child has called ``exec``: a fraction of a millisecond, less than the thread rou
 it would save (asyncio starts its subprocesses on the loop thread for the same reason).
 With thousands of short tasks, that round trip was one of the larger costs of a task.
 
+A program named without a slash is looked up in the child's ``PATH`` once per run (per
+name and ``PATH``), not at every start: :mod:`subprocess` would otherwise ask
+``os.get_exec_path`` and build every candidate path again in the event loop for each task,
+and the child would try each ``PATH`` folder in turn. The process still sees its name as
+written (``argv[0]``); only where it is found is remembered.
+
 Waiting uses a pidfd (Linux 5.3+), polled by trio like any file descriptor; where
 ``pidfd_open`` is refused, a worker thread waits with ``waitid(WNOWAIT)`` instead, so the
 child is still reaped only here.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -71,14 +78,8 @@ class Child:
         in_read, in_write = os.pipe() if with_stdin else (None, None)
         try:
             before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-            popen = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=in_read if in_read is not None else _devnull(),
-                stdout=out_write,
-                stderr=out_write,
-                start_new_session=True,
+            popen = _popen(
+                argv, cwd, env, in_read if in_read is not None else _devnull(), out_write
             )
         except BaseException:
             for fd in (out_read, in_write):
@@ -131,6 +132,62 @@ class Child:
             fd, self._pidfd = self._pidfd, None
             trio.lowlevel.notify_closing(fd)
             os.close(fd)
+
+
+def _popen(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], stdin: int, out: int
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session, its program found through :func:`_found`."""
+    path = env.get("PATH", os.defpath)
+    program = _found(argv[0], path) if argv else None
+
+    def start(executable: str | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(argv),
+            executable=executable,
+            cwd=cwd,
+            env=dict(env),
+            stdin=stdin,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+
+    try:
+        return start(program)
+    except FileNotFoundError:
+        if program is None:
+            raise
+        _programs.clear()  # it was there when looked up: look again, as exec would
+        return start(None)
+
+
+def _found(name: str, path: str) -> str | None:
+    """Where ``name`` is in ``path``, as exec would find it; None for a name with a slash or
+    one not found (then the start reports it as it always did).
+
+    Remembered per name and ``PATH``, with the folders before the one it was found in: a
+    program that appears in one of those later (a task made a virtualenv that ``PATH``
+    names first) is found as exec would find it, at the cost of one ``stat`` per such
+    folder instead of subprocess's whole search."""
+    if not name or "/" in name:
+        return None
+    known = _programs.get((name, path))
+    if known is not None and not any(os.path.exists(p) for p in known[1]):
+        return known[0]
+    found = shutil.which(name, path=path)
+    if found is not None:
+        folder = os.path.dirname(found)
+        folders = path.split(os.pathsep)
+        earlier = folders[: folders.index(folder)] if folder in folders else folders
+        if len(_programs) >= _PROGRAMS_KEPT:
+            _programs.clear()
+        _programs[(name, path)] = (found, tuple(os.path.join(d or ".", name) for d in earlier))
+    return found
+
+
+_programs: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+_PROGRAMS_KEPT = 256
 
 
 @functools.cache
