@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,14 @@ from planrun.core.names import state_folder
 from planrun.errors import Location, PlanError
 from planrun.plan.checks import TemplateChecks, check_state_dir
 from planrun.plan.link import check_parents, link, task_graph
-from planrun.plan.model import PlanFile, Provider, Settings
+from planrun.plan.model import PlanFile, Provider, Settings, Tracker
 from planrun.plan.problems import Problems
 from planrun.plan.reads import DiskFiles
 from planrun.plan.resolve import resolve
 from planrun.plan.resolved import CommandSpec, ProjectSpec, ProviderSpec, Task
 from planrun.plan.source import Source
 from planrun.plan.tasks import TaskBuilder
+from planrun.plan.trackers import check_trackers
 
 Locate = Callable[..., Location]
 RUN_HOOKS = (
@@ -62,6 +63,7 @@ class CompiledPlan:
     tasks: dict[str, Task]
     graph: TaskGraph
     secrets: tuple[str, ...] = ()
+    trackers: dict[str, Tracker] = field(default_factory=dict)
 
     @cached_property
     def work(self) -> tuple[str, ...]:
@@ -103,6 +105,7 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
     check_state_dir(problems, plan.settings, name, directory)
     checks = TemplateChecks(problems, name, resolved.path)
     parents = check_parents(problems, plan.tasks)
+    check_trackers(problems, plan)
     files = DiskFiles(directory, directory / state_folder(name, plan.settings.state_dir))
     tasks = TaskBuilder(problems, plan, resolved, parents, checks, files).build()
     hooks = {
@@ -125,6 +128,7 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
         tasks=tasks,
         graph=graph,
         secrets=tuple(plan.settings.secrets),
+        trackers=dict(plan.trackers),
     )
 
 

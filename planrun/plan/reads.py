@@ -1,7 +1,9 @@
 """The files a plan points at, next to it: ``prompt_file``, and a fan-out's ``lines`` and ``glob``.
 
 This is the only I/O of compiling. The step that builds tasks receives a :class:`PlanFiles`
-and never opens a file itself; :class:`DiskFiles` is the one that reads the disk.
+and never opens a file itself; :class:`DiskFiles` is the one that reads the disk, and
+hands a tracker fan-out to :func:`planrun.trackers.source.fetch_items` (the network: a
+plan with ``for_each: {tracker: ...}`` depends on more than its files).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Protocol
 
 from planrun.errors import text_position
 from planrun.plan.expand import Item, items_for
-from planrun.plan.model import ForEach
+from planrun.plan.model import ForEach, Tracker, TrackerSelect
 
 
 class ReadError(Exception):
@@ -30,6 +32,13 @@ class PlanFiles(Protocol):
 
         ``root`` is the folder a glob runs in and ``root_name`` how messages name it.
         """
+        ...
+
+    def tracker_items(
+        self, name: str, tracker: Tracker, select: TrackerSelect | None
+    ) -> list[Item]:
+        """The items of tracker ``name`` that ``select`` chooses; ItemError (field
+        ``token`` or ``tracker``) when they cannot be read."""
         ...
 
 
@@ -63,6 +72,14 @@ class DiskFiles:
 
     def items(self, for_each: ForEach, root: Path, root_name: str) -> list[Item]:
         return items_for(for_each, root, self.directory, root_name, exclude=self.state)
+
+    def tracker_items(
+        self, name: str, tracker: Tracker, select: TrackerSelect | None
+    ) -> list[Item]:
+        # the one read of a tracker while compiling (a plan that has one is not cacheable)
+        from planrun.trackers.source import fetch_items
+
+        return fetch_items(name, tracker, select or TrackerSelect())
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:

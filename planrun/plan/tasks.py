@@ -16,14 +16,15 @@ from typing import Any
 from planrun.plan import templates
 from planrun.plan.checks import TemplateChecks, check_secrets
 from planrun.plan.diagnose import suggest
-from planrun.plan.expand import Item, ItemError, expanded_key
+from planrun.plan.expand import Item, ItemError, batched, expanded_key
 from planrun.plan.link import Parents
-from planrun.plan.model import PlanFile, TaskSpec
+from planrun.plan.model import ForEach, PlanFile, TaskSpec
 from planrun.plan.problems import Problems
 from planrun.plan.reads import PlanFiles, ReadError
 from planrun.plan.resolve import Inheritance, Resolved, task_kwargs
 from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
 from planrun.plan.scalars import is_lossy_float
+from planrun.plan.trackers import tracker_of
 
 
 class TaskBuilder:
@@ -76,8 +77,9 @@ class TaskBuilder:
         fields: dict[str, Any],
         parent: str | None,
         children: tuple[str, ...] = (),
+        fan_out: bool = False,
     ) -> None:
-        fan_out = bool(children)
+        fan_out = fan_out or bool(children)
         children = children or tuple(sorted(self._parents.children.get(key, ())))
         # a fan-out's title and description speak of an item: its group shows the key
         title = key if fan_out else self._text(key, spec, "title", {}) or key
@@ -101,7 +103,7 @@ class TaskBuilder:
         if items is None:
             return
         keys = tuple(expanded_key(key, item.id) for item in items)
-        self._add_group(key, spec, fields, parent, children=keys)
+        self._add_group(key, spec, fields, parent, children=keys, fan_out=True)
         for item in items:
             self._add_work(expanded_key(key, item.id), key, spec, fields, key, item=item)
 
@@ -130,6 +132,10 @@ class TaskBuilder:
                 )
                 return None
             items = self._items_of(for_each.same_as, (*chain, key))
+        elif for_each.tracker is not None:
+            items = self._tracker_items(key, for_each.tracker, for_each)
+            if items is None:
+                return None
         else:
             if not self._items_are_text(where, for_each.items, for_each.matrix):
                 return None
@@ -142,6 +148,20 @@ class TaskBuilder:
                 return None
         self._items[key] = items or []
         return items
+
+    def _tracker_items(self, key: str, name: str, for_each: ForEach) -> list[Item] | None:
+        """A tracker fan-out's items (read by :class:`~planrun.plan.reads.PlanFiles`);
+        None when the tracker is unknown or cannot be read (reported)."""
+        tracker = tracker_of(self._problems, self._plan, key, name)
+        if tracker is None:
+            return None
+        try:
+            items = self._files.tracker_items(name, tracker, for_each.select)
+        except ItemError as exc:
+            at = ("trackers", name, exc.field) if exc.field == "token" else None
+            self._problems.fail(at or ("tasks", key, "for_each", "tracker"), exc.message)
+            return None
+        return batched(items, for_each.batch) if for_each.batch else items
 
     def _glob_root(self, spec: TaskSpec) -> tuple[Path, str]:
         """The folder a task's glob runs in, and how messages name it."""

@@ -1,0 +1,64 @@
+"""Checks of the ``trackers:`` section that its schema cannot see (docs/trackers.md).
+
+- each tracker's token is a declared secret (``settings.secrets``), so it is redacted;
+- no task, provider or ``defaults`` grants a tracker's token to a session: tracker
+  credentials are planrun's, never an agent's;
+- a ``for_each`` names a tracker the plan declares (:func:`tracker_of`).
+
+Reading a tracker's items is not done here: :class:`planrun.plan.reads.DiskFiles` hands
+it to :func:`planrun.trackers.source.fetch_items`, the one place a plan compile reads a
+tracker.
+"""
+
+from __future__ import annotations
+
+from planrun.plan.diagnose import suggest
+from planrun.plan.model import PlanFile, Tracker
+from planrun.plan.problems import Problems
+
+
+def check_trackers(problems: Problems, plan: PlanFile) -> None:
+    """Report tokens that are not declared secrets, and tokens granted to sessions."""
+    tokens: dict[str, str] = {}
+    for name, tracker in plan.trackers.items():
+        tokens.setdefault(tracker.token, name)
+        if tracker.token not in plan.settings.secrets:
+            problems.fail(
+                ("trackers", name, "token"),
+                f"tracker {name}: token {tracker.token!r} is not declared in settings.secrets "
+                "(declare it there, so that its value is redacted everywhere)",
+            )
+    for where, granted in _grants(plan):
+        for index, secret in enumerate(granted):
+            if secret in tokens:
+                problems.fail(
+                    (*where, index),
+                    f"secret {secret!r} is the token of tracker {tokens[secret]}; tracker "
+                    "credentials are never given to a task's session",
+                )
+
+
+def _grants(plan: PlanFile) -> list[tuple[tuple[str, ...], list[str]]]:
+    """Every written ``secrets`` list that grants secrets to sessions, with its place."""
+    found: list[tuple[tuple[str, ...], list[str]]] = []
+    if plan.defaults.secrets:
+        found.append((("defaults", "secrets"), plan.defaults.secrets))
+    for key, task in plan.tasks.items():
+        if task.secrets:
+            found.append((("tasks", key, "secrets"), task.secrets))
+    for name, provider in plan.providers.items():
+        if provider.secrets:
+            found.append((("providers", name, "secrets"), provider.secrets))
+    return found
+
+
+def tracker_of(problems: Problems, plan: PlanFile, key: str, name: str) -> Tracker | None:
+    """The tracker a ``for_each`` of task ``key`` names; None (reported) if unknown."""
+    tracker = plan.trackers.get(name)
+    if tracker is None:
+        problems.fail(
+            ("tasks", key, "for_each", "tracker"),
+            f"unknown tracker {name!r}{suggest(name, plan.trackers)}"
+            + ("" if plan.trackers else " (declare it under trackers:)"),
+        )
+    return tracker
