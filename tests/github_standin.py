@@ -64,6 +64,7 @@ class Standin:
     rate_limited: int = 0  # answer this many requests with a rate limit
     rate_limit_status: int = 403
     hold_writes: threading.Event | None = None  # set: writes go through
+    hold_when: str = ""  # hold only the writes whose body holds this text
     held: threading.Event = field(default_factory=threading.Event)  # a write is waiting
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
