@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from planrun.core.names import branch_name
 from planrun.core.redact import Redactor
 from planrun.trackers.status import Intent, comment_body, marker
 from tests.github_standin import Standin, serve
+from tests.gitrepo import git, make_repos
 from tests.runs import apply, kill9, planrun, spawn, stop, wait_for
 
 TOKEN_VAR = "PLANRUN_TEST_GH_TOKEN"
@@ -195,3 +197,28 @@ def test_the_status_comment_is_redacted_and_fenced() -> None:
     assert "s3cr3t-value" not in text
     assert text.startswith(marker("plan", "FIX[1]"))
     assert "````text\nfailed: token *** leaked ``` @octocat\n````" in text
+
+
+def test_the_comment_names_the_branch_and_the_landed_commit(
+    tmp_path: Path, github: Standin, clean_env: Path
+) -> None:
+    (tmp_path / "repos").mkdir()
+    repos = make_repos(tmp_path / "repos")
+    plan = write_plan(tmp_path, github.url, run="echo fixed > fix-$PLANRUN_ITEM_NUMBER.txt")
+    text = plan.read_text().replace(
+        "tasks:\n",
+        f"projects: {{app: {{path: {repos.clone}, base_branch: main}}}}\n"
+        "defaults: {project: app}\ntasks:\n",
+    )
+    plan.write_text(text)
+    github.rate_limited, github.rate_limit_status = 1, 429  # the first read waits it out
+    done = run(plan, github)
+    assert done.returncode == 0, done.stderr
+    target = git(repos.clone, "rev-parse", "planrun-plan")
+    [body] = status_comments(github, 1)
+    assert f"- branch: `{branch_name('plan', 'FIX[1]')}`" in body
+    landed = [line for line in body.splitlines() if line.startswith("- landed commit: ")]
+    assert len(landed) == 1
+    commit = landed[0].removeprefix("- landed commit: `").rstrip("`")
+    assert git(repos.clone, "merge-base", "--is-ancestor", commit, target, check=False) == ""
+    assert DONE in github.labels_of(1)
