@@ -59,8 +59,7 @@ async def delivered(box: Outbox) -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(box.deliver)
-            while box.pending:
-                await trio.sleep(0.01)  # polling a condition under a deadline
+            await box.drained()
             box.stop()
 
 

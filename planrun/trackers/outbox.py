@@ -100,6 +100,7 @@ class Outbox:
         self._wake = trio.Event()
         self._stopping = False
         self._busy: set[ItemId] = set()  # being delivered (or abandoned mid-delivery)
+        self._drained = trio.Event()  # set when nothing is pending any more
 
     # ------------------------------------------------------------ the observer
 
@@ -153,6 +154,12 @@ class Outbox:
         self._wake.set()
 
     # ------------------------------------------------------------ delivery
+
+    async def drained(self) -> None:
+        """Return once nothing is pending (every update delivered or dropped)."""
+        while self.pending:
+            self._drained = trio.Event()
+            await self._drained.wait()
 
     def stop(self) -> None:
         """Make :meth:`deliver` return once the delivery under way (if any) is done."""
@@ -226,3 +233,5 @@ class Outbox:
         if self.pending.get(item) is pending:
             del self.pending[item]
         self.delivered += 1
+        if not self.pending:
+            self._drained.set()
