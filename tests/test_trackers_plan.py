@@ -82,6 +82,7 @@ def test_items_of_an_issue_search_become_tasks(tmp_path: Path, github: Standin) 
         "labels": ["agent"],
         "author": "mona",
         "tracker": "gh",
+        "ref": "3",
         "index": 1,
     }
     listed = [r for r in github.requests if r[1].endswith("/issues")]
@@ -136,7 +137,10 @@ def test_tracker_mistakes_are_located(tmp_path: Path, github: Standin) -> None:
     assert len(found) == 1
     assert ":7:12: tracker gh: token 'PLANRUN_TEST_GH_TOKEN' is not declared" in found[0]
     kind = plan_text(github.url).replace("kind: github", "kind: gitlab")
-    assert ":6:11: " in problems(tmp_path, kind)[0]
+    [wrong_kind] = problems(tmp_path, kind)
+    assert ":6:5: " in wrong_kind
+    assert "'gitlab'" in wrong_kind
+    assert "'github', 'plane', 'jira'" in wrong_kind
     granted = plan_text(github.url).replace("    run: [", f"    secrets: [{TOKEN_VAR}]\n    run: [")
     found = problems(tmp_path, granted)
     assert found == [
@@ -188,3 +192,17 @@ def test_the_base_install_imports_no_http_client(tmp_path: Path) -> None:
         "assert 'httpx' not in sys.modules and 'planrun.trackers' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fields_of_another_kind_are_refused(tmp_path: Path, github: Standin) -> None:
+    text = plan_text(github.url, select='{jql: "project = X"}').replace(
+        f"    token: {TOKEN_VAR}\n",
+        f"    token: {TOKEN_VAR}\n    status: {{done: {{state: Done}}}}\n",
+    )
+    found = problems(tmp_path, text)
+    assert found == [
+        f"{tmp_path / 'plan.yaml'}:10:28: tracker gh (github) takes close and label here, "
+        "not state",
+        f"{tmp_path / 'plan.yaml'}:14:43: select.jql is not for a github tracker (it takes "
+        "assignee, labels, limit, state)",
+    ]

@@ -184,7 +184,7 @@ def test_a_hostile_issue_stays_data(tmp_path: Path, github: Standin) -> None:
 def test_the_status_comment_is_redacted_and_fenced() -> None:
     intent = Intent(
         tracker="gh",
-        number=1,
+        ref="1",
         item_key="acme/api#1",
         task="FIX[1]",
         plan="plan",

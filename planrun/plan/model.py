@@ -25,6 +25,9 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS
+from planrun.plan.trackermodel import GitHubTracker as GitHubTracker
+from planrun.plan.trackermodel import JiraTracker as JiraTracker
+from planrun.plan.trackermodel import PlaneTracker as PlaneTracker
 from planrun.plan.trackermodel import StatusChange as StatusChange
 from planrun.plan.trackermodel import Tracker as Tracker
 from planrun.plan.trackermodel import TrackerSelect as TrackerSelect

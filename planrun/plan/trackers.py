@@ -13,7 +13,7 @@ tracker.
 from __future__ import annotations
 
 from planrun.plan.diagnose import suggest
-from planrun.plan.model import PlanFile, Tracker
+from planrun.plan.model import PlanFile, Tracker, TrackerSelect
 from planrun.plan.problems import Problems
 
 
@@ -28,6 +28,7 @@ def check_trackers(problems: Problems, plan: PlanFile) -> None:
                 f"tracker {name}: token {tracker.token!r} is not declared in settings.secrets "
                 "(declare it there, so that its value is redacted everywhere)",
             )
+        _check_status(problems, name, tracker)
     for where, granted in _grants(plan):
         for index, secret in enumerate(granted):
             if secret in tokens:
@@ -36,6 +37,42 @@ def check_trackers(problems: Problems, plan: PlanFile) -> None:
                     f"secret {secret!r} is the token of tracker {tokens[secret]}; tracker "
                     "credentials are never given to a task's session",
                 )
+
+
+#: The fields of ``status.<moment>`` and of ``select`` each kind takes.
+STATUS_FIELDS = {"github": {"label", "close"}, "plane": {"state"}, "jira": {"state"}}
+SELECT_FIELDS = {
+    "github": {"labels", "state", "assignee", "limit"},
+    "plane": {"labels", "state", "limit"},
+    "jira": {"labels", "state", "jql", "limit"},
+}
+
+
+def _check_status(problems: Problems, name: str, tracker: Tracker) -> None:
+    status = tracker.status
+    if status is None:
+        return
+    takes = STATUS_FIELDS[tracker.kind]
+    for moment in ("started", "done", "failed"):
+        change = getattr(status, moment)
+        for field in sorted(change.model_fields_set - takes) if change else ():
+            problems.fail(
+                ("trackers", name, "status", moment, field),
+                f"tracker {name} ({tracker.kind}) takes {' and '.join(sorted(takes))} "
+                f"here, not {field}",
+            )
+
+
+def _check_select(problems: Problems, key: str, tracker: Tracker, select: TrackerSelect) -> bool:
+    fields = select.model_fields_set
+    wrong = sorted(fields - SELECT_FIELDS[tracker.kind])
+    for field in wrong:
+        problems.fail(
+            ("tasks", key, "for_each", "select", field),
+            f"select.{field} is not for a {tracker.kind} tracker (it takes "
+            f"{', '.join(sorted(SELECT_FIELDS[tracker.kind]))})",
+        )
+    return not wrong
 
 
 def _grants(plan: PlanFile) -> list[tuple[tuple[str, ...], list[str]]]:
@@ -55,10 +92,17 @@ def _grants(plan: PlanFile) -> list[tuple[tuple[str, ...], list[str]]]:
 def tracker_of(problems: Problems, plan: PlanFile, key: str, name: str) -> Tracker | None:
     """The tracker a ``for_each`` of task ``key`` names; None (reported) if unknown."""
     tracker = plan.trackers.get(name)
+    if tracker is None and problems.source._node(("trackers", name)) is not None:
+        return None  # written, but invalid (cut by validation): its own problem is reported
     if tracker is None:
         problems.fail(
             ("tasks", key, "for_each", "tracker"),
             f"unknown tracker {name!r}{suggest(name, plan.trackers)}"
             + ("" if plan.trackers else " (declare it under trackers:)"),
         )
+        return None
+    for_each = plan.tasks[key].for_each
+    select = for_each.select if for_each is not None else None
+    if select is not None and not _check_select(problems, key, tracker, select):
+        return None  # not read: the plan is wrong anyway
     return tracker

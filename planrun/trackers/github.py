@@ -22,8 +22,9 @@ from typing import Any
 import httpx
 
 from planrun.plan.expand import Item
-from planrun.plan.model import Tracker, TrackerSelect
+from planrun.plan.model import GitHubTracker, StatusChange, TrackerSelect
 from planrun.trackers.http import Http, TrackerError
+from planrun.trackers.status import Intent, labels_after, managed_labels, marker
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
@@ -35,13 +36,14 @@ class GitHub:
     def __init__(
         self,
         name: str,
-        tracker: Tracker,
+        tracker: GitHubTracker,
         token: str,
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.name = name
         self.repo = tracker.repo
+        self.managed = managed_labels(tracker)
         headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {token}",
@@ -52,6 +54,32 @@ class GitHub:
 
     def close(self) -> None:
         self.http.close()
+
+    def items(self, select: TrackerSelect) -> list[Item]:
+        issues = self.issues(select)
+        return [item_of(self.name, self.repo, i, self.managed, n) for n, i in enumerate(issues)]
+
+    def show(self, intent: Intent, change: StatusChange, comment: str | None) -> None:
+        number = int(intent.ref)
+        issue = self.issue(number)
+        closed = issue.get("state") == "closed"
+        if not closed:  # a person closed it: never re-labelled nor reopened
+            current = label_names(issue)
+            wanted = labels_after(current, self.managed, change)
+            if sorted(wanted) != sorted(current):
+                self.set_labels(number, wanted)
+        if comment is not None:
+            self._upsert_comment(number, marker(intent.plan, intent.task), comment)
+        if change.close and not closed:
+            self.close_issue(number)
+
+    def _upsert_comment(self, number: int, mark: str, body: str) -> None:
+        """Edit planrun's status comment on the issue, or make it once."""
+        mine = [c for c in self.comments(number) if mark in str(c.get("body") or "")]
+        if not mine:
+            self.create_comment(number, body)
+        elif mine[0].get("body") != body:
+            self.edit_comment(int(mine[0]["id"]), body)
 
     def issues(self, select: TrackerSelect) -> list[dict[str, Any]]:
         """The issues ``select`` chooses, oldest first; TrackerError past ``select.limit``."""
@@ -132,6 +160,7 @@ def item_of(
         "labels": sorted(n for n in label_names(issue) if n not in managed),
         "author": str((issue.get("user") or {}).get("login") or ""),
         "tracker": name,
+        "ref": str(number),
         "index": index,
     }
     return Item(f"{repo}#{number}", values)

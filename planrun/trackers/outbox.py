@@ -38,7 +38,7 @@ INTENT_EVENT = "tracker_intent"
 DELIVERED_EVENT = "tracker_delivered"
 #: HTTP statuses after which an update is dropped (recorded, with why): the item is gone.
 GONE = frozenset({404, 410, 422})
-ItemId = tuple[str, int, str]
+ItemId = tuple[str, str, str]
 
 
 @dataclass
@@ -136,7 +136,7 @@ class Outbox:
         branch = branch_name(self.plan.name, key) if project and project.worktrees else None
         intent = Intent(
             tracker=str(item["tracker"]),
-            number=int(item["number"]),
+            ref=str(item["ref"]),
             item_key=str(item["key"]),
             task=key,
             plan=self.plan.name,

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 from planrun.plan.expand import Item, ItemError
 from planrun.plan.model import Tracker, TrackerSelect
-from planrun.trackers.status import managed_labels
 
 
 def fetch_items(
@@ -35,7 +34,7 @@ def fetch_items(
             f"tracker {name}: the environment variable {tracker.token} (its token) is not set",
         )
     try:
-        from planrun.trackers.github import GitHub, item_of
+        from planrun.trackers.base import client_for
         from planrun.trackers.http import TrackerError, with_waits
     except ImportError as exc:  # httpx: the extra
         raise ItemError(
@@ -43,12 +42,10 @@ def fetch_items(
             f"tracker {name} needs planrun's {tracker.kind} extra: "
             f"pip install 'planrun[{tracker.kind}]' ({exc})",
         ) from None
-    client = GitHub(name, tracker, token)
+    client = client_for(name, tracker, token)
     try:
-        issues = with_waits(lambda: client.issues(select))
+        return with_waits(lambda: client.items(select))
     except TrackerError as exc:
         raise ItemError("tracker", exc.message) from None
     finally:
         client.close()
-    managed = managed_labels(tracker)
-    return [item_of(name, tracker.repo, issue, managed, i) for i, issue in enumerate(issues)]

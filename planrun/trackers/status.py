@@ -28,8 +28,8 @@ class Intent:
     """One status update for a tracker item, as the outbox records it."""
 
     tracker: str
-    number: int
-    item_key: str  # owner/repo#42, for messages
+    ref: str  # the item in the tracker's API: a GitHub number, a Plane id, a Jira key
+    item_key: str  # owner/repo#42, ENG-12, ABC-7: for people
     task: str  # the task's key
     plan: str
     moment: Moment
@@ -48,22 +48,43 @@ class Intent:
         return cls(**{k: v for k, v in fields.items() if v is not None})
 
     @property
-    def item(self) -> tuple[str, int, str]:
+    def item(self) -> tuple[str, str, str]:
         """Which comment this intent writes: one per tracker item and task."""
-        return (self.tracker, self.number, self.task)
+        return (self.tracker, self.ref, self.task)
+
+
+#: What each kind shows at each moment when the plan's ``status`` does not say.
+DEFAULTS: dict[str, dict[str, StatusChange]] = {
+    "github": {
+        "started": StatusChange(label="planrun:running"),
+        "done": StatusChange(label="planrun:done"),
+        "failed": StatusChange(label="planrun:failed"),
+    },
+    "plane": {
+        "started": StatusChange(state="started"),
+        "done": StatusChange(state="completed"),
+        "failed": StatusChange(),
+    },
+    "jira": {
+        "started": StatusChange(state="In Progress"),
+        "done": StatusChange(state="Done"),
+        "failed": StatusChange(),
+    },
+}
+
+
+def change_for(tracker: Tracker, moment: Moment) -> StatusChange:
+    """What the tracker's items show at ``moment``: the plan's mapping, else the default."""
+    written: StatusChange | None = getattr(tracker.status or TrackerStatus(), moment)
+    return written if written is not None else DEFAULTS[tracker.kind][moment]
 
 
 def managed_labels(tracker: Tracker) -> frozenset[str]:
     """The status labels planrun sets on the tracker's items (none without ``status``)."""
-    status = tracker.status
-    if status is None:
+    if tracker.status is None:
         return frozenset()
-    return frozenset(c.label for c in (status.started, status.done, status.failed) if c.label)
-
-
-def change_for(status: TrackerStatus, moment: Moment) -> StatusChange:
-    change: StatusChange = getattr(status, moment)
-    return change
+    changes = (change_for(tracker, moment) for moment in MOMENTS)
+    return frozenset(c.label for c in changes if c.label)
 
 
 def labels_after(
