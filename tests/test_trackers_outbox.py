@@ -99,3 +99,16 @@ async def test_a_later_run_finds_what_an_earlier_one_left(tmp_path: Path, github
         assert pending_intents(store, plan.name) == {}
     assert github.labels_of(7) == ["agent", "planrun:done"]
     assert len(github.comments) == 1
+
+
+async def test_a_rate_limit_is_waited_out_within_the_run(tmp_path: Path, github: Standin) -> None:
+    plan = compiled(tmp_path, github.url)
+    with Store.open(tmp_path / "state.db") as store:
+        box = outbox(plan, store, "r1")
+        github.rate_limited, github.rate_limit_status = 1, 429  # Retry-After: 1
+        box.event(AttemptStarted(key="T[7]", attempt=1, log_path="x"))
+        started = trio.current_time()
+        await delivered(box)
+        box.clients.close()
+        assert trio.current_time() - started >= 0.9  # waited for the reset, not 0.05 s
+    assert github.labels_of(7) == ["agent", "planrun:running"]

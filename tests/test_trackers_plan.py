@@ -147,6 +147,11 @@ def test_tracker_mistakes_are_located(tmp_path: Path, github: Standin) -> None:
         f"{tmp_path / 'plan.yaml'}:14:15: secret 'PLANRUN_TEST_GH_TOKEN' is the token of "
         "tracker gh; tracker credentials are never given to a task's session"
     ]
+    inherited = plan_text(github.url).replace(
+        "settings:\n", f"settings:\n  env: {{inherit: [PATH, {TOKEN_VAR}]}}\n"
+    )
+    [found_inherit] = problems(tmp_path, inherited)
+    assert f"plan.yaml:3:25: {TOKEN_VAR} is the token of tracker gh" in found_inherit
 
 
 def test_an_unset_token_and_an_unreachable_tracker_are_named(

@@ -1,8 +1,9 @@
 """Checks of the ``trackers:`` section that its schema cannot see (docs/trackers.md).
 
 - each tracker's token is a declared secret (``settings.secrets``), so it is redacted;
-- no task, provider or ``defaults`` grants a tracker's token to a session: tracker
-  credentials are planrun's, never an agent's;
+- no task, provider or ``defaults`` grants a tracker's token to a session, nor does
+  ``settings.env.inherit`` pass it on: tracker credentials are planrun's, never an
+  agent's;
 - a ``for_each`` names a tracker the plan declares (:func:`tracker_of`).
 
 Reading a tracker's items is not done here: :class:`planrun.plan.reads.DiskFiles` hands
@@ -29,6 +30,13 @@ def check_trackers(problems: Problems, plan: PlanFile) -> None:
                 "(declare it there, so that its value is redacted everywhere)",
             )
         _check_status(problems, name, tracker)
+    for index, name in enumerate(plan.settings.env.inherit):
+        if name in tokens:
+            problems.fail(
+                ("settings", "env", "inherit", index),
+                f"{name} is the token of tracker {tokens[name]}; tracker credentials are "
+                "never passed on to sessions (remove it from settings.env.inherit)",
+            )
     for where, granted in _grants(plan):
         for index, secret in enumerate(granted):
             if secret in tokens:
