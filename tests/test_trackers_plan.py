@@ -87,6 +87,11 @@ def test_items_of_an_issue_search_become_tasks(tmp_path: Path, github: Standin) 
     }
     listed = [r for r in github.requests if r[1].endswith("/issues")]
     assert len(listed) == 1  # one read per compile
+    twice = plan_text(github.url) + (
+        '  AGAIN:\n    for_each: {tracker: gh, select: {labels: [agent]}}\n    run: ["true"]\n'
+    )
+    assert len(compile_text(tmp_path, twice).work) == 4
+    assert len([r for r in github.requests if r[1].endswith("/issues")]) == 2
 
 
 def test_the_fingerprint_follows_the_item_but_not_planrun_s_labels(

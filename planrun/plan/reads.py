@@ -48,6 +48,7 @@ class DiskFiles:
     def __init__(self, directory: Path, state: Path) -> None:
         self.directory = directory
         self.state = state
+        self._tracked: dict[tuple[str, str], list[Item]] = {}  # one read per selection
 
     def prompt(self, name: str) -> str:
         path = (self.directory / name).resolve()
@@ -79,7 +80,11 @@ class DiskFiles:
         # the one read of a tracker while compiling (a plan that has one is not cacheable)
         from planrun.trackers.source import fetch_items
 
-        return fetch_items(name, tracker, select or TrackerSelect())
+        select = select or TrackerSelect()
+        read = (name, select.model_dump_json())
+        if read not in self._tracked:
+            self._tracked[read] = fetch_items(name, tracker, select)
+        return self._tracked[read]
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:
