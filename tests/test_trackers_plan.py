@@ -216,3 +216,10 @@ def test_fields_of_another_kind_are_refused(tmp_path: Path, github: Standin) -> 
         f"{tmp_path / 'plan.yaml'}:14:43: select.jql is not for a github tracker (it takes "
         "assignee, labels, limit, state)",
     ]
+
+
+def test_batch_is_refused_with_a_tracker(tmp_path: Path, github: Standin) -> None:
+    text = plan_text(github.url, select="{labels: [agent]}, batch: 2")
+    [found] = problems(tmp_path, text)
+    assert "batch cannot be combined with tracker" in found
+    assert github.requests == []  # an invalid plan reads no tracker

@@ -289,6 +289,11 @@ class ForEach(Model):
             )
         if self.select is not None and self.tracker is None:
             raise ValueError("select chooses a tracker's items: it needs tracker")
+        if self.tracker is not None and self.batch is not None:
+            raise ValueError(
+                "batch cannot be combined with tracker (each item is one task, whose status "
+                "goes back to that item)"
+            )
         if self.same_as is not None and self.batch is not None:
             raise ValueError(
                 "batch cannot be combined with same_as (the items are those of the same_as task)"

@@ -16,7 +16,7 @@ from typing import Any
 from planrun.plan import templates
 from planrun.plan.checks import TemplateChecks, check_secrets
 from planrun.plan.diagnose import suggest
-from planrun.plan.expand import Item, ItemError, batched, expanded_key
+from planrun.plan.expand import Item, ItemError, expanded_key
 from planrun.plan.link import Parents
 from planrun.plan.model import ForEach, PlanFile, TaskSpec
 from planrun.plan.problems import Problems
@@ -161,7 +161,7 @@ class TaskBuilder:
             at = ("trackers", name, exc.field) if exc.field == "token" else None
             self._problems.fail(at or ("tasks", key, "for_each", "tracker"), exc.message)
             return None
-        return batched(items, for_each.batch) if for_each.batch else items
+        return items
 
     def _glob_root(self, spec: TaskSpec) -> tuple[Path, str]:
         """The folder a task's glob runs in, and how messages name it."""
