@@ -150,6 +150,10 @@ class Handler(BaseHTTPRequestHandler):
         return 200, [_valid(model, r) for r in chunk], headers
 
     def get_issue(self, number: str, *, query: dict[str, str], body: Any) -> Any:
+        with self.data.lock:
+            if self.data.odd_answers > 0:
+                self.data.odd_answers -= 1
+                return 200, ["not", "an", "issue"], {}
         issue = self.data.issues.get(int(number))
         if issue is None:
             raise _Refused(404, "Not Found")

@@ -63,6 +63,7 @@ class Standin:
     fail_reads: int = 0  # ... and reads
     rate_limited: int = 0  # answer this many requests with a rate limit
     rate_limit_status: int = 403
+    odd_answers: int = 0  # answer this many reads of one issue with a list (a broken proxy)
     hold_writes: threading.Event | None = None  # set: writes go through
     hold_when: str = ""  # hold only the writes whose body holds this text
     held: threading.Event = field(default_factory=threading.Event)  # a write is waiting

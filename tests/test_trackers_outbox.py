@@ -112,3 +112,14 @@ async def test_a_rate_limit_is_waited_out_within_the_run(tmp_path: Path, github:
         box.clients.close()
         assert trio.current_time() - started >= 0.9  # waited for the reset, not 0.05 s
     assert github.labels_of(7) == ["agent", "planrun:running"]
+
+
+async def test_an_answer_of_odd_shape_is_retried_not_fatal(tmp_path: Path, github: Standin) -> None:
+    plan = compiled(tmp_path, github.url)
+    with Store.open(tmp_path / "state.db") as store:
+        box = outbox(plan, store, "r1")
+        github.odd_answers = 2
+        box.event(AttemptStarted(key="T[7]", attempt=1, log_path="x"))
+        await delivered(box)
+        box.clients.close()
+    assert github.labels_of(7) == ["agent", "planrun:running"]

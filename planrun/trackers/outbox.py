@@ -206,9 +206,7 @@ class Outbox:
         intent = pending.intent
         self._busy.add(item)  # stays busy if cancelled: its thread may still be at work
         try:
-            await trio.to_thread.run_sync(
-                deliver_one, self.clients, intent, self.redact, abandon_on_cancel=True
-            )
+            await _deliver(self.clients, intent, self.redact)
         except TrackerError as exc:
             self._busy.discard(item)
             pending.failures += 1
@@ -235,3 +233,14 @@ class Outbox:
         self.delivered += 1
         if not self.pending:
             self._drained.set()
+
+
+async def _deliver(clients: Clients, intent: Intent, redact: Callable[[str], str]) -> None:
+    """:func:`deliver_one` in a worker thread; an answer of odd shape is a TrackerError
+    (retried), never an exception that would end the run."""
+    try:
+        await trio.to_thread.run_sync(deliver_one, clients, intent, redact, abandon_on_cancel=True)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TrackerError(
+            f"tracker {intent.tracker} answered something unexpected: {type(exc).__name__}: {exc}"
+        ) from None

@@ -47,5 +47,9 @@ def fetch_items(
         return with_waits(lambda: client.items(select))
     except TrackerError as exc:
         raise ItemError("tracker", exc.message) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an answer of odd shape
+        raise ItemError(
+            "tracker", f"tracker {name} answered something unexpected: {type(exc).__name__}: {exc}"
+        ) from None
     finally:
         client.close()
