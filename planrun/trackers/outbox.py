@@ -28,6 +28,7 @@ import trio
 
 from planrun.core.events import AttemptStarted, Event, Landed, TaskFinished
 from planrun.core.names import branch_name
+from planrun.errors import StoreError
 from planrun.plan.compile import CompiledPlan
 from planrun.state.store import StoreProtocol, StoreReader, utc_now
 from planrun.trackers.deliver import Clients, deliver_one
@@ -227,7 +228,10 @@ class Outbox:
         data: dict[str, Any] = {"intents": pending.ids, "moment": pending.intent.moment}
         if dropped:
             data["dropped"] = dropped
-        self.store.happened(self.run_id, DELIVERED_EVENT, pending.intent.task, data)
+        try:
+            self.store.happened(self.run_id, DELIVERED_EVENT, pending.intent.task, data)
+        except StoreError as exc:  # delivered, but not recorded: delivered again next time
+            print(f"planrun: tracker update delivered but not recorded: {exc}", file=sys.stderr)
         if self.pending.get(item) is pending:
             del self.pending[item]
         self.delivered += 1
