@@ -11,7 +11,8 @@ with digests of their answers). It is used only when
 - and every question gets the same answer again: the same project folders, state folder,
   symlinks, ``prompt_file`` and ``lines`` texts, and the same files seen by each ``glob``.
 
-Only plans that compiled without a problem are kept, so every error is reported as fresh.
+Only plans that compiled without a problem are kept, so every error is reported as fresh,
+and never a plan that read a tracker (its items are read again by every command).
 Anything wrong with an entry (unreadable, from another version, not ours) is a miss.
 
 ``PLANRUN_PLAN_CACHE`` chooses the folder; ``off`` turns the cache off. The default is
@@ -61,7 +62,7 @@ def keep(path: Path, text: bytes, asked: Sequence[probes.Probe], plan: CompiledP
     from planrun.atomic import ensure_private_dir, write_atomic
 
     entry = _entry(path)
-    if entry is None:
+    if entry is None or not probes.cacheable(asked):
         return
     try:
         data = pickle.dumps((_FORMAT, _key(path, text), list(asked), plan), protocol=5)

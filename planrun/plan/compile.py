@@ -37,6 +37,7 @@ from planrun.plan.resolved import (
 )
 from planrun.plan.source import Source
 from planrun.plan.tasks import TaskBuilder
+from planrun.plan.trackers import check_trackers
 
 Locate = Callable[..., Location]
 RUN_HOOKS = (
@@ -69,6 +70,7 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
     check_state_dir(problems, plan.settings, name, directory)
     checks = TemplateChecks(problems, name, resolved.path)
     parents = check_parents(problems, plan.tasks)
+    check_trackers(problems, plan)
     files = DiskFiles(directory, directory / state_folder(name, plan.settings.state_dir))
     tasks = TaskBuilder(problems, plan, resolved, parents, checks, files).build()
     hooks = {
@@ -91,6 +93,7 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
         tasks=tasks,
         graph=graph,
         secrets=tuple(plan.settings.secrets),
+        trackers=dict(plan.trackers),
     )
 
 

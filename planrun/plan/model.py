@@ -25,6 +25,13 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS
+from planrun.plan.trackermodel import GitHubTracker as GitHubTracker
+from planrun.plan.trackermodel import JiraTracker as JiraTracker
+from planrun.plan.trackermodel import PlaneTracker as PlaneTracker
+from planrun.plan.trackermodel import StatusChange as StatusChange
+from planrun.plan.trackermodel import Tracker as Tracker
+from planrun.plan.trackermodel import TrackerSelect as TrackerSelect
+from planrun.plan.trackermodel import TrackerStatus as TrackerStatus
 from planrun.plan.values import KEY_PATTERN as KEY_PATTERN
 from planrun.plan.values import (
     BranchName,
@@ -238,8 +245,8 @@ class Project(Model):
 
 class ForEach(Model):
     """Fan a task out into one task `KEY[id]` per item; exactly one source: items, glob,
-    matrix, lines or same_as. Templates see the item as `item`; `item.index` is its
-    0-based position."""
+    matrix, lines, tracker or same_as. Templates see the item as `item`; `item.index` is
+    its 0-based position."""
 
     items: list[Any] | None = None
     """A list. A text or number item gives `item.id` (its text), `item.value` (as written)
@@ -253,6 +260,12 @@ class ForEach(Model):
     lines: NonEmptyStr | None = None
     """A text file (relative to the plan), one item per non-empty line not starting with
     `#`: `item.id`, `item.value`, `item.name` and `item.line` are the line."""
+    tracker: Key | None = None
+    """The items of a tracker named in `trackers` (docs/trackers.md): `item.id` (the issue
+    number as text), `item.number`, `item.key` (`owner/repo#42`), `item.title`,
+    `item.body`, `item.url`, `item.labels`, `item.author`. Their text is untrusted data."""
+    select: TrackerSelect | None = None
+    """Which of the tracker's items (with `tracker` only; default: every open item)."""
     same_as: Key | None = None
     """The items of another fanned-out task, each item waiting only for the item with the
     same id (same `item` fields)."""
@@ -265,14 +278,21 @@ class ForEach(Model):
     def _one_source(self) -> Self:
         sources = [
             name
-            for name in ("items", "glob", "matrix", "lines", "same_as")
+            for name in ("items", "glob", "matrix", "lines", "tracker", "same_as")
             if getattr(self, name) is not None
         ]
         if len(sources) != 1:
             given = " and ".join(sources) if sources else "none of them"
             raise ValueError(
-                "give exactly one source of items: items, glob, matrix, lines or same_as "
-                f"(this one has {given})"
+                "give exactly one source of items: items, glob, matrix, lines, tracker or "
+                f"same_as (this one has {given})"
+            )
+        if self.select is not None and self.tracker is None:
+            raise ValueError("select chooses a tracker's items: it needs tracker")
+        if self.tracker is not None and self.batch is not None:
+            raise ValueError(
+                "batch cannot be combined with tracker (each item is one task, whose status "
+                "goes back to that item)"
             )
         if self.same_as is not None and self.batch is not None:
             raise ValueError(
@@ -379,6 +399,9 @@ class PlanFile(Model):
     """Agent CLIs and commands, by name; built-in presets need no entry."""
     projects: dict[Key, Project] = Field(default_factory=dict)
     """Git repositories (or folders) tasks work in, by name."""
+    trackers: dict[Key, Tracker] = Field(default_factory=dict)
+    """Issue trackers, by name, whose items tasks fan out over (`for_each: {tracker: NAME}`)
+    and, when asked, get their task's status back (docs/trackers.md)."""
     hooks: Hooks = Field(default_factory=Hooks)
     """Run-level hooks: commands run when the run starts and ends and at moments of every
     task."""

@@ -66,6 +66,22 @@ def recording() -> Iterator[list[Probe]]:
         _seen.reset(token)
 
 
+#: The name of the record that makes a compile not cacheable (never a probe's name).
+NOT_CACHEABLE = "not cacheable"
+
+
+def not_cacheable(reason: str) -> None:
+    """Compiling read something no probe can ask again cheaply (a tracker over the
+    network): the plan must not be cached."""
+    seen = _seen.get()
+    if seen is not None:
+        seen.append((NOT_CACHEABLE, (reason,), ""))
+
+
+def cacheable(probes: Sequence[Probe]) -> bool:
+    return all(name != NOT_CACHEABLE for name, _, _ in probes)
+
+
 def unchanged(probes: Sequence[Probe]) -> bool:
     """Whether every question gets the answer it got when ``probes`` were recorded."""
     for name, args, digest in probes:
@@ -133,9 +149,12 @@ def glob_files(pattern: str, root: Path, exclude: Path | None) -> list[str]:
 
 
 __all__ = [
+    "NOT_CACHEABLE",
     "Probe",
+    "cacheable",
     "file_kind",
     "glob_files",
+    "not_cacheable",
     "project_path_problem",
     "read_text",
     "recording",

@@ -1,7 +1,9 @@
 """The files a plan points at, next to it: ``prompt_file``, and a fan-out's ``lines`` and ``glob``.
 
 This is the only I/O of compiling. The step that builds tasks receives a :class:`PlanFiles`
-and never opens a file itself; :class:`DiskFiles` is the one that reads the disk.
+and never opens a file itself; :class:`DiskFiles` is the one that reads the disk, and
+hands a tracker fan-out to :func:`planrun.trackers.source.fetch_items` (the network: a
+plan with ``for_each: {tracker: ...}`` depends on more than its files).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from planrun.errors import text_position
 from planrun.plan import probes
 from planrun.plan.expand import items_for
 from planrun.plan.item import Item
-from planrun.plan.model import ForEach
+from planrun.plan.model import ForEach, Tracker, TrackerSelect
 
 
 class ReadError(Exception):
@@ -34,6 +36,13 @@ class PlanFiles(Protocol):
         """
         ...
 
+    def tracker_items(
+        self, name: str, tracker: Tracker, select: TrackerSelect | None
+    ) -> list[Item]:
+        """The items of tracker ``name`` that ``select`` chooses; ItemError (field
+        ``token`` or ``tracker``) when they cannot be read."""
+        ...
+
 
 class DiskFiles:
     """The files under the plan's folder ``directory``; a glob never lists ``state``."""
@@ -41,6 +50,7 @@ class DiskFiles:
     def __init__(self, directory: Path, state: Path) -> None:
         self.directory = directory
         self.state = state
+        self._tracked: dict[tuple[str, str], list[Item]] = {}  # one read per selection
 
     def prompt(self, name: str) -> str:
         path = probes.resolved(self.directory / name)
@@ -65,6 +75,20 @@ class DiskFiles:
 
     def items(self, for_each: ForEach, root: Path, root_name: str) -> list[Item]:
         return items_for(for_each, root, self.directory, root_name, exclude=self.state)
+
+    def tracker_items(
+        self, name: str, tracker: Tracker, select: TrackerSelect | None
+    ) -> list[Item]:
+        # the one read of a tracker while compiling: a plan that has one is not cacheable
+        from planrun.trackers.source import fetch_items
+
+        probes.not_cacheable("it reads a tracker")
+
+        select = select or TrackerSelect()
+        read = (name, select.model_dump_json())
+        if read not in self._tracked:
+            self._tracked[read] = fetch_items(name, tracker, select)
+        return self._tracked[read]
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:

@@ -19,7 +19,7 @@ from planrun.errors import Location
 
 if TYPE_CHECKING:
     from planrun.core.graph import TaskGraph
-    from planrun.plan.model import ShellCommand
+    from planrun.plan.model import ShellCommand, Tracker
 
 Kind = Literal["work", "group"]
 
@@ -212,6 +212,9 @@ class CompiledPlan:
     tasks: dict[str, Task]
     graph: TaskGraph
     secrets: tuple[str, ...] = ()
+    #: the plan's trackers as declared (pydantic models: a plan that reads one is never
+    #: cached, see planrun.plan.probes.not_cacheable)
+    trackers: dict[str, Tracker] = field(default_factory=dict)
 
     @cached_property
     def work(self) -> tuple[str, ...]:

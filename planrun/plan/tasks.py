@@ -19,12 +19,13 @@ from planrun.plan.checks import TemplateChecks, check_secrets
 from planrun.plan.expand import ItemError, expanded_key
 from planrun.plan.item import Item
 from planrun.plan.link import Parents
-from planrun.plan.model import PlanFile, TaskSpec
+from planrun.plan.model import ForEach, PlanFile, TaskSpec
 from planrun.plan.problems import Problems
 from planrun.plan.reads import PlanFiles, ReadError
 from planrun.plan.resolve import Inheritance, Resolved, task_kwargs
 from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
 from planrun.plan.scalars import is_lossy_float
+from planrun.plan.trackers import tracker_of
 
 
 class TaskBuilder:
@@ -77,8 +78,9 @@ class TaskBuilder:
         fields: dict[str, Any],
         parent: str | None,
         children: tuple[str, ...] = (),
+        fan_out: bool = False,
     ) -> None:
-        fan_out = bool(children)
+        fan_out = fan_out or bool(children)
         children = children or tuple(sorted(self._parents.children.get(key, ())))
         # a fan-out's title and description speak of an item: its group shows the key
         title = key if fan_out else self._text(key, spec, "title", {}) or key
@@ -102,7 +104,7 @@ class TaskBuilder:
         if items is None:
             return
         keys = tuple(expanded_key(key, item.id) for item in items)
-        self._add_group(key, spec, fields, parent, children=keys)
+        self._add_group(key, spec, fields, parent, children=keys, fan_out=True)
         for item in items:
             self._add_work(expanded_key(key, item.id), key, spec, fields, key, item=item)
 
@@ -131,6 +133,10 @@ class TaskBuilder:
                 )
                 return None
             items = self._items_of(for_each.same_as, (*chain, key))
+        elif for_each.tracker is not None:
+            items = self._tracker_items(key, for_each.tracker, for_each)
+            if items is None:
+                return None
         else:
             if not self._items_are_text(where, for_each.items, for_each.matrix):
                 return None
@@ -142,6 +148,20 @@ class TaskBuilder:
                 self._problems.fail((*where, exc.field, *index), exc.message)
                 return None
         self._items[key] = items or []
+        return items
+
+    def _tracker_items(self, key: str, name: str, for_each: ForEach) -> list[Item] | None:
+        """A tracker fan-out's items (read by :class:`~planrun.plan.reads.PlanFiles`);
+        None when the tracker is unknown or cannot be read (reported)."""
+        tracker = tracker_of(self._problems, self._plan, key, name)
+        if tracker is None:
+            return None
+        try:
+            items = self._files.tracker_items(name, tracker, for_each.select)
+        except ItemError as exc:
+            at = ("trackers", name, exc.field) if exc.field == "token" else None
+            self._problems.fail(at or ("tasks", key, "for_each", "tracker"), exc.message)
+            return None
         return items
 
     def _glob_root(self, spec: TaskSpec) -> tuple[Path, str]:

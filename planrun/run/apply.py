@@ -32,7 +32,8 @@ from planrun.report.outputs import Outputs, Written, write_reports
 from planrun.run.context import RunSettings
 from planrun.run.prepare import decide_for, fingerprints_of, landed_commits, settings_for
 from planrun.run.scheduler import Scheduler
-from planrun.run.wiring import run_with_signals, sessions_for, workspace_for
+from planrun.run.tracking import outbox_for, run_tracked
+from planrun.run.wiring import sessions_for, workspace_for
 from planrun.state.folder import State, open_state
 from planrun.state.store import iso
 from planrun.workspace.base import Bases
@@ -83,8 +84,9 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
             stack.callback(_lock(options.state_dir).release)
         state = stack.enter_context(open_state(plan, options.state_dir, readonly=options.dry_run))
         scheduler, fingerprints = _scheduler(plan, state, settings, options, observers)
+        outbox = outbox_for(plan, state, scheduler, observers)  # status back to trackers
         try:
-            trio.run(run_with_signals, scheduler)
+            trio.run(run_tracked, scheduler, outbox)
         finally:  # written on every way out, a crash of planrun itself included
             report = build_report(plan, scheduler, fingerprints)
             end_error = _end(state, settings.run_id, report.status)

@@ -81,7 +81,22 @@ def context_vars(context: Mapping[str, Any]) -> dict[str, str]:
         "PLANRUN_REASON": task.get("reason"),
         "PLANRUN_LOG": context.get("log_path"),
     }
+    values.update(tracker_item_vars(item))
     return {k: bounded(str(v)) for k, v in values.items() if v is not None}
+
+
+#: The fields of a tracker item given to sessions as ``PLANRUN_ITEM_<FIELD>``.
+TRACKER_ITEM_FIELDS = ("key", "number", "title", "body", "url", "author")
+
+
+def tracker_item_vars(item: Any) -> dict[str, Any]:
+    """A tracker item's text as variables (untrusted text reaches a shell only this way:
+    ``"$PLANRUN_ITEM_BODY"``, never as a word of a command); labels comma-joined."""
+    if not isinstance(item, Mapping) or "tracker" not in item:
+        return {}
+    found: dict[str, Any] = {f"PLANRUN_ITEM_{f.upper()}": item.get(f) for f in TRACKER_ITEM_FIELDS}
+    found["PLANRUN_ITEM_LABELS"] = ",".join(item.get("labels") or ())
+    return found
 
 
 def task_env(

@@ -221,3 +221,18 @@ def test_compiling_reads_the_disk_only_through_probes() -> None:
         if _READS.search(line.replace("probes.", "")) and not line.lstrip().startswith("#")
     ]
     assert found == []
+
+
+def test_a_compile_that_read_a_tracker_is_not_kept(folder: Path) -> None:
+    """What a tracker says can change at any time and no probe asks it again cheaply:
+    reading one (planrun.plan.reads, tracker fan-out) marks the compile not cacheable."""
+    from planrun.plan import probes
+
+    path = folder / "plan.yaml"
+    with probes.recording() as asked:
+        plan = load_plan(path, path.read_text())  # text given: compiled, never kept
+        probes.not_cacheable("it reads a tracker")
+    cache.keep(path, path.read_bytes(), asked, plan)
+    assert _entries(folder) == []
+    cache.keep(path, path.read_bytes(), [a for a in asked if a[0] != probes.NOT_CACHEABLE], plan)
+    assert len(_entries(folder)) == 1
