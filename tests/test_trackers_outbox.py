@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from planrun.core.events import AttemptStarted, TaskFinished
-from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import CompiledPlan
 from planrun.plan.load import load_plan
 from planrun.state.sqlite import Store
 from planrun.state.store import RunRow, utc_now

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from planrun.core.events import Observers
-from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import CompiledPlan
 from planrun.run.scheduler import Scheduler
 from planrun.run.wiring import run_with_signals
 from planrun.state.folder import State

@@ -29,7 +29,7 @@ import trio
 from planrun.core.events import AttemptStarted, Event, Landed, TaskFinished
 from planrun.core.names import branch_name
 from planrun.errors import StoreError
-from planrun.plan.compile import CompiledPlan
+from planrun.plan.resolved import CompiledPlan
 from planrun.state.store import StoreProtocol, StoreReader, utc_now
 from planrun.trackers.deliver import Clients, deliver_one
 from planrun.trackers.http import RateLimited, TrackerError

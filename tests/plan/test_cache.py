@@ -112,6 +112,36 @@ def test_a_cached_load_imports_neither_yaml_nor_the_schema_models(folder: Path) 
     assert imported() == "[]"
 
 
+def test_an_apply_of_a_cached_plan_imports_no_parser_models_or_http(
+    folder: Path, tmp_path: Path
+) -> None:
+    """What a run of an unchanged plan imports: the start-up budget of issue 16."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from planrun.cli import main
+        assert main(["apply", sys.argv[1], "--progress", "none", "--state-dir", sys.argv[2]]) == 0
+        heavy = ("pydantic", "ruamel.yaml", "jinja2", "httpx", "planrun.plan.model")
+        print(sorted(m for m in heavy if m in sys.modules))
+        """
+    )
+
+    plan = folder / "run.yaml"
+    plan.write_text(
+        PLAN.replace("name: cached", "name: run").split("  ask:")[0].replace("--", "")
+        + '  words:\n    for_each: {lines: words.txt}\n    run: ["true"]\n'
+    )
+
+    def imported(run: int) -> str:
+        argv = [sys.executable, "-c", code, str(plan), str(tmp_path / f"s{run}")]
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()[-1]
+
+    assert "pydantic" in imported(1)
+    assert imported(2) == "[]"
+
+
 @pytest.mark.parametrize(
     "change",
     [
