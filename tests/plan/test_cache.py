@@ -128,7 +128,7 @@ def test_an_apply_of_a_cached_plan_imports_no_parser_models_or_http(
 
     plan = folder / "run.yaml"
     plan.write_text(
-        PLAN.replace("name: cached", "name: run").split("  ask:")[0].replace("--", "")
+        PLAN.replace("name: cached", "name: run").split("  ask:")[0]
         + '  words:\n    for_each: {lines: words.txt}\n    run: ["true"]\n'
     )
 
