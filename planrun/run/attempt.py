@@ -12,6 +12,7 @@ The scheduler owns slots; the attempt reaches them through :class:`Slots` only.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import replace
@@ -107,7 +108,7 @@ class AttemptRunner:
             kill_grace=self.run.plan.settings.kill_grace,
             log_limit=self.run.plan.settings.log_limit,
         )
-        result = await self._turn(backend, spec, task, number)
+        result = await self._turn(backend, spec, task, number, first=True)
         result = await self._follow_through(backend, spec, task, number, provider, context, result)
         return result, prepared
 
@@ -138,7 +139,7 @@ class AttemptRunner:
     # --- turns --------------------------------------------------------------------------
 
     async def _turn(
-        self, backend: Session, spec: SessionSpec, task: Task, number: int
+        self, backend: Session, spec: SessionSpec, task: Task, number: int, *, first: bool = False
     ) -> SessionResult:
         """One session of an attempt (the first prompt, or a follow-up turn)."""
 
@@ -153,10 +154,10 @@ class AttemptRunner:
         async def on_question(question: str) -> str | None:
             return await self._ask(task, question)
 
-        try:
-            offset = spec.log_path.stat().st_size
-        except FileNotFoundError:
-            offset = 0
+        offset = 0  # an attempt's log is its own: its first turn starts it
+        if not first:
+            with contextlib.suppress(FileNotFoundError):
+                offset = spec.log_path.stat().st_size
         left = self._wall_time_left(task)
         capped = left is not None and (spec.timeout is None or left < spec.timeout)
         if capped:  # a wall time budget ends the turn where it runs out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,18 @@ class RunContext:
 
     def log_path(self, key: str, number: int) -> Path:
         """``logs/<run>/<task>.attempt-<n>.log``: one folder per run, made once."""
-        folder = self.settings.state_dir / "logs" / self.settings.run_id
-        return folder / f"{sanitize_component(key)}.attempt-{number}.log"
+        return self._logs / f"{sanitize_component(key)}.attempt-{number}.log"
 
     def prompt_dir(self, key: str) -> Path:
-        return self.settings.state_dir / "prompts" / self.settings.run_id / sanitize_component(key)
+        return self._prompts / sanitize_component(key)
+
+    @cached_property
+    def _logs(self) -> Path:
+        return self.settings.state_dir / "logs" / self.settings.run_id
+
+    @cached_property
+    def _prompts(self) -> Path:
+        return self.settings.state_dir / "prompts" / self.settings.run_id
 
     def template_context(
         self, task: Task, attempt: int, prepared: Prepared | None, log_path: Path
