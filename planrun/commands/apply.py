@@ -21,8 +21,11 @@ from planrun.plan.compile import CompiledPlan
 from planrun.plan.diagnose import suggest
 from planrun.plan.load import load_plan
 from planrun.report.outputs import Outputs
-from planrun.run.apply import ApplyOptions, apply_plan
+from planrun.run.apply import ApplyOptions, SharedOptions, apply_plan
 from planrun.state.locate import state_dir_for
+
+#: where --store is read from when not given
+STORE_ENV = "PLANRUN_STORE"
 
 
 def check_keys(plan: CompiledPlan, keys: list[str] | None, option: str) -> None:
@@ -43,6 +46,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
         choices=Choices(args.force or (), args.force_all, args.rerun_failed),
         dry_run=args.dry_run,
         outputs=Outputs(args.report, args.junit, args.summary),
+        shared=shared_options(args),
     )
     with ExitStack() as stack:
         observers = Observers()
@@ -62,6 +66,32 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     for problem in applied.problems:
         print(f"planrun: {problem}", file=sys.stderr)
     return applied.exit_code
+
+
+def store_url(args: argparse.Namespace) -> str | None:
+    """``--store``, else ``$PLANRUN_STORE``: a postgresql:// URL, or None (no shared run)."""
+    url = getattr(args, "store", None) or os.environ.get(STORE_ENV) or None
+    if url is None:
+        return None
+    from planrun.state.open import is_url, redacted
+
+    if not is_url(url):
+        raise UsageError(
+            f"--store {redacted(url)}: not a postgresql://USER@HOST:PORT/DB URL (a state"
+            " folder is --state-dir)"
+        )
+    return url
+
+
+def shared_options(args: argparse.Namespace) -> SharedOptions | None:
+    url = store_url(args)
+    if url is None:
+        if args.run_id is not None:
+            raise UsageError("--run-id names a shared run: give --store URL (or PLANRUN_STORE)")
+        return None
+    if args.dry_run:
+        return None
+    return SharedOptions(url, args.run_id, args.remote)
 
 
 def _add_progress(stack: ExitStack, observers: Observers, args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -32,7 +33,7 @@ from planrun.report.outputs import Outputs, Written, write_reports
 from planrun.run.context import RunSettings
 from planrun.run.prepare import decide_for, fingerprints_of, landed_commits, settings_for
 from planrun.run.scheduler import Scheduler
-from planrun.run.wiring import run_with_signals, sessions_for, workspace_for
+from planrun.run.wiring import run_with_signals, sessions_for, shared_workspace, workspace_for
 from planrun.state.folder import State, open_state
 from planrun.state.store import iso
 from planrun.workspace.base import Bases
@@ -53,6 +54,14 @@ class ApplyOptions:
     choices: Choices = field(default_factory=Choices)
     dry_run: bool = False
     outputs: Outputs = field(default_factory=Outputs)
+    shared: SharedOptions | None = None  # a run shared through PostgreSQL (docs/scale-out.md)
+
+
+@dataclass(frozen=True)
+class SharedOptions:
+    store: str  # postgresql://...
+    run_id: str | None = None
+    remote: str = "origin"
 
 
 @dataclass(frozen=True)
@@ -79,10 +88,11 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
         only=options.only,
     )
     with ExitStack() as stack:
+        claims = None if options.shared is None else _join(plan, options, stack)
         if not options.dry_run:
             stack.callback(_lock(options.state_dir).release)
         state = stack.enter_context(open_state(plan, options.state_dir, readonly=options.dry_run))
-        scheduler, fingerprints = _scheduler(plan, state, settings, options, observers)
+        scheduler, fingerprints = _scheduler(plan, state, settings, options, observers, claims)
         try:
             trio.run(run_with_signals, scheduler)
         finally:  # written on every way out, a crash of planrun itself included
@@ -100,12 +110,25 @@ def _lock(state_dir: Path) -> Any:
     return StateLock.acquire(state_dir)
 
 
+def _join(plan: CompiledPlan, options: ApplyOptions, stack: ExitStack) -> Any:
+    """This machine's claims in the shared run (closed, leaving the run, on the way out)."""
+    from planrun.run.shared_open import join
+
+    assert options.shared is not None
+    shared = options.shared
+    claims = join(shared.store, plan, shared.run_id, options.state_dir, new_run_id())
+    stack.callback(claims.close)
+    print(f"planrun: shared run {claims.run_id} (machine {claims.machine})", file=sys.stderr)
+    return claims
+
+
 def _scheduler(
     plan: CompiledPlan,
     state: State,
     settings: RunSettings,
     options: ApplyOptions,
     observers: Observers,
+    claims: Any = None,
 ) -> tuple[Scheduler, Mapping[str, tuple[str, Any]]]:
     """Decide, record the run's beginning, and wire the scheduler to the run's edges."""
     fingerprints = fingerprints_of(plan)
@@ -120,6 +143,8 @@ def _scheduler(
         reattach=state.reattach,
     )
     workspace = workspace_for(plan, settings, sessions, dry_run=options.dry_run, bases=bases)
+    if claims is not None:
+        workspace = shared_workspace(workspace, claims, options.shared)
     scheduler = Scheduler(
         plan,
         settings,
@@ -127,7 +152,10 @@ def _scheduler(
         observers=observers,
         journal=journal,
         workspace=workspace,
+        claims=claims,
     )
+    if claims is not None:
+        claims.reports = scheduler.reports
     return scheduler, fingerprints
 
 

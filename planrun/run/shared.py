@@ -1,0 +1,336 @@
+"""Claims of a run shared by several machines through PostgreSQL (SPEC §5, issue 17).
+
+Each ``planrun apply --store postgresql://…`` is an equal peer. Before it works on a ready
+task it claims it (:func:`planrun.state.postgres.scale.claim`: one transaction under the
+run row's lock, so provider and project caps hold run-wide). The machine that gets it
+holds a lease with a fencing token; one heartbeat per machine renews all its leases every
+lease/3. A renewal that misses a token, a landing whose lease check fails, or a final write
+that matches no row means another machine took the task over: the attempt's scope is
+cancelled (its process group is killed, its worktree kept, nothing lands). A machine that
+cannot renew for a whole lease (the database or the network is gone) cancels all its
+attempts itself.
+
+A machine that does not get a task gives its slot back and waits: for a notification
+(``LISTEN``, read on the connection's socket with ``trio.lowlevel.wait_readable``), for
+the moment the holder's lease expires (then it claims it: a takeover), or for the slow
+safety poll. When the task ends elsewhere, its final status becomes this machine's too, so
+that its dependents become ready here as well.
+
+psycopg's sync API runs in worker threads (``abandon_on_cancel=False``, bounded by the
+server's ``statement_timeout``); each role has its own connection: claims and finishes,
+the heartbeat, the landing lock, and the listener.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+import trio
+
+from planrun.core.outcomes import Status
+from planrun.plan.resolved import Task
+from planrun.report.model import TaskReport
+from planrun.run.claims import Held, Slots, Work
+from planrun.state.postgres import scale
+from planrun.state.postgres.opening import connect
+
+T = TypeVar("T")
+
+#: what a final status elsewhere means here
+_STATUS = {
+    "done": Status.DONE,
+    "failed": Status.FAILED,
+    "skipped": Status.SKIPPED,
+    "cancelled": Status.CANCELLED,
+    "in_review": Status.IN_REVIEW,
+}
+#: what a status of the work here is recorded as (cancelled: given back, for another machine)
+_RECORDED = {
+    Status.DONE: "done",
+    Status.FAILED: "failed",
+    Status.IN_REVIEW: "in_review",
+    Status.CANCELLED: "open",
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The lease and the slow safety poll, in seconds (tests shorten them)."""
+
+    lease_s: float = 60.0
+    poll_s: float = 10.0
+
+    @property
+    def heartbeat_s(self) -> float:
+        return self.lease_s / 3
+
+
+class Db:
+    """One connection of one role, used from worker threads one call at a time; a call
+    that finds the connection broken reconnects once."""
+
+    def __init__(self, url: str, where: str) -> None:
+        self.url = url
+        self.where = where
+        self._con: scale.PgCon | None = None
+        self._lock = threading.Lock()
+
+    def _connected(self) -> scale.PgCon:
+        if self._con is None or self._con.closed:
+            self._con = connect(self.url, self.where)
+            self._con.execute("SET statement_timeout = '10s'")
+        return self._con
+
+    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            try:
+                return fn(self._connected(), *args)
+            except psycopg.OperationalError:
+                self._close()
+                raise
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(self.call_sync, fn, *args, abandon_on_cancel=False)
+
+    def _close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
+class SharedClaims:
+    """:class:`planrun.run.claims.Claims` for a run shared through PostgreSQL (see the
+    module doc), and the workspace's :class:`planrun.workspace.remote.Fence`."""
+
+    def __init__(
+        self,
+        url: str,
+        where: str,
+        run_id: str,
+        machine: str,
+        caps: scale.Caps,
+        timing: Timing,
+    ) -> None:
+        self.run_id = run_id
+        self.machine = machine
+        self.caps = caps
+        self.timing = timing
+        self.db = Db(url, where)
+        self._beat = Db(url, where)
+        self._landing = Db(url, where)
+        self._url, self._where = url, where
+        self._held: dict[str, tuple[int, trio.CancelScope]] = {}
+        self._changed = trio.Event()
+        self._landing_locks: dict[str, trio.Lock] = {}
+        #: the report records of the run (the scheduler's ledger), for the recorded tails
+        self.reports: Mapping[str, TaskReport] = {}
+
+    # --- a task --------------------------------------------------------------------------
+
+    async def run(self, task: Task, slots: Slots, work: Work) -> Held:
+        spec = scale.TaskSpec(task.key, task.provider, task.project)
+        parked = False
+        while True:
+            if parked:
+                await slots.resume(task.key)
+                parked = False
+            verdict = await self._claim(spec)
+            if verdict.token is not None:
+                if verdict.took_over:
+                    _say(f"{task.key}: taken over from a machine whose lease expired")
+                held = await self._hold(task, verdict.token, work)
+                if held is not None:
+                    return held
+                continue  # the lease was lost: see how the new holder ends it
+            if verdict.status is not None:
+                where = "on another machine"
+                reason = f"{verdict.reason} ({where})" if verdict.reason else where
+                return Held(_STATUS[verdict.status], reason, here=False)
+            slots.park(task.key, Status.RETRYING)
+            parked = True
+            await self._wake(verdict.wait_s)
+
+    async def _claim(self, spec: scale.TaskSpec) -> scale.Verdict:
+        try:
+            return await self.db.call(
+                scale.claim, self.run_id, self.machine, spec, self.caps, self.timing.lease_s
+            )
+        except psycopg.Error as e:
+            _say(f"cannot claim {spec.key} ({_first_line(e)}); trying again")
+            return scale.Verdict(wait_s=min(1.0, self.timing.poll_s))
+
+    async def _wake(self, wait_s: float | None) -> None:
+        """Until something changed in the run, or ``wait_s`` (or the safety poll) passed."""
+        timeout = self.timing.poll_s if wait_s is None else min(wait_s, self.timing.poll_s)
+        with trio.move_on_after(timeout):
+            await self._changed.wait()
+
+    def _notice(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _hold(self, task: Task, token: int, work: Work) -> Held | None:
+        """Do the work under the lease; None when the lease was lost meanwhile."""
+        scope = trio.CancelScope()
+        self._held[task.key] = (token, scope)
+        try:
+            with scope:
+                held = await work()
+        except BaseException:
+            with trio.CancelScope(shield=True):  # interrupted here: another machine may take it
+                await self._finish(task.key, token, scale.Finish("open", "interrupted"))
+            raise
+        finally:
+            self._held.pop(task.key, None)
+        if scope.cancelled_caught:
+            _say(f"{task.key}: the lease was lost; the attempt was stopped, nothing landed")
+            return None
+        end = scale.Finish(
+            _RECORDED.get(held.status, "failed"), held.reason, *self._recorded(task.key)
+        )
+        return held if await self._finish(task.key, token, end) else None
+
+    def _recorded(self, key: str) -> tuple[str | None, str | None, str]:
+        report = self.reports.get(key)
+        if report is None:
+            return None, None, "[]"
+        last = report.attempts[-1] if report.attempts else None
+        tail = json.dumps(last.tail[-50:]) if last is not None else "[]"
+        return report.landed_commit, last.log_path if last is not None else None, tail
+
+    async def _finish(self, key: str, token: int, end: scale.Finish) -> bool:
+        """Record the end of a held task; False when the lease was lost. A database that
+        cannot be reached is tried again until the lease would have expired anyway."""
+        deadline = time.monotonic() + self.timing.lease_s
+        while True:
+            try:
+                await self.db.call(scale.finish, self.run_id, key, token, end)
+                return True
+            except scale.LeaseLost:
+                return False
+            except psycopg.Error as e:
+                if time.monotonic() > deadline:
+                    _say(f"{key}: cannot record its end ({_first_line(e)}); another machine will")
+                    return False
+                await trio.sleep(min(1.0, self.timing.heartbeat_s))
+
+    def _lost(self, key: str) -> None:
+        held = self._held.get(key)
+        if held is not None:
+            held[1].cancel()
+
+    # --- the landing's critical section (planrun.workspace.remote.Fence) -----------------
+
+    @asynccontextmanager
+    async def landing(self, key: str, lock_name: str) -> AsyncIterator[None]:
+        """One landing at a time per target: in this process (a trio lock; PostgreSQL's
+        advisory locks are re-entrant within a session), then across machines."""
+        local = self._landing_locks.setdefault(lock_name, trio.Lock())
+        async with local:
+            await self._landing.call(scale.lock_landing, lock_name)
+            try:
+                await self._check(key)
+                yield
+            finally:
+                # a lost connection released the lock with it
+                with trio.CancelScope(shield=True), contextlib.suppress(psycopg.Error):
+                    await self._landing.call(scale.unlock_landing, lock_name)
+
+    async def _check(self, key: str) -> None:
+        held = self._held.get(key)
+        if held is None:
+            return
+        try:
+            await self.db.call(scale.check, self.run_id, key, held[0])
+        except scale.LeaseLost:
+            self._lost(key)
+            await trio.lowlevel.checkpoint()  # the cancelled scope stops the landing here
+
+    # --- the machine's background work ------------------------------------------------
+
+    async def serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeat)
+            nursery.start_soon(self._listen)
+
+    async def _heartbeat(self) -> None:
+        last_ok = time.monotonic()
+        while True:
+            tokens = {token: key for key, (token, _) in self._held.items()}
+            try:
+                kept = await self._beat.call(
+                    scale.renew, self.run_id, self.machine, list(tokens), self.timing.lease_s
+                )
+            except psycopg.Error as e:
+                if time.monotonic() - last_ok > self.timing.lease_s and self._held:
+                    _say(f"no lease renewed for a whole lease ({_first_line(e)}): stopping")
+                    for key in list(self._held):
+                        self._lost(key)
+            else:
+                last_ok = time.monotonic()
+                for token, key in tokens.items():
+                    if token not in kept:
+                        self._lost(key)
+            await trio.sleep(self.timing.heartbeat_s)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                con = await trio.to_thread.run_sync(connect, self._url, self._where)
+            except Exception:
+                await trio.sleep(min(1.0, self.timing.poll_s))
+                continue
+            try:
+                await self._read_notifies(con)
+            except psycopg.Error:
+                await trio.sleep(min(1.0, self.timing.poll_s))
+            finally:
+                con.close()
+
+    async def _read_notifies(self, con: scale.PgCon) -> None:
+        await trio.to_thread.run_sync(con.execute, f"LISTEN {scale.CHANNEL}")
+        self._notice()  # anything sent while not listening is lost: look again
+        while True:
+            await trio.lowlevel.wait_readable(con.fileno())
+            con.pgconn.consume_input()
+            if con.pgconn.status != psycopg.pq.ConnStatus.OK:
+                raise psycopg.OperationalError("the listening connection broke")
+            mine = False
+            while (note := con.pgconn.notifies()) is not None:
+                mine = mine or note.extra.decode() == self.run_id
+            if mine:
+                self._notice()
+
+    # --- the end -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Leave the run (closing it if nothing is left to do) and close the connections."""
+        try:
+            self.db.call_sync(scale.leave, self.run_id, self.machine)
+        except psycopg.Error as e:
+            _say(f"cannot record that this machine left the run ({_first_line(e)})")
+        finally:
+            for db in (self.db, self._beat, self._landing):
+                db.close()
+
+
+def _say(text: str) -> None:
+    print(f"planrun: {text}", file=sys.stderr)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

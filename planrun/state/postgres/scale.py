@@ -1,0 +1,329 @@
+"""One run shared by several machines (SPEC §5, issue 17): the claims, leases and fencing
+tokens in PostgreSQL, as blocking calls (the run layer calls them through
+``trio.to_thread``).
+
+Three tables beside the store's, created on first use (``IF NOT EXISTS``, under the
+schema's advisory lock):
+
+- ``scale_runs``: one row per shared run (its id, the plan's name and content hash); its
+  row lock is the critical section of every claim, so provider and project caps hold
+  run-wide;
+- ``scale_machines``: one row per ``planrun apply`` that joined a run, with its heartbeat;
+- ``scale_tasks``: one row per task of the run: ``open`` (nobody holds it), ``running``
+  (held by ``owner`` under ``lease_token`` until ``lease_expires_at``, in the server's
+  clock), or final (``done``, ``failed``, ``skipped``, ``cancelled``, ``in_review``).
+
+Every write about a held task names its token (``AND lease_token = …``): a write that
+matches no row means another machine took the task over, and raises :class:`LeaseLost`.
+Each change that may let another machine go on sends ``NOTIFY planrun_scale`` with the
+run's id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from planrun.errors import InternalError
+
+CHANNEL = "planrun_scale"
+FINAL = ("done", "failed", "skipped", "cancelled", "in_review")
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS scale_runs (
+    id TEXT PRIMARY KEY,
+    plan_name TEXT NOT NULL,
+    plan_sha256 TEXT NOT NULL,
+    opened_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    closed_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS scale_machines (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES scale_runs(id),
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    state_dir TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    ended_at TIMESTAMPTZ
+);
+CREATE SEQUENCE IF NOT EXISTS scale_lease_token;
+CREATE TABLE IF NOT EXISTS scale_tasks (
+    run_id TEXT NOT NULL REFERENCES scale_runs(id),
+    key TEXT NOT NULL,
+    provider TEXT,
+    project TEXT,
+    status TEXT NOT NULL DEFAULT 'open',
+    owner TEXT,
+    lease_token BIGINT,
+    lease_expires_at TIMESTAMPTZ,
+    claims INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    landed_commit TEXT,
+    log_path TEXT,
+    tail_json TEXT NOT NULL DEFAULT '[]',
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, key)
+);
+"""
+#: the schema's lock (planrun.state.postgres.schema.SCHEMA_LOCK), so that two machines
+#: creating the tables at once create them once
+_SCHEMA_LOCK = 0x506C526E
+
+PgCon = psycopg.Connection[dict[str, Any]]
+
+
+class LeaseLost(Exception):
+    """A write about a held task matched no row: another machine holds it now."""
+
+    def __init__(self, run_id: str, key: str, token: int) -> None:
+        super().__init__(f"{key}: lease {token} of run {run_id} was taken over")
+        self.run_id = run_id
+        self.key = key
+        self.token = token
+
+
+class PlanMismatch(Exception):
+    """``--run-id`` names a run of another plan, or of another version of this plan."""
+
+    def __init__(self, run_id: str, plan_name: str, sha256: str) -> None:
+        super().__init__(
+            f"run {run_id} is a run of plan {plan_name!r} (sha256 {sha256[:12]}), not of this"
+            " plan file as it is now"
+        )
+        self.run_id = run_id
+        self.plan_name = plan_name
+        self.sha256 = sha256
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Run-wide caps: how many tasks of a provider (or project) may run at once."""
+
+    providers: Mapping[str, int]
+    projects: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    key: str
+    provider: str | None
+    project: str | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a claim got: ``token`` when this machine now holds the task; else the task's
+    final ``status`` elsewhere, or neither (busy: retry in ``wait_s`` at the latest)."""
+
+    token: int | None = None
+    status: str | None = None
+    reason: str = ""
+    landed_commit: str | None = None
+    wait_s: float | None = None
+    took_over: bool = False
+
+
+def create_tables(con: PgCon) -> None:
+    with con.transaction():
+        con.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        con.execute(TABLES)
+
+
+def join_run(con: PgCon, run_id: str | None, plan_name: str, sha256: str, new_id: str) -> str:
+    """The id of the run this machine joins: ``run_id`` (opened if new), else the open run
+    of the same plan and content, else a new one named ``new_id``."""
+    with con.transaction():
+        con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (plan_name,))
+        if run_id is None:
+            row = con.execute(
+                "SELECT id FROM scale_runs WHERE plan_name = %s AND plan_sha256 = %s"
+                " AND closed_at IS NULL ORDER BY opened_at DESC LIMIT 1",
+                (plan_name, sha256),
+            ).fetchone()
+            if row is not None:
+                return str(row["id"])
+            run_id = new_id
+        row = con.execute(
+            "SELECT plan_name, plan_sha256 FROM scale_runs WHERE id = %s", (run_id,)
+        ).fetchone()
+        if row is None:
+            con.execute(
+                "INSERT INTO scale_runs (id, plan_name, plan_sha256) VALUES (%s, %s, %s)",
+                (run_id, plan_name, sha256),
+            )
+        elif (row["plan_name"], row["plan_sha256"]) != (plan_name, sha256):
+            raise PlanMismatch(run_id, row["plan_name"], row["plan_sha256"])
+        return run_id
+
+
+def add_machine(con: PgCon, run_id: str, machine: str, host: str, pid: int, where: str) -> None:
+    con.execute(
+        "INSERT INTO scale_machines (id, run_id, host, pid, state_dir) VALUES (%s,%s,%s,%s,%s)",
+        (machine, run_id, host, pid, where),
+    )
+
+
+def seed_tasks(con: PgCon, run_id: str, tasks: Iterable[TaskSpec]) -> None:
+    """The run's tasks, ``open`` unless a machine recorded them already."""
+    rows = [(run_id, t.key, t.provider, t.project) for t in tasks]
+    with con.transaction(), con.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO scale_tasks (run_id, key, provider, project) VALUES (%s,%s,%s,%s)"
+            " ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+
+def claim(
+    con: PgCon, run_id: str, machine: str, task: TaskSpec, caps: Caps, lease_s: float
+) -> Verdict:
+    """Claim ``task`` for ``machine``: one transaction under the run row's lock (see the
+    module doc). An open task, or a running one whose lease expired, is taken (with a new
+    token) unless a run-wide cap is reached."""
+    with con.transaction():
+        con.execute("SELECT 1 FROM scale_runs WHERE id = %s FOR UPDATE", (run_id,))
+        con.execute(
+            "INSERT INTO scale_tasks (run_id, key, provider, project) VALUES (%s,%s,%s,%s)"
+            " ON CONFLICT DO NOTHING",
+            (run_id, task.key, task.provider, task.project),
+        )
+        row = con.execute(
+            "SELECT status, reason, landed_commit, lease_expires_at < now() AS expired,"
+            " EXTRACT(EPOCH FROM lease_expires_at - now()) AS left_s"
+            " FROM scale_tasks WHERE run_id = %s AND key = %s FOR UPDATE SKIP LOCKED",
+            (run_id, task.key),
+        ).fetchone()
+        if row is None:  # a heartbeat or a finish holds the row this instant
+            return Verdict(wait_s=0.05)
+        if row["status"] in FINAL:
+            return Verdict(
+                status=row["status"], reason=row["reason"], landed_commit=row["landed_commit"]
+            )
+        if row["status"] == "running" and not row["expired"]:
+            return Verdict(wait_s=max(0.0, float(row["left_s"])) + 0.05)
+        if _capped(con, run_id, task, caps):
+            return Verdict()
+        took = con.execute(
+            "UPDATE scale_tasks SET status = 'running', owner = %s,"
+            " lease_token = nextval('scale_lease_token'),"
+            " lease_expires_at = now() + make_interval(secs => %s), claims = claims + 1,"
+            " updated_at = now() WHERE run_id = %s AND key = %s RETURNING lease_token",
+            (machine, lease_s, run_id, task.key),
+        ).fetchone()
+        assert took is not None
+        return Verdict(token=int(took["lease_token"]), took_over=row["status"] == "running")
+
+
+def _capped(con: PgCon, run_id: str, task: TaskSpec, caps: Caps) -> bool:
+    checks = [
+        ("provider", task.provider, caps.providers),
+        ("project", task.project, caps.projects),
+    ]
+    for column, name, limits in checks:
+        if name is None or name not in limits:
+            continue
+        row = con.execute(
+            f"SELECT count(*) AS n FROM scale_tasks WHERE run_id = %s AND {column} = %s"
+            " AND status = 'running' AND lease_expires_at >= now()",
+            (run_id, name),
+        ).fetchone()
+        if row is not None and int(row["n"]) >= limits[name]:
+            return True
+    return False
+
+
+def renew(con: PgCon, run_id: str, machine: str, tokens: Iterable[int], lease_s: float) -> set[int]:
+    """Extend this machine's leases; returns the tokens still held (the others are lost)."""
+    wanted = list(tokens)
+    with con.transaction():
+        con.execute("UPDATE scale_machines SET heartbeat_at = now() WHERE id = %s", (machine,))
+        if not wanted:
+            return set()
+        rows = con.execute(
+            "UPDATE scale_tasks SET lease_expires_at = now() + make_interval(secs => %s)"
+            " WHERE run_id = %s AND owner = %s AND status = 'running'"
+            " AND lease_token = ANY(%s) RETURNING lease_token",
+            (lease_s, run_id, machine, wanted),
+        ).fetchall()
+    return {int(r["lease_token"]) for r in rows}
+
+
+def check(con: PgCon, run_id: str, key: str, token: int) -> None:
+    """Raise LeaseLost unless ``token`` still holds ``key`` (a fenced no-op write)."""
+    row = con.execute(
+        "UPDATE scale_tasks SET updated_at = now() WHERE run_id = %s AND key = %s"
+        " AND status = 'running' AND lease_token = %s RETURNING key",
+        (run_id, key, token),
+    ).fetchone()
+    if row is None:
+        raise LeaseLost(run_id, key, token)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A held task's end: a final status (or ``open``: given back for another machine)."""
+
+    status: str
+    reason: str = ""
+    landed_commit: str | None = None
+    log_path: str | None = None
+    tail_json: str = "[]"
+
+
+def finish(con: PgCon, run_id: str, key: str, token: int, end: Finish) -> None:
+    """Record the end of a held task, fenced by ``token``, and wake the other machines."""
+    if end.status not in (*FINAL, "open"):
+        raise InternalError(f"finish({key!r}) with status {end.status!r}")
+    with con.transaction():
+        row = con.execute(
+            "UPDATE scale_tasks SET status = %s, reason = %s, landed_commit = %s,"
+            " log_path = COALESCE(%s, log_path), tail_json = %s, updated_at = now(),"
+            " lease_expires_at = NULL,"
+            " owner = CASE WHEN %s = 'open' THEN NULL ELSE owner END"
+            " WHERE run_id = %s AND key = %s AND status = 'running' AND lease_token = %s"
+            " RETURNING key",
+            (
+                end.status,
+                end.reason,
+                end.landed_commit,
+                end.log_path,
+                end.tail_json,
+                end.status,
+                run_id,
+                key,
+                token,
+            ),
+        ).fetchone()
+        if row is None:
+            raise LeaseLost(run_id, key, token)
+        con.execute("SELECT pg_notify(%s, %s)", (CHANNEL, run_id))
+
+
+def leave(con: PgCon, run_id: str, machine: str) -> None:
+    """This machine is done with the run; the run closes when no task is left to do."""
+    with con.transaction():
+        con.execute("UPDATE scale_machines SET ended_at = now() WHERE id = %s", (machine,))
+        con.execute(
+            "UPDATE scale_runs SET closed_at = now() WHERE id = %s AND closed_at IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM scale_tasks WHERE run_id = %s"
+            " AND status IN ('open', 'running'))",
+            (run_id, run_id),
+        )
+        con.execute("SELECT pg_notify(%s, %s)", (CHANNEL, run_id))
+
+
+def landing_lock_key(remote_url: str, target: str) -> str:
+    return f"planrun-landing:{remote_url}:{target}"
+
+
+def lock_landing(con: PgCon, name: str) -> None:
+    """Wait for the advisory lock that serialises landings on one remote target."""
+    con.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+
+
+def unlock_landing(con: PgCon, name: str) -> None:
+    con.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
