@@ -8,12 +8,16 @@ store, and its change landed on the shared target exactly once.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.gitrepo import git
+from tests.runs import wait_for
 from tests.scaleout import TARGET, Machine, landings, machines, shared_tasks
 
 pytestmark = pytest.mark.postgres
@@ -72,3 +76,125 @@ def test_two_machines_share_a_run_and_a_dependent_builds_on_work_landed_elsewher
     owners = {row["owner"].rsplit("/", 1)[0] for row in shared_tasks(pg_url, "r1").values()}
     assert all(row["claims"] == 1 for row in shared_tasks(pg_url, "r1").values())
     assert len(owners) >= 1
+
+
+def slow_first(root: Path, key: str) -> str:
+    """A task whose first attempt (anywhere) says it started, records its pid and sleeps;
+    any later attempt writes its change at once."""
+    first = root / f"{key}.first"
+    script = (
+        f"if [ -e {first} ]; then echo {key} > {key}.txt;"
+        f" else pwd > {first}.tmp; mv {first}.tmp {first}; echo $$ > {root}/{key}.pid;"
+        " exec sleep 60; fi"
+    )
+    return '{run: [sh, -c, "' + script + '"]}'
+
+
+def started_on(root: Path, key: str, timeout: float = 30) -> str:
+    """The worktree the first attempt of ``key`` started in."""
+    wait_for(lambda: (root / f"{key}.first").exists(), timeout, f"{key} to start")
+    return (root / f"{key}.first").read_text().strip()
+
+
+def kill_leftover(root: Path, key: str) -> None:
+    """The first attempt's process, if a dead machine left it running."""
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+        os.killpg(int((root / f"{key}.pid").read_text()), signal.SIGKILL)
+
+
+def test_kill_9_of_a_machine_mid_task_its_task_is_taken_over(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    tasks = {"SLOW": slow_first(tmp_path, "SLOW"), "AFTER": writes("AFTER")}
+    tasks["AFTER"] = tasks["AFTER"][:-1] + ", needs: [SLOW]}"
+    origin, (m1, m2) = machines(tmp_path, plan_of(tasks), 2)
+    try:
+        m1.start(pg_url, "r2")
+        assert started_on(tmp_path, "SLOW").startswith(str(m1.folder))
+        m2.start(pg_url, "r2")
+        m1.signal_group(signal.SIGKILL)  # the machine dies (its task's group is its own)
+        m1.wait()
+        kill_leftover(tmp_path, "SLOW")
+        code, err = m2.wait()
+    finally:
+        stop_all([m1, m2])
+        kill_leftover(tmp_path, "SLOW")
+    assert code == 0, err
+    assert "SLOW: taken over from a machine whose lease expired" in err
+    check_invariants(pg_url, "r2", origin, ["AFTER", "SLOW"])
+    assert shared_tasks(pg_url, "r2")["SLOW"]["claims"] == 2
+
+
+def test_a_machine_stopped_past_its_lease_is_fenced_when_it_wakes(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    tasks = {"SLOW": slow_first(tmp_path, "SLOW")}
+    origin, (m1, m2) = machines(tmp_path, plan_of(tasks), 2)
+    try:
+        m1.start(pg_url, "r3")
+        worktree = Path(started_on(tmp_path, "SLOW"))
+        assert worktree.is_relative_to(m1.folder)
+        m1.signal_group(signal.SIGSTOP)  # a laptop lid, a GC pause, a partition
+        m2.start(pg_url, "r3")
+        code2, err2 = m2.wait()  # took the task over once the lease expired, and landed it
+        assert code2 == 0, err2
+        check_invariants(pg_url, "r3", origin, ["SLOW"])
+        m1.signal_group(signal.SIGCONT)
+        code1, err1 = m1.wait()
+    finally:
+        stop_all([m1, m2])
+        kill_leftover(tmp_path, "SLOW")
+    assert "SLOW: the lease was lost; the attempt was stopped, nothing landed" in err1
+    assert code1 == 0, err1  # it ends with the task done, elsewhere
+    check_invariants(pg_url, "r3", origin, ["SLOW"])  # nothing landed twice
+    assert worktree.is_dir()  # the fenced attempt's worktree is kept as it was
+    assert not (worktree / "SLOW.txt").exists()
+    assert shared_tasks(pg_url, "r3")["SLOW"]["claims"] == 2
+
+
+def test_a_dependent_on_one_machine_starts_from_a_need_landed_by_another(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    tasks = {"A": writes("A"), "B": '{run: [sh, -c, "cp A.txt B.txt"], needs: [A]}'}
+    origin, (m1, m2) = machines(tmp_path, plan_of(tasks), 2)
+    try:
+        m1.start(pg_url, "r4", "--only", "A")
+        code1, err1 = m1.wait()
+        m2.start(pg_url, "r4")
+        code2, err2 = m2.wait()
+    finally:
+        stop_all([m1, m2])
+    assert (code1, code2) == (0, 0), err1 + err2
+    check_invariants(pg_url, "r4", origin, ["A", "B"])
+    rows = shared_tasks(pg_url, "r4")
+    assert rows["A"]["owner"] != rows["B"]["owner"]
+    assert git(origin, "show", f"{TARGET}:B.txt") == "A"
+    assert [row["claims"] for row in rows.values()] == [1, 1]  # A never ran again on m2
+
+
+def test_machines_racing_their_landings_land_every_task_once(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    go = tmp_path / "go"
+    keys = [f"T{n}" for n in range(6)]
+    held = (
+        "touch {root}/{key}.started; while [ ! -e {go} ]; do sleep 0.02; done;"
+        " echo {key} > {key}.txt"
+    )
+    tasks = {k: '{run: [sh, -c, "' + held.format(root=tmp_path, key=k, go=go) + '"]}' for k in keys}
+    origin, found = machines(
+        tmp_path, plan_of(tasks).replace("max_concurrent: 2", "max_concurrent: 3"), 2
+    )
+    try:
+        for machine in found:
+            machine.start(pg_url, "r5")
+        started = lambda: all((tmp_path / f"{k}.started").exists() for k in keys)  # noqa: E731
+        wait_for(started, 30, "every task to start, on both machines")
+        go.touch()  # every task finishes at once: their landings race
+        ends = [machine.wait() for machine in found]
+    finally:
+        stop_all(found)
+    assert [code for code, _ in ends] == [0, 0], "\n".join(err for _, err in ends)
+    check_invariants(pg_url, "r5", origin, keys)
+    owners = {row["owner"] for row in shared_tasks(pg_url, "r5").values()}
+    assert len(owners) == 2  # 3 slots each: both machines ran (and landed) tasks
