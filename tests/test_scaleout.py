@@ -9,6 +9,7 @@ store, and its change landed on the shared target exactly once.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from collections import Counter
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.gitrepo import git
-from tests.runs import wait_for
+from tests.runs import planrun, wait_for
 from tests.scaleout import TARGET, Machine, landings, machines, shared_tasks
 
 pytestmark = pytest.mark.postgres
@@ -155,7 +156,7 @@ def test_a_machine_stopped_past_its_lease_is_fenced_when_it_wakes(
 def test_a_dependent_on_one_machine_starts_from_a_need_landed_by_another(
     clean_env: Path, tmp_path: Path, pg_url: str
 ) -> None:
-    tasks = {"A": writes("A"), "B": '{run: [sh, -c, "cp A.txt B.txt"], needs: [A]}'}
+    tasks = {"A": writes("A"), "B": '{run: [sh, -c, "cp A.txt B.txt; echo copied"], needs: [A]}'}
     origin, (m1, m2) = machines(tmp_path, plan_of(tasks), 2)
     try:
         m1.start(pg_url, "r4", "--only", "A")
@@ -170,6 +171,19 @@ def test_a_dependent_on_one_machine_starts_from_a_need_landed_by_another(
     assert rows["A"]["owner"] != rows["B"]["owner"]
     assert git(origin, "show", f"{TARGET}:B.txt") == "A"
     assert [row["claims"] for row in rows.values()] == [1, 1]  # A never ran again on m2
+    # status, logs and report read the shared run from any machine: here m1, which ran A only
+    shown = planrun("status", "plan.yaml", "--store", pg_url, cwd=m1.folder)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split()[0]: line for line in shown.stdout.splitlines()[3:]}
+    assert lines["A"].split()[1:3] == ["done", rows["A"]["owner"]]
+    assert lines["B"].split()[1:3] == ["done", rows["B"]["owner"]]
+    logs = planrun("logs", "plan.yaml", "B", "--store", pg_url, cwd=m1.folder)
+    assert (logs.returncode, logs.stdout) == (0, "copied\n"), logs.stderr
+    assert f"the full log is on {rows['B']['owner']}: {m2.folder}" in logs.stderr
+    report = planrun("report", "plan.yaml", "--store", pg_url, cwd=m1.folder)
+    doc = json.loads(report.stdout)
+    assert (doc["run_id"], doc["status"]) == ("r4", "succeeded")
+    assert [(t["key"], t["status"]) for t in doc["tasks"]] == [("A", "done"), ("B", "done")]
 
 
 def test_machines_racing_their_landings_land_every_task_once(
@@ -198,3 +212,22 @@ def test_machines_racing_their_landings_land_every_task_once(
     check_invariants(pg_url, "r5", origin, keys)
     owners = {row["owner"] for row in shared_tasks(pg_url, "r5").values()}
     assert len(owners) == 2  # 3 slots each: both machines ran (and landed) tasks
+
+
+def test_a_bad_store_stops_apply_before_anything_runs_and_never_shows_its_password(
+    clean_env: Path, tmp_path: Path
+) -> None:
+    _, (m1,) = machines(tmp_path, plan_of({"A": writes("A")}), 1)
+    unreachable = "postgresql://u:sekret@127.0.0.1:1/db"
+    for store in (unreachable, "/not/a/url"):
+        done = planrun("apply", "plan.yaml", "--store", store, cwd=m1.folder)
+        assert done.returncode == 2, done.stderr
+        assert "sekret" not in done.stdout + done.stderr
+        assert not (m1.folder / ".planrun").exists()  # nothing ran, no state folder
+    assert (
+        "postgresql://u:***@127.0.0.1:1/db"
+        in planrun("apply", "plan.yaml", "--store", unreachable, cwd=m1.folder).stderr
+    )
+    alone = planrun("apply", "plan.yaml", "--run-id", "x", cwd=m1.folder)
+    assert alone.returncode == 2
+    assert "--run-id names a shared run" in alone.stderr

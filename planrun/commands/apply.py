@@ -24,9 +24,6 @@ from planrun.report.outputs import Outputs
 from planrun.run.apply import ApplyOptions, SharedOptions, apply_plan
 from planrun.state.locate import state_dir_for
 
-#: where --store is read from when not given
-STORE_ENV = "PLANRUN_STORE"
-
 
 def check_keys(plan: CompiledPlan, keys: list[str] | None, option: str) -> None:
     for key in keys or ():
@@ -68,23 +65,12 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     return applied.exit_code
 
 
-def store_url(args: argparse.Namespace) -> str | None:
-    """``--store``, else ``$PLANRUN_STORE``: a postgresql:// URL, or None (no shared run)."""
-    url = getattr(args, "store", None) or os.environ.get(STORE_ENV) or None
-    if url is None:
-        return None
-    from planrun.state.open import is_url, redacted
-
-    if not is_url(url):
-        raise UsageError(
-            f"--store {redacted(url)}: not a postgresql://USER@HOST:PORT/DB URL (a state"
-            " folder is --state-dir)"
-        )
-    return url
-
-
 def shared_options(args: argparse.Namespace) -> SharedOptions | None:
+    """A shared run's options; the URL leaves the environment (tasks never see it)."""
+    from planrun.commands.shared_views import STORE_ENV, store_url
+
     url = store_url(args)
+    os.environ.pop(STORE_ENV, None)
     if url is None:
         if args.run_id is not None:
             raise UsageError("--run-id names a shared run: give --store URL (or PLANRUN_STORE)")

@@ -14,11 +14,14 @@ import os
 import socket
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from planrun.errors import StoreError
 from planrun.plan.compile import CompiledPlan
-from planrun.run.shared import SharedClaims, Timing
 from planrun.state.open import open_store, redacted
+
+if TYPE_CHECKING:  # psycopg is imported once open_store found it installed
+    from planrun.run.shared import SharedClaims, Timing
 
 #: environment variables that tune the lease and the safety poll (seconds)
 LEASE_ENV = "PLANRUN_LEASE"
@@ -26,6 +29,8 @@ POLL_ENV = "PLANRUN_POLL"
 
 
 def timing_from_env(environ: dict[str, str] | None = None) -> Timing:
+    from planrun.run.shared import Timing
+
     env = dict(os.environ) if environ is None else environ
     try:
         lease = float(env.get(LEASE_ENV, Timing.lease_s))
@@ -43,6 +48,7 @@ def join(
     """Open (or join) the shared run of ``plan`` at ``url`` for this machine."""
     where = redacted(url)
     open_store(url).close()  # the database is planrun's: its tables made, its version read
+    from planrun.run.shared import SharedClaims
     from planrun.state.postgres import scale
     from planrun.state.postgres.opening import connect
 
