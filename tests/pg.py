@@ -105,6 +105,16 @@ class Server:
             failure = (self.folder / "server.log").read_text(errors="replace")[-2000:]
         raise Unavailable(f"pg_ctl start failed: {failure}")
 
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is closed; the server accepts
+        connections again when this returns (scale-out tests: machines reconnect)."""
+        log = str(self.folder / "server.log")  # (else the server holds our pipes open)
+        done = self.tool("pg_ctl", "restart", "-D", str(self.data), "-m", "fast", "-l", log)
+        if done.returncode != 0:
+            raise AssertionError(f"pg_ctl restart failed: {done.stderr or done.stdout}")
+        self.postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        procs.reap_orphans()
+
     def stop(self) -> None:
         """``pg_ctl stop -m immediate``, reap the server, remove a folder it made."""
         if self.postmaster is not None:

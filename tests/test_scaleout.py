@@ -13,10 +13,12 @@ import json
 import os
 import signal
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests import pg
 from tests.gitrepo import git
 from tests.runs import planrun, wait_for
 from tests.scaleout import TARGET, Machine, landings, machines, shared_tasks
@@ -189,29 +191,46 @@ def test_a_dependent_on_one_machine_starts_from_a_need_landed_by_another(
 def test_machines_racing_their_landings_land_every_task_once(
     clean_env: Path, tmp_path: Path, pg_url: str
 ) -> None:
-    go = tmp_path / "go"
+    origin, keys = held_back_run(tmp_path, pg_url, "r5", lambda: None)
+    check_invariants(pg_url, "r5", origin, keys)
+    owners = {row["owner"] for row in shared_tasks(pg_url, "r5").values()}
+    assert len(owners) == 2  # 3 slots each: both machines ran (and landed) tasks
+
+
+def test_postgresql_restarted_mid_run_the_machines_reconnect_and_go_on(
+    clean_env: Path, tmp_path: Path, pg_url: str, pg_server: pg.Server
+) -> None:
+    origin, keys = held_back_run(tmp_path, pg_url, "r6", pg_server.restart)
+    check_invariants(pg_url, "r6", origin, keys)
+    assert all(row["claims"] == 1 for row in shared_tasks(pg_url, "r6").values())
+
+
+def held_back_run(
+    root: Path, url: str, run_id: str, meanwhile: Callable[[], None]
+) -> tuple[Path, list[str]]:
+    """Two machines with 3 slots each start 6 tasks that wait for a go; once all run,
+    ``meanwhile()``, then go: every task finishes at once, and their landings race."""
+    go = root / "go"
     keys = [f"T{n}" for n in range(6)]
     held = (
         "touch {root}/{key}.started; while [ ! -e {go} ]; do sleep 0.02; done;"
         " echo {key} > {key}.txt"
     )
-    tasks = {k: '{run: [sh, -c, "' + held.format(root=tmp_path, key=k, go=go) + '"]}' for k in keys}
-    origin, found = machines(
-        tmp_path, plan_of(tasks).replace("max_concurrent: 2", "max_concurrent: 3"), 2
-    )
+    tasks = {k: '{run: [sh, -c, "' + held.format(root=root, key=k, go=go) + '"]}' for k in keys}
+    text = plan_of(tasks).replace("max_concurrent: 2", "max_concurrent: 3")
+    origin, found = machines(root, text, 2)
     try:
         for machine in found:
-            machine.start(pg_url, "r5")
-        started = lambda: all((tmp_path / f"{k}.started").exists() for k in keys)  # noqa: E731
+            machine.start(url, run_id)
+        started = lambda: all((root / f"{k}.started").exists() for k in keys)  # noqa: E731
         wait_for(started, 30, "every task to start, on both machines")
-        go.touch()  # every task finishes at once: their landings race
+        meanwhile()
+        go.touch()
         ends = [machine.wait() for machine in found]
     finally:
         stop_all(found)
     assert [code for code, _ in ends] == [0, 0], "\n".join(err for _, err in ends)
-    check_invariants(pg_url, "r5", origin, keys)
-    owners = {row["owner"] for row in shared_tasks(pg_url, "r5").values()}
-    assert len(owners) == 2  # 3 slots each: both machines ran (and landed) tasks
+    return origin, keys
 
 
 def test_a_bad_store_stops_apply_before_anything_runs_and_never_shows_its_password(

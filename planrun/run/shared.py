@@ -37,6 +37,7 @@ import psycopg
 import trio
 
 from planrun.core.outcomes import Status
+from planrun.errors import StoreError
 from planrun.plan.resolved import Task
 from planrun.report.model import TaskReport
 from planrun.run.claims import Held, Slots, Work
@@ -74,6 +75,16 @@ class Timing:
         return self.lease_s / 3
 
 
+@dataclass
+class _Lease:
+    """A task this machine holds: its fencing token, the scope of its work (cancelled when
+    the lease is lost) and when (monotonic) the lease was last known to be renewed."""
+
+    token: int
+    scope: trio.CancelScope
+    renewed_at: float
+
+
 class Db:
     """One connection of one role, used from worker threads one call at a time; a call
     that finds the connection broken reconnects once."""
@@ -86,12 +97,24 @@ class Db:
 
     def _connected(self) -> scale.PgCon:
         if self._con is None or self._con.closed:
-            self._con = connect(self.url, self.where)
+            try:
+                self._con = connect(self.url, self.where)
+            except StoreError as e:  # the server is down: as a broken connection
+                raise psycopg.OperationalError(e.problem) from e
             self._con.execute("SET statement_timeout = '10s'")
         return self._con
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)``; a connection that broke since its last use (the
+        server restarted) is replaced and the call made once more."""
         with self._lock:
+            stale = self._con is not None and not self._con.closed
+            try:
+                return fn(self._connected(), *args)
+            except psycopg.OperationalError:
+                self._close()
+                if not stale:
+                    raise
             try:
                 return fn(self._connected(), *args)
             except psycopg.OperationalError:
@@ -132,9 +155,9 @@ class SharedClaims:
         self._beat = Db(url, where)
         self._landing = Db(url, where)
         self._url, self._where = url, where
-        self._held: dict[str, tuple[int, trio.CancelScope]] = {}
+        self._held: dict[str, _Lease] = {}
         self._changed = trio.Event()
-        self._landing_locks: dict[str, trio.Lock] = {}
+        self._landing_locks: dict[str, trio.Lock] = {}  # advisory locks are re-entrant
         #: the report records of the run (the scheduler's ledger), for the recorded tails
         self.reports: Mapping[str, TaskReport] = {}
 
@@ -147,11 +170,12 @@ class SharedClaims:
             if parked:
                 await slots.resume(task.key)
                 parked = False
+            since = time.monotonic()
             verdict = await self._claim(spec)
             if verdict.token is not None:
                 if verdict.took_over:
                     _say(f"{task.key}: taken over from a machine whose lease expired")
-                held = await self._hold(task, verdict.token, work)
+                held = await self._hold(task, verdict.token, since, work)
                 if held is not None:
                     return held
                 continue  # the lease was lost: see how the new holder ends it
@@ -182,10 +206,11 @@ class SharedClaims:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def _hold(self, task: Task, token: int, work: Work) -> Held | None:
-        """Do the work under the lease; None when the lease was lost meanwhile."""
+    async def _hold(self, task: Task, token: int, since: float, work: Work) -> Held | None:
+        """Do the work under the lease (claimed at ``since``, monotonic); None when the
+        lease was lost meanwhile."""
         scope = trio.CancelScope()
-        self._held[task.key] = (token, scope)
+        self._held[task.key] = _Lease(token, scope, since)
         try:
             with scope:
                 held = await work()
@@ -228,9 +253,9 @@ class SharedClaims:
                 await trio.sleep(min(1.0, self.timing.heartbeat_s))
 
     def _lost(self, key: str) -> None:
-        held = self._held.get(key)
-        if held is not None:
-            held[1].cancel()
+        lease = self._held.get(key)
+        if lease is not None:
+            lease.scope.cancel()
 
     # --- the landing's critical section (planrun.workspace.remote.Fence) -----------------
 
@@ -240,7 +265,7 @@ class SharedClaims:
         advisory locks are re-entrant within a session), then across machines."""
         local = self._landing_locks.setdefault(lock_name, trio.Lock())
         async with local:
-            await self._landing.call(scale.lock_landing, lock_name)
+            await self._lock_landing(key, lock_name)
             try:
                 await self._check(key)
                 yield
@@ -249,13 +274,25 @@ class SharedClaims:
                 with trio.CancelScope(shield=True), contextlib.suppress(psycopg.Error):
                     await self._landing.call(scale.unlock_landing, lock_name)
 
+    async def _lock_landing(self, key: str, lock_name: str) -> None:
+        """Take the landing lock, trying again while the database cannot be reached; a
+        lease that runs out meanwhile stops the attempt (the watchdog)."""
+        while True:
+            try:
+                await self._landing.call(scale.lock_landing, lock_name)
+                return
+            except psycopg.Error as e:
+                _say(f"{key}: cannot take the landing lock ({_first_line(e)}); trying again")
+                await trio.sleep(min(1.0, self.timing.heartbeat_s))
+
     async def _check(self, key: str) -> None:
-        held = self._held.get(key)
-        if held is None:
+        lease = self._held.get(key)
+        if lease is None:
             return
         try:
-            await self.db.call(scale.check, self.run_id, key, held[0])
-        except scale.LeaseLost:
+            await self.db.call(scale.check, self.run_id, key, lease.token)
+        except (scale.LeaseLost, psycopg.Error) as e:  # unsure is lost: never land then
+            _say(f"{key}: the lease cannot be confirmed before landing ({_first_line(e)})")
             self._lost(key)
             await trio.lowlevel.checkpoint()  # the cancelled scope stops the landing here
 
@@ -264,27 +301,43 @@ class SharedClaims:
     async def serve(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._heartbeat)
+            nursery.start_soon(self._watchdog)
             nursery.start_soon(self._listen)
 
     async def _heartbeat(self) -> None:
-        last_ok = time.monotonic()
+        """Renew every lease of this machine every lease/3; a token the renewal misses was
+        taken over: its attempt is stopped."""
         while True:
-            tokens = {token: key for key, (token, _) in self._held.items()}
+            started = time.monotonic()
+            held = dict(self._held)
             try:
                 kept = await self._beat.call(
-                    scale.renew, self.run_id, self.machine, list(tokens), self.timing.lease_s
+                    scale.renew,
+                    self.run_id,
+                    self.machine,
+                    [lease.token for lease in held.values()],
+                    self.timing.lease_s,
                 )
             except psycopg.Error as e:
-                if time.monotonic() - last_ok > self.timing.lease_s and self._held:
-                    _say(f"no lease renewed for a whole lease ({_first_line(e)}): stopping")
-                    for key in list(self._held):
-                        self._lost(key)
+                _say(f"cannot renew the leases ({_first_line(e)}); trying again")
             else:
-                last_ok = time.monotonic()
-                for token, key in tokens.items():
-                    if token not in kept:
+                for key, lease in held.items():
+                    if lease.token in kept:
+                        lease.renewed_at = max(lease.renewed_at, started)
+                    else:
                         self._lost(key)
             await trio.sleep(self.timing.heartbeat_s)
+
+    async def _watchdog(self) -> None:
+        """Self-fencing: a lease not renewed for a whole lease (the database or the network
+        is gone, or a renewal hangs) may be another machine's by now: stop its attempt."""
+        while True:
+            now = time.monotonic()
+            for key, lease in list(self._held.items()):
+                if now - lease.renewed_at > self.timing.lease_s:
+                    _say(f"{key}: its lease was not renewed for {self.timing.lease_s:g}s")
+                    self._lost(key)
+            await trio.sleep(self.timing.heartbeat_s / 2)
 
     async def _listen(self) -> None:
         while True:
