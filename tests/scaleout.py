@@ -37,7 +37,7 @@ class Machine:
         self.proc = subprocess.Popen(
             [*PLANRUN, *args, *extra],
             cwd=self.folder,
-            env=environment(**TIMING, **env),
+            env=environment(**{**TIMING, **env}),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -179,13 +179,29 @@ class SharedClaims:
                 if held is not None:
                     return held
                 continue  # the lease was lost: see how the new holder ends it
+            if verdict.status is None:
+                slots.park(task.key, Status.RETRYING)
+                parked = True
+                verdict = await self._until_claimable(spec, verdict)
             if verdict.status is not None:
                 where = "on another machine"
                 reason = f"{verdict.reason} ({where})" if verdict.reason else where
                 return Held(_STATUS[verdict.status], reason, here=False)
-            slots.park(task.key, Status.RETRYING)
-            parked = True
+
+    async def _until_claimable(self, spec: scale.TaskSpec, verdict: scale.Verdict) -> scale.Verdict:
+        """Wait, without a slot, until the task ended elsewhere (its final verdict) or may
+        be claimed (a verdict without status): woken by notifications, at the holder's lease
+        expiry, or by the safety poll; each time a read without a lock."""
+        while True:
             await self._wake(verdict.wait_s)
+            try:
+                verdict = await self.db.call(scale.peek, self.run_id, spec.key)
+            except psycopg.Error as e:
+                _say(f"cannot read {spec.key} ({_first_line(e)}); trying again")
+                verdict = scale.Verdict(wait_s=min(1.0, self.timing.poll_s))
+                continue
+            if verdict.wait_s is None:
+                return verdict
 
     async def _claim(self, spec: scale.TaskSpec) -> scale.Verdict:
         try:

@@ -218,6 +218,26 @@ def claim(
         return Verdict(token=int(took["lease_token"]), took_over=row["status"] == "running")
 
 
+def peek(con: PgCon, run_id: str, key: str) -> Verdict:
+    """What a claim of ``key`` would find, read without a lock: a final status, a lease
+    not expired (busy until ``wait_s``), or neither (worth claiming)."""
+    row = con.execute(
+        "SELECT status, reason, landed_commit, lease_expires_at < now() AS expired,"
+        " EXTRACT(EPOCH FROM lease_expires_at - now()) AS left_s"
+        " FROM scale_tasks WHERE run_id = %s AND key = %s",
+        (run_id, key),
+    ).fetchone()
+    if row is None:
+        return Verdict()
+    if row["status"] in FINAL:
+        return Verdict(
+            status=row["status"], reason=row["reason"], landed_commit=row["landed_commit"]
+        )
+    if row["status"] == "running" and not row["expired"]:
+        return Verdict(wait_s=max(0.0, float(row["left_s"])) + 0.05)
+    return Verdict()
+
+
 def _capped(con: PgCon, run_id: str, task: TaskSpec, caps: Caps) -> bool:
     checks = [
         ("provider", task.provider, caps.providers),
