@@ -158,6 +158,8 @@ class SharedClaims:
         self._held: dict[str, _Lease] = {}
         self._changed = trio.Event()
         self._landing_locks: dict[str, trio.Lock] = {}  # advisory locks are re-entrant
+        #: the commits tasks done on other machines landed (for the workspace's checks)
+        self.landed_elsewhere: dict[str, str] = {}
         #: the report records of the run (the scheduler's ledger), for the recorded tails
         self.reports: Mapping[str, TaskReport] = {}
 
@@ -184,6 +186,8 @@ class SharedClaims:
                 parked = True
                 verdict = await self._until_claimable(spec, verdict)
             if verdict.status is not None:
+                if verdict.landed_commit is not None:
+                    self.landed_elsewhere[task.key] = verdict.landed_commit
                 where = "on another machine"
                 reason = f"{verdict.reason} ({where})" if verdict.reason else where
                 return Held(_STATUS[verdict.status], reason, here=False)

@@ -3,7 +3,8 @@ machines, SPEC §5): each machine works in its own clone, and the remote's targe
 is the one truth.
 
 - Before a task's worktree is cut, the project's target branch is fetched from the remote
-  (``+refs/heads/<target>``): the worktree starts from what every machine landed.
+  (``+refs/heads/<target>``): the worktree starts from what every machine landed, and the
+  commit each need landed on another machine is checked to be in it.
 - A landing is serialised across machines by ``fence.landing`` (an advisory lock of the
   shared store, held from the fetch to the push, which also checks that this machine still
   holds the task's lease). Inside it: fetch the target, land locally as
@@ -17,6 +18,7 @@ Everything else is the wrapped GitWorkspace's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -30,7 +32,10 @@ DEFAULT_REMOTE = "origin"
 
 
 class Fence(Protocol):
-    """What a shared run gives the workspace: the landing's critical section."""
+    """What a shared run gives the workspace: the landing's critical section, and the
+    commits other machines landed (task key → commit)."""
+
+    landed_elsewhere: Mapping[str, str]
 
     def landing(self, key: str, lock_name: str) -> AbstractAsyncContextManager[None]:
         """Hold the cross-machine lock ``lock_name``; on entry, and before it is left,
@@ -61,6 +66,10 @@ class RemoteWorkspace:
             project, repo = found
             async with repo.lock():
                 await self._fetch(repo, project.target_branch)
+        # needs landed by other machines must be on the fetched target, as this machine's
+        # own landings are (GitWorkspace checks it before cutting the worktree)
+        for key, commit in self.fence.landed_elsewhere.items():
+            self.inner.landed.setdefault(key, commit)
         return await self.inner.prepare(task, attempt)
 
     async def land(self, task: Task, prepared: Prepared) -> Landed:
