@@ -250,3 +250,23 @@ def test_a_bad_store_stops_apply_before_anything_runs_and_never_shows_its_passwo
     alone = planrun("apply", "plan.yaml", "--run-id", "x", cwd=m1.folder)
     assert alone.returncode == 2
     assert "--run-id names a shared run" in alone.stderr
+
+
+def test_a_project_cap_holds_across_machines(clean_env: Path, tmp_path: Path, pg_url: str) -> None:
+    spans = tmp_path / "spans"
+    keys = [f"C{n}" for n in range(4)]
+    script = "echo start >> {spans}; sleep 0.3; echo end >> {spans}; echo {key} > {key}.txt"
+    tasks = {k: '{run: [sh, -c, "' + script.format(spans=spans, key=k) + '"]}' for k in keys}
+    text = plan_of(tasks).replace("base_branch: main}", "base_branch: main, max_concurrent: 1}")
+    origin, found = machines(tmp_path, text, 2)
+    try:
+        for machine in found:
+            machine.start(pg_url, "r7")
+        ends = [machine.wait() for machine in found]
+    finally:
+        stop_all(found)
+    assert [code for code, _ in ends] == [0, 0], "\n".join(err for _, err in ends)
+    check_invariants(pg_url, "r7", origin, keys)
+    # one task of the project at a time, run-wide: starts and ends alternate
+    assert spans.read_text().split() == ["start", "end"] * len(keys)
+    assert len({row["owner"] for row in shared_tasks(pg_url, "r7").values()}) == 2
