@@ -270,3 +270,26 @@ def test_a_project_cap_holds_across_machines(clean_env: Path, tmp_path: Path, pg
     # one task of the project at a time, run-wide: starts and ends alternate
     assert spans.read_text().split() == ["start", "end"] * len(keys)
     assert len({row["owner"] for row in shared_tasks(pg_url, "r7").values()}) == 2
+
+
+def test_a_machine_dead_between_its_push_and_recording_done_is_not_run_or_landed_again(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    runs = tmp_path / "A.runs"
+    tasks = {"A": writes("A", f"echo run >> {runs}")}
+    origin, (m1, m2) = machines(tmp_path, plan_of(tasks), 2)
+    try:
+        m1.start(pg_url, "r8", PLANRUN_FAULT_AFTER_PUSH="A")
+        code1, _ = m1.wait()
+        assert code1 == -signal.SIGKILL  # pushed, then died before recording A done
+        assert landings(origin) == ["A"]
+        assert shared_tasks(pg_url, "r8")["A"]["status"] == "running"
+        m2.start(pg_url, "r8")
+        code2, err2 = m2.wait()
+    finally:
+        stop_all([m1, m2])
+    assert code2 == 0, err2
+    assert "A: already landed" in err2
+    check_invariants(pg_url, "r8", origin, ["A"])
+    assert runs.read_text() == "run\n"  # the task ran once, on the machine that died
+    assert shared_tasks(pg_url, "r8")["A"]["landed_commit"] == git(origin, "rev-parse", TARGET)

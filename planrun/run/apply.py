@@ -88,7 +88,7 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
         only=options.only,
     )
     with ExitStack() as stack:
-        claims = None if options.shared is None else _join(plan, options, stack)
+        claims = None if options.shared is None else _join(plan, options, settings, stack)
         if not options.dry_run:
             stack.callback(_lock(options.state_dir).release)
         state = stack.enter_context(open_state(plan, options.state_dir, readonly=options.dry_run))
@@ -110,13 +110,17 @@ def _lock(state_dir: Path) -> Any:
     return StateLock.acquire(state_dir)
 
 
-def _join(plan: CompiledPlan, options: ApplyOptions, stack: ExitStack) -> Any:
+def _join(
+    plan: CompiledPlan, options: ApplyOptions, settings: RunSettings, stack: ExitStack
+) -> Any:
     """This machine's claims in the shared run (closed, leaving the run, on the way out)."""
     from planrun.run.shared_open import join
 
     assert options.shared is not None
     shared = options.shared
-    claims = join(shared.store, plan, shared.run_id, options.state_dir, new_run_id())
+    claims = join(
+        shared.store, plan, shared.run_id, options.state_dir, new_run_id(), settings.run_id
+    )
     stack.callback(claims.close)
     print(f"planrun: shared run {claims.run_id} (machine {claims.machine})", file=sys.stderr)
     return claims
@@ -156,6 +160,7 @@ def _scheduler(
     )
     if claims is not None:
         claims.reports = scheduler.reports
+        claims.find_landed = getattr(workspace, "find_landed", None)
     return scheduler, fingerprints
 
 

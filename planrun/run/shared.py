@@ -28,7 +28,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -160,6 +160,8 @@ class SharedClaims:
         self._landing_locks: dict[str, trio.Lock] = {}  # advisory locks are re-entrant
         #: the commits tasks done on other machines landed (for the workspace's checks)
         self.landed_elsewhere: dict[str, str] = {}
+        #: the workspace's look for a task's landing on the shared remote, if it has one
+        self.find_landed: Callable[[Task], Awaitable[str | None]] | None = None
         #: the report records of the run (the scheduler's ledger), for the recorded tails
         self.reports: Mapping[str, TaskReport] = {}
 
@@ -177,6 +179,7 @@ class SharedClaims:
             if verdict.token is not None:
                 if verdict.took_over:
                     _say(f"{task.key}: taken over from a machine whose lease expired")
+                    work = self._unless_landed(task, work)
                 held = await self._hold(task, verdict.token, since, work)
                 if held is not None:
                     return held
@@ -191,6 +194,20 @@ class SharedClaims:
                 where = "on another machine"
                 reason = f"{verdict.reason} ({where})" if verdict.reason else where
                 return Held(_STATUS[verdict.status], reason, here=False)
+
+    def _unless_landed(self, task: Task, work: Work) -> Work:
+        """A task taken over may have landed already: its holder died between the push and
+        recording it done. Then it is done, with that commit, and does not run again."""
+
+        async def adopt_or_work() -> Held:
+            commit = None if self.find_landed is None else await self.find_landed(task)
+            if commit is None:
+                return await work()
+            _say(f"{task.key}: already landed ({commit[:12]}) by the machine that died")
+            self.landed_elsewhere[task.key] = commit
+            return Held(Status.DONE, f"landed by a machine that died ({commit[:12]})")
+
+        return adopt_or_work
 
     async def _until_claimable(self, spec: scale.TaskSpec, verdict: scale.Verdict) -> scale.Verdict:
         """Wait, without a slot, until the task ended elsewhere (its final verdict) or may
@@ -250,11 +267,13 @@ class SharedClaims:
 
     def _recorded(self, key: str) -> tuple[str | None, str | None, str]:
         report = self.reports.get(key)
+        adopted = self.landed_elsewhere.get(key)
         if report is None:
-            return None, None, "[]"
+            return adopted, None, "[]"
         last = report.attempts[-1] if report.attempts else None
         tail = json.dumps(last.tail[-50:]) if last is not None else "[]"
-        return report.landed_commit, last.log_path if last is not None else None, tail
+        landed = report.landed_commit or adopted
+        return landed, last.log_path if last is not None else None, tail
 
     async def _finish(self, key: str, token: int, end: scale.Finish) -> bool:
         """Record the end of a held task; False when the lease was lost. A database that
@@ -278,6 +297,10 @@ class SharedClaims:
             lease.scope.cancel()
 
     # --- the landing's critical section (planrun.workspace.remote.Fence) -----------------
+
+    async def local_runs(self) -> set[str]:
+        """The run ids the run's machines name in their landing trailers."""
+        return await self.db.call(scale.local_runs, self.run_id)
 
     @asynccontextmanager
     async def landing(self, key: str, lock_name: str) -> AsyncIterator[None]:

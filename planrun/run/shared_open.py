@@ -43,9 +43,15 @@ def timing_from_env(environ: dict[str, str] | None = None) -> Timing:
 
 
 def join(
-    url: str, plan: CompiledPlan, run_id: str | None, state_dir: Path, new_id: str
+    url: str,
+    plan: CompiledPlan,
+    run_id: str | None,
+    state_dir: Path,
+    new_id: str,
+    local_run_id: str,
 ) -> SharedClaims:
-    """Open (or join) the shared run of ``plan`` at ``url`` for this machine."""
+    """Open (or join) the shared run of ``plan`` at ``url`` for this machine, whose own
+    run (in its state folder) is ``local_run_id``."""
     where = redacted(url)
     open_store(url).close()  # the database is planrun's: its tables made, its version read
     from planrun.run.shared import SharedClaims
@@ -60,9 +66,8 @@ def join(
         except scale.PlanMismatch as e:
             raise StoreError(where, str(e), "give this plan another --run-id") from e
         machine = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
-        scale.add_machine(
-            con, shared_id, machine, socket.gethostname(), os.getpid(), str(state_dir)
-        )
+        host, pid = socket.gethostname(), os.getpid()
+        scale.add_machine(con, shared_id, machine, host, pid, str(state_dir), local_run_id)
         tasks = [
             scale.TaskSpec(k, t.provider, t.project)
             for k, t in plan.tasks.items()

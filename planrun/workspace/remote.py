@@ -18,6 +18,8 @@ Everything else is the wrapped GitWorkspace's.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
@@ -27,8 +29,18 @@ from planrun.plan.resolved import ProjectSpec, Task
 from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.git import GitRepo
 from planrun.workspace.gitworkspace import GitWorkspace
+from planrun.workspace.targets import log_marks
+from planrun.workspace.trailers import TASK
 
 DEFAULT_REMOTE = "origin"
+#: FOR TESTS ONLY: ``PLANRUN_FAULT_AFTER_PUSH=KEY`` dies by SIGKILL right after task KEY's
+#: landing was pushed, before the shared store records it done
+PUSH_FAULT_ENV = "PLANRUN_FAULT_AFTER_PUSH"
+
+
+def after_push(key: str) -> None:
+    if os.environ.get(PUSH_FAULT_ENV) == key:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Fence(Protocol):
@@ -36,6 +48,10 @@ class Fence(Protocol):
     commits other machines landed (task key → commit)."""
 
     landed_elsewhere: Mapping[str, str]
+
+    async def local_runs(self) -> set[str]:
+        """The run ids the shared run's machines write in their landing trailers."""
+        ...
 
     def landing(self, key: str, lock_name: str) -> AbstractAsyncContextManager[None]:
         """Hold the cross-machine lock ``lock_name``; on entry, and before it is left,
@@ -82,10 +98,37 @@ class RemoteWorkspace:
         async with self.fence.landing(task.key, f"{url} {target}"):
             async with repo.lock():
                 old = await self._fetch(repo, target)
+            already = await self._landed_in_run(repo, target, task)
+            if already is not None:  # by a machine whose lease ran out after its check
+                return Landed(already, None)
             landed = await self.inner.land(task, prepared)
             if landed.commit is not None and landed.commit != old:
                 await self._push(repo, target, old, landed.commit)
+                after_push(task.key)
         return landed
+
+    async def find_landed(self, task: Task) -> str | None:
+        """The commit on the remote's target that landed this task in this shared run, if
+        any: a machine that died between its push and recording the task done left it."""
+        found = await self._project_repo(task)
+        if found is None:
+            return None
+        project, repo = found
+        async with repo.lock():
+            if await self._fetch(repo, project.target_branch) is None:
+                return None
+        return await self._landed_in_run(repo, project.target_branch, task)
+
+    async def _landed_in_run(self, repo: GitRepo, target: str, task: Task) -> str | None:
+        """The landing of ``task`` on the local ``target`` by any machine of the shared run
+        (by the run ids in the trailers: fingerprints hash each machine's own paths)."""
+        runs = await self.fence.local_runs()
+        marks = await log_marks(repo, f"refs/heads/{target}", greps=[f"{TASK}: "])
+        for sha, mark in marks:
+            ran = mark.attempt.rpartition("#")[0]
+            if mark.plan == self.inner.plan.name and mark.task == task.key and ran in runs:
+                return sha
+        return None
 
     async def _fetch(self, repo: GitRepo, target: str) -> str | None:
         """The remote's tip of ``target`` (None: it has none yet), copied onto the local

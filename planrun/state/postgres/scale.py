@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS scale_machines (
     host TEXT NOT NULL,
     pid INTEGER NOT NULL,
     state_dir TEXT NOT NULL,
+    local_run_id TEXT NOT NULL DEFAULT '',
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     ended_at TIMESTAMPTZ
@@ -160,11 +161,24 @@ def join_run(con: PgCon, run_id: str | None, plan_name: str, sha256: str, new_id
         return run_id
 
 
-def add_machine(con: PgCon, run_id: str, machine: str, host: str, pid: int, where: str) -> None:
+def add_machine(
+    con: PgCon, run_id: str, machine: str, host: str, pid: int, where: str, local_run_id: str
+) -> None:
+    """This machine joins ``run_id``; ``local_run_id`` is its own run (its state folder's),
+    which its landing trailers name."""
     con.execute(
-        "INSERT INTO scale_machines (id, run_id, host, pid, state_dir) VALUES (%s,%s,%s,%s,%s)",
-        (machine, run_id, host, pid, where),
+        "INSERT INTO scale_machines (id, run_id, host, pid, state_dir, local_run_id)"
+        " VALUES (%s,%s,%s,%s,%s,%s)",
+        (machine, run_id, host, pid, where, local_run_id),
     )
+
+
+def local_runs(con: PgCon, run_id: str) -> set[str]:
+    """The machines' own run ids in the shared run (what their landing trailers name)."""
+    rows = con.execute(
+        "SELECT local_run_id FROM scale_machines WHERE run_id = %s", (run_id,)
+    ).fetchall()
+    return {str(r["local_run_id"]) for r in rows}
 
 
 def seed_tasks(con: PgCon, run_id: str, tasks: Iterable[TaskSpec]) -> None:
