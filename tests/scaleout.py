@@ -83,6 +83,8 @@ def shared_tasks(url: str, run_id: str) -> dict[str, dict[str, Any]]:
     from psycopg.rows import dict_row
 
     with psycopg.connect(url, row_factory=dict_row) as con:
+        if con.execute("SELECT to_regclass('scale_tasks') AS t").fetchone()["t"] is None:  # type: ignore[index]
+            return {}  # no machine made the tables yet
         rows = con.execute(
             "SELECT key, status, owner, claims, reason, landed_commit, tail_json,"
             " lease_expires_at FROM scale_tasks WHERE run_id = %s ORDER BY key",

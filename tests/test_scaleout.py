@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -293,3 +294,44 @@ def test_a_machine_dead_between_its_push_and_recording_done_is_not_run_or_landed
     check_invariants(pg_url, "r8", origin, ["A"])
     assert runs.read_text() == "run\n"  # the task ran once, on the machine that died
     assert shared_tasks(pg_url, "r8")["A"]["landed_commit"] == git(origin, "rev-parse", TARGET)
+
+
+ASKER = """\
+import sys, time
+prompt = sys.argv[-1]
+if prompt == "ASK":
+    print("Proceed with the migration? [y/N]", flush=True)
+    time.sleep(60)
+else:
+    open("answer.txt", "w").write(prompt + "\\n")
+"""
+
+
+def test_an_answer_given_on_one_machine_reaches_the_task_on_another(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    asker = tmp_path / "ask.py"
+    asker.write_text(ASKER)
+    python = sys.executable
+    text = plan_of({"Q": "{provider: asker, prompt: ASK, input_timeout: 60s}"}).replace(
+        "tasks:\n",
+        "providers:\n  asker:\n"
+        f'    command: ["{python}", "{asker}"]\n    prompt_via: argv\n'
+        f'    prompt_command: ["{python}", "{asker}", "{{{{ prompt }}}}"]\n'
+        '    input_pattern: "Proceed with the migration"\n'
+        "tasks:\n",
+    )
+    text = text.replace("settings: {", "settings: {env: {inherit: [PATH]}, ")
+    origin, (m1, m2) = machines(tmp_path, text, 2)
+    try:
+        m1.start(pg_url, "r9")
+        wait_for(lambda: shared_tasks(pg_url, "r9").get("Q", {}).get("owner"), 30, "Q claimed")
+        given = planrun("answer", "plan.yaml", "Q", "yes", "--store", pg_url, cwd=m2.folder)
+        assert given.returncode == 0, given.stderr
+        assert "answer queued for Q; machine " in given.stdout
+        code, err = m1.wait()
+    finally:
+        stop_all([m1, m2])
+    assert code == 0, err
+    assert git(origin, "show", f"{TARGET}:answer.txt") == "yes"
+    assert shared_tasks(pg_url, "r9")["Q"]["status"] == "done"

@@ -254,6 +254,7 @@ def _answer(commands: Any) -> None:
     p.add_argument("key", metavar="KEY", help=KEY_HELP)
     p.add_argument("text", metavar="TEXT", help="the answer ('-' reads it from stdin)")
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.answer)
 
 

@@ -81,6 +81,10 @@ def approve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def answer(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands import shared_views
+
+    if shared_views.store_url(args) is not None:  # to the machine that runs the task
+        return shared_views.run_answer(args, out)
     from planrun.commands.answer import run_answer
 
     return run_answer(args, out)

@@ -1,4 +1,4 @@
-"""``planrun status|logs|report PLAN --store URL``: a run shared by several machines, read
+"""``planrun status|logs|report|answer PLAN --store URL``: a run shared by several machines, read
 from any machine (docs/scale-out.md).
 
 The shared store knows each task's status, the machine that holds or held it, its claims,
@@ -123,3 +123,25 @@ def _status(tasks: list[Any]) -> str:
     if statuses & {"open", "running"}:
         return "running"
     return "succeeded" if statuses <= {"done", "skipped"} else "failed"
+
+
+def run_answer(args: argparse.Namespace, out: TextIO) -> int:
+    """Queue the answer for whichever machine holds the task; it delivers it."""
+    from planrun.plan.load import load_plan
+    from planrun.state.open import redacted
+    from planrun.state.postgres import scale
+    from planrun.state.postgres.opening import connect
+
+    url = str(store_url(args))
+    plan = load_plan(Path(args.plan))
+    text = sys.stdin.read() if args.text == "-" else args.text
+    con = connect(url, redacted(url))
+    try:
+        run = scale.find_run(con, plan.name, None)
+        owner = None if run is None else scale.post_answer(con, run["id"], args.key, text)
+    finally:
+        con.close()
+    if run is None or owner is None:
+        raise UsageError(f"{args.key} is not running on any machine of the shared run")
+    print(f"answer queued for {args.key}; machine {owner} delivers it", file=out)
+    return 0

@@ -31,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -162,6 +163,8 @@ class SharedClaims:
         self.landed_elsewhere: dict[str, str] = {}
         #: the workspace's look for a task's landing on the shared remote, if it has one
         self.find_landed: Callable[[Task], Awaitable[str | None]] | None = None
+        #: this machine's state folder (its answers inbox)
+        self.state_dir: Path | None = None
         #: the report records of the run (the scheduler's ledger), for the recorded tails
         self.reports: Mapping[str, TaskReport] = {}
 
@@ -345,6 +348,7 @@ class SharedClaims:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._heartbeat)
             nursery.start_soon(self._watchdog)
+            nursery.start_soon(self._answers)
             nursery.start_soon(self._listen)
 
     async def _heartbeat(self) -> None:
@@ -381,6 +385,23 @@ class SharedClaims:
                     _say(f"{key}: its lease was not renewed for {self.timing.lease_s:g}s")
                     self._lost(key)
             await trio.sleep(self.timing.heartbeat_s / 2)
+
+    async def _answers(self) -> None:
+        """Answers posted from any machine (``planrun answer --store``) to the tasks this
+        machine holds go to its state folder's inbox, where the waiting question takes
+        them (planrun.run.inbox)."""
+        from planrun.run.inbox import post_answer
+
+        while True:
+            await self._wake(None)
+            if self.state_dir is None or not self._held:
+                continue
+            try:
+                answers = await self.db.call(scale.take_answers, self.run_id, self.machine)
+            except psycopg.Error:
+                continue  # the safety poll tries again
+            for key, text in answers:
+                post_answer(self.state_dir, key, text)
 
     async def _listen(self) -> None:
         while True:

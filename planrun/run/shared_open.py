@@ -80,4 +80,6 @@ def join(
         providers={n: p.max_concurrent for n, p in plan.providers.items() if p.max_concurrent},
         projects={n: p.max_concurrent for n, p in plan.projects.items() if p.max_concurrent},
     )
-    return SharedClaims(url, where, shared_id, machine, caps, timing_from_env())
+    claims = SharedClaims(url, where, shared_id, machine, caps, timing_from_env())
+    claims.state_dir = state_dir
+    return claims

@@ -69,6 +69,14 @@ CREATE TABLE IF NOT EXISTS scale_tasks (
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, key)
 );
+CREATE TABLE IF NOT EXISTS scale_answers (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES scale_runs(id),
+    key TEXT NOT NULL,
+    text TEXT NOT NULL,
+    posted_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    delivered_at TIMESTAMPTZ
+);
 """
 #: the schema's lock (planrun.state.postgres.schema.SCHEMA_LOCK), so that two machines
 #: creating the tables at once create them once
@@ -350,8 +358,36 @@ def leave(con: PgCon, run_id: str, machine: str) -> None:
         con.execute("SELECT pg_notify(%s, %s)", (CHANNEL, run_id))
 
 
-def landing_lock_key(remote_url: str, target: str) -> str:
-    return f"planrun-landing:{remote_url}:{target}"
+def post_answer(con: PgCon, run_id: str, key: str, text: str) -> str | None:
+    """Queue ``planrun answer``'s text for the machine that holds ``key`` (woken by a
+    notification); that machine's id, or None (and nothing queued) when none holds it."""
+    with con.transaction():
+        row = con.execute(
+            "SELECT owner FROM scale_tasks WHERE run_id = %s AND key = %s"
+            " AND status = 'running' AND lease_expires_at >= now()",
+            (run_id, key),
+        ).fetchone()
+        if row is None:
+            return None
+        con.execute(
+            "INSERT INTO scale_answers (run_id, key, text) VALUES (%s, %s, %s)",
+            (run_id, key, text),
+        )
+        con.execute("SELECT pg_notify(%s, %s)", (CHANNEL, run_id))
+        return str(row["owner"])
+
+
+def take_answers(con: PgCon, run_id: str, machine: str) -> list[tuple[str, str]]:
+    """The answers queued for the tasks ``machine`` holds, as (key, text), oldest first;
+    each is handed out once."""
+    rows = con.execute(
+        "UPDATE scale_answers a SET delivered_at = now() FROM scale_tasks t"
+        " WHERE a.run_id = %s AND a.delivered_at IS NULL AND t.run_id = a.run_id"
+        " AND t.key = a.key AND t.owner = %s AND t.status = 'running'"
+        " RETURNING a.id, a.key, a.text",
+        (run_id, machine),
+    ).fetchall()
+    return [(str(r["key"]), str(r["text"])) for r in sorted(rows, key=lambda r: r["id"])]
 
 
 def lock_landing(con: PgCon, name: str) -> None:
