@@ -21,7 +21,7 @@ import pytest
 
 from tests import pg
 from tests.gitrepo import git
-from tests.runs import planrun, wait_for
+from tests.runs import alive, planrun, wait_for
 from tests.scaleout import TARGET, Machine, landings, machines, shared_tasks
 
 pytestmark = pytest.mark.postgres
@@ -335,3 +335,31 @@ def test_an_answer_given_on_one_machine_reaches_the_task_on_another(
     assert code == 0, err
     assert git(origin, "show", f"{TARGET}:answer.txt") == "yes"
     assert shared_tasks(pg_url, "r9")["Q"]["status"] == "done"
+
+
+def test_a_machine_that_cannot_renew_for_a_whole_lease_stops_its_own_attempts(
+    clean_env: Path, tmp_path: Path, pg_url: str, pg_server: pg.Server
+) -> None:
+    tasks = {"SLOW": slow_first(tmp_path, "SLOW")}
+    origin, (m1,) = machines(tmp_path, plan_of(tasks), 1)
+    frozen: set[int] = set()
+    try:
+        m1.start(pg_url, "r10")
+        started_on(tmp_path, "SLOW")
+        attempt = int((tmp_path / "SLOW.pid").read_text())
+        frozen = pg_server.processes()
+        for pid in frozen:  # the database hangs: no renewal can succeed, none fails fast
+            os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: not alive(attempt), 15, "the machine to stop its own attempt")
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        frozen = set()
+        code, err = m1.wait()  # it claims the task again once its lease expired, and ends it
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        stop_all([m1])
+        kill_leftover(tmp_path, "SLOW")
+    assert code == 0, err
+    assert "SLOW: its lease was not renewed for 3s" in err
+    check_invariants(pg_url, "r10", origin, ["SLOW"])

@@ -40,6 +40,10 @@ class Slots(Protocol):
 
     async def resume(self, key: str) -> None: ...
 
+    def uncharge(self, key: str) -> None:
+        """The task's last attempt does not count against its retry budget."""
+        ...
+
 
 class Claims(Protocol):
     async def run(self, task: Task, slots: Slots, work: Work) -> Held:

@@ -348,6 +348,10 @@ class Scheduler:
     async def resume(self, key: str) -> None:
         await self._wait_for_slot(key)
 
+    def uncharge(self, key: str) -> None:
+        """An attempt stopped because another machine took the task over is not charged."""
+        self.settings.attempt_credit[key] = self.settings.attempt_credit.get(key, 0) + 1
+
     async def _wait_for_slot(self, key: str) -> None:
         event = trio.Event()
         self._slot_waiters[key] = event

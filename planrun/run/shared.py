@@ -186,6 +186,7 @@ class SharedClaims:
                 held = await self._hold(task, verdict.token, since, work)
                 if held is not None:
                     return held
+                slots.uncharge(task.key)  # not the task's fault: as an interruption
                 continue  # the lease was lost: see how the new holder ends it
             if verdict.status is None:
                 slots.park(task.key, Status.RETRYING)
