@@ -37,18 +37,28 @@ def store_url(args: argparse.Namespace) -> str | None:
     return url
 
 
+def _driver(url: str) -> tuple[Any, Any]:
+    """The shared store's statements and connect(), once the store is known to be
+    planrun's and psycopg installed (else StoreError: exit 2 with how to install it)."""
+    from planrun.state.open import open_store
+
+    open_store(url, readonly=True).close()
+    from planrun.state.postgres import scale
+    from planrun.state.postgres.opening import connect
+
+    return scale, connect
+
+
 def _read(url: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[Any], list[Any]]:
     """The run (``--run`` or the plan's latest), its tasks and its machines."""
     from planrun.plan.load import load_plan
-    from planrun.state.open import open_store, redacted
-    from planrun.state.postgres import scale
-    from planrun.state.postgres.opening import connect
+    from planrun.state.open import redacted
 
     if args.plan is None:
         raise UsageError("--store: name the PLAN whose shared run to read")
     plan = load_plan(Path(args.plan))
     where = redacted(url)
-    open_store(url, readonly=True).close()  # planrun's, at a version this planrun reads
+    scale, connect = _driver(url)
     con = connect(url, where)
     try:
         run = scale.find_run(con, plan.name, getattr(args, "run", None))
@@ -129,12 +139,11 @@ def run_answer(args: argparse.Namespace, out: TextIO) -> int:
     """Queue the answer for whichever machine holds the task; it delivers it."""
     from planrun.plan.load import load_plan
     from planrun.state.open import redacted
-    from planrun.state.postgres import scale
-    from planrun.state.postgres.opening import connect
 
     url = str(store_url(args))
     plan = load_plan(Path(args.plan))
     text = sys.stdin.read() if args.text == "-" else args.text
+    scale, connect = _driver(url)
     con = connect(url, redacted(url))
     try:
         run = scale.find_run(con, plan.name, None)
