@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import pytest
 
 from tests import pg
 from tests.gitrepo import git
-from tests.runs import alive, planrun, wait_for
+from tests.runs import alive, environment, planrun, wait_for
 from tests.scaleout import TARGET, Machine, landings, machines, shared_tasks
 
 pytestmark = pytest.mark.postgres
@@ -363,3 +364,29 @@ def test_a_machine_that_cannot_renew_for_a_whole_lease_stops_its_own_attempts(
     assert code == 0, err
     assert "SLOW: its lease was not renewed for 3s" in err
     check_invariants(pg_url, "r10", origin, ["SLOW"])
+
+
+def test_without_psycopg_a_store_url_says_how_to_install_it(
+    clean_env: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "plan.yaml").write_text(plan_of({"A": writes("A")}))
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"  # as if planrun[postgres] were not installed
+        "from planrun.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    url = "postgresql://u:sekret@127.0.0.1:1/db"
+    for command in ("apply", "status"):
+        done = subprocess.run(
+            [sys.executable, "-c", code, command, "plan.yaml", "--store", url],
+            cwd=tmp_path,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "pip install 'planrun[postgres]'" in done.stderr
+        assert "sekret" not in done.stderr
+    assert not (tmp_path / ".planrun").exists()
