@@ -390,3 +390,24 @@ def test_without_psycopg_a_store_url_says_how_to_install_it(
         assert "pip install 'planrun[postgres]'" in done.stderr
         assert "sekret" not in done.stderr
     assert not (tmp_path / ".planrun").exists()
+
+
+def test_a_task_in_review_on_one_machine_holds_its_dependents_on_another(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    tasks = {
+        "R": '{run: [sh, -c, "echo R > R.txt"], review: true}',
+        "AFTER": '{run: [sh, -c, "cp R.txt AFTER.txt"], needs: [R]}',
+    }
+    origin, (m1, m2) = machines(tmp_path, plan_of(tasks), 2)
+    try:
+        m1.start(pg_url, "r11", "--only", "R")
+        code1, err1 = m1.wait()
+        m2.start(pg_url, "r11")
+        code2, err2 = m2.wait()
+    finally:
+        stop_all([m1, m2])
+    assert (code1, code2) == (4, 4), err1 + err2  # both wait for a person: approve R
+    rows = shared_tasks(pg_url, "r11")
+    assert (rows["R"]["status"], rows["AFTER"]["status"]) == ("in_review", "open")
+    assert git(origin, "branch", "--list", TARGET) == ""  # nothing landed before the review

@@ -195,6 +195,8 @@ class SharedClaims:
             if verdict.status is not None:
                 if verdict.landed_commit is not None:
                     self.landed_elsewhere[task.key] = verdict.landed_commit
+                if parked and verdict.status == "in_review":  # the scheduler parks it
+                    await slots.resume(task.key)  # for review, giving back a slot it holds
                 where = "on another machine"
                 reason = f"{verdict.reason} ({where})" if verdict.reason else where
                 return Held(_STATUS[verdict.status], reason, here=False)
