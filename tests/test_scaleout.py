@@ -107,6 +107,7 @@ def kill_leftover(root: Path, key: str) -> None:
         os.killpg(int((root / f"{key}.pid").read_text()), signal.SIGKILL)
 
 
+@pytest.mark.slow  # a lease (3 s) must run out
 def test_kill_9_of_a_machine_mid_task_its_task_is_taken_over(
     clean_env: Path, tmp_path: Path, pg_url: str
 ) -> None:
@@ -130,6 +131,7 @@ def test_kill_9_of_a_machine_mid_task_its_task_is_taken_over(
     assert shared_tasks(pg_url, "r2")["SLOW"]["claims"] == 2
 
 
+@pytest.mark.slow  # a lease (3 s) must run out
 def test_a_machine_stopped_past_its_lease_is_fenced_when_it_wakes(
     clean_env: Path, tmp_path: Path, pg_url: str
 ) -> None:
@@ -338,6 +340,7 @@ def test_an_answer_given_on_one_machine_reaches_the_task_on_another(
     assert shared_tasks(pg_url, "r9")["Q"]["status"] == "done"
 
 
+@pytest.mark.slow  # a lease (3 s) must run out
 def test_a_machine_that_cannot_renew_for_a_whole_lease_stops_its_own_attempts(
     clean_env: Path, tmp_path: Path, pg_url: str, pg_server: pg.Server
 ) -> None:
