@@ -77,6 +77,14 @@ def machines(root: Path, plan_text: str, count: int) -> tuple[Path, list[Machine
     return origin, found
 
 
+def machines_sharing(origin: Path, folder: Path, plan_text: str) -> Machine:
+    """One more machine: a fresh clone of ``origin`` in ``folder``."""
+    folder.mkdir()
+    git(folder, "clone", "-q", str(origin), str(folder / "repo"))
+    (folder / "plan.yaml").write_text(plan_text, encoding="utf-8")
+    return Machine(folder)
+
+
 def shared_tasks(url: str, run_id: str) -> dict[str, dict[str, Any]]:
     """The run's rows of scale_tasks, by key."""
     import psycopg

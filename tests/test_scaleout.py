@@ -23,7 +23,14 @@ import pytest
 from tests import pg
 from tests.gitrepo import git
 from tests.runs import alive, environment, planrun, wait_for
-from tests.scaleout import TARGET, Machine, landings, machines, shared_tasks
+from tests.scaleout import (
+    TARGET,
+    Machine,
+    landings,
+    machines,
+    machines_sharing,
+    shared_tasks,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -78,6 +85,15 @@ def test_two_machines_share_a_run_and_a_dependent_builds_on_work_landed_elsewher
     assert [code for code, _ in ends] == [0, 0], "\n".join(err for _, err in ends)
     check_invariants(pg_url, "r1", origin, list(tasks))
     assert git(origin, "show", f"{TARGET}:E.txt").split() == ["A", "B", "C", "D"]
+    # the CI job re-run: a new run id, a fresh machine; what the last run did is done
+    fresh = machines_sharing(origin, tmp_path / "again", plan_of(tasks))
+    fresh.start(pg_url, "r1-again")
+    code, err = fresh.wait()
+    assert code == 0, err
+    again = shared_tasks(pg_url, "r1-again")
+    assert {r["status"] for r in again.values()} == {"done"}
+    assert {r["claims"] for r in again.values()} == {0}  # nothing claimed, nothing ran
+    assert Counter(landings(origin)) == Counter(list(tasks))  # nothing landed twice
     owners = {row["owner"].rsplit("/", 1)[0] for row in shared_tasks(pg_url, "r1").values()}
     assert all(row["claims"] == 1 for row in shared_tasks(pg_url, "r1").values())
     assert len(owners) >= 1

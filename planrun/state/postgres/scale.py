@@ -164,9 +164,24 @@ def join_run(con: PgCon, run_id: str | None, plan_name: str, sha256: str, new_id
                 "INSERT INTO scale_runs (id, plan_name, plan_sha256) VALUES (%s, %s, %s)",
                 (run_id, plan_name, sha256),
             )
+            _carry_done(con, run_id, plan_name, sha256)
         elif (row["plan_name"], row["plan_sha256"]) != (plan_name, sha256):
             raise PlanMismatch(run_id, row["plan_name"], row["plan_sha256"])
         return run_id
+
+
+def _carry_done(con: PgCon, run_id: str, plan_name: str, sha256: str) -> None:
+    """Convergence across shared runs: what the last run of the same plan file (same
+    content) did is done in the new one too, with its landed commit (a CI job re-run
+    gets a new run id and must not run or land it again)."""
+    con.execute(
+        "INSERT INTO scale_tasks (run_id, key, provider, project, status, reason, landed_commit)"
+        " SELECT %s, key, provider, project, 'done', 'done in shared run ' || run_id,"
+        " landed_commit FROM scale_tasks WHERE status = 'done' AND run_id = ("
+        "  SELECT id FROM scale_runs WHERE plan_name = %s AND plan_sha256 = %s AND id <> %s"
+        "  ORDER BY opened_at DESC LIMIT 1)",
+        (run_id, plan_name, sha256, run_id),
+    )
 
 
 def add_machine(
