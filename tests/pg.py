@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from planrun.sessions.process import OWNER_VAR
 from tests import procs
 
 #: the superuser initdb creates; the tests connect as it, without a password (trust)
@@ -83,7 +84,13 @@ class Server:
         command = [str(self.bin / name), *args]
         if self.owner is not None:
             command = ["runuser", "-u", self.owner, "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        # The server's processes are re-parented to pytest (a child subreaper, conftest.py):
+        # marked as pytest's own, an in-process apply's escapee hunt never takes them for
+        # a session's orphans and kills them.
+        env = {**os.environ, OWNER_VAR: str(os.getpid())}
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=120, check=False, env=env
+        )
 
     def start(self) -> None:
         """initdb, then ``pg_ctl start`` on a free port (a few tries: a port can be taken
@@ -104,6 +111,16 @@ class Server:
                 return
             failure = (self.folder / "server.log").read_text(errors="replace")[-2000:]
         raise Unavailable(f"pg_ctl start failed: {failure}")
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is closed; the server accepts
+        connections again when this returns (scale-out tests: machines reconnect)."""
+        log = str(self.folder / "server.log")  # (else the server holds our pipes open)
+        done = self.tool("pg_ctl", "restart", "-D", str(self.data), "-m", "fast", "-l", log)
+        if done.returncode != 0:
+            raise AssertionError(f"pg_ctl restart failed: {done.stderr or done.stdout}")
+        self.postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        procs.reap_orphans()
 
     def stop(self) -> None:
         """``pg_ctl stop -m immediate``, reap the server, remove a folder it made."""

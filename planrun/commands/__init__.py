@@ -65,6 +65,16 @@ def _state_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", type=Path, metavar="DIR", help=STATE_DIR_HELP)
 
 
+def _store(p: argparse.ArgumentParser) -> None:
+    """A run shared by several machines through PostgreSQL (docs/scale-out.md)."""
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="a postgresql://USER@HOST:PORT/DB shared by every machine of the run (default:"
+        " $PLANRUN_STORE; unset: this machine's state folder only)",
+    )
+
+
 def _keys_option(p: argparse.ArgumentParser, flag: str, what: str, default: Any) -> None:
     p.add_argument(
         flag,
@@ -174,6 +184,19 @@ def _apply(commands: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would run; run nothing")
     _apply_outputs(p)
     _state_dir(p)
+    _store(p)
+    p.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="with --store: join the shared run ID (e.g. the CI pipeline's id); default: the"
+        " open run of this plan, or a new one",
+    )
+    p.add_argument(
+        "--remote",
+        default="origin",
+        metavar="NAME",
+        help="with --store: the git remote every machine lands on (default: origin)",
+    )
     p.set_defaults(handler=handlers.apply)
 
 
@@ -231,6 +254,7 @@ def _answer(commands: Any) -> None:
     p.add_argument("key", metavar="KEY", help=KEY_HELP)
     p.add_argument("text", metavar="TEXT", help="the answer ('-' reads it from stdin)")
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.answer)
 
 
@@ -241,6 +265,7 @@ def _status(commands: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.status)
 
 
@@ -258,6 +283,7 @@ def _logs(commands: Any) -> None:
         " escape sequences and control characters, progress-bar redraws collapsed)",
     )
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.logs)
 
 
@@ -269,6 +295,7 @@ def _report(commands: Any) -> None:
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
     p.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary to FILE")
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.report)
 
 

@@ -20,7 +20,7 @@ from planrun.errors import UsageError, suggest
 from planrun.plan.load import load_plan
 from planrun.plan.resolved import CompiledPlan
 from planrun.report.outputs import Outputs
-from planrun.run.apply import ApplyOptions, apply_plan
+from planrun.run.apply import ApplyOptions, SharedOptions, apply_plan
 from planrun.state.locate import state_dir_for
 
 
@@ -42,6 +42,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
         choices=Choices(args.force or (), args.force_all, args.rerun_failed),
         dry_run=args.dry_run,
         outputs=Outputs(args.report, args.junit, args.summary),
+        shared=shared_options(args),
     )
     with ExitStack() as stack:
         observers = Observers()
@@ -61,6 +62,21 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     for problem in applied.problems:
         print(f"planrun: {problem}", file=sys.stderr)
     return applied.exit_code
+
+
+def shared_options(args: argparse.Namespace) -> SharedOptions | None:
+    """A shared run's options; the URL leaves the environment (tasks never see it)."""
+    from planrun.commands.shared_views import STORE_ENV, store_url
+
+    url = store_url(args)
+    os.environ.pop(STORE_ENV, None)
+    if url is None:
+        if args.run_id is not None:
+            raise UsageError("--run-id names a shared run: give --store URL (or PLANRUN_STORE)")
+        return None
+    if args.dry_run:
+        return None
+    return SharedOptions(url, args.run_id, args.remote)
 
 
 def _add_progress(stack: ExitStack, observers: Observers, args: argparse.Namespace) -> None:

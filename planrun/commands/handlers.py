@@ -45,18 +45,30 @@ def apply(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def status(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands import shared_views
+
+    if shared_views.store_url(args) is not None:  # a run shared by several machines
+        return shared_views.run_status(args, out)
     from planrun.commands.status import run_status_command
 
     return run_status_command(args, out)
 
 
 def logs(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands import shared_views
+
+    if shared_views.store_url(args) is not None:  # a run shared by several machines
+        return shared_views.run_logs(args, out)
     from planrun.commands.logs import run_logs
 
     return run_logs(args, out)
 
 
 def report(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands import shared_views
+
+    if shared_views.store_url(args) is not None:  # a run shared by several machines
+        return shared_views.run_report(args, out)
     from planrun.commands.report import run_report
 
     return run_report(args, out)
@@ -69,6 +81,10 @@ def approve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def answer(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands import shared_views
+
+    if shared_views.store_url(args) is not None:  # to the machine that runs the task
+        return shared_views.run_answer(args, out)
     from planrun.commands.answer import run_answer
 
     return run_answer(args, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -33,7 +34,7 @@ from planrun.run.context import RunSettings
 from planrun.run.prepare import decide_for, fingerprints_of, landed_commits, settings_for
 from planrun.run.scheduler import Scheduler
 from planrun.run.tracking import outbox_for, run_tracked
-from planrun.run.wiring import sessions_for, workspace_for
+from planrun.run.wiring import sessions_for, shared_workspace, workspace_for
 from planrun.state.folder import State, open_state
 from planrun.state.store import iso
 from planrun.workspace.base import Bases
@@ -54,6 +55,14 @@ class ApplyOptions:
     choices: Choices = field(default_factory=Choices)
     dry_run: bool = False
     outputs: Outputs = field(default_factory=Outputs)
+    shared: SharedOptions | None = None  # a run shared through PostgreSQL (docs/scale-out.md)
+
+
+@dataclass(frozen=True)
+class SharedOptions:
+    store: str  # postgresql://...
+    run_id: str | None = None
+    remote: str = "origin"
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,11 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
         only=options.only,
     )
     with ExitStack() as stack:
+        claims = None if options.shared is None else _join(plan, options, settings, stack)
         if not options.dry_run:
             stack.callback(_lock(options.state_dir).release)
         state = stack.enter_context(open_state(plan, options.state_dir, readonly=options.dry_run))
-        scheduler, fingerprints = _scheduler(plan, state, settings, options, observers)
+        scheduler, fingerprints = _scheduler(plan, state, settings, options, observers, claims)
         outbox = outbox_for(plan, state, scheduler, observers)  # status back to trackers
         try:
             trio.run(run_tracked, scheduler, outbox)
@@ -102,12 +112,29 @@ def _lock(state_dir: Path) -> Any:
     return StateLock.acquire(state_dir)
 
 
+def _join(
+    plan: CompiledPlan, options: ApplyOptions, settings: RunSettings, stack: ExitStack
+) -> Any:
+    """This machine's claims in the shared run (closed, leaving the run, on the way out)."""
+    from planrun.run.shared_open import join
+
+    assert options.shared is not None
+    shared = options.shared
+    claims = join(
+        shared.store, plan, shared.run_id, options.state_dir, new_run_id(), settings.run_id
+    )
+    stack.callback(claims.close)
+    print(f"planrun: shared run {claims.run_id} (machine {claims.machine})", file=sys.stderr)
+    return claims
+
+
 def _scheduler(
     plan: CompiledPlan,
     state: State,
     settings: RunSettings,
     options: ApplyOptions,
     observers: Observers,
+    claims: Any = None,
 ) -> tuple[Scheduler, Mapping[str, tuple[str, Any]]]:
     """Decide, record the run's beginning, and wire the scheduler to the run's edges."""
     fingerprints = fingerprints_of(plan)
@@ -122,6 +149,8 @@ def _scheduler(
         reattach=state.reattach,
     )
     workspace = workspace_for(plan, settings, sessions, dry_run=options.dry_run, bases=bases)
+    if claims is not None:
+        workspace = shared_workspace(workspace, claims, options.shared)
     scheduler = Scheduler(
         plan,
         settings,
@@ -129,7 +158,11 @@ def _scheduler(
         observers=observers,
         journal=journal,
         workspace=workspace,
+        claims=claims,
     )
+    if claims is not None:
+        claims.reports = scheduler.reports
+        claims.find_landed = getattr(workspace, "find_landed", None)
     return scheduler, fingerprints
 
 

@@ -16,9 +16,8 @@ worker records the cancellation. On success the work lands (or waits for review)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import trio
@@ -32,11 +31,13 @@ from planrun.errors import GitError, MergeConflict, StoreError
 from planrun.plan.resolved import CompiledPlan, Task
 from planrun.report.model import AttemptReport, TaskReport, total_usage
 from planrun.run.attempt import AttemptRunner
+from planrun.run.claims import Claims, Held, LocalClaims
 from planrun.run.context import RunContext, RunSettings
 from planrun.run.environment import secret_values
+from planrun.run.guarded import Guarded
 from planrun.run.hooks import HookRunner
 from planrun.run.ledger import Ledger
-from planrun.sessions.base import ProcessInfo, Session, SessionResult
+from planrun.sessions.base import Session, SessionResult
 from planrun.sessions.escapees import kill_escapees_now
 from planrun.sessions.process import kill_group_now
 from planrun.state.recording import Journal, NullJournal
@@ -62,8 +63,10 @@ class Scheduler:
         workspace: Workspace | None = None,
         journal: Journal | None = None,
         observers: Observers | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.plan = plan
+        self.claims: Claims = claims or LocalClaims()  # may this machine run a ready task?
         self.settings = settings
         secrets = secret_values(plan, settings.environ)
         redact = Redactor(secrets).redact  # one redactor for every text of the run
@@ -72,7 +75,7 @@ class Scheduler:
             settings=settings,
             sessions=sessions,
             workspace=workspace or PlainWorkspace(plan),
-            journal=_Guarded(journal or NullJournal(), self._journal_failed),
+            journal=Guarded(journal or NullJournal(), self._journal_failed),
             emit=Observers([observers or Observers()], redact=redact if secrets else None),
             secrets=secrets,
             started_at=time.time(),
@@ -224,20 +227,16 @@ class Scheduler:
     async def _worker(self, key: str) -> None:
         task = self.plan.tasks[key]
         self.ledger.task_started(key)
-        status, reason = Status.FAILED, ""
+        status, reason, here = Status.FAILED, "", True
         last: _Attempt | None = None
         try:
             with trio.CancelScope() as scope:
                 self._scopes[key] = scope
-                try:
-                    last = await self._attempts(task)
-                except _NotStarted as exc:
-                    status, reason = Status.FAILED, str(exc)
-                else:
-                    status, reason = await self._conclude(task, last)
-                    if status is Status.IN_REVIEW:
-                        self._park_for_review(task, reason)
-                        return
+                held = await self.claims.run(task, self, lambda: self._work(task))
+                status, reason, last, here = held
+                if status is Status.IN_REVIEW:
+                    self._park_for_review(task, reason)
+                    return
             if scope.cancelled_caught:
                 status = Status.CANCELLED
                 reason = "interrupted" if self.interrupted else "cancelled: the run stopped"
@@ -248,15 +247,16 @@ class Scheduler:
             self._slot_waiters.pop(key, None)
         reason = self.run_context.redact(reason)  # the task's outcome: hooks, report, journal
         moment = "on_task_success" if status is Status.DONE else "on_task_failure"
-        with trio.CancelScope(shield=True):
-            await self.hooks.for_task(
-                task,
-                moment,
-                attempt=last.report.number if last else 0,
-                prepared=last.prepared if last else None,
-                status=status.value,
-                reason=reason,
-            )
+        if here:  # a task that ran on another machine had its hooks run there
+            with trio.CancelScope(shield=True):
+                await self.hooks.for_task(
+                    task,
+                    moment,
+                    attempt=last.report.number if last else 0,
+                    prepared=last.prepared if last else None,
+                    status=status.value,
+                    reason=reason,
+                )
         self.ledger.task_ended(key)
         self._finish(key, status, reason)
         self._active -= 1
@@ -265,6 +265,13 @@ class Scheduler:
             self._stop(cancel=self.on_failure == "cancel")
         self._dispatch()
         self._check_idle()
+
+    async def _work(self, task: Task) -> Held:  # the attempts and their conclusion, here
+        try:
+            last = await self._attempts(task)
+        except _NotStarted as exc:
+            return Held(Status.FAILED, str(exc))
+        return Held(*await self._conclude(task, last), last)
 
     def _park_for_review(self, task: Task, reason: str) -> None:
         """The work is committed on its branch; the task waits for `planrun approve`."""
@@ -339,6 +346,10 @@ class Scheduler:
 
     async def resume(self, key: str) -> None:
         await self._wait_for_slot(key)
+
+    def uncharge(self, key: str) -> None:
+        """An attempt stopped because another machine took the task over is not charged."""
+        self.settings.attempt_credit[key] = self.settings.attempt_credit.get(key, 0) + 1
 
     async def _wait_for_slot(self, key: str) -> None:
         event = trio.Event()
@@ -453,43 +464,3 @@ class _NoAttemptsLeft(_NotStarted):
             f"no attempts left ({attempts} of {attempts} started in earlier runs); "
             "`apply --rerun-failed` gives it new ones"
         )
-
-
-class _Guarded:
-    """The run's journal, with a failed write turned into a stop of the run.
-
-    A journal call that raises StoreError (the disk is full, the store went away) calls
-    ``on_failure`` with it and returns: the scheduler then starts nothing new and cancels
-    what runs, and later calls fail the same way without stopping anything twice. The
-    scheduler checks ``journal_error`` after ``attempt_started``: an attempt that was not
-    recorded never starts.
-    """
-
-    def __init__(self, journal: Journal, on_failure: Callable[[StoreError], None]) -> None:
-        self._journal = journal
-        self._on_failure = on_failure
-
-    def attempt_started(self, key: str, number: int, log_path: Path) -> None:
-        self._call(self._journal.attempt_started, key, number, log_path)
-
-    def attempt_process(self, key: str, number: int, info: ProcessInfo) -> None:
-        self._call(self._journal.attempt_process, key, number, info)
-
-    def attempt_finished(self, key: str, attempt: AttemptReport) -> None:
-        self._call(self._journal.attempt_finished, key, attempt)
-
-    def task_finished(self, key: str, report: TaskReport) -> None:
-        self._call(self._journal.task_finished, key, report)
-
-    def flush(self) -> None:
-        """Blocking (a worker thread calls it): a failure is reported from the trio thread."""
-        try:
-            self._journal.flush()
-        except StoreError as error:
-            trio.from_thread.run_sync(self._on_failure, error)
-
-    def _call(self, method: Callable[..., None], *args: Any) -> None:
-        try:
-            method(*args)
-        except StoreError as error:
-            self._on_failure(error)

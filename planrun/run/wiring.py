@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import Any
 
 import trio
 
@@ -46,6 +47,16 @@ def workspace_for(
         secrets=secrets,
         bases=bases,
     )
+
+
+def shared_workspace(workspace: Workspace, fence: Any, options: Any) -> Workspace:
+    """A git workspace of a shared run lands on the shared remote (workspace/remote.py)."""
+    from planrun.workspace.gitworkspace import GitWorkspace
+    from planrun.workspace.remote import RemoteWorkspace
+
+    if not isinstance(workspace, GitWorkspace):
+        return workspace
+    return RemoteWorkspace(workspace, fence, options.remote)
 
 
 def _uses_worktrees(plan: CompiledPlan) -> bool:
@@ -110,5 +121,6 @@ async def run_with_signals(scheduler: Scheduler) -> None:
                         scheduler.kill_now()
 
             nursery.start_soon(watch)
+            nursery.start_soon(scheduler.claims.serve)  # a shared run's heartbeat, wake-ups
             await scheduler.run()
             nursery.cancel_scope.cancel()

@@ -23,7 +23,7 @@ from planrun import __version__
 from planrun.errors import UsageError
 from planrun.state.known import known_tasks
 from planrun.state.open import STATE_FILE as STATE_FILE  # where it always was
-from planrun.state.open import open_store
+from planrun.state.open import is_url, open_store, redacted
 from planrun.state.records import TaskDone
 from planrun.state.recovery import reattachable, recover, remove_partial_reports
 from planrun.state.store import RUN_PLAN_EVENT, RunRow, StoreProtocol, StoreReader, utc_now
@@ -159,7 +159,7 @@ def _run_row(run_id: str, plan: CompiledPlan) -> RunRow:
         status="running",
         pid=os.getpid(),
         host=socket.gethostname(),
-        args=tuple(sys.argv),
+        args=tuple(redacted(a) if is_url(a) else a for a in sys.argv),  # --store URL
     )
 
 

@@ -2,9 +2,10 @@
 a ``postgresql://`` URL (a database of a PostgreSQL server).
 
 Every command that opens a store goes through :func:`open_store`, so that a second kind of
-store needs no change above ``planrun/state``. Only the state folder is reachable from the
-command line today; the PostgreSQL store is opened by the tests, until ``--store`` (SPEC §5)
-selects it.
+store needs no change above ``planrun/state``. ``apply --store URL`` opens the PostgreSQL
+store to check (or create) planrun's tables before a run shared by several machines joins
+it (:mod:`planrun.state.postgres.scale`, docs/scale-out.md); each machine's own records
+stay in its state folder.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 The same store as :mod:`planrun.state.sqlite` (the writes and reads of
 :mod:`planrun.state.sql`, the same tables and events), for the runs that several machines
-will share (SPEC §5, issue 17). It is not selectable yet: :func:`planrun.state.open.
-open_store` opens one for a ``postgresql://`` URL, and no command passes one. Claims,
-leases, fencing tokens and ``--store`` come next (docs/state.md, "The PostgreSQL store").
+will share (SPEC §5, issue 17). :func:`planrun.state.open.open_store` opens one for a
+``postgresql://`` URL; ``apply --store`` does so to check the database is planrun's, then
+coordinates the machines in the tables of :mod:`~planrun.state.postgres.scale` (claims,
+leases, fencing tokens; docs/scale-out.md).
 
 Durability. Each write is one transaction committed with the server's
 ``synchronous_commit`` (on unless the server's operator turned it off): when a write
