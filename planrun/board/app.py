@@ -189,3 +189,11 @@ def _static(name: str) -> Response:
     if kind is None or "/" in name or not path.is_file():
         return Response(404, b"not found\n")
     return Response(200, path.read_bytes(), kind)
+
+
+def loopback_hosts(host: str, port: int) -> frozenset[str]:
+    """The ``Host`` values a board bound to loopback ``host`` answers: its loopback names,
+    with and without the port. A page elsewhere that rebinds its own name to 127.0.0.1
+    still sends its own name, and gets 421."""
+    names = {"localhost", "127.0.0.1", "[::1]", f"[{host}]" if ":" in host else host}
+    return frozenset(name for base in names for name in (base, f"{base}:{port}"))

@@ -91,7 +91,7 @@ async def _serve(
     loopback: bool,
     out: TextIO,
 ) -> None:
-    from planrun.board.app import HEADERS, BoardApp
+    from planrun.board.app import HEADERS, BoardApp, loopback_hosts
     from planrun.board.http import Server
     from planrun.board.render import Renderer
     from planrun.board.source import Source
@@ -105,7 +105,7 @@ async def _serve(
     bound = listeners[0].socket.getsockname()
     actual = bound[1]
     source = Source(located, run_id, words)
-    hosts = _loopback_hosts(host, actual) if loopback else None
+    hosts = loopback_hosts(host, actual) if loopback else None
     app = BoardApp(source, Renderer(redact), redact, hosts)
     shown = f"[{host}]" if ":" in host else host
     print(f"planrun board: http://{shown}:{actual}/  (Ctrl-C stops it)", file=out, flush=True)
@@ -123,9 +123,3 @@ async def _stop_on_signal(scope: trio.CancelScope) -> None:
         async for _ in signals:
             scope.cancel()
             return
-
-
-def _loopback_hosts(host: str, port: int) -> frozenset[str]:
-    """The Host header values a loopback board answers (DNS rebinding cannot forge them)."""
-    names = {"localhost", "127.0.0.1", "[::1]", host if ":" not in host else f"[{host}]"}
-    return frozenset(name for base in names for name in (base, f"{base}:{port}"))
