@@ -10,6 +10,7 @@ it itself.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -236,3 +237,41 @@ def test_a_log_tail_gives_whole_lines_as_they_come(tmp_path: Path) -> None:
     big.write_bytes(b"x" * 100 + b"\n" + b"line\n" * 20_000)
     assert set(Tail(big, str).read()) == {"line"}  # the first read starts at a whole line
     assert os.path.getsize(big) > 64 * 1024
+
+
+def test_a_board_waits_for_the_first_run_and_shows_a_past_run_by_id(
+    tmp_path: Path, hostile_plan: Path
+) -> None:
+    fresh = write_plan(tmp_path, "version: 1\nname: fresh\ntasks:\n  A: {run: [echo, a]}\n")
+    with boardkit.board(fresh) as board:
+        page = board.get("/").body
+        assert "No run to show yet: no state store at" in page
+        assert "(run planrun apply)" in page
+    run_id = runs.State(runs.state_of(hostile_plan)).runs("hostile")[-1].id
+    with boardkit.board(hostile_plan, "--run", run_id) as board:
+        assert f'<span class="run-id">{run_id}</span>' in board.get("/").body
+    with boardkit.board(hostile_plan, "--run", "nope") as board:
+        assert "no run nope of this plan" in board.get("/").body
+
+
+def test_neither_import_planrun_nor_apply_loads_the_board(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, "version: 1\nname: quiet\ntasks:\n  A: {run: [echo, a]}\n")
+    script = (
+        "import sys, json\n"
+        "from planrun.cli import main\n"
+        f"code = main(['apply', {str(plan)!r}, '--progress', 'none'])\n"
+        "print(json.dumps([code, sorted(sys.modules)]))\n"
+    )
+    done = subprocess.run(
+        [*runs.PLANRUN[:1], "-c", script],
+        cwd=tmp_path,
+        env=runs.environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    code, modules = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0, done.stderr
+    assert "h11" not in modules
+    assert not [m for m in modules if m.startswith("planrun.board")]

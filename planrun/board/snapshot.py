@@ -232,12 +232,30 @@ class TaskPage:
         return (self.card.status, self.card.reason, self.row, self.attempts, self.waiting)
 
 
-def read_task(board: Board, store: StoreReader, key: str, plan: tuple[str, ...]) -> TaskPage | None:
-    """The page of ``key`` in ``board``'s run; None when the run has no such work task."""
+#: Per task key: what its row was read for, and the row (see :func:`read_task`).
+RowCache = dict[str, tuple[tuple[Any, ...], TaskRow | None]]
+
+
+def read_task(
+    board: Board, store: StoreReader, key: str, plan: tuple[str, ...], rows: RowCache
+) -> TaskPage | None:
+    """The page of ``key`` in ``board``'s run; None when the run has no such work task.
+
+    The task's row (branch, diff stat, landed commit) comes with every row of the run
+    (:meth:`StoreReader.tasks`), so it is read again only when the task's status, reason
+    or attempts changed since ``rows`` kept it.
+    """
     card = next((c for c in board.cards if c.key == key), None)
     if card is None:
         return None
     attempts = store.attempts(board.run.id, key)
-    row = next((t for t in store.tasks(board.run.id) if t.key == key), None) if attempts else None
+    last_end = attempts[-1].ended_at if attempts else None
+    stamp = (board.run.id, card.status, card.reason, len(attempts), last_end)
+    cached = rows.get(key)
+    if cached is not None and cached[0] == stamp:
+        row = cached[1]
+    else:
+        row = next((t for t in store.tasks(board.run.id) if t.key == key), None)
+        rows[key] = (stamp, row)
     waiting = waiting_for(key, card.status, card.reason, plan)
     return TaskPage(card, row, attempts, waiting, board.run)

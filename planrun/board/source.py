@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import trio
 
-from planrun.board.snapshot import Board, TaskPage, read_board, read_task
+from planrun.board.snapshot import Board, RowCache, TaskPage, read_board, read_task
 from planrun.errors import PlanrunError
 from planrun.state.locate import Located
 from planrun.state.store import StoreReader
@@ -43,12 +43,16 @@ class Source:
     def __post_init__(self) -> None:
         self._lock = trio.Lock()
         self._limiter = trio.CapacityLimiter(1)
+        self._rows: RowCache = {}
 
     async def board(self) -> Board | None:
         """The run as it stands (None: no store or no run yet; :attr:`problem` says why)."""
         async with self._lock:
             if time.monotonic() - self._read_at > FRESH_S:
-                self._board = await self._in_thread(self._read_board)
+                try:
+                    self._board = await self._in_thread(self._read_board)
+                except PlanrunError as error:  # e.g. the store changed under a lock-free read
+                    self.problem = f"could not read the store this time: {error}"
                 self._read_at = time.monotonic()
             return self._board
 
@@ -57,7 +61,8 @@ class Source:
         if board is None or self.store is None:
             return None
         store = self.store
-        return await self._in_thread(lambda: read_task(board, store, key, self.plan_words))
+        words, rows = self.plan_words, self._rows
+        return await self._in_thread(lambda: read_task(board, store, key, words, rows))
 
     def close(self) -> None:
         if self.store is not None:
