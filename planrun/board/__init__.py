@@ -10,6 +10,6 @@ shows a run while ``apply`` writes it and after it ended:
 - :mod:`.http` is a small HTTP/1.1 server on trio streams with h11;
 - :mod:`.app` routes requests to pages, static files and server-sent event streams.
 
-Nothing here writes the store, and nothing but ``planrun board`` imports it (h11 is the
-``board`` extra).
+Nothing here writes the store, and nothing but ``planrun board`` imports it: neither
+``import planrun`` nor ``apply`` loads h11 or these modules.
 """

@@ -128,10 +128,23 @@ def _box(
 
 
 def _curve(start: tuple[int, int], end: tuple[int, int]) -> str:
+    """An edge from the right of the box at ``start`` to the left of the box at ``end``.
+
+    Between neighbouring columns it is one curve; past that it runs along the gap under
+    its start's row, which no box covers (every column shares the same rows), so it
+    never seems to join a box it passes.
+    """
     x1, y1 = start[0] + BOX_W, start[1] + BOX_H // 2
     x2, y2 = end[0], end[1] + BOX_H // 2
-    mid = (x1 + x2) // 2
-    return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+    if x2 - x1 <= GAP_X:
+        mid = (x1 + x2) // 2
+        return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+    lane = start[1] + BOX_H + GAP_Y // 2
+    bend = GAP_X // 2
+    return (
+        f"M{x1},{y1} C{x1 + bend},{y1} {x1},{lane} {x1 + bend},{lane} "
+        f"L{x2 - bend},{lane} C{x2},{lane} {x2 - bend},{y2} {x2},{y2}"
+    )
 
 
 def _cut(text: str) -> str:

@@ -38,7 +38,6 @@ def run_board(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.state.locate import locate
 
     host, port = parse_listen(args.listen or DEFAULT_LISTEN)
-    _check_installed()
     plan = load_plan(Path(args.plan))
     located = locate(args.plan, args.state_dir)
     redact = Redactor(secret_values(plan, os.environ)).redact
@@ -52,15 +51,6 @@ def run_board(args: argparse.Namespace, out: TextIO) -> int:
         )
     trio.run(_serve, located, args.run, tuple(words), redact, host, port, loopback, out)
     return 0
-
-
-def _check_installed() -> None:
-    try:
-        import h11  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "the board needs h11, which is not installed: pip install 'planrun[board]'"
-        ) from None
 
 
 def parse_listen(text: str) -> tuple[str, int]:
