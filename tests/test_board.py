@@ -53,6 +53,9 @@ tasks:
   FAIL:
     needs: [EVIL]
     run: [sh, -c, "echo '<img src=x onerror=alert(1)>'; exit 3"]
+  FILES:
+    for_each: {{items: [src/a.py, b c]}}
+    run: [echo, "{{{{ item }}}}"]
 """
 
 
@@ -123,6 +126,18 @@ def test_a_secret_never_reaches_the_page_or_the_stream(served: boardkit.Board) -
     )
     assert board_events[0][0] == "page"
     assert SECRET not in board_raw
+
+
+def test_a_key_with_a_slash_has_its_page(served: boardkit.Board) -> None:
+    assert 'href="/task/FILES%5Bsrc%2Fa.py%5D"' in served.get("/").body
+    page = served.get("/task/FILES%5Bsrc%2Fa.py%5D").body
+    assert '<span class="key">FILES[src/a.py]</span>' in page
+    assert 'data-events="/task/FILES%5Bsrc%2Fa.py%5D/events"' in page
+    assert "FILES ×2" in served.get("/").body  # the fan-out is one box of the graph
+    events, _ = boardkit.read_events(
+        served.host, served.port, "/task/FILES%5Bb%20c%5D/events", boardkit.log_lines
+    )
+    assert boardkit.log_lines(events) == ["b c"]
 
 
 def test_the_server_is_read_only_and_answers_only_at_loopback(served: boardkit.Board) -> None:

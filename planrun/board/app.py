@@ -17,6 +17,7 @@ rebinding.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
@@ -66,8 +67,9 @@ class BoardApp:
             return Streamed(self._board_events(), _SSE)
         if path.startswith("/static/"):
             return _static(path.removeprefix("/static/"))
-        if path.startswith("/task/"):
-            key, _, rest = path.removeprefix("/task/").partition("/")
+        if path.startswith("/task/"):  # a key may hold "/" (an item id): it comes quoted
+            quoted, _, rest = path.removeprefix("/task/").partition("/")
+            key = urllib.parse.unquote(quoted)
             if rest == "events":
                 return Streamed(self._task_events(key), _SSE)
             if not rest:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import http
+import sys
+import traceback
 import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ _SERVER = b"planrun-board"
 
 @dataclass(frozen=True)
 class Request:
-    """A request's method, path (percent-decoded) and query."""
+    """A request's method, path (as sent: percent-encoded) and query."""
 
     method: str
     path: str
@@ -83,6 +85,8 @@ class Server:
                 await self._requests(stream)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the client went away
+            except Exception:  # a bug answering one request must not stop the server
+                traceback.print_exc(file=sys.stderr)
             finally:
                 self._slots.release()
 
@@ -159,7 +163,7 @@ def _request(event: h11.Request) -> Request:
     query = dict(urllib.parse.parse_qsl(parts.query))
     headers = {k.decode("ascii", "replace"): v.decode("latin-1") for k, v in event.headers}
     method = event.method.decode("ascii", "replace")
-    return Request(method, urllib.parse.unquote(parts.path), query, headers)
+    return Request(method, parts.path, query, headers)
 
 
 def _error(status: int) -> Response:
