@@ -194,7 +194,7 @@ def test_what_waits_for_a_person_comes_with_the_command_to_continue() -> None:
     ]
     store.happened("r1", "run_plan", None, {"format": 1, "tasks": planned})
     for key, status, reason in (
-        ("A", Status.NEEDS_INPUT, "asks: <which> branch?"),
+        ("A", Status.NEEDS_INPUT, "asks: \x1b[1m<which>\x1b[0m branch?"),
         ("B[x y]", Status.IN_REVIEW, "review: true"),
     ):
         store.attempt_started("r1", AttemptStart(key, 1, run.started_at, "f", "/nowhere.log"))
@@ -206,7 +206,7 @@ def test_what_waits_for_a_person_comes_with_the_command_to_continue() -> None:
     ]
     html = Renderer(lambda text: text).board(board, "")
     assert "planrun answer &#39;my plan.yaml&#39; A &#39;YOUR ANSWER&#39;" in html
-    assert "asks: &lt;which&gt; branch?" in html
+    assert "asks: &lt;which&gt; branch?" in html  # escape sequences dropped, markup escaped
     assert f'href="{task_href("B[x y]")}"' in html
     assert "/task/B%5Bx%20y%5D" in html
     store.close()

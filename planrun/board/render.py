@@ -6,7 +6,8 @@ Two rules hold for every page and every fragment sent as an event:
   data written by tasks and agents, hostile or not);
 - **redaction**: every value passes :meth:`planrun.core.redact.Redactor.redact` first
   (Jinja2's ``finalize``), so a declared secret cannot reach the page whatever field it
-  hides in.
+  hides in; then :func:`planrun.core.redact.visible` drops escape sequences and control
+  characters (a reason may quote an agent's question), as ``planrun logs`` does.
 
 Pages load one stylesheet and one script from ``/static/`` and hold no inline script or
 style, so the Content Security Policy (:data:`CSP`) can forbid both.
@@ -25,6 +26,7 @@ import markupsafe
 
 from planrun.board import graph
 from planrun.board.snapshot import COLUMNS, Board, TaskPage, task_href
+from planrun.core.redact import visible
 from planrun.report.figures import cost_text, tokens_text
 from planrun.state.queries import elapsed_s
 
@@ -45,7 +47,7 @@ class Renderer:
         def finalize(value: Any) -> Any:
             if isinstance(value, markupsafe.Markup):  # a fragment rendered here: HTML
                 return markupsafe.Markup(redact(str(value)))
-            return redact(value) if isinstance(value, str) else value
+            return visible(redact(value)) if isinstance(value, str) else value
 
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
