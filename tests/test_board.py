@@ -10,8 +10,11 @@ it itself.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -29,6 +32,7 @@ from planrun.state.memory import MemoryStore
 from planrun.state.records import AttemptStart, TaskUpdate
 from planrun.state.store import RunRow
 from tests import boardkit, runs
+from tests.gitrepo import make_repos
 from tests.runs import write_plan
 
 SECRET = "hunter2-board-secret-value"
@@ -290,3 +294,27 @@ def test_neither_import_planrun_nor_apply_loads_the_board(tmp_path: Path) -> Non
     assert code == 0, done.stderr
     assert "h11" not in modules
     assert not [m for m in modules if m.startswith("planrun.board")]
+
+
+def test_the_command_shown_for_a_task_in_review_lets_it_go_on(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    repo = make_repos(tmp_path).clone
+    plan = write_plan(
+        repo,
+        "version: 1\nname: held\nprojects: {app: {path: ., base_branch: main}}\n"
+        'tasks:\n  R: {project: app, run: [sh, -c, "echo r > r.txt"], review: true}\n',
+    )
+    assert runs.apply(plan).returncode == 4  # waits for a person
+    with boardkit.board(plan) as board:
+        page = board.get("/").body
+        assert 'id="col-in_review"' in page
+        assert "Waiting for you" in page
+        shown = re.findall(r'<code class="command">(.*?)</code>', page)
+        assert [html.unescape(c) for c in shown] == [f"planrun approve {plan} R"]  # as given
+        words = shlex.split(html.unescape(shown[0]))
+        approved = runs.planrun(*words[1:], cwd=repo)
+        assert approved.returncode == 0, approved.stderr
+        events, _ = boardkit.read_events(board.host, board.port, "/events", lambda ev: bool(ev))
+        assert "Waiting for you" not in events[0][1]
+        assert 'data-key="R" data-status="done"' in events[0][1]

@@ -108,6 +108,7 @@ def test_the_board_of_a_running_plan_updates_and_a_log_follows(
                 lambda: text_of(browser, ".run-status") == "succeeded", "the run's end"
             )
             assert browser.execute_script("return window.__stayed") == "board"
+            assert browser.title == "live: succeeded"  # the tab says it too
         apply.communicate(timeout=30)
         assert apply.returncode == 0
     finally:

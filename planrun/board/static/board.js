@@ -49,6 +49,8 @@
   events.addEventListener("error", () => say(events.readyState === EventSource.CLOSED ? "closed" : "reconnecting"));
   events.addEventListener("page", (event) => {
     live.innerHTML = event.data; // rendered and escaped by the server's templates
+    const titled = live.querySelector("[data-title]");
+    if (titled) document.title = titled.dataset.title;
     shownAt = Date.now();
     tick();
   });
