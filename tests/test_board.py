@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from planrun.board import graph
+from planrun.board.http import MAX_CONNECTIONS
 from planrun.board.logtail import Tail
 from planrun.board.render import CSP, Renderer
 from planrun.board.snapshot import read_board, task_href
@@ -142,6 +143,15 @@ def test_a_key_with_a_slash_has_its_page(served: boardkit.Board) -> None:
         served.host, served.port, "/task/FILES%5Bb%20c%5D/events", boardkit.log_lines
     )
     assert boardkit.log_lines(events) == ["b c"]
+
+
+def test_a_closed_event_stream_frees_its_connection_at_once(served: boardkit.Board) -> None:
+    """More streams opened and closed one after another than the server serves at once
+    (64): each is let go when its client closes it, not at the next keep-alive (15 s)."""
+    for _ in range(MAX_CONNECTIONS + 6):
+        events, _ = boardkit.read_events(served.host, served.port, "/events", bool)
+        assert events[0][0] == "page"
+    assert served.get("/").status == 200
 
 
 def test_the_server_is_read_only_and_answers_only_at_loopback(served: boardkit.Board) -> None:

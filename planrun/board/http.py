@@ -103,6 +103,8 @@ class Server:
                 return  # closed, timed out, or a body we did not read
             response = await self._respond(request)
             await self._send(conn, stream, request.method, response)
+            if isinstance(response, Streamed):
+                return  # it ended because the client left (or the server stops)
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
@@ -112,7 +114,11 @@ class Server:
             return Response(
                 405, b"read-only: GET and HEAD only\n", headers=(("Allow", "GET, HEAD"),)
             )
-        return await self.handler(request)
+        try:
+            return await self.handler(request)
+        except Exception:  # a bug: say so, to the client and on stderr, and serve on
+            traceback.print_exc(file=sys.stderr)
+            return Response(500, b"planrun board: internal error (see its stderr)\n")
 
     async def _send(
         self,
@@ -132,10 +138,31 @@ class Server:
             if isinstance(response, Response):
                 await stream.send_all(conn.send(h11.Data(data=response.body)))
             else:
-                async with contextlib.aclosing(response.chunks) as chunks:
-                    async for chunk in chunks:
-                        await stream.send_all(conn.send(h11.Data(data=chunk)))
+                await _stream(conn, stream, response)
         await stream.send_all(conn.send(h11.EndOfMessage()))
+
+
+async def _stream(conn: h11.Connection, stream: trio.abc.Stream, response: Streamed) -> None:
+    """Send ``response``'s chunks until they end or the client closes its side (a closed
+    tab): then at once, not at the next chunk, which may be many seconds away."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_cancel_at_eof, stream, nursery.cancel_scope)
+        try:
+            async with contextlib.aclosing(response.chunks) as chunks:
+                async for chunk in chunks:
+                    await stream.send_all(conn.send(h11.Data(data=chunk)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away (raised here, not as a group from the nursery)
+        nursery.cancel_scope.cancel()
+
+
+async def _cancel_at_eof(stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
+    """Read (and drop) whatever the client sends until it closes; then cancel ``scope``.
+    The connection is closed after a stream, so nothing read here was a request."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while await stream.receive_some(MAX_HEAD):
+            pass
+    scope.cancel()
 
 
 async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Request | None:
