@@ -25,7 +25,7 @@ import pytest
 from planrun.board import graph
 from planrun.board.http import MAX_CONNECTIONS
 from planrun.board.logtail import Tail
-from planrun.board.render import CSP, Renderer
+from planrun.board.render import CSP, MAX_CARDS, Renderer
 from planrun.board.snapshot import read_board, task_href
 from planrun.core.outcomes import Status
 from planrun.core.redact import Redactor
@@ -328,3 +328,20 @@ def test_the_command_shown_for_a_task_in_review_lets_it_go_on(
         events, _ = boardkit.read_events(board.host, board.port, "/events", lambda ev: bool(ev))
         assert "Waiting for you" not in events[0][1]
         assert 'data-key="R" data-status="done"' in events[0][1]
+
+
+def test_a_long_column_shows_its_first_cards_and_counts_the_rest() -> None:
+    store = MemoryStore()
+    start = "2026-12-06T10:00:00.000000Z"
+    run = RunRow("r1", "p", "/p/plan.yaml", "0" * 64, "0", start, "running", pid=7, host="h")
+    store.run_started(run)
+    keys = [f"T{n:04d}" for n in range(MAX_CARDS + 50)]
+    planned = [{"key": k, "kind": "work", "title": k} for k in keys]
+    store.happened("r1", "run_plan", None, {"format": 1, "tasks": planned})
+    live = {"pid": 7, "host": "h"}  # the state lock's holder: the run is live
+    html = Renderer(str).board(read_board(store, run, live, ("plan.yaml",)), "")
+    queued = html.split('id="col-queued"')[1].split("</div>")[0]
+    assert queued.count('class="card') == MAX_CARDS
+    assert "… 50 more" in queued
+    assert f'<span class="count">{MAX_CARDS + 50}</span>' in queued
+    store.close()

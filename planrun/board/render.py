@@ -33,6 +33,10 @@ from planrun.state.queries import elapsed_s
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 
+#: Cards shown per column; the rest are counted (a column of 10,000 done tasks would make
+#: every update of the page megabytes long). Each task's page is still at /task/KEY.
+MAX_CARDS = 200
+
 #: No inline script or style, nothing from elsewhere, no frames, no forms.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -69,7 +73,12 @@ class Renderer:
         if board is not None:
             drawing = graph.draw(board.planned, board.statuses(), task_href)
         return self.page(
-            "_board.html", board=board, columns=COLUMNS, drawing=drawing, waiting_for=waiting_for
+            "_board.html",
+            board=board,
+            columns=COLUMNS,
+            drawing=drawing,
+            waiting_for=waiting_for,
+            max_cards=MAX_CARDS,
         )
 
     def task(self, page: TaskPage | None, key: str) -> str:
