@@ -158,6 +158,9 @@ def test_the_server_is_read_only_and_answers_only_at_loopback(served: boardkit.B
     assert served.get("/", method="POST").status == 405
     assert served.get("/", host_header="rebound.example:80").status == 421
     assert served.get("/", host_header=f"localhost:{served.port}").status == 200
+    assert served.get("/", host_header="localhost:9000").status == 200  # through a tunnel
+    assert served.get("/", host_header="[::1]:9000").status == 200
+    assert served.get("/", host_header="127.0.0.1.rebound.example").status == 421
     assert served.get("/nothing").status == 404
     assert served.get("/static/../render.py").status == 404
     script = served.get("/static/board.js")

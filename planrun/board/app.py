@@ -16,6 +16,7 @@ rebinding.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable
@@ -49,16 +50,16 @@ _SSE = "text/event-stream; charset=utf-8"
 
 @dataclass
 class BoardApp:
-    """Answers the board's requests from ``source``; ``hosts``: the Host values accepted
-    (None: any, for a board bound to a non-loopback address)."""
+    """Answers the board's requests from ``source``; ``loopback_only``: answer only a
+    ``Host`` that names loopback (a board bound to loopback)."""
 
     source: Source
     renderer: Renderer
     redact: Callable[[str], str]
-    hosts: frozenset[str] | None = None
+    loopback_only: bool = True
 
     async def __call__(self, request: Request) -> Response | Streamed:
-        if self.hosts is not None and request.headers.get("host", "").lower() not in self.hosts:
+        if self.loopback_only and not names_loopback(request.headers.get("host", "")):
             return Response(421, b"this board answers only at its loopback address\n")
         path = request.path
         if path == "/":
@@ -193,9 +194,19 @@ def _static(name: str) -> Response:
     return Response(200, path.read_bytes(), kind)
 
 
-def loopback_hosts(host: str, port: int) -> frozenset[str]:
-    """The ``Host`` values a board bound to loopback ``host`` answers: its loopback names,
-    with and without the port. A page elsewhere that rebinds its own name to 127.0.0.1
-    still sends its own name, and gets 421."""
-    names = {"localhost", "127.0.0.1", "[::1]", f"[{host}]" if ":" in host else host}
-    return frozenset(name for base in names for name in (base, f"{base}:{port}"))
+def names_loopback(host_header: str) -> bool:
+    """Whether a ``Host`` header names loopback (``localhost``, ``127.0.0.1``, ``[::1]``,
+    any port: a tunnel such as ``ssh -L 9000:127.0.0.1:8642`` brings its own). A page
+    elsewhere that points its own name at 127.0.0.1 (DNS rebinding) still sends its own
+    name, and gets 421."""
+    name = host_header.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else ""
+    else:
+        name = name.rsplit(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -81,7 +81,7 @@ async def _serve(
     loopback: bool,
     out: TextIO,
 ) -> None:
-    from planrun.board.app import HEADERS, BoardApp, loopback_hosts
+    from planrun.board.app import HEADERS, BoardApp
     from planrun.board.http import Server
     from planrun.board.render import Renderer
     from planrun.board.source import Source
@@ -95,8 +95,7 @@ async def _serve(
     bound = listeners[0].socket.getsockname()
     actual = bound[1]
     source = Source(located, run_id, words)
-    hosts = loopback_hosts(host, actual) if loopback else None
-    app = BoardApp(source, Renderer(redact), redact, hosts)
+    app = BoardApp(source, Renderer(redact), redact, loopback_only=loopback)
     shown = f"[{host}]" if ":" in host else host
     print(f"planrun board: http://{shown}:{actual}/  (Ctrl-C stops it)", file=out, flush=True)
     try:
