@@ -43,6 +43,15 @@ FORBIDDEN = {
     "report": ("trio", "planrun.run", "planrun.state", "planrun.commands", "planrun.cli"),
     "ui": ("planrun.run", "planrun.state", "planrun.commands", "planrun.cli"),
     "run": ("planrun.commands", "planrun.cli"),
+    # the web board reads the store; it never runs, writes or lands anything
+    "board": (
+        "planrun.run",
+        "planrun.workspace",
+        "planrun.trackers",
+        "planrun.commands",
+        "planrun.ui",
+        "planrun.cli",
+    ),
     "trackers": (
         "planrun.run",
         "planrun.sessions",

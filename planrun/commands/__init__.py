@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add every command's parser; each names its handler in :mod:`planrun.commands.handlers`."""
     for add in (_validate, _plan, _graph, _schema, _init, _apply, _status, _logs, _report):
         add(commands)
-    for add in (_approve, _answer, _attach, _clean, _completion):
+    for add in (_approve, _answer, _attach, _clean, _completion, _board):
         add(commands)
 
 
@@ -318,6 +318,43 @@ def _completion(commands: Any) -> None:
         "shell", choices=["bash", "zsh", "fish"], metavar="SHELL", help="bash, zsh or fish"
     )
     p.set_defaults(handler=handlers.completion)
+
+
+def _board(commands: Any) -> None:
+    p = commands.add_parser(
+        "board",
+        help="a live web page of a run (read-only)",
+        description=textwrap.fill(
+            "Serve a read-only web page of PLAN's current or a past run: tasks in columns by"
+            " status, the task graph, each task's attempts and live log, and what waits for"
+            " a person with the command to continue. It updates live while apply runs."
+            " Bound to loopback unless --listen names another address.",
+            79,
+        ),
+        epilog=BOARD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _plan_arg(p)
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to listen (default: 127.0.0.1:8642; port 0: any free port; another"
+        " address than loopback is warned about: the board has no login)",
+    )
+    p.add_argument("--run", metavar="ID", help="show this run (default: the latest, live)")
+    _state_dir(p)
+    p.set_defaults(handler=handlers.board)
+
+
+BOARD_EPILOG = """\
+examples:
+  planrun board plan.yaml                     open http://127.0.0.1:8642/
+  planrun board plan.yaml --listen 127.0.0.1:0   any free port (the URL is printed)
+  planrun board plan.yaml --run 20261206T142319Z-55e79b
+
+exit codes:
+  0   served until Ctrl-C or SIGTERM
+  2   invalid plan or usage (a bad --listen, an address in use)"""
 
 
 def spread_lists(commands: Mapping[str, argparse.ArgumentParser], argv: Sequence[str]) -> list[str]:

@@ -106,3 +106,9 @@ def completion(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.commands.basic import run_completion
 
     return run_completion(args, out)
+
+
+def board(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.board import run_board
+
+    return run_board(args, out)

@@ -1,0 +1,114 @@
+"""``planrun board PLAN [--listen HOST:PORT] [--run ID] [--state-dir DIR]``: a live web page
+of a run (docs/board.md).
+
+Read-only: it opens the store read-only and never takes the state lock, so it shows a run
+while ``apply`` writes it, and after. It listens on loopback unless another address is
+asked for (then it warns: the board has no login). Port 0 picks a free port. It prints the
+URL, serves until SIGINT or SIGTERM, and exits 0.
+
+The plan is loaded for its declared secrets: their values, where this environment has
+them, are masked in everything the board sends (logs were already masked when written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import trio
+
+from planrun.errors import UsageError
+
+if TYPE_CHECKING:
+    from planrun.state.locate import Located
+
+DEFAULT_LISTEN = "127.0.0.1:8642"
+
+
+def run_board(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.core.redact import Redactor
+    from planrun.plan.load import load_plan
+    from planrun.run.environment import secret_values
+    from planrun.state.locate import locate
+
+    host, port = parse_listen(args.listen or DEFAULT_LISTEN)
+    plan = load_plan(Path(args.plan))
+    located = locate(args.plan, args.state_dir)
+    redact = Redactor(secret_values(plan, os.environ)).redact
+    words = [args.plan] + (["--state-dir", str(args.state_dir)] if args.state_dir else [])
+    loopback = is_loopback(host)
+    if not loopback:
+        print(
+            f"planrun board: warning: listening on {host}, not loopback: anyone who can reach"
+            " this address reads the run (task titles, reasons, logs); the board has no login",
+            file=sys.stderr,
+        )
+    trio.run(_serve, located, args.run, tuple(words), redact, host, port, loopback, out)
+    return 0
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6; ``:PORT`` is loopback) → (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageError(f"--listen {text}: expected HOST:PORT, e.g. 127.0.0.1:8642 (port 0: any)")
+    host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _serve(
+    located: Located,
+    run_id: str | None,
+    words: tuple[str, ...],
+    redact: Callable[[str], str],
+    host: str,
+    port: int,
+    loopback: bool,
+    out: TextIO,
+) -> None:
+    from planrun.board.app import HEADERS, BoardApp
+    from planrun.board.http import Server
+    from planrun.board.render import Renderer
+    from planrun.board.source import Source
+
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as error:
+        raise UsageError(
+            f"--listen {host}:{port}: cannot listen there ({error.strerror})"
+        ) from None
+    bound = listeners[0].socket.getsockname()
+    actual = bound[1]
+    source = Source(located, run_id, words)
+    app = BoardApp(source, Renderer(redact), redact, loopback_only=loopback)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"planrun board: http://{shown}:{actual}/  (Ctrl-C stops it)", file=out, flush=True)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+            nursery.start_soon(Server(app, HEADERS).serve, listeners)
+    finally:
+        source.close()
+    print("planrun board: stopped", file=out, flush=True)
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
