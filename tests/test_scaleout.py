@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -430,3 +432,32 @@ def test_a_task_in_review_on_one_machine_holds_its_dependents_on_another(
     rows = shared_tasks(pg_url, "r11")
     assert (rows["R"]["status"], rows["AFTER"]["status"]) == ("in_review", "open")
     assert git(origin, "branch", "--list", TARGET) == ""  # nothing landed before the review
+
+
+def test_the_board_of_a_shared_run_shows_every_machine_s_tasks(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """planrun board --store: the cards, the machine of each task, the recorded tail of a
+    log kept on another machine, and the commands shown never carry the URL's password."""
+    from tests.boardkit import board
+
+    tasks = {k: writes(k, f"echo said {k}") for k in ("A", "B")}
+    tasks["C"] = '{run: [sh, -c, "cat A.txt B.txt > C.txt; echo said C"], needs: [A, B]}'
+    origin, found = machines(tmp_path, plan_of(tasks), 2)
+    try:
+        for machine in found:
+            machine.start(pg_url, "rb")
+        assert [machine.wait()[0] for machine in found] == [0, 0]
+    finally:
+        stop_all(found)
+    for machine in found:  # the logs stay on the machines that ran the tasks
+        shutil.rmtree(machine.folder / ".planrun" / "so" / "logs")
+    viewer = machines_sharing(origin, tmp_path / "viewer", plan_of(tasks))
+    with board(viewer.plan, "--store", pg_url, "--run", "rb") as shown:
+        page = shown.get("/").body
+        for key in tasks:
+            assert f'data-key="{key}" data-status="done"' in page
+        assert f"on {socket.gethostname()}" in page
+        task = shown.get("/task/C").body
+        assert "said C" in task  # the recorded tail of a log kept on another machine
+        assert "The full log is on" in task

@@ -29,7 +29,7 @@ from planrun.board.http import Request, Response, Streamed
 from planrun.board.logtail import Tail
 from planrun.board.render import CSP, STATIC, Renderer
 from planrun.board.snapshot import TaskPage
-from planrun.board.source import POLL_S, Source
+from planrun.board.source import POLL_S, BoardSource
 from planrun.state.store import AttemptRow
 
 #: Headers on every response.
@@ -53,7 +53,7 @@ class BoardApp:
     """Answers the board's requests from ``source``; ``loopback_only``: answer only a
     ``Host`` that names loopback (a board bound to loopback)."""
 
-    source: Source
+    source: BoardSource
     renderer: Renderer
     redact: Callable[[str], str]
     loopback_only: bool = True
@@ -151,7 +151,7 @@ class _LogFollower:
 
     def read(self, page: TaskPage | None) -> dict[str, object] | None:
         attempt = page.latest if page else None
-        if attempt is None:
+        if attempt is None or not attempt.log_path:  # no log here (a shared run's remote log)
             return None
         reset = (attempt.run_id, attempt.n) != self._attempt
         if reset:

@@ -223,6 +223,9 @@ class TaskPage:
     attempts: list[AttemptRow]
     waiting: Waiting | None
     run: RunRow
+    #: where the full log is, when it is on another machine (a shared run): the page then
+    #: shows the last attempt's recorded tail
+    remote: str | None = None
 
     @property
     def latest(self) -> AttemptRow | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import trio
 
@@ -26,6 +26,20 @@ POLL_S = 0.25
 FRESH_S = 0.2
 
 T = TypeVar("T")
+
+
+class BoardSource(Protocol):
+    """Where a board reads its run: :class:`Source` (a state folder's store) or
+    :class:`planrun.board.shared.SharedSource` (a run shared through PostgreSQL)."""
+
+    plan_words: tuple[str, ...]
+    problem: str
+
+    async def board(self) -> Board | None: ...
+
+    async def task(self, key: str) -> TaskPage | None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass

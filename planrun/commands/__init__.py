@@ -343,6 +343,7 @@ def _board(commands: Any) -> None:
     )
     p.add_argument("--run", metavar="ID", help="show this run (default: the latest, live)")
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.board)
 
 
@@ -351,6 +352,7 @@ examples:
   planrun board plan.yaml                     open http://127.0.0.1:8642/
   planrun board plan.yaml --listen 127.0.0.1:0   any free port (the URL is printed)
   planrun board plan.yaml --run 20261206T142319Z-55e79b
+  planrun board plan.yaml --store postgresql://planrun@db:5432/runs   a shared run
 
 exit codes:
   0   served until Ctrl-C or SIGTERM

@@ -1,5 +1,6 @@
-"""``planrun board PLAN [--listen HOST:PORT] [--run ID] [--state-dir DIR]``: a live web page
-of a run (docs/board.md).
+"""``planrun board PLAN [--listen HOST:PORT] [--run ID] [--state-dir DIR | --store URL]``: a
+live web page of a run (docs/board.md); with ``--store`` (or ``$PLANRUN_STORE``), of a run
+shared by several machines (:mod:`planrun.board.shared`).
 
 Read-only: it opens the store read-only and never takes the state lock, so it shows a run
 while ``apply`` writes it, and after. It listens on loopback unless another address is
@@ -26,7 +27,8 @@ import trio
 from planrun.errors import UsageError
 
 if TYPE_CHECKING:
-    from planrun.state.locate import Located
+    from planrun.board.source import BoardSource
+    from planrun.plan.resolved import CompiledPlan
 
 DEFAULT_LISTEN = "127.0.0.1:8642"
 
@@ -35,13 +37,11 @@ def run_board(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.core.redact import Redactor
     from planrun.plan.load import load_plan
     from planrun.run.environment import secret_values
-    from planrun.state.locate import locate
 
     host, port = parse_listen(args.listen or DEFAULT_LISTEN)
     plan = load_plan(Path(args.plan))
-    located = locate(args.plan, args.state_dir)
     redact = Redactor(secret_values(plan, os.environ)).redact
-    words = [args.plan] + (["--state-dir", str(args.state_dir)] if args.state_dir else [])
+    source = _source(args, plan)
     loopback = is_loopback(host)
     if not loopback:
         print(
@@ -49,8 +49,25 @@ def run_board(args: argparse.Namespace, out: TextIO) -> int:
             " this address reads the run (task titles, reasons, logs); the board has no login",
             file=sys.stderr,
         )
-    trio.run(_serve, located, args.run, tuple(words), redact, host, port, loopback, out)
+    trio.run(_serve, source, redact, host, port, loopback, out)
     return 0
+
+
+def _source(args: argparse.Namespace, plan: CompiledPlan) -> BoardSource:
+    """The run to show: a shared run (``--store``/``$PLANRUN_STORE``) or the state folder's."""
+    from planrun.board.source import Source
+    from planrun.commands.shared_views import store_url
+    from planrun.state.locate import locate
+
+    url = store_url(args)
+    if url is not None:
+        from planrun.board.shared import SharedSource
+        from planrun.state.open import redacted
+
+        words = (args.plan, "--store", redacted(url))  # the password is never shown
+        return SharedSource(url, plan, args.run, words)
+    folder = ("--state-dir", str(args.state_dir)) if args.state_dir else ()
+    return Source(locate(args.plan, args.state_dir), args.run, (args.plan, *folder))
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -72,9 +89,7 @@ def is_loopback(host: str) -> bool:
 
 
 async def _serve(
-    located: Located,
-    run_id: str | None,
-    words: tuple[str, ...],
+    source: BoardSource,
     redact: Callable[[str], str],
     host: str,
     port: int,
@@ -84,7 +99,6 @@ async def _serve(
     from planrun.board.app import HEADERS, BoardApp
     from planrun.board.http import Server
     from planrun.board.render import Renderer
-    from planrun.board.source import Source
 
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
@@ -94,7 +108,6 @@ async def _serve(
         ) from None
     bound = listeners[0].socket.getsockname()
     actual = bound[1]
-    source = Source(located, run_id, words)
     app = BoardApp(source, Renderer(redact), redact, loopback_only=loopback)
     shown = f"[{host}]" if ":" in host else host
     print(f"planrun board: http://{shown}:{actual}/  (Ctrl-C stops it)", file=out, flush=True)
