@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from planrun.core.events import AttemptStarted, TaskFinished
-from planrun.plan.resolved import CompiledPlan
 from planrun.plan.load import load_plan
+from planrun.plan.resolved import CompiledPlan
 from planrun.state.sqlite import Store
 from planrun.state.store import RunRow, utc_now
 from planrun.trackers.deliver import Clients
