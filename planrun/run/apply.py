@@ -14,13 +14,15 @@ import socket
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from planrun import __version__
+from planrun.changes.wiring import exit_code, publisher_for, run_published
 from planrun.core.decision import Choices
 from planrun.core.events import Observers
 from planrun.core.outcomes import Status
@@ -37,6 +39,9 @@ from planrun.run.wiring import sessions_for, workspace_for
 from planrun.state.folder import State, open_state
 from planrun.state.store import iso
 from planrun.workspace.base import Bases
+
+if TYPE_CHECKING:
+    from planrun.changes.publisher import Publisher
 
 EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INTERRUPTED = 0, 1, 4, 130
 #: Statuses a task waits in for a person: `planrun approve`, `planrun answer`.
@@ -85,15 +90,34 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
         state = stack.enter_context(open_state(plan, options.state_dir, readonly=options.dry_run))
         scheduler, fingerprints = _scheduler(plan, state, settings, options, observers)
         outbox = outbox_for(plan, state, scheduler, observers)  # status back to trackers
+        publisher = _publisher(plan, state, scheduler, observers)  # pull requests
         try:
-            trio.run(run_tracked, scheduler, outbox)
+            trio.run(run_published, partial(run_tracked, scheduler, outbox), publisher)
         finally:  # written on every way out, a crash of planrun itself included
             report = build_report(plan, scheduler, fingerprints)
+            report.exit_code = exit_code(run_exit_code(scheduler), publisher, _broken(scheduler))
             end_error = _end(state, settings.run_id, report.status)
             written = write_reports(
                 plan, report, options.state_dir, options.outputs, default=not options.dry_run
             )
-    return _applied(plan, scheduler, settings, options, end_error, written)
+    applied = _applied(plan, scheduler, settings, options, end_error, written)
+    if publisher is None or applied.exit_code not in (0, 1, 4) or applied.problems:
+        return applied
+    return replace(applied, exit_code=exit_code(applied.exit_code, publisher, _broken(scheduler)))
+
+
+def _publisher(plan: CompiledPlan, state: State, scheduler: Scheduler, observers: Observers) -> Any:
+    """The changesets' publisher (planrun.changes), if the plan has changesets."""
+    if state.readonly or state.journal is None:
+        return None
+    settings, redact = scheduler.settings, scheduler.run_context.redact
+    return publisher_for(plan, state.store, settings.run_id, settings.environ, redact, observers)
+
+
+def _broken(scheduler: Scheduler) -> set[str]:
+    broken = (Status.FAILED, Status.CANCELLED, Status.SKIPPED)
+    tasks = scheduler.state.tasks.items()
+    return {k for k, t in tasks if t.status in broken and not t.expected}
 
 
 def _lock(state_dir: Path) -> Any:
