@@ -1,0 +1,207 @@
+"""Changesets: real ``planrun apply`` processes, real git (bare repositories as "the org",
+a clone of each as a project) and the GitHub stand-in over real HTTP on 127.0.0.1.
+
+Draft PRs after the checks pass, nothing published for a failing check, a second apply
+that changes nothing, an edited task updating its PR, a PR a person closed never
+reopened, planrun killed between the push and the PR (one PR after), the hourly limit
+holding a PR for a later apply, and a secret in task output never reaching GitHub.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.github_standin import Standin, serve
+from tests.gitrepo import git, make_repos, tip
+from tests.runs import apply, kill9, planrun, spawn, stop, wait_for
+
+TOKEN_VAR = "PLANRUN_TEST_GH_TOKEN"
+LEAK_VAR = "PLANRUN_TEST_LEAK"
+LEAK = "s3cr3t-value-that-must-not-leak"
+REPOS = ("api", "web")
+
+
+@pytest.fixture
+def org(tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin]:
+    """The stand-in serving acme/api and acme/web, each a bare repository with a clone."""
+    standin = Standin(repo="acme/issues", repos=[f"acme/{n}" for n in REPOS])
+    for name in REPOS:
+        (tmp_path / name).mkdir()
+        repos = make_repos(tmp_path / name, {"VERSION": "v1\n"})
+        standin.bare[f"acme/{name}"] = repos.origin
+    monkeypatch.setenv(TOKEN_VAR, standin.token)
+    monkeypatch.setenv(LEAK_VAR, LEAK)
+    with serve(standin):
+        yield standin
+    assert standin.problems == []
+
+
+def write_plan(
+    folder: Path,
+    url: str,
+    version: str = "v2",
+    *,
+    fail: str = "",
+    changesets: str = "{}",
+    published: str = "draft",
+) -> Path:
+    lines = [
+        "version: 1",
+        "name: bump",
+        f"settings: {{secrets: [{TOKEN_VAR}, {LEAK_VAR}]}}",
+        f"changesets: {changesets}",
+        "projects:",
+    ]
+    for name in REPOS:
+        lines += [
+            f"  {name}:",
+            f"    path: {name}/clone",
+            "    base_branch: main",
+            f"    changeset: {{repo: acme/{name}, token: {TOKEN_VAR}, url: '{url}',",
+            "      title: 'Bump VERSION in {{ project.name }}', labels: [batch],",
+            f"      reviewers: [octocat], published: {published}}}",
+        ]
+    lines.append("tasks:")
+    for name in REPOS:
+        check = "false" if name == fail else f'test "$(cat VERSION)" = {version}'
+        lines += [
+            f"  BUMP-{name}:",
+            f"    project: {name}",
+            f"    secrets: [{LEAK_VAR}]",
+            f"    run: {{shell: 'echo \"token is ${LEAK_VAR}\"; echo {version} > VERSION'}}",
+            f"  CHECK-{name}:",
+            f"    project: {name}",
+            f"    needs: [BUMP-{name}]",
+            f"    run: {{shell: '{check}'}}",
+        ]
+    path = folder / "plan.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def remote_tip(standin: Standin, name: str, branch: str = "planrun-bump") -> str | None:
+    return tip(standin.bare[f"acme/{name}"], f"refs/heads/{branch}")
+
+
+def no_leak(standin: Standin) -> None:
+    sent = json.dumps([r[2] for r in standin.requests])
+    assert LEAK not in sent
+
+
+def test_draft_prs_after_checks_then_nothing_then_an_edit_then_a_closed_pr(
+    tmp_path: Path, org: Standin
+) -> None:
+    plan = write_plan(tmp_path, org.url)
+    first = apply(plan)
+    assert first.returncode == 0, first.stderr
+    for name in REPOS:
+        [pull] = org.pulls_of(f"acme/{name}")
+        assert pull["draft"]
+        assert pull["state"] == "open"
+        assert pull["title"] == f"Bump VERSION in {name}"
+        assert pull["head"]["ref"] == "planrun-bump"
+        assert pull["base"]["ref"] == "main"
+        assert pull["head"]["sha"] == remote_tip(org, name)
+        assert [label["name"] for label in pull["labels"]] == ["batch"]
+        assert [u["login"] for u in pull["requested_reviewers"]] == ["octocat"]
+        assert f"`CHECK-{name}`" in pull["body"]
+        assert "**done**" in pull["body"]
+        assert git(org.bare[f"acme/{name}"], "show", "planrun-bump:VERSION") == "v2"
+    no_leak(org)
+
+    writes, tips = len(org.writes()), {n: remote_tip(org, n) for n in REPOS}
+    second = apply(plan)
+    assert second.returncode == 0, second.stderr
+    assert len(org.writes()) == writes  # no new PR, no edit
+    assert {n: remote_tip(org, n) for n in REPOS} == tips  # no new push
+
+    write_plan(tmp_path, org.url, version="v3")  # an edited task: its PR is updated
+    third = apply(plan)
+    assert third.returncode == 0, third.stderr
+    for name in REPOS:
+        [pull] = org.pulls_of(f"acme/{name}")
+        assert pull["number"] == 1
+        assert git(org.bare[f"acme/{name}"], "show", "planrun-bump:VERSION") == "v3"
+
+    org.close_pull("acme/api", 1)  # a person says no
+    before = remote_tip(org, "api")
+    write_plan(tmp_path, org.url, version="v4")
+    fourth = apply(plan)
+    assert fourth.returncode == 0, fourth.stderr
+    [pull] = org.pulls_of("acme/api")
+    assert pull["state"] == "closed"  # never reopened
+    assert remote_tip(org, "api") == before  # nor pushed to
+    assert git(org.bare["acme/web"], "show", "planrun-bump:VERSION") == "v4"
+
+    listed = planrun("changesets", str(plan), "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "acme/api" in listed.stdout
+    assert "closed" in listed.stdout
+    assert "acme/web" in listed.stdout
+    assert "draft" in listed.stdout
+    status = planrun("status", str(plan), cwd=tmp_path)
+    assert "changesets: 2" in status.stdout, status.stdout
+    no_leak(org)
+
+
+def test_a_failing_check_publishes_nothing_and_fails_the_run(tmp_path: Path, org: Standin) -> None:
+    plan = write_plan(tmp_path, org.url, fail="web")
+    done = apply(plan)
+    assert done.returncode == 1, done.stderr
+    assert org.pulls_of("acme/web") == []
+    assert remote_tip(org, "web") is None  # nothing pushed
+    [pull] = org.pulls_of("acme/api")
+    assert pull["draft"]
+    listed = planrun("changesets", str(plan), "list", "--state", "failed", cwd=tmp_path)
+    assert "acme/web" in listed.stdout
+    assert "acme/api" not in listed.stdout
+    lenient = write_plan(tmp_path, org.url, fail="web", changesets="{fail_on: []}")
+    again = apply(lenient, "--rerun-failed")
+    assert again.returncode == 0, again.stderr  # a failed repository is not counted
+    no_leak(org)
+
+
+@pytest.mark.parametrize("reached", [False, True], ids=["lost", "made-after-the-kill"])
+def test_planrun_killed_between_push_and_pr_makes_one_pr_after(
+    tmp_path: Path, org: Standin, reached: bool
+) -> None:
+    plan = write_plan(tmp_path, org.url, changesets="{}")
+    org.hold_writes, org.hold_when, org.drop_held = threading.Event(), '"draft"', not reached
+    proc = spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+    try:
+        wait_for(org.held.is_set, timeout=30, what="a PR being opened")
+        kill9(proc)
+    finally:
+        stop(proc)
+    assert any(remote_tip(org, n) for n in REPOS)  # pushed before the PR was asked for
+    org.hold_writes.set()
+    org.hold_writes = None
+    wait_for(lambda: org.drop_held or org.pulls, what="the held request")
+    again = apply(plan)
+    assert again.returncode == 0, again.stderr
+    for name in REPOS:
+        assert len(org.pulls_of(f"acme/{name}")) == 1
+
+
+def test_the_hourly_limit_holds_a_pr_for_a_later_apply(tmp_path: Path, org: Standin) -> None:
+    plan = write_plan(tmp_path, org.url, changesets="{per_hour: 1}", published="true")
+    first = apply(plan)
+    assert first.returncode == 0, first.stderr  # rate-limited is not a failure by default
+    assert len(org.pulls) == 1
+    assert "not published yet (at most 1 PRs per hour)" in first.stderr
+    [pull] = org.pulls.values()
+    assert not pull["draft"]
+    strict = write_plan(
+        tmp_path, org.url, changesets="{per_hour: 1, fail_on: [rate_limited]}", published="true"
+    )
+    assert apply(strict).returncode == 1  # still held, and this plan counts it
+    assert len(org.pulls) == 1
+    write_plan(tmp_path, org.url, changesets="{per_hour: 2}", published="true")
+    later = apply(plan)
+    assert later.returncode == 0, later.stderr
+    assert len(org.pulls) == 2  # the held one went out; nothing ran again
