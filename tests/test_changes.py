@@ -10,6 +10,8 @@ holding a PR for a later apply, and a secret in task output never reaching GitHu
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 
 from tests.github_standin import Standin, serve
 from tests.gitrepo import git, make_repos, tip
-from tests.runs import apply, kill9, planrun, spawn, stop, wait_for
+from tests.runs import apply, environment, kill9, planrun, spawn, stop, wait_for
 
 TOKEN_VAR = "PLANRUN_TEST_GH_TOKEN"
 LEAK_VAR = "PLANRUN_TEST_LEAK"
@@ -205,3 +207,55 @@ def test_the_hourly_limit_holds_a_pr_for_a_later_apply(tmp_path: Path, org: Stan
     later = apply(plan)
     assert later.returncode == 0, later.stderr
     assert len(org.pulls) == 2  # the held one went out; nothing ran again
+
+
+def test_a_plan_without_changesets_imports_nothing_of_them(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text('version: 1\ntasks:\n  A: {run: ["true"]}\n', encoding="utf-8")
+    code = (
+        "import sys\n"
+        "from planrun.cli import main\n"
+        f"assert main(['apply', {str(path)!r}, '--progress', 'none'], out=sys.stderr) == 0\n"
+        "assert 'httpx' not in sys.modules, 'httpx'\n"
+        "assert not [m for m in sys.modules if m.startswith('planrun.changes')]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=environment())
+
+
+def test_a_wrong_changeset_is_refused_at_load_before_anything_runs(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    (tmp_path / "api").mkdir()
+    make_repos(tmp_path / "api")
+    text = f"""\
+version: 1
+settings: {{secrets: [{LEAK_VAR}]}}
+projects:
+  api:
+    path: api/clone
+    integrate: none
+    changeset:
+      repo: acme/api
+      token: {TOKEN_VAR}
+      branch: "bad..{{{{ plan.name }}}}"
+      title: "{{{{ project.nam }}}}"
+      published: maybe
+tasks:
+  A: {{project: api, run: [touch, ran], secrets: [{LEAK_VAR}]}}
+"""
+    path = tmp_path / "plan.yaml"
+    path.write_text(text, encoding="utf-8")
+    done = planrun("apply", str(path), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{path}:12:18: " in done.stderr  # published: maybe
+    assert "published" in done.stderr
+    assert not (tmp_path / ".planrun").exists()
+    path.write_text(text.replace("      published: maybe\n", ""), encoding="utf-8")
+    done = planrun("validate", str(path), cwd=tmp_path)
+    assert done.returncode == 2
+    found = done.stderr
+    assert f"{path}:6:16: project api has a changeset: its tasks must land" in found
+    assert f"{path}:9:14: project api: changeset token {TOKEN_VAR!r} is not declared" in found
+    assert f"{path}:10:15: changeset branch 'bad..plan'" in found
+    assert f"{path}:11:" in found
+    assert "project.nam" in found

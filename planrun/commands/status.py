@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from planrun.changes.records import summary
 from planrun.core.outcomes import Status
 from planrun.report.figures import cost_text, tokens_text, usage_text
 from planrun.sessions.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
@@ -94,12 +95,16 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
         run = select_run(store, located)
         holder = read_holder(located.state_dir)  # before the rows: a run ending meanwhile
         snapshot = read_snapshot(store, run, holder)  # shows as ended, not as dead
+        changes = summary(store, run.plan_name)  # one line when the plan has changesets
     finally:
         store.close()
     if args.json:
-        out.write(json.dumps(as_json(snapshot, located), indent=2) + "\n")
+        data = as_json(snapshot, located)
+        if changes is not None:
+            data["changesets"] = changes
+        out.write(json.dumps(data, indent=2) + "\n")
     else:
-        out.write(as_text(snapshot, located))
+        out.write(as_text(snapshot, located) + (f"\n{changes}\n" if changes else ""))
     return 0
 
 
