@@ -9,6 +9,7 @@ holding a PR for a later apply, and a secret in task output never reaching GitHu
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -86,6 +87,15 @@ def write_plan(
     return path
 
 
+def changesets(plan: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``planrun changesets PLAN ARGS``, in this process: it only reads and calls GitHub."""
+    from planrun.cli import main
+
+    out = io.StringIO()
+    code = main(["changesets", str(plan), *args], out=out)
+    return subprocess.CompletedProcess([], code, out.getvalue(), "")
+
+
 def remote_tip(standin: Standin, name: str, branch: str = "planrun-bump") -> str | None:
     return tip(standin.bare[f"acme/{name}"], f"refs/heads/{branch}")
 
@@ -140,7 +150,7 @@ def test_draft_prs_after_checks_then_nothing_then_an_edit_then_a_closed_pr(
     assert remote_tip(org, "api") == before  # nor pushed to
     assert git(org.bare["acme/web"], "show", "planrun-bump:VERSION") == "v4"
 
-    listed = planrun("changesets", str(plan), "list", cwd=tmp_path)
+    listed = changesets(plan, "list")
     assert listed.returncode == 0, listed.stderr
     assert "acme/api" in listed.stdout
     assert "closed" in listed.stdout
@@ -159,7 +169,7 @@ def test_a_failing_check_publishes_nothing_and_fails_the_run(tmp_path: Path, org
     assert remote_tip(org, "web") is None  # nothing pushed
     [pull] = org.pulls_of("acme/api")
     assert pull["draft"]
-    listed = planrun("changesets", str(plan), "list", "--state", "failed", cwd=tmp_path)
+    listed = changesets(plan, "list", "--state", "failed")
     assert "acme/web" in listed.stdout
     assert "acme/api" not in listed.stdout
     lenient = write_plan(tmp_path, org.url, fail="web", changesets="{fail_on: []}")
@@ -259,3 +269,75 @@ tasks:
     assert f"{path}:10:15: changeset branch 'bad..plan'" in found
     assert f"{path}:11:" in found
     assert "project.nam" in found
+
+
+def test_changesets_lists_github_state_and_acts_in_bulk(tmp_path: Path, org: Standin) -> None:
+    from tests.github_pulls import check_run, review
+
+    plan = write_plan(tmp_path, org.url, published="true")
+    assert apply(plan).returncode == 0
+    sha = org.pulls[("acme/api", 1)]["head"]["sha"]
+    org.check_runs[sha] = [check_run(sha, "ci", "failure")]
+    org.reviews[("acme/api", 1)] = [review("acme/api", 1, "octocat", "CHANGES_REQUESTED")]
+    listed = changesets(plan, "--repo", "acme/api")
+    assert listed.returncode == 0, listed.stderr
+    [row] = [line for line in listed.stdout.splitlines() if "acme/api" in line]
+    assert row.split()[2:5] == ["open", "failing", "changes_requested"]
+    assert "acme/web" not in listed.stdout
+
+    said = changesets(plan, "comment", f"see {LEAK} and more")
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.count("commented") == 2
+    comments = list(org.comments.values())
+    assert len(comments) == 2
+    assert all(LEAK not in c["body"] and "see " in c["body"] for c in comments)
+
+    merged = changesets(plan, "merge", "--repo", "acme/web")
+    assert merged.returncode == 0, merged.stderr
+    assert org.pulls[("acme/web", 1)]["merged"]
+    assert not org.pulls[("acme/api", 1)]["merged"]
+    listed = changesets(plan, "list", "--state", "merged")
+    assert "acme/web" in listed.stdout
+    assert "acme/api" not in listed.stdout
+
+    before = remote_tip(org, "web")
+    write_plan(tmp_path, org.url, version="v3", published="true")
+    assert apply(plan).returncode == 0
+    assert remote_tip(org, "web") == before  # merged: done, nothing pushed to it again
+    assert git(org.bare["acme/api"], "show", "planrun-bump:VERSION") == "v3"
+    closed = changesets(plan, "close")
+    assert closed.returncode == 0, closed.stderr
+    assert org.pulls[("acme/api", 1)]["state"] == "closed"
+    assert "acme/web#1: merged, not closed" in closed.stdout
+    no_leak(org)
+
+
+def test_unpublished_no_diff_and_a_pr_someone_else_opened(tmp_path: Path, org: Standin) -> None:
+    plan = write_plan(tmp_path, org.url, version="v1", published='{"acme/api": true}')
+    done = apply(plan)  # v1 is already there: no diff anywhere
+    assert done.returncode == 0, done.stderr
+    assert org.requests == []
+    strict = write_plan(tmp_path, org.url, version="v1", changesets="{fail_on: [no_diff]}")
+    assert apply(strict, "--force-all").returncode == 1
+
+    web = tmp_path / "web" / "clone"  # a person's own PR for the branch planrun would use
+    git(web, "push", "-q", "origin", "main:refs/heads/planrun-bump")
+    from tests.github_pulls import pull_data
+
+    person = {"head": "planrun-bump", "base": "main", "title": "mine", "body": "by hand"}
+    org.pulls[("acme/web", 7)] = pull_data(org, "acme/web", 7, person)
+    changed = write_plan(
+        tmp_path,
+        org.url,
+        published='{"acme/api": false, "*": true}',
+        changesets="{fail_on: [failed, exists]}",
+    )
+    done = apply(changed)
+    assert done.returncode == 1, done.stderr  # this plan counts `exists` as a failure
+    assert org.pulls_of("acme/api") == []  # unpublished: nothing left the machine
+    assert remote_tip(org, "api") is None
+    assert [p["number"] for p in org.pulls_of("acme/web")] == [7]
+    assert org.pulls[("acme/web", 7)]["body"] == "by hand"  # left alone
+    listed = changesets(changed).stdout
+    assert "unpublished" in listed
+    assert "exists" in listed

@@ -47,6 +47,7 @@ class Pending:
     failures: int = 0
     last_error: str = ""
     held: bool = False  # waiting for the hourly limit
+    throttled: bool = False  # GitHub's rate limit answered the last try
 
 
 def recorded(store: StoreReader, plan_name: str) -> tuple[dict[str, Pending], list[float]]:
@@ -98,6 +99,7 @@ class Publisher:
         self.watch = Watch(plan, run_id, redact)
         self._wake = trio.Event()
         self._stopping = False
+        self._busy: set[str] = set()  # being delivered (or abandoned mid-delivery)
 
     def event(self, event: Event) -> None:
         for proposal in self.watch.event(event):
@@ -137,14 +139,15 @@ class Publisher:
 
     @property
     def held(self) -> list[str]:
-        """Projects whose changeset waits for the hourly limit."""
-        return sorted(k for k, p in self.pending.items() if p.held)
+        """Projects whose changeset waits for a rate limit: the plan's hourly one, or
+        GitHub's."""
+        return sorted(k for k, p in self.pending.items() if p.held or p.throttled)
 
     async def _round(self, *, final: bool) -> None:
         for project, pending in list(self.pending.items()):
             if self._stopping and not final:
                 return
-            if self.pending.get(project) is not pending:
+            if self.pending.get(project) is not pending or project in self._busy:
                 continue
             if self._limited(pending) or (not final and pending.not_before > trio.current_time()):
                 continue
@@ -170,6 +173,7 @@ class Publisher:
         if changeset is None:  # the plan no longer asks for it: settled as it is
             self._settle(project, pending, Result("failed", detail="no changeset in the plan"))
             return
+        self._busy.add(project)  # stays busy if cancelled: its thread may still be at work
         try:
             result = await trio.to_thread.run_sync(
                 _delivered,
@@ -181,6 +185,8 @@ class Publisher:
                 abandon_on_cancel=True,
             )
         except TrackerError as exc:
+            self._busy.discard(project)
+            pending.throttled = isinstance(exc, RateLimited)
             if isinstance(exc, Rejected) or exc.status in (404, 410, 422):
                 self._settle(project, pending, Result("failed", detail=self.redact(exc.message)))
                 return
@@ -191,6 +197,7 @@ class Publisher:
                 wait = max(wait, exc.reset_at - time.time())
             pending.not_before = trio.current_time() + wait
             return
+        self._busy.discard(project)
         self._settle(project, pending, result)
 
     def _settle(self, project: str, pending: Pending, result: Result) -> None:

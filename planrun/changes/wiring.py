@@ -68,7 +68,7 @@ def outcomes(publisher: Publisher) -> set[str]:
     found = {r.state for r in publisher.results.values()} & {"failed", "no_diff", "exists"}
     if publisher.held:
         found.add("rate_limited")
-    if any(not p.held for p in publisher.pending.values()):
+    if any(not (p.held or p.throttled) for p in publisher.pending.values()):
         found.add("failed")  # still not delivered: GitHub or the remote kept refusing
     return found
 

@@ -85,6 +85,8 @@ def _live(plan: CompiledPlan, change: Recorded) -> Row:
     from planrun.changes.pulls import checks_summary, pr_state, review_decision
     from planrun.trackers.http import TrackerError
 
+    if change.state in ("exists", "waiting"):  # not planrun's PR, or not sent yet
+        return Row(change, change.state)
     pulls = _pulls(plan, change)
     if pulls is None:
         return Row(change, change.state)
