@@ -236,7 +236,11 @@ def _changesets(commands: Any) -> None:
     )
     _plan_arg(p)
     p.add_argument(
-        "action", nargs="?", default="list", choices=("list", "merge", "close", "comment")
+        "action",
+        nargs="?",
+        default="list",
+        choices=("list", "merge", "close", "comment"),
+        help="list (the default), or merge, close or comment on each chosen PR",
     )
     p.add_argument("text", nargs="?", metavar="TEXT", help="the comment (comment only)")
     p.add_argument(
