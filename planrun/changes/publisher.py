@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -28,6 +29,7 @@ from planrun.changes.deliver import deliver
 from planrun.changes.propose import Watch
 from planrun.changes.push import Rejected
 from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT, WRITES, Proposal, Result
+from planrun.changes.records import Recorded, recorded_changesets, write_summary
 from planrun.core.events import Event
 from planrun.errors import StoreError
 from planrun.plan.resolved import CompiledPlan
@@ -87,6 +89,7 @@ class Publisher:
         *,
         redact: Callable[[str], str] = str,
         backoff: tuple[float, float] = (2.0, 300.0),
+        state_dir: Path | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -95,6 +98,9 @@ class Publisher:
         self.redact = redact
         self.backoff = backoff
         self.pending, self.writes = recorded(store, plan.name)
+        self.state_dir = state_dir
+        self.found = recorded_changesets(store, plan.name)  # for `planrun status`
+        self._keep()
         self.results: dict[str, Result] = {}
         self.watch = Watch(plan, run_id, redact)
         self._wake = trio.Event()
@@ -107,7 +113,18 @@ class Publisher:
             earlier = self.pending.get(proposal.project)
             ids = [*(earlier.ids if earlier else []), f"{self.run_id}/{seq}"]
             self.pending[proposal.project] = Pending(proposal, ids)
+            known = self.found.get(proposal.project)
+            if known is None:
+                known = self.found[proposal.project] = Recorded(
+                    proposal.project, proposal.repo, proposal.branch, "waiting"
+                )
+            known.state = "waiting"
+            self._keep()
             self._wake.set()
+
+    def _keep(self) -> None:
+        if self.state_dir is not None:
+            write_summary(self.state_dir, self.found)
 
     def stop(self) -> None:
         self._stopping = True
@@ -221,6 +238,13 @@ class Publisher:
             print(f"planrun: changeset published but not recorded: {exc}", file=sys.stderr)
         if result.state in WRITES:
             self.writes.append(now)
+        known = self.found.get(project)
+        if known is not None:
+            known.state, known.detail = result.state, result.detail
+            known.number = result.number or known.number
+            known.url = result.url or known.url
+            known.commit = result.commit or known.commit
+            self._keep()
         if self.pending.get(project) is pending:
             del self.pending[project]
         self.results[project] = result

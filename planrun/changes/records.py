@@ -1,13 +1,27 @@
-"""The changesets a plan's runs recorded, read back from the store (pure reading: no
-network), for ``planrun changesets`` and the summary line of ``planrun status``."""
+"""The changesets a plan's runs recorded, read back from the store (no network), for
+``planrun changesets``; and their one-line summary for ``planrun status``.
+
+``status`` must stay cheap whatever the store holds, so it does not read the events of
+every run: the publisher keeps ``<state_dir>/changesets.json``, each project's latest
+state, written (atomically) after every record it makes in the store. The store stays
+the truth; a crash between the two leaves the file one step behind until the next
+apply of the plan writes it again.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from planrun.atomic import write_atomic
 from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT
 from planrun.state.store import StoreReader
+
+SUMMARY_FILE = "changesets.json"
 
 
 @dataclass
@@ -56,11 +70,24 @@ def recorded_changesets(store: StoreReader, plan_name: str) -> dict[str, Recorde
     return found
 
 
-def summary(store: StoreReader, plan_name: str) -> str | None:
+def write_summary(state_dir: Path, found: Mapping[str, Recorded]) -> None:
+    """Keep ``found`` in the state folder for ``planrun status`` (best effort: it only
+    informs; the store holds the record)."""
+    data = {"format": 1, "changesets": {name: asdict(c) for name, c in found.items()}}
+    with contextlib.suppress(OSError):
+        write_atomic(state_dir / SUMMARY_FILE, json.dumps(data).encode())
+
+
+def summary(state_dir: Path) -> str | None:
     """``changesets: 3 (2 opened, 1 waiting)``, or None when the plan has none."""
-    found = recorded_changesets(store, plan_name)
-    if not found:
+    try:
+        data = json.loads((state_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+        found = data["changesets"]
+        states = [str(c["state"]) for c in found.values()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    counts = Counter(c.state for c in found.values())
+    if not states:
+        return None
+    counts = Counter(states)
     parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    return f"changesets: {len(found)} ({parts}); `planrun changesets PLAN` for their PRs"
+    return f"changesets: {len(states)} ({parts}); `planrun changesets PLAN` for their PRs"

@@ -16,6 +16,7 @@ never changed.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
@@ -38,13 +39,14 @@ def publisher_for(
     environ: Mapping[str, str],
     redact: Callable[[str], str],
     observers: Observers,
+    state_dir: Path | None = None,
 ) -> Publisher | None:
     """A publisher observing the run, if a project of the plan has a changeset."""
     if store is None or not any(p.changeset for p in plan.projects.values()):
         return None
     from planrun.changes.publisher import Publisher
 
-    publisher = Publisher(plan, store, run_id, environ, redact=redact)
+    publisher = Publisher(plan, store, run_id, environ, redact=redact, state_dir=state_dir)
     observers.add(publisher)
     return publisher
 

@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from planrun.changes.records import summary
 from planrun.core.outcomes import Status
 from planrun.report.figures import cost_text, tokens_text, usage_text
 from planrun.sessions.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
@@ -95,9 +94,9 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
         run = select_run(store, located)
         holder = read_holder(located.state_dir)  # before the rows: a run ending meanwhile
         snapshot = read_snapshot(store, run, holder)  # shows as ended, not as dead
-        changes = summary(store, run.plan_name)  # one line when the plan has changesets
     finally:
         store.close()
+    changes = changesets_line(located.state_dir)
     if args.json:
         data = as_json(snapshot, located)
         if changes is not None:
@@ -106,6 +105,16 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(as_text(snapshot, located) + (f"\n{changes}\n" if changes else ""))
     return 0
+
+
+def changesets_line(state_dir: Path) -> str | None:
+    """The one-line summary of the plan's changesets, if it has any (docs/batch-changes.md);
+    planrun.changes is imported only then."""
+    if not (state_dir / "changesets.json").is_file():  # planrun.changes.records.SUMMARY_FILE
+        return None
+    from planrun.changes.records import summary
+
+    return summary(state_dir)
 
 
 # ---------------------------------------------------------------- reading

@@ -117,7 +117,9 @@ def _publisher(
     from planrun.changes.wiring import publisher_for
 
     settings, redact = scheduler.settings, scheduler.run_context.redact
-    return publisher_for(plan, state.store, settings.run_id, settings.environ, redact, observers)
+    return publisher_for(
+        plan, state.store, settings.run_id, settings.environ, redact, observers, settings.state_dir
+    )
 
 
 async def _run(scheduler: Scheduler, outbox: Outbox | None, publisher: Publisher | None) -> None:
