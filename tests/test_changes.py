@@ -341,3 +341,25 @@ def test_unpublished_no_diff_and_a_pr_someone_else_opened(tmp_path: Path, org: S
     listed = changesets(changed).stdout
     assert "unpublished" in listed
     assert "exists" in listed
+
+
+def test_a_branch_someone_pushed_to_is_never_forced(tmp_path: Path, org: Standin) -> None:
+    api = tmp_path / "api" / "clone"
+    git(api, "checkout", "-q", "-b", "theirs")
+    (api / "THEIRS").write_text("a person's work\n")
+    git(api, "add", "THEIRS")
+    git(api, "commit", "-q", "-m", "theirs")
+    git(api, "push", "-q", "origin", "theirs:refs/heads/planrun-bump")
+    git(api, "checkout", "-q", "main")
+    theirs = remote_tip(org, "api")
+    plan = write_plan(tmp_path, org.url)
+    done = apply(plan)
+    assert done.returncode == 1, done.stderr  # a failed repository fails the run
+    assert remote_tip(org, "api") == theirs  # their commit is still there
+    assert org.pulls_of("acme/api") == []
+    assert len(org.pulls_of("acme/web")) == 1
+    [row] = [line for line in changesets(plan).stdout.splitlines() if "acme/api" in line]
+    assert " failed " in row
+    assert "rejected" in row or "fetch first" in row or "non-fast-forward" in row
+    status = planrun("status", str(plan), cwd=tmp_path)
+    assert "changesets: 2 (1 failed, 1 opened)" in status.stdout

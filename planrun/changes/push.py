@@ -40,8 +40,9 @@ def git(path: str, *args: str, env: Mapping[str, str] | None = None) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TrackerError(f"git {args[0]} in {path} failed: {exc}") from None
     if done.returncode != 0:
-        why = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        error = Rejected if "rejected" in done.stderr else TrackerError
+        said = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("hint:")]
+        why = (said or ["(no message)"])[-1]
+        error = Rejected if "[rejected]" in done.stdout + done.stderr else TrackerError
         raise error(f"git {args[0]} in {path} failed: {why}")
     return done.stdout
 
@@ -84,15 +85,15 @@ def remote_head(path: str, remote: str, branch: str, env: Mapping[str, str]) -> 
 
 def push(path: str, remote: str, commit: str, branch: str, env: Mapping[str, str]) -> None:
     """Push ``commit`` to ``branch`` on ``remote``: never forced."""
-    git(
-        path,
-        "push",
-        "--porcelain",
-        "--end-of-options",
-        remote,
-        f"{commit}:refs/heads/{branch}",
-        env=env,
-    )
+    refspec = f"{commit}:refs/heads/{branch}"
+    try:
+        git(path, "push", "--porcelain", "--end-of-options", remote, refspec, env=env)
+    except Rejected:
+        raise Rejected(
+            f"{remote} refused the push of {branch}: the branch there has commits planrun "
+            "did not make (rejected, not a fast-forward; planrun never forces a push: merge "
+            "or remove them, or choose another branch)"
+        ) from None
 
 
 def auth_env(path: str, remote: str, token: str) -> dict[str, str]:
