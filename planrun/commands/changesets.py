@@ -126,6 +126,11 @@ def _act(plan: CompiledPlan, row: Row, action: str, text: str) -> tuple[str, boo
     return f"{what}: {action.replace('comment', 'commente')}d", True
 
 
+def _where(change: Recorded) -> str:
+    """The PR, and what the last delivery said (why it failed, where unpublished work is)."""
+    return " ".join(filter(None, [change.url, change.detail])) or change.branch
+
+
 def _table(rows: list[Row]) -> str:
     if not rows:
         return "no changesets recorded (or none chosen)\n"
@@ -137,7 +142,7 @@ def _table(rows: list[Row]) -> str:
             r.state,
             r.checks,
             r.review,
-            r.change.url or r.change.detail or r.change.branch,
+            _where(r.change),
         )
         for r in rows
     ]
