@@ -91,12 +91,19 @@ def marker(plan: str, project: str) -> str:
 
 
 def default_body(tasks: list[dict[str, Any]]) -> str:
-    """planrun's own PR body: one line per task and check of the project."""
+    """planrun's own PR body: one line per task and check of the project. A title may
+    come from an issue anyone could open: it pings nobody and holds no HTML."""
     lines = ["Made by planrun. The tasks and checks of this change:", ""]
     for task in tasks:
-        title = str(task["title"]).replace("\n", " ")
+        title = _inert(str(task["title"]))
         lines.append(f"- `{_code(task['key'])}` {title}: **{task['status']}**")
     return "\n".join(lines)
+
+
+def _inert(text: str) -> str:
+    """One line of Markdown text that mentions no one (``@``) and opens no HTML (``<``)."""
+    line = " ".join(text.split())
+    return line.replace("<", "&lt;").replace("@", "@\u200b")
 
 
 def full_body(body: str, plan: str, project: str, redact: Callable[[str], str]) -> str:
