@@ -363,3 +363,20 @@ def test_a_branch_someone_pushed_to_is_never_forced(tmp_path: Path, org: Standin
     assert "rejected" in row or "fetch first" in row or "non-fast-forward" in row
     status = planrun("status", str(plan), cwd=tmp_path)
     assert "changesets: 2 (1 failed, 1 opened)" in status.stdout
+
+
+def test_github_down_fails_the_run_and_the_plan_as_it_is_now_decides(
+    tmp_path: Path, org: Standin
+) -> None:
+    org.fail_writes = 10_000
+    plan = write_plan(tmp_path, org.url)
+    done = apply(plan)
+    assert done.returncode == 1, done.stderr  # undelivered at the end: a failed repository
+    assert "changesets of api, web not published yet" in done.stderr
+    assert org.pulls == {}
+    org.fail_writes = 0
+    write_plan(tmp_path, org.url, published='{"acme/api": false, "*": draft}')
+    again = apply(plan)  # nothing runs again; the waiting changesets go as the plan says now
+    assert again.returncode == 0, again.stderr
+    assert org.pulls_of("acme/api") == []
+    assert len(org.pulls_of("acme/web")) == 1

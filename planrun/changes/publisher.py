@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ class Publisher:
         """Whether the hourly limit holds this proposal back (and until when)."""
         per_hour = self.plan.publishing.per_hour
         proposal = pending.proposal
-        if per_hour is None or not proposal.verified or proposal.published is False:
+        if per_hour is None or not proposal.verified or self._published(proposal) is False:
             return False
         now = time.time()
         recent = sorted(t for t in self.writes if t > now - HOUR)
@@ -184,17 +184,25 @@ class Publisher:
             pending.not_before = trio.current_time() + recent[-per_hour] + HOUR - now
         return pending.held
 
+    def _published(self, proposal: Proposal) -> bool | str:
+        """``published`` as the plan says now (as recorded, if it no longer says)."""
+        spec = self.plan.projects.get(proposal.project)
+        changeset = spec.changeset if spec is not None else None
+        return changeset.published if changeset is not None else proposal.published
+
     async def _try(self, project: str, pending: Pending) -> None:
         spec = self.plan.projects.get(project)
         changeset = spec.changeset if spec is not None else None
         if changeset is None:  # the plan no longer asks for it: settled as it is
             self._settle(project, pending, Result("failed", detail="no changeset in the plan"))
             return
+        # the plan as it is now chooses whether to publish (a proposal may wait for days)
+        proposal = replace(pending.proposal, published=changeset.published)
         self._busy.add(project)  # stays busy if cancelled: its thread may still be at work
         try:
             result = await trio.to_thread.run_sync(
                 _delivered,
-                pending.proposal,
+                proposal,
                 changeset.url,
                 self.environ,
                 changeset.token,
