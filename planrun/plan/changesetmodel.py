@@ -9,15 +9,28 @@ secret read by planrun only, never given to a task's session.
 
 # No ``from __future__ import annotations``: see planrun/plan/model.py.
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from planrun.plan.trackermodel import Label, RepoName
 from planrun.plan.values import EnvName, NonEmptyStr
 
 #: Whether a changeset's PR is opened: not at all, as a draft, or ready for review.
 Published = bool | Literal["draft"]
+_SAY = "published is false, draft or true, or a mapping of repository patterns to those"
+
+
+def _one_message(value: Any) -> Any:
+    """One plain message for a wrong ``published`` (not one per branch of the union)."""
+    values = value.values() if isinstance(value, dict) else [value]
+    keys_ok = all(isinstance(k, str) and k for k in value) if isinstance(value, dict) else True
+    if not keys_ok or not all(v is True or v is False or v == "draft" for v in values):
+        raise ValueError(f"{_SAY}, not {value!r}")
+    return value
+
+
+PublishedField = Annotated[Published | dict[NonEmptyStr, Published], BeforeValidator(_one_message)]
 #: What can happen to a repository's changeset that a plan may count as a failure.
 Outcome = Literal["failed", "no_diff", "exists", "rate_limited"]
 FAIL_ON: tuple[Outcome, ...] = ("failed",)
@@ -52,7 +65,7 @@ class Changeset(_Model):
     """Labels the PR gets (added; labels a person set are kept)."""
     reviewers: list[NonEmptyStr] = Field(default_factory=list)
     """Users asked to review the PR when it is opened."""
-    published: Published | dict[NonEmptyStr, Published] = "draft"
+    published: PublishedField = "draft"
     """`false` (push nothing, keep the branch), `draft` (the default) or `true`; or a
     mapping of repository patterns (`acme/web-*`, `*`) to those, the first match wins."""
     url: NonEmptyStr = "https://api.github.com"
