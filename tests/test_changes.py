@@ -217,6 +217,12 @@ def test_the_hourly_limit_holds_a_pr_for_a_later_apply(tmp_path: Path, org: Stan
     later = apply(plan)
     assert later.returncode == 0, later.stderr
     assert len(org.pulls) == 2  # the held one went out; nothing ran again
+    write_plan(tmp_path, org.url, "v3", changesets="{per_hour: 2}", published="true")
+    edited = apply(plan)  # two PRs this hour already: the updates wait too
+    assert edited.returncode == 0, edited.stderr
+    assert "changesets of api, web not published yet" in edited.stderr
+    for name in REPOS:
+        assert git(org.bare[f"acme/{name}"], "show", "planrun-bump:VERSION") == "v2"
 
 
 def test_a_plan_without_changesets_imports_nothing_of_them(tmp_path: Path) -> None:
