@@ -102,8 +102,10 @@ def auth_env(path: str, remote: str, token: str) -> dict[str, str]:
     if not url.startswith("https://"):
         return {}
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    given = os.environ.get("GIT_CONFIG_COUNT", "0")
+    n = int(given) if given.isdigit() else 0  # after the user's own GIT_CONFIG_* entries
     return {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": "http.extraHeader",
-        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+        "GIT_CONFIG_COUNT": str(n + 1),
+        f"GIT_CONFIG_KEY_{n}": "http.extraHeader",
+        f"GIT_CONFIG_VALUE_{n}": f"Authorization: Basic {basic}",
     }
