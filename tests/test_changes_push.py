@@ -58,3 +58,20 @@ def test_push_is_never_forced_and_tells_an_empty_change(tmp_path: Path, clean_en
     with pytest.raises(Rejected, match="never forces"):
         push(clone, "origin", theirs, "topic", {})
     assert remote_head(clone, "origin", "topic", {}) == ours
+
+
+def test_unpublished_work_is_kept_under_its_branch_name(tmp_path: Path, clean_env: Path) -> None:
+    from planrun.changes.push import keep_branch
+
+    repos = make_repos(tmp_path)
+    clone = str(repos.clone)
+    first = commit_file(repos.clone, "a.txt", "a\n", "first")
+    assert keep_branch(clone, "batch/x", first) == "kept on batch/x"
+    second = commit_file(repos.clone, "a.txt", "b\n", "second")
+    assert keep_branch(clone, "batch/x", second) == "kept on batch/x"  # moved forward
+    assert tip(clone, "refs/heads/batch/x") == second
+    git(repos.clone, "checkout", "-q", "-b", "mine", first)
+    mine = commit_file(repos.clone, "m.txt", "m\n", "a person's")
+    git(repos.clone, "branch", "-q", "-f", "batch/x", mine)
+    assert keep_branch(clone, "batch/x", second).startswith("not kept on batch/x")
+    assert tip(clone, "refs/heads/batch/x") == mine  # never moved off a person's commits

@@ -38,7 +38,9 @@ def deliver(
     if base is not None and git.same_tree(path, base, commit):
         return Result("no_diff", commit=commit, detail=f"no change against {proposal.base}")
     if proposal.published is False:
-        return Result("unpublished", commit=commit, detail=f"kept on {proposal.target}")
+        return Result(
+            "unpublished", commit=commit, detail=git.keep_branch(path, proposal.branch, commit)
+        )
     value = environ.get(token)
     if not value:
         raise TrackerError(f"{token} is not set: the changeset of {proposal.repo} waits")

@@ -96,6 +96,25 @@ def push(path: str, remote: str, commit: str, branch: str, env: Mapping[str, str
         ) from None
 
 
+def keep_branch(path: str, branch: str, commit: str) -> str:
+    """Point the local ``branch`` at ``commit`` (an unpublished changeset's work, kept
+    under its name): created, or moved forward; a branch with other commits is left as it
+    is. What was done, for the record."""
+    ref = f"refs/heads/{branch}"
+    current = tip(path, ref)
+    if current == commit:
+        return f"kept on {branch}"
+    if current is not None:
+        try:
+            git(path, "merge-base", "--is-ancestor", "--end-of-options", current, commit)
+        except TrackerError:
+            return (
+                f"not kept on {branch}: that branch has other commits (the work is {commit[:12]})"
+            )
+    git(path, "update-ref", "-m", "planrun: unpublished changeset", ref, commit, current or "")
+    return f"kept on {branch}"
+
+
 def auth_env(path: str, remote: str, token: str) -> dict[str, str]:
     """git's environment for ``remote``: the token as an HTTP header when it is https."""
     url = git(path, "remote", "get-url", "--end-of-options", remote).strip()
