@@ -225,6 +225,21 @@ def _clean(commands: Any) -> None:
     p.set_defaults(handler=handlers.clean)
 
 
+#: What `planrun changesets --state` can choose: a PR's state on GitHub, or what planrun
+#: recorded when there is none (docs/batch-changes.md).
+CHANGESET_STATES = (
+    "open",
+    "draft",
+    "merged",
+    "closed",
+    "unpublished",
+    "waiting",
+    "failed",
+    "no_diff",
+    "exists",
+)
+
+
 def _changesets(commands: Any) -> None:
     p = _command(
         commands,
@@ -245,9 +260,9 @@ def _changesets(commands: Any) -> None:
     p.add_argument("text", nargs="?", metavar="TEXT", help="the comment (comment only)")
     p.add_argument(
         "--state",
+        choices=CHANGESET_STATES,
         metavar="S",
-        help="only these: open, draft, merged, closed, "
-        "unpublished, waiting, failed, no_diff, exists",
+        help=f"only these: {', '.join(CHANGESET_STATES)}",
     )
     p.add_argument("--repo", metavar="PATTERN", help="only repositories matching (acme/web-*)")
     _state_dir(p)
