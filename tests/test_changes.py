@@ -197,7 +197,9 @@ def test_planrun_killed_between_push_and_pr_makes_one_pr_after(
     again = apply(plan)
     assert again.returncode == 0, again.stderr
     for name in REPOS:
-        assert len(org.pulls_of(f"acme/{name}")) == 1
+        [pull] = org.pulls_of(f"acme/{name}")
+        assert [label["name"] for label in pull["labels"]] == ["batch"]
+        assert [u["login"] for u in pull["requested_reviewers"]] == ["octocat"]
 
 
 def test_the_hourly_limit_holds_a_pr_for_a_later_apply(tmp_path: Path, org: Standin) -> None:

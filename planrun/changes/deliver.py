@@ -25,9 +25,12 @@ def deliver(
     environ: Mapping[str, str],
     token: str,
     redact: Callable[[str], str],
+    known: int | None = None,
 ) -> Result:
     """Bring the changeset of ``proposal`` to what it says; TrackerError if GitHub or the
-    remote refuse (:class:`~planrun.changes.push.Rejected`: for good)."""
+    remote refuse (:class:`~planrun.changes.push.Rejected`: for good). ``known`` is the
+    PR planrun recorded for it, if any: a PR of planrun's found without a record was
+    opened by a delivery cut short, and gets its reviewers now."""
     if not proposal.verified:
         return Result("failed", detail=proposal.reason)
     path = proposal.path
@@ -46,23 +49,28 @@ def deliver(
         raise TrackerError(f"{token} is not set: the changeset of {proposal.repo} waits")
     pulls = Pulls(proposal.repo, url, value)
     try:
-        return _publish(pulls, proposal, commit, value, redact)
+        return _publish(pulls, proposal, commit, value, redact, known)
     finally:
         pulls.close()
 
 
 def _publish(
-    pulls: Pulls, proposal: Proposal, commit: str, token: str, redact: Callable[[str], str]
+    pulls: Pulls,
+    proposal: Proposal,
+    commit: str,
+    token: str,
+    redact: Callable[[str], str],
+    known: int | None,
 ) -> Result:
     found = pulls.for_branch(proposal.branch)
     pull = found[0] if found else None
     if pull is not None:
         state = pr_state(pull)
-        known = Result(state, pull["number"], str(pull.get("html_url") or ""), commit=commit)
+        seen = Result(state, pull["number"], str(pull.get("html_url") or ""), commit=commit)
         if state in ("merged", "closed"):  # done, or a person's no: never reopened
-            return known
+            return seen
         if marker(proposal.plan, proposal.project) not in str(pull.get("body") or ""):
-            return Result("exists", known.number, known.url, detail="a PR planrun did not open")
+            return Result("exists", seen.number, seen.url, detail="a PR planrun did not open")
     env = git.auth_env(proposal.path, proposal.remote, token)
     pushed = git.remote_head(proposal.path, proposal.remote, proposal.branch, env) != commit
     if pushed:
@@ -79,6 +87,8 @@ def _publish(
         if proposal.reviewers:
             pulls.request_reviewers(number, list(proposal.reviewers))
         return Result("opened", number, str(made.get("html_url") or ""), pushed, commit)
+    if proposal.reviewers and int(pull["number"]) != known:  # opened, then cut short
+        pulls.request_reviewers(int(pull["number"]), list(proposal.reviewers))
     return _update(pulls, pull, proposal, title, body, pushed, commit)
 
 

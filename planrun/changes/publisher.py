@@ -198,6 +198,7 @@ class Publisher:
             return
         # the plan as it is now chooses whether to publish (a proposal may wait for days)
         proposal = replace(pending.proposal, published=changeset.published)
+        known = self.found[project].number if project in self.found else None
         self._busy.add(project)  # stays busy if cancelled: its thread may still be at work
         try:
             result = await trio.to_thread.run_sync(
@@ -207,6 +208,7 @@ class Publisher:
                 self.environ,
                 changeset.token,
                 self.redact,
+                known,
                 abandon_on_cancel=True,
             )
         except TrackerError as exc:
@@ -264,10 +266,11 @@ def _delivered(
     environ: Mapping[str, str],
     token: str,
     redact: Callable[[str], str],
+    known: int | None,
 ) -> Result:
     """:func:`deliver`; an answer of odd shape is a TrackerError (retried), not a crash."""
     try:
-        return deliver(proposal, url, environ, token, redact)
+        return deliver(proposal, url, environ, token, redact, known)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise TrackerError(
             f"github {proposal.repo} answered something unexpected: {type(exc).__name__}: {exc}"
