@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from githubkit_schemas.latest import models as gh
 from pydantic import BaseModel, ValidationError
 
+from tests.github_pulls import PULL_ROUTES, PullRoutes
 from tests.github_standin import PER_PAGE_MAX, STAMP, Standin, _Refused, _user, _valid
 
 ISSUES = re.compile(r"^/repos/([^/]+/[^/]+)/issues$")
@@ -35,8 +36,8 @@ def _body(model: type[BaseModel], data: Any) -> dict[str, Any]:
     return data
 
 
-class Handler(BaseHTTPRequestHandler):
-    data: ClassVar[Standin]
+class Handler(PullRoutes, BaseHTTPRequestHandler):
+    data: ClassVar[Standin]  # type: ignore[misc]
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -96,13 +97,16 @@ class Handler(BaseHTTPRequestHandler):
         if method != "GET" and d.hold_writes is not None and d.hold_when in raw:
             d.held.set()
             d.hold_writes.wait(timeout=60)
+            if d.drop_held:
+                raise _Refused(503, "Service Unavailable")
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
         for pattern, methods in ROUTES:
             found = pattern.match(path)
             if found and method in methods:
-                if found.group(1) != self.data.repo:
+                if found.group(1) not in (self.data.repo, *self.data.repos):
                     raise _Refused(404, "Not Found")
+                self.repo = found.group(1)
                 return methods[method](self, *found.groups()[1:], query=query, body=body)
         self.data.problems.append(f"unknown request {method} {path}")
         raise _Refused(404, "Not Found")
@@ -188,6 +192,9 @@ class Handler(BaseHTTPRequestHandler):
             {},
         )
 
+    def add_labels(self, number: str, *, query: dict[str, str], body: Any) -> Any:
+        return self.add_pull_labels(number, body)
+
     def list_comments(self, number: str, *, query: dict[str, str], body: Any) -> Any:
         return self._page("comments", self.data.comments_on(int(number)), query, gh.IssueComment)
 
@@ -195,7 +202,9 @@ class Handler(BaseHTTPRequestHandler):
         change = _body(gh.ReposOwnerRepoIssuesIssueNumberCommentsPostBody, body)
         d = self.data
         with d.lock:
-            if int(number) not in d.issues:
+            if self.repo == d.repo and int(number) in d.issues:
+                pass
+            elif (self.repo, int(number)) not in d.pulls:
                 raise _Refused(404, "Not Found")
             d._next_id += 1
             ident = d._next_id
@@ -203,12 +212,12 @@ class Handler(BaseHTTPRequestHandler):
                 "id": ident,
                 "node_id": f"IC_{ident}",
                 "url": f"https://api.github.com/repos/{d.repo}/issues/comments/{ident}",
-                "html_url": f"https://github.com/{d.repo}/issues/{number}#issuecomment-{ident}",
+                "html_url": f"https://github.com/{self.repo}/issues/{number}#issuecomment-{ident}",
                 "body": change["body"],
                 "user": _user("planrun-bot"),
                 "created_at": STAMP,
                 "updated_at": STAMP,
-                "issue_url": f"https://api.github.com/repos/{d.repo}/issues/{number}",
+                "issue_url": f"https://api.github.com/repos/{self.repo}/issues/{number}",
                 "author_association": "NONE",
             }
             d.comments[ident] = _valid(gh.IssueComment, comment)
@@ -229,5 +238,6 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Any]]] = [
     (ISSUE, {"GET": Handler.get_issue, "PATCH": Handler.edit_issue}),
     (COMMENTS, {"GET": Handler.list_comments, "POST": Handler.create_comment}),
     (COMMENT, {"PATCH": Handler.edit_comment}),
-    (LABELS, {"PUT": Handler.set_labels}),
+    (LABELS, {"PUT": Handler.set_labels, "POST": Handler.add_labels}),
+    *PULL_ROUTES,
 ]

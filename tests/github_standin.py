@@ -67,7 +67,13 @@ class Standin:
     hold_writes: threading.Event | None = None  # set: writes go through
     hold_when: str = ""  # hold only the writes whose body holds this text
     held: threading.Event = field(default_factory=threading.Event)  # a write is waiting
+    drop_held: bool = False  # a held write, once released, is refused (it never happened)
     url: str = ""
+    repos: list[str] = field(default_factory=list)  # more repositories served (pulls)
+    bare: dict[str, Any] = field(default_factory=dict)  # repository → its bare git folder
+    pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    reviews: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by head sha
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 1000
 
@@ -120,6 +126,14 @@ class Standin:
         suffix = f"/issues/{number}"
         return [c for c in self.comments.values() if c["issue_url"].endswith(suffix)]
 
+    def pulls_of(self, repo: str) -> list[dict[str, Any]]:
+        return [p for (r, _), p in sorted(self.pulls.items()) if r == repo]
+
+    def close_pull(self, repo: str, number: int) -> None:
+        """A person closes the PR on GitHub."""
+        with self.lock:
+            self.pulls[(repo, number)].update(state="closed", closed_at=STAMP)
+
     def writes(self) -> list[tuple[str, str, Any]]:
         return [r for r in self.requests if r[0] != "GET"]
 
@@ -151,7 +165,8 @@ def serve(standin: Standin) -> Iterator[Standin]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Bound)
     server.daemon_threads = True
     standin.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for it, once per test
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield standin

@@ -23,7 +23,13 @@ from tests.runs import last_run_folder
 PARSER = build_parser()
 COMMANDS = dict(PARSER.commands)
 #: a value each positional accepts (by dest), for parsing only
-POSITIONALS = {"plans": ["a.yaml"], "which": ["plan"], "shell": ["bash"], "text": ["yes"]}
+POSITIONALS = {
+    "plans": ["a.yaml"],
+    "which": ["plan"],
+    "shell": ["bash"],
+    "text": ["yes"],
+    "action": ["comment"],
+}
 
 
 def _arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:

@@ -29,9 +29,9 @@ PURE = (
 
 #: package → module prefixes it must never import
 FORBIDDEN = {
-    "core": (*PURE, "planrun.trackers"),
-    "plan": (*PURE, "planrun.trackers"),
-    "state": ("planrun.run", "planrun.commands", "planrun.ui", "planrun.cli"),
+    "core": (*PURE, "planrun.trackers", "planrun.changes"),
+    "plan": (*PURE, "planrun.trackers", "planrun.changes"),
+    "state": ("planrun.run", "planrun.changes", "planrun.commands", "planrun.ui", "planrun.cli"),
     "sessions": (
         "planrun.run",
         "planrun.state",
@@ -39,7 +39,13 @@ FORBIDDEN = {
         "planrun.ui",
         "planrun.cli",
     ),
-    "workspace": ("planrun.run", "planrun.commands", "planrun.ui", "planrun.cli"),
+    "workspace": (
+        "planrun.run",
+        "planrun.changes",
+        "planrun.commands",
+        "planrun.ui",
+        "planrun.cli",
+    ),
     "report": ("trio", "planrun.run", "planrun.state", "planrun.commands", "planrun.cli"),
     "ui": ("planrun.run", "planrun.state", "planrun.commands", "planrun.cli"),
     "run": ("planrun.commands", "planrun.cli"),
@@ -48,12 +54,22 @@ FORBIDDEN = {
         "planrun.run",
         "planrun.workspace",
         "planrun.trackers",
+        "planrun.changes",
+        "planrun.commands",
+        "planrun.ui",
+        "planrun.cli",
+    ),
+    "changes": (
+        "planrun.run",
+        "planrun.sessions",
+        "planrun.workspace",
         "planrun.commands",
         "planrun.ui",
         "planrun.cli",
     ),
     "trackers": (
         "planrun.run",
+        "planrun.changes",
         "planrun.sessions",
         "planrun.workspace",
         "planrun.commands",

@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add every command's parser; each names its handler in :mod:`planrun.commands.handlers`."""
     for add in (_validate, _plan, _graph, _schema, _init, _apply, _status, _logs, _report):
         add(commands)
-    for add in (_approve, _answer, _attach, _clean, _completion, _board):
+    for add in (_approve, _answer, _attach, _clean, _changesets, _completion, _board):
         add(commands)
 
 
@@ -246,6 +246,50 @@ def _clean(commands: Any) -> None:
     p.add_argument("--all", action="store_true", help="everything planrun made for this plan")
     _state_dir(p)
     p.set_defaults(handler=handlers.clean)
+
+
+#: What `planrun changesets --state` can choose: a PR's state on GitHub, or what planrun
+#: recorded when there is none (docs/batch-changes.md).
+CHANGESET_STATES = (
+    "open",
+    "draft",
+    "merged",
+    "closed",
+    "unpublished",
+    "waiting",
+    "failed",
+    "no_diff",
+    "exists",
+)
+
+
+def _changesets(commands: Any) -> None:
+    p = _command(
+        commands,
+        "changesets",
+        "the plan's pull requests: list, merge, close or comment in bulk",
+        "The changesets (pull requests) PLAN's runs recorded, with each PR's state, checks"
+        " and review decision read from GitHub; merge, close or comment on the chosen ones"
+        " (docs/batch-changes.md).",
+    )
+    _plan_arg(p)
+    p.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=("list", "merge", "close", "comment"),
+        help="list (the default), or merge, close or comment on each chosen PR",
+    )
+    p.add_argument("text", nargs="?", metavar="TEXT", help="the comment (comment only)")
+    p.add_argument(
+        "--state",
+        choices=CHANGESET_STATES,
+        metavar="S",
+        help=f"only these: {', '.join(CHANGESET_STATES)}",
+    )
+    p.add_argument("--repo", metavar="PATTERN", help="only repositories matching (acme/web-*)")
+    _state_dir(p)
+    p.set_defaults(handler=handlers.changesets)
 
 
 def _answer(commands: Any) -> None:

@@ -102,6 +102,12 @@ def clean(args: argparse.Namespace, out: TextIO) -> int:
     return run_clean(args, out)
 
 
+def changesets(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.changesets import run_changesets
+
+    return run_changesets(args, out)
+
+
 def completion(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.commands.basic import run_completion
 

@@ -100,6 +100,14 @@ EPILOGS: dict[str, tuple[str, str]] = {
         "  2   the task is not in review, invalid plan or usage\n"
         "  3   an apply holds the state lock",
     ),
+    "changesets": (
+        "planrun changesets plan.yaml\n"
+        "planrun changesets plan.yaml --state open --repo 'acme/web-*' merge\n"
+        'planrun changesets plan.yaml --state draft comment "rebased on main"',
+        "  0   listed, or every chosen PR took the action (or could not: said)\n"
+        "  1   GitHub refused an action\n"
+        "  2   invalid plan or usage, no state recorded",
+    ),
     "answer": (
         'planrun answer plan.yaml FIX "yes, use the v2 API"\n'
         "echo 'use the v2 API' | planrun answer plan.yaml FIX -",

@@ -96,11 +96,25 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
         snapshot = read_snapshot(store, run, holder)  # shows as ended, not as dead
     finally:
         store.close()
+    changes = changesets_line(located.state_dir)
     if args.json:
-        out.write(json.dumps(as_json(snapshot, located), indent=2) + "\n")
+        data = as_json(snapshot, located)
+        if changes is not None:
+            data["changesets"] = changes
+        out.write(json.dumps(data, indent=2) + "\n")
     else:
-        out.write(as_text(snapshot, located))
+        out.write(as_text(snapshot, located) + (f"\n{changes}\n" if changes else ""))
     return 0
+
+
+def changesets_line(state_dir: Path) -> str | None:
+    """The one-line summary of the plan's changesets, if it has any (docs/batch-changes.md);
+    planrun.changes is imported only then."""
+    if not (state_dir / "changesets.json").is_file():  # planrun.changes.records.SUMMARY_FILE
+        return None
+    from planrun.changes.records import summary
+
+    return summary(state_dir)
 
 
 # ---------------------------------------------------------------- reading

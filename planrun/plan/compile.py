@@ -22,6 +22,7 @@ from pathlib import Path
 
 from planrun.core.names import state_folder
 from planrun.errors import Location, PlanError
+from planrun.plan.changesets import check_tokens, publish_policy
 from planrun.plan.checks import TemplateChecks, check_state_dir
 from planrun.plan.link import check_parents, link, task_graph
 from planrun.plan.model import PlanFile, Provider, Settings
@@ -71,6 +72,7 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
     checks = TemplateChecks(problems, name, resolved.path)
     parents = check_parents(problems, plan.tasks)
     check_trackers(problems, plan)
+    check_tokens(problems, plan)
     files = DiskFiles(directory, directory / state_folder(name, plan.settings.state_dir))
     tasks = TaskBuilder(problems, plan, resolved, parents, checks, files).build()
     hooks = {
@@ -94,6 +96,7 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
         graph=graph,
         secrets=tuple(plan.settings.secrets),
         trackers=dict(plan.trackers),
+        publishing=publish_policy(plan),
     )
 
 

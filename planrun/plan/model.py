@@ -24,6 +24,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from planrun.plan.changesetmodel import Changeset as Changeset
+from planrun.plan.changesetmodel import Changesets as Changesets
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS
 from planrun.plan.trackermodel import GitHubTracker as GitHubTracker
 from planrun.plan.trackermodel import JiraTracker as JiraTracker
@@ -241,6 +243,9 @@ class Project(Model):
     """How long one setup command may run (default `10m`)."""
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
     """At most this many of this project's tasks run at once."""
+    changeset: Changeset | None = None
+    """Publish the project's verified work as a GitHub pull request
+    (docs/batch-changes.md)."""
 
 
 class ForEach(Model):
@@ -402,6 +407,9 @@ class PlanFile(Model):
     trackers: dict[Key, Tracker] = Field(default_factory=dict)
     """Issue trackers, by name, whose items tasks fan out over (`for_each: {tracker: NAME}`)
     and, when asked, get their task's status back (docs/trackers.md)."""
+    changesets: Changesets = Field(default_factory=Changesets)
+    """How the projects' changesets are published (rate) and which of their outcomes fail
+    the run (docs/batch-changes.md)."""
     hooks: Hooks = Field(default_factory=Hooks)
     """Run-level hooks: commands run when the run starts and ends and at moments of every
     task."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from planrun.plan import probes, templates
+from planrun.plan.changesets import resolve_changeset
 from planrun.plan.checks import check_target
 from planrun.plan.model import (
     KEY_PATTERN,
@@ -98,6 +99,7 @@ def plan_projects(
             setup=tuple(CommandSpec.of(c) for c in project.setup),
             setup_timeout=project.setup_timeout,
             max_concurrent=project.max_concurrent,
+            changeset=resolve_changeset(problems, plan, name, key, target),
         )
     return result
 

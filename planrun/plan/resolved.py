@@ -125,6 +125,41 @@ class ProviderSpec:
 
 
 @dataclass(frozen=True)
+class ChangesetSpec:
+    """A project's ``changeset:``, resolved (docs/batch-changes.md): ``branch`` rendered,
+    ``published`` chosen for ``repo``; ``title`` and ``body`` stay templates, rendered
+    when the changeset is recorded (``body`` None: planrun's own list of the tasks)."""
+
+    repo: str
+    token: str
+    remote: str
+    branch: str
+    base: str
+    title: str
+    body: str | None
+    labels: tuple[str, ...]
+    reviewers: tuple[str, ...]
+    published: bool | Literal["draft"]
+    url: str
+
+    def context(self, plan: str, project: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+        """What the title and body templates see (each task: key, title, status, reason)."""
+        return {
+            "plan": {"name": plan},
+            "project": {"name": project, "repo": self.repo, "branch": self.branch},
+            "tasks": tasks,
+        }
+
+
+@dataclass(frozen=True)
+class PublishPolicy:
+    """The plan's ``changesets:``: PRs per hour, and the outcomes that fail the run."""
+
+    per_hour: int | None = None
+    fail_on: frozenset[str] = frozenset({"failed"})
+
+
+@dataclass(frozen=True)
 class ProjectSpec:
     name: str
     path: str  # absolute
@@ -135,6 +170,7 @@ class ProjectSpec:
     setup: tuple[CommandSpec, ...]
     setup_timeout: float
     max_concurrent: int | None
+    changeset: ChangesetSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +251,7 @@ class CompiledPlan:
     #: the plan's trackers as declared (pydantic models: a plan that reads one is never
     #: cached, see planrun.plan.probes.not_cacheable)
     trackers: dict[str, Tracker] = field(default_factory=dict)
+    publishing: PublishPolicy = field(default_factory=PublishPolicy)
 
     @cached_property
     def work(self) -> tuple[str, ...]:

@@ -15,9 +15,10 @@ import sys
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -38,6 +39,10 @@ from planrun.run.wiring import sessions_for, shared_workspace, workspace_for
 from planrun.state.folder import State, open_state
 from planrun.state.store import iso
 from planrun.workspace.base import Bases
+
+if TYPE_CHECKING:
+    from planrun.changes.publisher import Publisher
+    from planrun.trackers.outbox import Outbox
 
 EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INTERRUPTED = 0, 1, 4, 130
 #: Statuses a task waits in for a person: `planrun approve`, `planrun answer`.
@@ -95,15 +100,60 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
         state = stack.enter_context(open_state(plan, options.state_dir, readonly=options.dry_run))
         scheduler, fingerprints = _scheduler(plan, state, settings, options, observers, claims)
         outbox = outbox_for(plan, state, scheduler, observers)  # status back to trackers
+        publisher = _publisher(plan, state, scheduler, observers)  # pull requests
         try:
-            trio.run(run_tracked, scheduler, outbox)
+            trio.run(_run, scheduler, outbox, publisher)
         finally:  # written on every way out, a crash of planrun itself included
             report = build_report(plan, scheduler, fingerprints)
+            report.exit_code = _exit_code(run_exit_code(scheduler), publisher, scheduler)
             end_error = _end(state, settings.run_id, report.status)
             written = write_reports(
                 plan, report, options.state_dir, options.outputs, default=not options.dry_run
             )
-    return _applied(plan, scheduler, settings, options, end_error, written)
+    applied = _applied(plan, scheduler, settings, options, end_error, written)
+    if publisher is None or applied.exit_code not in (0, 1, 4) or applied.problems:
+        return applied
+    return replace(applied, exit_code=_exit_code(applied.exit_code, publisher, scheduler))
+
+
+def _publisher(
+    plan: CompiledPlan, state: State, scheduler: Scheduler, observers: Observers
+) -> Publisher | None:
+    """The changesets' publisher (planrun.changes), if the plan has changesets."""
+    if state.readonly or state.journal is None:
+        return None
+    if not any(p.changeset for p in plan.projects.values()):
+        return None  # imports nothing of planrun.changes (nor httpx)
+    from planrun.changes.wiring import publisher_for
+
+    settings, redact = scheduler.settings, scheduler.run_context.redact
+    return publisher_for(
+        plan, state.store, settings.run_id, settings.environ, redact, observers, settings.state_dir
+    )
+
+
+async def _run(scheduler: Scheduler, outbox: Outbox | None, publisher: Publisher | None) -> None:
+    if publisher is None:
+        await run_tracked(scheduler, outbox)
+        return
+    from planrun.changes.wiring import run_published
+
+    await run_published(partial(run_tracked, scheduler, outbox), publisher)
+
+
+def _exit_code(code: int, publisher: Publisher | None, scheduler: Scheduler) -> int:
+    """``code`` under the plan's ``changesets.fail_on`` (planrun.changes.wiring)."""
+    if publisher is None:
+        return code
+    from planrun.changes.wiring import exit_code
+
+    return exit_code(code, publisher, _broken(scheduler))
+
+
+def _broken(scheduler: Scheduler) -> set[str]:
+    broken = (Status.FAILED, Status.CANCELLED, Status.SKIPPED)
+    tasks = scheduler.state.tasks.items()
+    return {k for k, t in tasks if t.status in broken and not t.expected}
 
 
 def _lock(state_dir: Path) -> Any:

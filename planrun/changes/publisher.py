@@ -1,0 +1,277 @@
+"""The changesets' outbox: a project's verified work recorded first, published after.
+
+:class:`Publisher` observes the run's events. Once every task of a project with a
+``changeset:`` and every task that needs one of them (its checks: a ``verify`` is part
+of its task) has finished, and one of them ran in this run, it records a
+:class:`~planrun.changes.record.Proposal` as a ``changeset_intent`` event (one durable
+transaction, ``StoreWriter.happened``): verified if all are done, else with the reason
+nothing is published. :meth:`Publisher.deliver` runs beside the scheduler and delivers
+the latest proposal of each project (:mod:`planrun.changes.deliver`, idempotent); each
+delivery is recorded as a ``changeset_delivered`` event with the state it left.
+
+At most ``changesets.per_hour`` deliveries that open or update a PR happen per hour over
+all of the plan's runs (counted from the store); the rest wait, and what still waits at
+the end of the run stays in the store for the next ``apply``. Nothing here fails a task.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from planrun.changes.deliver import deliver
+from planrun.changes.propose import Watch
+from planrun.changes.push import Rejected
+from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT, WRITES, Proposal, Result
+from planrun.changes.records import Recorded, recorded_changesets, write_summary
+from planrun.core.events import Event
+from planrun.errors import StoreError
+from planrun.plan.resolved import CompiledPlan
+from planrun.state.store import StoreProtocol, StoreReader
+from planrun.trackers.http import RateLimited, TrackerError
+
+HOUR = 3600.0
+
+
+@dataclass
+class Pending:
+    """The latest unsettled proposal of one project, and every proposal id it settles."""
+
+    proposal: Proposal
+    ids: list[str] = field(default_factory=list)
+    not_before: float = 0.0  # trio time
+    failures: int = 0
+    last_error: str = ""
+    held: bool = False  # waiting for the hourly limit
+    throttled: bool = False  # GitHub's rate limit answered the last try
+
+
+def recorded(store: StoreReader, plan_name: str) -> tuple[dict[str, Pending], list[float]]:
+    """Each project's unsettled proposal, and the times of deliveries that wrote to GitHub."""
+    latest: dict[str, tuple[str, Proposal]] = {}
+    ids: dict[str, list[str]] = {}
+    settled: set[str] = set()
+    writes: list[float] = []
+    for run in store.runs(plan_name):
+        for row in store.events(run.id):
+            if row.kind == INTENT_EVENT:
+                proposal = Proposal.of(row.data)
+                ident = f"{run.id}/{row.seq}"
+                latest[proposal.project] = (ident, proposal)
+                ids.setdefault(proposal.project, []).append(ident)
+            elif row.kind == DELIVERED_EVENT:
+                settled.update(row.data.get("intents") or ())
+                if row.data.get("state") in WRITES:
+                    writes.append(float(row.data.get("time") or 0))
+    found = {
+        project: Pending(proposal, [i for i in ids[project] if i not in settled])
+        for project, (ident, proposal) in latest.items()
+        if ident not in settled
+    }
+    return found, writes
+
+
+class Publisher:
+    """Records the run's changesets and publishes them (see the module doc)."""
+
+    def __init__(
+        self,
+        plan: CompiledPlan,
+        store: StoreProtocol,
+        run_id: str,
+        environ: Mapping[str, str],
+        *,
+        redact: Callable[[str], str] = str,
+        backoff: tuple[float, float] = (2.0, 300.0),
+        state_dir: Path | None = None,
+    ) -> None:
+        self.plan = plan
+        self.store = store
+        self.run_id = run_id
+        self.environ = environ
+        self.redact = redact
+        self.backoff = backoff
+        self.pending, self.writes = recorded(store, plan.name)
+        self.state_dir = state_dir
+        self.found = recorded_changesets(store, plan.name)  # for `planrun status`
+        self._keep()
+        self.results: dict[str, Result] = {}
+        self.watch = Watch(plan, run_id, redact)
+        self._wake = trio.Event()
+        self._stopping = False
+        self._busy: set[str] = set()  # being delivered (or abandoned mid-delivery)
+
+    def event(self, event: Event) -> None:
+        for proposal in self.watch.event(event):
+            seq = self.store.happened(self.run_id, INTENT_EVENT, None, proposal.as_data())
+            earlier = self.pending.get(proposal.project)
+            ids = [*(earlier.ids if earlier else []), f"{self.run_id}/{seq}"]
+            self.pending[proposal.project] = Pending(proposal, ids)
+            known = self.found.get(proposal.project)
+            if known is None:
+                known = self.found[proposal.project] = Recorded(
+                    proposal.project, proposal.repo, proposal.branch, "waiting"
+                )
+            known.state = "waiting"
+            self._keep()
+            self._wake.set()
+
+    def _keep(self) -> None:
+        if self.state_dir is not None:
+            write_summary(self.state_dir, self.found)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def deliver(self) -> None:
+        """Deliver proposals as they come, one at a time, until :meth:`stop`."""
+        while not self._stopping:
+            await self._round(final=False)
+            if self._stopping:
+                return
+            self._wake = trio.Event()
+            waits = [p.not_before for p in self.pending.values()]
+            with trio.move_on_at(min(waits, default=float("inf"))):
+                await self._wake.wait()
+
+    async def flush(self) -> None:
+        """One last try for each proposal not held by the hourly limit; the rest waits in
+        the store for the next apply, and is said on stderr."""
+        await self._round(final=True)
+        if self.pending:
+            names = ", ".join(sorted(self.pending))
+            why = next((p.last_error for p in self.pending.values() if p.last_error), "")
+            print(
+                f"planrun: changesets of {names} not published yet ({why}); the next apply "
+                "of this plan publishes them",
+                file=sys.stderr,
+            )
+
+    @property
+    def held(self) -> list[str]:
+        """Projects whose changeset waits for a rate limit: the plan's hourly one, or
+        GitHub's."""
+        return sorted(k for k, p in self.pending.items() if p.held or p.throttled)
+
+    async def _round(self, *, final: bool) -> None:
+        for project, pending in list(self.pending.items()):
+            if self._stopping and not final:
+                return
+            if self.pending.get(project) is not pending or project in self._busy:
+                continue
+            if self._limited(pending) or (not final and pending.not_before > trio.current_time()):
+                continue
+            await self._try(project, pending)
+
+    def _limited(self, pending: Pending) -> bool:
+        """Whether the hourly limit holds this proposal back (and until when)."""
+        per_hour = self.plan.publishing.per_hour
+        proposal = pending.proposal
+        if per_hour is None or not proposal.verified or self._published(proposal) is False:
+            return False
+        now = time.time()
+        recent = sorted(t for t in self.writes if t > now - HOUR)
+        pending.held = len(recent) >= per_hour
+        if pending.held:
+            pending.last_error = f"at most {per_hour} PRs per hour"
+            pending.not_before = trio.current_time() + recent[-per_hour] + HOUR - now
+        return pending.held
+
+    def _published(self, proposal: Proposal) -> bool | str:
+        """``published`` as the plan says now (as recorded, if it no longer says)."""
+        spec = self.plan.projects.get(proposal.project)
+        changeset = spec.changeset if spec is not None else None
+        return changeset.published if changeset is not None else proposal.published
+
+    async def _try(self, project: str, pending: Pending) -> None:
+        spec = self.plan.projects.get(project)
+        changeset = spec.changeset if spec is not None else None
+        if changeset is None:  # the plan no longer asks for it: settled as it is
+            self._settle(project, pending, Result("failed", detail="no changeset in the plan"))
+            return
+        # the plan as it is now chooses whether to publish (a proposal may wait for days)
+        proposal = replace(pending.proposal, published=changeset.published)
+        known = self.found[project].number if project in self.found else None
+        self._busy.add(project)  # stays busy if cancelled: its thread may still be at work
+        try:
+            result = await trio.to_thread.run_sync(
+                _delivered,
+                proposal,
+                changeset.url,
+                self.environ,
+                changeset.token,
+                self.redact,
+                known,
+                abandon_on_cancel=True,
+            )
+        except TrackerError as exc:
+            self._busy.discard(project)
+            pending.throttled = isinstance(exc, RateLimited)
+            if isinstance(exc, Rejected) or exc.status in (404, 410, 422):
+                self._settle(project, pending, Result("failed", detail=self.redact(exc.message)))
+                return
+            pending.failures += 1
+            pending.last_error = self.redact(exc.message)
+            wait = min(self.backoff[0] * 2 ** (pending.failures - 1), self.backoff[1])
+            if isinstance(exc, RateLimited):
+                wait = max(wait, exc.reset_at - time.time())
+            pending.not_before = trio.current_time() + wait
+            return
+        self._busy.discard(project)
+        self._settle(project, pending, result)
+
+    def _settle(self, project: str, pending: Pending, result: Result) -> None:
+        now = time.time()
+        data: dict[str, Any] = {
+            "intents": pending.ids,
+            "project": project,
+            "repo": pending.proposal.repo,
+            "branch": pending.proposal.branch,
+            "state": result.state,
+            "number": result.number,
+            "url": result.url,
+            "pushed": result.pushed,
+            "commit": result.commit,
+            "detail": result.detail,
+            "time": now,
+        }
+        try:
+            self.store.happened(self.run_id, DELIVERED_EVENT, None, data)
+        except StoreError as exc:  # done, not recorded: done again (idempotently) next time
+            print(f"planrun: changeset published but not recorded: {exc}", file=sys.stderr)
+        if result.state in WRITES:
+            self.writes.append(now)
+        known = self.found.get(project)
+        if known is not None:
+            known.state, known.detail = result.state, result.detail
+            known.number = result.number or known.number
+            known.url = result.url or known.url
+            known.commit = result.commit or known.commit
+            self._keep()
+        if self.pending.get(project) is pending:
+            del self.pending[project]
+        self.results[project] = result
+
+
+def _delivered(
+    proposal: Proposal,
+    url: str,
+    environ: Mapping[str, str],
+    token: str,
+    redact: Callable[[str], str],
+    known: int | None,
+) -> Result:
+    """:func:`deliver`; an answer of odd shape is a TrackerError (retried), not a crash."""
+    try:
+        return deliver(proposal, url, environ, token, redact, known)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TrackerError(
+            f"github {proposal.repo} answered something unexpected: {type(exc).__name__}: {exc}"
+        ) from None

@@ -1,0 +1,130 @@
+"""Git for a changeset: the tip to propose, whether it changes anything, and the push.
+
+Synchronous (run in a worker thread by the publisher), argv only, never a shell. The
+push is never forced: a branch on the remote with commits planrun did not make is
+refused by git, and that changeset fails (:class:`Rejected`) instead of losing a
+person's work. An ``https`` remote gets the changeset's token as an HTTP header through
+git's environment (``GIT_CONFIG_*``), never in argv nor in the remote's URL; other
+remotes (ssh, a folder) use the user's own git credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from collections.abc import Mapping
+
+from planrun.trackers.http import TrackerError
+
+#: Seconds one git command may take.
+GIT_TIMEOUT = 300.0
+
+
+class Rejected(TrackerError):
+    """The remote refused the push (not a fast-forward): not worth trying again."""
+
+
+def git(path: str, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """``git -C path args`` (its stdout); TrackerError when it fails."""
+    environ = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+    try:
+        done = subprocess.run(
+            ["git", "-C", path, *args],
+            capture_output=True,
+            text=True,
+            env=environ,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TrackerError(f"git {args[0]} in {path} failed: {exc}") from None
+    if done.returncode != 0:
+        said = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("hint:")]
+        why = (said or ["(no message)"])[-1]
+        error = Rejected if "[rejected]" in done.stdout + done.stderr else TrackerError
+        raise error(f"git {args[0]} in {path} failed: {why}")
+    return done.stdout
+
+
+def tip(path: str, ref: str) -> str | None:
+    """The commit ``ref`` names in the repository at ``path``, if any."""
+    try:
+        return git(
+            path, "rev-parse", "--verify", "--quiet", "--end-of-options", ref + "^{commit}"
+        ).strip()
+    except TrackerError:
+        return None
+
+
+def base_commit(path: str, remote: str, base: str) -> str | None:
+    """The base branch as last fetched from ``remote``, else the local branch."""
+    return tip(path, f"refs/remotes/{remote}/{base}") or tip(path, f"refs/heads/{base}")
+
+
+def same_tree(path: str, first: str, second: str) -> bool:
+    """Whether the two commits hold the same files (the change would be empty)."""
+
+    def tree(commit: str) -> str:
+        return git(path, "rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}").strip()
+
+    return tree(first) == tree(second)
+
+
+def remote_head(path: str, remote: str, branch: str, env: Mapping[str, str]) -> str | None:
+    """The commit ``branch`` is at on ``remote`` (None: the remote has no such branch)."""
+    out = git(
+        path, "ls-remote", "--heads", "--end-of-options", remote, f"refs/heads/{branch}", env=env
+    )
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == f"refs/heads/{branch}":
+            return sha
+    return None
+
+
+def push(path: str, remote: str, commit: str, branch: str, env: Mapping[str, str]) -> None:
+    """Push ``commit`` to ``branch`` on ``remote``: never forced."""
+    refspec = f"{commit}:refs/heads/{branch}"
+    try:
+        git(path, "push", "--porcelain", "--end-of-options", remote, refspec, env=env)
+    except Rejected:
+        raise Rejected(
+            f"{remote} refused the push of {branch}: the branch there has commits planrun "
+            "did not make (rejected, not a fast-forward; planrun never forces a push: merge "
+            "or remove them, or choose another branch)"
+        ) from None
+
+
+def keep_branch(path: str, branch: str, commit: str) -> str:
+    """Point the local ``branch`` at ``commit`` (an unpublished changeset's work, kept
+    under its name): created, or moved forward; a branch with other commits is left as it
+    is. What was done, for the record."""
+    ref = f"refs/heads/{branch}"
+    current = tip(path, ref)
+    if current == commit:
+        return f"kept on {branch}"
+    if current is not None:
+        try:
+            git(path, "merge-base", "--is-ancestor", "--end-of-options", current, commit)
+        except TrackerError:
+            return (
+                f"not kept on {branch}: that branch has other commits (the work is {commit[:12]})"
+            )
+    git(path, "update-ref", "-m", "planrun: unpublished changeset", ref, commit, current or "")
+    return f"kept on {branch}"
+
+
+def auth_env(path: str, remote: str, token: str) -> dict[str, str]:
+    """git's environment for ``remote``: the token as an HTTP header when it is https."""
+    url = git(path, "remote", "get-url", "--end-of-options", remote).strip()
+    if not url.startswith("https://"):
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    given = os.environ.get("GIT_CONFIG_COUNT", "0")
+    n = int(given) if given.isdigit() else 0  # after the user's own GIT_CONFIG_* entries
+    return {
+        "GIT_CONFIG_COUNT": str(n + 1),
+        f"GIT_CONFIG_KEY_{n}": "http.extraHeader",
+        f"GIT_CONFIG_VALUE_{n}": f"Authorization: Basic {basic}",
+    }

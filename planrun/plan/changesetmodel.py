@@ -1,0 +1,84 @@
+"""A project's ``changeset:`` and the plan's ``changesets:`` (docs/batch-changes.md).
+
+A changeset is the pull request that carries a project's verified work to its GitHub
+repository: the branch planrun pushes, the PR's title, body, labels and reviewers, and
+whether it is published. Part of the plan's models (:mod:`planrun.plan.model` imports
+them); each field's docstring is its documentation, as there. The token is a declared
+secret read by planrun only, never given to a task's session.
+"""
+
+# No ``from __future__ import annotations``: see planrun/plan/model.py.
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from planrun.plan.trackermodel import Label, RepoName
+from planrun.plan.values import EnvName, NonEmptyStr
+
+#: Whether a changeset's PR is opened: not at all, as a draft, or ready for review.
+Published = bool | Literal["draft"]
+_SAY = "published is false, draft or true, or a mapping of repository patterns to those"
+
+
+def _one_message(value: Any) -> Any:
+    """One plain message for a wrong ``published`` (not one per branch of the union)."""
+    values = value.values() if isinstance(value, dict) else [value]
+    keys_ok = all(isinstance(k, str) and k for k in value) if isinstance(value, dict) else True
+    if not keys_ok or not all(v is True or v is False or v == "draft" for v in values):
+        raise ValueError(f"{_SAY}, not {value!r}")
+    return value
+
+
+PublishedField = Annotated[Published | dict[NonEmptyStr, Published], BeforeValidator(_one_message)]
+#: What can happen to a repository's changeset that a plan may count as a failure.
+Outcome = Literal["failed", "no_diff", "exists", "rate_limited"]
+FAIL_ON: tuple[Outcome, ...] = ("failed",)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Changeset(_Model):
+    """The pull request that carries this project's verified work to GitHub."""
+
+    repo: RepoName
+    """The GitHub repository (`owner/name`) the PR is opened in."""
+    token: EnvName
+    """The environment variable holding the GitHub token; it must be in `settings.secrets`
+    (redacted everywhere, never given to a task's session)."""
+    remote: NonEmptyStr = "origin"
+    """The git remote of the project's repository that the branch is pushed to."""
+    branch: NonEmptyStr | None = None
+    """The branch pushed and proposed (a template: `plan`, `project`); default: the
+    project's `target_branch`, where its tasks landed."""
+    base: NonEmptyStr | None = None
+    """The branch the PR asks to merge into (default: the project's `base_branch`, else
+    `main`)."""
+    title: NonEmptyStr = "planrun: {{ plan.name }}"
+    """The PR's title (a template: `plan`, `project`, `tasks`)."""
+    body: str | None = None
+    """The PR's body in Markdown (a template: `plan`, `project`, `tasks`, each task with
+    `key`, `title`, `status`); default: a list of what the project's tasks did."""
+    labels: list[Label] = Field(default_factory=list)
+    """Labels the PR gets (added; labels a person set are kept)."""
+    reviewers: list[NonEmptyStr] = Field(default_factory=list)
+    """Users asked to review the PR when it is opened."""
+    published: PublishedField = "draft"
+    """`false` (push nothing, keep the branch), `draft` (the default) or `true`; or a
+    mapping of repository patterns (`acme/web-*`, `*`) to those, the first match wins."""
+    url: NonEmptyStr = "https://api.github.com"
+    """The API's base URL (GitHub Enterprise: `https://HOST/api/v3`)."""
+
+
+class Changesets(_Model):
+    """How the plan's changesets are published, and which outcomes fail the run."""
+
+    per_hour: Annotated[int, Field(ge=1)] | None = None
+    """At most this many PRs opened or updated per hour, over all runs of the plan; the
+    rest wait in the store for a later apply (default: no limit)."""
+    fail_on: list[Outcome] = Field(default_factory=lambda: list(FAIL_ON))
+    """Outcomes that make `apply` exit 1: `failed` (a repository's tasks or checks failed,
+    or its push or PR could not be made), `no_diff` (nothing to propose), `exists` (a PR
+    for the branch that planrun did not open), `rate_limited` (still waiting)."""

@@ -1,0 +1,143 @@
+"""A project's ``changeset:`` resolved and checked (docs/batch-changes.md).
+
+What the schema cannot see:
+
+- the token is a declared secret (``settings.secrets``), never granted to a session nor
+  passed on by ``settings.env.inherit``: GitHub credentials are planrun's alone;
+- the project gives each task a worktree and lands it (``worktrees: true``, ``integrate``
+  other than ``none``): what is proposed is the branch its tasks landed on;
+- the branch renders to a name git accepts; the title and body render against a context
+  shaped like the one used when the changeset is recorded;
+- ``published`` as a mapping has a pattern that matches the repository (else: false).
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from planrun.plan import templates
+from planrun.plan.changesetmodel import Changeset
+from planrun.plan.model import PlanFile, Project
+from planrun.plan.problems import Problems
+from planrun.plan.refs import branch_problem
+from planrun.plan.resolved import ChangesetSpec, PublishPolicy
+from planrun.plan.trackers import _grants
+
+SAMPLE_TASK = {"key": "KEY", "title": "a title", "status": "done", "reason": ""}
+
+
+def resolve_changeset(
+    problems: Problems, plan: PlanFile, plan_name: str, key: str, target: str
+) -> ChangesetSpec | None:
+    """Project ``key``'s changeset with its branch rendered (None without one); its
+    problems reported."""
+    project = plan.projects[key]
+    changeset = project.changeset
+    if changeset is None:
+        return None
+    where = ("projects", key, "changeset")
+    _check_project(problems, plan, key, project)
+    spec = ChangesetSpec(
+        repo=changeset.repo,
+        token=changeset.token,
+        remote=changeset.remote,
+        branch=_branch(problems, plan_name, key, changeset, target),
+        base=changeset.base or project.base_branch or "main",
+        title=changeset.title,
+        body=changeset.body,
+        labels=tuple(changeset.labels),
+        reviewers=tuple(changeset.reviewers),
+        published=published_for(changeset),
+        url=changeset.url,
+    )
+    context = spec.context(plan_name, key, [SAMPLE_TASK])
+    for field in ("title", "body"):
+        text = getattr(changeset, field)
+        if text is not None:
+            try:
+                templates.check(text, context)
+            except templates.TemplateProblem as exc:
+                problems.fail_template((*where, field), exc)
+    return spec
+
+
+def published_for(changeset: Changeset) -> bool | Literal["draft"]:
+    """``published`` for the changeset's repository: the first pattern that matches it,
+    else false (nothing is published that the plan did not choose)."""
+    if not isinstance(changeset.published, dict):
+        return changeset.published
+    for pattern, value in changeset.published.items():
+        if fnmatchcase(changeset.repo, pattern):
+            return value
+    return False
+
+
+def _branch(problems: Problems, plan_name: str, key: str, changeset: Changeset, target: str) -> str:
+    if changeset.branch is None:
+        return target
+    where = ("projects", key, "changeset", "branch")
+    context = {"plan": {"name": plan_name}, "project": {"name": key, "repo": changeset.repo}}
+    try:
+        branch = templates.render(changeset.branch, context)
+    except templates.TemplateProblem as exc:
+        problems.fail_template(where, exc)
+        return changeset.branch
+    problem = branch_problem(branch)
+    if problem is not None:
+        problems.fail(
+            where, f"changeset branch {branch!r} is not a branch name git accepts: {problem}"
+        )
+    return branch
+
+
+def _check_project(problems: Problems, plan: PlanFile, key: str, project: Project) -> None:
+    where = ("projects", key)
+    if not project.worktrees:
+        problems.fail(
+            (*where, "worktrees"),
+            f"project {key} has a changeset: its tasks "
+            "need worktrees (worktrees: true) to land on the branch it proposes",
+        )
+    if project.integrate == "none":
+        problems.fail(
+            (*where, "integrate"),
+            f"project {key} has a changeset: its tasks must "
+            "land (integrate: merge, squash or rebase) on the branch it proposes",
+        )
+
+
+def check_tokens(problems: Problems, plan: PlanFile) -> None:
+    """Each changeset's token is a declared secret that no session is given."""
+    tokens: dict[str, str] = {}
+    for key, project in plan.projects.items():
+        if project.changeset is None:
+            continue
+        token = project.changeset.token
+        tokens.setdefault(token, key)
+        if token not in plan.settings.secrets:
+            problems.fail(
+                ("projects", key, "changeset", "token"),
+                f"project {key}: changeset token {token!r} is not declared in "
+                "settings.secrets (declare it there, so that its value is redacted everywhere)",
+            )
+    for index, name in enumerate(plan.settings.env.inherit):
+        if name in tokens:
+            problems.fail(
+                ("settings", "env", "inherit", index),
+                f"{name} is the changeset token of project {tokens[name]}; it is never passed "
+                "on to sessions (remove it from settings.env.inherit)",
+            )
+    for where, granted in _grants(plan):
+        for index, secret in enumerate(granted):
+            if secret in tokens:
+                problems.fail(
+                    (*where, index),
+                    f"secret {secret!r} is the changeset token of project {tokens[secret]}; "
+                    "it is never given to a task's session",
+                )
+
+
+def publish_policy(plan: PlanFile) -> PublishPolicy:
+    """The plan's ``changesets:`` as plain values."""
+    return PublishPolicy(plan.changesets.per_hour, frozenset(plan.changesets.fail_on))
