@@ -58,13 +58,15 @@ def _read(url: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[Any]
         raise UsageError("--store: name the PLAN whose shared run to read")
     plan = load_plan(Path(args.plan))
     where = redacted(url)
-    scale, connect = _driver(url)
+    _, connect = _driver(url)
+    from planrun.state.postgres import scale_read
+
     con = connect(url, where)
     try:
-        run = scale.find_run(con, plan.name, getattr(args, "run", None))
+        run = scale_read.find_run(con, plan.name, getattr(args, "run", None))
         if run is None:
             raise StoreError(where, f"no shared run of plan {plan.name!r}", "run apply --store")
-        return run, scale.task_rows(con, run["id"]), scale.machine_rows(con, run["id"])
+        return run, scale_read.task_rows(con, run["id"]), scale_read.machine_rows(con, run["id"])
     finally:
         con.close()
 
@@ -144,9 +146,11 @@ def run_answer(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(Path(args.plan))
     text = sys.stdin.read() if args.text == "-" else args.text
     scale, connect = _driver(url)
+    from planrun.state.postgres import scale_read
+
     con = connect(url, redacted(url))
     try:
-        run = scale.find_run(con, plan.name, None)
+        run = scale_read.find_run(con, plan.name, None)
         owner = None if run is None else scale.post_answer(con, run["id"], args.key, text)
     finally:
         con.close()
