@@ -163,6 +163,7 @@ def _scheduler(
     if claims is not None:
         claims.reports = scheduler.reports
         claims.find_landed = getattr(workspace, "find_landed", None)
+        scheduler.attempts.spending = claims.spending  # run budgets count every machine
     return scheduler, fingerprints
 
 

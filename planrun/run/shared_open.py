@@ -74,6 +74,7 @@ def join(
             if t.kind == "work"
         ]
         scale.seed_tasks(con, shared_id, tasks)
+        spent = scale.run_spent(con, shared_id)  # the run's wall time counts from its start
     finally:
         con.close()
     caps = scale.Caps(
@@ -82,4 +83,5 @@ def join(
     )
     claims = SharedClaims(url, where, shared_id, machine, caps, timing_from_env())
     claims.state_dir = state_dir
+    claims.spending.seen(spent)
     return claims

@@ -1,0 +1,85 @@
+"""Issue 17's remaining gaps, for real (separate planrun processes, each with its own
+clone of one bare repository, a real PostgreSQL): run-wide budgets count every machine,
+a task in review is approved from any machine, fingerprints hold across clones."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.scaleout import Machine, machines, shared_tasks
+
+pytestmark = pytest.mark.postgres
+
+#: an "agent" that writes its task's file and reports a turn's usage as Claude Code does
+SPENDER = r"""
+import json, sys
+key = sys.argv[-1].split()[0]
+open(key + ".txt", "w").write(key + "\n")
+print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "ok",
+                  "total_cost_usd": 0.6, "usage": {"input_tokens": 10, "output_tokens": 5}}))
+"""
+
+
+def spending_plan(root: Path, budget: str) -> str:
+    (root / "spender.py").write_text(SPENDER)
+    return f"""\
+version: 1
+name: so
+settings: {{max_concurrent: 2, budget: {budget}, env: {{inherit: [PATH]}}}}
+projects: {{app: {{path: repo, base_branch: main}}}}
+providers:
+  spender: {{command: ["{sys.executable}", "{root / "spender.py"}"], prompt_via: argv,
+             usage: claude-json}}
+defaults: {{project: app, provider: spender}}
+tasks:
+  A: {{prompt: "A"}}
+  B: {{prompt: "B"}}
+  C: {{prompt: "C", needs: [A, B]}}
+"""
+
+
+def run_one(machine: Machine, url: str, run_id: str, *extra: str) -> tuple[int, str]:
+    machine.start(url, run_id, *extra)
+    try:
+        return machine.wait()
+    finally:
+        machine.stop()
+
+
+def test_a_run_budget_counts_what_every_machine_spent(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """A spends $0.60 on one machine, B $0.60 on another: the run's $1 is used up, so C
+    (which either machine alone would start: each spent $0.60) starts nowhere."""
+    _, (m1, m2) = machines(tmp_path, spending_plan(tmp_path, "{cost_usd: 1.0}"), 2)
+    code1, err1 = run_one(m1, pg_url, "b1", "--only", "A")
+    assert code1 == 0, err1
+    code2, err2 = run_one(m2, pg_url, "b1")
+    assert code2 == 1, err2
+    rows = shared_tasks(pg_url, "b1")
+    assert (rows["A"]["status"], rows["B"]["status"]) == ("done", "done")
+    assert rows["C"]["status"] == "failed"
+    assert "run budget of $1 reached ($1.2000 spent)" in rows["C"]["reason"]
+    assert not (m2.repo / "C.txt").exists()
+
+
+def test_a_run_wall_time_budget_counts_from_the_shared_runs_start(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """A machine that joins a shared run after its wall time ran out starts nothing."""
+    _, (m1, m2) = machines(tmp_path, spending_plan(tmp_path, "{wall_time: 2s}"), 2)
+    code1, err1 = run_one(m1, pg_url, "b2", "--only", "A")
+    assert code1 == 0, err1
+    import psycopg
+
+    with psycopg.connect(pg_url) as con:  # as if the run had opened a minute ago
+        con.execute("UPDATE scale_runs SET opened_at = now() - interval '60 s' WHERE id = 'b2'")
+    code2, err2 = run_one(m2, pg_url, "b2")
+    assert code2 == 1, err2
+    rows = shared_tasks(pg_url, "b2")
+    assert rows["A"]["status"] == "done"
+    assert rows["B"]["status"] == "failed"
+    assert "run wall time budget of 2s reached" in rows["B"]["reason"]
