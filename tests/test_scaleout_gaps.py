@@ -4,12 +4,16 @@ a task in review is approved from any machine, fingerprints hold across clones."
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.scaleout import Machine, machines, shared_tasks
+from tests.gitrepo import git
+from tests.runs import PLANRUN, environment
+from tests.scaleout import TARGET, TIMING, Machine, landings, machines, shared_tasks
+from tests.test_scaleout import plan_of
 
 pytestmark = pytest.mark.postgres
 
@@ -83,3 +87,63 @@ def test_a_run_wall_time_budget_counts_from_the_shared_runs_start(
     assert rows["A"]["status"] == "done"
     assert rows["B"]["status"] == "failed"
     assert "run wall time budget of 2s reached" in rows["B"]["reason"]
+
+
+REVIEWED = {
+    "R": '{run: [sh, -c, "echo R > R.txt"], review: true}',
+    "AFTER": '{run: [sh, -c, "cp R.txt AFTER.txt"], needs: [R]}',
+}
+
+
+def approve_on(machine: Machine, url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*PLANRUN, "approve", "plan.yaml", "R", "--store", url],
+        cwd=machine.folder,
+        env=environment(**TIMING),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_task_in_review_is_approved_from_any_machine_and_lands_once(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    origin, (m1, m2, m3) = machines(tmp_path, plan_of(REVIEWED), 3)
+    code1, err1 = run_one(m1, pg_url, "v1", "--only", "R")
+    assert code1 == 4, err1  # R waits for review; its branch is on the remote
+    assert git(origin, "branch", "--list", "planrun/so/R").strip() == "planrun/so/R"
+    code2, err2 = run_one(m2, pg_url, "v1")
+    assert code2 == 4, err2  # AFTER waits for R, in review on m1
+    # approved at once on two machines that never ran it: it lands once
+    approvals = [approve_on(m, pg_url) for m in (m2, m3)]
+    ends = [(p.wait(timeout=60), *p.communicate()) for p in approvals]
+    assert [code for code, _, _ in ends] == [0, 0], ends
+    # each says it landed R (the second then found it landed: "meanwhile elsewhere"), or,
+    # when it looked after the first had finished, that R is done already
+    said = {out.split(":")[0] for _, out, _ in ends}
+    assert said <= {"approved R", "R is done already (approved, or landed)\n"}, ends
+    assert "approved R" in said, ends
+    assert landings(origin) == ["R"]
+    assert git(origin, "branch", "--list", "planrun/so/R") == ""  # the review branch is gone
+    rows = shared_tasks(pg_url, "v1")
+    assert (rows["R"]["status"], rows["R"]["reason"]) == ("done", "approved")
+    again = subprocess.run(
+        [*PLANRUN, "approve", "plan.yaml", "R", "--store", pg_url],
+        cwd=m1.folder,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (again.returncode, again.stdout.strip()) == (
+        0,
+        "R is done already (approved, or landed)",
+    )
+    # the machine that ran R (its own record says "in review") runs what waited for it
+    code3, err3 = run_one(m1, pg_url, "v1")
+    assert code3 == 0, err3
+    rows = shared_tasks(pg_url, "v1")
+    assert {k: r["status"] for k, r in rows.items()} == {"R": "done", "AFTER": "done"}
+    assert landings(origin) == ["R", "AFTER"]
+    assert git(origin, "show", f"{TARGET}:AFTER.txt").strip() == "R"

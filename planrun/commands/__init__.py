@@ -227,6 +227,7 @@ def _approve(commands: Any) -> None:
     _plan_arg(p)
     p.add_argument("key", metavar="KEY", help=KEY_HELP)
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.approve)
 
 

@@ -137,6 +137,10 @@ def _scheduler(
     claims: Any = None,
 ) -> tuple[Scheduler, Mapping[str, tuple[str, Any]]]:
     """Decide, record the run's beginning, and wire the scheduler to the run's edges."""
+    if claims is not None and options.shared and not options.dry_run:
+        from planrun.run.shared_review import adopt_approved  # approved on another machine
+
+        adopt_approved(claims, plan, state, options.shared.remote)
     fingerprints = fingerprints_of(plan)
     decision = decide_for(plan, state.known, options.choices, fingerprints)
     settings_for(settings, decision)

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from planrun.core.names import branch_name
 from planrun.core.outcomes import Status
 from planrun.plan.resolved import ProjectSpec, Task
 from planrun.workspace.base import Landed, Prepared
@@ -153,7 +154,41 @@ class RemoteWorkspace:
         )
 
     async def commit(self, task: Task, prepared: Prepared) -> str | None:
-        return await self.inner.commit(task, prepared)
+        """Commit the work for review, and push its branch to the remote (forced: a retry
+        or a fresh start replaces it), so that any machine can approve it."""
+        commit = await self.inner.commit(task, prepared)
+        found = await self._project_repo(task)
+        if found is not None and prepared.branch is not None:
+            _, repo = found
+            branch = f"refs/heads/{prepared.branch}"
+            await repo.run("push", "--porcelain", "--quiet", self.remote, f"+{branch}:{branch}")
+        return commit
+
+    async def fetch_reviewed(self, task: Task) -> bool:
+        """Bring ``task``'s branch pushed for review, and the target, from the remote into
+        this clone; False when the remote has no such branch."""
+        found = await self._project_repo(task)
+        if found is None:
+            return False
+        project, repo = found
+        branch = f"refs/heads/{branch_name(self.inner.plan.name, task.key)}"
+        async with repo.lock():
+            await self._fetch(repo, project.target_branch)
+            out = await repo.run("ls-remote", "--heads", self.remote, branch)
+            if not out.stdout.strip():
+                return False
+            tip = out.stdout.split()[0]
+            if await repo.rev_parse(branch) != tip:
+                await repo.run("fetch", "--no-tags", "--quiet", self.remote, f"+{branch}:{branch}")
+        await self.inner._ensure_target(repo, project)  # nothing landed yet anywhere
+        return True
+
+    async def drop_reviewed(self, task: Task) -> None:
+        """Delete ``task``'s review branch from the remote (its work landed)."""
+        found = await self._project_repo(task)
+        if found is not None:
+            branch = f"refs/heads/{branch_name(self.inner.plan.name, task.key)}"
+            await found[1].run("push", "--quiet", self.remote, f":{branch}", check=False)
 
     async def keep(self, task: Task, prepared: Prepared, status: Status) -> None:
         await self.inner.keep(task, prepared, status)

@@ -465,3 +465,28 @@ def lock_landing(con: PgCon, name: str) -> None:
 
 def unlock_landing(con: PgCon, name: str) -> None:
     con.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+
+
+def reviewed(con: PgCon, run_id: str, key: str) -> tuple[str, str | None] | None:
+    """``key``'s status in the run and the run id of the machine that ran it (what its
+    landing trailer names), or None when the run has no such task."""
+    row = con.execute(
+        "SELECT t.status, m.local_run_id FROM scale_tasks t LEFT JOIN scale_machines m"
+        " ON m.id = t.owner WHERE t.run_id = %s AND t.key = %s",
+        (run_id, key),
+    ).fetchone()
+    return None if row is None else (str(row["status"]), row["local_run_id"])
+
+
+def approved(con: PgCon, run_id: str, key: str, landed_commit: str | None) -> bool:
+    """Record ``planrun approve``: the task in review is done (False: it was not in review
+    any more: approved meanwhile elsewhere), and wake the machines."""
+    with con.transaction():
+        row = con.execute(
+            "UPDATE scale_tasks SET status = 'done', reason = 'approved', landed_commit = %s,"
+            " updated_at = now() WHERE run_id = %s AND key = %s AND status = 'in_review'"
+            " RETURNING key",
+            (landed_commit, run_id, key),
+        ).fetchone()
+        con.execute("SELECT pg_notify(%s, %s)", (CHANNEL, run_id))
+    return row is not None
