@@ -115,6 +115,9 @@ def test_a_task_in_review_is_approved_from_any_machine_and_lands_once(
     assert git(origin, "branch", "--list", "planrun/so/R").strip() == "planrun/so/R"
     code2, err2 = run_one(m2, pg_url, "v1")
     assert code2 == 4, err2  # AFTER waits for R, in review on m1
+    kept = clean_on(m2, pg_url)  # a branch in review stays on the remote
+    assert kept.returncode == 0, kept.stderr
+    assert git(origin, "branch", "--list", "planrun/so/R").strip() == "planrun/so/R"
     # approved at once on two machines that never ran it: it lands once
     approvals = [approve_on(m, pg_url) for m in (m2, m3)]
     ends = [(p.wait(timeout=60), *p.communicate()) for p in approvals]
@@ -147,3 +150,20 @@ def test_a_task_in_review_is_approved_from_any_machine_and_lands_once(
     assert {k: r["status"] for k, r in rows.items()} == {"R": "done", "AFTER": "done"}
     assert landings(origin) == ["R", "AFTER"]
     assert git(origin, "show", f"{TARGET}:AFTER.txt").strip() == "R"
+    # a review branch left on the remote (its deletion failed, say) goes with clean --store
+    git(m1.repo, "push", "-q", "origin", f"{TARGET}:refs/heads/planrun/so/AFTER")
+    cleaned = clean_on(m3, pg_url)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "deleted remote branch planrun/so/AFTER (origin)" in cleaned.stdout
+    assert git(origin, "branch", "--list", "planrun/so/*") == ""
+
+
+def clean_on(machine: Machine, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PLANRUN, "clean", "plan.yaml", "--store", url],
+        cwd=machine.folder,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -34,6 +34,8 @@ from planrun.state.open import redacted
 from planrun.workspace.base import Prepared
 from planrun.workspace.trailers import Mark
 
+_DONE = "{key} is done already (approved, or landed)"
+
 
 def run_shared_approve(args: argparse.Namespace, url: str, out: TextIO) -> int:
     from planrun.commands.shared_views import _driver
@@ -55,7 +57,7 @@ def run_shared_approve(args: argparse.Namespace, url: str, out: TextIO) -> int:
         raise UsageError(f"{args.key} is not in review: no shared run of {plan.name} has it")
     status, ran_in = found
     if status == "done":
-        print(f"{args.key} is done already (approved, or landed)", file=out)
+        print(_DONE.format(key=args.key), file=out)
         return 0
     if status != "in_review":
         raise UsageError(f"{args.key} is {status} in the shared run; only a task in review")
@@ -66,7 +68,7 @@ def run_shared_approve(args: argparse.Namespace, url: str, out: TextIO) -> int:
             _approve, plan, state_dir, plan.tasks[args.key], (url, where, run["id"]), ran_in
         )
     print(redact(said), file=out)
-    return 0 if said.startswith("approved") else 1
+    return 0 if said.startswith("approved") or said == _DONE.format(key=args.key) else 1
 
 
 async def _approve(
@@ -84,6 +86,9 @@ async def _approve(
     remote = RemoteWorkspace(GitWorkspace(plan, state_dir), fence, DEFAULT_REMOTE)
     try:
         if not await remote.fetch_reviewed(task):
+            now = await fence.db.call(fence.scale.reviewed, run_id, task.key)
+            if now is not None and now[0] == "done":  # approved meanwhile elsewhere
+                return _DONE.format(key=task.key)
             raise UsageError(
                 f"{task.key}: its branch is not on the remote {remote.remote!r} (pushed when it"
                 " went to review); approve it on the machine that ran it"
