@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from planrun.core.names import branch_name
 from planrun.core.outcomes import Status
+from planrun.errors import git_stderr_summary
 from planrun.plan.resolved import ProjectSpec, Task
 from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.git import GitRepo
@@ -161,7 +163,16 @@ class RemoteWorkspace:
         if found is not None and prepared.branch is not None:
             _, repo = found
             branch = f"refs/heads/{prepared.branch}"
-            await repo.run("push", "--porcelain", "--quiet", self.remote, f"+{branch}:{branch}")
+            pushed = await repo.run(
+                "push", "--quiet", self.remote, f"+{branch}:{branch}", check=False
+            )
+            if pushed.returncode != 0:  # the work is committed here: approve it here then
+                why = git_stderr_summary(pushed.stderr)
+                print(
+                    f"planrun: {task.key}: its branch could not be pushed for review ({why});"
+                    " approve it on this machine",
+                    file=sys.stderr,
+                )
         return commit
 
     async def fetch_reviewed(self, task: Task) -> bool:
