@@ -12,7 +12,15 @@ import pytest
 
 from tests.gitrepo import git
 from tests.runs import PLANRUN, environment
-from tests.scaleout import TARGET, TIMING, Machine, landings, machines, shared_tasks
+from tests.scaleout import (
+    TARGET,
+    TIMING,
+    Machine,
+    landings,
+    machines,
+    machines_sharing,
+    shared_tasks,
+)
 from tests.test_scaleout import plan_of
 
 pytestmark = pytest.mark.postgres
@@ -169,3 +177,32 @@ def clean_on(machine: Machine, url: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def test_a_new_shared_run_of_a_changed_plan_runs_only_what_changed(
+    clean_env: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """Convergence across shared runs by fingerprint (portable across clones): after A
+    changed, a new shared run on another machine (its clone at another path) runs A and B,
+    which needs it, and carries C over."""
+    tasks = {
+        "A": '{run: [sh, -c, "echo A1 > A.txt"]}',
+        "B": '{run: [sh, -c, "cp A.txt B.txt"], needs: [A]}',
+        "C": '{run: [sh, -c, "echo C > C.txt"]}',
+    }
+    origin, (m1,) = machines(tmp_path, plan_of(tasks), 1)
+    code1, err1 = run_one(m1, pg_url, "c1")
+    assert code1 == 0, err1
+    tasks["A"] = tasks["A"].replace("A1", "A2")
+    m2 = machines_sharing(origin, tmp_path / "elsewhere", plan_of(tasks))
+    code2, err2 = run_one(m2, pg_url, "c2")
+    assert code2 == 0, err2
+    rows = shared_tasks(pg_url, "c2")
+    assert {k: (r["status"], r["claims"]) for k, r in rows.items()} == {
+        "A": ("done", 1),
+        "B": ("done", 1),
+        "C": ("done", 0),
+    }
+    assert rows["C"]["reason"] == "done in shared run c1"
+    assert sorted(landings(origin)) == ["A", "A", "B", "B", "C"]  # C landed once
+    assert git(origin, "show", f"{TARGET}:B.txt").strip() == "A2"

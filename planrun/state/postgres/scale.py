@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS scale_answers (
 ADDED = {
     ("scale_tasks", "tokens"): "BIGINT NOT NULL DEFAULT 0",
     ("scale_tasks", "cost_usd"): "DOUBLE PRECISION NOT NULL DEFAULT 0",
+    ("scale_tasks", "fingerprint"): "TEXT",
 }
 #: the schema's lock (planrun.state.postgres.schema.SCHEMA_LOCK), so that two machines
 #: creating the tables at once create them once
@@ -127,6 +128,10 @@ class TaskSpec:
     key: str
     provider: str | None
     project: str | None
+    #: what a new run of the plan compares to carry a task done by the last run over
+    #: (:mod:`planrun.state.postgres.scale_join`); the work tasks it waits for
+    fingerprint: str | None = None
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,77 +189,12 @@ def create_tables(con: PgCon) -> None:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
-def join_run(con: PgCon, run_id: str | None, plan_name: str, sha256: str, new_id: str) -> str:
-    """The id of the run this machine joins: ``run_id`` (opened if new), else the open run
-    of the same plan and content, else a new one named ``new_id``."""
-    with con.transaction():
-        con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (plan_name,))
-        if run_id is None:
-            row = con.execute(
-                "SELECT id FROM scale_runs WHERE plan_name = %s AND plan_sha256 = %s"
-                " AND closed_at IS NULL ORDER BY opened_at DESC LIMIT 1",
-                (plan_name, sha256),
-            ).fetchone()
-            if row is not None:
-                return str(row["id"])
-            run_id = new_id
-        row = con.execute(
-            "SELECT plan_name, plan_sha256 FROM scale_runs WHERE id = %s", (run_id,)
-        ).fetchone()
-        if row is None:
-            con.execute(
-                "INSERT INTO scale_runs (id, plan_name, plan_sha256) VALUES (%s, %s, %s)",
-                (run_id, plan_name, sha256),
-            )
-            _carry_done(con, run_id, plan_name, sha256)
-        elif (row["plan_name"], row["plan_sha256"]) != (plan_name, sha256):
-            raise PlanMismatch(run_id, row["plan_name"], row["plan_sha256"])
-        return run_id
-
-
-def _carry_done(con: PgCon, run_id: str, plan_name: str, sha256: str) -> None:
-    """Convergence across shared runs: what the last run of the same plan file (same
-    content) did is done in the new one too, with its landed commit (a CI job re-run
-    gets a new run id and must not run or land it again)."""
-    con.execute(
-        "INSERT INTO scale_tasks (run_id, key, provider, project, status, reason, landed_commit)"
-        " SELECT %s, key, provider, project, 'done', 'done in shared run ' || run_id,"
-        " landed_commit FROM scale_tasks WHERE status = 'done' AND run_id = ("
-        "  SELECT id FROM scale_runs WHERE plan_name = %s AND plan_sha256 = %s AND id <> %s"
-        "  ORDER BY opened_at DESC LIMIT 1)",
-        (run_id, plan_name, sha256, run_id),
-    )
-
-
-def add_machine(
-    con: PgCon, run_id: str, machine: str, host: str, pid: int, where: str, local_run_id: str
-) -> None:
-    """This machine joins ``run_id``; ``local_run_id`` is its own run (its state folder's),
-    which its landing trailers name."""
-    con.execute(
-        "INSERT INTO scale_machines (id, run_id, host, pid, state_dir, local_run_id)"
-        " VALUES (%s,%s,%s,%s,%s,%s)",
-        (machine, run_id, host, pid, where, local_run_id),
-    )
-
-
 def local_runs(con: PgCon, run_id: str) -> set[str]:
     """The machines' own run ids in the shared run (what their landing trailers name)."""
     rows = con.execute(
         "SELECT local_run_id FROM scale_machines WHERE run_id = %s", (run_id,)
     ).fetchall()
     return {str(r["local_run_id"]) for r in rows}
-
-
-def seed_tasks(con: PgCon, run_id: str, tasks: Iterable[TaskSpec]) -> None:
-    """The run's tasks, ``open`` unless a machine recorded them already."""
-    rows = [(run_id, t.key, t.provider, t.project) for t in tasks]
-    with con.transaction(), con.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO scale_tasks (run_id, key, provider, project) VALUES (%s,%s,%s,%s)"
-            " ON CONFLICT DO NOTHING",
-            rows,
-        )
 
 
 def claim(
