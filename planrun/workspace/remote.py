@@ -124,7 +124,8 @@ class RemoteWorkspace:
 
     async def _landed_in_run(self, repo: GitRepo, target: str, task: Task) -> str | None:
         """The landing of ``task`` on the local ``target`` by any machine of the shared run
-        (by the run ids in the trailers: fingerprints hash each machine's own paths)."""
+        (by the run ids in the trailers: a project outside the plan's folder is
+        fingerprinted by each machine's own path)."""
         runs = await self.fence.local_runs()
         marks = await log_marks(repo, f"refs/heads/{target}", greps=[f"{TASK}: "])
         for sha, mark in marks:

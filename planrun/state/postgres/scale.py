@@ -13,6 +13,9 @@ schema's advisory lock):
   (held by ``owner`` under ``lease_token`` until ``lease_expires_at``, in the server's
   clock), or final (``done``, ``failed``, ``skipped``, ``cancelled``, ``in_review``).
 
+Joining a run and seeding its tasks are :mod:`~planrun.state.postgres.scale_join`'s; what
+``status``/``logs``/``report --store`` read is :mod:`~planrun.state.postgres.scale_read`'s.
+
 Every write about a held task names its token (``AND lease_token = …``): a write that
 matches no row means another machine took the task over, and raises :class:`LeaseLost`.
 Each change that may let another machine go on sends ``NOTIFY planrun_scale`` with the
