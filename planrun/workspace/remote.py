@@ -190,8 +190,12 @@ class RemoteWorkspace:
             if not out.stdout.strip():
                 return False
             tip = out.stdout.split()[0]
-            if await repo.rev_parse(branch) != tip:
-                await repo.run("fetch", "--no-tags", "--quiet", self.remote, f"+{branch}:{branch}")
+            if await repo.rev_parse(branch) != tip:  # gone since (approved elsewhere): False
+                got = await repo.run(
+                    "fetch", "--no-tags", "--quiet", self.remote, f"+{branch}:{branch}", check=False
+                )
+                if got.returncode != 0:
+                    return False
         await self.inner._ensure_target(repo, project)  # nothing landed yet anywhere
         return True
 
