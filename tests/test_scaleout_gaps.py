@@ -76,6 +76,15 @@ def test_a_run_budget_counts_what_every_machine_spent(
     assert rows["C"]["status"] == "failed"
     assert "run budget of $1 reached ($1.2000 spent)" in rows["C"]["reason"]
     assert not (m2.repo / "C.txt").exists()
+    status = subprocess.run(
+        [*PLANRUN, "status", "plan.yaml", "--store", pg_url],
+        cwd=m1.folder,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "spent: 30 tokens, $1.2000 (every machine)" in status.stdout, status.stdout
 
 
 def test_a_run_wall_time_budget_counts_from_the_shared_runs_start(

@@ -79,6 +79,9 @@ def run_status(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     state = "open" if run["closed_at"] is None else f"closed {run['closed_at']:%Y-%m-%d %H:%M:%S}"
     print(f"shared run {run['id']} of plan {run['plan_name']} ({state})", file=out)
+    tokens, cost = _spent(tasks)
+    if tokens or cost:
+        print(f"  spent: {tokens} tokens, ${cost:.4f} (every machine)", file=out)
     for m in machines:
         alive = "left" if m["ended"] else f"heartbeat {float(m['heartbeat_age_s']):.1f}s ago"
         print(f"  machine {m['id']} ({alive}; state {m['state_dir']})", file=out)
@@ -120,6 +123,7 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
             for t in tasks
         ],
         "machines": [{k: m[k] for k in ("id", "host", "pid", "ended")} for m in machines],
+        "usage": dict(zip(("tokens", "cost_usd"), _spent(tasks), strict=True)),
     }
     text = json.dumps(doc, default=str, indent=2)
     target = getattr(args, "json_out", None)
@@ -128,6 +132,12 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
     else:
         Path(target).write_text(text + "\n", encoding="utf-8")
     return 0
+
+
+def _spent(tasks: list[Any]) -> tuple[int, float]:
+    """What the run's tasks spent on every machine (tokens, cost in USD)."""
+    tokens = sum(int(t.get("tokens") or 0) for t in tasks)
+    return tokens, sum(float(t.get("cost_usd") or 0.0) for t in tasks)
 
 
 def _status(tasks: list[Any]) -> str:
