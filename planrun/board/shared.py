@@ -80,7 +80,7 @@ class SharedSource:
 
     def _read(self) -> Board | None:
         from planrun.state.open import open_store, redacted
-        from planrun.state.postgres import scale
+        from planrun.state.postgres import scale_read as scale
         from planrun.state.postgres.opening import connect
 
         where = redacted(self.url)

@@ -227,6 +227,7 @@ def _approve(commands: Any) -> None:
     _plan_arg(p)
     p.add_argument("key", metavar="KEY", help=KEY_HELP)
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.approve)
 
 
@@ -245,6 +246,7 @@ def _clean(commands: Any) -> None:
     p.add_argument("--failed", action="store_true", help="also those of failed tasks")
     p.add_argument("--all", action="store_true", help="everything planrun made for this plan")
     _state_dir(p)
+    _store(p)
     p.set_defaults(handler=handlers.clean)
 
 

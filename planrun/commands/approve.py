@@ -31,7 +31,14 @@ from planrun.workspace.trailers import Mark
 
 
 def run_approve(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.shared_views import store_url
     from planrun.state.lock import StateLock
+
+    url = store_url(args)
+    if url is not None:  # a shared run: approved from any machine (docs/scale-out.md)
+        from planrun.commands.shared_approve import run_shared_approve
+
+        return run_shared_approve(args, url, out)
 
     plan = load_plan(Path(args.plan))
     check_keys(plan, [args.key], "approve")

@@ -97,6 +97,13 @@ def attach(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def clean(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands import shared_views
+
+    url = shared_views.store_url(args)
+    if url is not None:  # also the task branches a shared run left on the remote
+        from planrun.commands.shared_clean import run_shared_clean
+
+        return run_shared_clean(args, url, out)
     from planrun.commands.clean import run_clean
 
     return run_clean(args, out)

@@ -58,13 +58,15 @@ def _read(url: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[Any]
         raise UsageError("--store: name the PLAN whose shared run to read")
     plan = load_plan(Path(args.plan))
     where = redacted(url)
-    scale, connect = _driver(url)
+    _, connect = _driver(url)
+    from planrun.state.postgres import scale_read
+
     con = connect(url, where)
     try:
-        run = scale.find_run(con, plan.name, getattr(args, "run", None))
+        run = scale_read.find_run(con, plan.name, getattr(args, "run", None))
         if run is None:
             raise StoreError(where, f"no shared run of plan {plan.name!r}", "run apply --store")
-        return run, scale.task_rows(con, run["id"]), scale.machine_rows(con, run["id"])
+        return run, scale_read.task_rows(con, run["id"]), scale_read.machine_rows(con, run["id"])
     finally:
         con.close()
 
@@ -77,6 +79,9 @@ def run_status(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     state = "open" if run["closed_at"] is None else f"closed {run['closed_at']:%Y-%m-%d %H:%M:%S}"
     print(f"shared run {run['id']} of plan {run['plan_name']} ({state})", file=out)
+    tokens, cost = _spent(tasks)
+    if tokens or cost:
+        print(f"  spent: {tokens} tokens, ${cost:.4f} (every machine)", file=out)
     for m in machines:
         alive = "left" if m["ended"] else f"heartbeat {float(m['heartbeat_age_s']):.1f}s ago"
         print(f"  machine {m['id']} ({alive}; state {m['state_dir']})", file=out)
@@ -118,6 +123,7 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
             for t in tasks
         ],
         "machines": [{k: m[k] for k in ("id", "host", "pid", "ended")} for m in machines],
+        "usage": dict(zip(("tokens", "cost_usd"), _spent(tasks), strict=True)),
     }
     text = json.dumps(doc, default=str, indent=2)
     target = getattr(args, "json_out", None)
@@ -126,6 +132,12 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
     else:
         Path(target).write_text(text + "\n", encoding="utf-8")
     return 0
+
+
+def _spent(tasks: list[Any]) -> tuple[int, float]:
+    """What the run's tasks spent on every machine (tokens, cost in USD)."""
+    tokens = sum(int(t.get("tokens") or 0) for t in tasks)
+    return tokens, sum(float(t.get("cost_usd") or 0.0) for t in tasks)
 
 
 def _status(tasks: list[Any]) -> str:
@@ -144,9 +156,11 @@ def run_answer(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(Path(args.plan))
     text = sys.stdin.read() if args.text == "-" else args.text
     scale, connect = _driver(url)
+    from planrun.state.postgres import scale_read
+
     con = connect(url, redacted(url))
     try:
-        run = scale.find_run(con, plan.name, None)
+        run = scale_read.find_run(con, plan.name, None)
         owner = None if run is None else scale.post_answer(con, run["id"], args.key, text)
     finally:
         con.close()

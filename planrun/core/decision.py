@@ -36,7 +36,7 @@ while a task that kills planrun every time still runs out. A *cancelled* task (C
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -189,6 +189,7 @@ def decide_run(
     landings: Landings = NO_LANDINGS,
 ) -> RunDecision:
     """The :class:`Step` of every work task of ``plan`` (see the module doc)."""
+    known = recognise_legacy(plan, fingerprints, known)
     decisions = decide(
         plan,
         fingerprints,
@@ -211,6 +212,26 @@ def decide_run(
         )
         steps[key] = _step(plan, key, decisions[key], steps, review=review)
     return RunDecision(steps)
+
+
+def recognise_legacy(
+    plan: CompiledPlan, fingerprints: Fingerprints, known: Mapping[str, Known]
+) -> Mapping[str, Known]:
+    """``known`` with each fingerprint of the form before project paths were portable
+    (:func:`planrun.core.fingerprint.legacy_fingerprint`) that matches the task's definition
+    today read as today's fingerprint (and field hashes): a store written before the
+    upgrade re-runs nothing. Only a fingerprint that differs is looked at twice."""
+    from planrun.core.fingerprint import legacy_fingerprint
+
+    upgraded: dict[str, Known] | None = None
+    for key, seen in known.items():
+        now = fingerprints.get(key)
+        if now is None or seen.fingerprint == now[0] or key not in plan.tasks:
+            continue
+        if legacy_fingerprint(plan, plan.tasks[key]) == seen.fingerprint:
+            upgraded = dict(known) if upgraded is None else upgraded
+            upgraded[key] = replace(seen, fingerprint=now[0], fields=dict(now[1]))
+    return known if upgraded is None else upgraded
 
 
 def _step(

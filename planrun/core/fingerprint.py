@@ -13,13 +13,21 @@ renders ``{{ task.priority }}`` therefore does not re-run when only the priority
 Each field is also hashed on its own, so that ``apply`` and ``planrun plan`` can say which
 fields changed. ``FORMAT`` is part of the hash: changing what goes into a fingerprint bumps
 it, which re-runs every task once, on purpose.
+
+The project's folder is hashed relative to the plan's folder when it is inside it
+(:func:`portable_path`): clones at different paths (the machines of a shared run) and a
+repository moved with its plan agree. Fingerprints recorded before hashed the absolute
+path; :func:`legacy_fingerprint` computes that form, which the decision still accepts for
+a task done then (upgrading re-runs nothing; FORMAT stays 1 for the same reason).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from planrun.plan.resolved import CompiledPlan, Task
@@ -27,8 +35,9 @@ from planrun.plan.resolved import CompiledPlan, Task
 FORMAT = 1
 
 
-def definition(plan: CompiledPlan, task: Task) -> dict[str, Any]:
-    """The fields of ``task`` that decide what it does, as plain JSON-able data."""
+def definition(plan: CompiledPlan, task: Task, *, legacy: bool = False) -> dict[str, Any]:
+    """The fields of ``task`` that decide what it does, as plain JSON-able data
+    (``legacy``: with the project's absolute path, as before paths were portable)."""
     return {
         "run": task.run.as_data() if task.run else None,
         "prompt": task.prompt,
@@ -38,7 +47,7 @@ def definition(plan: CompiledPlan, task: Task) -> dict[str, Any]:
         # every item after it
         "item": _without_position(task.item),
         "provider": _provider(plan, task),
-        "project": _project(plan, task),
+        "project": _project(plan, task, legacy),
         "base_branch": task.base_branch,
         "env": dict(task.env),
         "secrets": sorted(task.secrets),
@@ -61,13 +70,13 @@ def _provider(plan: CompiledPlan, task: Task) -> dict[str, Any] | None:
     }
 
 
-def _project(plan: CompiledPlan, task: Task) -> dict[str, Any] | None:
+def _project(plan: CompiledPlan, task: Task, legacy: bool = False) -> dict[str, Any] | None:
     """Where the work happens and how it lands; None when the task has no project."""
     project = plan.projects.get(task.project) if task.project else None
     if project is None:
         return None
     return {
-        "path": project.path,
+        "path": project.path if legacy else portable_path(str(plan.directory), project.path),
         "base_branch": project.base_branch,
         "integrate": project.integrate,
         "target_branch": project.target_branch,
@@ -88,6 +97,31 @@ def _digest(value: Any) -> str:
     """The hash of ``value`` as JSON: what :func:`fingerprint` computes for the whole
     definition and for each field (tests check that the two agree)."""
     return _hash(_encode(value))
+
+
+@cache
+def portable_path(plan_dir: str, path: str) -> str:
+    """``path`` (absolute) as the fingerprint names it: relative to the plan's folder when
+    it is inside it (``"."``, ``"repo"``), so that clones at other paths, or a repository
+    moved with its plan, keep their fingerprints; else as it is."""
+    real = os.path.realpath(plan_dir)
+    for base in dict.fromkeys((plan_dir, real)):
+        if path == base or path.startswith(base.rstrip(os.sep) + os.sep):
+            return Path(os.path.relpath(path, base)).as_posix()
+    return path
+
+
+def legacy_fingerprint(plan: CompiledPlan, task: Task) -> str | None:
+    """The fingerprint ``task`` had before project paths were portable (the project's
+    absolute path hashed), when it differs from today's; None when it is the same.
+
+    A store written before keeps those fingerprints for tasks done then; the decision
+    recognises them (:func:`planrun.core.decision.decide_run`), so upgrading re-runs
+    nothing."""
+    project = plan.projects.get(task.project) if task.project else None
+    if project is None or portable_path(str(plan.directory), project.path) == project.path:
+        return None
+    return _digest({"format": FORMAT, **definition(plan, task, legacy=True)})
 
 
 def fingerprint(plan: CompiledPlan, task: Task) -> tuple[str, dict[str, str]]:

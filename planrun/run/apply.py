@@ -187,6 +187,10 @@ def _scheduler(
     claims: Any = None,
 ) -> tuple[Scheduler, Mapping[str, tuple[str, Any]]]:
     """Decide, record the run's beginning, and wire the scheduler to the run's edges."""
+    if claims is not None and options.shared and not options.dry_run:
+        from planrun.run.shared_review import adopt_approved  # approved on another machine
+
+        adopt_approved(claims, plan, state, options.shared.remote)
     fingerprints = fingerprints_of(plan)
     decision = decide_for(plan, state.known, options.choices, fingerprints)
     settings_for(settings, decision)
@@ -213,6 +217,7 @@ def _scheduler(
     if claims is not None:
         claims.reports = scheduler.reports
         claims.find_landed = getattr(workspace, "find_landed", None)
+        scheduler.attempts.spending = claims.spending  # run budgets count every machine
     return scheduler, fingerprints
 
 

@@ -28,6 +28,7 @@ from planrun.core.outcomes import Outcome, Status
 from planrun.errors import GitError, SessionStartError
 from planrun.plan import templates
 from planrun.plan.resolved import ProviderSpec, Task
+from planrun.run.claims import LocalSpending, RunSpending
 from planrun.run.context import RunContext
 from planrun.run.environment import task_env
 from planrun.run.hooks import HookRunner
@@ -61,6 +62,9 @@ class AttemptRunner:
         self._run_spent = Spent()
         self._totals: RunningTotals | None = None  # made by the first turn that reads usage
         self._run_budget = run.plan.settings.budget
+        #: the run-wide spending the run budget is checked against (a shared run's: every
+        #: machine's; set by apply)
+        self.spending: RunSpending = LocalSpending()
 
     # --- an attempt ---------------------------------------------------------------------
 
@@ -300,6 +304,7 @@ class AttemptRunner:
             tokens = turn.input_tokens + turn.output_tokens
             self._spent.setdefault(task.key, Spent()).add(tokens, turn.cost_usd)
             self._run_spent.add(tokens, turn.cost_usd)
+            self.spending.add(task.key, tokens, turn.cost_usd)
         if parsed.error and result.outcome is Outcome.SUCCEEDED:
             return replace(
                 result,
@@ -316,7 +321,8 @@ class AttemptRunner:
             started = self.run.ledger.began(task.key) or now
             left.append(task.budget.wall_time - (now - started))
         if self._run_budget is not None and self._run_budget.wall_time is not None:
-            left.append(self._run_budget.wall_time - (now - self.run.started_at))
+            started = self.spending.started_at(self.run.started_at)
+            left.append(self._run_budget.wall_time - (now - started))
         return min(left) if left else None
 
     def budget_problem(self, task: Task) -> str | None:
@@ -324,8 +330,9 @@ class AttemptRunner:
         now = time.time()
         started = self.run.ledger.began(task.key) or now
         spent = self._spent.get(task.key, Spent())
+        run_started = self.spending.started_at(self.run.started_at)
         return exceeded(task.budget, spent, now - started, "task") or exceeded(
-            self._run_budget, self._run_spent, now - self.run.started_at, "run"
+            self._run_budget, self.spending.spent(self._run_spent), now - run_started, "run"
         )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
+from planrun.core.budget import Spent
 from planrun.core.outcomes import Status
 from planrun.plan.resolved import Task
 
@@ -64,3 +65,33 @@ class LocalClaims:
 
     async def serve(self) -> None:
         return None
+
+
+class RunSpending(Protocol):
+    """What the run-wide budget checks see (:class:`planrun.run.attempt.AttemptRunner`):
+    on one machine its own spending; in a shared run every machine's."""
+
+    def add(self, key: str, tokens: int, cost_usd: float | None) -> None:
+        """A turn of ``key`` here spent this."""
+        ...
+
+    def spent(self, mine: Spent) -> Spent:
+        """The run's spending, given this machine's (``mine``: every turn it ran)."""
+        ...
+
+    def started_at(self, mine: float) -> float:
+        """When the run started (epoch seconds), given when this machine's started."""
+        ...
+
+
+class LocalSpending:
+    """One machine: the run is this machine's."""
+
+    def add(self, key: str, tokens: int, cost_usd: float | None) -> None:
+        return None
+
+    def spent(self, mine: Spent) -> Spent:
+        return mine
+
+    def started_at(self, mine: float) -> float:
+        return mine

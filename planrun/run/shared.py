@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from planrun.errors import StoreError
 from planrun.plan.resolved import Task
 from planrun.report.model import TaskReport
 from planrun.run.claims import Held, Slots, Work
+from planrun.run.shared_spent import SharedSpending
 from planrun.state.postgres import scale
 from planrun.state.postgres.opening import connect
 
@@ -167,6 +168,8 @@ class SharedClaims:
         self.state_dir: Path | None = None
         #: the report records of the run (the scheduler's ledger), for the recorded tails
         self.reports: Mapping[str, TaskReport] = {}
+        #: what the run spent on every machine (its run-wide budget's view)
+        self.spending = SharedSpending()
 
     # --- a task --------------------------------------------------------------------------
 
@@ -180,6 +183,8 @@ class SharedClaims:
             since = time.monotonic()
             verdict = await self._claim(spec)
             if verdict.token is not None:
+                if verdict.spent is not None:
+                    self.spending.seen(verdict.spent)
                 if verdict.took_over:
                     _say(f"{task.key}: taken over from a machine whose lease expired")
                     work = self._unless_landed(task, work)
@@ -285,9 +290,12 @@ class SharedClaims:
         """Record the end of a held task; False when the lease was lost. A database that
         cannot be reached is tried again until the lease would have expired anyway."""
         deadline = time.monotonic() + self.timing.lease_s
+        sent = self.spending.unrecorded(key)
+        end = replace(end, tokens=sent.tokens, cost_usd=sent.cost_usd)
         while True:
             try:
-                await self.db.call(scale.finish, self.run_id, key, token, end)
+                spent = await self.db.call(scale.finish, self.run_id, key, token, end)
+                self.spending.recorded(key, sent, spent)
                 return True
             except scale.LeaseLost:
                 return False
@@ -376,6 +384,8 @@ class SharedClaims:
                         lease.renewed_at = max(lease.renewed_at, started)
                     else:
                         self._lost(key)
+                with contextlib.suppress(psycopg.Error):  # what every machine spent
+                    self.spending.seen(await self._beat.call(scale.run_spent, self.run_id))
             await trio.sleep(self.timing.heartbeat_s)
 
     async def _watchdog(self) -> None:

@@ -14,7 +14,7 @@ import os
 import socket
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from planrun.errors import StoreError
 from planrun.plan.resolved import CompiledPlan
@@ -55,25 +55,22 @@ def join(
     where = redacted(url)
     open_store(url).close()  # the database is planrun's: its tables made, its version read
     from planrun.run.shared import SharedClaims
-    from planrun.state.postgres import scale
+    from planrun.state.postgres import scale, scale_join
     from planrun.state.postgres.opening import connect
 
+    tasks = _specs(plan)
     con = connect(url, where)
     try:
         scale.create_tables(con)
         try:
-            shared_id = scale.join_run(con, run_id, plan.name, plan.sha256, new_id)
+            shared_id = scale_join.join_run(con, run_id, plan.name, plan.sha256, new_id, tasks)
         except scale.PlanMismatch as e:
             raise StoreError(where, str(e), "give this plan another --run-id") from e
         machine = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
         host, pid = socket.gethostname(), os.getpid()
-        scale.add_machine(con, shared_id, machine, host, pid, str(state_dir), local_run_id)
-        tasks = [
-            scale.TaskSpec(k, t.provider, t.project)
-            for k, t in plan.tasks.items()
-            if t.kind == "work"
-        ]
-        scale.seed_tasks(con, shared_id, tasks)
+        scale_join.add_machine(con, shared_id, machine, host, pid, str(state_dir), local_run_id)
+        scale_join.seed_tasks(con, shared_id, tasks)
+        spent = scale.run_spent(con, shared_id)  # the run's wall time counts from its start
     finally:
         con.close()
     caps = scale.Caps(
@@ -82,4 +79,27 @@ def join(
     )
     claims = SharedClaims(url, where, shared_id, machine, caps, timing_from_env())
     claims.state_dir = state_dir
+    claims.spending.seen(spent)
     return claims
+
+
+def _specs(plan: CompiledPlan) -> list[Any]:
+    """The plan's work tasks for the shared store, each after the work tasks it waits for,
+    with its fingerprint (what a later shared run compares to carry it over)."""
+    from planrun.core.decision import work_needs
+    from planrun.run.prepare import fingerprints_of
+    from planrun.state.postgres.scale import TaskSpec
+
+    fingerprints = fingerprints_of(plan)
+    work = set(plan.work)
+    return [
+        TaskSpec(
+            key,
+            plan.tasks[key].provider,
+            plan.tasks[key].project,
+            fingerprints[key][0],
+            tuple(work_needs(plan, key)),
+        )
+        for key in plan.graph.topological()
+        if key in work
+    ]

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from planrun.core.names import branch_name
 from planrun.core.outcomes import Status
+from planrun.errors import git_stderr_summary
 from planrun.plan.resolved import ProjectSpec, Task
 from planrun.workspace.base import Landed, Prepared
 from planrun.workspace.git import GitRepo
@@ -121,7 +124,8 @@ class RemoteWorkspace:
 
     async def _landed_in_run(self, repo: GitRepo, target: str, task: Task) -> str | None:
         """The landing of ``task`` on the local ``target`` by any machine of the shared run
-        (by the run ids in the trailers: fingerprints hash each machine's own paths)."""
+        (by the run ids in the trailers: a project outside the plan's folder is
+        fingerprinted by each machine's own path)."""
         runs = await self.fence.local_runs()
         marks = await log_marks(repo, f"refs/heads/{target}", greps=[f"{TASK}: "])
         for sha, mark in marks:
@@ -153,7 +157,54 @@ class RemoteWorkspace:
         )
 
     async def commit(self, task: Task, prepared: Prepared) -> str | None:
-        return await self.inner.commit(task, prepared)
+        """Commit the work for review, and push its branch to the remote (forced: a retry
+        or a fresh start replaces it), so that any machine can approve it."""
+        commit = await self.inner.commit(task, prepared)
+        found = await self._project_repo(task)
+        if found is not None and prepared.branch is not None:
+            _, repo = found
+            branch = f"refs/heads/{prepared.branch}"
+            pushed = await repo.run(
+                "push", "--quiet", self.remote, f"+{branch}:{branch}", check=False
+            )
+            if pushed.returncode != 0:  # the work is committed here: approve it here then
+                why = git_stderr_summary(pushed.stderr)
+                print(
+                    f"planrun: {task.key}: its branch could not be pushed for review ({why});"
+                    " approve it on this machine",
+                    file=sys.stderr,
+                )
+        return commit
+
+    async def fetch_reviewed(self, task: Task) -> bool:
+        """Bring ``task``'s branch pushed for review, and the target, from the remote into
+        this clone; False when the remote has no such branch."""
+        found = await self._project_repo(task)
+        if found is None:
+            return False
+        project, repo = found
+        branch = f"refs/heads/{branch_name(self.inner.plan.name, task.key)}"
+        async with repo.lock():
+            await self._fetch(repo, project.target_branch)
+            out = await repo.run("ls-remote", "--heads", self.remote, branch)
+            if not out.stdout.strip():
+                return False
+            tip = out.stdout.split()[0]
+            if await repo.rev_parse(branch) != tip:  # gone since (approved elsewhere): False
+                got = await repo.run(
+                    "fetch", "--no-tags", "--quiet", self.remote, f"+{branch}:{branch}", check=False
+                )
+                if got.returncode != 0:
+                    return False
+        await self.inner._ensure_target(repo, project)  # nothing landed yet anywhere
+        return True
+
+    async def drop_reviewed(self, task: Task) -> None:
+        """Delete ``task``'s review branch from the remote (its work landed)."""
+        found = await self._project_repo(task)
+        if found is not None:
+            branch = f"refs/heads/{branch_name(self.inner.plan.name, task.key)}"
+            await found[1].run("push", "--quiet", self.remote, f":{branch}", check=False)
 
     async def keep(self, task: Task, prepared: Prepared, status: Status) -> None:
         await self.inner.keep(task, prepared, status)

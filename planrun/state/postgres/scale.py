@@ -13,6 +13,9 @@ schema's advisory lock):
   (held by ``owner`` under ``lease_token`` until ``lease_expires_at``, in the server's
   clock), or final (``done``, ``failed``, ``skipped``, ``cancelled``, ``in_review``).
 
+Joining a run and seeding its tasks are :mod:`~planrun.state.postgres.scale_join`'s; what
+``status``/``logs``/``report --store`` read is :mod:`~planrun.state.postgres.scale_read`'s.
+
 Every write about a held task names its token (``AND lease_token = …``): a write that
 matches no row means another machine took the task over, and raises :class:`LeaseLost`.
 Each change that may let another machine go on sends ``NOTIFY planrun_scale`` with the
@@ -78,6 +81,13 @@ CREATE TABLE IF NOT EXISTS scale_answers (
     delivered_at TIMESTAMPTZ
 );
 """
+#: columns added since the tables were first made (a store made by an older planrun gets
+#: them when a machine joins; an ALTER only when one is missing: it locks the table)
+ADDED = {
+    ("scale_tasks", "tokens"): "BIGINT NOT NULL DEFAULT 0",
+    ("scale_tasks", "cost_usd"): "DOUBLE PRECISION NOT NULL DEFAULT 0",
+    ("scale_tasks", "fingerprint"): "TEXT",
+}
 #: the schema's lock (planrun.state.postgres.schema.SCHEMA_LOCK), so that two machines
 #: creating the tables at once create them once
 _SCHEMA_LOCK = 0x506C526E
@@ -121,6 +131,10 @@ class TaskSpec:
     key: str
     provider: str | None
     project: str | None
+    #: what a new run of the plan compares to carry a task done by the last run over
+    #: (:mod:`planrun.state.postgres.scale_join`); the work tasks it waits for
+    fingerprint: str | None = None
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,66 +148,48 @@ class Verdict:
     landed_commit: str | None = None
     wait_s: float | None = None
     took_over: bool = False
+    spent: RunSpent | None = None
+
+
+@dataclass(frozen=True)
+class RunSpent:
+    """What every machine of a run recorded spending (the sum over its tasks' finished
+    holds), and the seconds since the run opened (in the server's clock)."""
+
+    tokens: int
+    cost_usd: float
+    elapsed_s: float
+
+
+_SPENT = (
+    "SELECT COALESCE(sum(t.tokens), 0) AS tokens, COALESCE(sum(t.cost_usd), 0) AS cost_usd,"
+    " EXTRACT(EPOCH FROM now() - r.opened_at) AS elapsed_s FROM scale_runs r"
+    " LEFT JOIN scale_tasks t ON t.run_id = r.id WHERE r.id = %s GROUP BY r.opened_at"
+)
+
+
+def run_spent(con: PgCon, run_id: str) -> RunSpent:
+    """What the run spent so far, every machine's finished holds counted."""
+    row = con.execute(_SPENT, (run_id,)).fetchone()
+    if row is None:
+        return RunSpent(0, 0.0, 0.0)
+    return RunSpent(int(row["tokens"]), float(row["cost_usd"]), float(row["elapsed_s"]))
 
 
 def create_tables(con: PgCon) -> None:
     with con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         con.execute(TABLES)
-
-
-def join_run(con: PgCon, run_id: str | None, plan_name: str, sha256: str, new_id: str) -> str:
-    """The id of the run this machine joins: ``run_id`` (opened if new), else the open run
-    of the same plan and content, else a new one named ``new_id``."""
-    with con.transaction():
-        con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (plan_name,))
-        if run_id is None:
-            row = con.execute(
-                "SELECT id FROM scale_runs WHERE plan_name = %s AND plan_sha256 = %s"
-                " AND closed_at IS NULL ORDER BY opened_at DESC LIMIT 1",
-                (plan_name, sha256),
-            ).fetchone()
-            if row is not None:
-                return str(row["id"])
-            run_id = new_id
-        row = con.execute(
-            "SELECT plan_name, plan_sha256 FROM scale_runs WHERE id = %s", (run_id,)
-        ).fetchone()
-        if row is None:
-            con.execute(
-                "INSERT INTO scale_runs (id, plan_name, plan_sha256) VALUES (%s, %s, %s)",
-                (run_id, plan_name, sha256),
-            )
-            _carry_done(con, run_id, plan_name, sha256)
-        elif (row["plan_name"], row["plan_sha256"]) != (plan_name, sha256):
-            raise PlanMismatch(run_id, row["plan_name"], row["plan_sha256"])
-        return run_id
-
-
-def _carry_done(con: PgCon, run_id: str, plan_name: str, sha256: str) -> None:
-    """Convergence across shared runs: what the last run of the same plan file (same
-    content) did is done in the new one too, with its landed commit (a CI job re-run
-    gets a new run id and must not run or land it again)."""
-    con.execute(
-        "INSERT INTO scale_tasks (run_id, key, provider, project, status, reason, landed_commit)"
-        " SELECT %s, key, provider, project, 'done', 'done in shared run ' || run_id,"
-        " landed_commit FROM scale_tasks WHERE status = 'done' AND run_id = ("
-        "  SELECT id FROM scale_runs WHERE plan_name = %s AND plan_sha256 = %s AND id <> %s"
-        "  ORDER BY opened_at DESC LIMIT 1)",
-        (run_id, plan_name, sha256, run_id),
-    )
-
-
-def add_machine(
-    con: PgCon, run_id: str, machine: str, host: str, pid: int, where: str, local_run_id: str
-) -> None:
-    """This machine joins ``run_id``; ``local_run_id`` is its own run (its state folder's),
-    which its landing trailers name."""
-    con.execute(
-        "INSERT INTO scale_machines (id, run_id, host, pid, state_dir, local_run_id)"
-        " VALUES (%s,%s,%s,%s,%s,%s)",
-        (machine, run_id, host, pid, where, local_run_id),
-    )
+        have = {
+            (r["table_name"], r["column_name"])
+            for r in con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name LIKE 'scale_%'"
+            ).fetchall()
+        }
+        for (table, column), kind in ADDED.items():
+            if (table, column) not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
 def local_runs(con: PgCon, run_id: str) -> set[str]:
@@ -202,17 +198,6 @@ def local_runs(con: PgCon, run_id: str) -> set[str]:
         "SELECT local_run_id FROM scale_machines WHERE run_id = %s", (run_id,)
     ).fetchall()
     return {str(r["local_run_id"]) for r in rows}
-
-
-def seed_tasks(con: PgCon, run_id: str, tasks: Iterable[TaskSpec]) -> None:
-    """The run's tasks, ``open`` unless a machine recorded them already."""
-    rows = [(run_id, t.key, t.provider, t.project) for t in tasks]
-    with con.transaction(), con.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO scale_tasks (run_id, key, provider, project) VALUES (%s,%s,%s,%s)"
-            " ON CONFLICT DO NOTHING",
-            rows,
-        )
 
 
 def claim(
@@ -252,7 +237,11 @@ def claim(
             (machine, lease_s, run_id, task.key),
         ).fetchone()
         assert took is not None
-        return Verdict(token=int(took["lease_token"]), took_over=row["status"] == "running")
+        return Verdict(
+            token=int(took["lease_token"]),
+            took_over=row["status"] == "running",
+            spent=run_spent(con, run_id),
+        )
 
 
 def peek(con: PgCon, run_id: str, key: str) -> Verdict:
@@ -329,17 +318,21 @@ class Finish:
     landed_commit: str | None = None
     log_path: str | None = None
     tail_json: str = "[]"
+    #: what the hold spent (added to the task's and so to the run's totals)
+    tokens: int = 0
+    cost_usd: float = 0.0
 
 
-def finish(con: PgCon, run_id: str, key: str, token: int, end: Finish) -> None:
-    """Record the end of a held task, fenced by ``token``, and wake the other machines."""
+def finish(con: PgCon, run_id: str, key: str, token: int, end: Finish) -> RunSpent:
+    """Record the end of a held task and what it spent, fenced by ``token``, and wake the
+    other machines; returns what the run spent, this hold included."""
     if end.status not in (*FINAL, "open"):
         raise InternalError(f"finish({key!r}) with status {end.status!r}")
     with con.transaction():
         row = con.execute(
             "UPDATE scale_tasks SET status = %s, reason = %s, landed_commit = %s,"
             " log_path = COALESCE(%s, log_path), tail_json = %s, updated_at = now(),"
-            " lease_expires_at = NULL,"
+            " lease_expires_at = NULL, tokens = tokens + %s, cost_usd = cost_usd + %s,"
             " owner = CASE WHEN %s = 'open' THEN NULL ELSE owner END"
             " WHERE run_id = %s AND key = %s AND status = 'running' AND lease_token = %s"
             " RETURNING key",
@@ -349,6 +342,8 @@ def finish(con: PgCon, run_id: str, key: str, token: int, end: Finish) -> None:
                 end.landed_commit,
                 end.log_path,
                 end.tail_json,
+                end.tokens,
+                end.cost_usd,
                 end.status,
                 run_id,
                 key,
@@ -358,6 +353,7 @@ def finish(con: PgCon, run_id: str, key: str, token: int, end: Finish) -> None:
         if row is None:
             raise LeaseLost(run_id, key, token)
         con.execute("SELECT pg_notify(%s, %s)", (CHANNEL, run_id))
+        return run_spent(con, run_id)
 
 
 def leave(con: PgCon, run_id: str, machine: str) -> None:
@@ -414,35 +410,26 @@ def unlock_landing(con: PgCon, name: str) -> None:
     con.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
 
 
-# --- what status, logs and report read (any machine, read-only) -----------------------
-
-
-def find_run(con: PgCon, plan_name: str, run_id: str | None) -> dict[str, Any] | None:
-    """The run ``run_id`` of the plan, else the plan's most recently opened run."""
-    if run_id is not None:
-        sql = "SELECT * FROM scale_runs WHERE plan_name = %s AND id = %s"
-        return con.execute(sql, (plan_name, run_id)).fetchone()
-    return con.execute(
-        "SELECT * FROM scale_runs WHERE plan_name = %s ORDER BY opened_at DESC LIMIT 1",
-        (plan_name,),
+def reviewed(con: PgCon, run_id: str, key: str) -> tuple[str, str | None] | None:
+    """``key``'s status in the run and the run id of the machine that ran it (what its
+    landing trailer names), or None when the run has no such task."""
+    row = con.execute(
+        "SELECT t.status, m.local_run_id FROM scale_tasks t LEFT JOIN scale_machines m"
+        " ON m.id = t.owner WHERE t.run_id = %s AND t.key = %s",
+        (run_id, key),
     ).fetchone()
+    return None if row is None else (str(row["status"]), row["local_run_id"])
 
 
-def task_rows(con: PgCon, run_id: str) -> list[dict[str, Any]]:
-    """The run's tasks, with the host of their holder and what is left of its lease."""
-    return con.execute(
-        "SELECT t.*, m.host, EXTRACT(EPOCH FROM t.lease_expires_at - now()) AS lease_left_s"
-        " FROM scale_tasks t LEFT JOIN scale_machines m ON m.id = t.owner"
-        " WHERE t.run_id = %s ORDER BY t.key",
-        (run_id,),
-    ).fetchall()
-
-
-def machine_rows(con: PgCon, run_id: str) -> list[dict[str, Any]]:
-    """The machines that joined the run, with the age of their last heartbeat."""
-    return con.execute(
-        "SELECT id, host, pid, state_dir, ended_at IS NOT NULL AS ended,"
-        " EXTRACT(EPOCH FROM now() - heartbeat_at) AS heartbeat_age_s"
-        " FROM scale_machines WHERE run_id = %s ORDER BY started_at",
-        (run_id,),
-    ).fetchall()
+def approved(con: PgCon, run_id: str, key: str, landed_commit: str | None) -> bool:
+    """Record ``planrun approve``: the task in review is done (False: it was not in review
+    any more: approved meanwhile elsewhere), and wake the machines."""
+    with con.transaction():
+        row = con.execute(
+            "UPDATE scale_tasks SET status = 'done', reason = 'approved', landed_commit = %s,"
+            " updated_at = now() WHERE run_id = %s AND key = %s AND status = 'in_review'"
+            " RETURNING key",
+            (landed_commit, run_id, key),
+        ).fetchone()
+        con.execute("SELECT pg_notify(%s, %s)", (CHANNEL, run_id))
+    return row is not None
