@@ -22,7 +22,7 @@ from typing import Any
 import trio
 
 from planrun import __version__
-from planrun.core.decision import Choices
+from planrun.core.decision import Choices, RunDecision
 from planrun.core.events import Observers
 from planrun.core.outcomes import Status
 from planrun.core.runstate import RunState
@@ -139,6 +139,24 @@ def _scheduler(
     """Decide, record the run's beginning, and wire the scheduler to the run's edges."""
     fingerprints = fingerprints_of(plan)
     decision = decide_for(plan, state.known, options.choices, fingerprints)
+    scheduler = scheduler_for(
+        plan, state, settings, options, observers, (decision, fingerprints), claims
+    )
+    return scheduler, fingerprints
+
+
+def scheduler_for(
+    plan: CompiledPlan,
+    state: State,
+    settings: RunSettings,
+    options: ApplyOptions,
+    observers: Observers,
+    decided: tuple[RunDecision, Mapping[str, tuple[str, Any]]],
+    claims: Any = None,
+) -> Scheduler:
+    """Record the run's beginning with what was decided, and wire its scheduler (apply,
+    and each pass of planrun serve, which decides in a thread: deciding reads git)."""
+    decision, fingerprints = decided
     settings_for(settings, decision)
     journal = state.begin(settings.run_id, plan, decision, fingerprints, only=options.only)
     sessions = sessions_for(options.dry_run, plan)
@@ -163,7 +181,7 @@ def _scheduler(
     if claims is not None:
         claims.reports = scheduler.reports
         claims.find_landed = getattr(workspace, "find_landed", None)
-    return scheduler, fingerprints
+    return scheduler
 
 
 def _end(state: State, run_id: str, status: str) -> StoreError | None:

@@ -99,6 +99,10 @@ class Scheduler:
         self._slot_waiters: dict[str, trio.Event] = {}
         self._active = 0
         self._idle = trio.Event()
+        # planrun serve (run/serve.py): runs that share their caps wait for a slot another
+        # run frees instead of ending, and one task can be cancelled with its reason
+        self.waits_for_slots = False
+        self._cancelled: dict[str, str] = {}
 
     # --- the run ------------------------------------------------------------------------
 
@@ -162,6 +166,26 @@ class Scheduler:
         self.emit(ev.RunStopping(reason="interrupted"))
         self._stop(cancel=True)
 
+    def drain(self) -> None:
+        """Start nothing new; running tasks finish (planrun serve's first signal)."""
+        self._stop(cancel=False)
+
+    def wake(self) -> None:
+        """A slot of the caps this run shares may have freed (planrun serve)."""
+        if self._nursery is not None and not self._idle.is_set():
+            self._dispatch()
+            self._check_idle()
+
+    def cancel_task(self, key: str, reason: str) -> bool:
+        """Cancel one running task, recording ``reason`` (its worktree is kept, as for any
+        cancelled task); False if it does not run here."""
+        scope = self._scopes.get(key)
+        if scope is None:
+            return False
+        self._cancelled[key] = reason
+        scope.cancel()
+        return True
+
     def _journal_failed(self, error: StoreError) -> None:
         """A journal write failed (disk full, ...): start nothing new, cancel what runs."""
         if self.journal_error is not None:
@@ -188,8 +212,13 @@ class Scheduler:
     def _check_idle(self) -> None:
         """The run is over when no worker is active: after a dispatch, nothing else can
         start (tasks in review or waiting on them stay as they are)."""
-        if self._active == 0:
+        if self._active == 0 and not self._waiting_for_a_shared_slot():
             self._idle.set()
+
+    def _waiting_for_a_shared_slot(self) -> bool:
+        if not self.waits_for_slots or self.state.stopping:
+            return False
+        return any(t.status is Status.READY for t in self.state.tasks.values())
 
     def _apply(self, changes: list[Change]) -> None:
         for change in changes:
@@ -242,6 +271,7 @@ class Scheduler:
                 reason = "interrupted" if self.interrupted else "cancelled: the run stopped"
                 if self.journal_error is not None:
                     reason = "cancelled: the journal failed"
+                reason = self._cancelled.pop(key, reason)
         finally:
             self._scopes.pop(key, None)
             self._slot_waiters.pop(key, None)
