@@ -177,13 +177,17 @@ class Scheduler:
             self._check_idle()
 
     def cancel_task(self, key: str, reason: str) -> bool:
-        """Cancel one running task, recording ``reason`` (its worktree is kept, as for any
-        cancelled task); False if it does not run here."""
+        """Cancel one running or queued task, recording ``reason`` (its worktree is kept,
+        as for any cancelled task); False if it neither runs nor waits here."""
         scope = self._scopes.get(key)
-        if scope is None:
+        if scope is not None:
+            self._cancelled[key] = reason
+            scope.cancel()
+        elif key in self.state.tasks and self.state.status(key) is Status.READY:
+            self._apply(self.state.finish(key, Status.CANCELLED, reason))  # queued, not begun
+            self._check_idle()
+        else:
             return False
-        self._cancelled[key] = reason
-        scope.cancel()
         return True
 
     def _journal_failed(self, error: StoreError) -> None:
@@ -212,13 +216,10 @@ class Scheduler:
     def _check_idle(self) -> None:
         """The run is over when no worker is active: after a dispatch, nothing else can
         start (tasks in review or waiting on them stay as they are)."""
-        if self._active == 0 and not self._waiting_for_a_shared_slot():
+        tasks = self.state.tasks.values()  # serve: a ready task may wait for a shared slot
+        waits = self.waits_for_slots and not self.state.stopping
+        if self._active == 0 and not (waits and any(t.status is Status.READY for t in tasks)):
             self._idle.set()
-
-    def _waiting_for_a_shared_slot(self) -> bool:
-        if not self.waits_for_slots or self.state.stopping:
-            return False
-        return any(t.status is Status.READY for t in self.state.tasks.values())
 
     def _apply(self, changes: list[Change]) -> None:
         for change in changes:
