@@ -13,6 +13,7 @@ from planrun.core import events as ev
 from planrun.core.events import Observers
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.runstate import Caps
+from planrun.errors import PlanError
 from planrun.plan.resolved import CompiledPlan
 from planrun.run.context import RunSettings
 from planrun.run.scheduler import Scheduler
@@ -120,3 +121,12 @@ async def test_drain_lets_running_tasks_finish_and_starts_nothing_new(
     assert run.state["A"].status is Status.DONE  # finished, not cancelled
     assert session.starts("B") == []
     assert run.state["B"].status is Status.CANCELLED
+
+
+def test_the_plan_sets_serve_s_interval(tmp_path: Path) -> None:
+    plan = plan_from(PLAN.replace("{max_concurrent: 1}", "{serve: {interval: 5m}}"), tmp_path)
+    assert plan.settings.serve_interval == 300.0
+    assert plan_from(PLAN, tmp_path).settings.serve_interval == 60.0
+    with pytest.raises(PlanError) as caught:
+        plan_from(PLAN.replace("{max_concurrent: 1}", "{serve: {interval: 0s}}"), tmp_path)
+    assert "interval" in str(caught.value)

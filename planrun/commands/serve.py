@@ -33,7 +33,7 @@ def run_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     options = ServeOptions(
         state_dir=state_dir,
-        interval=args.interval,
+        interval=args.interval or plan.settings.serve_interval,
         once=args.once,
         max_concurrent=args.max_concurrent,
         on_failure=args.on_failure,

@@ -31,9 +31,9 @@ def add_serve(commands: Any) -> None:
     p.add_argument(
         "--interval",
         type=_seconds,
-        default=60.0,
         metavar="SECONDS",
-        help="seconds between two reads of the trackers (default: 60)",
+        help="seconds between two reads of the trackers (default: settings.serve.interval"
+        " of the plan, else 60)",
     )
     p.add_argument("--once", action="store_true", help="one pass, then exit with apply's codes")
     p.add_argument("--pause", action="store_true", help="pause dispatch of a serve, and exit")
