@@ -183,9 +183,11 @@ class Server:
                     running.scheduler.cancel_task(key, DESELECTED)
 
     async def _start_new(self, plan: CompiledPlan, nursery: trio.Nursery) -> None:
-        for running in self.passes:  # what they finished is in the store before it is read
-            await trio.to_thread.run_sync(_flush, running.journal)
+        # busy first, then flush: a task not busy now finished before the flush, so what
+        # it recorded is in the store when it is read (else it could run twice)
         busy = set().union(*(p.unfinished() for p in self.passes))
+        for running in list(self.passes):
+            await trio.to_thread.run_sync(_flush, running.journal)
         store = self.state.store
         assert store is not None  # serve never runs read-only
         known = await trio.to_thread.run_sync(known_tasks, store, plan.name)
@@ -202,7 +204,7 @@ class Server:
             and not (graph.upstream([k]) & busy)
             and self.tried.get(k) != _attempted(decision, fingerprints, k)
         ]
-        if keys:
+        if keys and not self.signals and not paused(self.options.state_dir):
             self.tried.update({k: _attempted(decision, fingerprints, k) for k in keys})
             self.state.known = known
             nursery.start_soon(self._run_pass, self._begin(plan, keys, decision, fingerprints))
