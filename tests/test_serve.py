@@ -112,13 +112,22 @@ tasks:
     assert standin.problems == []
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """End a serve a failing test left running: two different signals (two SIGTERMs sent
+    at once may reach it as one), so that it cancels its tasks rather than draining."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
+    runs.stop(proc)
+
+
 def finish(proc: subprocess.Popen[str], timeout: float = 30.0) -> tuple[int, str]:
     """SIGTERM (drain) and wait; returns the exit code and stderr."""
     proc.send_signal(signal.SIGTERM)
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        runs.stop(proc)
+        stop(proc)
         raise
     return proc.returncode, err
 
@@ -135,6 +144,12 @@ def test_a_new_item_runs_while_another_task_runs_and_an_edited_one_runs_again(
         wait_for(lambda: served.landed(2) == 1, what="ISSUE[2] to land while ISSUE[1] runs")
         assert served.landed(1) == 0
         assert served.started() == ["1", "2"]
+        shown = runs.planrun("status", str(served.plan), cwd=served.plan.parent)
+        rows = dict(
+            line.split()[:2] for line in shown.stdout.splitlines() if line.startswith("ISSUE[")
+        )
+        assert rows.get("ISSUE[1]") == "running", shown.stdout  # in the first pass
+        assert rows.get("ISSUE[2]") == "done", shown.stdout  # the latest pass
         served.github.issues[1]["body"] = "first, edited"  # edited while its task runs
         served.go(1)
         wait_for(lambda: served.landed(1) == 2, what="ISSUE[1] to land, then again")
@@ -142,7 +157,7 @@ def test_a_new_item_runs_while_another_task_runs_and_an_edited_one_runs_again(
         assert git(served.repo, "show", f"{TARGET}:item-1.txt") == "first, edited"
         code, err = finish(proc)
     finally:
-        runs.stop(proc)
+        stop(proc)
     assert code == 0, err
     assert sorted(served.started()) == ["1", "1", "2"]  # ISSUE[2] was never run again
     assert served.landed(2) == 1
@@ -160,7 +175,7 @@ def test_a_closed_item_s_running_task_is_cancelled_and_its_worktree_kept(
         assert "no longer selected" in served.task(1)[1]
         code, err = finish(proc)
     finally:
-        runs.stop(proc)
+        stop(proc)
     assert code == 0, err
     worktrees = git(served.repo, "worktree", "list", "--porcelain")
     assert worktrees.count("worktree ") == 2, worktrees  # the clone and ISSUE[1]'s, kept
@@ -194,7 +209,7 @@ def test_sigterm_drains_running_tasks_finish_and_nothing_new_starts(served: Serv
         served.go(1, 2)
         _, err = proc.communicate(timeout=30)
     finally:
-        runs.stop(proc)
+        stop(proc)
     assert proc.returncode == 0, err
     assert "draining" in err
     assert served.landed(1) == 1
@@ -212,14 +227,14 @@ def test_kill_9_then_serve_again_resumes_and_nothing_lands_twice(served: Served)
         wait_for(lambda: "2" in served.started(), what="ISSUE[2] to start")
         runs.kill9(proc)
     finally:
-        runs.stop(proc)
+        stop(proc)
     served.go(2)
     again = served.start()
     try:
         wait_for(lambda: served.landed(2) == 1, what="ISSUE[2] to land after the restart")
         code, err = finish(again)
     finally:
-        runs.stop(again)
+        stop(again)
     assert code == 0, err
     assert "recovered" in err
     assert served.landed(1) == 1
@@ -256,6 +271,6 @@ def test_pause_and_resume_dispatch_shown_by_status(served: Served) -> None:
         wait_for(lambda: served.landed(1) == 1, what="ISSUE[1] to land once resumed")
         code, err = finish(proc)
     finally:
-        runs.stop(proc)
+        stop(proc)
     assert code == 0, err
     assert not status_file.exists()

@@ -101,6 +101,7 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
         run = select_run(store, located)
         holder = read_holder(located.state_dir)  # before the rows: a run ending meanwhile
         snapshot = read_snapshot(store, run, holder)  # shows as ended, not as dead
+        snapshot = _with_open_runs(store, snapshot, served)
     except UsageError:
         if served is None:
             raise
@@ -115,6 +116,25 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
         out.write("".join(f"{line}\n" for line in serve_lines(served)))
         out.write(as_text(snapshot, located))
     return 0
+
+
+_UNDER_WAY = frozenset({"pending", "ready", "running", "retrying", "needs_input"})
+
+
+def _with_open_runs(
+    store: StoreReader, snapshot: Snapshot, served: dict[str, Any] | None
+) -> Snapshot:
+    """A served plan's latest run, with the tasks still under way in its other open runs
+    (serve runs several passes at once; docs/serve.md)."""
+    lines = {t.key: t for t in snapshot.tasks}
+    for run_id in (served or {}).get("runs") or ():
+        run = store.run(run_id) if run_id != snapshot.run.id else None
+        if run is None:
+            continue
+        for task in read_snapshot(store, run, snapshot.holder).tasks:
+            if task.key not in lines or task.status in _UNDER_WAY:
+                lines[task.key] = task
+    return replace(snapshot, tasks=list(lines.values()))
 
 
 def _served_only(served: dict[str, Any], as_json: bool, out: TextIO) -> int:
