@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from planrun.errors import StoreError
-from tests import runs
+from tests import boardkit, runs
 from tests.github_standin import Standin, serve
 from tests.gitrepo import git, make_repos, tip
 from tests.runs import State, state_of, wait_for, write_plan
@@ -150,6 +150,10 @@ def test_a_new_item_runs_while_another_task_runs_and_an_edited_one_runs_again(
         )
         assert rows.get("ISSUE[1]") == "running", shown.stdout  # in the first pass
         assert rows.get("ISSUE[2]") == "done", shown.stdout  # the latest pass
+        with boardkit.board(served.plan) as page:  # the board reads the same store
+            front = page.get("/")
+        assert front.status == 200
+        assert "ISSUE[2]" in front.body
         served.github.issues[1]["body"] = "first, edited"  # edited while its task runs
         served.go(1)
         wait_for(lambda: served.landed(1) == 2, what="ISSUE[1] to land, then again")
