@@ -278,3 +278,27 @@ def test_pause_and_resume_dispatch_shown_by_status(served: Served) -> None:
         stop(proc)
     assert code == 0, err
     assert not status_file.exists()
+
+
+def test_status_goes_back_to_each_item_once_across_passes(served: Served) -> None:
+    text = served.plan.read_text()
+    served.plan.write_text(
+        text.replace(f"token: {TOKEN_VAR}}}", f"token: {TOKEN_VAR}, status: {{}}}}")
+    )
+    served.github.add_issue(1, "Slow", labels=["agent"])
+    proc = served.start()
+    try:
+        wait_for(lambda: served.started() == ["1"], what="ISSUE[1] to start")
+        served.go(2)
+        served.github.add_issue(2, "Quick", labels=["agent"])
+        wait_for(lambda: "planrun:done" in served.github.labels_of(2), what="ISSUE[2] done")
+        served.go(1)
+        wait_for(lambda: "planrun:done" in served.github.labels_of(1), what="ISSUE[1] done")
+        code, err = finish(proc)
+    finally:
+        stop(proc)
+    assert code == 0, err
+    for n in (1, 2):
+        comments = served.github.comments_on(n)
+        assert len(comments) == 1, comments  # one status comment, edited in place
+        assert "done" in comments[0]["body"]

@@ -233,6 +233,9 @@ class Server:
         self.state.recovered = []  # said once, by the first pass
         self.state.reattach = set()  # tmux sessions left running belong to the first pass
         outbox = outbox_for(plan, self.state, scheduler, observers)
+        if outbox is not None:  # an update pending in an open pass is that pass's to deliver
+            held = {i for p in self.passes if p.outbox is not None for i in p.outbox.pending}
+            outbox.pending = {i: p for i, p in outbox.pending.items() if i not in held}
         journal, self.state.journal = self.state.journal, None
         scheduler.state.caps = self.caps  # every pass counts against the same caps
         scheduler.waits_for_slots = not options.once
