@@ -302,3 +302,24 @@ def test_status_goes_back_to_each_item_once_across_passes(served: Served) -> Non
         comments = served.github.comments_on(n)
         assert len(comments) == 1, comments  # one status comment, edited in place
         assert "done" in comments[0]["body"]
+
+
+def test_a_failed_poll_is_tried_again_and_apply_is_locked_out_meanwhile(
+    served: Served,
+) -> None:
+    served.github.add_issue(1, "First", labels=["agent"])
+    served.go(1, 2)
+    proc = served.start()
+    try:
+        wait_for(lambda: served.landed(1) == 1, what="ISSUE[1] to land")
+        locked = runs.apply(served.plan)
+        assert locked.returncode == 3, locked.stderr  # serve holds the state lock
+        served.github.fail_reads = 2  # the tracker is down for the next reads
+        served.github.add_issue(2, "Second", labels=["agent"])
+        wait_for(lambda: served.landed(2) == 1, what="ISSUE[2] to land once GitHub is back")
+        code, err = finish(proc)
+    finally:
+        stop(proc)
+    assert code == 0, err
+    assert "this poll failed, the next one tries again" in err
+    assert served.github.token not in err

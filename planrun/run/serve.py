@@ -35,7 +35,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from planrun.core import events as ev
 from planrun.core.decision import RunDecision
 from planrun.core.events import Observers
 from planrun.core.outcomes import Status
+from planrun.core.redact import Redactor
 from planrun.core.runstate import Caps
 from planrun.errors import PlanrunError, StoreError
 from planrun.plan.load import load_plan
@@ -63,6 +64,7 @@ from planrun.run.apply import (
     scheduler_for,
 )
 from planrun.run.context import RunSettings
+from planrun.run.environment import secret_values
 from planrun.run.prepare import decide_for, fingerprints_of
 from planrun.run.scheduler import Scheduler
 from planrun.run.serve_file import ServeStatus, paused, remove_status, write_status
@@ -131,6 +133,7 @@ class Server:
     #: started again by this process (a failed task would otherwise fail at every poll)
     tried: dict[str, tuple[str, str]] = field(default_factory=dict)
     status: ServeStatus | None = None
+    redact: Callable[[str], str] = str
     _poke: trio.Event = field(default_factory=trio.Event)
     _nursery: trio.Nursery | None = None  # the passes'
 
@@ -165,7 +168,7 @@ class Server:
             if not self.signals and not paused(self.options.state_dir):
                 await self._start_new(plan, nursery)
         except (PlanrunError, OSError) as error:  # a tracker down: tried again next time
-            problem = str(error)
+            problem = self.redact(str(error))  # shown and kept in serve.json: no secret
             print(
                 f"planrun: serve: this poll failed, the next one tries again: {problem}",
                 file=sys.stderr,
@@ -359,6 +362,7 @@ def serve_plan(plan: CompiledPlan, options: ServeOptions, observers: Observers) 
 
     with StateLock.acquire(options.state_dir), open_state(plan, options.state_dir) as state:
         server = Server(plan.path, state, options, observers, _caps(plan, options))
+        server.redact = Redactor(secret_values(plan, os.environ)).redact
         if not options.once:
             server.status = ServeStatus(os.getpid(), iso(time.time()), options.interval)
         become_subreaper()
