@@ -323,3 +323,22 @@ def test_a_failed_poll_is_tried_again_and_apply_is_locked_out_meanwhile(
     assert code == 0, err
     assert "this poll failed, the next one tries again" in err
     assert served.github.token not in err
+
+
+def test_resume_is_seen_before_the_next_poll_is_due(served: Served) -> None:
+    pause = runs.planrun("serve", str(served.plan), "--pause", cwd=served.plan.parent)
+    assert pause.returncode == 0, pause.stderr
+    served.github.add_issue(1, "Waits", labels=["agent"])
+    served.go(1)
+    proc = served.start("--interval", "600")  # the last --interval wins
+    status_file = state_of(served.plan) / "serve.json"
+    try:
+        wait_for(status_file.exists, what="the first poll (paused)")
+        assert served.started() == []
+        resume = runs.planrun("serve", str(served.plan), "--resume", cwd=served.plan.parent)
+        assert resume.returncode == 0, resume.stderr
+        wait_for(lambda: served.landed(1) == 1, timeout=10, what="a poll at once on resume")
+        code, err = finish(proc)
+    finally:
+        stop(proc)
+    assert code == 0, err

@@ -20,15 +20,17 @@ from planrun.state.locate import state_dir_for
 def run_serve(args: argparse.Namespace, out: TextIO) -> int:
     if args.pause and args.resume:
         raise UsageError("--pause and --resume: give one of them")
+    if args.pause or args.resume:  # the state folder only: no compile, no tracker read
+        from planrun.run.serve_file import set_paused
+        from planrun.state.locate import locate
+
+        located = locate(args.plan, args.state_dir)
+        set_paused(located.state_dir, args.pause)
+        what = "paused: nothing new starts" if args.pause else "resumed"
+        print(f"planrun: serve of {located.plan_name}: {what}", file=sys.stderr)
+        return 0
     plan = load_plan(Path(args.plan))
     state_dir = state_dir_for(plan, args.state_dir)
-    if args.pause or args.resume:
-        from planrun.run.serve_file import set_paused
-
-        set_paused(state_dir, args.pause)
-        what = "paused: nothing new starts" if args.pause else "resumed"
-        print(f"planrun: serve of {plan.name}: {what} (from its next poll)", file=sys.stderr)
-        return 0
     from planrun.run.serve import ServeOptions, serve_plan
 
     options = ServeOptions(

@@ -73,6 +73,8 @@ from planrun.state.folder import State, open_state
 from planrun.state.known import known_tasks
 from planrun.state.store import iso
 
+#: How often, at most, serve looks at its pause switch between two polls (seconds).
+PAUSE_CHECK = 1.0
 #: Why a task is cancelled when its item leaves the selection.
 DESELECTED = "cancelled: its tracker item is no longer selected (closed, or its labels changed)"
 
@@ -155,9 +157,19 @@ class Server:
             if self.options.once:
                 return
             self._write_status(next_poll=time.time() + interval)
-            with trio.move_on_after(interval):
-                await self._poke.wait()
+            await self._until_next_poll(interval)
             self._poke = trio.Event()
+
+    async def _until_next_poll(self, interval: float) -> None:
+        """Wait ``interval``, or less: a signal, or ``--resume`` (or ``--pause``) from
+        another shell, seen within :data:`PAUSE_CHECK` seconds, ends the wait."""
+        deadline = trio.current_time() + interval
+        was = paused(self.options.state_dir)
+        while trio.current_time() < deadline:
+            with trio.move_on_at(min(deadline, trio.current_time() + PAUSE_CHECK)):
+                await self._poke.wait()
+            if self._poke.is_set() or paused(self.options.state_dir) != was:
+                return
 
     async def poll(self, nursery: trio.Nursery) -> None:
         """Read the trackers, reconcile what runs, start what is new or changed."""
