@@ -270,7 +270,11 @@ class Server:
                 self.state.end(scheduler.settings.run_id, report.status)
             except StoreError as error:
                 print(f"planrun: serve: {error}", file=sys.stderr)
-            write_reports(running.plan, report, self.options.state_dir, Outputs(), default=True)
+            written = write_reports(
+                running.plan, report, self.options.state_dir, Outputs(), default=True
+            )
+            for problem in written.errors:  # the run is recorded all the same
+                print(f"planrun: serve: {problem}", file=sys.stderr)
             self.codes.append(run_exit_code(scheduler))
             self.wake_all()
 
