@@ -22,6 +22,7 @@ from typing import Any
 
 from planrun.commands import handlers
 from planrun.commands.helptext import epilog
+from planrun.commands.serve_args import add_serve
 
 PLAN_HELP = "the plan file (YAML)"
 KEY_HELP = "a task's key, as in the plan (KEY or KEY[item] for one item of a fan-out)"
@@ -40,7 +41,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add every command's parser; each names its handler in :mod:`planrun.commands.handlers`."""
     for add in (_validate, _plan, _graph, _schema, _init, _apply, _status, _logs, _report):
         add(commands)
-    for add in (_approve, _answer, _attach, _clean, _changesets, _completion, _board):
+    for add in (_approve, _answer, _attach, _clean, _changesets, _completion, _board, add_serve):
         add(commands)
 
 

@@ -125,3 +125,9 @@ def board(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.commands.board import run_board
 
     return run_board(args, out)
+
+
+def serve(args: argparse.Namespace, out: TextIO) -> int:
+    from planrun.commands.serve import run_serve
+
+    return run_serve(args, out)

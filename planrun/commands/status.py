@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from planrun.core.outcomes import Status
+from planrun.errors import StoreError, UsageError
 from planrun.report.figures import cost_text, tokens_text, usage_text
 from planrun.sessions.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
 from planrun.state.locate import Located, locate
@@ -89,20 +90,33 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
     from planrun.state.lock import read_holder
 
     located = locate(args.plan, args.state_dir)
-    store = open_readonly(located)
+    served = _served(located.state_dir)
+    try:
+        store = open_readonly(located)
+    except StoreError:
+        if served is None:
+            raise
+        return _served_only(served, args.json, out)  # serving, nothing run yet
     try:
         run = select_run(store, located)
         holder = read_holder(located.state_dir)  # before the rows: a run ending meanwhile
         snapshot = read_snapshot(store, run, holder)  # shows as ended, not as dead
+        snapshot = _with_open_runs(store, snapshot, served)
+    except UsageError:
+        if served is None:
+            raise
+        return _served_only(served, args.json, out)
     finally:
         store.close()
     changes = changesets_line(located.state_dir)
     if args.json:
-        data = as_json(snapshot, located)
+        document = as_json(snapshot, located)
+        document["serve"] = served
         if changes is not None:
-            data["changesets"] = changes
-        out.write(json.dumps(data, indent=2) + "\n")
+            document["changesets"] = changes
+        out.write(json.dumps(document, indent=2) + "\n")
     else:
+        out.write("".join(f"{line}\n" for line in serve_lines(served)))
         out.write(as_text(snapshot, located) + (f"\n{changes}\n" if changes else ""))
     return 0
 
@@ -115,6 +129,61 @@ def changesets_line(state_dir: Path) -> str | None:
     from planrun.changes.records import summary
 
     return summary(state_dir)
+
+
+_UNDER_WAY = frozenset({"pending", "ready", "running", "retrying", "needs_input"})
+
+
+def _with_open_runs(
+    store: StoreReader, snapshot: Snapshot, served: dict[str, Any] | None
+) -> Snapshot:
+    """A served plan's latest run, with the tasks still under way in its other open runs
+    (serve runs several passes at once; docs/serve.md)."""
+    lines = {t.key: t for t in snapshot.tasks}
+    for run_id in (served or {}).get("runs") or ():
+        run = store.run(run_id) if run_id != snapshot.run.id else None
+        if run is None:
+            continue
+        for task in read_snapshot(store, run, snapshot.holder).tasks:
+            if task.key not in lines or task.status in _UNDER_WAY:
+                lines[task.key] = task
+    return replace(snapshot, tasks=list(lines.values()))
+
+
+def _served_only(served: dict[str, Any], as_json: bool, out: TextIO) -> int:
+    if as_json:
+        out.write(json.dumps({"serve": served}, indent=2) + "\n")
+    else:
+        out.write("".join(f"{line}\n" for line in [*serve_lines(served), "no run yet"]))
+    return 0
+
+
+def _served(state_dir: Path) -> dict[str, Any] | None:
+    """What a live ``planrun serve`` of this state folder says of itself (None: none)."""
+    from planrun.run.serve_file import paused, read_status
+
+    served = read_status(state_dir)
+    if served is not None:
+        served["paused"] = paused(state_dir)
+    return served
+
+
+def serve_lines(served: dict[str, Any] | None) -> list[str]:
+    """The lines of a served run, above the latest run's (docs/serve.md)."""
+    if served is None:
+        return []
+    since = str(served.get("since", "?")).replace("T", " ")[:19] + "Z"
+    state = ", draining" if served.get("draining") else ", paused" if served.get("paused") else ""
+    lines = [f"served by planrun serve (pid {served.get('pid')}) since {since}{state}"]
+    polls = (
+        f"last poll {served.get('last_poll') or 'not yet'}, next {served.get('next_poll') or '-'}"
+    )
+    lines.append(f"{polls} (every {served.get('interval')} s)")
+    if served.get("last_problem"):
+        lines.append(f"last poll failed: {served['last_problem']}")
+    runs = served.get("runs") or []
+    lines.append(f"open runs: {', '.join(runs) if runs else 'none'}")
+    return lines
 
 
 # ---------------------------------------------------------------- reading

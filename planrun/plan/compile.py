@@ -117,6 +117,7 @@ def plan_settings(settings: Settings) -> PlanSettings:
         hook_timeout=settings.hook_timeout,
         kill_grace=settings.kill_grace,
         log_limit=settings.log_limit,
+        serve_interval=settings.serve.interval,
     )
 
 

@@ -75,6 +75,14 @@ class EnvSettings(Model):
     """Variables set to these values in every session (tasks and providers may add more)."""
 
 
+class Serve(Model):
+    """How `planrun serve` runs this plan (docs/serve.md)."""
+
+    interval: Annotated[Duration, Field(gt=0)] = 60.0
+    """How often serve reads the plan's trackers again, e.g. `5m` (default `60s`);
+    `planrun serve --interval SECONDS` overrides it."""
+
+
 class Settings(Model):
     """How the whole run behaves."""
 
@@ -102,6 +110,8 @@ class Settings(Model):
     log_limit: Size | None = 100 * 1000**2
     """Bytes one session may write to its log; then a marker, and the rest is not logged (it
     is still watched for patterns and kept in the last lines). `null`: no limit."""
+    serve: Serve = Field(default_factory=Serve)
+    """How `planrun serve` runs this plan: how often it reads the trackers again."""
 
 
 class Backoff(Model):

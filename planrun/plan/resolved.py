@@ -86,6 +86,7 @@ class PlanSettings:
     hook_timeout: float = 300.0
     kill_grace: float = 5.0
     log_limit: int | None = 100 * 1000**2
+    serve_interval: float = 60.0  # settings.serve.interval: seconds between serve's polls
 
 
 @dataclass(frozen=True)

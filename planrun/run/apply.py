@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from planrun import __version__
-from planrun.core.decision import Choices
+from planrun.core.decision import Choices, RunDecision
 from planrun.core.events import Observers
 from planrun.core.outcomes import Status
 from planrun.core.runstate import RunState
@@ -193,6 +193,24 @@ def _scheduler(
         adopt_approved(claims, plan, state, options.shared.remote)
     fingerprints = fingerprints_of(plan)
     decision = decide_for(plan, state.known, options.choices, fingerprints)
+    scheduler = scheduler_for(
+        plan, state, settings, options, observers, (decision, fingerprints), claims
+    )
+    return scheduler, fingerprints
+
+
+def scheduler_for(
+    plan: CompiledPlan,
+    state: State,
+    settings: RunSettings,
+    options: ApplyOptions,
+    observers: Observers,
+    decided: tuple[RunDecision, Mapping[str, tuple[str, Any]]],
+    claims: Any = None,
+) -> Scheduler:
+    """Record the run's beginning with what was decided, and wire its scheduler (apply,
+    and each pass of planrun serve, which decides in a thread: deciding reads git)."""
+    decision, fingerprints = decided
     settings_for(settings, decision)
     journal = state.begin(settings.run_id, plan, decision, fingerprints, only=options.only)
     sessions = sessions_for(options.dry_run, plan)
@@ -218,7 +236,7 @@ def _scheduler(
         claims.reports = scheduler.reports
         claims.find_landed = getattr(workspace, "find_landed", None)
         scheduler.attempts.spending = claims.spending  # run budgets count every machine
-    return scheduler, fingerprints
+    return scheduler
 
 
 def _end(state: State, run_id: str, status: str) -> StoreError | None:

@@ -99,6 +99,10 @@ class Scheduler:
         self._slot_waiters: dict[str, trio.Event] = {}
         self._active = 0
         self._idle = trio.Event()
+        # planrun serve (run/serve.py): runs that share their caps wait for a slot another
+        # run frees instead of ending, and one task can be cancelled with its reason
+        self.waits_for_slots = False
+        self._cancelled: dict[str, str] = {}
 
     # --- the run ------------------------------------------------------------------------
 
@@ -162,6 +166,30 @@ class Scheduler:
         self.emit(ev.RunStopping(reason="interrupted"))
         self._stop(cancel=True)
 
+    def drain(self) -> None:
+        """Start nothing new; running tasks finish (planrun serve's first signal)."""
+        self._stop(cancel=False)
+
+    def wake(self) -> None:
+        """A slot of the caps this run shares may have freed (planrun serve)."""
+        if self._nursery is not None and not self._idle.is_set():
+            self._dispatch()
+            self._check_idle()
+
+    def cancel_task(self, key: str, reason: str) -> bool:
+        """Cancel one running or queued task, recording ``reason`` (its worktree is kept,
+        as for any cancelled task); False if it neither runs nor waits here."""
+        scope = self._scopes.get(key)
+        if scope is not None:
+            self._cancelled[key] = reason
+            scope.cancel()
+        elif key in self.state.tasks and self.state.status(key) is Status.READY:
+            self._apply(self.state.finish(key, Status.CANCELLED, reason))  # queued, not begun
+            self._check_idle()
+        else:
+            return False
+        return True
+
     def _journal_failed(self, error: StoreError) -> None:
         """A journal write failed (disk full, ...): start nothing new, cancel what runs."""
         if self.journal_error is not None:
@@ -188,7 +216,9 @@ class Scheduler:
     def _check_idle(self) -> None:
         """The run is over when no worker is active: after a dispatch, nothing else can
         start (tasks in review or waiting on them stay as they are)."""
-        if self._active == 0:
+        tasks = self.state.tasks.values()  # serve: a ready task may wait for a shared slot
+        waits = self.waits_for_slots and not self.state.stopping
+        if self._active == 0 and not (waits and any(t.status is Status.READY for t in tasks)):
             self._idle.set()
 
     def _apply(self, changes: list[Change]) -> None:
@@ -242,6 +272,7 @@ class Scheduler:
                 reason = "interrupted" if self.interrupted else "cancelled: the run stopped"
                 if self.journal_error is not None:
                     reason = "cancelled: the journal failed"
+                reason = self._cancelled.pop(key, reason)
         finally:
             self._scopes.pop(key, None)
             self._slot_waiters.pop(key, None)
