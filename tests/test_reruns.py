@@ -362,3 +362,27 @@ def test_approve_masks_a_secret_that_git_quotes(tmp_path: Path, clean_env: Path)
     assert approved.returncode == 1
     assert "conflicts on tok-***.txt" in approved.stdout
     assert SECRET not in approved.stdout + approved.stderr
+
+
+def test_two_tasks_of_one_run_cut_short_the_landed_one_is_adopted(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    """A lands and planrun dies before recording it while B (same run, also its attempt 1)
+    still runs: A is recognised by task and attempt, not by the attempt's name alone."""
+    repos = make_repos(tmp_path)
+    gate = tmp_path / "go"
+    tasks = (
+        '  A: {run: [sh, -c, "echo a > A.txt && git add A.txt && $COMMIT -qm a"]}\n'
+        f'  B: {{run: [sh, -c, "until [ -e {gate} ]; do sleep 0.05; done; echo b > B.txt'
+        ' && git add B.txt && { git diff --cached --quiet || $COMMIT -qm b; }"]}\n'
+    )
+    plan = write_plan(tmp_path, plan_text(repos.clone, tasks))
+    crashed = runs.apply(plan, env={"PLANRUN_FAULT_AFTER_LANDING": "A"})
+    assert crashed.returncode == -9
+    assert len(landings(repos.clone, "planrun-re", "A")) == 1
+    assert preview(plan)["A"][0] == "up to date"
+    gate.touch()  # B's first attempt, left running by the crash, may commit before it ends
+    again = runs.apply(plan)
+    assert again.returncode == 0, again.stderr
+    assert len(landings(repos.clone, "planrun-re", "A")) == 1
+    assert len(landings(repos.clone, "planrun-re", "B")) == 1

@@ -145,17 +145,19 @@ async def _found(
     fingerprints: Mapping[str, str],
 ) -> dict[str, str]:
     """Tasks not recorded done whose latest attempt's landing is on the target → commit."""
+    # by task and attempt: attempts are numbered per task, so two tasks of one run both
+    # have a "<run>#1" (keyed by the attempt alone, one of them was never found)
     wanted = {
-        t.last_attempt: k
+        (k, t.last_attempt)
         for k, t in tasks.items()
         if t.status is not Status.DONE and t.last_attempt and t.fingerprint == fingerprints.get(k)
     }
     if tip is None or not wanted:
         return {}
-    greps = [f"{ATTEMPT}: {name}" for name in wanted]
+    greps = sorted({f"{ATTEMPT}: {attempt}" for _, attempt in wanted})
     found = {}
     for sha, mark in await log_marks(repo, tip, greps=greps):
-        key = wanted.get(mark.attempt)
-        if key is not None and mark.plan == plan_name and mark.task == key and key not in found:
+        key = mark.task
+        if (key, mark.attempt) in wanted and mark.plan == plan_name and key not in found:
             found[key] = sha
     return found
