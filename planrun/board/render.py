@@ -27,7 +27,7 @@ import markupsafe
 from planrun.board import graph
 from planrun.board.snapshot import COLUMNS, Board, TaskPage, task_href
 from planrun.core.redact import visible
-from planrun.report.figures import cost_text, tokens_text
+from planrun.report.figures import cost_text, duration_text, tokens_text
 from planrun.state.queries import elapsed_s
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +61,9 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(duration=duration, tokens=tokens_text, cost=cost_text, when=when)
+        self.env.filters.update(
+            duration=duration_text, tokens=tokens_text, cost=cost_text, when=when
+        )
         self.env.globals.update(task_href=task_href, took=took, used_tokens=used_tokens)
 
     def page(self, template: str, **context: Any) -> str:
@@ -84,20 +86,6 @@ class Renderer:
     def task(self, page: TaskPage | None, key: str) -> str:
         """A task page's live part (its log is sent apart, line by line)."""
         return self.page("_task.html", page=page, key=key)
-
-
-def duration(seconds: float | None) -> str:
-    """``0.4s``, ``12s``, ``3m04s``, ``1h02m``; ``-`` when unknown (as ``planrun status``)."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def took(started_at: str | None, ended_at: str | None) -> float | None:

@@ -45,18 +45,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
         shared=shared_options(args),
     )
     with ExitStack() as stack:
-        observers = Observers()
-        _add_progress(stack, observers, args)
-        if args.events:
-            from planrun.ui.events import JsonLines
-
-            stream = (
-                out
-                if args.events == "-"
-                else stack.enter_context(open(args.events, "w", encoding="utf-8"))
-            )
-            observers.add(JsonLines(stream))
-        applied = apply_plan(plan, options, observers)
+        applied = apply_plan(plan, options, observers_for(stack, args, out))
     if applied.report is not None:
         print(f"report: {applied.report}", file=sys.stderr)
     for problem in applied.problems:
@@ -77,6 +66,23 @@ def shared_options(args: argparse.Namespace) -> SharedOptions | None:
     if args.dry_run:
         return None
     return SharedOptions(url, args.run_id, args.remote)
+
+
+def observers_for(stack: ExitStack, args: argparse.Namespace, out: TextIO) -> Observers:
+    """What watches a run (apply's, or each of serve's): the progress view asked for, and
+    ``--events`` as JSON lines (``-``: stdout); ``stack`` closes them."""
+    observers = Observers()
+    _add_progress(stack, observers, args)
+    if args.events:
+        from planrun.ui.events import JsonLines
+
+        stream = (
+            out
+            if args.events == "-"
+            else stack.enter_context(open(args.events, "w", encoding="utf-8"))  # noqa: SIM115
+        )
+        observers.add(JsonLines(stream))
+    return observers
 
 
 def _add_progress(stack: ExitStack, observers: Observers, args: argparse.Namespace) -> None:

@@ -10,8 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
-from planrun.commands.apply import _add_progress
-from planrun.core.events import Observers
+from planrun.commands.apply import observers_for
 from planrun.errors import UsageError
 from planrun.plan.load import load_plan
 from planrun.state.locate import state_dir_for
@@ -42,15 +41,4 @@ def run_serve(args: argparse.Namespace, out: TextIO) -> int:
     )
     args.dry_run = False  # what the progress views ask
     with ExitStack() as stack:
-        observers = Observers()
-        _add_progress(stack, observers, args)
-        if args.events:
-            from planrun.ui.events import JsonLines
-
-            stream = (
-                out
-                if args.events == "-"
-                else stack.enter_context(open(args.events, "w", encoding="utf-8"))
-            )
-            observers.add(JsonLines(stream))
-        return serve_plan(plan, options, observers)
+        return serve_plan(plan, options, observers_for(stack, args, out))

@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 from planrun.core.outcomes import Status
 from planrun.errors import StoreError, UsageError
-from planrun.report.figures import cost_text, tokens_text, usage_text
+from planrun.report.figures import cost_text, duration_text, tokens_text, usage_text
 from planrun.sessions.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
 from planrun.state.locate import Located, locate
 from planrun.state.queries import (
@@ -344,10 +344,10 @@ def _header(snapshot: Snapshot, located: Located) -> list[str]:
     started = run.started_at.replace("T", " ")[:19] + "Z"
     if run.ended_at is not None:
         took = elapsed_s(run.started_at, run.ended_at, time.time())
-        lines.append(f"started {started}, ended after {_duration(took)}: {snapshot.status}")
+        lines.append(f"started {started}, ended after {duration_text(took)}: {snapshot.status}")
     elif snapshot.liveness == "live":
         took = elapsed_s(run.started_at, None, time.time())
-        lines.append(f"started {started}, running for {_duration(took)}")
+        lines.append(f"started {started}, running for {duration_text(took)}")
     else:
         lines.append(
             f"started {started}: interrupted (planrun pid {run.pid} exited without ending"
@@ -385,24 +385,10 @@ def _table(tasks: list[TaskLine]) -> list[str]:
 
 def _cells(task: TaskLine, priced: bool) -> tuple[str, ...]:
     attempt = str(task.attempt) if task.attempt else "-"
-    head = (task.key, task.status, attempt, _duration(task.elapsed_s))
+    head = (task.key, task.status, attempt, duration_text(task.elapsed_s))
     if not priced:
         return (*head, task.reason)
     usage = task.usage or {}
     tokens = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
     figures = (tokens_text(tokens if usage else None), cost_text(usage.get("cost_usd")))
     return (*head, *figures, task.reason)
-
-
-def _duration(seconds: float | None) -> str:
-    """``0.4s``, ``12s``, ``3m04s``, ``1h02m``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

@@ -34,3 +34,17 @@ def usage_text(input_tokens: int | None, output_tokens: int | None, cost: float 
     text = f"{tokens_text(total)} tokens ({tokens_text(input_tokens or 0)} in, "
     text += f"{tokens_text(output_tokens or 0)} out)"
     return text + (f", {cost_text(cost)}" if cost is not None else "")
+
+
+def duration_text(seconds: float | None) -> str:
+    """``0.4s``, ``12s``, ``3m04s``, ``1h02m``; ``-`` when unknown (status, the board)."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
