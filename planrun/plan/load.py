@@ -103,6 +103,7 @@ def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan
             return cached
         with probes.recording() as asked:
             compiled = _load(path, raw)
+            compiled.fingerprints  # noqa: B018  (made now, so that the cache keeps them)
         cache.keep(path, raw, asked, compiled)
         return compiled
 

@@ -259,6 +259,15 @@ class CompiledPlan:
         """The keys of the work tasks (not groups), in dispatch order."""
         return tuple(k for k in self.graph.topological() if self.tasks[k].kind == "work")
 
+    @cached_property
+    def fingerprints(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Each work task's fingerprint and field hashes (:mod:`planrun.core.fingerprint`):
+        made once, when the plan is compiled, and kept with it in the compiled-plan cache
+        (a run of a cached plan does not hash its tasks again). Do not change it."""
+        from planrun.core.fingerprint import fingerprint
+
+        return {k: fingerprint(self, self.tasks[k]) for k in self.work}
+
     def plan_context(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "dir": str(self.directory)}
 

@@ -24,7 +24,6 @@ from planrun.core.decision import (
     RunDecision,
     decide_run,
 )
-from planrun.core.fingerprint import fingerprint
 from planrun.core.outcomes import Status
 
 if TYPE_CHECKING:
@@ -33,7 +32,8 @@ if TYPE_CHECKING:
 
 
 def fingerprints_of(plan: CompiledPlan) -> dict[str, tuple[str, dict[str, str]]]:
-    return {k: fingerprint(plan, plan.tasks[k]) for k in plan.work}
+    """The plan's fingerprints (a copy: the plan keeps its own)."""
+    return dict(plan.fingerprints)
 
 
 def decide_for(

@@ -92,6 +92,8 @@ def test_a_second_load_comes_from_the_cache_and_equals_a_fresh_compile(folder: P
     assert again.work == first.work
     assert sorted(again.tasks) == sorted(first.tasks)
     assert again.tasks["ask"].prompt == "Say hello\n"
+    assert "fingerprints" in vars(again)  # kept with the plan: a run does not hash again
+    assert again.fingerprints == first.fingerprints
 
 
 def test_a_cached_load_imports_neither_yaml_nor_the_schema_models(folder: Path) -> None:
