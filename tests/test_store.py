@@ -334,6 +334,25 @@ def test_events_are_sequenced_and_can_be_tailed(any_store: StoreProtocol) -> Non
     assert (hook.key, hook.at, hook.data) == (None, "2026-11-21T06:00:00.000000Z", {})
 
 
+def test_a_plan_s_events_of_some_kinds_over_all_its_runs(any_store: StoreProtocol) -> None:
+    s = any_store
+    s.run_started(make_run("r1"))
+    s.run_started(make_run("r2"))
+    s.run_started(make_run("x1", plan="other"))
+    s.happened("r1", "tracker_intent", "A", {"n": 1})
+    s.happened("x1", "tracker_intent", "A", {"n": 9})  # another plan's
+    s.happened("r2", "output", "A", {"line": "not wanted"})
+    s.happened("r2", "tracker_delivered", None, {"n": 2})
+    s.happened("r1", "tracker_intent", "B", {"n": 3})  # r1 began first: listed first
+    found = s.plan_events("demo", ("tracker_intent", "tracker_delivered"))
+    assert [(e.run_id, e.kind, e.data["n"]) for e in found] == [
+        ("r1", "tracker_intent", 1),
+        ("r1", "tracker_intent", 3),
+        ("r2", "tracker_delivered", 2),
+    ]
+    assert s.plan_events("demo", ()) == []
+
+
 def test_misuse_is_an_internal_error_and_writes_nothing(any_store: StoreProtocol) -> None:
     s = any_store
     s.run_started(make_run())

@@ -107,6 +107,9 @@ def test_a_tracker_outage_fails_no_task_and_loses_no_update(
     assert first.returncode == 0, first.stderr
     assert "status update(s) for tracker gh not delivered yet" in first.stderr
     assert github.comments == {}
+    waiting = planrun("status", str(plan), cwd=tmp_path)
+    assert "tracker updates waiting: " in waiting.stdout, waiting.stdout
+    assert "(the next apply delivers them)" in waiting.stdout
     github.fail_writes = 0
     second = run(plan, github)  # the tasks are up to date; the updates go now
     assert second.returncode == 0, second.stderr
@@ -116,6 +119,14 @@ def test_a_tracker_outage_fails_no_task_and_loses_no_update(
     writes = len(github.writes())
     assert run(plan, github).returncode == 0
     assert len(github.writes()) == writes  # delivered once
+    assert "tracker updates waiting" not in planrun("status", str(plan), cwd=tmp_path).stdout
+
+
+def test_status_names_the_tracker_intent_kind_as_the_outbox_writes_it() -> None:
+    from planrun.commands.status import TRACKER_INTENT
+    from planrun.trackers.outbox import INTENT_EVENT
+
+    assert TRACKER_INTENT == INTENT_EVENT
 
 
 def test_planrun_killed_before_a_status_post_posts_it_once_after(

@@ -58,17 +58,16 @@ def recorded(store: StoreReader, plan_name: str) -> tuple[dict[str, Pending], li
     ids: dict[str, list[str]] = {}
     settled: set[str] = set()
     writes: list[float] = []
-    for run in store.runs(plan_name):
-        for row in store.events(run.id):
-            if row.kind == INTENT_EVENT:
-                proposal = Proposal.of(row.data)
-                ident = f"{run.id}/{row.seq}"
-                latest[proposal.project] = (ident, proposal)
-                ids.setdefault(proposal.project, []).append(ident)
-            elif row.kind == DELIVERED_EVENT:
-                settled.update(row.data.get("intents") or ())
-                if row.data.get("state") in WRITES:
-                    writes.append(float(row.data.get("time") or 0))
+    for row in store.plan_events(plan_name, (INTENT_EVENT, DELIVERED_EVENT)):
+        if row.kind == INTENT_EVENT:
+            proposal = Proposal.of(row.data)
+            ident = f"{row.run_id}/{row.seq}"
+            latest[proposal.project] = (ident, proposal)
+            ids.setdefault(proposal.project, []).append(ident)
+        elif row.kind == DELIVERED_EVENT:
+            settled.update(row.data.get("intents") or ())
+            if row.data.get("state") in WRITES:
+                writes.append(float(row.data.get("time") or 0))
     found = {
         project: Pending(proposal, [i for i in ids[project] if i not in settled])
         for project, (ident, proposal) in latest.items()

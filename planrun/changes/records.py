@@ -45,25 +45,24 @@ def recorded_changesets(store: StoreReader, plan_name: str) -> dict[str, Recorde
     found: dict[str, Recorded] = {}
     latest: dict[str, str] = {}
     settled: set[str] = set()
-    for run in store.runs(plan_name):
-        for row in store.events(run.id):
-            data = row.data
-            if row.kind == INTENT_EVENT:
-                project = str(data["project"])
-                latest[project] = f"{run.id}/{row.seq}"
-                known = found.get(project)
-                if known is None:
-                    found[project] = Recorded(project, str(data["repo"]), str(data["branch"]), "")
-                else:
-                    known.repo, known.branch = str(data["repo"]), str(data["branch"])
-            elif row.kind == DELIVERED_EVENT and str(data.get("project")) in found:
-                settled.update(data.get("intents") or ())
-                change = found[str(data["project"])]
-                change.state = str(data.get("state") or "")
-                change.number = data.get("number") or change.number
-                change.url = str(data.get("url") or change.url)
-                change.detail = str(data.get("detail") or "")
-                change.commit = data.get("commit") or change.commit
+    for row in store.plan_events(plan_name, (INTENT_EVENT, DELIVERED_EVENT)):
+        data = row.data
+        if row.kind == INTENT_EVENT:
+            project = str(data["project"])
+            latest[project] = f"{row.run_id}/{row.seq}"
+            known = found.get(project)
+            if known is None:
+                found[project] = Recorded(project, str(data["repo"]), str(data["branch"]), "")
+            else:
+                known.repo, known.branch = str(data["repo"]), str(data["branch"])
+        elif row.kind == DELIVERED_EVENT and str(data.get("project")) in found:
+            settled.update(data.get("intents") or ())
+            change = found[str(data["project"])]
+            change.state = str(data.get("state") or "")
+            change.number = data.get("number") or change.number
+            change.url = str(data.get("url") or change.url)
+            change.detail = str(data.get("detail") or "")
+            change.commit = data.get("commit") or change.commit
     for project, ident in latest.items():
         if ident not in settled:
             found[project].state = "waiting"

@@ -102,6 +102,7 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
         holder = read_holder(located.state_dir)  # before the rows: a run ending meanwhile
         snapshot = read_snapshot(store, run, holder)  # shows as ended, not as dead
         snapshot = _with_open_runs(store, snapshot, served)
+        waiting = tracker_updates_waiting(store, run.plan_name)
     except UsageError:
         if served is None:
             raise
@@ -114,11 +115,34 @@ def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
         document["serve"] = served
         if changes is not None:
             document["changesets"] = changes
+        if waiting:
+            document["tracker_updates_waiting"] = waiting
         out.write(json.dumps(document, indent=2) + "\n")
     else:
         out.write("".join(f"{line}\n" for line in serve_lines(served)))
         out.write(as_text(snapshot, located) + (f"\n{changes}\n" if changes else ""))
+        if waiting:
+            shown = ", ".join(waiting[:5]) + (
+                f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+            )
+            out.write(f"tracker updates waiting: {shown} (the next apply delivers them)\n")
     return 0
+
+
+#: planrun.trackers.outbox.INTENT_EVENT, written out so that status imports no HTTP client
+#: for a plan without trackers (tests/test_trackers_status.py checks the two agree)
+TRACKER_INTENT = "tracker_intent"
+
+
+def tracker_updates_waiting(store: StoreReader, plan_name: str) -> list[str]:
+    """The tracker items whose latest status update is not delivered yet (docs/trackers.md,
+    "Delivery: the outbox"); planrun.trackers is imported only when the plan has any."""
+    if not store.plan_events(plan_name, (TRACKER_INTENT,)):
+        return []
+    from planrun.trackers.outbox import pending_intents
+
+    found = pending_intents(store, plan_name)
+    return sorted(f"{p.intent.item_key} ({p.intent.task})" for p in found.values())
 
 
 def changesets_line(state_dir: Path) -> str | None:

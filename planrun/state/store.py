@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -311,6 +311,10 @@ class StoreReader(Protocol):
 
     def events(self, run_id: str, after_seq: int = 0) -> list[EventRow]:
         """The run's events with ``seq > after_seq``, in order."""
+        ...
+
+    def plan_events(self, plan_name: str, kinds: Collection[str]) -> list[EventRow]:
+        """The events of these ``kinds`` of every run of the plan, oldest run first."""
         ...
 
     def task_states(self, plan_name: str) -> dict[str, TaskStateRow]:

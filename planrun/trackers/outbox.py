@@ -58,15 +58,14 @@ def pending_intents(store: StoreReader, plan_name: str) -> dict[ItemId, Pending]
     latest: dict[ItemId, tuple[str, Intent]] = {}
     undelivered: dict[ItemId, list[str]] = {}
     delivered: set[str] = set()
-    for run in store.runs(plan_name):
-        for row in store.events(run.id):
-            if row.kind == INTENT_EVENT:
-                intent = Intent.of(row.data)
-                ident = f"{run.id}/{row.seq}"
-                latest[intent.item] = (ident, intent)
-                undelivered.setdefault(intent.item, []).append(ident)
-            elif row.kind == DELIVERED_EVENT:
-                delivered.update(row.data.get("intents") or ())
+    for row in store.plan_events(plan_name, (INTENT_EVENT, DELIVERED_EVENT)):
+        if row.kind == INTENT_EVENT:
+            intent = Intent.of(row.data)
+            ident = f"{row.run_id}/{row.seq}"
+            latest[intent.item] = (ident, intent)
+            undelivered.setdefault(intent.item, []).append(ident)
+        elif row.kind == DELIVERED_EVENT:
+            delivered.update(row.data.get("intents") or ())
     found = {}
     for item, (ident, intent) in latest.items():
         if ident not in delivered:
