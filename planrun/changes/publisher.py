@@ -31,6 +31,7 @@ from planrun.changes.push import Rejected
 from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT, WRITES, Proposal, Result
 from planrun.changes.records import Recorded, recorded_changesets, write_summary
 from planrun.core.events import Event
+from planrun.delivery import DeliveryLoop
 from planrun.errors import StoreError
 from planrun.plan.resolved import CompiledPlan
 from planrun.state.store import StoreProtocol, StoreReader
@@ -76,7 +77,7 @@ def recorded(store: StoreReader, plan_name: str) -> tuple[dict[str, Pending], li
     return found, writes
 
 
-class Publisher:
+class Publisher(DeliveryLoop[Pending]):
     """Records the run's changesets and publishes them (see the module doc)."""
 
     def __init__(
@@ -124,21 +125,6 @@ class Publisher:
     def _keep(self) -> None:
         if self.state_dir is not None:
             write_summary(self.state_dir, self.found)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-    async def deliver(self) -> None:
-        """Deliver proposals as they come, one at a time, until :meth:`stop`."""
-        while not self._stopping:
-            await self._round(final=False)
-            if self._stopping:
-                return
-            self._wake = trio.Event()
-            waits = [p.not_before for p in self.pending.values()]
-            with trio.move_on_at(min(waits, default=float("inf"))):
-                await self._wake.wait()
 
     async def flush(self) -> None:
         """One last try for each proposal not held by the hourly limit; the rest waits in

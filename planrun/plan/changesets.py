@@ -18,11 +18,11 @@ from typing import Literal
 
 from planrun.plan import templates
 from planrun.plan.changesetmodel import Changeset
+from planrun.plan.credentials import keep_from_sessions
 from planrun.plan.model import PlanFile, Project
 from planrun.plan.problems import Problems
 from planrun.plan.refs import branch_problem
 from planrun.plan.resolved import ChangesetSpec, PublishPolicy
-from planrun.plan.trackers import _grants
 
 SAMPLE_TASK = {"key": "KEY", "title": "a title", "status": "done", "reason": ""}
 
@@ -121,21 +121,13 @@ def check_tokens(problems: Problems, plan: PlanFile) -> None:
                 f"project {key}: changeset token {token!r} is not declared in "
                 "settings.secrets (declare it there, so that its value is redacted everywhere)",
             )
-    for index, name in enumerate(plan.settings.env.inherit):
-        if name in tokens:
-            problems.fail(
-                ("settings", "env", "inherit", index),
-                f"{name} is the changeset token of project {tokens[name]}; it is never passed "
-                "on to sessions (remove it from settings.env.inherit)",
-            )
-    for where, granted in _grants(plan):
-        for index, secret in enumerate(granted):
-            if secret in tokens:
-                problems.fail(
-                    (*where, index),
-                    f"secret {secret!r} is the changeset token of project {tokens[secret]}; "
-                    "it is never given to a task's session",
-                )
+    keep_from_sessions(
+        problems,
+        plan,
+        tokens,
+        lambda key: f"the changeset token of project {key}",
+        "it is",
+    )
 
 
 def publish_policy(plan: PlanFile) -> PublishPolicy:

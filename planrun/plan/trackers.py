@@ -14,6 +14,7 @@ tracker.
 from __future__ import annotations
 
 from planrun.errors import suggest
+from planrun.plan.credentials import keep_from_sessions
 from planrun.plan.model import PlanFile, Tracker, TrackerSelect
 from planrun.plan.problems import Problems
 
@@ -30,21 +31,13 @@ def check_trackers(problems: Problems, plan: PlanFile) -> None:
                 "(declare it there, so that its value is redacted everywhere)",
             )
         _check_status(problems, name, tracker)
-    for index, name in enumerate(plan.settings.env.inherit):
-        if name in tokens:
-            problems.fail(
-                ("settings", "env", "inherit", index),
-                f"{name} is the token of tracker {tokens[name]}; tracker credentials are "
-                "never passed on to sessions (remove it from settings.env.inherit)",
-            )
-    for where, granted in _grants(plan):
-        for index, secret in enumerate(granted):
-            if secret in tokens:
-                problems.fail(
-                    (*where, index),
-                    f"secret {secret!r} is the token of tracker {tokens[secret]}; tracker "
-                    "credentials are never given to a task's session",
-                )
+    keep_from_sessions(
+        problems,
+        plan,
+        tokens,
+        lambda name: f"the token of tracker {name}",
+        "tracker credentials are",
+    )
 
 
 #: The fields of ``status.<moment>`` and of ``select`` each kind takes.
@@ -81,20 +74,6 @@ def _check_select(problems: Problems, key: str, tracker: Tracker, select: Tracke
             f"{', '.join(sorted(SELECT_FIELDS[tracker.kind]))})",
         )
     return not wrong
-
-
-def _grants(plan: PlanFile) -> list[tuple[tuple[str, ...], list[str]]]:
-    """Every written ``secrets`` list that grants secrets to sessions, with its place."""
-    found: list[tuple[tuple[str, ...], list[str]]] = []
-    if plan.defaults.secrets:
-        found.append((("defaults", "secrets"), plan.defaults.secrets))
-    for key, task in plan.tasks.items():
-        if task.secrets:
-            found.append((("tasks", key, "secrets"), task.secrets))
-    for name, provider in plan.providers.items():
-        if provider.secrets:
-            found.append((("providers", name, "secrets"), provider.secrets))
-    return found
 
 
 def tracker_of(problems: Problems, plan: PlanFile, key: str, name: str) -> Tracker | None:

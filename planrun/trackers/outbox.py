@@ -28,6 +28,7 @@ import trio
 
 from planrun.core.events import AttemptStarted, Event, Landed, TaskFinished
 from planrun.core.names import branch_name
+from planrun.delivery import DeliveryLoop
 from planrun.errors import StoreError
 from planrun.plan.resolved import CompiledPlan
 from planrun.state.store import StoreProtocol, StoreReader, utc_now
@@ -74,7 +75,7 @@ def pending_intents(store: StoreReader, plan_name: str) -> dict[ItemId, Pending]
     return found
 
 
-class Outbox:
+class Outbox(DeliveryLoop[Pending]):
     """Records the status updates of a run's tracker items and delivers them."""
 
     def __init__(
@@ -160,23 +161,6 @@ class Outbox:
         while self.pending:
             self._drained = trio.Event()
             await self._drained.wait()
-
-    def stop(self) -> None:
-        """Make :meth:`deliver` return once the delivery under way (if any) is done."""
-        self._stopping = True
-        self._wake.set()
-
-    async def deliver(self) -> None:
-        """Deliver pending updates as they come, backing off per item, until :meth:`stop`
-        (the run's end; then :meth:`flush`). One item is delivered at a time."""
-        while not self._stopping:
-            await self._round(final=False)
-            if self._stopping:
-                return
-            self._wake = trio.Event()
-            waits = [p.not_before for p in self.pending.values()]
-            with trio.move_on_at(min(waits, default=float("inf"))):
-                await self._wake.wait()
 
     async def flush(self) -> None:
         """One last try for every pending update, backoff or not; what still fails stays
