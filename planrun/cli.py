@@ -33,7 +33,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def build_parser() -> _Parser:
+def build_parser(words: Sequence[str] = ()) -> _Parser:
+    """The command line's parser; with ``words`` (the arguments to be parsed), only the
+    parser of the command they name is built, unless they name none (then help lists
+    every command)."""
     parser = _Parser(
         prog="planrun",
         description="Run fleets of coding agents and command-line jobs from a YAML plan.",
@@ -49,7 +52,7 @@ def build_parser() -> _Parser:
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=_Parser, title="commands"
     )
-    register(commands)
+    register(commands, next((w for w in words if not w.startswith("-")), None))
     parser.commands = commands.choices
     return parser
 
@@ -57,8 +60,8 @@ def build_parser() -> _Parser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        parser = build_parser()
         words = sys.argv[1:] if argv is None else argv
+        parser = build_parser(words)
         args = parser.parse_args(spread_lists(parser.commands, words))
         if getattr(args, "handler", None) is None:
             parser.print_help(out)

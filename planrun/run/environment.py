@@ -30,6 +30,8 @@ CONTEXT_VAR_LIMIT = 32 * 1024
 def bounded(value: str, limit: int = CONTEXT_VAR_LIMIT) -> str:
     """``value`` if it has at most ``limit`` bytes in UTF-8, else its head, cut on a
     character boundary, and ``… [truncated: N bytes in all]``, ``limit`` bytes at most."""
+    if len(value) * 4 <= limit:  # no character takes more than 4 bytes: nothing to count
+        return value
     data = value.encode("utf-8", "surrogatepass")
     if len(data) <= limit:
         return value
