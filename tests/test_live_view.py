@@ -99,6 +99,19 @@ def test_a_retry_counts_down_while_it_waits(tmp_path: Path, screen: Screen) -> N
     assert "FLAKY: exit code 1" in screen.text()
 
 
+def test_ctrl_c_leaves_the_summary_and_no_stale_header(tmp_path: Path, screen: Screen) -> None:
+    """The terminal echoes ``^C`` where the cursor is: at the end of a row that filled
+    the terminal, that began a new line, and the view's header stayed on the screen."""
+    tasks = '  A: {run: [sh, -c, "sleep 30"]}\n  B: {run: [sh, -c, "sleep 30"]}\n'
+    plan = write(tmp_path, "cc", tasks)
+    apply_live(screen, plan)
+    screen.wait_for("A     running", "B     running")
+    screen.tmux("send-keys", "-t", screen.session, "C-c")
+    final = screen.wait_for("planrun cc: interrupted in")
+    assert "queued" not in final, final  # the header line "... 2 running  0 queued  0:01"
+    assert "A: cancelled: interrupted" in final
+
+
 def test_a_question_shows_the_command_that_answers_it(tmp_path: Path, screen: Screen) -> None:
     plan = asking(tmp_path, "60s")
     apply_live(screen, plan)

@@ -19,6 +19,7 @@ import time
 from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
+from rich.constrain import Constrain
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -83,7 +84,11 @@ class LiveProgress:
             if len(rows) > room:
                 parts.append(Text(f"… and {len(rows) - room} more active", style="dim"))
             parts += waiting
-        return Group(*parts)
+        # Two columns short of the terminal: a line that fills it leaves the cursor waiting
+        # to wrap, and the "^C" the terminal echoes for Ctrl-C then starts a new line, so
+        # the view's next redraw and its clearing land one line low (the header stayed on
+        # the screen, above the summary, after an interrupted run).
+        return Constrain(Group(*parts), max(NARROW // 2, self.console.width - 2))
 
     def _header(self, now: float) -> Text:
         view = self.view
