@@ -3,16 +3,20 @@
 Each task gets the action of the one decision that ``apply`` acts on
 (:mod:`planrun.core.decision`): ``run``, ``wait``, ``up to date``, ``in review``, ``fail``,
 ``blocked`` or ``skip``, with the reason. The state folder is opened read-only, never
-created; the repositories are only read.
+created; the repositories are only read, but for those of a ``repositories:`` project,
+which are cloned (or fetched) into the state folder first, as ``apply`` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
+from planrun.commands.repos import with_repositories
 from planrun.core.decision import PLAIN, Choices, work_needs
 from planrun.plan.load import load_plan
 from planrun.plan.resolved import CompiledPlan
@@ -60,10 +64,12 @@ def describe_plan(
     choices: Choices = PLAIN,
     state_dir: Path | None = None,
 ) -> int:
-    plan = load_plan(path)
+    plan, prepared = with_repositories(load_plan(path), sys.stderr)
     rows = plan_rows(plan, choices, state_dir)
+    left = [asdict(left) for left in prepared.left] if prepared is not None else []
     if as_json:
-        out.write(json.dumps({"plan": plan.name, "tasks": rows}, indent=2) + "\n")
+        data = {"plan": plan.name, "tasks": rows, **({"left_out": left} if left else {})}
+        out.write(json.dumps(data, indent=2) + "\n")
         return 0
     counts: dict[str, int] = {}
     for row in rows:

@@ -8,14 +8,15 @@ plan with ``for_each: {tracker: ...}`` depends on more than its files).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
 from planrun.errors import text_position
 from planrun.plan import probes
-from planrun.plan.expand import items_for
+from planrun.plan.expand import ItemError, items_for
 from planrun.plan.item import Item
-from planrun.plan.model import ForEach, Tracker, TrackerSelect
+from planrun.plan.model import ForEach, Repositories, Tracker, TrackerSelect
 
 
 class ReadError(Exception):
@@ -43,6 +44,12 @@ class PlanFiles(Protocol):
         ``token`` or ``tracker``) when they cannot be read."""
         ...
 
+    def repositories(self, project: str, spec: Repositories) -> list[tuple[str, str, str | None]]:
+        """The repositories (``owner/name``, clone URL, default branch) a project's
+        ``repositories:`` query selects; ItemError (field ``token``) when they cannot be
+        read."""
+        ...
+
 
 class DiskFiles:
     """The files under the plan's folder ``directory``; a glob never lists ``state``."""
@@ -51,6 +58,7 @@ class DiskFiles:
         self.directory = directory
         self.state = state
         self._tracked: dict[tuple[str, str], list[Item]] = {}  # one read per selection
+        self._queried: dict[str, list[tuple[str, str, str | None]]] = {}
 
     def prompt(self, name: str) -> str:
         path = probes.resolved(self.directory / name)
@@ -89,6 +97,42 @@ class DiskFiles:
         if read not in self._tracked:
             self._tracked[read] = fetch_items(name, tracker, select)
         return self._tracked[read]
+
+    def repositories(self, project: str, spec: Repositories) -> list[tuple[str, str, str | None]]:
+        # the one read of a code host while compiling: such a plan is not cacheable
+        probes.not_cacheable("it queries GitHub for repositories")
+        read = spec.model_dump_json()
+        if read not in self._queried:
+            self._queried[read] = query_for(project, spec)
+        return self._queried[read]
+
+
+def query_for(project: str, spec: Repositories) -> list[tuple[str, str, str | None]]:
+    """What :func:`planrun.changes.repolist.query_repositories` answers, or ItemError."""
+    assert spec.token is not None
+    token = os.environ.get(spec.token)
+    if not token:
+        raise ItemError(
+            "token",
+            f"project {project}: the environment variable {spec.token} (its token) is not set",
+        )
+    try:
+        from planrun.changes.repolist import Query, query_repositories
+        from planrun.trackers.http import TrackerError
+    except ImportError as exc:  # httpx: the extra
+        raise ItemError(
+            "repositories", f"a repositories query needs pip install 'planrun[github]' ({exc})"
+        ) from None
+    query = Query(spec.org, spec.topic, spec.search, spec.url, spec.limit)
+    try:
+        found = query_repositories(query, token)
+    except TrackerError as exc:
+        raise ItemError("repositories", f"project {project}: {exc.message}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an answer of odd shape
+        raise ItemError(
+            "repositories", f"project {project}: GitHub answered something unexpected: {exc!r}"
+        ) from None
+    return [(f.name, f.clone_url, f.default_branch) for f in found]
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:
