@@ -58,9 +58,7 @@ class Prepared:
         return [left for left in self.left if left.failed]
 
 
-def prepare_repositories(
-    plan: CompiledPlan, environ: Mapping[str, str] | None = None
-) -> Prepared:
+def prepare_repositories(plan: CompiledPlan, environ: Mapping[str, str] | None = None) -> Prepared:
     """Clone or fetch every repository of ``plan``; the plan without those opting out
     (``.batchignore``) or that could not be cloned or fetched."""
     repos = [repo for found in plan.repositories.values() for repo in found]

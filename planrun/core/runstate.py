@@ -261,6 +261,25 @@ class RunState:
                 changes += self._final(key, Status.CANCELLED, reason)
         return changes
 
+    def cancel(self, keys: Iterable[str], reason: str) -> list[Change]:
+        """Tasks of ``keys`` that have not started are cancelled with ``reason`` (a halted
+        canary wave); running ones go on."""
+        wanted = set(keys)
+        changes: list[Change] = []
+        for key in self.graph.topological():
+            state = self.tasks.get(key)
+            if (
+                key in wanted
+                and state is not None
+                and state.status
+                in (
+                    Status.PENDING,
+                    Status.READY,
+                )
+            ):
+                changes += self._final(key, Status.CANCELLED, reason)
+        return changes
+
     # --- internals ----------------------------------------------------------------------
 
     def _give_back(self, key: str) -> None:

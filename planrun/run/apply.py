@@ -142,12 +142,14 @@ async def _run(scheduler: Scheduler, outbox: Outbox | None, publisher: Publisher
 
 
 def _exit_code(code: int, publisher: Publisher | None, scheduler: Scheduler) -> int:
-    """``code`` under the plan's ``changesets.fail_on`` (planrun.changes.wiring)."""
-    if publisher is None:
-        return code
-    from planrun.changes.wiring import exit_code
+    """``code`` under the plan's ``changesets.fail_on`` (planrun.changes.wiring); a
+    canary wave that halted the rest fails the run whatever ``fail_on`` says."""
+    halted = scheduler.waves is not None and scheduler.waves.halted is not None
+    if publisher is not None:
+        from planrun.changes.wiring import exit_code
 
-    return exit_code(code, publisher, _broken(scheduler))
+        code = exit_code(code, publisher, _broken(scheduler))
+    return 1 if halted and code in (0, 4) else code
 
 
 def _broken(scheduler: Scheduler) -> set[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import trio
@@ -27,6 +28,7 @@ from planrun.core.events import Observers
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.redact import Redactor
 from planrun.core.runstate import Caps, Change, RunState
+from planrun.core.waves import Waves, halt_reason
 from planrun.errors import GitError, MergeConflict, StoreError
 from planrun.plan.resolved import CompiledPlan, Task
 from planrun.report.model import AttemptReport, TaskReport, total_usage
@@ -103,6 +105,7 @@ class Scheduler:
         # run frees instead of ending, and one task can be cancelled with its reason
         self.waits_for_slots = False
         self._cancelled: dict[str, str] = {}
+        self.waves = Waves.of(plan)  # changesets rolled out in waves (canaries)
 
     # --- the run ------------------------------------------------------------------------
 
@@ -244,13 +247,24 @@ class Scheduler:
 
     def _dispatch(self) -> None:
         assert self._nursery is not None
-        for key in self.state.take():
+        if self.waves is not None:
+            self._judge_waves(self.waves)
+        allows = None if self.waves is None else partial(self.waves.allows, self.state)
+        for key in self.state.take(allows):
             waiter = self._slot_waiters.pop(key, None)
             if waiter is not None:
                 waiter.set()
             else:
                 self._active += 1
                 self._nursery.start_soon(self._worker, key, name=f"task {key}")
+
+    def _judge_waves(self, waves: Waves) -> None:
+        """A canary wave that ended with too many failed repositories cancels the rest."""
+        halted = waves.judge(self.state)
+        if halted is not None:
+            reason = halt_reason(*halted)
+            self.emit(ev.RunStopping(reason=reason))
+            self._apply(self.state.cancel(waves.later(halted[0]), reason))
 
     # --- one task -----------------------------------------------------------------------
 
