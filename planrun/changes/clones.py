@@ -75,7 +75,9 @@ def prepare_repositories(plan: CompiledPlan, environ: Mapping[str, str] | None =
         prepared.fetched += action == "fetched"
         if why is not None:
             prepared.left.append(Left(repo.key, repo.name, why, failed))
-    prepared.plan = without(plan, {left.project for left in prepared.left})
+    gone = {left.project for left in prepared.left}
+    opted_out = {left.project for left in prepared.left if not left.failed}
+    prepared.plan = without(plan, gone, opted_out)
     return prepared
 
 
@@ -154,8 +156,10 @@ def _auth(url: str, token: str) -> dict[str, str]:
     }
 
 
-def without(plan: CompiledPlan, projects: set[str]) -> CompiledPlan:
-    """``plan`` without the tasks of ``projects`` (and without those projects)."""
+def without(plan: CompiledPlan, projects: set[str], dropped: set[str]) -> CompiledPlan:
+    """``plan`` without the tasks of ``projects``, and without the projects ``dropped``
+    (those that opted out: a repository that could not be fetched keeps its project, so
+    its changeset still matches, :mod:`planrun.changes.reconcile`)."""
     if not projects:
         return plan
     gone = {k for k, t in plan.tasks.items() if t.kind == "work" and t.project in projects}
@@ -167,5 +171,5 @@ def without(plan: CompiledPlan, projects: set[str]) -> CompiledPlan:
             task = replace(task, children=tuple(c for c in task.children if c not in gone))
         tasks[key] = task
     edges = [e for e in plan.graph.edges() if e.before not in gone and e.after not in gone]
-    kept = {k: p for k, p in plan.projects.items() if k not in projects}
+    kept = {k: p for k, p in plan.projects.items() if k not in dropped}
     return replace(plan, tasks=tasks, graph=TaskGraph.build(tasks, edges), projects=kept)

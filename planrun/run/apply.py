@@ -122,9 +122,10 @@ def _publisher(
     """The changesets' publisher (planrun.changes), if the plan has changesets."""
     if state.readonly or state.journal is None:
         return None
-    if not any(p.changeset for p in plan.projects.values()):
-        return None  # imports nothing of planrun.changes (nor httpx)
-    from planrun.changes.wiring import publisher_for
+    from planrun.changes.wiring import has_changesets, publisher_for  # no httpx
+
+    if not has_changesets(plan):
+        return None
 
     settings, redact = scheduler.settings, scheduler.run_context.redact
     return publisher_for(
