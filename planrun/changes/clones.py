@@ -90,7 +90,7 @@ def _ready(
     action = "fetched" if (path / ".git").is_dir() else "cloned"
     try:
         if action == "cloned":
-            _clone(repo.url, path, env)
+            _clone(repo.url, path, base, env)
         else:
             git(repo.path, "fetch", "--quiet", "--prune", "origin", env=env)
         ref = f"origin/{base}" if base else "origin/HEAD"
@@ -125,12 +125,13 @@ def git(path: str, *args: str, env: Mapping[str, str] | None = None) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CloneError(f"git {args[0]}: {exc}") from None
     if done.returncode != 0:
-        said = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("hint:")]
-        raise CloneError(f"git {args[0]}: {(said or ['(no message)'])[-1]}")
+        said = done.stderr.strip().splitlines()
+        fatal = [ln for ln in said if ln.startswith(("fatal:", "error:"))]
+        raise CloneError(f"git {args[0]}: {(fatal or said or ['(no message)'])[0]}")
     return done.stdout
 
 
-def _clone(url: str, path: Path, env: Mapping[str, str]) -> None:
+def _clone(url: str, path: Path, base: str | None, env: Mapping[str, str]) -> None:
     """Clone into a ``.partial`` folder first: only a whole clone gets its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}{PARTIAL}*"):
@@ -138,6 +139,9 @@ def _clone(url: str, path: Path, env: Mapping[str, str]) -> None:
     partial = path.parent / f".{path.name}{PARTIAL}{os.getpid()}"
     source = url if "://" in url or not Path(url).is_absolute() else f"file://{url}"
     git(str(path.parent), "clone", "--quiet", "--filter=blob:none", source, str(partial), env=env)
+    if base is not None and not git(str(partial), "branch", "--list", base).strip():
+        # the base is not the remote's default branch: tasks start from it all the same
+        git(str(partial), "branch", "--no-track", base, f"origin/{base}")
     partial.rename(path)
 
 

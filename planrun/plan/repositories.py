@@ -53,6 +53,7 @@ def plan_repositories(
                     f"project {key}: repositories token {spec.token!r} is not declared in "
                     "settings.secrets (declare it there, so that its value is redacted)",
                 )
+                continue  # not sent anywhere
         found = _found(problems, key, spec, resolved.directory, files)
         if found is None:
             continue
