@@ -8,12 +8,17 @@ Archived repositories are left out: nothing can be proposed to them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planrun.changes.pulls import API_VERSION, PER_PAGE
+from planrun.plan.expand import ItemError
 from planrun.trackers.http import Http, TrackerError, with_waits
+
+if TYPE_CHECKING:
+    from planrun.plan.repomodel import Repositories
 
 
 @dataclass(frozen=True)
@@ -87,3 +92,27 @@ def _rows(http: Http, query: Query) -> Iterator[dict[str, Any]]:
         if len(items) < PER_PAGE or page_number * PER_PAGE >= int(body.get("total_count", 0)):
             return
         page_number += 1
+
+
+def fetch_repositories(project: str, spec: Repositories) -> list[tuple[str, str, str | None]]:
+    """What :func:`query_repositories` answers for a project's ``repositories:``, as
+    (``owner/name``, clone URL, default branch); ItemError (field ``token`` or
+    ``repositories``) when it cannot be read. Called while compiling
+    (:class:`planrun.plan.reads.DiskFiles`)."""
+    assert spec.token is not None
+    token = os.environ.get(spec.token)
+    if not token:
+        raise ItemError(
+            "token",
+            f"project {project}: the environment variable {spec.token} (its token) is not set",
+        )
+    query = Query(spec.org, spec.topic, spec.search, spec.url, spec.limit)
+    try:
+        found = query_repositories(query, token)
+    except TrackerError as exc:
+        raise ItemError("repositories", f"project {project}: {exc.message}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an answer of odd shape
+        raise ItemError(
+            "repositories", f"project {project}: GitHub answered something unexpected: {exc!r}"
+        ) from None
+    return [(f.name, f.clone_url, f.default_branch) for f in found]

@@ -52,7 +52,8 @@ def publisher_for(
 
 
 def has_changesets(plan: CompiledPlan) -> bool:
-    """A project has a changeset, or unmatched repositories' changesets may be closed."""
+    """A project has a changeset, or unmatched repositories' changesets may be closed
+    (planrun.run.apply asks the same without importing this package)."""
     closes = bool(plan.repositories) and plan.publishing.close_unmatched
     return closes or any(p.changeset for p in plan.projects.values())
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from planrun.core.outcomes import Status
-from planrun.core.runstate import RunState
-from planrun.plan.resolved import CompiledPlan
+
+if TYPE_CHECKING:
+    from planrun.core.runstate import RunState
+    from planrun.plan.resolved import CompiledPlan
 
 
 def wave_numbers(projects: Sequence[str], sizes: Sequence[int]) -> dict[str, int]:

@@ -8,7 +8,6 @@ plan with ``for_each: {tracker: ...}`` depends on more than its files).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -103,36 +102,14 @@ class DiskFiles:
         probes.not_cacheable("it queries GitHub for repositories")
         read = spec.model_dump_json()
         if read not in self._queried:
-            self._queried[read] = query_for(project, spec)
+            try:
+                from planrun.changes.repolist import fetch_repositories
+            except ImportError as exc:  # httpx: the extra
+                raise ItemError(
+                    "repositories", f"a repositories query needs 'planrun[github]' ({exc})"
+                ) from None
+            self._queried[read] = fetch_repositories(project, spec)
         return self._queried[read]
-
-
-def query_for(project: str, spec: Repositories) -> list[tuple[str, str, str | None]]:
-    """What :func:`planrun.changes.repolist.query_repositories` answers, or ItemError."""
-    assert spec.token is not None
-    token = os.environ.get(spec.token)
-    if not token:
-        raise ItemError(
-            "token",
-            f"project {project}: the environment variable {spec.token} (its token) is not set",
-        )
-    try:
-        from planrun.changes.repolist import Query, query_repositories
-        from planrun.trackers.http import TrackerError
-    except ImportError as exc:  # httpx: the extra
-        raise ItemError(
-            "repositories", f"a repositories query needs pip install 'planrun[github]' ({exc})"
-        ) from None
-    query = Query(spec.org, spec.topic, spec.search, spec.url, spec.limit)
-    try:
-        found = query_repositories(query, token)
-    except TrackerError as exc:
-        raise ItemError("repositories", f"project {project}: {exc.message}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an answer of odd shape
-        raise ItemError(
-            "repositories", f"project {project}: GitHub answered something unexpected: {exc!r}"
-        ) from None
-    return [(f.name, f.clone_url, f.default_branch) for f in found]
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:

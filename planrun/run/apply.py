@@ -122,10 +122,10 @@ def _publisher(
     """The changesets' publisher (planrun.changes), if the plan has changesets."""
     if state.readonly or state.journal is None:
         return None
-    from planrun.changes.wiring import has_changesets, publisher_for  # no httpx
-
-    if not has_changesets(plan):
-        return None
+    closes = bool(plan.repositories) and plan.publishing.close_unmatched
+    if not closes and not any(p.changeset for p in plan.projects.values()):
+        return None  # imports nothing of planrun.changes (nor httpx)
+    from planrun.changes.wiring import publisher_for
 
     settings, redact = scheduler.settings, scheduler.run_context.redact
     return publisher_for(
@@ -145,7 +145,8 @@ async def _run(scheduler: Scheduler, outbox: Outbox | None, publisher: Publisher
 def _exit_code(code: int, publisher: Publisher | None, scheduler: Scheduler) -> int:
     """``code`` under the plan's ``changesets.fail_on`` (planrun.changes.wiring); a
     canary wave that halted the rest fails the run whatever ``fail_on`` says."""
-    halted = scheduler.waves is not None and scheduler.waves.halted is not None
+    waves = scheduler.state.waves
+    halted = waves is not None and waves.halted is not None
     if publisher is not None:
         from planrun.changes.wiring import exit_code
 

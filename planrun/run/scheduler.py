@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 import trio
@@ -28,7 +27,7 @@ from planrun.core.events import Observers
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.redact import Redactor
 from planrun.core.runstate import Caps, Change, RunState
-from planrun.core.waves import Waves, halt_reason
+from planrun.core.waves import Waves
 from planrun.errors import GitError, MergeConflict, StoreError
 from planrun.plan.resolved import CompiledPlan, Task
 from planrun.report.model import AttemptReport, TaskReport, total_usage
@@ -105,7 +104,6 @@ class Scheduler:
         # run frees instead of ending, and one task can be cancelled with its reason
         self.waits_for_slots = False
         self._cancelled: dict[str, str] = {}
-        self.waves = Waves.of(plan)  # changesets rolled out in waves (canaries)
 
     # --- the run ------------------------------------------------------------------------
 
@@ -247,24 +245,13 @@ class Scheduler:
 
     def _dispatch(self) -> None:
         assert self._nursery is not None
-        if self.waves is not None:
-            self._judge_waves(self.waves)
-        allows = None if self.waves is None else partial(self.waves.allows, self.state)
-        for key in self.state.take(allows):
+        for key in self.state.take():
             waiter = self._slot_waiters.pop(key, None)
             if waiter is not None:
                 waiter.set()
             else:
                 self._active += 1
                 self._nursery.start_soon(self._worker, key, name=f"task {key}")
-
-    def _judge_waves(self, waves: Waves) -> None:
-        """A canary wave that ended with too many failed repositories cancels the rest."""
-        halted = waves.judge(self.state)
-        if halted is not None:
-            reason = halt_reason(*halted)
-            self.emit(ev.RunStopping(reason=reason))
-            self._apply(self.state.cancel(waves.later(halted[0]), reason))
 
     # --- one task -----------------------------------------------------------------------
 
@@ -492,7 +479,7 @@ def _run_state(plan: CompiledPlan, settings: RunSettings) -> RunState:
         providers={n: p.max_concurrent for n, p in plan.providers.items() if p.max_concurrent},
         projects={n: p.max_concurrent for n, p in plan.projects.items() if p.max_concurrent},
     )
-    state = RunState(plan.graph, caps, selected=settings.only)
+    state = RunState(plan.graph, caps, selected=settings.only, waves=Waves.of(plan))
     for key, count in settings.prior_attempts.items():
         if key in state.tasks:
             state[key].attempts = count
