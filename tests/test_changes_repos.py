@@ -10,6 +10,7 @@ killed mid-run then applied again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +105,8 @@ def test_listed_repositories_run_and_publish_then_fetch_then_add_one(
     assert "BUMP[acme/api]" in shown.stdout
     assert "CHECK[acme/web]" in shown.stdout
     assert "acme/docs" not in shown.stdout
+    assert "changesets: 2\n" in shown.stdout
+    assert "acme/web  draft PR planrun-bump → main once its checks pass" in shown.stdout
 
     first = apply(plan)
     assert first.returncode == 0, first.stderr
@@ -201,8 +204,10 @@ def test_a_canary_wave_that_fails_halts_the_rest_and_a_reapply_continues(
     assert f"BUMP[acme/web]: {halted}" in first.stderr
     assert f"BUMP[acme/cli]: {halted}" in first.stderr
     assert org.pulls == {}
-    report = planrun("report", str(plan), cwd=tmp_path)
-    assert "canary wave 1 failed" in report.stdout
+    report = json.loads(planrun("report", str(plan), cwd=tmp_path).stdout)
+    assert [(c["repo"], c["state"]) for c in report["changesets"]] == [("acme/api", "failed")]
+    reasons = {t["key"]: t["reason"] for t in report["tasks"]}
+    assert reasons["CHECK[acme/cli]"] == halted.removeprefix("cancelled: ")
 
     write_plan(tmp_path, org.url, listed, changesets=waves)  # the check fixed
     second = apply(plan)

@@ -277,7 +277,7 @@ class RunState:
         canary wave); running ones go on."""
         wanted = set(keys)
         changes: list[Change] = []
-        for key in self.graph.topological():
+        for key in reversed(self.graph.topological()):  # each with the reason, not "need ..."
             state = self.tasks.get(key)
             if (
                 key in wanted

@@ -29,7 +29,7 @@ from planrun.core.outcomes import Status
 from planrun.core.runstate import RunState
 from planrun.errors import StoreError
 from planrun.plan.resolved import CompiledPlan
-from planrun.report.model import PlanInfo, RunReport, total_usage
+from planrun.report.model import ChangesetReport, PlanInfo, RunReport, total_usage
 from planrun.report.outputs import Outputs, Written, write_reports
 from planrun.run.context import RunSettings
 from planrun.run.prepare import decide_for, fingerprints_of, landed_commits, settings_for
@@ -106,6 +106,7 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
         finally:  # written on every way out, a crash of planrun itself included
             report = build_report(plan, scheduler, fingerprints)
             report.exit_code = _exit_code(run_exit_code(scheduler), publisher, scheduler)
+            report.changesets = _changesets(publisher)
             end_error = _end(state, settings.run_id, report.status)
             written = write_reports(
                 plan, report, options.state_dir, options.outputs, default=not options.dry_run
@@ -152,6 +153,18 @@ def _exit_code(code: int, publisher: Publisher | None, scheduler: Scheduler) -> 
 
         code = exit_code(code, publisher, _broken(scheduler))
     return 1 if halted and code in (0, 4) else code
+
+
+def _changesets(publisher: Publisher | None) -> list[ChangesetReport]:
+    """What the run's changesets came to, for its report (read back from the store)."""
+    if publisher is None:
+        return []
+    from planrun.changes.records import run_changesets
+
+    try:
+        return run_changesets(publisher.store, publisher.run_id)
+    except StoreError:  # the report is still written; the store says the rest
+        return []
 
 
 def _broken(scheduler: Scheduler) -> set[str]:
