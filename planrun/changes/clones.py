@@ -177,3 +177,12 @@ def without(plan: CompiledPlan, projects: set[str], dropped: set[str]) -> Compil
     edges = [e for e in plan.graph.edges() if e.before not in gone and e.after not in gone]
     kept = {k: p for k, p in plan.projects.items() if k not in dropped}
     return replace(plan, tasks=tasks, graph=TaskGraph.build(tasks, edges), projects=kept)
+
+
+def load_prepared(path: str | Path) -> CompiledPlan:
+    """The plan at ``path`` with its repositories cloned or fetched, without those left
+    out (``planrun serve``'s every poll; ``plan`` and ``apply`` also say which)."""
+    from planrun.plan.load import load_plan
+
+    plan = load_plan(path)
+    return prepare_repositories(plan).plan if plan.repositories else plan
