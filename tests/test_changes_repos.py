@@ -222,6 +222,8 @@ def test_killed_mid_run_then_applied_again_ends_with_one_pr_each(
     go, started = tmp_path / "go", tmp_path / "started"
     wait = f"touch {started}; while [ ! -e {go} ]; do sleep 0.02; done"
     plan = write_plan(tmp_path, org.url, listed, check=wait)
+    stale = clone_of(plan, "acme/.api.partial-999999")  # a clone cut short by a kill -9
+    stale.mkdir(parents=True)
     proc = spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
     try:
         wait_for(started.exists, timeout=30, what="a check to start")
@@ -234,4 +236,5 @@ def test_killed_mid_run_then_applied_again_ends_with_one_pr_each(
     for repo in ("acme/api", "acme/web"):
         assert len(org.pulls_of(repo)) == 1
         assert remote_tip(org, repo) is not None
-    assert not list((tmp_path / ".planrun" / "bump" / "repos" / "acme").glob(".*partial*"))
+    assert not stale.exists()
+    assert not list(stale.parent.glob(".*partial*"))
