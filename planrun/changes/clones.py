@@ -15,15 +15,14 @@ does.
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from planrun.changes.gitcall import GitFailed, run_git, url_auth_env
 from planrun.core.graph import TaskGraph
 from planrun.plan.resolved import CompiledPlan, RepoSpec
 
@@ -85,50 +84,21 @@ def _ready(
     repo: RepoSpec, base: str | None, environ: Mapping[str, str]
 ) -> tuple[str, int, str | None, bool]:
     """(cloned or fetched, git calls, why it is left out or None, whether git failed)."""
-    env = _auth(repo.url, environ.get(repo.token or "", ""))
+    env = url_auth_env(repo.url, environ.get(repo.token or "", ""))
     path = Path(repo.path)
     action = "fetched" if (path / ".git").is_dir() else "cloned"
     try:
         if action == "cloned":
             _clone(repo.url, path, base, env)
         else:
-            git(repo.path, "fetch", "--quiet", "--prune", "origin", env=env)
+            run_git(repo.path, "fetch", "--quiet", "--prune", "origin", env=env)
         ref = f"origin/{base}" if base else "origin/HEAD"
-        found = git(repo.path, "ls-tree", "--name-only", ref, "--", IGNORE_FILE).strip()
-    except CloneError as exc:
-        return action, 2, f"could not be {action.removesuffix('ed')}ed: {exc}", True
+        found = run_git(repo.path, "ls-tree", "--name-only", ref, "--", IGNORE_FILE).strip()
+    except GitFailed as exc:
+        return action, 2, f"could not be {action.removesuffix('ed')}ed: {exc.fatal}", True
     if found:
         return action, 2, f"{IGNORE_FILE} on {base or 'its default branch'}", False
     return action, 2, None, False
-
-
-#: Seconds one clone or fetch may take.
-GIT_TIMEOUT = 600.0
-
-
-class CloneError(Exception):
-    """A git command failed; the message is git's last line."""
-
-
-def git(path: str, *args: str, env: Mapping[str, str] | None = None) -> str:
-    """``git -C path args`` (its stdout), never prompting; CloneError when it fails."""
-    environ = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
-    try:
-        done = subprocess.run(
-            ["git", "-C", path, *args],
-            capture_output=True,
-            text=True,
-            env=environ,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CloneError(f"git {args[0]}: {exc}") from None
-    if done.returncode != 0:
-        said = done.stderr.strip().splitlines()
-        fatal = [ln for ln in said if ln.startswith(("fatal:", "error:"))]
-        raise CloneError(f"git {args[0]}: {(fatal or said or ['(no message)'])[0]}")
-    return done.stdout
 
 
 def _clone(url: str, path: Path, base: str | None, env: Mapping[str, str]) -> None:
@@ -138,26 +108,13 @@ def _clone(url: str, path: Path, base: str | None, env: Mapping[str, str]) -> No
         shutil.rmtree(stale, ignore_errors=True)  # a clone cut short (planrun's own folder)
     partial = path.parent / f".{path.name}{PARTIAL}{os.getpid()}"
     source = url if "://" in url or not Path(url).is_absolute() else f"file://{url}"
-    git(str(path.parent), "clone", "--quiet", "--filter=blob:none", source, str(partial), env=env)
-    if base is not None and not git(str(partial), "branch", "--list", base).strip():
+    run_git(
+        str(path.parent), "clone", "--quiet", "--filter=blob:none", source, str(partial), env=env
+    )
+    if base is not None and not run_git(str(partial), "branch", "--list", base).strip():
         # the base is not the remote's default branch: tasks start from it all the same
-        git(str(partial), "branch", "--no-track", base, f"origin/{base}")
+        run_git(str(partial), "branch", "--no-track", base, f"origin/{base}")
     partial.rename(path)
-
-
-def _auth(url: str, token: str) -> dict[str, str]:
-    """git's environment for an ``https://`` URL: the token as an HTTP header (never in
-    argv or the URL), as :func:`planrun.changes.push.auth_env` does for pushes."""
-    if not token or not url.startswith("https://"):
-        return {}
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    given = os.environ.get("GIT_CONFIG_COUNT", "0")
-    n = int(given) if given.isdigit() else 0
-    return {
-        "GIT_CONFIG_COUNT": str(n + 1),
-        f"GIT_CONFIG_KEY_{n}": "http.extraHeader",
-        f"GIT_CONFIG_VALUE_{n}": f"Authorization: Basic {basic}",
-    }
 
 
 def without(plan: CompiledPlan, projects: set[str], dropped: set[str]) -> CompiledPlan:
