@@ -3,7 +3,8 @@ roll out in waves, and a wave where too many failed halts the rest (pure: no I/O
 
 ``changesets: {waves: [3, 10], halt_above: 20%}``: the first 3 repositories (projects
 with a changeset, in the plan's order) are wave 1, the next 10 wave 2, the rest wave 3.
-A task of a later wave starts only once every task of the waves before it is final.
+A task of a later wave starts only once every task of the waves before it is final (or
+waits for a person: in review, or for an answer; such a wave is judged once final).
 When a wave is over and more than ``halt_above`` of its repositories failed (a task
 failed, was skipped or cancelled: its checks or its budget), the later waves' tasks that
 have not started are cancelled with ``canary wave N failed: k of n repositories failed``.
@@ -21,6 +22,10 @@ from planrun.core.outcomes import Status
 if TYPE_CHECKING:
     from planrun.core.runstate import RunState
     from planrun.plan.resolved import CompiledPlan
+
+
+#: Statuses of a task that waits for a person, not for the run.
+WAITING = (Status.IN_REVIEW, Status.NEEDS_INPUT)
 
 
 def wave_numbers(projects: Sequence[str], sizes: Sequence[int]) -> dict[str, int]:
@@ -45,6 +50,7 @@ class Waves:
     project_of: dict[str, str]  # work task key → its repository's project
     halt_above: float
     judged: set[int] = field(default_factory=set)
+    over: set[int] = field(default_factory=set)
     halted: int | None = None
 
     @classmethod
@@ -66,7 +72,7 @@ class Waves:
         wave = self.wave_of.get(key)
         if wave is None or wave == 1:
             return True
-        return self.halted is None and all(self._over(state, w) for w in range(1, wave))
+        return self.halted is None and all(self._done_here(state, w) for w in range(1, wave))
 
     def judge(self, state: RunState) -> tuple[int, int, int] | None:
         """The wave that just ended with too many failed repositories: (wave, failed,
@@ -89,7 +95,19 @@ class Waves:
         return [k for k, w in self.wave_of.items() if w == wave and k in state.tasks]
 
     def _over(self, state: RunState, wave: int) -> bool:
-        return all(state.status(k).is_final for k in self._keys(state, wave))
+        """Whether every task of ``wave`` is final (once true, it stays true)."""
+        if wave not in self.over:
+            if not all(state.status(k).is_final for k in self._keys(state, wave)):
+                return False
+            self.over.add(wave)
+        return True
+
+    def _done_here(self, state: RunState, wave: int) -> bool:
+        """Whether ``wave`` has nothing more to do in this run: each task final, or
+        waiting for a person (in review, or for an answer): the next wave may start."""
+        return self._over(state, wave) or all(
+            state.status(k).is_final or state.status(k) in WAITING for k in self._keys(state, wave)
+        )
 
     def _failures(self, state: RunState, wave: int) -> tuple[int, int]:
         repos: dict[str, bool] = {}

@@ -147,7 +147,9 @@ def for_repository(template: ProjectSpec, repo: RepoSpec, written: Changeset | N
     changeset = template.changeset
     if changeset is not None and written is not None:
         published = published_for(written, repo.name)
-        changeset = replace(changeset, repo=repo.name, published=published)
+        # unless the plan names one, the base is the repository's default branch
+        base = written.base or template.base_branch or repo.default_branch or changeset.base
+        changeset = replace(changeset, repo=repo.name, published=published, base=base)
     return replace(template, name=repo.key, path=repo.path, changeset=changeset)
 
 
