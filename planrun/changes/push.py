@@ -10,15 +10,10 @@ remotes (ssh, a folder) use the user's own git credentials.
 
 from __future__ import annotations
 
-import base64
-import os
-import subprocess
 from collections.abc import Mapping
 
+from planrun.changes.gitcall import GitFailed, run_git, url_auth_env
 from planrun.trackers.http import TrackerError
-
-#: Seconds one git command may take.
-GIT_TIMEOUT = 300.0
 
 
 class Rejected(TrackerError):
@@ -27,24 +22,11 @@ class Rejected(TrackerError):
 
 def git(path: str, *args: str, env: Mapping[str, str] | None = None) -> str:
     """``git -C path args`` (its stdout); TrackerError when it fails."""
-    environ = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     try:
-        done = subprocess.run(
-            ["git", "-C", path, *args],
-            capture_output=True,
-            text=True,
-            env=environ,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TrackerError(f"git {args[0]} in {path} failed: {exc}") from None
-    if done.returncode != 0:
-        said = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("hint:")]
-        why = (said or ["(no message)"])[-1]
-        error = Rejected if "[rejected]" in done.stdout + done.stderr else TrackerError
-        raise error(f"git {args[0]} in {path} failed: {why}")
-    return done.stdout
+        return run_git(path, *args, env=env)
+    except GitFailed as exc:
+        error = Rejected if "[rejected]" in exc.output else TrackerError
+        raise error(str(exc)) from None
 
 
 def tip(path: str, ref: str) -> str | None:
@@ -118,13 +100,4 @@ def keep_branch(path: str, branch: str, commit: str) -> str:
 def auth_env(path: str, remote: str, token: str) -> dict[str, str]:
     """git's environment for ``remote``: the token as an HTTP header when it is https."""
     url = git(path, "remote", "get-url", "--end-of-options", remote).strip()
-    if not url.startswith("https://"):
-        return {}
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    given = os.environ.get("GIT_CONFIG_COUNT", "0")
-    n = int(given) if given.isdigit() else 0  # after the user's own GIT_CONFIG_* entries
-    return {
-        "GIT_CONFIG_COUNT": str(n + 1),
-        f"GIT_CONFIG_KEY_{n}": "http.extraHeader",
-        f"GIT_CONFIG_VALUE_{n}": f"Authorization: Basic {basic}",
-    }
+    return url_auth_env(url, token)

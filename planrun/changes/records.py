@@ -19,6 +19,7 @@ from pathlib import Path
 
 from planrun.atomic import write_atomic
 from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT
+from planrun.report.model import ChangesetReport
 from planrun.state.store import StoreReader
 
 SUMMARY_FILE = "changesets.json"
@@ -77,16 +78,48 @@ def write_summary(state_dir: Path, found: Mapping[str, Recorded]) -> None:
         write_atomic(state_dir / SUMMARY_FILE, json.dumps(data).encode())
 
 
-def summary(state_dir: Path) -> str | None:
-    """``changesets: 3 (2 opened, 1 waiting)``, or None when the plan has none."""
+def last_states(state_dir: Path) -> dict[str, str]:
+    """Each project's changeset state as last kept for ``planrun status`` (``opened
+    #3``, ``waiting``); empty when there is none, or the file cannot be read."""
     try:
         data = json.loads((state_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
         found = data["changesets"]
-        states = [str(c["state"]) for c in found.values()]
+        return {
+            str(name): str(c["state"]) + (f" #{c['number']}" if c.get("number") else "")
+            for name, c in found.items()
+        }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+        return {}
+
+
+def summary(state_dir: Path) -> str | None:
+    """``changesets: 3 (2 opened, 1 waiting)``, or None when the plan has none."""
+    states = [state.split(" #")[0] for state in last_states(state_dir).values()]
     if not states:
         return None
     counts = Counter(states)
     parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return f"changesets: {len(states)} ({parts}); `planrun changesets PLAN` for their PRs"
+
+
+def run_changesets(store: StoreReader, run_id: str) -> list[ChangesetReport]:
+    """The changesets one run proposed or delivered, as the run report shows them: the
+    last delivery's state in that run, else ``waiting``."""
+    found: dict[str, ChangesetReport] = {}
+    for row in store.events(run_id):
+        if row.kind not in (INTENT_EVENT, DELIVERED_EVENT):
+            continue
+        data = row.data
+        project = str(data.get("project"))
+        known = found.setdefault(
+            project, ChangesetReport(project=project, repo=str(data.get("repo")), state="waiting")
+        )
+        if row.kind == INTENT_EVENT:
+            known.state = "waiting"
+            continue
+        number = data.get("number")
+        known.state = str(data.get("state") or "")
+        known.number = number if isinstance(number, int) else known.number
+        known.url = str(data.get("url") or known.url)
+        known.detail = str(data.get("detail") or "")
+    return list(found.values())

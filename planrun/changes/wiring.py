@@ -42,7 +42,7 @@ def publisher_for(
     state_dir: Path | None = None,
 ) -> Publisher | None:
     """A publisher observing the run, if a project of the plan has a changeset."""
-    if store is None or not any(p.changeset for p in plan.projects.values()):
+    if store is None or not has_changesets(plan):
         return None
     from planrun.changes.publisher import Publisher
 
@@ -51,11 +51,21 @@ def publisher_for(
     return publisher
 
 
+def has_changesets(plan: CompiledPlan) -> bool:
+    """A project has a changeset, or unmatched repositories' changesets may be closed
+    (planrun.run.apply asks the same without importing this package)."""
+    closes = bool(plan.repositories) and plan.publishing.close_unmatched
+    return closes or any(p.changeset for p in plan.projects.values())
+
+
 async def run_published(run: Callable[[], Awaitable[None]], publisher: Publisher | None) -> None:
     """``run()`` (the scheduler and its trackers' outbox), with the publisher beside it."""
     if publisher is None:
         await run()
         return
+    from planrun.changes.reconcile import close_unmatched
+
+    await close_unmatched(publisher)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(publisher.deliver)
         await run()

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
+from planrun.commands.repos import with_repositories
 from planrun.core.decision import Choices
 from planrun.core.events import Observers
 from planrun.errors import UsageError, suggest
@@ -31,7 +32,7 @@ def check_keys(plan: CompiledPlan, keys: list[str] | None, option: str) -> None:
 
 
 def run_apply(args: argparse.Namespace, out: TextIO) -> int:
-    plan = load_plan(Path(args.plan))
+    plan, prepared = with_repositories(load_plan(Path(args.plan)), sys.stderr)
     check_keys(plan, args.only, "--only")
     check_keys(plan, args.force, "--force")
     options = ApplyOptions(
@@ -50,6 +51,8 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
         print(f"report: {applied.report}", file=sys.stderr)
     for problem in applied.problems:
         print(f"planrun: {problem}", file=sys.stderr)
+    if prepared is not None and prepared.failed and applied.exit_code in (0, 4):
+        return 1  # a repository that could not be cloned or fetched did not run
     return applied.exit_code
 
 

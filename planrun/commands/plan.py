@@ -3,16 +3,20 @@
 Each task gets the action of the one decision that ``apply`` acts on
 (:mod:`planrun.core.decision`): ``run``, ``wait``, ``up to date``, ``in review``, ``fail``,
 ``blocked`` or ``skip``, with the reason. The state folder is opened read-only, never
-created; the repositories are only read.
+created; the repositories are only read, but for those of a ``repositories:`` project,
+which are cloned (or fetched) into the state folder first, as ``apply`` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
+from planrun.commands.repos import with_repositories
 from planrun.core.decision import PLAIN, Choices, work_needs
 from planrun.plan.load import load_plan
 from planrun.plan.resolved import CompiledPlan
@@ -60,10 +64,14 @@ def describe_plan(
     choices: Choices = PLAIN,
     state_dir: Path | None = None,
 ) -> int:
-    plan = load_plan(path)
+    plan, prepared = with_repositories(load_plan(path), sys.stderr)
     rows = plan_rows(plan, choices, state_dir)
+    left = [asdict(left) for left in prepared.left] if prepared is not None else []
+    changes = changeset_rows(plan, rows, state_dir)
     if as_json:
-        out.write(json.dumps({"plan": plan.name, "tasks": rows}, indent=2) + "\n")
+        data = {"plan": plan.name, "tasks": rows}
+        data.update({k: v for k, v in (("changesets", changes), ("left_out", left)) if v})
+        out.write(json.dumps(data, indent=2) + "\n")
         return 0
     counts: dict[str, int] = {}
     for row in rows:
@@ -73,7 +81,60 @@ def describe_plan(
     width = max((len(r["key"]) for r in rows), default=4)
     for n, row in enumerate(rows, 1):
         print(f"{n:>4}. {row['key']:<{width}}  {row['action']:<10}  {row['why']}", file=out)
+    print_changesets(changes, out)
     return 0
+
+
+def changeset_rows(
+    plan: CompiledPlan, rows: list[dict[str, Any]], state_dir: Path | None
+) -> list[dict[str, Any]]:
+    """What apply would propose per project with a changeset (docs/batch-changes.md): a
+    proposal when one of its tasks runs, its wave, and its state as last recorded."""
+    projects = [k for k, p in plan.projects.items() if p.changeset is not None]
+    if not projects:
+        return []
+    from planrun.changes.records import last_states
+    from planrun.core.waves import wave_numbers
+    from planrun.state.locate import state_dir_for
+
+    waves = wave_numbers(projects, plan.publishing.waves) if plan.publishing.waves else {}
+    last = last_states(state_dir_for(plan, state_dir))
+    found = []
+    for name in projects:
+        spec = plan.projects[name].changeset
+        assert spec is not None
+        runs = any(r["action"] == "run" for r in rows if r["project"] == name)
+        found.append(
+            {
+                "project": name,
+                "repo": spec.repo,
+                "branch": spec.branch,
+                "base": spec.base,
+                "published": spec.published,
+                "wave": waves.get(name),
+                "proposes": runs,
+                "last": last.get(name),
+            }
+        )
+    return found
+
+
+def print_changesets(changes: list[dict[str, Any]], out: TextIO) -> None:
+    if not changes:
+        return
+    print(f"changesets: {len(changes)}", file=out)
+    width = max(len(c["repo"]) for c in changes)
+    for change in changes:
+        branch = f"{change['branch']} → {change['base']}"
+        published = {True: "PR", False: "no PR (kept unpublished)"}.get(change["published"])
+        what = (
+            f"{published or 'draft PR'} {branch} once its checks pass"
+            if change["proposes"]
+            else "nothing to propose (no task runs)"
+        )
+        wave = f"wave {change['wave']}: " if change["wave"] else ""
+        last = f" (last: {change['last']})" if change["last"] else ""
+        print(f"      {change['repo']:<{width}}  {wave}{what}{last}", file=out)
 
 
 def run_plan(args: argparse.Namespace, out: TextIO) -> int:

@@ -20,6 +20,7 @@ Where each field comes from (tables of ``planrun.state.sqlite``):
 - ``attempts``: every attempt of the run: number, start, end, duration, outcome, reason,
   exit code, signal, log path, last lines and usage; a task's ``started_at`` is its first
   attempt's start, and its ``usage`` and the run's are the sums of the attempts' usage.
+- the ``changeset_intent`` and ``changeset_delivered`` events: the run's changesets;
 - the ``run_plan`` event (written when the run began): which tasks the run covered and in
   what order, kind, title, priority, needs, parent, provider, project, the Mermaid graph's
   edges, and for a task that never got a row, the reason apply had to run it.
@@ -39,6 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from planrun.changes.records import run_changesets
 from planrun.core.outcomes import Status
 from planrun.report.model import (
     AttemptReport,
@@ -144,6 +146,7 @@ def build_report(
         counts=_counts(tasks),
         usage=total_usage([a.usage for t in tasks for a in t.attempts]),
         tasks=tasks,
+        changesets=run_changesets(store, run.id),
     )
     return report, in_run(planned, rows, liveness)
 

@@ -22,10 +22,15 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from planrun.core.graph import TaskGraph
 from planrun.core.outcomes import Status
+from planrun.core.waves import halt_reason
 from planrun.errors import InternalError
+
+if TYPE_CHECKING:
+    from planrun.core.waves import Waves
 
 
 @dataclass
@@ -98,9 +103,11 @@ class RunState:
         caps: Caps,
         *,
         selected: Iterable[str] | None = None,
+        waves: Waves | None = None,
     ) -> None:
         self.graph = graph
         self.caps = caps
+        self.waves = waves  # changesets rolled out in waves (planrun.core.waves)
         keys = graph.upstream(selected) if selected is not None else set(graph.tasks)
         # a group is in the run when any of its children is
         self.keys = keys | {
@@ -199,8 +206,10 @@ class RunState:
             task = self.graph.tasks[key]
             if self.tasks[key].status is not Status.READY:
                 continue  # stale entry (cancelled while queued)
-            if not self.caps.allows(task.provider, task.project) or (
-                can_start is not None and not can_start(key)
+            if (
+                not self.caps.allows(task.provider, task.project)
+                or (can_start is not None and not can_start(key))
+                or (self.waves is not None and not self.waves.allows(self, key))
             ):
                 skipped.append((order, key))
                 continue
@@ -238,6 +247,8 @@ class RunState:
         if key in self._holding:
             self._give_back(key)
         changes = self._final(key, status, reason)
+        if self.waves is not None:
+            changes += self._halt(self.waves)
         return changes
 
     def stop(self) -> None:
@@ -260,6 +271,33 @@ class RunState:
                     self._give_back(key)
                 changes += self._final(key, Status.CANCELLED, reason)
         return changes
+
+    def cancel(self, keys: Iterable[str], reason: str) -> list[Change]:
+        """Tasks of ``keys`` that have not started are cancelled with ``reason`` (a halted
+        canary wave); running ones go on."""
+        wanted = set(keys)
+        changes: list[Change] = []
+        for key in reversed(self.graph.topological()):  # each with the reason, not "need ..."
+            state = self.tasks.get(key)
+            if (
+                key in wanted
+                and state is not None
+                and state.status
+                in (
+                    Status.PENDING,
+                    Status.READY,
+                )
+            ):
+                changes += self._final(key, Status.CANCELLED, reason)
+        return changes
+
+    def _halt(self, waves: Waves) -> list[Change]:
+        """A canary wave that just ended with too many failed repositories: the later
+        waves' tasks that have not started are cancelled."""
+        halted = waves.judge(self)
+        if halted is None:
+            return []
+        return self.cancel(waves.later(halted[0]), halt_reason(*halted))
 
     # --- internals ----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ secret read by planrun only, never given to a task's session.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from planrun.plan.trackermodel import Label, RepoName
 from planrun.plan.values import EnvName, NonEmptyStr
@@ -31,6 +31,8 @@ def _one_message(value: Any) -> Any:
 
 
 PublishedField = Annotated[Published | dict[NonEmptyStr, Published], BeforeValidator(_one_message)]
+#: A share of a wave, as a percentage: `20%`.
+HaltAbove = Annotated[str, StringConstraints(pattern=r"^(100|[0-9]{1,2})(\.[0-9]+)?%$")]
 #: What can happen to a repository's changeset that a plan may count as a failure.
 Outcome = Literal["failed", "no_diff", "exists", "rate_limited"]
 FAIL_ON: tuple[Outcome, ...] = ("failed",)
@@ -43,8 +45,9 @@ class _Model(BaseModel):
 class Changeset(_Model):
     """The pull request that carries this project's verified work to GitHub."""
 
-    repo: RepoName
-    """The GitHub repository (`owner/name`) the PR is opened in."""
+    repo: RepoName | None = None
+    """The GitHub repository (`owner/name`) the PR is opened in; required but for a
+    project with `repositories`, where it is each repository's."""
     token: EnvName
     """The environment variable holding the GitHub token; it must be in `settings.secrets`
     (redacted everywhere, never given to a task's session)."""
@@ -82,3 +85,12 @@ class Changesets(_Model):
     """Outcomes that make `apply` exit 1: `failed` (a repository's tasks or checks failed,
     or its push or PR could not be made), `no_diff` (nothing to propose), `exists` (a PR
     for the branch that planrun did not open), `rate_limited` (still waiting)."""
+    waves: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    """Roll out in waves: the first N repositories, then the next M, ..., then the rest;
+    a wave starts when the one before it has finished (default: all at once)."""
+    halt_above: HaltAbove = "0%"
+    """A canary: when more than this share of a wave's repositories failed (tasks, checks
+    or budget), the later waves are cancelled and `apply` exits 1."""
+    close_unmatched: bool = False
+    """Close (with a comment) the open PRs of repositories a `repositories` query no
+    longer matches, or that opted out with `.batchignore`; never done otherwise."""

@@ -38,8 +38,12 @@ def resolve_changeset(
         return None
     where = ("projects", key, "changeset")
     _check_project(problems, plan, key, project)
+    if changeset.repo is None and project.repositories is None:
+        problems.fail(
+            where, f"project {key}: changeset needs repo (owner/name), the GitHub repository"
+        )
     spec = ChangesetSpec(
-        repo=changeset.repo,
+        repo=changeset.repo or "OWNER/NAME",  # a project with repositories: each one's
         token=changeset.token,
         remote=changeset.remote,
         branch=_branch(problems, plan_name, key, changeset, target),
@@ -62,13 +66,13 @@ def resolve_changeset(
     return spec
 
 
-def published_for(changeset: Changeset) -> bool | Literal["draft"]:
-    """``published`` for the changeset's repository: the first pattern that matches it,
-    else false (nothing is published that the plan did not choose)."""
+def published_for(changeset: Changeset, repo: str | None = None) -> bool | Literal["draft"]:
+    """``published`` for the changeset's repository (or ``repo``): the first pattern that
+    matches it, else false (nothing is published that the plan did not choose)."""
     if not isinstance(changeset.published, dict):
         return changeset.published
     for pattern, value in changeset.published.items():
-        if fnmatchcase(changeset.repo, pattern):
+        if fnmatchcase(repo or changeset.repo or "", pattern):
             return value
     return False
 
@@ -77,7 +81,8 @@ def _branch(problems: Problems, plan_name: str, key: str, changeset: Changeset, 
     if changeset.branch is None:
         return target
     where = ("projects", key, "changeset", "branch")
-    context = {"plan": {"name": plan_name}, "project": {"name": key, "repo": changeset.repo}}
+    repo = changeset.repo or "OWNER/NAME"
+    context = {"plan": {"name": plan_name}, "project": {"name": key, "repo": repo}}
     try:
         branch = templates.render(changeset.branch, context)
     except templates.TemplateProblem as exc:
@@ -132,4 +137,11 @@ def check_tokens(problems: Problems, plan: PlanFile) -> None:
 
 def publish_policy(plan: PlanFile) -> PublishPolicy:
     """The plan's ``changesets:`` as plain values."""
-    return PublishPolicy(plan.changesets.per_hour, frozenset(plan.changesets.fail_on))
+    changesets = plan.changesets
+    return PublishPolicy(
+        changesets.per_hour,
+        frozenset(changesets.fail_on),
+        tuple(changesets.waves),
+        float(changesets.halt_above.rstrip("%")) / 100,
+        changesets.close_unmatched,
+    )

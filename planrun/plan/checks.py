@@ -19,6 +19,7 @@ from typing import Any
 from planrun.core.names import sanitize_component, state_folder
 from planrun.plan import probes, templates
 from planrun.plan.diagnose import field_name as dotted
+from planrun.plan.item import repo_context
 from planrun.plan.model import KEY_PATTERN, PlanFile, Settings, TaskSpec
 from planrun.plan.problems import Problems
 from planrun.plan.refs import branch_problem
@@ -132,6 +133,7 @@ class TemplateChecks:
             **static,
             "task": task.template_context(),
             "item": task.item,
+            **repo_context(task.item),
             "project": {
                 "name": task.project,
                 "path": "/project",

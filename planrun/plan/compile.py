@@ -28,6 +28,7 @@ from planrun.plan.link import check_parents, link, task_graph
 from planrun.plan.model import PlanFile, Provider, Settings
 from planrun.plan.problems import Problems
 from planrun.plan.reads import DiskFiles
+from planrun.plan.repositories import plan_repositories
 from planrun.plan.resolve import resolve
 from planrun.plan.resolved import (
     BudgetSpec,
@@ -73,7 +74,9 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
     parents = check_parents(problems, plan.tasks)
     check_trackers(problems, plan)
     check_tokens(problems, plan)
-    files = DiskFiles(directory, directory / state_folder(name, plan.settings.state_dir))
+    state = directory / state_folder(name, plan.settings.state_dir)
+    files = DiskFiles(directory, state)
+    plan_repositories(problems, plan, resolved, files, state)
     tasks = TaskBuilder(problems, plan, resolved, parents, checks, files).build()
     hooks = {
         moment: tuple(CommandSpec.of(c) for c in getattr(plan.hooks, moment) or ())
@@ -97,6 +100,7 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
         secrets=tuple(plan.settings.secrets),
         trackers=dict(plan.trackers),
         publishing=publish_policy(plan),
+        repositories=resolved.repositories,
     )
 
 

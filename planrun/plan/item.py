@@ -34,4 +34,11 @@ class Item(dict[str, Any]):
         return str(self["id"])
 
 
-__all__ = ["Item"]
+def repo_context(item: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{"repo": item}`` for a repository's task (docs/batch-changes.md), else nothing."""
+    if item is not None and item.get("repository") is True:
+        return {"repo": item}
+    return {}
+
+
+__all__ = ["Item", "repo_context"]

@@ -181,7 +181,18 @@ class _Linker:
                 continue
             via = None if owner == task.spec_key else owner
             where = self._need_locations(owner, field_name)[i]
-            self.edges.append(Edge(need, task.key, where, "needs", via))
+            self.edges.append(
+                Edge(self._same_repository(task, need), task.key, where, "needs", via)
+            )
+
+    def _same_repository(self, task: Task, need: str) -> str:
+        """A repository's task needs the same repository's task of a fan-out over the same
+        project's repositories (``CHECK[acme/api]`` needs ``CODEMOD[acme/api]``)."""
+        if not task.item_id or task.project is None or "[" not in task.project:
+            return need
+        own = expanded_key(need, task.item_id)
+        found = self.tasks.get(own)
+        return own if found is not None and found.project == task.project else need
 
     def _need_locations(self, owner: str, field_name: str) -> list[Location]:
         """Where each of ``owner``'s needs is written (shared by all of a fan-out's items)."""

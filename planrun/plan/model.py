@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from planrun.plan.changesetmodel import Changeset as Changeset
 from planrun.plan.changesetmodel import Changesets as Changesets
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS
+from planrun.plan.repomodel import Repositories as Repositories
 from planrun.plan.trackermodel import GitHubTracker as GitHubTracker
 from planrun.plan.trackermodel import JiraTracker as JiraTracker
 from planrun.plan.trackermodel import PlaneTracker as PlaneTracker
@@ -236,8 +237,11 @@ class Provider(Model):
 class Project(Model):
     """A git repository (or a plain folder) that tasks work in."""
 
-    path: NonEmptyStr
-    """The repository's folder, relative to the plan's folder."""
+    path: NonEmptyStr | None = None
+    """The repository's folder, relative to the plan's folder (or `repositories`)."""
+    repositories: Repositories | None = None
+    """Many repositories instead of `path`: each is cloned into the state folder and the
+    project's tasks fan out per repository (docs/batch-changes.md)."""
     base_branch: BranchName | None = None
     """The branch the integration branch starts from (default: the checked-out branch)."""
     worktrees: bool = True
@@ -256,6 +260,12 @@ class Project(Model):
     changeset: Changeset | None = None
     """Publish the project's verified work as a GitHub pull request
     (docs/batch-changes.md)."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Self:
+        if (self.path is None) == (self.repositories is None):
+            raise ValueError("a project has a path or repositories (one of them)")
+        return self
 
 
 class ForEach(Model):

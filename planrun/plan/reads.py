@@ -13,9 +13,9 @@ from typing import Protocol
 
 from planrun.errors import text_position
 from planrun.plan import probes
-from planrun.plan.expand import items_for
+from planrun.plan.expand import ItemError, items_for
 from planrun.plan.item import Item
-from planrun.plan.model import ForEach, Tracker, TrackerSelect
+from planrun.plan.model import ForEach, Repositories, Tracker, TrackerSelect
 
 
 class ReadError(Exception):
@@ -43,6 +43,12 @@ class PlanFiles(Protocol):
         ``token`` or ``tracker``) when they cannot be read."""
         ...
 
+    def repositories(self, project: str, spec: Repositories) -> list[tuple[str, str, str | None]]:
+        """The repositories (``owner/name``, clone URL, default branch) a project's
+        ``repositories:`` query selects; ItemError (field ``token``) when they cannot be
+        read."""
+        ...
+
 
 class DiskFiles:
     """The files under the plan's folder ``directory``; a glob never lists ``state``."""
@@ -51,6 +57,7 @@ class DiskFiles:
         self.directory = directory
         self.state = state
         self._tracked: dict[tuple[str, str], list[Item]] = {}  # one read per selection
+        self._queried: dict[str, list[tuple[str, str, str | None]]] = {}
 
     def prompt(self, name: str) -> str:
         path = probes.resolved(self.directory / name)
@@ -89,6 +96,20 @@ class DiskFiles:
         if read not in self._tracked:
             self._tracked[read] = fetch_items(name, tracker, select)
         return self._tracked[read]
+
+    def repositories(self, project: str, spec: Repositories) -> list[tuple[str, str, str | None]]:
+        # the one read of a code host while compiling: such a plan is not cacheable
+        probes.not_cacheable("it queries GitHub for repositories")
+        read = spec.model_dump_json()
+        if read not in self._queried:
+            try:
+                from planrun.changes.repolist import fetch_repositories
+            except ImportError as exc:  # httpx: the extra
+                raise ItemError(
+                    "repositories", f"a repositories query needs 'planrun[github]' ({exc})"
+                ) from None
+            self._queried[read] = fetch_repositories(project, spec)
+        return self._queried[read]
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:

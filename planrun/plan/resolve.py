@@ -11,7 +11,7 @@ checked target branch. A task's fields are the built-in defaults, overlaid by th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,14 @@ from planrun.plan.model import (
 )
 from planrun.plan.problems import Problems
 from planrun.plan.providers import resolve_providers
-from planrun.plan.resolved import BudgetSpec, CommandSpec, ProjectSpec, ProviderSpec, RetryPolicy
+from planrun.plan.resolved import (
+    BudgetSpec,
+    CommandSpec,
+    ProjectSpec,
+    ProviderSpec,
+    RepoSpec,
+    RetryPolicy,
+)
 
 TASK_HOOKS = ("on_task_start", "on_task_retry", "on_task_success", "on_task_failure")
 
@@ -43,6 +50,10 @@ class Resolved:
     path: Path
     providers: dict[str, ProviderSpec]
     projects: dict[str, ProjectSpec]
+    #: a ``repositories:`` project's fields, which each of its repositories' projects take
+    templates: dict[str, ProjectSpec] = field(default_factory=dict)
+    #: each ``repositories:`` project's repositories (:mod:`planrun.plan.repositories`)
+    repositories: dict[str, tuple[RepoSpec, ...]] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
@@ -60,7 +71,11 @@ def resolve(problems: Problems, plan: PlanFile, written: Path) -> Resolved:
     if plan.name is None and not re.match(KEY_PATTERN, name):
         problems.fail((), f"the file name {path.stem!r} cannot name the plan; add `name:`")
     providers = plan_providers(problems, plan)
-    return Resolved(name, path, providers, plan_projects(problems, plan, name, path.parent))
+    projects = plan_projects(problems, plan, name, path.parent)
+    templates = {k: p for k, p in projects.items() if plan.projects[k].repositories is not None}
+    for key in templates:
+        del projects[key]
+    return Resolved(name, path, providers, projects, templates)
 
 
 def plan_providers(problems: Problems, plan: PlanFile) -> dict[str, ProviderSpec]:
@@ -85,10 +100,12 @@ def plan_projects(
             target = project.target_branch
         else:
             check_target(problems, plan, name, key, target)
-        path = probes.resolved(directory / project.path)
-        problem = probes.project_path_problem(path)
-        if problem is not None:
-            problems.fail(("projects", key, "path"), f"projects.{key}.path: {problem}")
+        path = directory
+        if project.path is not None:  # else each repository's clone (planrun.plan.repositories)
+            path = probes.resolved(directory / project.path)
+            problem = probes.project_path_problem(path)
+            if problem is not None:
+                problems.fail(("projects", key, "path"), f"projects.{key}.path: {problem}")
         result[key] = ProjectSpec(
             name=key,
             path=str(path),

@@ -159,6 +159,27 @@ class PublishPolicy:
 
     per_hour: int | None = None
     fail_on: frozenset[str] = frozenset({"failed"})
+    waves: tuple[int, ...] = ()
+    halt_above: float = 0.0  # a share: 0.2 for 20%
+    close_unmatched: bool = False
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    """One repository of a project's ``repositories:`` (docs/batch-changes.md): its
+    ``owner/name``, where it is cloned from, and its clone in the state folder."""
+
+    name: str
+    url: str
+    path: str  # absolute: <state folder>/repos/<owner>/<name>
+    project: str  # the written project, e.g. "svc"; its repository's is svc[owner/name]
+    default_branch: str | None = None  # as a query answered it; None for a listed URL
+    token: str | None = None  # the variable whose token authenticates an https:// clone
+
+    @property
+    def key(self) -> str:
+        """The repository's own project: ``svc[owner/name]``."""
+        return f"{self.project}[{self.name}]"
 
 
 @dataclass(frozen=True)
@@ -270,6 +291,8 @@ class CompiledPlan:
     #: cached, see planrun.plan.probes.not_cacheable)
     trackers: dict[str, Tracker] = field(default_factory=dict)
     publishing: PublishPolicy = field(default_factory=PublishPolicy)
+    #: each ``repositories:`` project's repositories, in order (planrun.plan.repositories)
+    repositories: dict[str, tuple[RepoSpec, ...]] = field(default_factory=dict)
 
     @cached_property
     def work(self) -> tuple[str, ...]:

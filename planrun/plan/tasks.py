@@ -17,11 +17,12 @@ from planrun.errors import suggest
 from planrun.plan import templates
 from planrun.plan.checks import TemplateChecks, check_secrets
 from planrun.plan.expand import ItemError, expanded_key
-from planrun.plan.item import Item
+from planrun.plan.item import Item, repo_context
 from planrun.plan.link import Parents
 from planrun.plan.model import ForEach, PlanFile, TaskSpec
 from planrun.plan.problems import Problems
 from planrun.plan.reads import PlanFiles, ReadError
+from planrun.plan.repositories import repo_item
 from planrun.plan.resolve import Inheritance, Resolved, task_kwargs
 from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
 from planrun.plan.scalars import is_lossy_float
@@ -66,6 +67,8 @@ class TaskBuilder:
             self._add_group(key, spec, fields, parent)
             for child in sorted(self._parents.children[key]):
                 self._expand(child, parent=key)
+        elif fields.get("project") in self._plan_repositories():
+            self._fan_out_repositories(key, spec, fields, parent)
         elif spec.for_each is not None:
             self._fan_out(key, spec, fields, parent)
         else:
@@ -107,6 +110,33 @@ class TaskBuilder:
         self._add_group(key, spec, fields, parent, children=keys, fan_out=True)
         for item in items:
             self._add_work(expanded_key(key, item.id), key, spec, fields, key, item=item)
+
+    def _plan_repositories(self) -> set[str]:
+        return {k for k, p in self._plan.projects.items() if p.repositories is not None}
+
+    def _fan_out_repositories(
+        self, key: str, spec: TaskSpec, fields: dict[str, Any], parent: str | None
+    ) -> None:
+        """One task ``KEY[owner/name]`` per repository of the task's project, in its
+        repository's own project."""
+        project = fields["project"]
+        if spec.for_each is not None:
+            self._problems.fail(
+                ("tasks", key, "for_each"),
+                f"task {key} is in project {project}, whose tasks fan out per repository "
+                "already; for_each is not for them",
+            )
+            return
+        repos = self._resolved.repositories.get(project)
+        if repos is None:
+            return  # the repositories could not be listed: reported already
+        keys = tuple(expanded_key(key, repo.name) for repo in repos)
+        self._add_group(key, spec, fields, parent, children=keys, fan_out=True)
+        for index, repo in enumerate(repos):
+            own = {**fields, "project": repo.key}
+            self._add_work(
+                expanded_key(key, repo.name), key, spec, own, key, repo_item(repo, index)
+            )
 
     def _items_of(self, key: str, chain: tuple[str, ...] = ()) -> list[Item] | None:
         if key in self._items:
@@ -209,7 +239,7 @@ class TaskBuilder:
         if provider is None:
             return
         check_secrets(self._problems, self._plan, spec_key, fields)
-        context = {"item": item} if item is not None else {}
+        context = {"item": item, **repo_context(item)} if item is not None else {}
         prompt = self._prompt(where, spec)
         if not self._has_work(where, spec_key, spec, provider):
             return

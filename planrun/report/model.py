@@ -114,6 +114,23 @@ class HookFailure:
 
 
 @dataclass(slots=True, kw_only=True)
+class ChangesetReport:
+    __pydantic_config__ = _FORBID
+
+    project: str = field(metadata=_doc("the project; svc[owner/name] for a repositories one"))
+    repo: str = field(metadata=_doc("the GitHub repository, owner/name"))
+    state: str = field(
+        metadata=_doc(
+            "as this run left it: opened, updated, unchanged, closed, merged, exists, no_diff,"
+            " unpublished, failed, or waiting (recorded, not delivered yet)"
+        )
+    )
+    number: int | None = field(default=None, metadata=_doc("the pull request, once there is one"))
+    url: str = ""
+    detail: str = field(default="", metadata=_doc("why it failed, where unpublished work is"))
+
+
+@dataclass(slots=True, kw_only=True)
 class RunReport:
     __pydantic_config__ = _FORBID
 
@@ -141,6 +158,13 @@ class RunReport:
         default_factory=list,
         metadata=_doc(
             "hooks that failed, in order (a failing on_task_start also fails its attempt)"
+        ),
+    )
+    changesets: list[ChangesetReport] = field(
+        default_factory=list,
+        metadata=_doc(
+            "the changesets this run proposed or delivered (docs/batch-changes.md), one per"
+            " project, in the order first recorded"
         ),
     )
 

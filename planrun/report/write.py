@@ -259,9 +259,27 @@ def summary_markdown(report: RunReport, mermaid: str | None = None) -> str:
     ]
     lines += [_row(task) for task in report.tasks if task.kind == "work"]
     lines += _failures(report)
+    lines += _changesets(report)
     if mermaid:
         lines += ["", "```mermaid", mermaid.rstrip(), "```"]
     return "\n".join(lines) + "\n\n"
+
+
+def _changesets(report: RunReport) -> list[str]:
+    """The run's changesets: repository, state and PR (docs/batch-changes.md)."""
+    if not report.changesets:
+        return []
+    lines = [
+        "",
+        "### Changesets",
+        "",
+        "| repository | state | pull request |",
+        "| --- | --- | --- |",
+    ]
+    for change in report.changesets:
+        where = change.url or change.detail
+        lines.append(f"| `{_cell(change.repo)}` | {change.state} | {_cell(where)} |")
+    return lines
 
 
 def _row(task: TaskReport) -> str:

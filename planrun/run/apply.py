@@ -29,7 +29,7 @@ from planrun.core.outcomes import Status
 from planrun.core.runstate import RunState
 from planrun.errors import StoreError
 from planrun.plan.resolved import CompiledPlan
-from planrun.report.model import PlanInfo, RunReport, total_usage
+from planrun.report.model import ChangesetReport, PlanInfo, RunReport, total_usage
 from planrun.report.outputs import Outputs, Written, write_reports
 from planrun.run.context import RunSettings
 from planrun.run.prepare import decide_for, fingerprints_of, landed_commits, settings_for
@@ -106,6 +106,7 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
         finally:  # written on every way out, a crash of planrun itself included
             report = build_report(plan, scheduler, fingerprints)
             report.exit_code = _exit_code(run_exit_code(scheduler), publisher, scheduler)
+            report.changesets = _changesets(publisher)
             end_error = _end(state, settings.run_id, report.status)
             written = write_reports(
                 plan, report, options.state_dir, options.outputs, default=not options.dry_run
@@ -122,7 +123,8 @@ def _publisher(
     """The changesets' publisher (planrun.changes), if the plan has changesets."""
     if state.readonly or state.journal is None:
         return None
-    if not any(p.changeset for p in plan.projects.values()):
+    closes = bool(plan.repositories) and plan.publishing.close_unmatched
+    if not closes and not any(p.changeset for p in plan.projects.values()):
         return None  # imports nothing of planrun.changes (nor httpx)
     from planrun.changes.wiring import publisher_for
 
@@ -142,12 +144,27 @@ async def _run(scheduler: Scheduler, outbox: Outbox | None, publisher: Publisher
 
 
 def _exit_code(code: int, publisher: Publisher | None, scheduler: Scheduler) -> int:
-    """``code`` under the plan's ``changesets.fail_on`` (planrun.changes.wiring)."""
-    if publisher is None:
-        return code
-    from planrun.changes.wiring import exit_code
+    """``code`` under the plan's ``changesets.fail_on`` (planrun.changes.wiring); a
+    canary wave that halted the rest fails the run whatever ``fail_on`` says."""
+    waves = scheduler.state.waves
+    halted = waves is not None and waves.halted is not None
+    if publisher is not None:
+        from planrun.changes.wiring import exit_code
 
-    return exit_code(code, publisher, _broken(scheduler))
+        code = exit_code(code, publisher, _broken(scheduler))
+    return 1 if halted and code in (0, 4) else code
+
+
+def _changesets(publisher: Publisher | None) -> list[ChangesetReport]:
+    """What the run's changesets came to, for its report (read back from the store)."""
+    if publisher is None:
+        return []
+    from planrun.changes.records import run_changesets
+
+    try:
+        return run_changesets(publisher.store, publisher.run_id)
+    except StoreError:  # the report is still written; the store says the rest
+        return []
 
 
 def _broken(scheduler: Scheduler) -> set[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from planrun.core.events import Observers
 from planrun.core.names import sanitize_component
+from planrun.plan.item import repo_context
 from planrun.plan.resolved import CompiledPlan, Task
 from planrun.run.ledger import Ledger
 from planrun.sessions.base import ProcessInfo, Session, SessionResult
@@ -109,6 +110,7 @@ class RunContext:
         return {
             "task": task.template_context(),
             "item": task.item,
+            **repo_context(task.item),
             "project": self.plan.project_context(task.project),
             "plan": self.plan.plan_context(),
             "run": {"id": self.settings.run_id, "started_at": iso(self.started_at)},

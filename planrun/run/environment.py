@@ -84,6 +84,7 @@ def context_vars(context: Mapping[str, Any]) -> dict[str, str]:
         "PLANRUN_LOG": context.get("log_path"),
     }
     values.update(tracker_item_vars(item))
+    values.update(repo_vars(item))
     return {k: bounded(str(v)) for k, v in values.items() if v is not None}
 
 
@@ -99,6 +100,17 @@ def tracker_item_vars(item: Any) -> dict[str, Any]:
     found: dict[str, Any] = {f"PLANRUN_ITEM_{f.upper()}": item.get(f) for f in TRACKER_ITEM_FIELDS}
     found["PLANRUN_ITEM_LABELS"] = ",".join(item.get("labels") or ())
     return found
+
+
+#: A repository's fields given to its tasks as ``PLANRUN_REPO_<FIELD>``.
+REPO_FIELDS = ("name", "owner", "repo", "url", "default_branch")
+
+
+def repo_vars(item: Any) -> dict[str, Any]:
+    """A repository task's ``repo.*`` as variables (docs/batch-changes.md)."""
+    if not isinstance(item, Mapping) or item.get("repository") is not True:
+        return {}
+    return {f"PLANRUN_REPO_{f.upper()}": item.get(f) for f in REPO_FIELDS}
 
 
 def task_env(

@@ -27,6 +27,7 @@ from planrun.core.events import Observers
 from planrun.core.outcomes import Outcome, Status
 from planrun.core.redact import Redactor
 from planrun.core.runstate import Caps, Change, RunState
+from planrun.core.waves import Waves
 from planrun.errors import GitError, MergeConflict, StoreError
 from planrun.plan.resolved import CompiledPlan, Task
 from planrun.report.model import AttemptReport, TaskReport, total_usage
@@ -478,7 +479,7 @@ def _run_state(plan: CompiledPlan, settings: RunSettings) -> RunState:
         providers={n: p.max_concurrent for n, p in plan.providers.items() if p.max_concurrent},
         projects={n: p.max_concurrent for n, p in plan.projects.items() if p.max_concurrent},
     )
-    state = RunState(plan.graph, caps, selected=settings.only)
+    state = RunState(plan.graph, caps, selected=settings.only, waves=Waves.of(plan))
     for key, count in settings.prior_attempts.items():
         if key in state.tasks:
             state[key].attempts = count

@@ -42,6 +42,7 @@ from typing import Any
 
 import trio
 
+from planrun.changes.clones import load_prepared
 from planrun.core import events as ev
 from planrun.core.decision import RunDecision
 from planrun.core.events import Observers
@@ -49,7 +50,6 @@ from planrun.core.outcomes import Status
 from planrun.core.redact import Redactor
 from planrun.core.runstate import Caps
 from planrun.errors import PlanrunError, StoreError
-from planrun.plan.load import load_plan
 from planrun.plan.resolved import CompiledPlan
 from planrun.report.outputs import Outputs, write_reports
 from planrun.run.apply import (
@@ -175,7 +175,7 @@ class Server:
         """Read the trackers, reconcile what runs, start what is new or changed."""
         problem = None
         try:
-            plan = await trio.to_thread.run_sync(load_plan, self.path)
+            plan = await trio.to_thread.run_sync(load_prepared, self.path)
             self._reconcile(plan)
             if not self.signals and not paused(self.options.state_dir):
                 await self._start_new(plan, nursery)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from planrun.errors import SessionStartError
+from planrun.plan.item import repo_context
 from planrun.plan.resolved import CompiledPlan, ProjectSpec, Task
 from planrun.run.hooks import run_hooks
 from planrun.sessions.base import Session
@@ -52,6 +53,7 @@ class SetupCommands:
                 "project": {"name": project.name, "path": project.path},
                 "plan": self.plan.plan_context(),
                 "item": task.item,
+                **repo_context(task.item),
             },
             env=env,
             cwd=path,
