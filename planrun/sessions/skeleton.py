@@ -209,14 +209,14 @@ class Attempt(ABC):
         """End every process of the attempt while its output is still logged, drain what
         remains (for at most ``drain_timeout``), release, close the log. Called once,
         shielded, after :meth:`supervise` returned or raised (or ``on_start`` raised)."""
-        pumping = not (self._eof.is_set() or self._pump_failed or self._drained)
-        async with trio.open_nursery() as nursery:
-            if pumping:
+        if self._eof.is_set() or self._pump_failed or self._drained:
+            await self._end_processes(False)  # nothing left to read: no nursery to pump it
+        else:
+            async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump)
-            await self._end_processes(pumping)
-            if pumping:
+                await self._end_processes(True)
                 await self._drain()
-            nursery.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()
         await self._release()
         self._handle(self.watcher.close())
 
