@@ -13,6 +13,7 @@ from githubkit_schemas.latest import models as gh
 from pydantic import BaseModel, ValidationError
 
 from tests.github_pulls import PULL_ROUTES, PullRoutes
+from tests.github_reviews import REVIEW_ROUTES, ReviewRoutes
 from tests.github_standin import PER_PAGE_MAX, STAMP, Standin, _Refused, _user, _valid
 
 ISSUES = re.compile(r"^/repos/([^/]+/[^/]+)/issues$")
@@ -36,7 +37,7 @@ def _body(model: type[BaseModel], data: Any) -> dict[str, Any]:
     return data
 
 
-class Handler(PullRoutes, BaseHTTPRequestHandler):
+class Handler(PullRoutes, ReviewRoutes, BaseHTTPRequestHandler):
     data: ClassVar[Standin]  # type: ignore[misc]
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -104,6 +105,8 @@ class Handler(PullRoutes, BaseHTTPRequestHandler):
         for pattern, methods in ROUTES:
             found = pattern.match(path)
             if found and method in methods:
+                if not pattern.groups:  # /graphql: no repository in the path
+                    return methods[method](self, query=query, body=body)
                 if found.group(1) not in (self.data.repo, *self.data.repos):
                     raise _Refused(404, "Not Found")
                 self.repo = found.group(1)
@@ -240,4 +243,5 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Any]]] = [
     (COMMENT, {"PATCH": Handler.edit_comment}),
     (LABELS, {"PUT": Handler.set_labels, "POST": Handler.add_labels}),
     *PULL_ROUTES,
+    *REVIEW_ROUTES,
 ]

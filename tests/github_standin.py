@@ -74,6 +74,8 @@ class Standin:
     pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     reviews: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by head sha
+    review_comments: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    graphql: list[dict[str, Any]] = field(default_factory=list)  # requests to /graphql
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 1000
 

@@ -43,6 +43,9 @@ class Watch:
         self.ran: set[str] = set()
         self.landed: dict[str, str] = {}
         self.proposed: set[str] = set()
+        #: projects whose branch was rebased on a moved base before the run: proposed once
+        #: their checks are final, even if none of them ran
+        self.rebased: set[str] = set()
 
     def event(self, event: Event) -> list[Proposal]:
         """The proposals ``event`` completes (most events: none)."""
@@ -64,7 +67,7 @@ class Watch:
         keys = self.checks[name]
         if name in self.proposed or any(k not in self.status for k in keys):
             return None
-        if not any(k in self.ran for k in keys):
+        if not any(k in self.ran for k in keys) and name not in self.rebased:
             return None  # nothing ran: nothing new to propose
         self.proposed.add(name)
         broken = next((k for k in keys if self.status[k][0] != "done"), None)

@@ -10,6 +10,8 @@ client (:class:`planrun.trackers.http.Http`: one path for errors and rate limits
   ``state: closed``), ``PUT .../pulls/{n}/merge``;
 - ``POST .../issues/{n}/labels`` (added: a person's labels stay),
   ``POST .../pulls/{n}/requested_reviewers``, ``POST .../issues/{n}/comments``;
+- ``POST /graphql`` ``markPullRequestReadyForReview`` (a draft made ready: REST
+  cannot);
 - ``GET .../pulls/{n}/reviews`` and ``GET .../commits/{sha}/check-runs`` (its state for
   ``planrun changesets``).
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from planrun.trackers.http import Http
+from planrun.trackers.http import Http, TrackerError
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
@@ -40,6 +42,8 @@ class Pulls:
             "User-Agent": "planrun",
         }
         self.http = Http(f"github {repo}", url, headers, transport=transport)
+        root = url.rstrip("/")  # GitHub Enterprise: REST at /api/v3, GraphQL at /api/graphql
+        self.graphql = root[: -len("/v3")] + "/graphql" if root.endswith("/api/v3") else "graphql"
 
     def close(self) -> None:
         self.http.close()
@@ -77,6 +81,18 @@ class Pulls:
 
     def merge(self, number: int) -> None:
         self.http.json("PUT", f"repos/{self.repo}/pulls/{number}/merge", json={})
+
+    def mark_ready(self, node_id: str) -> None:
+        """Draft → ready for review (GraphQL: REST cannot do it)."""
+        query = (
+            "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id})"
+            " { pullRequest { isDraft } } }"
+        )
+        data = {"query": query, "variables": {"id": node_id}}
+        answer = self.http.json("POST", self.graphql, json=data)
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        if errors:
+            raise TrackerError(f"github {self.repo}: marking the PR ready failed: {errors}")
 
     def reviews(self, number: int) -> list[dict[str, Any]]:
         path = f"repos/{self.repo}/pulls/{number}/reviews"

@@ -28,6 +28,8 @@ STATES = (
     "exists",  # a PR for the branch that planrun did not open: left alone
     "no_diff",  # the work changes nothing against the base branch
     "failed",  # tasks or checks failed, or the push or PR could not be made
+    "conflicted",  # rebasing on a moved base conflicted and no agent resolved it
+    "budget_exceeded",  # a task's budget ran out: its partial work is kept, not published
 )
 
 
@@ -82,6 +84,7 @@ class Result:
     pushed: bool = False
     commit: str | None = None
     detail: str = ""
+    base: str | None = None  # the base branch's commit the change was compared with
 
 
 def marker(plan: str, project: str) -> str:

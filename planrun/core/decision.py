@@ -86,6 +86,7 @@ class Landings:
 
     gone: Mapping[str, str] = field(default_factory=dict)
     found: Mapping[str, str] = field(default_factory=dict)
+    moved: Mapping[str, str] = field(default_factory=dict)  # done work rebased → its commit
 
 
 @dataclass(frozen=True)
@@ -360,7 +361,11 @@ def _one(
     gone = landings.gone.get(key)
     if gone is not None:
         return Decision(True, f"landed work gone: {gone}", fresh=True)
-    return _against_needs(plan, key, seen, known, earlier)
+    kept = _against_needs(plan, key, seen, known, earlier)
+    moved = landings.moved.get(key)
+    if moved is None or kept.run:
+        return kept
+    return Decision(False, f"up to date (its work was rebased to {moved[:12]})", adopted=moved)
 
 
 def _against_needs(

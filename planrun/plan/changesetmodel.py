@@ -32,7 +32,7 @@ def _one_message(value: Any) -> Any:
 
 PublishedField = Annotated[Published | dict[NonEmptyStr, Published], BeforeValidator(_one_message)]
 #: What can happen to a repository's changeset that a plan may count as a failure.
-Outcome = Literal["failed", "no_diff", "exists", "rate_limited"]
+Outcome = Literal["failed", "no_diff", "exists", "rate_limited", "conflicted", "budget_exceeded"]
 FAIL_ON: tuple[Outcome, ...] = ("failed",)
 
 
@@ -70,6 +70,10 @@ class Changeset(_Model):
     mapping of repository patterns (`acme/web-*`, `*`) to those, the first match wins."""
     url: NonEmptyStr = "https://api.github.com"
     """The API's base URL (GitHub Enterprise: `https://HOST/api/v3`)."""
+    on_base_change: Literal["rebase", "rerun", "ignore"] = "rebase"
+    """When the base branch moved since the PR was proposed, the next apply (which fetches
+    it): `rebase` the branch onto it and run the checks again (a conflict gets one turn of
+    the project's agent task), `rerun` the project's tasks on it, or `ignore` it."""
 
 
 class Changesets(_Model):
@@ -81,4 +85,6 @@ class Changesets(_Model):
     fail_on: list[Outcome] = Field(default_factory=lambda: list(FAIL_ON))
     """Outcomes that make `apply` exit 1: `failed` (a repository's tasks or checks failed,
     or its push or PR could not be made), `no_diff` (nothing to propose), `exists` (a PR
-    for the branch that planrun did not open), `rate_limited` (still waiting)."""
+    for the branch that planrun did not open), `rate_limited` (still waiting), `conflicted`
+    (rebasing on a moved base conflicted, and no agent resolved it), `budget_exceeded` (a
+    task's budget ran out; its partial work is kept on its branch)."""

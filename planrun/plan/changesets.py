@@ -50,6 +50,7 @@ def resolve_changeset(
         reviewers=tuple(changeset.reviewers),
         published=published_for(changeset),
         url=changeset.url,
+        on_base_change=changeset.on_base_change,
     )
     context = spec.context(plan_name, key, [SAMPLE_TASK])
     for field in ("title", "body"):
