@@ -60,7 +60,7 @@ class ReviewRoutes:
         with d.lock:
             d.graphql.append(body)
 
-        def ready(_root: Any, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        def ready(_info: Any, input: dict[str, Any]) -> dict[str, Any]:
             node = input["pullRequestId"]
             with d.lock:
                 found = [p for p in d.pulls.values() if p["node_id"] == node]

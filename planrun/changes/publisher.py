@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from planrun.changes.deliver import Known, deliver
+from planrun.changes.followup import FOLLOWUP_EVENT
 from planrun.changes.propose import Watch
 from planrun.changes.push import Rejected
 from planrun.changes.reconcile import Reconciled
@@ -137,6 +138,9 @@ class Publisher(DeliveryLoop[Pending]):
             self.watch.rebased.update(reconciled.rebased)
             for project, result in reconciled.results.items():
                 self.record(project, result)
+            for project, ids in reconciled.answered.items():
+                data = {"project": project, "answered": ids}
+                self.store.happened(self.run_id, FOLLOWUP_EVENT, None, data)
         self.ready_drafts()
 
     def record(self, project: str, result: Result) -> None:

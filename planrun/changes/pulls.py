@@ -13,7 +13,8 @@ client (:class:`planrun.trackers.http.Http`: one path for errors and rate limits
 - ``POST /graphql`` ``markPullRequestReadyForReview`` (a draft made ready: REST
   cannot);
 - ``GET .../pulls/{n}/reviews`` and ``GET .../commits/{sha}/check-runs`` (its state for
-  ``planrun changesets``).
+  ``planrun changesets``; with ``GET .../pulls/{n}/comments``, what ``apply --follow-up``
+  gives the agent).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import httpx
 from planrun.trackers.http import Http, TrackerError
 
 API_VERSION = "2022-11-28"
+#: Check run conclusions that mean the check failed.
+FAILING = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
 PER_PAGE = 100
 
 
@@ -98,6 +101,10 @@ class Pulls:
         path = f"repos/{self.repo}/pulls/{number}/reviews"
         return [r for page in self.http.pages(path, {"per_page": PER_PAGE}) for r in page]
 
+    def review_comments(self, number: int) -> list[dict[str, Any]]:
+        path = f"repos/{self.repo}/pulls/{number}/comments"
+        return [c for page in self.http.pages(path, {"per_page": PER_PAGE}) for c in page]
+
     def check_runs(self, sha: str) -> list[dict[str, Any]]:
         path = f"repos/{self.repo}/commits/{sha}/check-runs"
         body = self.http.json("GET", path, params={"per_page": PER_PAGE})
@@ -105,17 +112,24 @@ class Pulls:
         return list(runs or [])
 
 
-def review_decision(reviews: list[dict[str, Any]]) -> str:
-    """``changes_requested``, ``approved`` or ``none``: each reviewer's latest verdict."""
-    latest: dict[str, str] = {}
+def verdicts(reviews: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each reviewer's latest verdict (a review approving, requesting changes or
+    dismissed), by login."""
+    latest: dict[str, dict[str, Any]] = {}
     for review in reviews:
         state = str(review.get("state") or "")
         login = str((review.get("user") or {}).get("login") or "")
         if state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[login] = state
-    if "CHANGES_REQUESTED" in latest.values():
+            latest[login] = review
+    return latest
+
+
+def review_decision(reviews: list[dict[str, Any]]) -> str:
+    """``changes_requested``, ``approved`` or ``none``: each reviewer's latest verdict."""
+    states = {str(r.get("state")) for r in verdicts(reviews).values()}
+    if "CHANGES_REQUESTED" in states:
         return "changes_requested"
-    return "approved" if "APPROVED" in latest.values() else "none"
+    return "approved" if "APPROVED" in states else "none"
 
 
 def checks_summary(runs: list[dict[str, Any]]) -> str:
@@ -124,8 +138,7 @@ def checks_summary(runs: list[dict[str, Any]]) -> str:
         return "none"
     if any(r.get("status") != "completed" for r in runs):
         return "pending"
-    bad = {"failure", "timed_out", "cancelled", "action_required", "startup_failure"}
-    return "failing" if any(r.get("conclusion") in bad for r in runs) else "passing"
+    return "failing" if any(r.get("conclusion") in FAILING for r in runs) else "passing"
 
 
 def pr_state(pull: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""A changeset's branch rebased onto its moved base, in a worktree of planrun's own.
+"""A changeset's branch changed in a worktree of planrun's own: rebased onto its moved
+base, or given a follow-up commit (:func:`on_branch`).
 
 The project's integration branch (the tip a changeset proposes) is replayed onto the
 fetched base with ``git rebase --rebase-merges`` in a detached worktree under the state
@@ -67,6 +68,27 @@ def rebase(
     worktree made and removed here); Conflicted when it stops and is not resolved.
     ``check(folder)`` runs on the rebased code before the branch moves (it raises to
     keep the branch as it was)."""
+    resolved: tuple[str, ...] = ()
+
+    def replay(here: Path) -> None:
+        nonlocal resolved
+        resolved = _replay(path, here, onto, resolve)
+
+    before, after = on_branch(path, branch, folder, replay, check, "rebased on its moved base")
+    return Rebased(before, after, resolved)
+
+
+def on_branch(
+    path: str,
+    branch: str,
+    folder: Path,
+    change: Callable[[Path], None],
+    check: Callable[[Path], None],
+    why: str,
+) -> tuple[str, str]:
+    """``change(folder)`` in a detached worktree of ``branch``'s tip (made and removed
+    here), then ``check(folder)``, then ``branch`` moved to the worktree's HEAD with a
+    compare-and-swap (``why`` in the reflog). The tips before and after."""
     before = tip(path, f"refs/heads/{branch}")
     if before is None:
         raise TrackerError(f"branch {branch} is gone from {path}")
@@ -74,14 +96,24 @@ def rebase(
     folder.parent.mkdir(parents=True, exist_ok=True)
     git(path, "worktree", "add", "--detach", "--end-of-options", str(folder), before)
     try:
-        resolved = _replay(path, folder, onto, resolve)
+        change(folder)
         after = git(str(folder), "rev-parse", "HEAD").strip()
-        check(folder)
-        git(path, "update-ref", "-m", "planrun: rebased on its moved base",
-            f"refs/heads/{branch}", after, before)  # fmt: skip
-        return Rebased(before, after, resolved)
+        if after != before:
+            check(folder)
+            git(path, "update-ref", "-m", f"planrun: {why}", f"refs/heads/{branch}", after, before)
+        return before, after
     finally:
         _remove(path, folder)
+
+
+def commit_all(path: str, folder: Path, message: str) -> bool:
+    """Commit everything changed in the worktree ``folder`` (hooks off); False: nothing."""
+    here = str(folder)
+    git(here, *NO_HOOKS, "add", "--all")
+    if not git(here, "status", "--porcelain"):
+        return False
+    git(here, *NO_HOOKS, *_identity(path), "commit", "--quiet", "--no-verify", "-m", message)
+    return True
 
 
 def _replay(

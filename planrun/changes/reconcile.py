@@ -37,11 +37,11 @@ LIVE = frozenset({"opened", "updated", "unchanged", "conflicted"})
 
 @dataclass(frozen=True)
 class Edges:
-    """What reconciling needs from the run: ``resolve(project, folder, prompt)`` runs one
-    turn of the project's agent task in ``folder`` (None: the project has none);
+    """What reconciling needs from the run: ``turn(project, what)`` is how one turn of the
+    project's agent task runs, ``(folder, prompt)`` (None: the project has none);
     ``verify(key, folder)`` runs task ``key``'s verify there (None: it passed, else why)."""
 
-    resolve: Callable[[str], Callable[[Path, str], None] | None]
+    turn: Callable[[str, str], Callable[[Path, str], None] | None]
     verify: Callable[[str, Path], str | None]
     environ: Mapping[str, str]
     folder: Path  # where rebases happen (removed after each)
@@ -52,12 +52,21 @@ class Edges:
 class Reconciled:
     """What the apply does about moved bases: tasks to run again, projects rebased (their
     changeset is proposed after this run even if none of their tasks runs), and results to
-    record for projects that cannot be proposed (conflicted, failed)."""
+    record for projects that cannot be proposed (conflicted, failed), and the review and
+    check run ids each follow-up answered."""
 
     force: set[str] = field(default_factory=set)
     rebased: set[str] = field(default_factory=set)
     results: dict[str, Result] = field(default_factory=dict)
     said: list[str] = field(default_factory=list)
+    answered: dict[str, list[str]] = field(default_factory=dict)
+
+    def merge(self, other: Reconciled) -> None:
+        self.force |= other.force
+        self.rebased |= other.rebased
+        self.results.update(other.results)
+        self.said += other.said
+        self.answered.update(other.answered)
 
 
 def reconcile(
@@ -110,14 +119,14 @@ def _rebase(
 ) -> None:
     folder = edges.folder / name
     try:
-        resolve = edges.resolve(name)
-        moved = rebase(path, target, new, folder, resolve, _verify_all(keys, landed, edges))
+        resolve = edges.turn(name, "rebase")
+        moved = rebase(path, target, new, folder, resolve, verify_all(keys, landed, edges))
     except Conflicted as exc:
         why = f"rebasing {target} onto {new[:12]} conflicted in {', '.join(exc.files)}: {exc}"
         done.results[name] = Result("conflicted", detail=why)
         done.said.append(f"{name}: {why}; nothing pushed")
         return
-    except (TrackerError, _Unverified) as exc:
+    except (TrackerError, Unverified) as exc:
         why = f"rebasing {target} onto {new[:12]} failed: {exc}"
         done.results[name] = Result("failed", detail=why)
         done.said.append(f"{name}: {why}; nothing pushed")
@@ -128,22 +137,22 @@ def _rebase(
     done.said.append(f"{name}: rebased {target} onto {new[:12]}{agent}; its checks run again")
 
 
-class _Unverified(TrackerError):
+class Unverified(TrackerError):
     """A task's verify failed on the rebased code."""
 
 
-def _verify_all(
+def verify_all(
     keys: tuple[str, ...], landed: Collection[str], edges: Edges
 ) -> Callable[[Path], None]:
     """Runs the verify of each of ``keys`` whose work is on the branch, in the rebased
-    worktree; _Unverified naming the first that fails."""
+    worktree; Unverified naming the first that fails."""
 
     def check(folder: Path) -> None:
         for key in keys:
             if key in landed:
                 failed = edges.verify(key, folder)
                 if failed is not None:
-                    raise _Unverified(f"the verify of {key} failed on the rebased code: {failed}")
+                    raise Unverified(f"the verify of {key} failed on the rebased code: {failed}")
 
     return check
 

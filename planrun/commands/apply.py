@@ -43,6 +43,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
         dry_run=args.dry_run,
         outputs=Outputs(args.report, args.junit, args.summary),
         shared=shared_options(args),
+        follow_up=args.follow_up,
     )
     with ExitStack() as stack:
         applied = apply_plan(plan, options, observers_for(stack, args, out))

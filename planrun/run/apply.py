@@ -62,6 +62,7 @@ class ApplyOptions:
     dry_run: bool = False
     outputs: Outputs = field(default_factory=Outputs)
     shared: SharedOptions | None = None  # a run shared through PostgreSQL (docs/scale-out.md)
+    follow_up: bool = False  # open PRs' requested changes and failing checks to the agent
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def _reconciled(
         return None
     from planrun.run.reconciling import reconcile_for
 
-    return reconcile_for(plan, state, settings)
+    return reconcile_for(plan, state, settings, follow_up=options.follow_up)
 
 
 def _publisher(

@@ -16,21 +16,24 @@ from planrun.core.outcomes import Outcome, Status
 from planrun.plan.resolved import CompiledPlan
 from planrun.run.oneoff import OneOff, agent_task
 
+#: One agent turn: (folder, prompt).
+Turn = Callable[[Path, str], None]
+
 if TYPE_CHECKING:
     from planrun.changes.reconcile import Reconciled
     from planrun.run.context import RunSettings
     from planrun.state.folder import State
 
 
-def reconcile_for(plan: CompiledPlan, state: State, settings: RunSettings) -> Reconciled | None:
-    """What moved bases change in this apply (None: no changeset concerned)."""
+def reconcile_for(
+    plan: CompiledPlan, state: State, settings: RunSettings, *, follow_up: bool = False
+) -> Reconciled | None:
+    """What moved bases (and with ``follow_up``, open PRs' reviews and failing checks)
+    change in this apply (None: no changeset concerned)."""
     if state.readonly or state.store is None:
         return None
-    specs = [p.changeset for p in plan.projects.values() if p.changeset is not None]
-    if not any(c.on_base_change != "ignore" for c in specs):
-        return None
+    from planrun.changes import followup, reconcile
     from planrun.changes.propose import Watch
-    from planrun.changes.reconcile import Edges, reconcile, say
     from planrun.changes.records import recorded_changesets
 
     found = recorded_changesets(state.store, plan.name)
@@ -40,26 +43,42 @@ def reconcile_for(plan: CompiledPlan, state: State, settings: RunSettings) -> Re
         plan, dict(settings.environ), settings.run_id, settings.state_dir / "logs" / "changesets"
     )
     landed = {k for k, t in state.known.items() if t.status is Status.DONE and t.landed_commit}
+    edges = reconcile.Edges(
+        _turns(plan, oneoff), _verify(plan, oneoff), settings.environ,
+        settings.state_dir / "worktrees-changesets", settings.run_id,
+    )  # fmt: skip
+    checks = Watch(plan, settings.run_id, oneoff.redact).checks
+    done = reconcile.reconcile(plan, found, checks, landed, edges)
+    if follow_up:
+        before = followup.answered(state.store, plan.name)
+        more = followup.follow_up(plan, found, before, checks, landed, edges, oneoff.redact)
+        done.merge(more)
+    reconcile.say(done)
+    return done
 
-    def resolve(project: str) -> Callable[[Path, str], None] | None:
+
+def _turns(plan: CompiledPlan, oneoff: OneOff) -> Callable[[str, str], Turn | None]:
+    """How one turn of a project's agent task runs (None: the project has no agent)."""
+
+    def turn(project: str, what: str) -> Turn | None:
         task = agent_task(plan, project)
         if task is None:
             return None
 
-        def turn(folder: Path, prompt: str) -> None:
-            result = oneoff.turn(task, folder, oneoff.redact(prompt), "rebase")
+        def one(folder: Path, prompt: str) -> None:
+            result = oneoff.turn(task, folder, oneoff.redact(prompt), what)
             if result.outcome is not Outcome.SUCCEEDED:
                 why = result.reason or result.outcome.value
-                print(f"planrun: {task.key}'s turn on the conflicts: {why}", file=sys.stderr)
+                print(f"planrun: {task.key}'s {what} turn: {why}", file=sys.stderr)
 
-        return turn
+        return one
 
+    return turn
+
+
+def _verify(plan: CompiledPlan, oneoff: OneOff) -> Callable[[str, Path], str | None]:
     def verify(key: str, folder: Path) -> str | None:
         task = plan.tasks[key]
         return None if task.verify is None else oneoff.command(task, task.verify, folder, "verify")
 
-    edges = Edges(resolve, verify, settings.environ, settings.state_dir / "rebase", settings.run_id)
-    checks = Watch(plan, settings.run_id, oneoff.redact).checks
-    done = reconcile(plan, found, checks, landed, edges)
-    say(done)
-    return done
+    return verify

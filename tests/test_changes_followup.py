@@ -1,0 +1,136 @@
+"""``apply --follow-up`` and draft → ready: real ``planrun apply``, real git, the fake agent
+(tests/fake_agent.py: it acts on the steps its prompt spells out) and the GitHub
+stand-in over real HTTP (reviews, review comments, check runs, GraphQL).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.github_reviews import failing_check, review, review_comment
+from tests.github_standin import Standin, serve
+from tests.gitrepo import git, make_repos, tip
+from tests.runs import apply
+
+TOKEN_VAR = "PLANRUN_TEST_GH_TOKEN"
+LEAK_VAR = "PLANRUN_TEST_LEAK"
+LEAK = "s3cr3t-value-that-must-not-leak"
+AGENT = str(Path(__file__).resolve().parent / "fake_agent.py")
+
+
+@pytest.fixture
+def org(tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin]:
+    standin = Standin(repo="acme/issues", repos=["acme/api"])
+    (tmp_path / "api").mkdir()
+    standin.bare["acme/api"] = make_repos(tmp_path / "api", {"VERSION": "v1\n"}).origin
+    monkeypatch.setenv(TOKEN_VAR, standin.token)
+    monkeypatch.setenv(LEAK_VAR, LEAK)
+    with serve(standin):
+        yield standin
+    assert standin.problems == []
+
+
+def write_plan(folder: Path, url: str, published: str = "draft") -> Path:
+    saved = folder / "prompt"
+    text = f"""\
+version: 1
+name: bump
+settings: {{secrets: [{TOKEN_VAR}, {LEAK_VAR}]}}
+providers:
+  fixer:
+    command: ["{sys.executable}", "{AGENT}", --yolo]
+    prompt_command: ["{sys.executable}", "{AGENT}", --yolo, --save-prompt, "{saved}",
+                     "{{{{ prompt }}}}"]
+projects:
+  api:
+    path: api/clone
+    base_branch: main
+    changeset: {{repo: acme/api, token: {TOKEN_VAR}, url: '{url}', published: {published}}}
+tasks:
+  BUMP: {{project: api, provider: fixer, prompt: edit VERSION v2}}
+  CHECK:
+    project: api
+    needs: [BUMP]
+    run: {{shell: 'echo check >> {folder}/checks; test $(cat VERSION) = v2'}}
+"""
+    path = folder / "plan.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def remote(org: Standin) -> str | None:
+    return tip(org.bare["acme/api"], "refs/heads/planrun-bump")
+
+
+def test_follow_up_on_changes_requested_then_nothing_then_failing_ci(
+    tmp_path: Path, org: Standin
+) -> None:
+    plan = write_plan(tmp_path, org.url)
+    assert apply(plan).returncode == 0
+    [pull] = org.pulls_of("acme/api")
+    body = f"edit FIXED by-review\nAlso: the token {LEAK} must not be here."
+    org.reviews[("acme/api", 1)] = [
+        review("acme/api", 1, "octocat", "CHANGES_REQUESTED", body, 501)
+    ]
+    org.review_comments[("acme/api", 1)] = [
+        review_comment("acme/api", 1, 501, 601, "VERSION", 1, "this line, too")
+    ]
+    plain = apply(plan)  # without --follow-up: nothing happens
+    assert plain.returncode == 0, plain.stderr
+    assert not (tmp_path / "prompt").exists()
+
+    done = apply(plan, "--follow-up")
+    assert done.returncode == 0, done.stderr
+    prompt = (tmp_path / "prompt").read_text()
+    assert "Review by octocat" in prompt
+    assert "Comment on VERSION:1:\nthis line, too" in prompt
+    assert LEAK not in prompt
+    bare = org.bare["acme/api"]
+    assert git(bare, "show", "planrun-bump:FIXED") == "by-review"
+    assert git(bare, "show", "planrun-bump:VERSION") == "v2"
+    assert (tmp_path / "checks").read_text().count("check") == 2  # the checks ran again
+    assert org.pulls_of("acme/api") == [pull]
+
+    (tmp_path / "prompt").unlink()
+    writes, head = len(org.writes()), remote(org)
+    again = apply(plan, "--follow-up")  # the same review, already answered: nothing
+    assert again.returncode == 0, again.stderr
+    assert not (tmp_path / "prompt").exists()
+    assert len(org.writes()) == writes
+    assert remote(org) == head
+
+    sha = str(head)
+    org.check_runs[sha] = [
+        failing_check(sha, "ci", 901, "Tests failed", "1 failed", "edit FIXED by-ci")
+    ]
+    fixed = apply(plan, "--follow-up")
+    assert fixed.returncode == 0, fixed.stderr
+    prompt = (tmp_path / "prompt").read_text()
+    assert "Check run ci failed (failure):\nTests failed\n1 failed" in prompt
+    assert "Review by" not in prompt  # answered before
+    assert git(bare, "show", "planrun-bump:FIXED") == "by-ci"
+    assert (tmp_path / "checks").read_text().count("check") == 3
+
+
+def test_a_draft_becomes_ready_for_review_and_never_goes_back(tmp_path: Path, org: Standin) -> None:
+    plan = write_plan(tmp_path, org.url)
+    assert apply(plan).returncode == 0
+    assert org.pulls[("acme/api", 1)]["draft"]
+    write_plan(tmp_path, org.url, published="true")
+    ready = apply(plan)  # no task runs: the changeset alone goes out again
+    assert ready.returncode == 0, ready.stderr
+    assert not org.pulls[("acme/api", 1)]["draft"]
+    [asked] = org.graphql
+    assert asked["variables"] == {"id": org.pulls[("acme/api", 1)]["node_id"]}
+    assert "markPullRequestReadyForReview" in asked["query"]
+    writes = len(org.writes())
+    assert apply(plan).returncode == 0  # done: nothing more
+    write_plan(tmp_path, org.url, published="draft")
+    assert apply(plan).returncode == 0  # never back to draft
+    assert len(org.writes()) == writes
+    assert not org.pulls[("acme/api", 1)]["draft"]
+    assert len(org.pulls_of("acme/api")) == 1
