@@ -1,6 +1,7 @@
-"""``apply --follow-up`` and draft → ready: real ``planrun apply``, real git, the fake agent
-(tests/fake_agent.py: it acts on the steps its prompt spells out) and the GitHub
-stand-in over real HTTP (reviews, review comments, check runs, GraphQL).
+"""``apply --follow-up``, draft → ready, and a budget that keeps partial work: real
+``planrun apply``, real git, the fake agent (tests/fake_agent.py: it acts on the steps its
+prompt spells out) and the GitHub stand-in over real HTTP (reviews, review comments,
+check runs, GraphQL).
 """
 
 from __future__ import annotations
@@ -133,4 +134,44 @@ def test_a_draft_becomes_ready_for_review_and_never_goes_back(tmp_path: Path, or
     assert apply(plan).returncode == 0  # never back to draft
     assert len(org.writes()) == writes
     assert not org.pulls[("acme/api", 1)]["draft"]
+    assert len(org.pulls_of("acme/api")) == 1
+
+
+def test_a_budget_that_runs_out_keeps_the_partial_work_and_rerun_failed_continues_it(
+    tmp_path: Path, org: Standin
+) -> None:
+    plan = write_plan(tmp_path, org.url)
+    text = plan.read_text()
+    text = text.replace(
+        "--save-prompt,", '--do, "edit DONE yes", --do, json-result, --save-prompt,'
+    )
+    text = text.replace("    command: [", "    usage: claude-json\n    command: [")
+    work = (
+        "  BUMP: {project: api, provider: fixer, prompt: edit VERSION v2; json-result,\n"
+        "         verify: [test, -f, DONE], budget: {tokens: %d}}"
+    )
+    plan.write_text(text.replace(
+        "  BUMP: {project: api, provider: fixer, prompt: edit VERSION v2}", work % 1000
+    ))  # fmt: skip
+    first = apply(plan)  # turn 1 spends 1540 tokens and its verify fails: no turn 2
+    assert first.returncode == 1, first.stderr
+    assert "its partial work is kept on planrun/bump/BUMP" in first.stderr
+    clone = tmp_path / "api" / "clone"
+    branch = "planrun/bump/BUMP"
+    assert git(clone, "show", f"{branch}:VERSION") == "v2"  # the partial work, committed
+    assert "partial work (budget exceeded)" in git(clone, "log", "-1", "--format=%s", branch)
+    assert remote(org) is None  # nothing pushed
+    assert org.pulls == {}
+    from tests.test_changes import changesets
+
+    [row] = [line for line in changesets(plan).stdout.splitlines() if "acme/api" in line]
+    assert "budget_exceeded" in row
+
+    plan.write_text(plan.read_text().replace("tokens: 1000", "tokens: 100000"))
+    again = apply(plan, "--rerun-failed")  # a bigger budget: continues from the branch
+    assert again.returncode == 0, again.stderr
+    bare = org.bare["acme/api"]
+    assert git(bare, "show", "planrun-bump:DONE") == "yes"
+    history = git(bare, "log", "--format=%s", "planrun-bump")
+    assert "partial work (budget exceeded)" in history  # continued, not started over
     assert len(org.pulls_of("acme/api")) == 1

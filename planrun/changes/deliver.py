@@ -42,7 +42,7 @@ def deliver(
     planrun recorded of it: a PR of planrun's found without a record was opened by a
     delivery cut short, and gets its reviewers now."""
     if not proposal.verified:
-        return Result("failed", detail=proposal.reason)
+        return Result(proposal.outcome, detail=proposal.reason)
     path = proposal.path
     commit = proposal.commit or git.tip(path, f"refs/heads/{proposal.target}")
     if commit is None:

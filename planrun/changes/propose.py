@@ -12,6 +12,7 @@ proposes nothing: a second ``apply`` with nothing edited publishes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from planrun.changes.record import Proposal, default_body
@@ -71,11 +72,13 @@ class Watch:
             return None  # nothing ran: nothing new to propose
         self.proposed.add(name)
         broken = next((k for k in keys if self.status[k][0] != "done"), None)
-        reason = ""
+        reason, outcome = "", "failed"
         if broken is not None:
             status, why = self.status[broken]
             reason = f"{broken} {status}" + (f": {why}" if why else "")
-        return self._proposal(name, reason)
+            if why.startswith("budget_exceeded"):  # its partial work is kept on its branch
+                outcome = "budget_exceeded"
+        return replace(self._proposal(name, reason), outcome=outcome)
 
     def _proposal(self, name: str, reason: str) -> Proposal:
         project = self.plan.projects[name]

@@ -56,6 +56,7 @@ class Proposal:
     reason: str = ""
     commit: str | None = None
     tasks: tuple[str, ...] = field(default=())
+    outcome: str = "failed"  # what an unverified proposal is recorded as (budget_exceeded)
 
     def as_data(self) -> dict[str, Any]:
         data = asdict(self)
