@@ -16,6 +16,7 @@ from typing import Any
 import graphql
 from githubkit_schemas.latest import models as gh
 
+from tests import github_pulls as pulls
 from tests.github_standin import STAMP, Standin, _Refused, _user, _valid
 
 REVIEW_COMMENTS = re.compile(r"^/repos/([^/]+/[^/]+)/pulls/(\d+)/comments$")
@@ -89,23 +90,9 @@ class ReviewRoutes:
 
 def review(repo: str, number: int, login: str, state: str, body: str, ident: int) -> dict[str, Any]:
     """A review with ``body`` (``CHANGES_REQUESTED``, ``APPROVED``, ``COMMENTED``)."""
-    web = f"https://github.com/{repo}/pull/{number}"
-    return _valid(
-        gh.PullRequestReview,
-        {
-            "id": ident,
-            "node_id": f"PRR_{ident}",
-            "user": _user(login),
-            "body": body,
-            "state": state,
-            "html_url": f"{web}#pullrequestreview-{ident}",
-            "pull_request_url": f"https://api.github.com/repos/{repo}/pulls/{number}",
-            "_links": {"html": {"href": web}, "pull_request": {"href": web}},
-            "submitted_at": STAMP,
-            "commit_id": "0" * 40,
-            "author_association": "MEMBER",
-        },
-    )
+    made = pulls.review(repo, number, login, state)
+    made.update(id=ident, node_id=f"PRR_{ident}", body=body, submitted_at=STAMP)
+    return _valid(gh.PullRequestReview, made)
 
 
 def review_comment(
@@ -144,34 +131,10 @@ def review_comment(
 
 def failing_check(sha: str, name: str, ident: int, title: str, summary: str, text: str) -> Any:
     """A completed check run on ``sha`` that failed, with its output."""
-    url = f"https://api.github.com/check-runs/{ident}"
-    return _valid(
-        gh.CheckRun,
-        {
-            "id": ident,
-            "head_sha": sha,
-            "node_id": f"CR_{ident}",
-            "external_id": None,
-            "url": url,
-            "html_url": url,
-            "details_url": None,
-            "status": "completed",
-            "conclusion": "failure",
-            "started_at": STAMP,
-            "completed_at": STAMP,
-            "output": {
-                "title": title,
-                "summary": summary,
-                "text": text,
-                "annotations_count": 0,
-                "annotations_url": f"{url}/annotations",
-            },
-            "name": name,
-            "check_suite": None,
-            "app": None,
-            "pull_requests": [],
-        },
-    )
+    run = pulls.check_run(sha, name, "failure")
+    output = {**run["output"], "title": title, "summary": summary, "text": text}
+    run.update(id=ident, node_id=f"CR_{ident}", output=output)
+    return _valid(gh.CheckRun, run)
 
 
 REVIEW_ROUTES: list[tuple[re.Pattern[str], dict[str, Any]]] = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,18 +25,25 @@ TOKEN_VAR = "PLANRUN_TEST_GH_TOKEN"
 AGENT = str(Path(__file__).resolve().parent / "fake_agent.py")
 
 
-@pytest.fixture
-def org(tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin]:
+@contextmanager
+def one_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin]:
     """The stand-in serving acme/api: a bare repository, cloned as the project."""
     standin = Standin(repo="acme/issues", repos=["acme/api"])
     (tmp_path / "api").mkdir()
     repos = make_repos(tmp_path / "api", {"VERSION": "v1\n", "README": "hello\n"})
     standin.bare["acme/api"] = repos.origin
-    git(tmp_path, "clone", "-q", str(repos.origin), str(tmp_path / "person"))
     monkeypatch.setenv(TOKEN_VAR, standin.token)
     with serve(standin):
         yield standin
     assert standin.problems == []
+
+
+@pytest.fixture
+def org(tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin]:
+    """:func:`one_repo`, and a person's clone of it."""
+    with one_repo(tmp_path, monkeypatch) as standin:
+        git(tmp_path, "clone", "-q", str(standin.bare["acme/api"]), str(tmp_path / "person"))
+        yield standin
 
 
 def write_plan(folder: Path, url: str, *, agent: str = "", on_base_change: str = "rebase") -> Path:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.github_reviews import failing_check, review, review_comment
-from tests.github_standin import Standin, serve
-from tests.gitrepo import git, make_repos, tip
+from tests.github_standin import Standin
+from tests.gitrepo import git
 from tests.runs import apply
+from tests.test_changes_base import TOKEN_VAR, one_repo, remote
 
-TOKEN_VAR = "PLANRUN_TEST_GH_TOKEN"
 LEAK_VAR = "PLANRUN_TEST_LEAK"
 LEAK = "s3cr3t-value-that-must-not-leak"
 AGENT = str(Path(__file__).resolve().parent / "fake_agent.py")
@@ -25,14 +25,9 @@ AGENT = str(Path(__file__).resolve().parent / "fake_agent.py")
 
 @pytest.fixture
 def org(tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin]:
-    standin = Standin(repo="acme/issues", repos=["acme/api"])
-    (tmp_path / "api").mkdir()
-    standin.bare["acme/api"] = make_repos(tmp_path / "api", {"VERSION": "v1\n"}).origin
-    monkeypatch.setenv(TOKEN_VAR, standin.token)
     monkeypatch.setenv(LEAK_VAR, LEAK)
-    with serve(standin):
+    with one_repo(tmp_path, monkeypatch) as standin:
         yield standin
-    assert standin.problems == []
 
 
 def write_plan(folder: Path, url: str, published: str = "draft") -> Path:
@@ -61,10 +56,6 @@ tasks:
     path = folder / "plan.yaml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def remote(org: Standin) -> str | None:
-    return tip(org.bare["acme/api"], "refs/heads/planrun-bump")
 
 
 def test_follow_up_on_changes_requested_then_nothing_then_failing_ci(
