@@ -14,8 +14,8 @@ import pytest
 
 from tests.github_reviews import failing_check, review, review_comment
 from tests.github_standin import Standin
-from tests.gitrepo import git
-from tests.runs import apply
+from tests.gitrepo import git, make_repos, tip
+from tests.runs import apply, planrun
 from tests.test_changes_base import TOKEN_VAR, one_repo, remote
 
 LEAK_VAR = "PLANRUN_TEST_LEAK"
@@ -30,7 +30,7 @@ def org(tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         yield standin
 
 
-def write_plan(folder: Path, url: str, published: str = "draft") -> Path:
+def write_plan(folder: Path, url: str, published: str = "draft", squash: str = "") -> Path:
     saved = folder / "prompt"
     text = f"""\
 version: 1
@@ -45,7 +45,7 @@ projects:
   api:
     path: api/clone
     base_branch: main
-    changeset: {{repo: acme/api, token: {TOKEN_VAR}, url: '{url}', published: {published}}}
+    changeset: {{repo: acme/api, token: {TOKEN_VAR}, url: '{url}', published: {published}{squash}}}
 tasks:
   BUMP: {{project: api, provider: fixer, prompt: edit VERSION v2}}
   CHECK:
@@ -108,11 +108,18 @@ def test_follow_up_on_changes_requested_then_nothing_then_failing_ci(
     assert (tmp_path / "checks").read_text().count("check") == 3
 
 
+SQUASH = ", branch: pr-bump, commit_message: 'Bump VERSION ({{ project.name }})'"
+
+
 def test_a_draft_becomes_ready_for_review_and_never_goes_back(tmp_path: Path, org: Standin) -> None:
-    plan = write_plan(tmp_path, org.url)
+    plan = write_plan(tmp_path, org.url, squash=SQUASH)  # one squashed commit proposed
     assert apply(plan).returncode == 0
     assert org.pulls[("acme/api", 1)]["draft"]
-    write_plan(tmp_path, org.url, published="true")
+    bare = org.bare["acme/api"]
+    assert git(bare, "log", "--format=%s", "main..pr-bump") == "Bump VERSION (api)"
+    assert git(bare, "show", "pr-bump:VERSION") == "v2"
+    squashed = tip(bare, "refs/heads/pr-bump")
+    write_plan(tmp_path, org.url, published="true", squash=SQUASH)
     ready = apply(plan)  # no task runs: the changeset alone goes out again
     assert ready.returncode == 0, ready.stderr
     assert not org.pulls[("acme/api", 1)]["draft"]
@@ -121,11 +128,27 @@ def test_a_draft_becomes_ready_for_review_and_never_goes_back(tmp_path: Path, or
     assert "markPullRequestReadyForReview" in asked["query"]
     writes = len(org.writes())
     assert apply(plan).returncode == 0  # done: nothing more
-    write_plan(tmp_path, org.url, published="draft")
+    write_plan(tmp_path, org.url, published="draft", squash=SQUASH)
     assert apply(plan).returncode == 0  # never back to draft
     assert len(org.writes()) == writes
     assert not org.pulls[("acme/api", 1)]["draft"]
     assert len(org.pulls_of("acme/api")) == 1
+    assert tip(bare, "refs/heads/pr-bump") == squashed  # the same commit: never pushed again
+    plan.write_text(plan.read_text().replace("edit VERSION v2", "edit VERSION v2; edit MORE x"))
+    edited = apply(plan)  # a new squashed commit replaces planrun's own (with a lease)
+    assert edited.returncode == 0, edited.stderr
+    assert git(bare, "log", "--format=%s", "main..pr-bump") == "Bump VERSION (api)"
+    assert git(bare, "show", "pr-bump:MORE") == "x"
+
+
+def test_a_commit_message_needs_a_branch_of_its_own(tmp_path: Path, clean_env: Path) -> None:
+    (tmp_path / "api").mkdir()
+    make_repos(tmp_path / "api")
+    plan = write_plan(tmp_path, "http://127.0.0.1:9", squash=", commit_message: 'x'")
+    done = planrun("validate", str(plan), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{plan}:13:" in done.stderr
+    assert "set changeset.branch" in done.stderr
 
 
 def test_a_budget_that_runs_out_keeps_the_partial_work_and_rerun_failed_continues_it(

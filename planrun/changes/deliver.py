@@ -51,6 +51,8 @@ def deliver(
     if base is not None and git.same_tree(path, base, commit):
         why = f"no change against {proposal.base}"
         return Result("no_diff", commit=commit, detail=why, base=base)
+    if proposal.commit_message is not None and base is not None:
+        commit = git.squashed(path, base, commit, proposal.commit_message)
     if proposal.published is False:
         kept = git.keep_branch(path, proposal.branch, commit)
         return Result("unpublished", commit=commit, detail=kept, base=base)

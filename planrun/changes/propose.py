@@ -88,6 +88,9 @@ class Watch:
         context = changeset.context(self.plan.name, name, tasks)
         title = templates.render(changeset.title, context)
         body = templates.render(changeset.body, context) if changeset.body else default_body(tasks)
+        message = changeset.commit_message
+        if message is not None:
+            message = self.redact(templates.render(message, context))
         return Proposal(
             plan=self.plan.name,
             project=name,
@@ -108,6 +111,7 @@ class Watch:
             reason=self.redact(reason),
             commit=self.landed.get(name),
             tasks=self.checks[name],
+            commit_message=message,
         )
 
     def _task(self, key: str) -> dict[str, Any]:

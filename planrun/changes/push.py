@@ -108,6 +108,19 @@ def push(
         ) from None
 
 
+def squashed(path: str, base: str, commit: str, message: str) -> str:
+    """One commit on ``base`` with ``commit``'s files and ``message``; the same inputs
+    make the same commit (its dates and identity are ``commit``'s), so an unchanged
+    proposal pushes nothing."""
+    fields = git(path, "show", "-s", "--format=%an%x00%ae%x00%ad%x00%cn%x00%ce%x00%cd",
+                 "--date=raw", "--end-of-options", commit).rstrip("\n").split("\0")  # fmt: skip
+    names = "AUTHOR_NAME AUTHOR_EMAIL AUTHOR_DATE COMMITTER_NAME COMMITTER_EMAIL COMMITTER_DATE"
+    env = {f"GIT_{name}": value for name, value in zip(names.split(), fields, strict=True)}
+    tree = f"{commit}^{{tree}}"
+    made = git(path, "commit-tree", "-p", base, "-m", message, "--end-of-options", tree, env=env)
+    return made.strip()
+
+
 def contains(path: str, older: str, newer: str) -> bool:
     """Whether ``older`` is ``newer`` or one of its ancestors (False: unknown here)."""
     try:

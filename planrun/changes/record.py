@@ -57,6 +57,7 @@ class Proposal:
     commit: str | None = None
     tasks: tuple[str, ...] = field(default=())
     outcome: str = "failed"  # what an unverified proposal is recorded as (budget_exceeded)
+    commit_message: str | None = None  # rendered: one squashed commit is proposed
 
     def as_data(self) -> dict[str, Any]:
         data = asdict(self)

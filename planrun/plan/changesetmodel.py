@@ -70,6 +70,9 @@ class Changeset(_Model):
     mapping of repository patterns (`acme/web-*`, `*`) to those, the first match wins."""
     url: NonEmptyStr = "https://api.github.com"
     """The API's base URL (GitHub Enterprise: `https://HOST/api/v3`)."""
+    commit_message: NonEmptyStr | None = None
+    """Propose one squashed commit with this message (a template, as `title`) on the
+    changeset's own `branch`, instead of planrun's landing commits (default: those)."""
     on_base_change: Literal["rebase", "rerun", "ignore"] = "rebase"
     """When the base branch moved since the PR was proposed, the next apply (which fetches
     it): `rebase` the branch onto it and run the checks again (a conflict gets one turn of
