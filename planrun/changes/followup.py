@@ -1,7 +1,7 @@
 """``planrun apply PLAN --follow-up``: an open PR's requested changes or failing checks,
 given to one turn of the project's agent.
 
-For each changeset with an open PR of planrun's, GitHub is asked for the reviewers'
+For each changeset with a PR of planrun's that is open on GitHub, GitHub is asked for the reviewers'
 latest verdicts and the check runs of the PR's head. Reviews that request changes and
 failing check runs that no earlier follow-up answered (their ids are recorded in the
 store, a ``changeset_followup`` event) become the agent's prompt: each review's body
@@ -23,7 +23,7 @@ from typing import Any
 
 from planrun.changes.pulls import FAILING, Pulls, pr_state, verdicts
 from planrun.changes.rebase import commit_all, on_branch
-from planrun.changes.reconcile import LIVE, Edges, Reconciled, Unverified, verify_all
+from planrun.changes.reconcile import AGAIN, Edges, Reconciled, verify_all
 from planrun.changes.record import Result
 from planrun.changes.records import Recorded
 from planrun.plan.resolved import CompiledPlan
@@ -125,7 +125,7 @@ def follow_up(
     for name, known in found.items():
         project = plan.projects.get(name)
         spec = project.changeset if project is not None else None
-        if project is None or spec is None or known.number is None or known.state not in LIVE:
+        if project is None or spec is None or known.number is None or known.state not in AGAIN:
             continue
         token = edges.environ.get(spec.token) or ""
         if not token:
@@ -172,7 +172,7 @@ def _answer(
         before, after = on_branch(
             path, target, edges.folder / name, change, verify_all(keys, landed, edges), message
         )
-    except (TrackerError, Unverified) as exc:
+    except TrackerError as exc:  # Unverified too
         done.results[name] = Result("failed", detail=f"follow-up on PR #{number}: {exc}")
         done.said.append(f"{name}: follow-up on PR #{number} failed: {exc}; nothing pushed")
         return

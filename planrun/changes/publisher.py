@@ -146,10 +146,10 @@ class Publisher(DeliveryLoop[Pending]):
     def record(self, project: str, result: Result) -> None:
         """Record what happened to ``project``'s changeset before the run (its base moved
         and rebasing it conflicted or failed): nothing was proposed, nothing sent."""
-        known = self.found.get(project)
-        if known is None:
+        known, latest = self.found.get(project), self.latest.get(project)
+        if known is None or latest is None:
             return
-        proposal = Proposal.of({**self.latest[project].as_data(), "published": known.published})
+        proposal = Proposal.of({**latest.as_data(), "published": known.published})
         self._settle(project, Pending(proposal), result)
 
     def ready_drafts(self) -> None:
@@ -161,9 +161,10 @@ class Publisher(DeliveryLoop[Pending]):
             live = known.state in ("opened", "updated", "unchanged")
             if changeset is None or changeset.published is not True or not live:
                 continue
-            if known.published != "draft" or project in self.pending:
+            latest = self.latest.get(project)
+            if latest is None or known.published != "draft" or project in self.pending:
                 continue
-            proposal = replace(self.latest[project], run_id=self.run_id, published=True)
+            proposal = replace(latest, run_id=self.run_id, published=True)
             self._propose(proposal)
 
     def _keep(self) -> None:

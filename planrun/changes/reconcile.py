@@ -1,6 +1,7 @@
 """Before an apply: a proposed changeset whose base branch moved (``on_base_change``).
 
-For each project whose changeset has an open PR of planrun's (or conflicted last time),
+For each project whose changeset has a PR of planrun's (open, or conflicted or failed last
+time),
 the base is fetched (``<remote>/<base>``) and compared with the base commit recorded when
 it was last proposed. When it moved:
 
@@ -31,8 +32,10 @@ from planrun.changes.records import Recorded
 from planrun.plan.resolved import CompiledPlan
 from planrun.trackers.http import TrackerError
 
-#: Recorded states of a changeset that a moved base concerns: planrun's PR is open.
-LIVE = frozenset({"opened", "updated", "unchanged", "conflicted"})
+#: Recorded states of a changeset whose PR of planrun's is open (as far as planrun knows).
+LIVE = frozenset({"opened", "updated", "unchanged"})
+#: ... and the states after which a moved base is tried again (the PR is still there).
+AGAIN = LIVE | {"conflicted", "failed"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def reconcile(
         spec = project.changeset if project is not None else None
         if project is None or spec is None or spec.on_base_change == "ignore":
             continue
-        if known.state not in LIVE or known.base_commit is None:
+        if known.state not in AGAIN or known.number is None or known.base_commit is None:
             continue
         env = git.auth_env(project.path, spec.remote, edges.environ.get(spec.token) or "")
         try:
@@ -126,7 +129,7 @@ def _rebase(
         done.results[name] = Result("conflicted", detail=why)
         done.said.append(f"{name}: {why}; nothing pushed")
         return
-    except (TrackerError, Unverified) as exc:
+    except TrackerError as exc:  # Unverified too
         why = f"rebasing {target} onto {new[:12]} failed: {exc}"
         done.results[name] = Result("failed", detail=why)
         done.said.append(f"{name}: {why}; nothing pushed")

@@ -17,7 +17,9 @@ is not run, when all of these hold:
 
 A task whose last attempt landed its work but died before recording it (the landing
 commit's trailer names that attempt) is current too: it is *adopted*, recorded done
-without running again, so nothing lands twice.
+without running again, so nothing lands twice. So is a done task whose landed commit was
+rebased (a changeset's moved base): its trailer is found under a new commit, which is
+recorded as its landing.
 
 Then each task gets one :class:`Action`, in dependency order: ``run`` (nothing it needs
 runs first), ``wait`` (it runs after needs that run in the same apply), ``up to date``,
