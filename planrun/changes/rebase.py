@@ -93,6 +93,7 @@ def on_branch(
     if before is None:
         raise TrackerError(f"branch {branch} is gone from {path}")
     _remove(path, folder)
+    _not_checked_out(path, branch)
     folder.parent.mkdir(parents=True, exist_ok=True)
     git(path, "worktree", "add", "--detach", "--end-of-options", str(folder), before)
     try:
@@ -104,6 +105,16 @@ def on_branch(
         return before, after
     finally:
         _remove(path, folder)
+
+
+def _not_checked_out(path: str, branch: str) -> None:
+    """TrackerError when ``branch`` is checked out in a worktree: moving it would change
+    the files under that checkout's feet (as landing refuses too)."""
+    listed = git(path, "worktree", "list", "--porcelain")
+    for entry in listed.split("\n\n"):
+        if f"branch refs/heads/{branch}" in entry.splitlines():
+            where = entry.splitlines()[0].removeprefix("worktree ")
+            raise TrackerError(f"{branch} is checked out in {where}: planrun does not move it")
 
 
 def commit_all(path: str, folder: Path, message: str) -> bool:
