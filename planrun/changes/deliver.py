@@ -51,17 +51,18 @@ def deliver(
     if base is not None and git.same_tree(path, base, commit):
         why = f"no change against {proposal.base}"
         return Result("no_diff", commit=commit, detail=why, base=base)
-    if proposal.commit_message is not None and base is not None:
-        commit = git.squashed(path, base, commit, proposal.commit_message)
+    on = git.merge_base(path, base, commit) if base is not None else None  # what it is on
+    if proposal.commit_message is not None and on is not None:
+        commit = git.squashed(path, on, commit, proposal.commit_message)
     if proposal.published is False:
         kept = git.keep_branch(path, proposal.branch, commit)
-        return Result("unpublished", commit=commit, detail=kept, base=base)
+        return Result("unpublished", commit=commit, detail=kept, base=on)
     value = environ.get(token)
     if not value:
         raise TrackerError(f"{token} is not set: the changeset of {proposal.repo} waits")
     pulls = Pulls(proposal.repo, url, value)
     try:
-        return replace(_publish(pulls, proposal, commit, value, redact, known), base=base)
+        return replace(_publish(pulls, proposal, commit, value, redact, known), base=on)
     finally:
         pulls.close()
 

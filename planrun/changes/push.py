@@ -108,6 +108,14 @@ def push(
         ) from None
 
 
+def merge_base(path: str, first: str, second: str) -> str | None:
+    """The best common ancestor of the two commits (None: none)."""
+    try:
+        return git(path, "merge-base", "--end-of-options", first, second).strip() or None
+    except TrackerError:
+        return None
+
+
 def squashed(path: str, base: str, commit: str, message: str) -> str:
     """One commit on ``base`` with ``commit``'s files and ``message``; the same inputs
     make the same commit (its dates and identity are ``commit``'s), so an unchanged

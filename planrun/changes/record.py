@@ -86,7 +86,7 @@ class Result:
     pushed: bool = False
     commit: str | None = None
     detail: str = ""
-    base: str | None = None  # the base branch's commit the change was compared with
+    base: str | None = None  # the base's commit the proposed branch is on (its merge base)
 
 
 def marker(plan: str, project: str) -> str:
