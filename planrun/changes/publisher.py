@@ -150,7 +150,7 @@ class Publisher(DeliveryLoop[Pending]):
         if known is None or latest is None:
             return
         proposal = Proposal.of({**latest.as_data(), "published": known.published})
-        self._settle(project, Pending(proposal), result)
+        self._settle(project, Pending(proposal), replace(result, detail=self.redact(result.detail)))
 
     def ready_drafts(self) -> None:
         """Propose again, as the plan now says, each changeset delivered as a draft whose

@@ -168,6 +168,6 @@ def _rerun(path: str, target: str, new: str, where: str, done: Reconciled) -> No
         done.said.append(f"{where}: could not reset {target} to {new[:12]}: {exc.message}")
 
 
-def say(reconciled: Reconciled) -> None:
+def say(reconciled: Reconciled, redact: Callable[[str], str]) -> None:
     for line in reconciled.said:
-        print(f"planrun: changeset of {line}", file=sys.stderr)
+        print(redact(f"planrun: changeset of {line}"), file=sys.stderr)

@@ -53,7 +53,7 @@ def reconcile_for(
         before = followup.answered(state.store, plan.name)
         more = followup.follow_up(plan, found, before, checks, landed, edges, oneoff.redact)
         done.merge(more)
-    reconcile.say(done)
+    reconcile.say(done, oneoff.redact)
     return done
 
 
