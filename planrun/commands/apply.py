@@ -34,6 +34,10 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     plan = load_plan(Path(args.plan))
     check_keys(plan, args.only, "--only")
     check_keys(plan, args.force, "--force")
+    if args.follow_up and (args.only or args.dry_run):
+        raise UsageError(
+            "--follow-up answers every open changeset PR: not with --only or --dry-run"
+        )
     options = ApplyOptions(
         state_dir=state_dir_for(plan, args.state_dir),
         max_concurrent=args.max_concurrent,
