@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from tests.github_pulls import PULL_ROUTES, PullRoutes
 from tests.github_repos import REPO_ROUTES, RepoRoutes
+from tests.github_reviews import REVIEW_ROUTES, ReviewRoutes
 from tests.github_standin import PER_PAGE_MAX, STAMP, Standin, _Refused, _user, _valid
 
 ISSUES = re.compile(r"^/repos/([^/]+/[^/]+)/issues$")
@@ -37,7 +38,7 @@ def _body(model: type[BaseModel], data: Any) -> dict[str, Any]:
     return data
 
 
-class Handler(RepoRoutes, PullRoutes, BaseHTTPRequestHandler):
+class Handler(RepoRoutes, PullRoutes, ReviewRoutes, BaseHTTPRequestHandler):
     data: ClassVar[Standin]  # type: ignore[misc]
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -244,4 +245,5 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Any]]] = [
     (LABELS, {"PUT": Handler.set_labels, "POST": Handler.add_labels}),
     *PULL_ROUTES,
     *REPO_ROUTES,
+    *REVIEW_ROUTES,
 ]

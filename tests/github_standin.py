@@ -76,6 +76,8 @@ class Standin:
     check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by head sha
     topics: dict[str, list[str]] = field(default_factory=dict)  # repository → its topics
     archived: set[str] = field(default_factory=set)  # archived repositories
+    review_comments: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    graphql: list[dict[str, Any]] = field(default_factory=list)  # requests to /graphql
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 1000
 

@@ -11,6 +11,7 @@ planrun did not open is left alone (``exists``). Runs in a worker thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from planrun.changes import push as git
@@ -19,37 +20,49 @@ from planrun.changes.record import Proposal, Result, full_body, marker
 from planrun.trackers.http import TrackerError
 
 
+@dataclass(frozen=True)
+class Known:
+    """What planrun recorded of a changeset before this delivery: its PR's number, and
+    the commit it last delivered (the lease a rebased branch is pushed against)."""
+
+    number: int | None = None
+    commit: str | None = None
+
+
 def deliver(
     proposal: Proposal,
     url: str,
     environ: Mapping[str, str],
     token: str,
     redact: Callable[[str], str],
-    known: int | None = None,
+    known: Known = Known(),
 ) -> Result:
     """Bring the changeset of ``proposal`` to what it says; TrackerError if GitHub or the
-    remote refuse (:class:`~planrun.changes.push.Rejected`: for good). ``known`` is the
-    PR planrun recorded for it, if any: a PR of planrun's found without a record was
-    opened by a delivery cut short, and gets its reviewers now."""
+    remote refuse (:class:`~planrun.changes.push.Rejected`: for good). ``known`` is what
+    planrun recorded of it: a PR of planrun's found without a record was opened by a
+    delivery cut short, and gets its reviewers now."""
     if not proposal.verified:
-        return Result("failed", detail=proposal.reason)
+        return Result(proposal.outcome, detail=proposal.reason)
     path = proposal.path
     commit = proposal.commit or git.tip(path, f"refs/heads/{proposal.target}")
     if commit is None:
         return Result("failed", detail=f"branch {proposal.target} is gone from {path}")
     base = git.base_commit(path, proposal.remote, proposal.base)
     if base is not None and git.same_tree(path, base, commit):
-        return Result("no_diff", commit=commit, detail=f"no change against {proposal.base}")
+        why = f"no change against {proposal.base}"
+        return Result("no_diff", commit=commit, detail=why, base=base)
+    on = git.merge_base(path, base, commit) if base is not None else None  # what it is on
+    if proposal.commit_message is not None and on is not None:
+        commit = git.squashed(path, on, commit, proposal.commit_message)
     if proposal.published is False:
-        return Result(
-            "unpublished", commit=commit, detail=git.keep_branch(path, proposal.branch, commit)
-        )
+        kept = git.keep_branch(path, proposal.branch, commit)
+        return Result("unpublished", commit=commit, detail=kept, base=on)
     value = environ.get(token)
     if not value:
         raise TrackerError(f"{token} is not set: the changeset of {proposal.repo} waits")
     pulls = Pulls(proposal.repo, url, value)
     try:
-        return _publish(pulls, proposal, commit, value, redact, known)
+        return replace(_publish(pulls, proposal, commit, value, redact, known), base=on)
     finally:
         pulls.close()
 
@@ -60,7 +73,7 @@ def _publish(
     commit: str,
     token: str,
     redact: Callable[[str], str],
-    known: int | None,
+    known: Known,
 ) -> Result:
     found = pulls.for_branch(proposal.branch)
     pull = found[0] if found else None
@@ -72,9 +85,11 @@ def _publish(
         if marker(proposal.plan, proposal.project) not in str(pull.get("body") or ""):
             return Result("exists", seen.number, seen.url, detail="a PR planrun did not open")
     env = git.auth_env(proposal.path, proposal.remote, token)
-    pushed = git.remote_head(proposal.path, proposal.remote, proposal.branch, env) != commit
+    there = git.remote_head(proposal.path, proposal.remote, proposal.branch, env)
+    pushed = there != commit
     if pushed:
-        git.push(proposal.path, proposal.remote, commit, proposal.branch, env)
+        lease = _lease(proposal, there, commit, known.commit)
+        git.push(proposal.path, proposal.remote, commit, proposal.branch, env, lease)
     title = redact(proposal.title)
     body = full_body(proposal.body, proposal.plan, proposal.project, redact)
     if pull is None:
@@ -87,9 +102,24 @@ def _publish(
         if proposal.reviewers:
             pulls.request_reviewers(number, list(proposal.reviewers))
         return Result("opened", number, str(made.get("html_url") or ""), pushed, commit)
-    if proposal.reviewers and int(pull["number"]) != known:  # opened, then cut short
+    if proposal.reviewers and int(pull["number"]) != known.number:  # opened, then cut short
         pulls.request_reviewers(int(pull["number"]), list(proposal.reviewers))
     return _update(pulls, pull, proposal, title, body, pushed, commit)
+
+
+def _lease(proposal: Proposal, there: str | None, commit: str, ours: str | None) -> str | None:
+    """What the push of ``commit`` over ``there`` (the remote branch) must lease against:
+    nothing when it is new or moves forward; the commit planrun pushed last when planrun
+    rebased its branch; else the remote has commits planrun did not make: Rejected."""
+    if there is None or git.contains(proposal.path, there, commit):
+        return None
+    if there == ours:
+        return there
+    raise git.Rejected(
+        f"rejected: {proposal.remote}'s {proposal.branch} is at {there[:12]}, which planrun "
+        f"did not push (it pushed {(ours or 'nothing')[:12]}): someone else's commits are "
+        "there, so planrun does not replace the branch (merge or remove them)"
+    )
 
 
 def _update(
@@ -109,5 +139,8 @@ def _update(
     missing = [label for label in proposal.labels if label not in have]
     if missing:
         pulls.add_labels(number, missing)
-    state = "updated" if changes or pushed or missing else "unchanged"
+    ready = proposal.published is True and bool(pull.get("draft"))
+    if ready:  # draft → ready for review; never back to draft
+        pulls.mark_ready(str(pull["node_id"]))
+    state = "updated" if changes or pushed or missing or ready else "unchanged"
     return Result(state, number, str(pull.get("html_url") or ""), pushed, commit)

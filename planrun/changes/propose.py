@@ -12,6 +12,7 @@ proposes nothing: a second ``apply`` with nothing edited publishes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from planrun.changes.record import Proposal, default_body
@@ -43,6 +44,9 @@ class Watch:
         self.ran: set[str] = set()
         self.landed: dict[str, str] = {}
         self.proposed: set[str] = set()
+        #: projects whose branch was rebased on a moved base before the run: proposed once
+        #: their checks are final, even if none of them ran
+        self.rebased: set[str] = set()
 
     def event(self, event: Event) -> list[Proposal]:
         """The proposals ``event`` completes (most events: none)."""
@@ -64,15 +68,17 @@ class Watch:
         keys = self.checks[name]
         if name in self.proposed or any(k not in self.status for k in keys):
             return None
-        if not any(k in self.ran for k in keys):
+        if not any(k in self.ran for k in keys) and name not in self.rebased:
             return None  # nothing ran: nothing new to propose
         self.proposed.add(name)
         broken = next((k for k in keys if self.status[k][0] != "done"), None)
-        reason = ""
+        reason, outcome = "", "failed"
         if broken is not None:
             status, why = self.status[broken]
             reason = f"{broken} {status}" + (f": {why}" if why else "")
-        return self._proposal(name, reason)
+            if why.startswith("budget_exceeded"):  # its partial work is kept on its branch
+                outcome = "budget_exceeded"
+        return replace(self._proposal(name, reason), outcome=outcome)
 
     def _proposal(self, name: str, reason: str) -> Proposal:
         project = self.plan.projects[name]
@@ -82,6 +88,9 @@ class Watch:
         context = changeset.context(self.plan.name, name, tasks)
         title = templates.render(changeset.title, context)
         body = templates.render(changeset.body, context) if changeset.body else default_body(tasks)
+        message = changeset.commit_message
+        if message is not None:
+            message = self.redact(templates.render(message, context))
         return Proposal(
             plan=self.plan.name,
             project=name,
@@ -102,6 +111,7 @@ class Watch:
             reason=self.redact(reason),
             commit=self.landed.get(name),
             tasks=self.checks[name],
+            commit_message=message,
         )
 
     def _task(self, key: str) -> dict[str, Any]:

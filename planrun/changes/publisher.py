@@ -25,7 +25,9 @@ from typing import Any
 
 import trio
 
-from planrun.changes.deliver import deliver
+from planrun.changes.basemove import Reconciled
+from planrun.changes.deliver import Known, deliver
+from planrun.changes.followup import FOLLOWUP_EVENT
 from planrun.changes.propose import Watch
 from planrun.changes.push import Rejected
 from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT, WRITES, Proposal, Result
@@ -53,8 +55,11 @@ class Pending:
     throttled: bool = False  # GitHub's rate limit answered the last try
 
 
-def recorded(store: StoreReader, plan_name: str) -> tuple[dict[str, Pending], list[float]]:
-    """Each project's unsettled proposal, and the times of deliveries that wrote to GitHub."""
+def recorded(
+    store: StoreReader, plan_name: str
+) -> tuple[dict[str, Pending], list[float], dict[str, Proposal]]:
+    """Each project's unsettled proposal, the times of deliveries that wrote to GitHub,
+    and each project's latest proposal."""
     latest: dict[str, tuple[str, Proposal]] = {}
     ids: dict[str, list[str]] = {}
     settled: set[str] = set()
@@ -74,7 +79,7 @@ def recorded(store: StoreReader, plan_name: str) -> tuple[dict[str, Pending], li
         for project, (ident, proposal) in latest.items()
         if ident not in settled
     }
-    return found, writes
+    return found, writes, {project: proposal for project, (_, proposal) in latest.items()}
 
 
 class Publisher(DeliveryLoop[Pending]):
@@ -97,7 +102,7 @@ class Publisher(DeliveryLoop[Pending]):
         self.environ = environ
         self.redact = redact
         self.backoff = backoff
-        self.pending, self.writes = recorded(store, plan.name)
+        self.pending, self.writes, self.latest = recorded(store, plan.name)
         self.state_dir = state_dir
         self.found = recorded_changesets(store, plan.name)  # for `planrun status`
         self._keep()
@@ -109,18 +114,58 @@ class Publisher(DeliveryLoop[Pending]):
 
     def event(self, event: Event) -> None:
         for proposal in self.watch.event(event):
-            seq = self.store.happened(self.run_id, INTENT_EVENT, None, proposal.as_data())
-            earlier = self.pending.get(proposal.project)
-            ids = [*(earlier.ids if earlier else []), f"{self.run_id}/{seq}"]
-            self.pending[proposal.project] = Pending(proposal, ids)
-            known = self.found.get(proposal.project)
-            if known is None:
-                known = self.found[proposal.project] = Recorded(
-                    proposal.project, proposal.repo, proposal.branch, "waiting"
-                )
-            known.state = "waiting"
-            self._keep()
-            self._wake.set()
+            self._propose(proposal)
+
+    def _propose(self, proposal: Proposal) -> None:
+        self.latest[proposal.project] = proposal
+        seq = self.store.happened(self.run_id, INTENT_EVENT, None, proposal.as_data())
+        earlier = self.pending.get(proposal.project)
+        ids = [*(earlier.ids if earlier else []), f"{self.run_id}/{seq}"]
+        self.pending[proposal.project] = Pending(proposal, ids)
+        known = self.found.get(proposal.project)
+        if known is None:
+            known = self.found[proposal.project] = Recorded(
+                proposal.project, proposal.repo, proposal.branch, "waiting"
+            )
+        known.state = "waiting"
+        self._keep()
+        self._wake.set()
+
+    def before_run(self, reconciled: Reconciled | None) -> None:
+        """What was done before the run: rebased projects are proposed after their checks,
+        conflicted ones recorded; drafts the plan now publishes are proposed again."""
+        if reconciled is not None:
+            self.watch.rebased.update(reconciled.rebased)
+            for project, result in reconciled.results.items():
+                self.record(project, result)
+            for project, ids in reconciled.answered.items():
+                data = {"project": project, "answered": ids}
+                self.store.happened(self.run_id, FOLLOWUP_EVENT, None, data)
+        self.ready_drafts()
+
+    def record(self, project: str, result: Result) -> None:
+        """Record what happened to ``project``'s changeset before the run (its base moved
+        and rebasing it conflicted or failed): nothing was proposed, nothing sent."""
+        known, latest = self.found.get(project), self.latest.get(project)
+        if known is None or latest is None:
+            return
+        proposal = Proposal.of({**latest.as_data(), "published": known.published})
+        self._settle(project, Pending(proposal), replace(result, detail=self.redact(result.detail)))
+
+    def ready_drafts(self) -> None:
+        """Propose again, as the plan now says, each changeset delivered as a draft whose
+        plan now says ``published: true``: its PR is marked ready for review."""
+        for project, known in self.found.items():
+            spec = self.plan.projects.get(project)
+            changeset = spec.changeset if spec is not None else None
+            live = known.state in ("opened", "updated", "unchanged")
+            if changeset is None or changeset.published is not True or not live:
+                continue
+            latest = self.latest.get(project)
+            if latest is None or known.published != "draft" or project in self.pending:
+                continue
+            proposal = replace(latest, run_id=self.run_id, published=True)
+            self._propose(proposal)
 
     def _keep(self) -> None:
         if self.state_dir is not None:
@@ -182,8 +227,9 @@ class Publisher(DeliveryLoop[Pending]):
             self._settle(project, pending, Result("failed", detail="no changeset in the plan"))
             return
         # the plan as it is now chooses whether to publish (a proposal may wait for days)
-        proposal = replace(pending.proposal, published=changeset.published)
-        known = self.found[project].number if project in self.found else None
+        proposal = pending.proposal = replace(pending.proposal, published=changeset.published)
+        seen = self.found.get(project)
+        known = Known(seen.number, seen.commit) if seen is not None else Known()
         self._busy.add(project)  # stays busy if cancelled: its thread may still be at work
         try:
             result = await trio.to_thread.run_sync(
@@ -226,6 +272,8 @@ class Publisher(DeliveryLoop[Pending]):
             "commit": result.commit,
             "detail": result.detail,
             "time": now,
+            "base_commit": result.base,
+            "published": pending.proposal.published,
         }
         try:
             self.store.happened(self.run_id, DELIVERED_EVENT, None, data)
@@ -239,6 +287,8 @@ class Publisher(DeliveryLoop[Pending]):
             known.number = result.number or known.number
             known.url = result.url or known.url
             known.commit = result.commit or known.commit
+            known.base_commit = result.base or known.base_commit
+            known.published = pending.proposal.published
             self._keep()
         if self.pending.get(project) is pending:
             del self.pending[project]
@@ -251,7 +301,7 @@ def _delivered(
     environ: Mapping[str, str],
     token: str,
     redact: Callable[[str], str],
-    known: int | None,
+    known: Known,
 ) -> Result:
     """:func:`deliver`; an answer of odd shape is a TrackerError (retried), not a crash."""
     try:

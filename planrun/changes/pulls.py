@@ -10,8 +10,11 @@ client (:class:`planrun.trackers.http.Http`: one path for errors and rate limits
   ``state: closed``), ``PUT .../pulls/{n}/merge``;
 - ``POST .../issues/{n}/labels`` (added: a person's labels stay),
   ``POST .../pulls/{n}/requested_reviewers``, ``POST .../issues/{n}/comments``;
+- ``POST /graphql`` ``markPullRequestReadyForReview`` (a draft made ready: REST
+  cannot);
 - ``GET .../pulls/{n}/reviews`` and ``GET .../commits/{sha}/check-runs`` (its state for
-  ``planrun changesets``).
+  ``planrun changesets``; with ``GET .../pulls/{n}/comments``, what ``apply --follow-up``
+  gives the agent).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import Any
 
 import httpx
 
-from planrun.trackers.http import Http
+from planrun.trackers.http import Http, TrackerError
 
 API_VERSION = "2022-11-28"
+#: Check run conclusions that mean the check failed.
+FAILING = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
 PER_PAGE = 100
 
 
@@ -40,6 +45,8 @@ class Pulls:
             "User-Agent": "planrun",
         }
         self.http = Http(f"github {repo}", url, headers, transport=transport)
+        root = url.rstrip("/")  # GitHub Enterprise: REST at /api/v3, GraphQL at /api/graphql
+        self.graphql = root[: -len("/v3")] + "/graphql" if root.endswith("/api/v3") else "graphql"
 
     def close(self) -> None:
         self.http.close()
@@ -78,9 +85,25 @@ class Pulls:
     def merge(self, number: int) -> None:
         self.http.json("PUT", f"repos/{self.repo}/pulls/{number}/merge", json={})
 
+    def mark_ready(self, node_id: str) -> None:
+        """Draft → ready for review (GraphQL: REST cannot do it)."""
+        query = (
+            "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id})"
+            " { pullRequest { isDraft } } }"
+        )
+        data = {"query": query, "variables": {"id": node_id}}
+        answer = self.http.json("POST", self.graphql, json=data)
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        if errors:
+            raise TrackerError(f"github {self.repo}: marking the PR ready failed: {errors}")
+
     def reviews(self, number: int) -> list[dict[str, Any]]:
         path = f"repos/{self.repo}/pulls/{number}/reviews"
         return [r for page in self.http.pages(path, {"per_page": PER_PAGE}) for r in page]
+
+    def review_comments(self, number: int) -> list[dict[str, Any]]:
+        path = f"repos/{self.repo}/pulls/{number}/comments"
+        return [c for page in self.http.pages(path, {"per_page": PER_PAGE}) for c in page]
 
     def check_runs(self, sha: str) -> list[dict[str, Any]]:
         path = f"repos/{self.repo}/commits/{sha}/check-runs"
@@ -89,17 +112,24 @@ class Pulls:
         return list(runs or [])
 
 
-def review_decision(reviews: list[dict[str, Any]]) -> str:
-    """``changes_requested``, ``approved`` or ``none``: each reviewer's latest verdict."""
-    latest: dict[str, str] = {}
+def verdicts(reviews: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each reviewer's latest verdict (a review approving, requesting changes or
+    dismissed), by login."""
+    latest: dict[str, dict[str, Any]] = {}
     for review in reviews:
         state = str(review.get("state") or "")
         login = str((review.get("user") or {}).get("login") or "")
         if state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[login] = state
-    if "CHANGES_REQUESTED" in latest.values():
+            latest[login] = review
+    return latest
+
+
+def review_decision(reviews: list[dict[str, Any]]) -> str:
+    """``changes_requested``, ``approved`` or ``none``: each reviewer's latest verdict."""
+    states = {str(r.get("state")) for r in verdicts(reviews).values()}
+    if "CHANGES_REQUESTED" in states:
         return "changes_requested"
-    return "approved" if "APPROVED" in latest.values() else "none"
+    return "approved" if "APPROVED" in states else "none"
 
 
 def checks_summary(runs: list[dict[str, Any]]) -> str:
@@ -108,8 +138,7 @@ def checks_summary(runs: list[dict[str, Any]]) -> str:
         return "none"
     if any(r.get("status") != "completed" for r in runs):
         return "pending"
-    bad = {"failure", "timed_out", "cancelled", "action_required", "startup_failure"}
-    return "failing" if any(r.get("conclusion") in bad for r in runs) else "passing"
+    return "failing" if any(r.get("conclusion") in FAILING for r in runs) else "passing"
 
 
 def pr_state(pull: dict[str, Any]) -> str:

@@ -1,11 +1,12 @@
 """Git for a changeset: the tip to propose, whether it changes anything, and the push.
 
 Synchronous (run in a worker thread by the publisher), argv only, never a shell. The
-push is never forced: a branch on the remote with commits planrun did not make is
-refused by git, and that changeset fails (:class:`Rejected`) instead of losing a
-person's work. An ``https`` remote gets the changeset's token as an HTTP header through
-git's environment (``GIT_CONFIG_*``), never in argv nor in the remote's URL; other
-remotes (ssh, a folder) use the user's own git credentials.
+push is never forced over a person's work: a branch on the remote with commits planrun
+did not make is refused, and that changeset fails (:class:`Rejected`). A branch planrun
+rebased onto a moved base is pushed ``--force-with-lease`` against the commit planrun
+pushed there last, and only then. An ``https`` remote gets the changeset's token as an
+HTTP header through git's environment (``GIT_CONFIG_*``), never in argv nor in the
+remote's URL; other remotes (ssh, a folder) use the user's own git credentials.
 """
 
 from __future__ import annotations
@@ -65,17 +66,58 @@ def remote_head(path: str, remote: str, branch: str, env: Mapping[str, str]) -> 
     return None
 
 
-def push(path: str, remote: str, commit: str, branch: str, env: Mapping[str, str]) -> None:
-    """Push ``commit`` to ``branch`` on ``remote``: never forced."""
+def push(
+    path: str,
+    remote: str,
+    commit: str,
+    branch: str,
+    env: Mapping[str, str],
+    lease: str | None = None,
+) -> None:
+    """Push ``commit`` to ``branch`` on ``remote``. Never forced, but for a branch planrun
+    rebased: with ``lease`` (the commit planrun itself pushed there last), the push is
+    ``--force-with-lease`` against exactly that commit, so a person's commit pushed since
+    is never clobbered (the remote refuses, and so does planrun)."""
     refspec = f"{commit}:refs/heads/{branch}"
+    options = [f"--force-with-lease=refs/heads/{branch}:{lease}"] if lease else []
     try:
-        git(path, "push", "--porcelain", "--end-of-options", remote, refspec, env=env)
+        git(path, "push", "--porcelain", *options, "--end-of-options", remote, refspec, env=env)
     except Rejected:
         raise Rejected(
             f"{remote} refused the push of {branch}: the branch there has commits planrun "
-            "did not make (rejected, not a fast-forward; planrun never forces a push: merge "
-            "or remove them, or choose another branch)"
+            "did not make (rejected, not a fast-forward; planrun never forces a push over "
+            "them: merge or remove them, or choose another branch)"
         ) from None
+
+
+def merge_base(path: str, first: str, second: str) -> str | None:
+    """The best common ancestor of the two commits (None: none)."""
+    try:
+        return git(path, "merge-base", "--end-of-options", first, second).strip() or None
+    except TrackerError:
+        return None
+
+
+def squashed(path: str, base: str, commit: str, message: str) -> str:
+    """One commit on ``base`` with ``commit``'s files and ``message``; the same inputs
+    make the same commit (its dates and identity are ``commit``'s), so an unchanged
+    proposal pushes nothing."""
+    fields = git(path, "show", "-s", "--format=%an%x00%ae%x00%ad%x00%cn%x00%ce%x00%cd",
+                 "--date=raw", "--end-of-options", commit).rstrip("\n").split("\0")  # fmt: skip
+    names = "AUTHOR_NAME AUTHOR_EMAIL AUTHOR_DATE COMMITTER_NAME COMMITTER_EMAIL COMMITTER_DATE"
+    env = {f"GIT_{name}": value for name, value in zip(names.split(), fields, strict=True)}
+    tree = f"{commit}^{{tree}}"
+    made = git(path, "commit-tree", "-p", base, "-m", message, "--end-of-options", tree, env=env)
+    return made.strip()
+
+
+def contains(path: str, older: str, newer: str) -> bool:
+    """Whether ``older`` is ``newer`` or one of its ancestors (False: unknown here)."""
+    try:
+        git(path, "merge-base", "--is-ancestor", "--end-of-options", older, newer)
+    except TrackerError:
+        return False
+    return True
 
 
 def keep_branch(path: str, branch: str, commit: str) -> str:

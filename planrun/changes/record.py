@@ -28,6 +28,8 @@ STATES = (
     "exists",  # a PR for the branch that planrun did not open: left alone
     "no_diff",  # the work changes nothing against the base branch
     "failed",  # tasks or checks failed, or the push or PR could not be made
+    "conflicted",  # rebasing on a moved base conflicted and no agent resolved it
+    "budget_exceeded",  # a task's budget ran out: its partial work is kept, not published
 )
 
 
@@ -54,6 +56,8 @@ class Proposal:
     reason: str = ""
     commit: str | None = None
     tasks: tuple[str, ...] = field(default=())
+    outcome: str = "failed"  # what an unverified proposal is recorded as (budget_exceeded)
+    commit_message: str | None = None  # rendered: one squashed commit is proposed
 
     def as_data(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,6 +86,7 @@ class Result:
     pushed: bool = False
     commit: str | None = None
     detail: str = ""
+    base: str | None = None  # the base's commit the proposed branch is on (its merge base)
 
 
 def marker(plan: str, project: str) -> str:

@@ -39,6 +39,8 @@ class Recorded:
     url: str = ""
     detail: str = ""
     commit: str | None = None
+    base_commit: str | None = None  # the base's commit when it was last proposed
+    published: bool | str | None = None  # as last delivered (draft, true, false)
 
 
 def recorded_changesets(store: StoreReader, plan_name: str) -> dict[str, Recorded]:
@@ -64,6 +66,9 @@ def recorded_changesets(store: StoreReader, plan_name: str) -> dict[str, Recorde
             change.url = str(data.get("url") or change.url)
             change.detail = str(data.get("detail") or "")
             change.commit = data.get("commit") or change.commit
+            change.base_commit = data.get("base_commit") or change.base_commit
+            if "published" in data:
+                change.published = data["published"]
     for project, ident in latest.items():
         if ident not in settled:
             found[project].state = "waiting"

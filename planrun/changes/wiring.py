@@ -77,7 +77,8 @@ async def run_published(run: Callable[[], Awaitable[None]], publisher: Publisher
 
 def outcomes(publisher: Publisher) -> set[str]:
     """The outcomes of this run's changesets that ``changesets.fail_on`` may name."""
-    found = {r.state for r in publisher.results.values()} & {"failed", "no_diff", "exists"}
+    counted = {"failed", "no_diff", "exists", "conflicted", "budget_exceeded"}
+    found = {r.state for r in publisher.results.values()} & counted
     if publisher.held:
         found.add("rate_limited")
     if any(not (p.held or p.throttled) for p in publisher.pending.values()):

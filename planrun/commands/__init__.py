@@ -196,6 +196,12 @@ def _apply(commands: Any) -> None:
     p.add_argument("--force-all", action="store_true", help="run every task again")
     p.add_argument("--rerun-failed", action="store_true", help="give failed tasks fresh attempts")
     p.add_argument(
+        "--follow-up",
+        action="store_true",
+        help="give each open changeset PR's requested changes and failing checks to one turn"
+        " of its project's agent, run the checks, and update the PR",
+    )
+    p.add_argument(
         "--on-failure",
         choices=["continue", "stop", "cancel"],
         help="override settings.on_failure: continue (run everything not blocked), stop"

@@ -35,6 +35,10 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
     plan, prepared = with_repositories(load_plan(Path(args.plan)), sys.stderr)
     check_keys(plan, args.only, "--only")
     check_keys(plan, args.force, "--force")
+    if args.follow_up and (args.only or args.dry_run):
+        raise UsageError(
+            "--follow-up answers every open changeset PR: not with --only or --dry-run"
+        )
     options = ApplyOptions(
         state_dir=state_dir_for(plan, args.state_dir),
         max_concurrent=args.max_concurrent,
@@ -44,6 +48,7 @@ def run_apply(args: argparse.Namespace, out: TextIO) -> int:
         dry_run=args.dry_run,
         outputs=Outputs(args.report, args.junit, args.summary),
         shared=shared_options(args),
+        follow_up=args.follow_up,
     )
     with ExitStack() as stack:
         applied = apply_plan(plan, options, observers_for(stack, args, out))

@@ -17,7 +17,9 @@ is not run, when all of these hold:
 
 A task whose last attempt landed its work but died before recording it (the landing
 commit's trailer names that attempt) is current too: it is *adopted*, recorded done
-without running again, so nothing lands twice.
+without running again, so nothing lands twice. So is a done task whose landed commit was
+rebased (a changeset's moved base): its trailer is found under a new commit, which is
+recorded as its landing.
 
 Then each task gets one :class:`Action`, in dependency order: ``run`` (nothing it needs
 runs first), ``wait`` (it runs after needs that run in the same apply), ``up to date``,
@@ -86,6 +88,7 @@ class Landings:
 
     gone: Mapping[str, str] = field(default_factory=dict)
     found: Mapping[str, str] = field(default_factory=dict)
+    moved: Mapping[str, str] = field(default_factory=dict)  # done work rebased → its commit
 
 
 @dataclass(frozen=True)
@@ -360,7 +363,11 @@ def _one(
     gone = landings.gone.get(key)
     if gone is not None:
         return Decision(True, f"landed work gone: {gone}", fresh=True)
-    return _against_needs(plan, key, seen, known, earlier)
+    kept = _against_needs(plan, key, seen, known, earlier)
+    moved = landings.moved.get(key)
+    if moved is None or kept.run:
+        return kept
+    return Decision(False, f"up to date (its work was rebased to {moved[:12]})", adopted=moved)
 
 
 def _against_needs(

@@ -34,7 +34,7 @@ PublishedField = Annotated[Published | dict[NonEmptyStr, Published], BeforeValid
 #: A share of a wave, as a percentage: `20%`.
 HaltAbove = Annotated[str, StringConstraints(pattern=r"^(100|[0-9]{1,2})(\.[0-9]+)?%$")]
 #: What can happen to a repository's changeset that a plan may count as a failure.
-Outcome = Literal["failed", "no_diff", "exists", "rate_limited"]
+Outcome = Literal["failed", "no_diff", "exists", "rate_limited", "conflicted", "budget_exceeded"]
 FAIL_ON: tuple[Outcome, ...] = ("failed",)
 
 
@@ -73,6 +73,13 @@ class Changeset(_Model):
     mapping of repository patterns (`acme/web-*`, `*`) to those, the first match wins."""
     url: NonEmptyStr = "https://api.github.com"
     """The API's base URL (GitHub Enterprise: `https://HOST/api/v3`)."""
+    commit_message: NonEmptyStr | None = None
+    """Propose one squashed commit with this message (a template, as `title`) on the
+    changeset's own `branch`, instead of planrun's landing commits (default: those)."""
+    on_base_change: Literal["rebase", "rerun", "ignore"] = "rebase"
+    """When the base branch moved since the PR was proposed, the next apply (which fetches
+    it): `rebase` the branch onto it and run the checks again (a conflict gets one turn of
+    the project's agent task), `rerun` the project's tasks on it, or `ignore` it."""
 
 
 class Changesets(_Model):
@@ -84,7 +91,9 @@ class Changesets(_Model):
     fail_on: list[Outcome] = Field(default_factory=lambda: list(FAIL_ON))
     """Outcomes that make `apply` exit 1: `failed` (a repository's tasks or checks failed,
     or its push or PR could not be made), `no_diff` (nothing to propose), `exists` (a PR
-    for the branch that planrun did not open), `rate_limited` (still waiting)."""
+    for the branch that planrun did not open), `rate_limited` (still waiting), `conflicted`
+    (rebasing on a moved base conflicted, and no agent resolved it), `budget_exceeded` (a
+    task's budget ran out; its partial work is kept on its branch)."""
     waves: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     """Roll out in waves: the first N repositories, then the next M, ..., then the rest;
     a wave starts when the one before it has finished (default: all at once)."""

@@ -54,9 +54,17 @@ def resolve_changeset(
         reviewers=tuple(changeset.reviewers),
         published=published_for(changeset),
         url=changeset.url,
+        on_base_change=changeset.on_base_change,
+        commit_message=changeset.commit_message,
     )
+    if changeset.commit_message is not None and spec.branch == target:
+        problems.fail(
+            (*where, "commit_message"),
+            f"project {key}: a changeset with a commit_message proposes one squashed commit, "
+            f"on a branch of its own: set changeset.branch (not {target}, where the tasks land)",
+        )
     context = spec.context(plan_name, key, [SAMPLE_TASK])
-    for field in ("title", "body"):
+    for field in ("title", "body", "commit_message"):
         text = getattr(changeset, field)
         if text is not None:
             try:

@@ -143,6 +143,8 @@ class ChangesetSpec:
     reviewers: tuple[str, ...]
     published: bool | Literal["draft"]
     url: str
+    on_base_change: Literal["rebase", "rerun", "ignore"] = "rebase"
+    commit_message: str | None = None  # a template: one squashed commit is proposed
 
     def context(self, plan: str, project: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         """What the title and body templates see (each task: key, title, status, reason)."""

@@ -41,6 +41,7 @@ from planrun.state.store import iso
 from planrun.workspace.base import Bases
 
 if TYPE_CHECKING:
+    from planrun.changes.basemove import Reconciled
     from planrun.changes.publisher import Publisher
     from planrun.trackers.outbox import Outbox
 
@@ -61,6 +62,7 @@ class ApplyOptions:
     dry_run: bool = False
     outputs: Outputs = field(default_factory=Outputs)
     shared: SharedOptions | None = None  # a run shared through PostgreSQL (docs/scale-out.md)
+    follow_up: bool = False  # open PRs' requested changes and failing checks to the agent
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,13 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
         if not options.dry_run:
             stack.callback(_lock(options.state_dir).release)
         state = stack.enter_context(open_state(plan, options.state_dir, readonly=options.dry_run))
+        reconciled = _reconciled(plan, state, settings, options, claims)
+        if reconciled is not None and reconciled.force:
+            force = (*options.choices.force, *sorted(reconciled.force))
+            options = replace(options, choices=replace(options.choices, force=force))
         scheduler, fingerprints = _scheduler(plan, state, settings, options, observers, claims)
         outbox = outbox_for(plan, state, scheduler, observers)  # status back to trackers
-        publisher = _publisher(plan, state, scheduler, observers)  # pull requests
+        publisher = _publisher(plan, state, scheduler, observers, reconciled)  # pull requests
         try:
             trio.run(_run, scheduler, outbox, publisher)
         finally:  # written on every way out, a crash of planrun itself included
@@ -117,8 +123,25 @@ def apply_plan(plan: CompiledPlan, options: ApplyOptions, observers: Observers) 
     return replace(applied, exit_code=_exit_code(applied.exit_code, publisher, scheduler))
 
 
+def _reconciled(
+    plan: CompiledPlan, state: State, settings: RunSettings, options: ApplyOptions, claims: Any
+) -> Reconciled | None:
+    """Changesets whose base moved (planrun.changes.basemove), before the decision."""
+    if options.dry_run or claims is not None or options.only:
+        return None
+    if not any(p.changeset for p in plan.projects.values()):
+        return None
+    from planrun.run.reconciling import reconcile_for
+
+    return reconcile_for(plan, state, settings, follow_up=options.follow_up)
+
+
 def _publisher(
-    plan: CompiledPlan, state: State, scheduler: Scheduler, observers: Observers
+    plan: CompiledPlan,
+    state: State,
+    scheduler: Scheduler,
+    observers: Observers,
+    reconciled: Reconciled | None = None,
 ) -> Publisher | None:
     """The changesets' publisher (planrun.changes), if the plan has changesets."""
     if state.readonly or state.journal is None:
@@ -129,9 +152,12 @@ def _publisher(
     from planrun.changes.wiring import publisher_for
 
     settings, redact = scheduler.settings, scheduler.run_context.redact
-    return publisher_for(
+    publisher = publisher_for(
         plan, state.store, settings.run_id, settings.environ, redact, observers, settings.state_dir
     )
+    if publisher is not None:
+        publisher.before_run(reconciled)
+    return publisher
 
 
 async def _run(scheduler: Scheduler, outbox: Outbox | None, publisher: Publisher | None) -> None:

@@ -38,6 +38,7 @@ from planrun.run.environment import secret_values
 from planrun.run.guarded import Guarded
 from planrun.run.hooks import HookRunner
 from planrun.run.ledger import Ledger
+from planrun.run.partial import keep_failed
 from planrun.sessions.base import Session, SessionResult
 from planrun.sessions.escapees import kill_escapees_now
 from planrun.sessions.process import kill_group_now
@@ -441,7 +442,7 @@ class Scheduler:
             if outcome is not Outcome.FAILED:
                 reason = f"{outcome.value}: {reason}" if reason != outcome.value else reason
             if last.prepared is not None:
-                await self.workspace.keep(task, last.prepared, Status.FAILED)
+                reason += await keep_failed(self.workspace, task, last.prepared, outcome)
             return Status.FAILED, reason
         if last.prepared is None:
             return Status.DONE, ""

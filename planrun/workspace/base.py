@@ -71,7 +71,9 @@ class Workspace(Protocol):
 
     async def land(self, task: Task, prepared: Prepared) -> Landed: ...
 
-    async def commit(self, task: Task, prepared: Prepared) -> str | None: ...
+    async def commit(
+        self, task: Task, prepared: Prepared, message: str | None = None
+    ) -> str | None: ...
 
     async def keep(self, task: Task, prepared: Prepared, status: Status) -> None: ...
 
@@ -93,7 +95,9 @@ class PlainWorkspace:
     async def land(self, task: Task, prepared: Prepared) -> Landed:
         return Landed()
 
-    async def commit(self, task: Task, prepared: Prepared) -> str | None:
+    async def commit(
+        self, task: Task, prepared: Prepared, message: str | None = None
+    ) -> str | None:
         return None
 
     async def keep(self, task: Task, prepared: Prepared, status: Status) -> None:

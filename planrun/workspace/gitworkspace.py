@@ -263,11 +263,14 @@ class GitWorkspace:
             after_landing(task.key)  # the test seam (planrun.state.faults)
         return Landed(result.commit, result.diffstat or None)
 
-    async def commit(self, task: Task, prepared: Prepared) -> str | None:
-        """Commit what the task left (for review): the work is kept on its branch."""
+    async def commit(
+        self, task: Task, prepared: Prepared, message: str | None = None
+    ) -> str | None:
+        """Commit what the task left (for review, or partial work a budget cut short):
+        the work is kept on its branch."""
         if prepared.worktree is None:
             return None
-        message = f"planrun {self.plan.name}: {task.key}: {task.title}"
+        message = message or f"planrun {self.plan.name}: {task.key}: {task.title}"
         with self._git_output_logged(task):
             repo = await self._repo(self.plan.projects[task.project]) if task.project else None
             return await commit_all(self._worktree(prepared), message, repo=repo)

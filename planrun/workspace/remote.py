@@ -156,10 +156,12 @@ class RemoteWorkspace:
             "push", "--porcelain", "--atomic", lease, self.remote, f"{new}:refs/heads/{target}"
         )
 
-    async def commit(self, task: Task, prepared: Prepared) -> str | None:
+    async def commit(
+        self, task: Task, prepared: Prepared, message: str | None = None
+    ) -> str | None:
         """Commit the work for review, and push its branch to the remote (forced: a retry
         or a fresh start replaces it), so that any machine can approve it."""
-        commit = await self.inner.commit(task, prepared)
+        commit = await self.inner.commit(task, prepared, message)
         found = await self._project_repo(task)
         if found is not None and prepared.branch is not None:
             _, repo = found

@@ -7,6 +7,9 @@ branch once:
   made by planrun: :class:`~planrun.errors.TargetError`, before anything runs;
 - each done task's landed commit must still be on the target; when the branch was
   deleted, reset or rewritten, the task is named in ``Landings.gone`` (it runs again);
+- a done task whose landed commit is gone but whose landing trailer (same plan, task and
+  fingerprint) is on the target was rebased there (a changeset's moved base): it is
+  named in ``Landings.moved`` (recorded done with that commit, not run);
 - each task not recorded done whose latest attempt's trailer is on the target landed its
   work before planrun died: it is named in ``Landings.found`` (recorded done, not run).
 
@@ -70,6 +73,7 @@ async def inspect_landings(
     """
     gone: dict[str, str] = {}
     found: dict[str, str] = {}
+    moved: dict[str, str] = {}
     grouped = _by_project(plan, known)
     for name, project in plan.projects.items():
         repo = await _repo(project)
@@ -80,9 +84,12 @@ async def inspect_landings(
             continue
         tip = await _verified_tip(repo, project)
         tasks = {k: known[k] for k in grouped.get(name, ())}
-        gone.update(await _gone(repo, project.target_branch, tip, tasks))
+        lost = await _gone(repo, project.target_branch, tip, tasks)
+        again = await _moved(repo, plan.name, tip, {k: tasks[k] for k in lost})
+        gone.update({k: why for k, why in lost.items() if k not in again})
+        moved.update(again)
         found.update(await _found(repo, plan.name, tip, tasks, fingerprints))
-    return Landings(gone=gone, found=found)
+    return Landings(gone=gone, found=found, moved=moved)
 
 
 def _by_project(plan: CompiledPlan, known: Mapping[str, Known]) -> dict[str, list[str]]:
@@ -135,6 +142,21 @@ async def _gone(
             continue
         gone[key] = f"its commit {commit[:12]} is no longer on {target} (reset or rewritten)"
     return gone
+
+
+async def _moved(
+    repo: GitRepo, plan_name: str, tip: str | None, tasks: Mapping[str, Known]
+) -> dict[str, str]:
+    """Done tasks whose landed commit is gone but whose landing (same plan, task and
+    fingerprint, by its trailer) is on the target: the branch was rebased → that commit."""
+    if tip is None or not tasks:
+        return {}
+    moved: dict[str, str] = {}
+    for sha, mark in await log_marks(repo, tip, greps=[f"{TASK}: "]):
+        seen = tasks.get(mark.task)
+        if seen is not None and mark.plan == plan_name and mark.fingerprint == seen.fingerprint:
+            moved.setdefault(mark.task, sha)
+    return moved
 
 
 async def _found(
