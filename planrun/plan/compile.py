@@ -38,6 +38,8 @@ from planrun.plan.resolved import (
 )
 from planrun.plan.source import Source
 from planrun.plan.tasks import TaskBuilder
+from planrun.plan.agents import check_agents
+from planrun.plan.reads import Mentions
 from planrun.plan.trackers import check_trackers
 
 Locate = Callable[..., Location]
@@ -51,20 +53,26 @@ RUN_HOOKS = (
 )
 
 
-def compile_plan(source: Source, plan: PlanFile, path: Path) -> CompiledPlan:
+def compile_plan(
+    source: Source, plan: PlanFile, path: Path, mentions: Mentions | None = None
+) -> CompiledPlan:
     """Resolve, expand and link a validated plan; PlanError with every problem found.
 
-    ``path`` anchors relative paths (globs, ``lines``, ``prompt_file``, project folders).
+    ``path`` anchors relative paths (globs, ``lines``, ``prompt_file``, project folders);
+    ``mentions`` are the items of each agent (``for_each: {agent: NAME}``), which only
+    ``planrun serve`` knows (none otherwise).
     """
     problems = Problems(source)
-    compiled = _compile(problems, plan, path)
+    compiled = _compile(problems, plan, path, mentions or {})
     if problems:
         raise PlanError(problems.found)
     assert compiled is not None
     return compiled
 
 
-def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan | None:
+def _compile(
+    problems: Problems, plan: PlanFile, written: Path, mentions: Mentions
+) -> CompiledPlan | None:
     """The steps of compiling; None when a problem was found."""
     resolved = resolve(problems, plan, written)
     name, directory = resolved.name, resolved.directory
@@ -72,8 +80,10 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
     checks = TemplateChecks(problems, name, resolved.path)
     parents = check_parents(problems, plan.tasks)
     check_trackers(problems, plan)
+    check_agents(problems, plan)
     check_tokens(problems, plan)
-    files = DiskFiles(directory, directory / state_folder(name, plan.settings.state_dir))
+    state = directory / state_folder(name, plan.settings.state_dir)
+    files = DiskFiles(directory, state, mentions)
     tasks = TaskBuilder(problems, plan, resolved, parents, checks, files).build()
     hooks = {
         moment: tuple(CommandSpec.of(c) for c in getattr(plan.hooks, moment) or ())
@@ -96,6 +106,7 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
         graph=graph,
         secrets=tuple(plan.settings.secrets),
         trackers=dict(plan.trackers),
+        agents=dict(plan.agents),
         publishing=publish_policy(plan),
     )
 

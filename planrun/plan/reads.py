@@ -8,6 +8,7 @@ plan with ``for_each: {tracker: ...}`` depends on more than its files).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +17,10 @@ from planrun.plan import probes
 from planrun.plan.expand import items_for
 from planrun.plan.item import Item
 from planrun.plan.model import ForEach, Tracker, TrackerSelect
+
+
+#: The items of each agent's fan-out (``for_each: {agent: NAME}``), by agent name.
+Mentions = Mapping[str, list[Item]]
 
 
 class ReadError(Exception):
@@ -43,13 +48,18 @@ class PlanFiles(Protocol):
         ``token`` or ``tracker``) when they cannot be read."""
         ...
 
+    def agent_items(self, name: str) -> list[Item]:
+        """The mentions of agent ``name`` that ``planrun serve`` handles (none otherwise)."""
+        ...
+
 
 class DiskFiles:
     """The files under the plan's folder ``directory``; a glob never lists ``state``."""
 
-    def __init__(self, directory: Path, state: Path) -> None:
+    def __init__(self, directory: Path, state: Path, mentions: Mentions | None = None) -> None:
         self.directory = directory
         self.state = state
+        self.mentions = mentions or {}
         self._tracked: dict[tuple[str, str], list[Item]] = {}  # one read per selection
 
     def prompt(self, name: str) -> str:
@@ -89,6 +99,12 @@ class DiskFiles:
         if read not in self._tracked:
             self._tracked[read] = fetch_items(name, tracker, select)
         return self._tracked[read]
+
+
+    def agent_items(self, name: str) -> list[Item]:
+        # serve's to give: what it knows changes between two compiles
+        probes.not_cacheable("it fans out over an agent's mentions")
+        return list(self.mentions.get(name, ()))
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:

@@ -137,6 +137,13 @@ class TaskBuilder:
             items = self._tracker_items(key, for_each.tracker, for_each)
             if items is None:
                 return None
+        elif for_each.agent is not None:
+            agents = self._plan.agents
+            if for_each.agent not in agents:
+                hint = suggest(for_each.agent, agents) if agents else " (declare it under agents:)"
+                self._problems.fail((*where, "agent"), f"unknown agent {for_each.agent!r}{hint}")
+                return None
+            items = self._files.agent_items(for_each.agent)
         else:
             if not self._items_are_text(where, for_each.items, for_each.matrix):
                 return None
