@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from planrun.plan.values import Duration, EnvName, NonEmptyStr
 
 #: ``HOST:PORT`` the webhook server listens on.
-Listen = Annotated[str, StringConstraints(pattern=r"^[^\s:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:]+\]:[0-9]{1,5}$")]
+Listen = Annotated[
+    str, StringConstraints(pattern=r"^[^\s:]+:[0-9]{1,5}$|^\[[0-9a-fA-F:]+\]:[0-9]{1,5}$")
+]
 
 
 class _Model(BaseModel):

@@ -52,7 +52,11 @@ def check_agents(problems: Problems, plan: PlanFile) -> None:
                 f"for_each: {{agent: {name}}})",
             )
     keep_from_sessions(
-        problems, plan, holders, lambda name: f"a credential of agent {name}", "agent credentials are"
+        problems,
+        plan,
+        holders,
+        lambda name: f"a credential of agent {name}",
+        "agent credentials are",
     )
 
 

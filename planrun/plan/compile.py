@@ -22,12 +22,13 @@ from pathlib import Path
 
 from planrun.core.names import state_folder
 from planrun.errors import Location, PlanError
+from planrun.plan.agents import check_agents
 from planrun.plan.changesets import check_tokens, publish_policy
 from planrun.plan.checks import TemplateChecks, check_state_dir
 from planrun.plan.link import check_parents, link, task_graph
 from planrun.plan.model import PlanFile, Provider, Settings
 from planrun.plan.problems import Problems
-from planrun.plan.reads import DiskFiles
+from planrun.plan.reads import DiskFiles, Mentions
 from planrun.plan.resolve import resolve
 from planrun.plan.resolved import (
     BudgetSpec,
@@ -38,8 +39,6 @@ from planrun.plan.resolved import (
 )
 from planrun.plan.source import Source
 from planrun.plan.tasks import TaskBuilder
-from planrun.plan.agents import check_agents
-from planrun.plan.reads import Mentions
 from planrun.plan.trackers import check_trackers
 
 Locate = Callable[..., Location]
@@ -107,6 +106,11 @@ def _compile(
         secrets=tuple(plan.settings.secrets),
         trackers=dict(plan.trackers),
         agents=dict(plan.agents),
+        agent_tasks={
+            t.for_each.agent: k
+            for k, t in plan.tasks.items()
+            if t.for_each is not None and t.for_each.agent is not None
+        },
         publishing=publish_policy(plan),
     )
 

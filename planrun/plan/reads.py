@@ -18,7 +18,6 @@ from planrun.plan.expand import items_for
 from planrun.plan.item import Item
 from planrun.plan.model import ForEach, Tracker, TrackerSelect
 
-
 #: The items of each agent's fan-out (``for_each: {agent: NAME}``), by agent name.
 Mentions = Mapping[str, list[Item]]
 
@@ -99,7 +98,6 @@ class DiskFiles:
         if read not in self._tracked:
             self._tracked[read] = fetch_items(name, tracker, select)
         return self._tracked[read]
-
 
     def agent_items(self, name: str) -> list[Item]:
         # serve's to give: what it knows changes between two compiles

@@ -255,6 +255,8 @@ class CompiledPlan:
     #: the plan's agents as declared (pydantic models; a plan with an agent's fan-out is
     #: never cached either)
     agents: dict[str, PlaneAgent] = field(default_factory=dict)
+    #: agent name → the key of the task that fans out over its mentions
+    agent_tasks: dict[str, str] = field(default_factory=dict)
     publishing: PublishPolicy = field(default_factory=PublishPolicy)
 
     @cached_property

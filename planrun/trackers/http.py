@@ -73,11 +73,21 @@ class Http:
         self._client.close()
 
     def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """The 2xx answer to one request; TrackerError (RateLimited) otherwise."""
+        """The 2xx answer to one request (``data``: a form; ``headers`` added to the
+        client's); TrackerError (RateLimited) otherwise."""
         try:
-            response = self._client.request(method, path.lstrip("/"), params=params, json=json)
+            response = self._client.request(
+                method, path.lstrip("/"), params=params, json=json, data=data, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise TrackerError(
                 f"tracker {self.name} is unreachable at {self._client.base_url}: "
