@@ -40,7 +40,8 @@ class Conversation:
     body: str = ""
     comment: str = ""
     url: str = ""
-    replies: list[str] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)  # the turns after the first
+    pending: list[str] = field(default_factory=list)  # replies while the task ran, unused
     state: State = "queued"
     stop: bool = False
     beats: int = 0  # progress and heartbeat thoughts posted (their ids count them)

@@ -68,7 +68,7 @@ class PlaneAgent(_Model):
     heartbeat: Annotated[Duration, Field(ge=10, le=240)] = 240.0
     """While a task runs, a `thought` at least this often (Plane marks a run `stale` after 5
     minutes without one); at most `4m`."""
-    progress: Annotated[Duration, Field(ge=0)] = 30.0
+    progress: Duration = 30.0
     """At most one progress `thought` per run this often (its latest output line)."""
     limit: Annotated[int, Field(ge=200, le=20_000)] = 4000
     """The most characters of one activity's text (longer is cut, and says so)."""

@@ -139,6 +139,10 @@ class TaskBuilder:
                 return None
         elif for_each.agent is not None:
             agents = self._plan.agents
+            if self._problems.source._node(("agents", for_each.agent)) is not None and (
+                for_each.agent not in agents
+            ):
+                return None  # written, but invalid: its own problem is reported
             if for_each.agent not in agents:
                 hint = suggest(for_each.agent, agents) if agents else " (declare it under agents:)"
                 self._problems.fail((*where, "agent"), f"unknown agent {for_each.agent!r}{hint}")

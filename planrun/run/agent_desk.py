@@ -75,6 +75,8 @@ class Desk:
         self.outbox = ActivityOutbox(self.book, self.api)
         self.plan: CompiledPlan | None = None
         self.last_post: dict[str, float] = {}  # run → trio time of its last activity
+        self.unsaid: dict[str, str] = {}  # run → its latest output line, not said yet
+        self.listening: list[str] = []  # where the webhook server listens (no path)
         self._wake = trio.Event()
 
     # ------------------------------------------------------------ what serve asks
@@ -99,7 +101,7 @@ class Desk:
             if hook is not None:
                 path = "/plane/" + self.environ.get(hook.path, "")
                 app = WebhookApp(path, self.environ.get(hook.secret, ""), self.take_event)
-                await nursery.start(
+                self.listening = await nursery.start(
                     lambda task_status: serve_webhooks(app, hook.listen, task_status=task_status)
                 )
 
@@ -264,17 +266,18 @@ class Desk:
                 say.say("thought", "", "Answer passed on to the task.", limit),
             )
             return
-        if conversation.state in ACTIVE or self.agent.follow_ups:
+        if conversation.state in ACTIVE:  # the task's next question, or its next turn
+            conversation.pending.append(text)
+            self._save(conversation)
+            said = "Noted: this answers the task's next question, or else is its next turn."
+            self.owe(conversation, f"reply:{prompt}", say.say("thought", "", said, limit))
+            return
+        if self.agent.follow_ups:
             conversation.replies.append(text)
-            busy = conversation.state in ACTIVE
-            conversation.state = "running" if busy else "queued"
+            conversation.state = "queued"
             conversation.stop = False
             self._save(conversation)
-            said = (
-                "Noted: this reply is the next turn, after the one under way."
-                if busy
-                else ("Follow-up queued: the task runs again with this reply.")
-            )
+            said = "Follow-up queued: the task runs again with this reply."
             self.owe(conversation, f"reply:{prompt}", say.say("thought", "", said, limit))
             self.poke()
             return
@@ -338,23 +341,34 @@ class Desk:
         return branch_name(plan.name, key) if plan and project and project.worktrees else None
 
     async def heartbeats(self) -> None:
-        """A thought on each running run that has said nothing for ``heartbeat``."""
-        every = self.agent.heartbeat
+        """Each tick: a running run's latest output line not said yet (once ``progress``
+        has passed since its last activity), else "still working" when it has said
+        nothing for ``heartbeat``: Plane marks a run stale after 5 quiet minutes."""
+        agent = self.agent
+        tick = max(min(agent.heartbeat / 8, agent.progress, 15.0), 0.5)
         while True:
-            await trio.sleep(min(every / 8, 15.0))
+            await trio.sleep(tick)
             now = trio.current_time()
             for conversation in list(self.book.ledger.conversations.values()):
                 if conversation.state not in ("queued", "running"):
                     continue
                 last = self.last_post.setdefault(conversation.run, now)
-                if now - last >= every - min(every / 8, 15.0):
-                    conversation.beats += 1
-                    self._save(conversation)
-                    self.owe(
-                        conversation,
-                        f"beat:{conversation.beats}",
-                        say.say("thought", "", "Still working.", self.agent.limit),
-                    )
+                line = self.unsaid.get(conversation.run)
+                if line is not None and now - last >= agent.progress:
+                    self.progress(conversation, line)
+                elif now - last >= agent.heartbeat - tick:
+                    self.progress(conversation, None)
+
+    def progress(self, conversation: Conversation, line: str | None) -> None:
+        """A progress thought: the latest output ``line``, or that the task still runs."""
+        self.unsaid.pop(conversation.run, None)
+        conversation.beats += 1
+        self._save(conversation)
+        if line is None:
+            body = say.say("thought", "", "Still working.", self.agent.limit)
+        else:
+            body = say.quoting("thought", "", "Working; its latest output:", line, 600)
+        self.owe(conversation, f"beat:{conversation.beats}", body)
 
 
 def _message(exc: Exception) -> str:

@@ -17,6 +17,7 @@ import trio
 from planrun.agents import activities as say
 from planrun.agents.ledger import Conversation, State
 from planrun.core import events as ev
+from planrun.run.inbox import post_answer
 
 if TYPE_CHECKING:
     from planrun.run.agent_desk import Desk
@@ -37,6 +38,16 @@ def said_for(desk: Desk, conversation: Conversation, event: ev.Event) -> list[Sa
     if isinstance(event, ev.Output):
         return _progress(desk, conversation, event.line)
     if isinstance(event, ev.InputRequested):
+        if conversation.pending:  # a reply came while it ran: it is the answer
+            post_answer(desk.state_dir, key, conversation.pending.pop(0))
+            text = "Answered with the reply sent while the task ran."
+            return [
+                (
+                    None,
+                    f"answered:{turn}:{len(conversation.pending)}",
+                    say.say("thought", "", text, limit),
+                )
+            ]
         digest = hashlib.sha256(event.question.encode()).hexdigest()[:12]
         lead = "The task asks (reply here to answer):"
         return [
@@ -63,27 +74,35 @@ def said_for(desk: Desk, conversation: Conversation, event: ev.Event) -> list[Sa
 
 
 def _progress(desk: Desk, conversation: Conversation, line: str) -> list[Said]:
-    now = trio.current_time()
-    last = desk.last_post.get(conversation.run)
-    if not line.strip() or (last is not None and now - last < desk.agent.progress):
+    """The line now if ``progress`` has passed since the run's last activity; else it is
+    kept (the latest only) for the desk's next tick."""
+    if not line.strip():
         return []
-    conversation.beats += 1
-    body = say.quoting("thought", "", "Working; its latest output:", line.strip(), 600)
-    return [(None, f"beat:{conversation.beats}", body)]
+    last = desk.last_post.get(conversation.run)
+    if last is not None and trio.current_time() - last < desk.agent.progress:
+        desk.unsaid[conversation.run] = line.strip()
+        return []
+    desk.progress(conversation, line.strip())
+    return []
 
 
 def _finished(
     desk: Desk, conversation: Conversation, event: ev.TaskFinished, turn: int
 ) -> list[Said]:
-    key = desk.task_of(conversation)
+    key, limit = desk.task_of(conversation), desk.agent.limit
     if event.status == "done":
         summary = say.done_summary(key, desk.branch(key), conversation.commit, turn)
+        if conversation.pending:  # replies while it ran: the next turn, at once
+            conversation.replies += conversation.pending
+            conversation.pending = []
+            desk.poke()
+            return [("queued", f"done:{turn}", say.say("response", "", summary, limit))]
         return [
-            ("done", f"done:{turn}", say.say("response", "", summary, desk.agent.limit)),
+            ("done", f"done:{turn}", say.say("response", "", summary, limit)),
             ("done", f"complete:{turn}", {"complete": summary.splitlines()[0]}),
         ]
     if conversation.stop:  # the stop request said it already
         return [("stopped", None, None)]
     lead = f"planrun's task `{key}` {event.status}:"
-    error = say.quoting("error", "", lead, event.reason, desk.agent.limit)
+    error = say.quoting("error", "", lead, event.reason, limit)
     return [("failed", f"failed:{turn}", error)]

@@ -347,6 +347,7 @@ class Server:
         status.next_poll = iso(next_poll) if next_poll is not None else None
         status.draining = self.signals > 0
         status.runs = [p.scheduler.settings.run_id for p in self.passes]
+        status.webhooks = {d.name: d.listening for d in self.desks if d.listening}
         try:
             write_status(self.options.state_dir, status)
         except OSError as error:
