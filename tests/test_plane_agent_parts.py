@@ -6,6 +6,7 @@ plane-sdk's activity types and signals still the ones planrun knows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ async def test_a_long_task_never_lets_its_run_go_stale(
         await trio.sleep(11 * 60)
         nursery.cancel_scope.cancel()
     times = [started] + [t for t, _ in desk.said]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(times)]
     assert max(gaps) <= desk.agent.heartbeat, gaps
     assert max(gaps) < STALE_AFTER
     assert times[-1] > started + 11 * 60 - desk.agent.heartbeat
