@@ -138,16 +138,9 @@ class TaskBuilder:
             if items is None:
                 return None
         elif for_each.agent is not None:
-            agents = self._plan.agents
-            if self._problems.source._node(("agents", for_each.agent)) is not None and (
-                for_each.agent not in agents
-            ):
-                return None  # written, but invalid: its own problem is reported
-            if for_each.agent not in agents:
-                hint = suggest(for_each.agent, agents) if agents else " (declare it under agents:)"
-                self._problems.fail((*where, "agent"), f"unknown agent {for_each.agent!r}{hint}")
+            items = self._agent_items(where, for_each.agent)
+            if items is None:
                 return None
-            items = self._files.agent_items(for_each.agent)
         else:
             if not self._items_are_text(where, for_each.items, for_each.matrix):
                 return None
@@ -160,6 +153,17 @@ class TaskBuilder:
                 return None
         self._items[key] = items or []
         return items
+
+    def _agent_items(self, where: tuple[str, ...], name: str) -> list[Item] | None:
+        """The mentions of agent ``name`` (serve gives them; none otherwise); None when
+        the agent is unknown (reported) or invalid (reported where it is written)."""
+        agents = self._plan.agents
+        if name in agents:
+            return self._files.agent_items(name)
+        if self._problems.source._node(("agents", name)) is None:
+            hint = suggest(name, agents) if agents else " (declare it under agents:)"
+            self._problems.fail((*where, "agent"), f"unknown agent {name!r}{hint}")
+        return None
 
     def _tracker_items(self, key: str, name: str, for_each: ForEach) -> list[Item] | None:
         """A tracker fan-out's items (read by :class:`~planrun.plan.reads.PlanFiles`);
