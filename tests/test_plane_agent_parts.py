@@ -118,7 +118,7 @@ async def test_an_activity_cut_short_by_a_crash_is_not_sent_twice(
 
 PLAN = """\
 version: 1
-settings: {{secrets: [{secrets}]}}
+settings: {{secrets: [{secrets}], env: {{inherit: [{inherit}]}}}}
 agents:
   bot:
     kind: plane
@@ -140,12 +140,14 @@ tasks:
         ({"secrets": "CID, CSECRET, HOOK"}, ":10:35: agent bot: 'HOOKPATH' is not declared"),
         ({"listen": "0.0.0.0:8787"}, ":10:53: agent bot: the webhook would listen on 0.0.0.0"),
         ({"agent": "bto"}, ":13:23: unknown agent 'bto' (did you mean 'bot'?)"),
+        ({"inherit": "PATH, CSECRET"}, "CSECRET is a credential of agent bot; agent credentials"),
     ],
 )
 def test_a_plan_with_a_wrong_agent_says_where(
     tmp_path: Path, change: dict[str, str], problem: str
 ) -> None:
     values = {"secrets": "CID, CSECRET, HOOK, HOOKPATH", "listen": "127.0.0.1:8787"}
+    values["inherit"] = "PATH"
     values |= {"task": "MENTION", "agent": "bot", **change}
     path = tmp_path / "plan.yaml"
     path.write_text(PLAN.format(**values))

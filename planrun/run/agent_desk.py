@@ -39,11 +39,14 @@ from planrun.plan.item import Item
 from planrun.plan.model import PlaneAgent
 from planrun.plan.resolved import CompiledPlan
 from planrun.run.inbox import post_answer
+from planrun.state.store import utc_now
 from planrun.trackers.http import TrackerError
 
 #: Prompts are read again from this long before the last one seen (the feed holds back
 #: its newest rows a little; ids make reading one twice harmless).
 LOOKBACK = 30.0
+#: When an agent first starts, prompts this much older than now are answered too.
+FIRST_LOOKBACK = 3600.0
 NOT_ALLOWED = "{who} is not allowed to run this agent (its allow-list in the plan); nothing runs."
 
 
@@ -131,6 +134,8 @@ class Desk:
 
     async def poll_once(self) -> None:
         ledger = self.book.ledger
+        if not ledger.since:  # the first start: mentions of the last hour are answered
+            ledger.since = _before(utc_now(), FIRST_LOOKBACK)
         try:
             rows = await trio.to_thread.run_sync(self.api.prompts_since, ledger.since)
         except (TrackerError, KeyError, TypeError, ValueError) as exc:
