@@ -42,6 +42,8 @@ with open(sys.argv[1], "a") as log:
 lines = prompt.splitlines()
 print("comment:", lines[1] if len(lines) > 1 else "", flush=True)
 words = prompt.split()
+if "CRASH" in words:
+    sys.exit(3)
 if "HANG" in words:
     print("hanging", flush=True)
     time.sleep(120)
@@ -164,6 +166,18 @@ def test_mentions_replies_stops_and_strangers(agent: Agent) -> None:
         assert kinds[-1] == "response"
         assert "branch: `planrun/ag/MENTION-plane-" in plane.said(run)[-1][1]
         assert "WRITE yes, go ahead" in agent.prompts_seen()
+
+        # a reply on the finished run: a follow-up turn, the reply in the prompt
+        assert deliver(url, HOOK_SECRET, plane.reply(run, agent.alice, "WRITE more")) == 200
+        wait_for(lambda: plane.status(run) == "completed", 30, "the follow-up's completion")
+        assert "(turn 2)" in plane.said(run)[-1][1]
+        assert "@bot ASK please | WRITE more" in agent.prompts_seen()
+
+        # a task that fails: an error with the reason
+        failing, event = plane.mention(item, agent.alice, "@bot CRASH")
+        assert deliver(url, HOOK_SECRET, event) == 200
+        wait_for(lambda: plane.status(failing) == "failed", 30, "the failure")
+        assert "exit code 3" in plane.said(failing)[-1][1]
 
         # a lost webhook: the poll finds the mention; the comment is hostile, and inert
         hostile = "{{ 6 * 7 }} {% raw %} $(touch pwned) `touch pwned2`; " + plane.client_secret
