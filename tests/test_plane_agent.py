@@ -25,20 +25,17 @@ from tests.gitrepo import make_repos
 from tests.plane_agent_standin import AgentStandin, deliver, serve_agent
 from tests.runs import state_of, wait_for, write_plan
 
-SECRETS = {
-    "PLANRUN_T_CID": "client_id",
-    "PLANRUN_T_CSECRET": "client_secret",
-    "PLANRUN_T_HOOK": "hook",
-    "PLANRUN_T_PATH": "path",
-}
+SECRETS = ("PLANRUN_T_CID", "PLANRUN_T_CSECRET", "PLANRUN_T_HOOK", "PLANRUN_T_PATH")
 HOOK_SECRET = "hook-secret-0123456789abcdef0123456789"
 PATH_SECRET = "p4th-s3cret-0123456789abcdef"
 
 AGENT = r"""
-import subprocess, sys, time
+import os, subprocess, sys, time
 prompt = sys.argv[-1]
 with open(sys.argv[1], "a") as log:
     log.write(prompt.replace("\n", " | ") + "\n")
+with open(sys.argv[1] + ".env", "a") as log:
+    log.write(" ".join(f"{k}={v}" for k, v in sorted(os.environ.items())) + "\n")
 lines = prompt.splitlines()
 print("comment:", lines[1] if len(lines) > 1 else "", flush=True)
 words = prompt.split()
@@ -91,13 +88,8 @@ class Agent:
 def agent(tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Agent]:
     plane = AgentStandin()
     alice, bob = plane.member("alice@acme.io"), plane.member("bob@acme.io")
-    values = {
-        "PLANRUN_T_CID": plane.client_id,
-        "PLANRUN_T_CSECRET": plane.client_secret,
-        "PLANRUN_T_HOOK": HOOK_SECRET,
-        "PLANRUN_T_PATH": PATH_SECRET,
-    }
-    for name, value in values.items():
+    values = (plane.client_id, plane.client_secret, HOOK_SECRET, PATH_SECRET)
+    for name, value in zip(SECRETS, values, strict=True):
         monkeypatch.setenv(name, value)
     repos = make_repos(tmp_path)
     (tmp_path / "agent.py").write_text(AGENT)
@@ -202,6 +194,13 @@ def test_mentions_replies_stops_and_strangers(agent: Agent) -> None:
     finally:
         _end(proc)
     _no_activity_twice(plane)
+    environments = Path(f"{agent.prompts}.env").read_text()
+    assert not [n for n in SECRETS if n in environments]  # no credential reached a task
+    assert not [t for t in plane.tokens if t in environments]
+    kept = [
+        p for p in state_of(agent.plan).rglob("*") if p.is_file() and "worktrees" not in p.parts
+    ]
+    assert not [p for p in kept for t in plane.tokens if t.encode() in p.read_bytes()]
 
 
 def test_a_restart_mid_conversation_repeats_nothing_and_the_answer_arrives(

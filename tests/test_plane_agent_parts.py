@@ -17,6 +17,7 @@ from planrun.agents.activities import bounded
 from planrun.agents.api import AgentApi
 from planrun.agents.ledger import Conversation, Outgoing
 from planrun.agents.outbox import ActivityOutbox, Book
+from planrun.cli import main
 from planrun.errors import PlanError
 from planrun.plan.agentmodel import PlaneAgent
 from planrun.plan.load import load_plan
@@ -175,3 +176,21 @@ def test_planrun_knows_every_activity_type_and_signal_of_the_sdk() -> None:
     cut = bounded("x" * 5000, 300)
     assert len(cut) <= 300
     assert cut.endswith(f"(cut: {5000 - cut.count('x')} more characters)")
+
+
+def test_serve_refuses_an_agent_whose_credentials_are_unset_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = {"secrets": "CID, CSECRET, HOOK, HOOKPATH", "listen": "127.0.0.1:8787"}
+    values |= {"inherit": "PATH", "task": "MENTION", "agent": "bot"}
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN.format(**values))
+    for name in ("CID", "CSECRET", "HOOK"):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    monkeypatch.delenv("HOOKPATH", raising=False)
+    assert main(["serve", str(path)]) == 2
+    assert "agent bot: HOOKPATH (webhook.path) is not set" in capsys.readouterr().err
+    monkeypatch.setenv("HOOKPATH", "short")
+    assert main(["serve", str(path)]) == 2
+    assert "shorter than 16 characters" in capsys.readouterr().err
+    assert not (tmp_path / ".planrun").exists()

@@ -98,6 +98,11 @@ class AgentApi:
             )
         return self._installation
 
+    @property
+    def known_installation(self) -> Installation | None:
+        """The installation, if it was read already (never asks Plane)."""
+        return self._installation
+
     def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.http.json("GET", path, params=params, headers=self._bearer())
 

@@ -35,6 +35,7 @@ from planrun.agents.outbox import ActivityOutbox, Book
 from planrun.agents.webhook import WebhookApp, serve_webhooks
 from planrun.core import events as ev
 from planrun.core.names import branch_name
+from planrun.errors import UsageError
 from planrun.plan.item import Item
 from planrun.plan.model import PlaneAgent
 from planrun.plan.resolved import CompiledPlan
@@ -47,6 +48,8 @@ from planrun.trackers.http import TrackerError
 LOOKBACK = 30.0
 #: When an agent first starts, prompts this much older than now are answered too.
 FIRST_LOOKBACK = 3600.0
+#: The fewest characters of the webhook's secret path.
+MIN_PATH = 16
 NOT_ALLOWED = "{who} is not allowed to run this agent (its allow-list in the plan); nothing runs."
 
 
@@ -104,9 +107,14 @@ class Desk:
             if hook is not None:
                 path = "/plane/" + self.environ.get(hook.path, "")
                 app = WebhookApp(path, self.environ.get(hook.secret, ""), self.take_event)
-                self.listening = await nursery.start(
-                    lambda task_status: serve_webhooks(app, hook.listen, task_status=task_status)
-                )
+                try:
+                    self.listening = await nursery.start(
+                        lambda task_status: serve_webhooks(
+                            app, hook.listen, task_status=task_status
+                        )
+                    )
+                except OSError as exc:  # the port is taken: polling alone still answers
+                    self._complain(f"no webhooks: cannot listen on {hook.listen}: {exc}")
 
     # ------------------------------------------------------------ prompts in
 
@@ -117,6 +125,9 @@ class Desk:
         activity, run = event.get("agent_run_activity"), event.get("agent_run") or {}
         if not isinstance(activity, dict) or activity.get("type") != "prompt":
             return "ignored"
+        known = self.api.known_installation
+        if known is not None and event.get("workspace_id") not in (None, known.workspace):
+            return "ignored"  # signed, but for another workspace
         prompt = {**activity, "agent_run": str(activity.get("agent_run") or run.get("id"))}
         return "taken" if self.take(prompt) else "duplicate"
 
@@ -325,6 +336,12 @@ class Desk:
         return found if found is not None and self.task_of(found) == key else None
 
     def event(self, event: ev.Event) -> None:
+        try:
+            self._hear(event)
+        except OSError as exc:  # the ledger cannot be written: said, never the run's end
+            self._complain(f"cannot keep what its task did: {exc}")
+
+    def _hear(self, event: ev.Event) -> None:
         conversation = self.conversation_of(event.key)
         if conversation is None or conversation.state in ("stopped", "refused"):
             return
@@ -374,6 +391,22 @@ class Desk:
         else:
             body = say.quoting("thought", "", "Working; its latest output:", line, 600)
         self.owe(conversation, f"beat:{conversation.beats}", body)
+
+
+def check_environment(plan: CompiledPlan, environ: Mapping[str, str]) -> None:
+    """UsageError (exit 2, before anything starts) naming an agent's unset credential,
+    or a webhook path too short to be unguessable."""
+    from planrun.plan.agents import credentials
+
+    for name, agent in plan.agents.items():
+        for field, variable in credentials(agent).items():
+            if not environ.get(variable):
+                raise UsageError(f"agent {name}: {variable} ({field}) is not set")
+        if agent.webhook is not None and len(environ[agent.webhook.path]) < MIN_PATH:
+            raise UsageError(
+                f"agent {name}: {agent.webhook.path} (webhook.path) is shorter than "
+                f"{MIN_PATH} characters: not unguessable"
+            )
 
 
 def _message(exc: Exception) -> str:
