@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -43,7 +42,8 @@ from plane.models import projects as pm
 from plane.models import work_items as wm
 from plane.models import workspaces as ws
 
-from tests.plane_standin import STAMP, _body, _Refused, _valid
+from tests import plane_standin
+from tests.plane_standin import STAMP, _body, _Refused, _valid, serve_with
 
 STALE_AFTER = 300.0
 ENDED = {"completed", "stopped", "failed", "stale"}
@@ -72,7 +72,7 @@ class AgentStandin:
     problems: list[str] = field(default_factory=list)
     clock: Callable[[], float] = time.time
     url: str = ""
-    lock: threading.Lock = field(default_factory=threading.RLock)
+    lock: Any = field(default_factory=threading.RLock)
 
     # ------------------------------------------------------------ what people do
 
@@ -203,20 +203,10 @@ class AgentStandin:
         return _valid(am.AgentRunActivity, activity)
 
 
-class Handler(BaseHTTPRequestHandler):
-    data: ClassVar[AgentStandin]
+class Handler(plane_standin.Handler):
+    """plane_standin's handler (its verbs, no log) with the agent's routes."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
+    data: ClassVar[AgentStandin]  # type: ignore[assignment]
 
     def _serve(self, method: str) -> None:
         split = urlsplit(self.path)
@@ -276,7 +266,7 @@ class Handler(BaseHTTPRequestHandler):
         rows = [{"id": i, "email": e} for i, e in self.data.members.items()]
         return 200, [_valid(ws.WorkspaceMember, r) for r in rows]
 
-    def project(self, project: str, *, query: dict[str, str], body: Any) -> Any:
+    def a_project(self, project: str, *, query: dict[str, str], body: Any) -> Any:
         d = self.data
         if project != d.project:
             raise _Refused(404, "Project not found")
@@ -296,7 +286,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def list_activities(self, run: str, *, query: dict[str, str], body: Any) -> Any:
         rows = [a for a in self.data.activities if a["agent_run"] == run]
-        return self._page(rows, query)
+        return self._a_page(rows, query)
 
     def create_activity(self, run: str, *, query: dict[str, str], body: Any) -> Any:
         checked = _body(am.CreateAgentRunActivity, body)
@@ -319,9 +309,9 @@ class Handler(BaseHTTPRequestHandler):
             for a in self.data.activities
             if a["type"] == query.get("type", a["type"]) and a["created_at"] >= since
         ]
-        return self._page(rows, query)
+        return self._a_page(rows, query)
 
-    def _page(self, rows: list[Any], query: dict[str, str]) -> Any:
+    def _a_page(self, rows: list[Any], query: dict[str, str]) -> Any:
         per_page = int(query.get("per_page", 100))
         page = int(query.get("cursor", f"{per_page}:0:0").split(":")[1])
         chunk = rows[page * per_page : (page + 1) * per_page]
@@ -344,7 +334,7 @@ V1, V2 = "/api/v1/workspaces/{slug}/", "/api/v2/workspaces/{slug}/"
 ROUTES: list[tuple[str, str, Any]] = [
     (r"/auth/o/app-installation/", "GET", Handler.installation),
     (rf"{V1}members/", "GET", Handler.members),
-    (rf"{V1}projects/{UUID}/", "GET", Handler.project),
+    (rf"{V1}projects/{UUID}/", "GET", Handler.a_project),
     (rf"{V1}projects/{UUID}/work-items/{UUID}/", "GET", Handler.work_item),
     (rf"{V1}runs/{UUID}/", "GET", Handler.run),
     (rf"{V1}runs/{UUID}/activities/", "GET", Handler.list_activities),
@@ -356,20 +346,8 @@ ROUTES: list[tuple[str, str, Any]] = [
 
 @contextmanager
 def serve_agent(standin: AgentStandin) -> Iterator[AgentStandin]:
-    class Bound(Handler):
-        data = standin
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Bound)
-    server.daemon_threads = True
-    standin.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_with(standin, Handler):
         yield standin
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def deliver(url: str, secret: str, event: dict[str, Any], *, forged: bool = False) -> int:

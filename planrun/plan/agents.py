@@ -9,8 +9,7 @@
 
 from __future__ import annotations
 
-import ipaddress
-
+from planrun.core.loopback import is_loopback
 from planrun.plan.credentials import keep_from_sessions
 from planrun.plan.model import PlaneAgent, PlanFile
 from planrun.plan.problems import Problems
@@ -39,7 +38,7 @@ def check_agents(problems: Problems, plan: PlanFile) -> None:
                 )
         if agent.webhook is not None and not agent.webhook.public:
             host = agent.webhook.listen.rsplit(":", 1)[0].strip("[]")
-            if not _loopback(host):
+            if not is_loopback(host):
                 problems.fail(
                     ("agents", name, "webhook", "listen"),
                     f"agent {name}: the webhook would listen on {host}, not loopback; put it "
@@ -58,12 +57,3 @@ def check_agents(problems: Problems, plan: PlanFile) -> None:
         lambda name: f"a credential of agent {name}",
         "agent credentials are",
     )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
