@@ -286,7 +286,7 @@ class Handler(plane_standin.Handler):
 
     def list_activities(self, run: str, *, query: dict[str, str], body: Any) -> Any:
         rows = [a for a in self.data.activities if a["agent_run"] == run]
-        return self._a_page(rows, query)
+        return self._page(rows, query, am.PaginatedAgentRunActivityResponse)
 
     def create_activity(self, run: str, *, query: dict[str, str], body: Any) -> Any:
         checked = _body(am.CreateAgentRunActivity, body)
@@ -309,24 +309,7 @@ class Handler(plane_standin.Handler):
             for a in self.data.activities
             if a["type"] == query.get("type", a["type"]) and a["created_at"] >= since
         ]
-        return self._a_page(rows, query)
-
-    def _a_page(self, rows: list[Any], query: dict[str, str]) -> Any:
-        per_page = int(query.get("per_page", 100))
-        page = int(query.get("cursor", f"{per_page}:0:0").split(":")[1])
-        chunk = rows[page * per_page : (page + 1) * per_page]
-        more = (page + 1) * per_page < len(rows)
-        answer = {
-            "results": chunk,
-            "next_cursor": f"{per_page}:{page + 1}:0",
-            "prev_cursor": f"{per_page}:{max(page - 1, 0)}:0",
-            "next_page_results": more,
-            "prev_page_results": page > 0,
-            "count": len(chunk),
-            "total_pages": max(1, -(-len(rows) // per_page)),
-            "total_results": len(rows),
-        }
-        return 200, _valid(am.PaginatedAgentRunActivityResponse, answer)
+        return self._page(rows, query, am.PaginatedAgentRunActivityResponse)
 
 
 UUID = r"([0-9a-f-]{36})"

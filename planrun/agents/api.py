@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from planrun.trackers.http import Http, TrackerError
+from planrun.trackers.http import Http, TrackerError, cursor_pages
 
 #: A bot token is taken again this long before it expires (seconds).
 REFRESH_AHEAD = 3600.0
@@ -115,15 +115,8 @@ class AgentApi:
     # ------------------------------------------------------------ reading
 
     def pages(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        query: dict[str, Any] = {"per_page": PER_PAGE, **params}
-        while True:
-            body = self._get(path, query)
-            if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-                raise TrackerError(f"agent {self.name}: GET {path} is not a page of results")
-            yield from body["results"]
-            if not body.get("next_page_results") or not body.get("next_cursor"):
-                return
-            query = {**query, "cursor": body["next_cursor"]}
+        query = {"per_page": PER_PAGE, **params}
+        yield from cursor_pages(self._get, path, query, f"agent {self.name}")
 
     def prompts_since(self, since: str) -> list[dict[str, Any]]:
         """The workspace's prompt activities created at or after ``since`` (ISO 8601),

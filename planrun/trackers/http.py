@@ -126,6 +126,22 @@ class Http:
                 )
 
 
+def cursor_pages(
+    get: Callable[[str, Mapping[str, Any]], Any], path: str, params: Mapping[str, Any], who: str
+) -> Iterator[Any]:
+    """Every row of one of Plane's cursor-paginated lists (``results``, ``next_cursor``,
+    ``next_page_results``), each page asked with ``get(path, query)``."""
+    query = dict(params)
+    while True:
+        body = get(path, query)
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise TrackerError(f"{who}: GET {path} is not a page of results")
+        yield from body["results"]
+        if not body.get("next_page_results") or not body.get("next_cursor"):
+            return
+        query = {**query, "cursor": body["next_cursor"]}
+
+
 def _failure(name: str, method: str, path: str, response: httpx.Response) -> TrackerError:
     status = response.status_code
     what = f"tracker {name}: {method} /{path.lstrip('/')} answered {status}"
