@@ -31,7 +31,7 @@ import trio
 from planrun.agents import activities as say
 from planrun.agents.api import AgentApi
 from planrun.agents.ledger import ACTIVE, Conversation, Outgoing, ledger_path
-from planrun.agents.outbox import ActivityOutbox, Book
+from planrun.agents.outbox import REFUSED, ActivityOutbox, Book
 from planrun.agents.webhook import WebhookApp, serve_webhooks
 from planrun.core import events as ev
 from planrun.core.names import branch_name
@@ -169,8 +169,10 @@ class Desk:
                 try:
                     await self._act(ledger.inbox[0])
                 except (TrackerError, KeyError, TypeError, ValueError) as exc:
-                    self._complain(f"a prompt waits: {_message(exc)}")
-                    break
+                    if not (isinstance(exc, TrackerError) and exc.status in REFUSED):
+                        self._complain(f"a prompt waits: {_message(exc)}")
+                        break
+                    self._complain(f"a prompt dropped: {_message(exc)}")  # its run is gone
                 ledger.inbox.pop(0)
                 self.book.save()
             self._wake = trio.Event()
