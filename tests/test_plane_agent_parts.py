@@ -89,6 +89,8 @@ def test_bot_tokens_are_taken_again_before_they_expire(standin: AgentStandin) ->
         now[0] += 2
         api.email_of("nobody else")
         assert len(plane.tokens) == 2 + taken
+        both = f"{plane.tokens[-2]} and {plane.tokens[-1]}"
+        assert api.mask(both) == "*** and ***"  # never in what planrun says
     finally:
         api.close()
 

@@ -61,6 +61,7 @@ class AgentApi:
         headers = {"User-Agent": "planrun", "Accept": "application/json"}
         self.http = Http(f"agent {name}", url, headers, transport=transport)
         self._token: tuple[str, float] | None = None  # the token, when to take another
+        self._given: list[str] = []  # the latest tokens, masked in what planrun says
         self._installation: Installation | None = None
         self._emails: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -76,12 +77,19 @@ class AgentApi:
                 self._token = self._take_token()
             return {"Authorization": f"Bearer {self._token[0]}"}
 
+    def mask(self, text: str) -> str:
+        """``text`` without any bot token this object was given (for what planrun says)."""
+        for token in self._given:
+            text = text.replace(token, "***")
+        return text
+
     def _take_token(self) -> tuple[str, float]:
         form = {"grant_type": "client_credentials", "app_installation_id": self._installation_id}
         answer = self.http.json("POST", "auth/o/token/", data=form, headers=_basic(*self._client))
         token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise TrackerError(f"agent {self.name}: the token answer has no access_token")
+        self._given = [*self._given[-3:], token]
         lasts = float(answer.get("expires_in") or 86400)
         return token, self._clock() + max(lasts - REFRESH_AHEAD, lasts / 2)
 

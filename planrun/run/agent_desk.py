@@ -72,7 +72,7 @@ class Desk:
         self.agent = agent
         self.state_dir = state_dir
         self.environ = environ
-        self.redact = redact
+        self._redact = redact
         self.poke = poke
         self.cancel = cancel
         self.book = Book(ledger_path(state_dir, name))
@@ -325,6 +325,10 @@ class Desk:
     def _save(self, conversation: Conversation) -> None:
         self.book.ledger.conversations[conversation.run] = conversation
         self.book.save()
+
+    def redact(self, text: str) -> str:
+        """``text`` without the plan's secrets nor the agent's bot tokens."""
+        return self._redact(self.api.mask(text))
 
     def _complain(self, what: str) -> None:
         print(f"planrun: agent {self.name}: {self.redact(what)}", file=sys.stderr)
