@@ -75,6 +75,8 @@ class Agent:
 
         wait_for(bound, 20, "the webhook server")
         [address] = json.loads(status.read_text())["webhooks"]["bot"]
+        shown = runs.planrun("status", str(self.plan), cwd=self.plan.parent).stdout
+        assert f"agent bot: webhooks on {address}\n" in shown  # never the path
         return f"{address}/plane/{PATH_SECRET}"
 
     def said(self, run: str) -> list[str]:
