@@ -36,29 +36,25 @@ def bounded(text: str, limit: int) -> str:
     return text[:room] + CUT.format(n=len(text) - room)
 
 
-def say(kind: str, ident: str, text: str, limit: int) -> dict[str, Any]:
-    """A text activity (thought, response, elicitation, error) of at most ``limit``."""
-    return {
-        "type": kind,
-        "content": {"type": kind, "body": bounded(text, limit)},
-        "content_metadata": {"planrun": {"id": ident}},
-    }
+def say(kind: str, text: str, limit: int) -> dict[str, Any]:
+    """A text activity (thought, response, elicitation, error) of at most ``limit``; its
+    id (``content_metadata``) is the desk's to add."""
+    return {"type": kind, "content": {"type": kind, "body": bounded(text, limit)}}
 
 
-def quoting(kind: str, ident: str, lead: str, quoted: str, limit: int) -> dict[str, Any]:
+def quoting(kind: str, lead: str, quoted: str, limit: int) -> dict[str, Any]:
     """A text activity: ``lead`` (planrun's words), then ``quoted`` (untrusted text) in a
     code fence, cut so that the whole stays within ``limit``."""
     room = max(limit - len(lead) - 40, 100)
     body = f"{lead}\n\n{fenced(bounded(quoted, room))}" if quoted else lead
-    return say(kind, ident, body, limit)
+    return say(kind, body, limit)
 
 
-def act(ident: str, action: str, parameters: dict[str, str]) -> dict[str, Any]:
+def act(action: str, parameters: dict[str, str]) -> dict[str, Any]:
     """An action activity; Plane takes only text parameter values."""
     return {
         "type": "action",
         "content": {"type": "action", "action": action, "parameters": dict(parameters)},
-        "content_metadata": {"planrun": {"id": ident}},
     }
 
 

@@ -213,7 +213,7 @@ class Desk:
             self.owe(
                 conversation,
                 "refused",
-                say.say("error", "", NOT_ALLOWED.format(who=f"User {actor}"), self.agent.limit),
+                say.say("error", NOT_ALLOWED.format(who=f"User {actor}"), self.agent.limit),
             )
             return
         details = await trio.to_thread.run_sync(self._details, run)
@@ -227,7 +227,6 @@ class Desk:
             f"queued:{prompt}",
             say.say(
                 "thought",
-                "",
                 f"planrun queued this as `{self.task_of(conversation)}`.",
                 self.agent.limit,
             ),
@@ -266,7 +265,6 @@ class Desk:
             f"stopped:{len(conversation.replies)}",
             say.say(
                 "response",
-                "",
                 "Stopped: planrun cancelled the task; its worktree and branch are kept.",
                 self.agent.limit,
             ),
@@ -281,14 +279,14 @@ class Desk:
             self.owe(
                 conversation,
                 f"answer:{prompt}",
-                say.say("thought", "", "Answer passed on to the task.", limit),
+                say.say("thought", "Answer passed on to the task.", limit),
             )
             return
         if conversation.state in ACTIVE:  # the task's next question, or its next turn
             conversation.pending.append(text)
             self._save(conversation)
             said = "Noted: this answers the task's next question, or else is its next turn."
-            self.owe(conversation, f"reply:{prompt}", say.say("thought", "", said, limit))
+            self.owe(conversation, f"reply:{prompt}", say.say("thought", said, limit))
             return
         if self.agent.follow_ups:
             conversation.replies.append(text)
@@ -296,15 +294,13 @@ class Desk:
             conversation.stop = False
             self._save(conversation)
             said = "Follow-up queued: the task runs again with this reply."
-            self.owe(conversation, f"reply:{prompt}", say.say("thought", "", said, limit))
+            self.owe(conversation, f"reply:{prompt}", say.say("thought", said, limit))
             self.poke()
             return
         self.owe(
             conversation,
             f"reply:{prompt}",
-            say.say(
-                "response", "", "This run is finished (follow-ups are off for this agent).", limit
-            ),
+            say.say("response", "This run is finished (follow-ups are off for this agent).", limit),
         )
 
     # ------------------------------------------------------------ activities out
@@ -393,9 +389,9 @@ class Desk:
         conversation.beats += 1
         self._save(conversation)
         if line is None:
-            body = say.say("thought", "", "Still working.", self.agent.limit)
+            body = say.say("thought", "Still working.", self.agent.limit)
         else:
-            body = say.quoting("thought", "", "Working; its latest output:", line, 600)
+            body = say.quoting("thought", "Working; its latest output:", line, 600)
         self.owe(conversation, f"beat:{conversation.beats}", body)
 
 

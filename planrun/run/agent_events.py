@@ -34,7 +34,7 @@ def said_for(desk: Desk, conversation: Conversation, event: ev.Event) -> list[Sa
         branch = desk.branch(key)
         if branch:
             parameters["branch"] = branch
-        return [("running", f"attempt:{turn}:{event.attempt}", say.act("", "attempt", parameters))]
+        return [("running", f"attempt:{turn}:{event.attempt}", say.act("attempt", parameters))]
     if isinstance(event, ev.Output):
         return _progress(desk, conversation, event.line)
     if isinstance(event, ev.InputRequested):
@@ -45,7 +45,7 @@ def said_for(desk: Desk, conversation: Conversation, event: ev.Event) -> list[Sa
                 (
                     None,
                     f"answered:{turn}:{len(conversation.pending)}",
-                    say.say("thought", "", text, limit),
+                    say.say("thought", text, limit),
                 )
             ]
         digest = hashlib.sha256(event.question.encode()).hexdigest()[:12]
@@ -54,20 +54,20 @@ def said_for(desk: Desk, conversation: Conversation, event: ev.Event) -> list[Sa
             (
                 "awaiting",
                 f"ask:{turn}:{digest}",
-                say.quoting("elicitation", "", lead, event.question.strip(), limit),
+                say.quoting("elicitation", lead, event.question.strip(), limit),
             )
         ]
     if isinstance(event, ev.AnswerSent):
         return [("running", None, None)]
     if isinstance(event, ev.RetryScheduled):
         text = f"Attempt {event.attempt} {event.outcome}; retrying in {event.delay_s:.0f} s."
-        return [(None, f"retry:{turn}:{event.attempt}", say.say("thought", "", text, limit))]
+        return [(None, f"retry:{turn}:{event.attempt}", say.say("thought", text, limit))]
     if isinstance(event, ev.Landed):
         conversation.commit = event.commit
         return [(None, None, None)]
     if isinstance(event, ev.TaskPaused) and event.status == "in_review":
         text = f"Done, waiting for review: `planrun approve PLAN {key}` lands it."
-        return [(None, f"review:{turn}", say.say("thought", "", text, limit))]
+        return [(None, f"review:{turn}", say.say("thought", text, limit))]
     if isinstance(event, ev.TaskFinished):
         return _finished(desk, conversation, event, turn)
     return []
@@ -96,13 +96,13 @@ def _finished(
             conversation.replies += conversation.pending
             conversation.pending = []
             desk.poke()
-            return [("queued", f"done:{turn}", say.say("response", "", summary, limit))]
+            return [("queued", f"done:{turn}", say.say("response", summary, limit))]
         return [
-            ("done", f"done:{turn}", say.say("response", "", summary, limit)),
+            ("done", f"done:{turn}", say.say("response", summary, limit)),
             ("done", f"complete:{turn}", {"complete": summary.splitlines()[0]}),
         ]
     if conversation.stop:  # the stop request said it already
         return [("stopped", None, None)]
     lead = f"planrun's task `{key}` {event.status}:"
-    error = say.quoting("error", "", lead, event.reason, limit)
+    error = say.quoting("error", lead, event.reason, limit)
     return [("failed", f"failed:{turn}", error)]
