@@ -20,6 +20,7 @@ keeps a running task's run from going stale.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -404,6 +405,8 @@ def check_environment(plan: CompiledPlan, environ: Mapping[str, str]) -> None:
         for field, variable in credentials(agent).items():
             if not environ.get(variable):
                 raise UsageError(f"agent {name}: {variable} ({field}) is not set")
+        if agent.webhook is not None and importlib.util.find_spec("hypercorn") is None:
+            raise UsageError(f"agent {name}: webhooks need hypercorn: pip install 'planrun[plane]'")
         if agent.webhook is not None and len(environ[agent.webhook.path]) < MIN_PATH:
             raise UsageError(
                 f"agent {name}: {agent.webhook.path} (webhook.path) is shorter than "
