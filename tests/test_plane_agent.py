@@ -193,6 +193,9 @@ def test_mentions_replies_stops_and_strangers(agent: Agent) -> None:
         assert plane.said(stranger) == [("error", plane.said(stranger)[0][1])]
         assert "not allowed" in plane.said(stranger)[0][1]
         assert agent.prompts_seen().count("HANG") == 1
+        stopped = f"MENTION-plane-{hang.replace('-', '')[:8]}-"
+        worktrees = (state_of(agent.plan) / "worktrees").iterdir()
+        assert [p for p in worktrees if p.name.startswith(stopped)]  # its worktree is kept
     finally:
         _end(proc)
     _no_activity_twice(plane)
