@@ -223,6 +223,8 @@ def test_a_restart_mid_conversation_repeats_nothing_and_the_answer_arrives(
     proc = agent.start()
     try:
         wait_for(lambda: plane.status(run) == "completed", 40, "the completion")
+        proc.send_signal(signal.SIGTERM)  # drains: the agent ends with serve
+        assert proc.wait(timeout=30) == 0
     finally:
         _end(proc)
     assert "WRITE after the restart" in agent.prompts_seen()

@@ -62,6 +62,7 @@ class ActivityOutbox(DeliveryLoop[Due]):
         self.backoff = backoff
         self.on_sent = on_sent
         self.pending: dict[str, Due] = {}
+        self._drained = trio.Event()  # set when nothing is owed any more
         self._wake = trio.Event()
         self._stopping = False
         self.refresh()
@@ -71,6 +72,12 @@ class ActivityOutbox(DeliveryLoop[Due]):
         for outgoing in self.book.ledger.outbox:
             self.pending.setdefault(outgoing.run, Due())
         self._wake.set()
+
+    async def drained(self) -> None:
+        """Return once nothing is owed (every activity sent or dropped)."""
+        while self.book.ledger.outbox:
+            self._drained = trio.Event()
+            await self._drained.wait()
 
     async def _round(self, *, final: bool) -> None:
         for run, due in list(self.pending.items()):
@@ -84,6 +91,8 @@ class ActivityOutbox(DeliveryLoop[Due]):
             queued = next((o for o in self.book.ledger.outbox if o.run == run), None)
             if queued is None:
                 self.pending.pop(run, None)
+                if not self.book.ledger.outbox:
+                    self._drained.set()
                 return
             again = queued.tried
             if not again:

@@ -154,6 +154,9 @@ class Server:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await self._loop(nursery)
+                with trio.move_on_after(FLUSH_TIME if self.signals < 2 else 0):
+                    for desk in self.desks:  # what the last tasks said, while serve lives
+                        await desk.outbox.drained()
                 outer.cancel_scope.cancel()
 
     async def _loop(self, nursery: trio.Nursery) -> None:
