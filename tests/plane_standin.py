@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from plane.models import projects as pm
@@ -27,6 +27,7 @@ from plane.models import work_items as wm
 from pydantic import BaseModel, ValidationError
 
 STAMP = "2026-12-06T10:00:00Z"
+S = TypeVar("S")
 GROUPS = [
     ("Backlog", "backlog"),
     ("Todo", "unstarted"),
@@ -289,13 +290,22 @@ ROUTES: list[tuple[str, str, Any]] = [
 
 @contextmanager
 def serve_plane(standin: PlaneStandin) -> Iterator[PlaneStandin]:
-    class Bound(Handler):
+    with serve_with(standin, Handler):
+        yield standin
+
+
+@contextmanager
+def serve_with(standin: S, handler: type[BaseHTTPRequestHandler]) -> Iterator[S]:
+    """Serve ``standin`` with ``handler`` (its ``data``) on 127.0.0.1, a port of its own;
+    ``standin.url`` says where."""
+
+    class Bound(handler):  # type: ignore[valid-type,misc]
         data = standin
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Bound)
     server.daemon_threads = True
     standin.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield standin

@@ -67,6 +67,16 @@ FORBIDDEN = {
         "planrun.ui",
         "planrun.cli",
     ),
+    # a Plane agent's protocol: the run (serve's desk) drives it, never the other way
+    "agents": (
+        "planrun.run",
+        "planrun.changes",
+        "planrun.sessions",
+        "planrun.workspace",
+        "planrun.commands",
+        "planrun.ui",
+        "planrun.cli",
+    ),
     "trackers": (
         "planrun.run",
         "planrun.changes",

@@ -16,7 +16,6 @@ rebinding.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable
@@ -30,6 +29,7 @@ from planrun.board.logtail import Tail
 from planrun.board.render import CSP, STATIC, Renderer
 from planrun.board.snapshot import TaskPage
 from planrun.board.source import POLL_S, BoardSource
+from planrun.core.loopback import is_loopback
 from planrun.state.store import AttemptRow
 
 #: Headers on every response.
@@ -204,9 +204,4 @@ def names_loopback(host_header: str) -> bool:
         name = name[1 : name.find("]")] if "]" in name else ""
     else:
         name = name.rsplit(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(name)

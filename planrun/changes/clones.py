@@ -21,10 +21,14 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from planrun.changes.gitcall import GitFailed, run_git, url_auth_env
 from planrun.core.graph import TaskGraph
 from planrun.plan.resolved import CompiledPlan, RepoSpec
+
+if TYPE_CHECKING:
+    from planrun.plan.reads import Mentions
 
 IGNORE_FILE = ".batchignore"
 #: Repositories cloned or fetched at once.
@@ -136,10 +140,11 @@ def without(plan: CompiledPlan, projects: set[str], dropped: set[str]) -> Compil
     return replace(plan, tasks=tasks, graph=TaskGraph.build(tasks, edges), projects=kept)
 
 
-def load_prepared(path: str | Path) -> CompiledPlan:
-    """The plan at ``path`` with its repositories cloned or fetched, without those left
-    out (``planrun serve``'s every poll; ``plan`` and ``apply`` also say which)."""
+def load_prepared(path: str | Path, mentions: Mentions | None = None) -> CompiledPlan:
+    """The plan at ``path`` (with the agents' ``mentions`` as their items) with its
+    repositories cloned or fetched, without those left out (``planrun serve``'s every
+    poll; ``plan`` and ``apply`` also say which)."""
     from planrun.plan.load import load_plan
 
-    plan = load_plan(path)
+    plan = load_plan(path, mentions=mentions)
     return prepare_repositories(plan).plan if plan.repositories else plan

@@ -14,7 +14,6 @@ them, are masked in everything the board sends (logs were already masked when wr
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import signal
 import sys
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import trio
 
+from planrun.core.loopback import is_loopback
 from planrun.errors import UsageError
 
 if TYPE_CHECKING:
@@ -77,15 +77,6 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise UsageError(f"--listen {text}: expected HOST:PORT, e.g. 127.0.0.1:8642 (port 0: any)")
     host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
     return host, int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _serve(

@@ -29,6 +29,16 @@ def run_serve(args: argparse.Namespace, out: TextIO) -> int:
         print(f"planrun: serve of {located.plan_name}: {what}", file=sys.stderr)
         return 0
     plan = load_plan(Path(args.plan))
+    if plan.agents and not args.once:  # before anything starts: exit 2 if one is unset
+        import os
+
+        try:
+            from planrun.run.agent_desk import check_environment
+        except ImportError as exc:  # httpx, hypercorn: the extra
+            raise UsageError(
+                f"a Plane agent needs planrun's plane extra: pip install 'planrun[plane]' ({exc})"
+            ) from None
+        check_environment(plan, os.environ)
     state_dir = state_dir_for(plan, args.state_dir)
     from planrun.run.serve import ServeOptions, serve_plan
 

@@ -207,6 +207,8 @@ def serve_lines(served: dict[str, Any] | None) -> list[str]:
         lines.append(f"last poll failed: {served['last_problem']}")
     runs = served.get("runs") or []
     lines.append(f"open runs: {', '.join(runs) if runs else 'none'}")
+    for agent, addresses in sorted((served.get("webhooks") or {}).items()):
+        lines.append(f"agent {agent}: webhooks on {', '.join(addresses)}")
     return lines
 
 

@@ -22,12 +22,13 @@ from pathlib import Path
 
 from planrun.core.names import state_folder
 from planrun.errors import Location, PlanError
+from planrun.plan.agents import check_agents
 from planrun.plan.changesets import check_tokens, publish_policy
 from planrun.plan.checks import TemplateChecks, check_state_dir
 from planrun.plan.link import check_parents, link, task_graph
 from planrun.plan.model import PlanFile, Provider, Settings
 from planrun.plan.problems import Problems
-from planrun.plan.reads import DiskFiles
+from planrun.plan.reads import DiskFiles, Mentions
 from planrun.plan.repositories import plan_repositories
 from planrun.plan.resolve import resolve
 from planrun.plan.resolved import (
@@ -52,20 +53,26 @@ RUN_HOOKS = (
 )
 
 
-def compile_plan(source: Source, plan: PlanFile, path: Path) -> CompiledPlan:
+def compile_plan(
+    source: Source, plan: PlanFile, path: Path, mentions: Mentions | None = None
+) -> CompiledPlan:
     """Resolve, expand and link a validated plan; PlanError with every problem found.
 
-    ``path`` anchors relative paths (globs, ``lines``, ``prompt_file``, project folders).
+    ``path`` anchors relative paths (globs, ``lines``, ``prompt_file``, project folders);
+    ``mentions`` are the items of each agent (``for_each: {agent: NAME}``), which only
+    ``planrun serve`` knows (none otherwise).
     """
     problems = Problems(source)
-    compiled = _compile(problems, plan, path)
+    compiled = _compile(problems, plan, path, mentions or {})
     if problems:
         raise PlanError(problems.found)
     assert compiled is not None
     return compiled
 
 
-def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan | None:
+def _compile(
+    problems: Problems, plan: PlanFile, written: Path, mentions: Mentions
+) -> CompiledPlan | None:
     """The steps of compiling; None when a problem was found."""
     resolved = resolve(problems, plan, written)
     name, directory = resolved.name, resolved.directory
@@ -73,9 +80,10 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
     checks = TemplateChecks(problems, name, resolved.path)
     parents = check_parents(problems, plan.tasks)
     check_trackers(problems, plan)
+    check_agents(problems, plan)
     check_tokens(problems, plan)
     state = directory / state_folder(name, plan.settings.state_dir)
-    files = DiskFiles(directory, state)
+    files = DiskFiles(directory, state, mentions)
     plan_repositories(problems, plan, resolved, files, state)
     tasks = TaskBuilder(problems, plan, resolved, parents, checks, files).build()
     hooks = {
@@ -99,6 +107,12 @@ def _compile(problems: Problems, plan: PlanFile, written: Path) -> CompiledPlan 
         graph=graph,
         secrets=tuple(plan.settings.secrets),
         trackers=dict(plan.trackers),
+        agents=dict(plan.agents),
+        agent_tasks={
+            t.for_each.agent: k
+            for k, t in plan.tasks.items()
+            if t.for_each is not None and t.for_each.agent is not None
+        },
         publishing=publish_policy(plan),
         repositories=resolved.repositories,
     )

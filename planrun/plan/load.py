@@ -19,6 +19,7 @@ from planrun.plan.resolved import CompiledPlan
 
 if TYPE_CHECKING:
     from planrun.plan.model import PlanFile
+    from planrun.plan.reads import Mentions
     from planrun.plan.source import Source
 
 #: The largest plan file read (planrun.plan.source refuses bigger texts too).
@@ -84,18 +85,22 @@ def validate_source(source: Source) -> Salvaged:
     return salvage(source)
 
 
-def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan:
+def load_plan(
+    path: str | Path, text: str | bytes | None = None, *, mentions: Mentions | None = None
+) -> CompiledPlan:
     """Read, validate and compile the plan at ``path``; raise PlanError listing every problem.
 
     One pass finds them all: what the schema refuses is reported and cut away, and the
     rest is compiled, so that graph, provider and template problems are reported with
     the schema's. ``text`` stands in for the file's content when given (the path then only
-    names it and anchors relative paths). Nothing but PlanError escapes for any input.
+    names it and anchors relative paths). ``mentions`` are the agents' items, which
+    ``planrun serve`` gives (a plan compiled with them is never cached). Nothing but
+    PlanError escapes for any input.
     """
     path = Path(path)
-    if text is not None:
+    if text is not None or mentions is not None:
         with _no_cyclic_gc():
-            return _load(path, text)
+            return _load(path, read_plan_text(path) if text is None else text, mentions)
     raw = read_plan_text(path)
     with _no_cyclic_gc():
         cached = cache.fetch(path, raw)
@@ -108,7 +113,7 @@ def load_plan(path: str | Path, text: str | bytes | None = None) -> CompiledPlan
         return compiled
 
 
-def _load(path: Path, raw: str | bytes) -> CompiledPlan:
+def _load(path: Path, raw: str | bytes, mentions: Mentions | None = None) -> CompiledPlan:
     """Parse, validate and compile ``raw`` (see :func:`load_plan`)."""
     from planrun.plan.compile import compile_plan
 
@@ -118,7 +123,7 @@ def _load(path: Path, raw: str | bytes) -> CompiledPlan:
     if salvaged.model is None:
         raise PlanError(found)
     try:
-        compiled = compile_plan(salvaged.source, salvaged.model, path)
+        compiled = compile_plan(salvaged.source, salvaged.model, path, mentions)
     except PlanError as error:
         raise PlanError([*found, *error.diagnostics]) from None
     if found:

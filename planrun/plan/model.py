@@ -24,6 +24,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from planrun.plan.agentmodel import AgentWebhook as AgentWebhook
+from planrun.plan.agentmodel import PlaneAgent as PlaneAgent
 from planrun.plan.changesetmodel import Changeset as Changeset
 from planrun.plan.changesetmodel import Changesets as Changesets
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS
@@ -270,7 +272,7 @@ class Project(Model):
 
 class ForEach(Model):
     """Fan a task out into one task `KEY[id]` per item; exactly one source: items, glob,
-    matrix, lines, tracker or same_as. Templates see the item as `item`; `item.index` is
+    matrix, lines, tracker, agent or same_as. Templates see the item as `item`; `item.index` is
     its 0-based position."""
 
     items: list[Any] | None = None
@@ -291,6 +293,12 @@ class ForEach(Model):
     `item.body`, `item.url`, `item.labels`, `item.author`. Their text is untrusted data."""
     select: TrackerSelect | None = None
     """Which of the tracker's items (with `tracker` only; default: every open item)."""
+    agent: Key | None = None
+    """The mentions of an agent named in `agents` (docs/plane-agent.md), one item per
+    agent run, under `planrun serve` only: `item.id` (`plane-` and the run id's first 8
+    characters), `item.key` (`ENG-12`), `item.title`, `item.body` (the work item),
+    `item.comment` (the mention), `item.replies` (later replies), `item.author`,
+    `item.url`. Their text is untrusted data."""
     same_as: Key | None = None
     """The items of another fanned-out task, each item waiting only for the item with the
     same id (same `item` fields)."""
@@ -303,14 +311,14 @@ class ForEach(Model):
     def _one_source(self) -> Self:
         sources = [
             name
-            for name in ("items", "glob", "matrix", "lines", "tracker", "same_as")
+            for name in ("items", "glob", "matrix", "lines", "tracker", "agent", "same_as")
             if getattr(self, name) is not None
         ]
         if len(sources) != 1:
             given = " and ".join(sources) if sources else "none of them"
             raise ValueError(
-                "give exactly one source of items: items, glob, matrix, lines, tracker or "
-                f"same_as (this one has {given})"
+                "give exactly one source of items: items, glob, matrix, lines, tracker, "
+                f"agent or same_as (this one has {given})"
             )
         if self.select is not None and self.tracker is None:
             raise ValueError("select chooses a tracker's items: it needs tracker")
@@ -319,6 +327,8 @@ class ForEach(Model):
                 "batch cannot be combined with tracker (each item is one task, whose status "
                 "goes back to that item)"
             )
+        if self.agent is not None and self.batch is not None:
+            raise ValueError("batch cannot be combined with agent (each mention is one task)")
         if self.same_as is not None and self.batch is not None:
             raise ValueError(
                 "batch cannot be combined with same_as (the items are those of the same_as task)"
@@ -427,6 +437,9 @@ class PlanFile(Model):
     trackers: dict[Key, Tracker] = Field(default_factory=dict)
     """Issue trackers, by name, whose items tasks fan out over (`for_each: {tracker: NAME}`)
     and, when asked, get their task's status back (docs/trackers.md)."""
+    agents: dict[Key, PlaneAgent] = Field(default_factory=dict)
+    """Plane agents, by name, whose @mentions become tasks under `planrun serve` (a task with
+    `for_each: {agent: NAME}`; docs/plane-agent.md)."""
     changesets: Changesets = Field(default_factory=Changesets)
     """How the projects' changesets are published (rate) and which of their outcomes fail
     the run (docs/batch-changes.md)."""

@@ -8,6 +8,7 @@ plan with ``for_each: {tracker: ...}`` depends on more than its files).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +17,9 @@ from planrun.plan import probes
 from planrun.plan.expand import ItemError, items_for
 from planrun.plan.item import Item
 from planrun.plan.model import ForEach, Repositories, Tracker, TrackerSelect
+
+#: The items of each agent's fan-out (``for_each: {agent: NAME}``), by agent name.
+Mentions = Mapping[str, list[Item]]
 
 
 class ReadError(Exception):
@@ -49,13 +53,18 @@ class PlanFiles(Protocol):
         read."""
         ...
 
+    def agent_items(self, name: str) -> list[Item]:
+        """The mentions of agent ``name`` that ``planrun serve`` handles (none otherwise)."""
+        ...
+
 
 class DiskFiles:
     """The files under the plan's folder ``directory``; a glob never lists ``state``."""
 
-    def __init__(self, directory: Path, state: Path) -> None:
+    def __init__(self, directory: Path, state: Path, mentions: Mentions | None = None) -> None:
         self.directory = directory
         self.state = state
+        self.mentions = mentions or {}
         self._tracked: dict[tuple[str, str], list[Item]] = {}  # one read per selection
         self._queried: dict[str, list[tuple[str, str, str | None]]] = {}
 
@@ -110,6 +119,11 @@ class DiskFiles:
                 ) from None
             self._queried[read] = fetch_repositories(project, spec)
         return self._queried[read]
+
+    def agent_items(self, name: str) -> list[Item]:
+        # serve's to give: what it knows changes between two compiles
+        probes.not_cacheable("it fans out over an agent's mentions")
+        return list(self.mentions.get(name, ()))
 
 
 def _nul_in_file(name: str, text: str, index: int) -> str:

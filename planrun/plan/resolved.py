@@ -20,7 +20,7 @@ from planrun.errors import Location
 
 if TYPE_CHECKING:
     from planrun.core.graph import TaskGraph
-    from planrun.plan.model import ShellCommand, Tracker
+    from planrun.plan.model import PlaneAgent, ShellCommand, Tracker
 
 Kind = Literal["work", "group"]
 
@@ -292,6 +292,11 @@ class CompiledPlan:
     #: the plan's trackers as declared (pydantic models: a plan that reads one is never
     #: cached, see planrun.plan.probes.not_cacheable)
     trackers: dict[str, Tracker] = field(default_factory=dict)
+    #: the plan's agents as declared (pydantic models; a plan with an agent's fan-out is
+    #: never cached either)
+    agents: dict[str, PlaneAgent] = field(default_factory=dict)
+    #: agent name → the key of the task that fans out over its mentions
+    agent_tasks: dict[str, str] = field(default_factory=dict)
     publishing: PublishPolicy = field(default_factory=PublishPolicy)
     #: each ``repositories:`` project's repositories, in order (planrun.plan.repositories)
     repositories: dict[str, tuple[RepoSpec, ...]] = field(default_factory=dict)

@@ -167,6 +167,10 @@ class TaskBuilder:
             items = self._tracker_items(key, for_each.tracker, for_each)
             if items is None:
                 return None
+        elif for_each.agent is not None:
+            items = self._agent_items(where, for_each.agent)
+            if items is None:
+                return None
         else:
             if not self._items_are_text(where, for_each.items, for_each.matrix):
                 return None
@@ -179,6 +183,17 @@ class TaskBuilder:
                 return None
         self._items[key] = items or []
         return items
+
+    def _agent_items(self, where: tuple[str, ...], name: str) -> list[Item] | None:
+        """The mentions of agent ``name`` (serve gives them; none otherwise); None when
+        the agent is unknown (reported) or invalid (reported where it is written)."""
+        agents = self._plan.agents
+        if name in agents:
+            return self._files.agent_items(name)
+        if self._problems.source._node(("agents", name)) is None:
+            hint = suggest(name, agents) if agents else " (declare it under agents:)"
+            self._problems.fail((*where, "agent"), f"unknown agent {name!r}{hint}")
+        return None
 
     def _tracker_items(self, key: str, name: str, for_each: ForEach) -> list[Item] | None:
         """A tracker fan-out's items (read by :class:`~planrun.plan.reads.PlanFiles`);

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -72,6 +72,9 @@ from planrun.run.tracking import FLUSH_TIME, outbox_for
 from planrun.state.folder import State, open_state
 from planrun.state.known import known_tasks
 from planrun.state.store import iso
+
+if TYPE_CHECKING:
+    from planrun.run.agent_desk import Desk
 
 #: How often, at most, serve looks at its pause switch between two polls (seconds).
 PAUSE_CHECK = 1.0
@@ -136,6 +139,7 @@ class Server:
     tried: dict[str, tuple[str, str]] = field(default_factory=dict)
     status: ServeStatus | None = None
     redact: Callable[[str], str] = str
+    desks: list[Desk] = field(default_factory=list)  # the plan's Plane agents
     _poke: trio.Event = field(default_factory=trio.Event)
     _nursery: trio.Nursery | None = None  # the passes'
 
@@ -145,9 +149,14 @@ class Server:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
             async with trio.open_nursery() as outer:
                 outer.start_soon(self._watch, received)
+                for desk in self.desks:
+                    outer.start_soon(desk.run)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await self._loop(nursery)
+                with trio.move_on_after(FLUSH_TIME if self.signals < 2 else 0):
+                    for desk in self.desks:  # what the last tasks said, while serve lives
+                        await desk.outbox.drained()
                 outer.cancel_scope.cancel()
 
     async def _loop(self, nursery: trio.Nursery) -> None:
@@ -175,7 +184,7 @@ class Server:
         """Read the trackers, reconcile what runs, start what is new or changed."""
         problem = None
         try:
-            plan = await trio.to_thread.run_sync(load_prepared, self.path)
+            plan = await trio.to_thread.run_sync(self._load)
             self._reconcile(plan)
             if not self.signals and not paused(self.options.state_dir):
                 await self._start_new(plan, nursery)
@@ -188,6 +197,25 @@ class Server:
         if self.status is not None:
             self.status.last_poll = iso(time.time())
             self.status.last_problem = problem
+
+    def _load(self) -> CompiledPlan:
+        """The plan, compiled again with each agent's open conversations as its items."""
+        if not self.desks:
+            return load_prepared(self.path)
+        plan = load_prepared(self.path, {d.name: d.mentions() for d in self.desks})
+        for desk in self.desks:
+            desk.plan = plan
+        return plan
+
+    def poke(self) -> None:
+        """Poll now (an agent took a mention or a reply)."""
+        self._poke.set()
+
+    def cancel(self, key: str, why: str) -> None:
+        """Cancel task ``key`` wherever it runs (an agent's stop request)."""
+        for running in self.passes:
+            if key in running.unfinished():
+                running.scheduler.cancel_task(key, why)
 
     def _reconcile(self, plan: CompiledPlan) -> None:
         for key in [k for k in self.tried if k not in plan.tasks]:
@@ -240,7 +268,7 @@ class Server:
             on_failure=options.on_failure,
             only=keys,
         )
-        observers = Observers([self.observers, _Waker(self)])
+        observers = Observers([self.observers, _Waker(self), *self.desks])
         apply_options = ApplyOptions(state_dir=options.state_dir, only=keys)
         scheduler = scheduler_for(
             plan, self.state, settings, apply_options, observers, (decision, fingerprints)
@@ -322,6 +350,7 @@ class Server:
         status.next_poll = iso(next_poll) if next_poll is not None else None
         status.draining = self.signals > 0
         status.runs = [p.scheduler.settings.run_id for p in self.passes]
+        status.webhooks = {d.name: d.listening for d in self.desks if d.listening}
         try:
             write_status(self.options.state_dir, status)
         except OSError as error:
@@ -379,6 +408,21 @@ def serve_plan(plan: CompiledPlan, options: ServeOptions, observers: Observers) 
     with StateLock.acquire(options.state_dir), open_state(plan, options.state_dir) as state:
         server = Server(plan.path, state, options, observers, _caps(plan, options))
         server.redact = Redactor(secret_values(plan, os.environ)).redact
+        if plan.agents and not options.once:  # an agent answers while serve lives
+            from planrun.run.agent_desk import Desk
+
+            server.desks = [
+                Desk(
+                    name,
+                    agent,
+                    options.state_dir,
+                    os.environ,
+                    redact=server.redact,
+                    poke=server.poke,
+                    cancel=server.cancel,
+                )
+                for name, agent in plan.agents.items()
+            ]
         if not options.once:
             server.status = ServeStatus(os.getpid(), iso(time.time()), options.interval)
         become_subreaper()

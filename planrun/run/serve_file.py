@@ -33,6 +33,7 @@ class ServeStatus:
     draining: bool = False
     runs: list[str] = field(default_factory=list)  # the runs (passes) still going
     last_problem: str | None = None  # the last poll that failed (a tracker down), if any
+    webhooks: dict[str, list[str]] = field(default_factory=dict)  # agent → addresses bound
 
 
 def write_status(state_dir: Path, status: ServeStatus) -> None:

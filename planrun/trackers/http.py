@@ -73,11 +73,21 @@ class Http:
         self._client.close()
 
     def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """The 2xx answer to one request; TrackerError (RateLimited) otherwise."""
+        """The 2xx answer to one request (``data``: a form; ``headers`` added to the
+        client's); TrackerError (RateLimited) otherwise."""
         try:
-            response = self._client.request(method, path.lstrip("/"), params=params, json=json)
+            response = self._client.request(
+                method, path.lstrip("/"), params=params, json=json, data=data, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise TrackerError(
                 f"tracker {self.name} is unreachable at {self._client.base_url}: "
@@ -114,6 +124,22 @@ class Http:
                 raise TrackerError(
                     f"tracker {self.name}: the next page is on another server ({url})"
                 )
+
+
+def cursor_pages(
+    get: Callable[[str, Mapping[str, Any]], Any], path: str, params: Mapping[str, Any], who: str
+) -> Iterator[Any]:
+    """Every row of one of Plane's cursor-paginated lists (``results``, ``next_cursor``,
+    ``next_page_results``), each page asked with ``get(path, query)``."""
+    query = dict(params)
+    while True:
+        body = get(path, query)
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise TrackerError(f"{who}: GET {path} is not a page of results")
+        yield from body["results"]
+        if not body.get("next_page_results") or not body.get("next_cursor"):
+            return
+        query = {**query, "cursor": body["next_cursor"]}
 
 
 def _failure(name: str, method: str, path: str, response: httpx.Response) -> TrackerError:

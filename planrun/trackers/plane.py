@@ -27,7 +27,7 @@ import httpx
 
 from planrun.plan.item import Item
 from planrun.plan.model import PlaneTracker, StatusChange, TrackerSelect
-from planrun.trackers.http import Http, TrackerError
+from planrun.trackers.http import Http, TrackerError, cursor_pages
 from planrun.trackers.status import Intent, marker
 
 CLOSED_GROUPS = frozenset({"completed", "cancelled"})
@@ -61,15 +61,10 @@ class Plane:
 
     def pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
         """Every row of a cursor-paginated list."""
-        query: dict[str, Any] = {"per_page": PER_PAGE, **(params or {})}
-        while True:
-            body = self.http.json("GET", path, params=query)
-            if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-                raise TrackerError(f"tracker {self.name}: GET {path} is not a page of results")
-            yield from body["results"]
-            if not body.get("next_page_results") or not body.get("next_cursor"):
-                return
-            query = {**query, "cursor": body["next_cursor"]}
+        query = {"per_page": PER_PAGE, **(params or {})}
+        yield from cursor_pages(
+            lambda p, q: self.http.json("GET", p, params=q), path, query, f"tracker {self.name}"
+        )
 
     def states(self) -> list[dict[str, Any]]:
         if self._states is None:

@@ -119,10 +119,14 @@ def comment_body(intent: Intent, redact: Callable[[str], str]) -> str:
     if intent.commit:
         lines.append(f"- landed commit: `{_code(intent.commit)}`")
     if intent.reason and intent.moment != "started":
-        reason = intent.reason[:REASON_LIMIT]
-        fence = "`" * max(3, _longest_backticks(reason) + 1)
-        lines += ["", f"{fence}text", reason, fence]
+        lines += ["", fenced(intent.reason[:REASON_LIMIT])]
     return redact("\n".join(lines))
+
+
+def fenced(text: str) -> str:
+    """``text`` in a Markdown code fence no backtick run in it can close: shown as data."""
+    fence = "`" * max(3, _longest_backticks(text) + 1)
+    return f"{fence}text\n{text}\n{fence}"
 
 
 def _code(text: str) -> str:
