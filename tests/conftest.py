@@ -32,6 +32,11 @@ pytest_plugins = ["tests.agents.fixtures"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT as
+    # ignored (POSIX), and so would every planrun a test starts: the tests that press
+    # Ctrl-C (a signal to a child) need it handled, as it is in a terminal.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     # the compiled-plan cache of every planrun the tests run, in process or not: theirs,
