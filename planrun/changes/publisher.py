@@ -28,6 +28,7 @@ import trio
 from planrun.changes.basemove import Reconciled
 from planrun.changes.deliver import Known, deliver
 from planrun.changes.followup import FOLLOWUP_EVENT
+from planrun.changes.forks import ForkPolicy
 from planrun.changes.propose import Watch
 from planrun.changes.push import Rejected
 from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT, WRITES, Proposal, Result
@@ -240,6 +241,7 @@ class Publisher(DeliveryLoop[Pending]):
                 changeset.token,
                 self.redact,
                 known,
+                ForkPolicy(changeset.fork, changeset.fork_organization),
                 abandon_on_cancel=True,
             )
         except TrackerError as exc:
@@ -302,10 +304,11 @@ def _delivered(
     token: str,
     redact: Callable[[str], str],
     known: Known,
+    fork: ForkPolicy,
 ) -> Result:
     """:func:`deliver`; an answer of odd shape is a TrackerError (retried), not a crash."""
     try:
-        return deliver(proposal, url, environ, token, redact, known)
+        return deliver(proposal, url, environ, token, redact, known, fork)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise TrackerError(
             f"github {proposal.repo} answered something unexpected: {type(exc).__name__}: {exc}"

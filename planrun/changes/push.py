@@ -21,12 +21,18 @@ class Rejected(TrackerError):
     """The remote refused the push (not a fast-forward): not worth trying again."""
 
 
+class Forbidden(Rejected):
+    """The remote refused the token (HTTP 403): it may not push there."""
+
+
 def git(path: str, *args: str, env: Mapping[str, str] | None = None) -> str:
     """``git -C path args`` (its stdout); TrackerError when it fails."""
     try:
         return run_git(path, *args, env=env)
     except GitFailed as exc:
         error = Rejected if "[rejected]" in exc.output else TrackerError
+        if "error: 403" in exc.output or "403 Forbidden" in exc.output:
+            error = Forbidden
         raise error(str(exc)) from None
 
 
@@ -82,6 +88,8 @@ def push(
     options = [f"--force-with-lease=refs/heads/{branch}:{lease}"] if lease else []
     try:
         git(path, "push", "--porcelain", *options, "--end-of-options", remote, refspec, env=env)
+    except Forbidden:
+        raise
     except Rejected:
         raise Rejected(
             f"{remote} refused the push of {branch}: the branch there has commits planrun "

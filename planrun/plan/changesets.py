@@ -17,7 +17,7 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from planrun.plan import templates
-from planrun.plan.changesetmodel import Changeset
+from planrun.plan.changesetmodel import Changeset, Fork
 from planrun.plan.credentials import keep_from_sessions
 from planrun.plan.model import PlanFile, Project
 from planrun.plan.problems import Problems
@@ -42,6 +42,7 @@ def resolve_changeset(
         problems.fail(
             where, f"project {key}: changeset needs repo (owner/name), the GitHub repository"
         )
+    fork = changeset.fork if isinstance(changeset.fork, Fork) else Fork(when=changeset.fork)
     spec = ChangesetSpec(
         repo=changeset.repo or "OWNER/NAME",  # a project with repositories: each one's
         token=changeset.token,
@@ -56,6 +57,8 @@ def resolve_changeset(
         url=changeset.url,
         on_base_change=changeset.on_base_change,
         commit_message=changeset.commit_message,
+        fork=fork.when,
+        fork_organization=fork.organization,
     )
     if changeset.commit_message is not None and spec.branch == target:
         problems.fail(

@@ -28,6 +28,7 @@ from planrun.plan.agentmodel import AgentWebhook as AgentWebhook
 from planrun.plan.agentmodel import PlaneAgent as PlaneAgent
 from planrun.plan.changesetmodel import Changeset as Changeset
 from planrun.plan.changesetmodel import Changesets as Changesets
+from planrun.plan.changesetmodel import Fork as Fork
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS
 from planrun.plan.repomodel import Repositories as Repositories
 from planrun.plan.trackermodel import GitHubTracker as GitHubTracker

@@ -145,6 +145,8 @@ class ChangesetSpec:
     url: str
     on_base_change: Literal["rebase", "rerun", "ignore"] = "rebase"
     commit_message: str | None = None  # a template: one squashed commit is proposed
+    fork: Literal["auto", "always", "never"] = "auto"  # when the branch goes to a fork
+    fork_organization: str | None = None  # where the fork is made (None: the token's user)
 
     def context(self, plan: str, project: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         """What the title and body templates see (each task: key, title, status, reason)."""
