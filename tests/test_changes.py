@@ -292,6 +292,12 @@ def test_changesets_lists_github_state_and_acts_in_bulk(tmp_path: Path, org: Sta
     [row] = [line for line in listed.stdout.splitlines() if "acme/api" in line]
     assert row.split()[2:5] == ["open", "failing", "changes_requested"]
     assert "acme/web" not in listed.stdout
+    failing = changesets(plan, "--checks", "failing")
+    assert "acme/api" in failing.stdout
+    assert "acme/web" not in failing.stdout
+    unchecked = changesets(plan, "--checks", "none", "--state", "open")
+    assert "acme/web" in unchecked.stdout
+    assert "acme/api" not in unchecked.stdout
 
     said = changesets(plan, "comment", f"see {LEAK} and more")
     assert said.returncode == 0, said.stderr
