@@ -52,12 +52,22 @@ def deliver(
     if commit is None:
         return Result("failed", detail=f"branch {proposal.target} is gone from {path}")
     base = git.base_commit(path, proposal.remote, proposal.base)
+    if proposal.task is not None:  # a task's own changeset: its landings alone, on the base
+        if base is None:
+            return Result("failed", detail=f"{proposal.base} is not in {path}")
+        message = proposal.commit_message or proposal.title
+        own = git.own_work(path, proposal.target, base, proposal.plan, proposal.task, message)
+        if own is None:
+            return Result("no_diff", detail=f"{proposal.task} landed nothing", base=base)
+        commit = own
     if base is not None and git.same_tree(path, base, commit):
         why = f"no change against {proposal.base}"
         return Result("no_diff", commit=commit, detail=why, base=base)
     on = git.merge_base(path, base, commit) if base is not None else None  # what it is on
-    if proposal.commit_message is not None and on is not None:
+    if proposal.commit_message is not None and on is not None and proposal.task is None:
         commit = git.squashed(path, on, commit, proposal.commit_message)
+    if proposal.published is False and proposal.task is not None:  # its branch is planrun's
+        return Result("unpublished", commit=commit, detail=f"not pushed ({commit[:12]})", base=on)
     if proposal.published is False:
         kept = git.keep_branch(path, proposal.branch, commit)
         return Result("unpublished", commit=commit, detail=kept, base=on)

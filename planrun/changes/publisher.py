@@ -157,8 +157,7 @@ class Publisher(DeliveryLoop[Pending]):
         """Propose again, as the plan now says, each changeset delivered as a draft whose
         plan now says ``published: true``: its PR is marked ready for review."""
         for project, known in self.found.items():
-            spec = self.plan.projects.get(project)
-            changeset = spec.changeset if spec is not None else None
+            changeset = self.plan.changeset_of(project)
             live = known.state in ("opened", "updated", "unchanged")
             if changeset is None or changeset.published is not True or not live:
                 continue
@@ -217,13 +216,11 @@ class Publisher(DeliveryLoop[Pending]):
 
     def _published(self, proposal: Proposal) -> bool | str:
         """``published`` as the plan says now (as recorded, if it no longer says)."""
-        spec = self.plan.projects.get(proposal.project)
-        changeset = spec.changeset if spec is not None else None
+        changeset = self.plan.changeset_of(proposal.project)
         return changeset.published if changeset is not None else proposal.published
 
     async def _try(self, project: str, pending: Pending) -> None:
-        spec = self.plan.projects.get(project)
-        changeset = spec.changeset if spec is not None else None
+        changeset = self.plan.changeset_of(project)
         if changeset is None:  # the plan no longer asks for it: settled as it is
             self._settle(project, pending, Result("failed", detail="no changeset in the plan"))
             return

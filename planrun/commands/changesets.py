@@ -76,8 +76,7 @@ def _checks(row: Row) -> str:
 def _pulls(plan: CompiledPlan, change: Recorded) -> Pulls | None:
     from planrun.changes.pulls import Pulls
 
-    project = plan.projects.get(change.project)
-    spec = project.changeset if project is not None else None
+    spec = plan.changeset_of(change.project)
     if spec is None or change.number is None:
         return None
     token = os.environ.get(spec.token)
