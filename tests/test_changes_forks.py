@@ -4,7 +4,8 @@ over real HTTP (tests/github_forks.py).
 
 The token may not push to acme/api: the first apply forks it, pushes the branch there
 and opens the PR on acme/api from ``planrun-bot:planrun-bump``; a second apply sends
-nothing; a moved base is rebased and pushed to the fork (with a lease); a person's commit
+nothing; a moved base is rebased and pushed to the fork (with a lease; the token given
+push access meanwhile, the PR stays on the fork); a person's commit
 on the fork's branch is never replaced. planrun killed between the fork and the PR: one
 fork, one PR after (``fork: {when: always, organization: ...}``).
 """
@@ -63,6 +64,7 @@ def test_no_push_access_forks_then_nothing_then_a_rebase_pushed_to_the_fork(
     assert len(org.writes()) == writes
     assert fork_tip(org) == pushed
 
+    org.no_push.discard("acme/api")  # push access given later: the PR stays on the fork
     base = move_base(tmp_path)
     again = apply(plan)
     assert again.returncode == 0, again.stderr

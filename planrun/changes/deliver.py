@@ -91,9 +91,12 @@ def _from_head(
     fork: ForkPolicy,
 ) -> Result:
     """:func:`_publish` from the repository, or from a fork when ``fork`` says so (for
-    ``auto``: the token may not push to the repository, or the push was refused)."""
+    ``auto``: planrun's PR is from a fork, else the token may not push to the repository,
+    or the push was refused)."""
     forking = fork.when == "always"
-    if fork.when == "auto":
+    if fork.when == "auto" and known.number is not None:  # stay where the PR's head is
+        forking = forks.from_fork(pulls.get(known.number), proposal.repo)
+    elif fork.when == "auto":
         forking = not forks.may_push(pulls.http, proposal.repo)
     if not forking:
         try:

@@ -2,7 +2,8 @@
 
 ``changeset.fork`` says when a fork is used: ``auto`` (the default) asks GitHub whether
 the token may push to the repository (``GET /repos/{o}/{r}``: ``permissions.push``) and
-forks only when it may not (or when a push is refused with 403); ``always``; ``never``.
+forks only when it may not (or when a push is refused with 403), and once planrun has a
+PR, stays where its head is (``GET .../pulls/{n}``); ``always``; ``never``.
 
 A fork is looked for before one is made: ``GET /repos/{me}/{name}`` (``me`` is the
 ``organization`` asked for, else the token's user, ``GET /user``) answering a fork of
@@ -71,6 +72,13 @@ def may_push(http: Http, repo: str) -> bool:
     answer = http.json("GET", f"repos/{repo}")
     permissions = answer.get("permissions") if isinstance(answer, dict) else None
     return bool((permissions or {}).get("push", True))
+
+
+def from_fork(pull: dict[str, Any], repo: str) -> bool:
+    """Whether ``pull`` (a PR of ``repo``) is opened from another repository (a fork; or
+    one deleted since)."""
+    head = pull.get("head") or {}
+    return str((head.get("repo") or {}).get("full_name") or "") != repo
 
 
 def fork_owner(http: Http, policy: ForkPolicy) -> str:
