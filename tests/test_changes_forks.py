@@ -5,14 +5,15 @@ over real HTTP (tests/github_forks.py).
 The token may not push to acme/api: the first apply forks it, pushes the branch there
 and opens the PR on acme/api from ``planrun-bot:planrun-bump``; a second apply sends
 nothing; a moved base is rebased and pushed to the fork (with a lease; the token given
-push access meanwhile, the PR stays on the fork); a person's commit
-on the fork's branch is never replaced. planrun killed between the fork and the PR: one
-fork, one PR after (``fork: {when: always, organization: ...}``).
+push access meanwhile, the PR stays on the fork); a person's commit on the fork's branch
+is never replaced. A push refused with 403 goes to a fork. planrun killed between the
+fork and the PR: one fork, one PR after (``fork: {when: always, organization: ...}``).
 """
 
 from __future__ import annotations
 
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.github_standin import Standin
@@ -111,3 +112,34 @@ def test_killed_between_the_fork_and_the_pr_makes_one_fork_and_one_pr(
     assert list(org.forks) == ["acme-bots/api"]
     assert fork_posts(org) == 1
     assert tip(org.bare["acme/api"], BRANCH) is None  # always: never upstream
+
+
+class _Refuses(BaseHTTPRequestHandler):
+    """A git host that refuses the token: 403 to everything."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(403)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    do_POST = do_GET
+
+
+def test_a_push_refused_with_403_goes_to_a_fork(tmp_path: Path, org: Standin) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/acme/api.git"
+        git(tmp_path / "api/clone", "remote", "add", "gh", url)
+        plan = forked(write_plan(tmp_path, org.url), "auto, remote: gh")
+        done = apply(plan)  # GitHub says it may push; the git host says 403
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr
+    [pull] = org.pulls_of("acme/api")
+    assert pull["head"]["label"] == "planrun-bot:planrun-bump"
+    assert fork_tip(org) is not None
