@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tests.github_standin import Standin
 from tests.gitrepo import commit_file, git, tip
-from tests.runs import apply, kill9, spawn, stop, wait_for
-from tests.test_changes import changesets
+from tests.runs import apply
+from tests.test_changes import changesets, killed_while_opening
 from tests.test_changes_base import move_base, org, write_plan
 
 __all__ = ["org"]  # the fixture, shared with tests/test_changes_base.py
@@ -93,13 +93,8 @@ def test_killed_between_the_fork_and_the_pr_makes_one_fork_and_one_pr(
     tmp_path: Path, org: Standin
 ) -> None:
     plan = forked(write_plan(tmp_path, org.url), "{when: always, organization: acme-bots}")
-    org.hold_writes, org.hold_when, org.drop_held = threading.Event(), '"draft"', True
-    proc = spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
-    try:
-        wait_for(org.held.is_set, timeout=30, what="a PR being opened")
-        kill9(proc)
-    finally:
-        stop(proc)
+    killed_while_opening(org, plan, drop=True)
+    assert org.hold_writes is not None
     org.hold_writes.set()
     org.hold_writes = None
     assert fork_tip(org, "acme-bots/api") is not None  # forked and pushed, no PR
