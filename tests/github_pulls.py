@@ -125,17 +125,30 @@ def repository(repo: str) -> dict[str, Any]:
     }
 
 
+def head_repository(d: Standin, repo: str, head: str) -> str:
+    """The repository a PR's ``head`` (``BRANCH`` or ``OWNER:BRANCH``) is in: ``repo``,
+    or ``OWNER``'s fork of it (422 when there is none, as GitHub answers)."""
+    owner = head.rpartition(":")[0]
+    if not owner or owner == repo.split("/")[0]:
+        return repo
+    for fork, parent in d.forks.items():
+        if parent == repo and fork.split("/")[0] == owner:
+            return fork
+    raise _Refused(422, f"Validation Failed: head {head!r}: {owner} has no fork of {repo}")
+
+
 def pull_data(d: Standin, repo: str, number: int, change: dict[str, Any]) -> dict[str, Any]:
     """A new pull request as GitHub answers it."""
     api = f"https://api.github.com/repos/{repo}"
     web = f"https://github.com/{repo}/pull/{number}"
-    owner = repo.split("/")[0]
+    head_repo = head_repository(d, repo, change["head"])
 
-    def ref(branch: str, sha: str) -> dict[str, Any]:
+    def ref(branch: str, sha: str, where: str = repo) -> dict[str, Any]:
+        owner = where.split("/")[0]
         return {
             "label": f"{owner}:{branch}",
             "ref": branch,
-            "repo": repository(repo),
+            "repo": repository(where),
             "sha": sha,
             "user": _user(owner),
         }
@@ -174,7 +187,7 @@ def pull_data(d: Standin, repo: str, number: int, change: dict[str, Any]) -> dic
         "updated_at": STAMP,
         "closed_at": None,
         "merged_at": None,
-        "head": ref(head, head_sha(d, repo, head)),
+        "head": ref(head, head_sha(d, head_repo, head), head_repo),
         "base": ref(change["base"], "1" * 40),
         "_links": links,
         "author_association": "NONE",
@@ -227,8 +240,8 @@ class PullRoutes:
         change = _body(gh.ReposOwnerRepoPullsPostBody, body)
         d = self.data
         with d.lock:
-            owner = self.repo.split("/")[0]
-            label = f"{owner}:{change['head'].split(':')[-1]}"
+            where = head_repository(d, self.repo, change["head"]).split("/")[0]
+            label = f"{where}:{change['head'].split(':')[-1]}"
             if any(
                 p["head"]["label"] == label and p["state"] == "open"
                 for (r, _), p in d.pulls.items()
@@ -245,7 +258,8 @@ class PullRoutes:
     def get_pull(self, number: str, *, query: dict[str, str], body: Any) -> Any:
         pull = self._pull(number)
         if pull["state"] == "open":
-            pull["head"]["sha"] = head_sha(self.data, self.repo, pull["head"]["ref"])
+            where = pull["head"]["repo"]["full_name"]
+            pull["head"]["sha"] = head_sha(self.data, where, pull["head"]["ref"])
         return 200, _valid(gh.PullRequest, pull), {}
 
     def edit_pull(self, number: str, *, query: dict[str, str], body: Any) -> Any:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from githubkit_schemas.latest import models as gh
 from pydantic import BaseModel, ValidationError
 
+from tests.github_forks import FORK_ROUTES, ForkRoutes
 from tests.github_pulls import PULL_ROUTES, PullRoutes
 from tests.github_repos import REPO_ROUTES, RepoRoutes
 from tests.github_reviews import REVIEW_ROUTES, ReviewRoutes
@@ -38,7 +39,7 @@ def _body(model: type[BaseModel], data: Any) -> dict[str, Any]:
     return data
 
 
-class Handler(RepoRoutes, PullRoutes, ReviewRoutes, BaseHTTPRequestHandler):
+class Handler(ForkRoutes, RepoRoutes, PullRoutes, ReviewRoutes, BaseHTTPRequestHandler):
     data: ClassVar[Standin]  # type: ignore[misc]
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -246,4 +247,5 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Any]]] = [
     *PULL_ROUTES,
     *REPO_ROUTES,
     *REVIEW_ROUTES,
+    *FORK_ROUTES,
 ]

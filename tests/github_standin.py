@@ -78,6 +78,10 @@ class Standin:
     archived: set[str] = field(default_factory=set)  # archived repositories
     review_comments: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     graphql: list[dict[str, Any]] = field(default_factory=list)  # requests to /graphql
+    login: str = "planrun-bot"  # the token's user (GET /user)
+    no_push: set[str] = field(default_factory=set)  # repositories the token cannot push to
+    forks: dict[str, str] = field(default_factory=dict)  # fork → the repository forked
+    unready: dict[str, int] = field(default_factory=dict)  # fork → GETs still answered 404
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 1000
 

@@ -178,18 +178,24 @@ def test_a_failing_check_publishes_nothing_and_fails_the_run(tmp_path: Path, org
     no_leak(org)
 
 
-@pytest.mark.parametrize("reached", [False, True], ids=["lost", "made-after-the-kill"])
-def test_planrun_killed_between_push_and_pr_makes_one_pr_after(
-    tmp_path: Path, org: Standin, reached: bool
-) -> None:
-    plan = write_plan(tmp_path, org.url, changesets="{}")
-    org.hold_writes, org.hold_when, org.drop_held = threading.Event(), '"draft"', not reached
-    proc = spawn("apply", str(plan), "--progress", "plain", cwd=tmp_path)
+def killed_while_opening(org: Standin, plan: Path, *, drop: bool) -> None:
+    """``apply`` killed -9 while the stand-in holds its request to open a PR (``drop``:
+    that PR is never made); release it with ``org.hold_writes.set()``."""
+    org.hold_writes, org.hold_when, org.drop_held = threading.Event(), '"draft"', drop
+    proc = spawn("apply", str(plan), "--progress", "plain", cwd=plan.parent)
     try:
         wait_for(org.held.is_set, timeout=30, what="a PR being opened")
         kill9(proc)
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("reached", [False, True], ids=["lost", "made-after-the-kill"])
+def test_planrun_killed_between_push_and_pr_makes_one_pr_after(
+    tmp_path: Path, org: Standin, reached: bool
+) -> None:
+    plan = write_plan(tmp_path, org.url, changesets="{}")
+    killed_while_opening(org, plan, drop=not reached)
     assert any(remote_tip(org, n) for n in REPOS)  # pushed before the PR was asked for
     org.hold_writes.set()
     org.hold_writes = None
@@ -292,6 +298,12 @@ def test_changesets_lists_github_state_and_acts_in_bulk(tmp_path: Path, org: Sta
     [row] = [line for line in listed.stdout.splitlines() if "acme/api" in line]
     assert row.split()[2:5] == ["open", "failing", "changes_requested"]
     assert "acme/web" not in listed.stdout
+    failing = changesets(plan, "--checks", "failing")
+    assert "acme/api" in failing.stdout
+    assert "acme/web" not in failing.stdout
+    unchecked = changesets(plan, "--checks", "none", "--state", "open")
+    assert "acme/web" in unchecked.stdout
+    assert "acme/api" not in unchecked.stdout
 
     said = changesets(plan, "comment", f"see {LEAK} and more")
     assert said.returncode == 0, said.stderr

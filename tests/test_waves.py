@@ -4,6 +4,7 @@ cloning, and the run state is driven by hand)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from planrun.core.outcomes import Status
@@ -73,3 +74,27 @@ def test_a_wave_waiting_for_review_lets_the_next_one_start(tmp_path: Path) -> No
     assert state.take() == ["IN_REVIEW[a/r1]"]
     state.release("IN_REVIEW[a/r1]", Status.IN_REVIEW)  # waits for a person
     assert sorted(state.take()) == ["FIX[a/r2]", "FIX[a/r3]"]
+
+
+def test_a_task_with_its_own_changeset_is_a_wave_member_of_its_own(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path / "api")], check=True)
+    text = """\
+version: 1
+name: w
+settings: {secrets: [T]}
+changesets: {waves: [1]}
+projects:
+  api: {path: api}
+tasks:
+  A: {project: api, run: ["true"], changeset: {repo: a/api, token: T}}
+  B: {project: api, run: ["true"], changeset: {repo: a/api, token: T}}
+  C: {project: api, run: ["true"]}
+"""
+    path = tmp_path / "plan.yaml"
+    path.write_text(text, encoding="utf-8")
+    plan = load_plan(path)
+    state = RunState(plan.graph, Caps(total=8), waves=Waves.of(plan))
+    state.begin()
+    assert sorted(state.take()) == ["A", "C"]  # B is wave 2; C is in no wave
+    state.finish("A", Status.DONE, "")
+    assert state.take() == ["B"]

@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from planrun.changes import forks
 from planrun.changes import push as git
+from planrun.changes.forks import ForkPolicy, Head
 from planrun.changes.pulls import Pulls, pr_state
 from planrun.changes.record import Proposal, Result, full_body, marker
 from planrun.trackers.http import TrackerError
@@ -36,11 +38,13 @@ def deliver(
     token: str,
     redact: Callable[[str], str],
     known: Known = Known(),
+    fork: ForkPolicy = forks.AUTO,
 ) -> Result:
     """Bring the changeset of ``proposal`` to what it says; TrackerError if GitHub or the
     remote refuse (:class:`~planrun.changes.push.Rejected`: for good). ``known`` is what
     planrun recorded of it: a PR of planrun's found without a record was opened by a
-    delivery cut short, and gets its reviewers now."""
+    delivery cut short, and gets its reviewers now. ``fork`` says when the branch goes
+    to a fork (:mod:`planrun.changes.forks`)."""
     if not proposal.verified:
         return Result(proposal.outcome, detail=proposal.reason)
     path = proposal.path
@@ -48,12 +52,22 @@ def deliver(
     if commit is None:
         return Result("failed", detail=f"branch {proposal.target} is gone from {path}")
     base = git.base_commit(path, proposal.remote, proposal.base)
+    if proposal.task is not None:  # a task's own changeset: its landings alone, on the base
+        if base is None:
+            return Result("failed", detail=f"{proposal.base} is not in {path}")
+        message = proposal.commit_message or proposal.title
+        own = git.own_work(path, proposal.target, base, proposal.plan, proposal.task, message)
+        if own is None:
+            return Result("no_diff", detail=f"{proposal.task} landed nothing", base=base)
+        commit = own
     if base is not None and git.same_tree(path, base, commit):
         why = f"no change against {proposal.base}"
         return Result("no_diff", commit=commit, detail=why, base=base)
     on = git.merge_base(path, base, commit) if base is not None else None  # what it is on
-    if proposal.commit_message is not None and on is not None:
+    if proposal.commit_message is not None and on is not None and proposal.task is None:
         commit = git.squashed(path, on, commit, proposal.commit_message)
+    if proposal.published is False and proposal.task is not None:  # its branch is planrun's
+        return Result("unpublished", commit=commit, detail=f"not pushed ({commit[:12]})", base=on)
     if proposal.published is False:
         kept = git.keep_branch(path, proposal.branch, commit)
         return Result("unpublished", commit=commit, detail=kept, base=on)
@@ -62,20 +76,50 @@ def deliver(
         raise TrackerError(f"{token} is not set: the changeset of {proposal.repo} waits")
     pulls = Pulls(proposal.repo, url, value)
     try:
-        return replace(_publish(pulls, proposal, commit, value, redact, known), base=on)
+        return replace(_from_head(pulls, proposal, commit, value, redact, known, fork), base=on)
     finally:
         pulls.close()
 
 
-def _publish(
+def _from_head(
     pulls: Pulls,
     proposal: Proposal,
     commit: str,
     token: str,
     redact: Callable[[str], str],
     known: Known,
+    fork: ForkPolicy,
 ) -> Result:
-    found = pulls.for_branch(proposal.branch)
+    """:func:`_publish` from the repository, or from a fork when ``fork`` says so (for
+    ``auto``: planrun's PR is from a fork, else the token may not push to the repository,
+    or the push was refused)."""
+    forking = fork.when == "always"
+    if fork.when == "auto" and known.number is not None:  # stay where the PR's head is
+        forking = forks.from_fork(pulls.get(known.number), proposal.repo)
+    elif fork.when == "auto":
+        forking = not forks.may_push(pulls.http, proposal.repo)
+    if not forking:
+        try:
+            return _publish(pulls, proposal, commit, redact, known, forks.upstream(proposal, token))
+        except git.Forbidden:
+            if fork.when != "auto":
+                raise
+    owner = forks.fork_owner(pulls.http, fork)
+    head = Head(owner, "", {})  # the fork is found or made once no PR says it is done
+    result = _publish(pulls, proposal, commit, redact, known, head, (token, fork))
+    return replace(result, detail=result.detail or f"from the fork of {owner}")
+
+
+def _publish(
+    pulls: Pulls,
+    proposal: Proposal,
+    commit: str,
+    redact: Callable[[str], str],
+    known: Known,
+    head: Head,
+    forking: tuple[str, ForkPolicy] | None = None,
+) -> Result:
+    found = pulls.for_branch(proposal.branch, head.owner)
     pull = found[0] if found else None
     if pull is not None:
         state = pr_state(pull)
@@ -84,18 +128,19 @@ def _publish(
             return seen
         if marker(proposal.plan, proposal.project) not in str(pull.get("body") or ""):
             return Result("exists", seen.number, seen.url, detail="a PR planrun did not open")
-    env = git.auth_env(proposal.path, proposal.remote, token)
-    there = git.remote_head(proposal.path, proposal.remote, proposal.branch, env)
+    if forking is not None:
+        token, policy = forking
+        head = forks.fork_head(pulls.http, proposal.repo, head.owner, token, policy)
+    there = git.remote_head(proposal.path, head.remote, proposal.branch, head.env)
     pushed = there != commit
     if pushed:
-        lease = _lease(proposal, there, commit, known.commit)
-        git.push(proposal.path, proposal.remote, commit, proposal.branch, env, lease)
+        lease = _lease(proposal, head.remote, there, commit, known.commit)
+        git.push(proposal.path, head.remote, commit, proposal.branch, head.env, lease)
     title = redact(proposal.title)
     body = full_body(proposal.body, proposal.plan, proposal.project, redact)
     if pull is None:
-        made = pulls.open(
-            proposal.branch, proposal.base, title, body, proposal.published == "draft"
-        )
+        label = head.label(proposal.branch) if head.fork else proposal.branch
+        made = pulls.open(label, proposal.base, title, body, proposal.published == "draft")
         number = int(made["number"])
         if proposal.labels:
             pulls.add_labels(number, list(proposal.labels))
@@ -107,7 +152,9 @@ def _publish(
     return _update(pulls, pull, proposal, title, body, pushed, commit)
 
 
-def _lease(proposal: Proposal, there: str | None, commit: str, ours: str | None) -> str | None:
+def _lease(
+    proposal: Proposal, remote: str, there: str | None, commit: str, ours: str | None
+) -> str | None:
     """What the push of ``commit`` over ``there`` (the remote branch) must lease against:
     nothing when it is new or moves forward; the commit planrun pushed last when planrun
     rebased its branch; else the remote has commits planrun did not make: Rejected."""
@@ -116,7 +163,7 @@ def _lease(proposal: Proposal, there: str | None, commit: str, ours: str | None)
     if there == ours:
         return there
     raise git.Rejected(
-        f"rejected: {proposal.remote}'s {proposal.branch} is at {there[:12]}, which planrun "
+        f"rejected: {remote}'s {proposal.branch} is at {there[:12]}, which planrun "
         f"did not push (it pushed {(ours or 'nothing')[:12]}): someone else's commits are "
         "there, so planrun does not replace the branch (merge or remove them)"
     )

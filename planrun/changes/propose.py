@@ -40,6 +40,12 @@ class Watch:
             self.checks[name] = keys
             for key in keys:
                 self.project_of.setdefault(key, []).append(name)
+        for name in plan.task_changesets:  # a task's own: the task and what needs it
+            behind = plan.graph.downstream([name])
+            keys = (name, *(k for k in plan.work if k in behind and k != name))
+            self.checks[name] = keys
+            for key in keys:
+                self.project_of.setdefault(key, []).append(name)
         self.status: dict[str, tuple[str, str]] = {}
         self.ran: set[str] = set()
         self.landed: dict[str, str] = {}
@@ -81,8 +87,9 @@ class Watch:
         return replace(self._proposal(name, reason), outcome=outcome)
 
     def _proposal(self, name: str, reason: str) -> Proposal:
-        project = self.plan.projects[name]
-        changeset = project.changeset
+        own = name in self.plan.task_changesets  # a task's own changeset
+        project = self.plan.projects[(self.plan.tasks[name].project or "") if own else name]
+        changeset = self.plan.changeset_of(name)
         assert changeset is not None
         tasks = [self._task(k) for k in self.checks[name]]
         context = changeset.context(self.plan.name, name, tasks)
@@ -91,6 +98,8 @@ class Watch:
         message = changeset.commit_message
         if message is not None:
             message = self.redact(templates.render(message, context))
+        elif own:  # its work is proposed as one commit: the PR's title is its message
+            message = self.redact(title)
         return Proposal(
             plan=self.plan.name,
             project=name,
@@ -109,9 +118,10 @@ class Watch:
             at=utc_now(),
             verified=not reason,
             reason=self.redact(reason),
-            commit=self.landed.get(name),
+            commit=None if own else self.landed.get(name),
             tasks=self.checks[name],
             commit_message=message,
+            task=name if own else None,
         )
 
     def _task(self, key: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import trio
 from planrun.changes.basemove import Reconciled
 from planrun.changes.deliver import Known, deliver
 from planrun.changes.followup import FOLLOWUP_EVENT
+from planrun.changes.forks import ForkPolicy
 from planrun.changes.propose import Watch
 from planrun.changes.push import Rejected
 from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT, WRITES, Proposal, Result
@@ -156,8 +157,7 @@ class Publisher(DeliveryLoop[Pending]):
         """Propose again, as the plan now says, each changeset delivered as a draft whose
         plan now says ``published: true``: its PR is marked ready for review."""
         for project, known in self.found.items():
-            spec = self.plan.projects.get(project)
-            changeset = spec.changeset if spec is not None else None
+            changeset = self.plan.changeset_of(project)
             live = known.state in ("opened", "updated", "unchanged")
             if changeset is None or changeset.published is not True or not live:
                 continue
@@ -216,13 +216,11 @@ class Publisher(DeliveryLoop[Pending]):
 
     def _published(self, proposal: Proposal) -> bool | str:
         """``published`` as the plan says now (as recorded, if it no longer says)."""
-        spec = self.plan.projects.get(proposal.project)
-        changeset = spec.changeset if spec is not None else None
+        changeset = self.plan.changeset_of(proposal.project)
         return changeset.published if changeset is not None else proposal.published
 
     async def _try(self, project: str, pending: Pending) -> None:
-        spec = self.plan.projects.get(project)
-        changeset = spec.changeset if spec is not None else None
+        changeset = self.plan.changeset_of(project)
         if changeset is None:  # the plan no longer asks for it: settled as it is
             self._settle(project, pending, Result("failed", detail="no changeset in the plan"))
             return
@@ -240,6 +238,7 @@ class Publisher(DeliveryLoop[Pending]):
                 changeset.token,
                 self.redact,
                 known,
+                ForkPolicy(changeset.fork, changeset.fork_organization),
                 abandon_on_cancel=True,
             )
         except TrackerError as exc:
@@ -302,10 +301,11 @@ def _delivered(
     token: str,
     redact: Callable[[str], str],
     known: Known,
+    fork: ForkPolicy,
 ) -> Result:
     """:func:`deliver`; an answer of odd shape is a TrackerError (retried), not a crash."""
     try:
-        return deliver(proposal, url, environ, token, redact, known)
+        return deliver(proposal, url, environ, token, redact, known, fork)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise TrackerError(
             f"github {proposal.repo} answered something unexpected: {type(exc).__name__}: {exc}"

@@ -51,9 +51,10 @@ class Pulls:
     def close(self) -> None:
         self.http.close()
 
-    def for_branch(self, branch: str) -> list[dict[str, Any]]:
-        """The PRs (any state) whose head is ``branch`` of this repository, newest first."""
-        owner = self.repo.split("/")[0]
+    def for_branch(self, branch: str, owner: str | None = None) -> list[dict[str, Any]]:
+        """The PRs (any state) whose head is ``branch`` of this repository (or of
+        ``owner``'s fork of it), newest first."""
+        owner = owner or self.repo.split("/")[0]
         params = {"head": f"{owner}:{branch}", "state": "all", "per_page": PER_PAGE}
         found = [p for page in self.http.pages(f"repos/{self.repo}/pulls", params) for p in page]
         return sorted(found, key=lambda p: int(p["number"]), reverse=True)

@@ -58,6 +58,7 @@ class Proposal:
     tasks: tuple[str, ...] = field(default=())
     outcome: str = "failed"  # what an unverified proposal is recorded as (budget_exceeded)
     commit_message: str | None = None  # rendered: one squashed commit is proposed
+    task: str | None = None  # a task's own changeset: only its landings are proposed
 
     def as_data(self) -> dict[str, Any]:
         data = asdict(self)

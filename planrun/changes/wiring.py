@@ -55,7 +55,7 @@ def has_changesets(plan: CompiledPlan) -> bool:
     """A project has a changeset, or unmatched repositories' changesets may be closed
     (planrun.run.apply asks the same without importing this package)."""
     closes = bool(plan.repositories) and plan.publishing.close_unmatched
-    return closes or any(p.changeset for p in plan.projects.values())
+    return closes or plan.has_changesets
 
 
 async def run_published(run: Callable[[], Awaitable[None]], publisher: Publisher | None) -> None:

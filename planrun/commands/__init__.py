@@ -316,6 +316,11 @@ def _changesets(commands: Any) -> None:
         help=f"only these: {', '.join(CHANGESET_STATES)}",
     )
     p.add_argument("--repo", metavar="PATTERN", help="only repositories matching (acme/web-*)")
+    p.add_argument(
+        "--checks",
+        choices=("passing", "failing", "pending", "none"),
+        help="only PRs whose check runs are these (none: no check runs, or no PR)",
+    )
     _state_dir(p)
     p.set_defaults(handler=handlers.changesets)
 

@@ -3,9 +3,10 @@
 Reads the changesets the plan's runs recorded (the store, read-only: it works while an
 apply runs) and each PR's current state from GitHub: open, draft, merged or closed, its
 check runs (passing, failing, pending, none) and its review decision (approved,
-changes requested, none). ``--state`` and ``--repo`` choose which; ``merge``, ``close``
-and ``comment TEXT`` act on each chosen PR that can take it, and say what they did. A
-comment is redacted like everything planrun sends. Exit 0, or 1 when an action failed.
+changes requested, none). ``--state``, ``--checks`` and ``--repo`` choose which;
+``merge``, ``close`` and ``comment TEXT`` act on each chosen PR that can take it, and say
+what they did. A comment is redacted like everything planrun sends. Exit 0, or 1 when an
+action failed.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def run_changesets(args: argparse.Namespace, out: TextIO) -> int:
     with secrets_masked(plan) as redact:
         rows = [_live(plan, c) for c in chosen]
         rows = [r for r in rows if args.state is None or r.state == args.state]
+        rows = [r for r in rows if args.checks is None or _checks(r) == args.checks]
         if args.action == "list":
             out.write(redact(_table(rows)))
         else:
@@ -66,11 +68,15 @@ def run_changesets(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if failed else 0
 
 
+def _checks(row: Row) -> str:
+    """The row's checks for ``--checks``: a changeset without a PR has none."""
+    return "none" if row.checks == "-" else row.checks
+
+
 def _pulls(plan: CompiledPlan, change: Recorded) -> Pulls | None:
     from planrun.changes.pulls import Pulls
 
-    project = plan.projects.get(change.project)
-    spec = project.changeset if project is not None else None
+    spec = plan.changeset_of(change.project)
     if spec is None or change.number is None:
         return None
     token = os.environ.get(spec.token)

@@ -8,7 +8,9 @@ waits for a person: in review, or for an answer; such a wave is judged once fina
 When a wave is over and more than ``halt_above`` of its repositories failed (a task
 failed, was skipped or cancelled: its checks or its budget), the later waves' tasks that
 have not started are cancelled with ``canary wave N failed: k of n repositories failed``.
-Tasks of projects without a changeset belong to no wave.
+Tasks of projects without a changeset belong to no wave. A task with its own changeset
+is a repository of its own here (after the projects, in the plan's order): its wave is
+its own.
 """
 
 from __future__ import annotations
@@ -60,11 +62,13 @@ class Waves:
         if not policy.waves:
             return None
         projects = [k for k, p in plan.projects.items() if p.changeset is not None]
-        numbers = wave_numbers(projects, policy.waves)
+        numbers = wave_numbers([*projects, *plan.task_changesets], policy.waves)
         wave_of, project_of = {}, {}
         for key, task in plan.tasks.items():
-            if task.kind == "work" and task.project in numbers:
+            if task.kind == "work" and task.project in projects:
                 wave_of[key], project_of[key] = numbers[task.project], task.project
+        for key in plan.task_changesets:  # a task's own changeset: the task alone
+            wave_of[key], project_of[key] = numbers[key], key
         return cls(wave_of, project_of, policy.halt_above)
 
     def allows(self, state: RunState, key: str) -> bool:

@@ -42,6 +42,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+#: When the PR's branch is pushed to a fork: when the token cannot push to the repository
+#: (`auto`), always, or never.
+ForkWhen = Literal["auto", "always", "never"]
+OwnerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")]
+
+
+class Fork(_Model):
+    """Where the fork is made, and when it is used."""
+
+    when: ForkWhen = "auto"
+    """`auto` (a fork only when the token cannot push to the repository), `always`, or
+    `never`."""
+    organization: OwnerName | None = None
+    """The organization the fork is made in (default: the token's own account)."""
+
+
 class Changeset(_Model):
     """The pull request that carries this project's verified work to GitHub."""
 
@@ -76,6 +92,10 @@ class Changeset(_Model):
     commit_message: NonEmptyStr | None = None
     """Propose one squashed commit with this message (a template, as `title`) on the
     changeset's own `branch`, instead of planrun's landing commits (default: those)."""
+    fork: ForkWhen | Fork = "auto"
+    """Push the branch to a fork and open the PR from it: `auto` (the default: only when
+    the token cannot push to `repo`), `always` or `never`; or `{when: auto | always,
+    organization: NAME}` to make the fork in an organization."""
     on_base_change: Literal["rebase", "rerun", "ignore"] = "rebase"
     """When the base branch moved since the PR was proposed, the next apply (which fetches
     it): `rebase` the branch onto it and run the checks again (a conflict gets one turn of

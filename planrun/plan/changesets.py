@@ -17,7 +17,7 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from planrun.plan import templates
-from planrun.plan.changesetmodel import Changeset
+from planrun.plan.changesetmodel import Changeset, Fork
 from planrun.plan.credentials import keep_from_sessions
 from planrun.plan.model import PlanFile, Project
 from planrun.plan.problems import Problems
@@ -42,12 +42,36 @@ def resolve_changeset(
         problems.fail(
             where, f"project {key}: changeset needs repo (owner/name), the GitHub repository"
         )
+    spec = changeset_spec(
+        problems, where, plan_name, key, changeset, target, project.base_branch or "main"
+    )
+    if changeset.commit_message is not None and spec.branch == target:
+        problems.fail(
+            (*where, "commit_message"),
+            f"project {key}: a changeset with a commit_message proposes one squashed commit, "
+            f"on a branch of its own: set changeset.branch (not {target}, where the tasks land)",
+        )
+    return spec
+
+
+def changeset_spec(
+    problems: Problems,
+    where: tuple[str, ...],
+    plan_name: str,
+    name: str,
+    changeset: Changeset,
+    branch: str,
+    base: str,
+) -> ChangesetSpec:
+    """``changeset`` of ``name`` (a project, or a task) resolved: its branch (``branch``
+    unless it names one) rendered, its templates checked; problems reported at ``where``."""
+    fork = changeset.fork if isinstance(changeset.fork, Fork) else Fork(when=changeset.fork)
     spec = ChangesetSpec(
         repo=changeset.repo or "OWNER/NAME",  # a project with repositories: each one's
         token=changeset.token,
         remote=changeset.remote,
-        branch=_branch(problems, plan_name, key, changeset, target),
-        base=changeset.base or project.base_branch or "main",
+        branch=_branch(problems, where, plan_name, name, changeset, branch),
+        base=changeset.base or base,
         title=changeset.title,
         body=changeset.body,
         labels=tuple(changeset.labels),
@@ -56,14 +80,10 @@ def resolve_changeset(
         url=changeset.url,
         on_base_change=changeset.on_base_change,
         commit_message=changeset.commit_message,
+        fork=fork.when,
+        fork_organization=fork.organization,
     )
-    if changeset.commit_message is not None and spec.branch == target:
-        problems.fail(
-            (*where, "commit_message"),
-            f"project {key}: a changeset with a commit_message proposes one squashed commit, "
-            f"on a branch of its own: set changeset.branch (not {target}, where the tasks land)",
-        )
-    context = spec.context(plan_name, key, [SAMPLE_TASK])
+    context = spec.context(plan_name, name, [SAMPLE_TASK])
     for field in ("title", "body", "commit_message"):
         text = getattr(changeset, field)
         if text is not None:
@@ -85,10 +105,17 @@ def published_for(changeset: Changeset, repo: str | None = None) -> bool | Liter
     return False
 
 
-def _branch(problems: Problems, plan_name: str, key: str, changeset: Changeset, target: str) -> str:
+def _branch(
+    problems: Problems,
+    at: tuple[str, ...],
+    plan_name: str,
+    key: str,
+    changeset: Changeset,
+    target: str,
+) -> str:
     if changeset.branch is None:
         return target
-    where = ("projects", key, "changeset", "branch")
+    where = (*at, "branch")
     repo = changeset.repo or "OWNER/NAME"
     context = {"plan": {"name": plan_name}, "project": {"name": key, "repo": repo}}
     try:
@@ -123,22 +150,24 @@ def _check_project(problems: Problems, plan: PlanFile, key: str, project: Projec
 def check_tokens(problems: Problems, plan: PlanFile) -> None:
     """Each changeset's token is a declared secret that no session is given."""
     tokens: dict[str, str] = {}
-    for key, project in plan.projects.items():
-        if project.changeset is None:
+    owners = [("projects", "project", k, p.changeset) for k, p in plan.projects.items()]
+    owners += [("tasks", "task", k, t.changeset) for k, t in plan.tasks.items()]
+    for section, what, key, changeset in owners:
+        if changeset is None:
             continue
-        token = project.changeset.token
-        tokens.setdefault(token, key)
+        token = changeset.token
+        tokens.setdefault(token, f"{what} {key}")
         if token not in plan.settings.secrets:
             problems.fail(
-                ("projects", key, "changeset", "token"),
-                f"project {key}: changeset token {token!r} is not declared in "
+                (section, key, "changeset", "token"),
+                f"{what} {key}: changeset token {token!r} is not declared in "
                 "settings.secrets (declare it there, so that its value is redacted everywhere)",
             )
     keep_from_sessions(
         problems,
         plan,
         tokens,
-        lambda key: f"the changeset token of project {key}",
+        lambda owner: f"the changeset token of {owner}",
         "it is",
     )
 

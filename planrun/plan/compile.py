@@ -39,6 +39,7 @@ from planrun.plan.resolved import (
     PlanSettings,
 )
 from planrun.plan.source import Source
+from planrun.plan.taskchangesets import task_changesets
 from planrun.plan.tasks import TaskBuilder
 from planrun.plan.trackers import check_trackers
 
@@ -92,6 +93,7 @@ def _compile(
     }
     checks.hooks(hooks)
     graph = task_graph(problems, tasks, link(problems, plan.tasks, tasks, parents.children))
+    own = task_changesets(problems, plan, name, resolved.projects, tasks)
     if graph is None or problems:
         return None
     return CompiledPlan(
@@ -115,6 +117,7 @@ def _compile(
         },
         publishing=publish_policy(plan),
         repositories=resolved.repositories,
+        task_changesets=own,
     )
 
 

@@ -28,6 +28,7 @@ from planrun.plan.agentmodel import AgentWebhook as AgentWebhook
 from planrun.plan.agentmodel import PlaneAgent as PlaneAgent
 from planrun.plan.changesetmodel import Changeset as Changeset
 from planrun.plan.changesetmodel import Changesets as Changesets
+from planrun.plan.changesetmodel import Fork as Fork
 from planrun.plan.diagnose import EXCLUSIVE_FIELDS
 from planrun.plan.repomodel import Repositories as Repositories
 from planrun.plan.trackermodel import GitHubTracker as GitHubTracker
@@ -406,6 +407,10 @@ class TaskSpec(TaskFields):
     """A file (relative to the plan) whose text is the prompt template."""
     for_each: ForEach | None = None
     """Fan the task out into one task per item (see the `for_each` forms)."""
+    changeset: Changeset | None = None
+    """This task's own pull request: its verified work alone, one commit on the base, on
+    `changeset.branch` (default `planrun/<plan>/<task>`), once the task and every task
+    that needs it are done. Its project must not have a changeset of its own."""
 
     @model_validator(mode="after")
     def _exclusive(self) -> Self:

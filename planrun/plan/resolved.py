@@ -145,6 +145,8 @@ class ChangesetSpec:
     url: str
     on_base_change: Literal["rebase", "rerun", "ignore"] = "rebase"
     commit_message: str | None = None  # a template: one squashed commit is proposed
+    fork: Literal["auto", "always", "never"] = "auto"  # when the branch goes to a fork
+    fork_organization: str | None = None  # where the fork is made (None: the token's user)
 
     def context(self, plan: str, project: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         """What the title and body templates see (each task: key, title, status, reason)."""
@@ -300,6 +302,20 @@ class CompiledPlan:
     publishing: PublishPolicy = field(default_factory=PublishPolicy)
     #: each ``repositories:`` project's repositories, in order (planrun.plan.repositories)
     repositories: dict[str, tuple[RepoSpec, ...]] = field(default_factory=dict)
+    #: each task's own changeset, by task key (planrun.plan.taskchangesets)
+    task_changesets: dict[str, ChangesetSpec] = field(default_factory=dict)
+
+    def changeset_of(self, name: str) -> ChangesetSpec | None:
+        """The changeset of project ``name``, else of task ``name`` (None: none)."""
+        project = self.projects.get(name)
+        if project is not None:
+            return project.changeset
+        return self.task_changesets.get(name)
+
+    @property
+    def has_changesets(self) -> bool:
+        """Whether a project or a task has a changeset."""
+        return bool(self.task_changesets) or any(p.changeset for p in self.projects.values())
 
     @cached_property
     def work(self) -> tuple[str, ...]:

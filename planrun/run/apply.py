@@ -147,7 +147,7 @@ def _publisher(
     if state.readonly or state.journal is None:
         return None
     closes = bool(plan.repositories) and plan.publishing.close_unmatched
-    if not closes and not any(p.changeset for p in plan.projects.values()):
+    if not closes and not plan.has_changesets:
         return None  # imports nothing of planrun.changes (nor httpx)
     from planrun.changes.wiring import publisher_for
 
