@@ -57,9 +57,10 @@ def _no_leaked_processes() -> Iterator[None]:
     deadline = time.monotonic() + 10.0
     leaked: list[int] = []
     while True:
-        procs.reap_orphans()
-        server = pg.running_processes()
-        leaked = [p for p in procs.descendants(os.getpid()) if p not in before | server]
+        table = procs.table()  # one read of /proc for the three questions
+        procs.reap_orphans(table)  # (a zombie is no descendant below either)
+        server = pg.running_processes(table)
+        leaked = [p for p in procs.descendants(os.getpid(), table) if p not in before | server]
         if not leaked or time.monotonic() > deadline:
             break
         time.sleep(0.02)  # polling a condition with a deadline, not a bare sleep
