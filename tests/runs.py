@@ -7,10 +7,13 @@ on a condition with a deadline (:func:`wait_for`), never a bare sleep.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +41,15 @@ def write_plan(folder: Path, text: str, name: str = "plan.yaml") -> Path:
     return path
 
 
+#: Commands that :func:`planrun` runs in this process (:func:`planrun.cli.main`) when
+#: nothing needs a process of its own: no fault seam (it ends the process with SIGKILL) and
+#: the main thread (trio's signal handling, os.environ and the working folder are the
+#: process's). A new interpreter costs ~0.2-0.4 s of start-up and imports a call; the
+#: commands' code is the same. Tests of the entry point itself, signals, kill -9, locks
+#: held by another process or a terminal use :func:`spawn`, ``PLANRUN`` or ``fault``.
+IN_PROCESS = frozenset({"apply", "plan", "status", "validate", "report", "logs", "clean"})
+
+
 def planrun(
     *args: str,
     cwd: Path,
@@ -48,6 +60,8 @@ def planrun(
     """Run ``planrun ARGS`` to its end (``fault``: PLANRUN_FAULT_AT; ``env``: more)."""
     extra = {} if fault is None else {"PLANRUN_FAULT_AT": str(fault)}
     extra.update(env or {})
+    if _in_process_allowed(args, extra):
+        return _in_process(args, cwd, environment(**extra))
     return subprocess.run(
         [*PLANRUN, *args],
         cwd=cwd,
@@ -58,6 +72,50 @@ def planrun(
         timeout=timeout,
         check=False,
     )
+
+
+def _in_process_allowed(args: tuple[str, ...], extra: dict[str, str]) -> bool:
+    return (
+        bool(args)
+        and args[0] in IN_PROCESS
+        and not any(key.startswith("PLANRUN_FAULT") for key in extra)
+        and threading.current_thread() is threading.main_thread()
+        and not _orphans()
+    )
+
+
+def _orphans() -> bool:
+    """Whether processes that outlived a planrun killed earlier in the test are children of
+    this process (the subreaper): a planrun in this process would count them as its own."""
+    from tests import pg, procs
+
+    table = procs.table()
+    return bool(set(procs.descendants(os.getpid(), table)) - pg.running_processes(table))
+
+
+def _in_process(
+    args: tuple[str, ...], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """:func:`planrun.cli.main` with the environment and working folder a child would
+    have, and its stdout and stderr captured; both are restored after."""
+    from planrun.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args), out=out)
+            except SystemExit as e:  # --help, --version
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess([*PLANRUN, *args], code, out.getvalue(), err.getvalue())
 
 
 def apply(
