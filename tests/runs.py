@@ -1,8 +1,10 @@
 """Running ``planrun`` as a real process and reading what it left, for the durable-state tests.
 
-Every planrun here is ``python -m planrun`` with ``CI=true`` and the repository on
-``PYTHONPATH``, so that it can be killed with SIGKILL like the real thing. Waiting is always
-on a condition with a deadline (:func:`wait_for`), never a bare sleep.
+A planrun started here (:func:`spawn`, a fault seam, ``child=True``) is ``python -m planrun``
+with ``CI=true`` and the repository on ``PYTHONPATH``, so that it can be killed with SIGKILL
+like the real thing; a short command that needs no process of its own runs in this one,
+with the same environment and folder (:data:`IN_PROCESS`). Waiting is always on a
+condition with a deadline (:func:`wait_for`), never a bare sleep.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ def write_plan(folder: Path, text: str, name: str = "plan.yaml") -> Path:
 #: the main thread (trio's signal handling, os.environ and the working folder are the
 #: process's). A new interpreter costs ~0.2-0.4 s of start-up and imports a call; the
 #: commands' code is the same. Tests of the entry point itself, signals, kill -9, locks
-#: held by another process or a terminal use :func:`spawn`, ``PLANRUN`` or ``fault``.
+#: held by another process or a terminal use :func:`spawn`, ``PLANRUN``, ``fault`` or
+#: ``child=True``. ``PLANRUN_TESTS_CHILD=1`` runs every call in a child, as before.
 IN_PROCESS = frozenset({"apply", "plan", "status", "validate", "report", "logs", "clean"})
+ALWAYS_A_CHILD = "PLANRUN_TESTS_CHILD"
 
 
 def planrun(
@@ -56,11 +60,13 @@ def planrun(
     fault: int | None = None,
     timeout: float = 60.0,
     env: dict[str, str] | None = None,
+    child: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``planrun ARGS`` to its end (``fault``: PLANRUN_FAULT_AT; ``env``: more)."""
+    """Run ``planrun ARGS`` to its end (``fault``: PLANRUN_FAULT_AT; ``env``: more;
+    ``child``: in a new process even where this one would do, see IN_PROCESS)."""
     extra = {} if fault is None else {"PLANRUN_FAULT_AT": str(fault)}
     extra.update(env or {})
-    if _in_process_allowed(args, extra):
+    if not child and _in_process_allowed(args, extra):
         return _in_process(args, cwd, environment(**extra))
     return subprocess.run(
         [*PLANRUN, *args],
@@ -77,6 +83,7 @@ def planrun(
 def _in_process_allowed(args: tuple[str, ...], extra: dict[str, str]) -> bool:
     return (
         bool(args)
+        and not os.environ.get(ALWAYS_A_CHILD)
         and args[0] in IN_PROCESS
         and not any(key.startswith("PLANRUN_FAULT") for key in extra)
         and threading.current_thread() is threading.main_thread()
@@ -119,12 +126,15 @@ def _in_process(
 
 
 def apply(
-    plan: Path, *args: str, fault: int | None = None, env: dict[str, str] | None = None
+    plan: Path,
+    *args: str,
+    fault: int | None = None,
+    env: dict[str, str] | None = None,
+    child: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """``planrun apply PLAN --progress plain ARGS`` to its end."""
-    return planrun(
-        "apply", str(plan), "--progress", "plain", *args, cwd=plan.parent, fault=fault, env=env
-    )
+    """``planrun apply PLAN --progress plain ARGS`` to its end (see :func:`planrun`)."""
+    words = ("apply", str(plan), "--progress", "plain", *args)
+    return planrun(*words, cwd=plan.parent, fault=fault, env=env, child=child)
 
 
 def spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:
