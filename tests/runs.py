@@ -87,8 +87,20 @@ def _in_process_allowed(args: tuple[str, ...], extra: dict[str, str]) -> bool:
         and args[0] in IN_PROCESS
         and not any(key.startswith("PLANRUN_FAULT") for key in extra)
         and threading.current_thread() is threading.main_thread()
+        and not _in_trio()
         and not _orphans()
     )
+
+
+def _in_trio() -> bool:
+    """Whether this is a trio test's run (main's trio.run cannot run inside it)."""
+    import trio
+
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _orphans() -> bool:
