@@ -40,9 +40,10 @@ DURABLE = "-c max_connections=50"
 _RUNNING: list[Server] = []
 
 
-def running_processes() -> set[int]:
-    """The processes of every server of this session that runs."""
-    return {pid for server in _RUNNING for pid in server.processes()}
+def running_processes(of: procs.Table | None = None) -> set[int]:
+    """The processes of every server of this session that runs (in the process table
+    ``of``, else read now)."""
+    return {pid for server in _RUNNING for pid in server.processes(of)}
 
 
 class Unavailable(Exception):
@@ -132,11 +133,12 @@ class Server:
         if self.made_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def processes(self) -> set[int]:
-        """The server's processes (its backends come and go with the tests' connections)."""
+    def processes(self, of: procs.Table | None = None) -> set[int]:
+        """The server's processes (its backends come and go with the tests' connections),
+        in the process table ``of``, else read now."""
         if self.postmaster is None:
             return set()
-        return {self.postmaster, *procs.descendants(self.postmaster)}
+        return {self.postmaster, *procs.descendants(self.postmaster, of)}
 
     def create_database(self) -> str:
         """A new empty database; its URL."""

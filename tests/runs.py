@@ -1,16 +1,21 @@
 """Running ``planrun`` as a real process and reading what it left, for the durable-state tests.
 
-Every planrun here is ``python -m planrun`` with ``CI=true`` and the repository on
-``PYTHONPATH``, so that it can be killed with SIGKILL like the real thing. Waiting is always
-on a condition with a deadline (:func:`wait_for`), never a bare sleep.
+A planrun started here (:func:`spawn`, a fault seam, ``child=True``) is ``python -m planrun``
+with ``CI=true`` and the repository on ``PYTHONPATH``, so that it can be killed with SIGKILL
+like the real thing; a short command that needs no process of its own runs in this one,
+with the same environment and folder (:data:`IN_PROCESS`). Waiting is always on a
+condition with a deadline (:func:`wait_for`), never a bare sleep.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,16 +43,31 @@ def write_plan(folder: Path, text: str, name: str = "plan.yaml") -> Path:
     return path
 
 
+#: Commands that :func:`planrun` runs in this process (:func:`planrun.cli.main`) when
+#: nothing needs a process of its own: no fault seam (it ends the process with SIGKILL) and
+#: the main thread (trio's signal handling, os.environ and the working folder are the
+#: process's). A new interpreter costs ~0.2-0.4 s of start-up and imports a call; the
+#: commands' code is the same. Tests of the entry point itself, signals, kill -9, locks
+#: held by another process or a terminal use :func:`spawn`, ``PLANRUN``, ``fault`` or
+#: ``child=True``. ``PLANRUN_TESTS_CHILD=1`` runs every call in a child, as before.
+IN_PROCESS = frozenset({"apply", "plan", "status", "validate", "report", "logs", "clean"})
+ALWAYS_A_CHILD = "PLANRUN_TESTS_CHILD"
+
+
 def planrun(
     *args: str,
     cwd: Path,
     fault: int | None = None,
     timeout: float = 60.0,
     env: dict[str, str] | None = None,
+    child: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``planrun ARGS`` to its end (``fault``: PLANRUN_FAULT_AT; ``env``: more)."""
+    """Run ``planrun ARGS`` to its end (``fault``: PLANRUN_FAULT_AT; ``env``: more;
+    ``child``: in a new process even where this one would do, see IN_PROCESS)."""
     extra = {} if fault is None else {"PLANRUN_FAULT_AT": str(fault)}
     extra.update(env or {})
+    if not child and _in_process_allowed(args, extra):
+        return _in_process(args, cwd, environment(**extra))
     return subprocess.run(
         [*PLANRUN, *args],
         cwd=cwd,
@@ -60,13 +80,73 @@ def planrun(
     )
 
 
-def apply(
-    plan: Path, *args: str, fault: int | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``planrun apply PLAN --progress plain ARGS`` to its end."""
-    return planrun(
-        "apply", str(plan), "--progress", "plain", *args, cwd=plan.parent, fault=fault, env=env
+def _in_process_allowed(args: tuple[str, ...], extra: dict[str, str]) -> bool:
+    return (
+        bool(args)
+        and not os.environ.get(ALWAYS_A_CHILD)
+        and args[0] in IN_PROCESS
+        and not any(key.startswith("PLANRUN_FAULT") for key in extra)
+        and threading.current_thread() is threading.main_thread()
+        and not _in_trio()
+        and not _orphans()
     )
+
+
+def _in_trio() -> bool:
+    """Whether this is a trio test's run (main's trio.run cannot run inside it)."""
+    import trio
+
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _orphans() -> bool:
+    """Whether processes that outlived a planrun killed earlier in the test are children of
+    this process (the subreaper): a planrun in this process would count them as its own."""
+    from tests import pg, procs
+
+    table = procs.table()
+    return bool(set(procs.descendants(os.getpid(), table)) - pg.running_processes(table))
+
+
+def _in_process(
+    args: tuple[str, ...], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """:func:`planrun.cli.main` with the environment and working folder a child would
+    have, and its stdout and stderr captured; both are restored after."""
+    from planrun.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args), out=out)
+            except SystemExit as e:  # --help, --version
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess([*PLANRUN, *args], code, out.getvalue(), err.getvalue())
+
+
+def apply(
+    plan: Path,
+    *args: str,
+    fault: int | None = None,
+    env: dict[str, str] | None = None,
+    child: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``planrun apply PLAN --progress plain ARGS`` to its end (see :func:`planrun`)."""
+    words = ("apply", str(plan), "--progress", "plain", *args)
+    return planrun(*words, cwd=plan.parent, fault=fault, env=env, child=child)
 
 
 def spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:

@@ -10,21 +10,38 @@ and races other worktrees).
 
 from __future__ import annotations
 
-import json
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests import runs
 
-SHIM = """#!/usr/bin/env python3
-import json, os, sys
-record = {{"argv": sys.argv[1:], "prompt": os.environ.get("GIT_TERMINAL_PROMPT")}}
-with open({log!r}, "a") as log:
-    log.write(json.dumps(record) + "\\n")
-os.execv({git!r}, ["git", *sys.argv[1:]])
+#: Records its GIT_TERMINAL_PROMPT and argv (each field ends with NUL, which no argument
+#: can hold; one printf, so one write per call), then execs the real git. A shell script,
+#: not Python: planrun makes ~50 git calls here, and an interpreter's start-up in each
+#: cost ~4 s in all.
+SHIM = """#!/bin/sh
+printf '%s\\000' "${{GIT_TERMINAL_PROMPT-<unset>}}" "$@" {end} >> {log}
+exec {git} "$@"
 """
+END = "<end-of-git-call>"
+
+
+def recorded(log: Path) -> list[dict[str, Any]]:
+    """The shim's records: ``{"argv": [...], "prompt": GIT_TERMINAL_PROMPT or None}``."""
+    fields = log.read_text().split("\0")
+    assert fields.pop() == "", "a record was cut short"
+    calls: list[dict[str, Any]] = []
+    while fields:
+        prompt = fields.pop(0)
+        argv = []
+        while (field := fields.pop(0)) != END:
+            argv.append(field)
+        calls.append({"argv": argv, "prompt": None if prompt == "<unset>" else prompt})
+    return calls
 
 
 def git(repo: Path, *args: str) -> str:
@@ -54,9 +71,11 @@ def test_every_git_call_of_a_worktree_run_is_hardened(tmp_path: Path, clean_env:
 
     shim_dir = tmp_path / "shim"
     shim_dir.mkdir()
-    log = tmp_path / "git-calls.jsonl"
+    log = tmp_path / "git-calls.log"
     shim = shim_dir / "git"
-    shim.write_text(SHIM.format(log=str(log), git=real_git))
+    shim.write_text(
+        SHIM.format(log=shlex.quote(str(log)), git=shlex.quote(real_git), end=shlex.quote(END))
+    )
     shim.chmod(0o755)
 
     plan = runs.write_plan(
@@ -85,7 +104,7 @@ tasks:
     assert done.returncode == 0, done.stderr
     assert git(repo, "show", "planrun-hardened:from-b.txt") == "b\n"  # the run really landed
 
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    calls = recorded(log)
     subcommands = {subcommand(c["argv"]) for c in calls}
     assert {"worktree", "commit"} <= subcommands, subcommands  # prepare and land went through
     for call in calls:

@@ -102,12 +102,14 @@ def test_two_machines_share_a_run_and_a_dependent_builds_on_work_landed_elsewher
 
 
 def slow_first(root: Path, key: str) -> str:
-    """A task whose first attempt (anywhere) says it started, records its pid and sleeps;
-    any later attempt writes its change at once."""
+    """A task whose first attempt (anywhere) records its pid, says it started and sleeps;
+    any later attempt writes its change at once. (The pid is written first: a test that
+    saw the start reads it at once.)"""
     first = root / f"{key}.first"
+    pid = root / f"{key}.pid"
     script = (
         f"if [ -e {first} ]; then echo {key} > {key}.txt;"
-        f" else pwd > {first}.tmp; mv {first}.tmp {first}; echo $$ > {root}/{key}.pid;"
+        f" else echo $$ > {pid}.tmp; mv {pid}.tmp {pid}; pwd > {first}.tmp; mv {first}.tmp {first};"
         " exec sleep 60; fi"
     )
     return '{run: [sh, -c, "' + script + '"]}'
