@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from githubkit_schemas.latest import models as gh
 from pydantic import BaseModel, ValidationError
@@ -17,6 +16,7 @@ from tests.github_pulls import PULL_ROUTES, PullRoutes
 from tests.github_repos import REPO_ROUTES, RepoRoutes
 from tests.github_reviews import REVIEW_ROUTES, ReviewRoutes
 from tests.github_standin import PER_PAGE_MAX, STAMP, Standin, _Refused, _user, _valid
+from tests.standin_http import JSONHandler
 
 ISSUES = re.compile(r"^/repos/([^/]+/[^/]+)/issues$")
 ISSUE = re.compile(r"^/repos/([^/]+/[^/]+)/issues/(\d+)$")
@@ -39,42 +39,25 @@ def _body(model: type[BaseModel], data: Any) -> dict[str, Any]:
     return data
 
 
-class Handler(ForkRoutes, RepoRoutes, PullRoutes, ReviewRoutes, BaseHTTPRequestHandler):
+class Handler(ForkRoutes, RepoRoutes, PullRoutes, ReviewRoutes, JSONHandler):
     data: ClassVar[Standin]  # type: ignore[misc]
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
+    content_type = "application/json; charset=utf-8"
 
     def _serve(self, method: str) -> None:
         d = self.data
-        split = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        path, query, raw = self._request()
         body = json.loads(raw) if raw else None
         try:
             self._check(method, raw.decode())
             with d.lock:
-                d.requests.append((method, split.path, body))
-            status, answer, headers = self._route(method, split.path, query, body)
+                d.requests.append((method, path, body))
+            status, answer, headers = self._route(method, path, query, body)
         except _Refused as refused:
             status, answer, headers = refused.status, {"message": str(refused)}, refused.headers
         except AssertionError as broken:  # the stand-in's own fault: the test fails
             d.problems.append(str(broken))
             status, answer, headers = 500, {"message": "stand-in error"}, {}
-        self._answer(status, answer, headers)
+        self._send(status, answer, headers)
 
     def _check(self, method: str, raw: str) -> None:
         d = self.data
@@ -115,16 +98,6 @@ class Handler(ForkRoutes, RepoRoutes, PullRoutes, ReviewRoutes, BaseHTTPRequestH
                 return methods[method](self, *found.groups()[1:], query=query, body=body)
         self.data.problems.append(f"unknown request {method} {path}")
         raise _Refused(404, "Not Found")
-
-    def _answer(self, status: int, answer: Any, headers: dict[str, str]) -> None:
-        raw = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json; charset=utf-8")
-        self.send_header("content-length", str(len(raw)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(raw)
 
     # ------------------------------------------------------------ endpoints
 

@@ -15,11 +15,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from githubkit_schemas.latest import models as gh
 from pydantic import BaseModel, ValidationError
+
+from tests.standin_http import serve_with
 
 STAMP = "2026-12-06T10:00:00Z"
 PER_PAGE_MAX = 100
@@ -167,20 +168,9 @@ def serve(standin: Standin) -> Iterator[Standin]:
     """Run ``standin`` on 127.0.0.1 (a free port) while the block runs."""
     from tests.github_routes import Handler
 
-    class Bound(Handler):
-        data = standin
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Bound)
-    server.daemon_threads = True
-    standin.url = f"http://127.0.0.1:{server.server_address[1]}"
-    # a short poll: shutdown() waits for it, once per test
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield standin
-    finally:
-        if standin.hold_writes is not None:
-            standin.hold_writes.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_with(standin, Handler):
+        try:
+            yield standin
+        finally:  # a write held until released would keep the server from stopping
+            if standin.hold_writes is not None:
+                standin.hold_writes.set()

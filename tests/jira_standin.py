@@ -18,9 +18,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+
+from tests.standin_http import JSONHandler, serve_with
 
 STATUSES = {"To Do": "new", "In Progress": "indeterminate", "Done": "done"}
 #: the workflow: from each status, the transitions offered (id, target)
@@ -101,37 +101,19 @@ def _matches(issue: dict[str, Any], jql: str) -> bool:
     return True
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JSONHandler):
     data: ClassVar[JiraStandin]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
+    none_is_empty = True  # 204 No Content
 
     def _serve(self, method: str) -> None:
-        split = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-        length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        path, query, raw = self._request()
+        body = json.loads(raw) if raw else None
         try:
-            self._check(method, split.path, body)
-            status, answer = self._route(method, split.path, query, body)
+            self._check(method, path, body)
+            status, answer = self._route(method, path, query, body)
         except _Refused as refused:
             status, answer = refused.status, {"errorMessages": [str(refused)], "errors": {}}
-        raw = json.dumps(answer).encode() if answer is not None else b""
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        self._send(status, answer)
 
     def _check(self, method: str, path: str, body: Any) -> None:
         d = self.data
@@ -252,17 +234,5 @@ ROUTES: list[tuple[str, str, Any]] = [
 
 @contextmanager
 def serve_jira(standin: JiraStandin) -> Iterator[JiraStandin]:
-    class Bound(Handler):
-        data = standin
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Bound)
-    server.daemon_threads = True
-    standin.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_with(standin, Handler):
         yield standin
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

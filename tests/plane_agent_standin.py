@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx
 from plane.client.oauth_client import OAuthToken
@@ -43,7 +43,8 @@ from plane.models import work_items as wm
 from plane.models import workspaces as ws
 
 from tests import plane_standin
-from tests.plane_standin import STAMP, _body, _Refused, _valid, serve_with
+from tests.plane_standin import STAMP, _body, _Refused, _valid
+from tests.standin_http import serve_with
 
 STALE_AFTER = 300.0
 ENDED = {"completed", "stopped", "failed", "stale"}
@@ -209,23 +210,16 @@ class Handler(plane_standin.Handler):
     data: ClassVar[AgentStandin]  # type: ignore[assignment]
 
     def _serve(self, method: str) -> None:
-        split = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        path, query, raw = self._request()
         try:
             with self.data.lock:
-                status, answer = self._route(method, split.path, query, raw)
+                status, answer = self._route(method, path, query, raw)
         except _Refused as refused:
             status, answer = refused.status, {"error": str(refused)}
         except AssertionError as broken:
             self.data.problems.append(str(broken))
             status, answer = 500, {"error": "stand-in error"}
-        out = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        self._send(status, answer)
 
     def _route(self, method: str, path: str, query: dict[str, str], raw: bytes) -> Any:
         d = self.data

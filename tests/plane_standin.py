@@ -17,17 +17,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, ClassVar
 
 from plane.models import projects as pm
 from plane.models import states as sm
 from plane.models import work_items as wm
 from pydantic import BaseModel, ValidationError
 
+from tests.standin_http import JSONHandler, serve_with
+
 STAMP = "2026-12-06T10:00:00Z"
-S = TypeVar("S")
 GROUPS = [
     ("Backlog", "backlog"),
     ("Todo", "unstarted"),
@@ -120,41 +119,21 @@ def _body(model: type[BaseModel], data: Any) -> dict[str, Any]:
     return data
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JSONHandler):
     data: ClassVar[PlaneStandin]
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
     def _serve(self, method: str) -> None:
-        d = self.data
-        split = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-        length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        path, query, raw = self._request()
+        body = json.loads(raw) if raw else None
         try:
-            self._check(method, split.path, body)
-            status, answer = self._route(method, split.path, query, body)
+            self._check(method, path, body)
+            status, answer = self._route(method, path, query, body)
         except _Refused as refused:
             status, answer = refused.status, {"error": str(refused)}
         except AssertionError as broken:
-            d.problems.append(str(broken))
+            self.data.problems.append(str(broken))
             status, answer = 500, {"error": "stand-in error"}
-        raw = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        self._send(status, answer)
 
     def _check(self, method: str, path: str, body: Any) -> None:
         d = self.data
@@ -292,24 +271,3 @@ ROUTES: list[tuple[str, str, Any]] = [
 def serve_plane(standin: PlaneStandin) -> Iterator[PlaneStandin]:
     with serve_with(standin, Handler):
         yield standin
-
-
-@contextmanager
-def serve_with(standin: S, handler: type[BaseHTTPRequestHandler]) -> Iterator[S]:
-    """Serve ``standin`` with ``handler`` (its ``data``) on 127.0.0.1, a port of its own;
-    ``standin.url`` says where."""
-
-    class Bound(handler):  # type: ignore[valid-type,misc]
-        data = standin
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Bound)
-    server.daemon_threads = True
-    standin.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield standin
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
