@@ -20,13 +20,15 @@ from typing import Any
 
 from planrun.core.outcomes import Status
 from planrun.state.queries import (
+    attempt_spans,
     elapsed_s,
     in_run,
     run_liveness,
     run_status,
     task_status,
+    usage_by_task,
 )
-from planrun.state.store import AttemptBrief, AttemptRow, RunOverview, RunRow, StoreReader, TaskRow
+from planrun.state.store import AttemptRow, RunOverview, RunRow, StoreReader, TaskRow
 
 #: The board's columns, in order: (id, heading, the statuses it holds).
 COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -137,8 +139,8 @@ def waiting_for(key: str, status: str, reason: str, plan: tuple[str, ...]) -> Wa
 
 def _cards(overview: RunOverview, liveness: str, now: float) -> list[Card]:
     """Work tasks in the run_plan's order, then any other recorded task by key."""
-    spans = _spans(overview.attempts)
-    usage = _usage(overview.attempts)
+    spans = attempt_spans(overview.attempts)
+    usage = usage_by_task(overview.attempts)
     recorded = {t.key: t for t in overview.tasks}
     planned = {str(t["key"]): t for t in in_run(overview.planned, recorded, liveness)}
     order = [k for k, t in planned.items() if t.get("kind", "work") == "work"]
@@ -162,7 +164,9 @@ def _cards(overview: RunOverview, liveness: str, now: float) -> list[Card]:
             ended = None
         elif ended is None and row is not None and not is_open:
             ended = row.updated_at
-        tokens, cost = usage.get(key, (None, None))
+        used = usage.get(key)
+        tokens = None if used is None else used["input_tokens"] + used["output_tokens"]
+        cost = None if used is None else used["cost_usd"]
         title = str(plan.get("title", ""))
         cards.append(
             Card(
@@ -181,34 +185,6 @@ def _cards(overview: RunOverview, liveness: str, now: float) -> list[Card]:
             )
         )
     return cards
-
-
-_Span = tuple[str, str | None, bool, str | None, int]
-
-
-def _spans(attempts: Iterable[AttemptBrief]) -> dict[str, _Span]:
-    """Per task: first start, last end, last attempt open, its outcome and number."""
-    spans: dict[str, _Span] = {}
-    for a in attempts:
-        first = spans[a.key][0] if a.key in spans else a.started_at
-        spans[a.key] = (first, a.ended_at, a.ended_at is None, a.outcome, a.n)
-    return spans
-
-
-def _usage(attempts: Iterable[AttemptBrief]) -> dict[str, tuple[int | None, float | None]]:
-    """Per task: tokens (in + out) and cost summed over its attempts that reported them."""
-    totals: dict[str, tuple[int | None, float | None]] = {}
-    for a in attempts:
-        if not a.usage:
-            continue
-        tokens, cost = totals.get(a.key, (None, None))
-        used = (a.usage.get("input_tokens") or 0) + (a.usage.get("output_tokens") or 0)
-        tokens = (tokens or 0) + used
-        price = a.usage.get("cost_usd")
-        if price is not None:
-            cost = round((cost or 0.0) + float(price), 6)
-        totals[a.key] = (tokens, cost)
-    return totals
 
 
 # ---------------------------------------------------------------- the task page

@@ -37,13 +37,17 @@ from planrun.report.figures import cost_text, duration_text, tokens_text, usage_
 from planrun.sessions.procfs import PPID, STARTTIME, STATE, stat_field, stat_fields
 from planrun.state.locate import Located, locate
 from planrun.state.queries import (
+    USAGE_FIELDS,
+    attempt_spans,
     elapsed_s,
     in_run,
     open_readonly,
     run_liveness,
     run_status,
     select_run,
+    sum_usage,
     task_status,
+    usage_by_task,
 )
 from planrun.state.store import AttemptBrief, RunOverview, RunRow, StoreReader, TaskBrief
 
@@ -82,7 +86,7 @@ class Snapshot:
 
     def usage(self) -> dict[str, Any] | None:
         """The run's usage: the sum of its tasks' (None when no task reported any)."""
-        return _sum_usage(t.usage for t in self.tasks)
+        return sum_usage(t.usage for t in self.tasks)
 
 
 def run_status_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -226,15 +230,9 @@ def read_snapshot(store: StoreReader, run: RunRow, holder: dict[str, Any] | None
 
 def _lines(overview: RunOverview, liveness: str, now: float) -> list[TaskLine]:
     """Work tasks in the run_plan's order, then any other recorded task by key."""
-    spans: dict[str, tuple[str, str | None, bool, str | None, int]] = {}
-    in_tmux: set[str] = set()
-    usage = _usage_by_task(overview.attempts)
-    for a in overview.attempts:
-        first = spans[a.key][0] if a.key in spans else a.started_at
-        spans[a.key] = (first, a.ended_at, a.ended_at is None, a.outcome, a.n)
-        in_tmux.discard(a.key)
-        if a.ended_at is None and liveness == "dead" and tmux_pane_alive(a.pid, a.proc_start_time):
-            in_tmux.add(a.key)
+    spans = attempt_spans(overview.attempts)
+    in_tmux = _in_tmux(overview.attempts) if liveness == "dead" else set()
+    usage = usage_by_task(overview.attempts)
     recorded = {t.key: t for t in overview.tasks}
     planned = overview.planned
     order = [t for t in in_run(planned, recorded, liveness) if t.get("kind", "work") == "work"]
@@ -248,29 +246,14 @@ def _lines(overview: RunOverview, liveness: str, now: float) -> list[TaskLine]:
     return [replace(line, usage=usage.get(line.key)) for line in lines]
 
 
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "cost_usd")
-
-
-def _usage_by_task(attempts: Iterable[AttemptBrief]) -> dict[str, dict[str, Any]]:
-    """Each task's usage: the sum of its attempts' usage."""
-    per_task: dict[str, list[dict[str, Any] | None]] = {}
-    for a in attempts:
-        per_task.setdefault(a.key, []).append(dict(a.usage) if a.usage else None)
-    totals = {key: _sum_usage(usages) for key, usages in per_task.items()}
-    return {key: total for key, total in totals.items() if total is not None}
-
-
-def _sum_usage(usages: Iterable[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """Tokens added up, cost only if some usage is priced (as the report's total_usage)."""
-    known = [u for u in usages if u]
-    if not known:
-        return None
-    total: dict[str, Any] = {
-        name: sum(u.get(name) or 0 for u in known) for name in _USAGE_FIELDS[:2]
+def _in_tmux(attempts: Iterable[AttemptBrief]) -> set[str]:
+    """The tasks of a dead run whose last attempt is open and whose tmux pane still runs."""
+    last = {a.key: a for a in attempts}
+    return {
+        key
+        for key, a in last.items()
+        if a.ended_at is None and tmux_pane_alive(a.pid, a.proc_start_time)
     }
-    costs = [u["cost_usd"] for u in known if u.get("cost_usd") is not None]
-    total["cost_usd"] = round(sum(costs), 6) if costs else None
-    return total
 
 
 def tmux_pane_alive(pid: int | None, start_time: int | None) -> bool:
@@ -385,7 +368,7 @@ def _header(snapshot: Snapshot, located: Located) -> list[str]:
     lines.append(f"tasks: {counts or 'none'}  (state: {located.state_dir})")
     usage = snapshot.usage()
     if usage is not None:
-        lines.append("usage: " + usage_text(*(usage[name] for name in _USAGE_FIELDS)))
+        lines.append("usage: " + usage_text(*(usage[name] for name in USAGE_FIELDS)))
     return lines
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,7 +15,7 @@ from planrun.errors import StoreError, UsageError
 from planrun.state.folder import STATE_FILE
 from planrun.state.locate import Located
 from planrun.state.open import open_store
-from planrun.state.store import RUN_PLAN_EVENT, EventRow, RunRow, StoreReader
+from planrun.state.store import RUN_PLAN_EVENT, AttemptBrief, EventRow, RunRow, StoreReader
 
 if TYPE_CHECKING:
     pass
@@ -180,6 +180,45 @@ def task_status(
             return Status.RUNNING.value, reason or "landing"
         return Status.RETRYING.value, reason or f"last attempt {last_outcome}"
     return recorded, reason
+
+
+#: A task's attempts as ``status`` and the board show them: its first start, its last
+#: attempt's end, whether that attempt is still open, its outcome and its number.
+Span = tuple[str, str | None, bool, str | None, int]
+
+#: The usage fields an attempt records, and a task's and run's sums hold.
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cost_usd")
+
+
+def attempt_spans(attempts: Iterable[AttemptBrief]) -> dict[str, Span]:
+    """Each task's :data:`Span`, from its attempts in the order they started."""
+    spans: dict[str, Span] = {}
+    for a in attempts:
+        first = spans[a.key][0] if a.key in spans else a.started_at
+        spans[a.key] = (first, a.ended_at, a.ended_at is None, a.outcome, a.n)
+    return spans
+
+
+def usage_by_task(attempts: Iterable[AttemptBrief]) -> dict[str, dict[str, Any]]:
+    """Each task's usage: the sum of its attempts' usage (tasks with none are left out)."""
+    per_task: dict[str, list[dict[str, Any] | None]] = {}
+    for a in attempts:
+        per_task.setdefault(a.key, []).append(dict(a.usage) if a.usage else None)
+    totals = {key: sum_usage(usages) for key, usages in per_task.items()}
+    return {key: total for key, total in totals.items() if total is not None}
+
+
+def sum_usage(usages: Iterable[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """Tokens added up, cost only if some usage is priced (as the report's total_usage)."""
+    known = [u for u in usages if u]
+    if not known:
+        return None
+    total: dict[str, Any] = {
+        name: sum(u.get(name) or 0 for u in known) for name in USAGE_FIELDS[:2]
+    }
+    costs = [u["cost_usd"] for u in known if u.get("cost_usd") is not None]
+    total["cost_usd"] = round(sum(costs), 6) if costs else None
+    return total
 
 
 def elapsed_s(started_at: str | None, ended_at: str | None, now: float) -> float | None:
