@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from planrun.core.loopback import is_loopback
-from planrun.plan.credentials import keep_from_sessions
+from planrun.plan.credentials import declared, keep_from_sessions
 from planrun.plan.model import PlaneAgent, PlanFile
 from planrun.plan.problems import Problems
 
@@ -30,12 +30,9 @@ def check_agents(problems: Problems, plan: PlanFile) -> None:
     for name, agent in plan.agents.items():
         for field, variable in credentials(agent).items():
             holders.setdefault(variable, name)
-            if variable not in plan.settings.secrets:
-                problems.fail(
-                    ("agents", name, *field.split(".")),
-                    f"agent {name}: {variable!r} is not declared in settings.secrets "
-                    "(declare it there, so that its value is redacted everywhere)",
-                )
+            declared(
+                problems, plan, ("agents", name, *field.split(".")), variable, f"agent {name}:"
+            )
         if agent.webhook is not None and not agent.webhook.public:
             host = agent.webhook.listen.rsplit(":", 1)[0].strip("[]")
             if not is_loopback(host):

@@ -18,7 +18,7 @@ from typing import Literal
 
 from planrun.plan import templates
 from planrun.plan.changesetmodel import Changeset, Fork
-from planrun.plan.credentials import keep_from_sessions
+from planrun.plan.credentials import declared, keep_from_sessions
 from planrun.plan.model import PlanFile, Project
 from planrun.plan.problems import Problems
 from planrun.plan.refs import branch_problem
@@ -157,12 +157,8 @@ def check_tokens(problems: Problems, plan: PlanFile) -> None:
             continue
         token = changeset.token
         tokens.setdefault(token, f"{what} {key}")
-        if token not in plan.settings.secrets:
-            problems.fail(
-                (section, key, "changeset", "token"),
-                f"{what} {key}: changeset token {token!r} is not declared in "
-                "settings.secrets (declare it there, so that its value is redacted everywhere)",
-            )
+        where = (section, key, "changeset", "token")
+        declared(problems, plan, where, token, f"{what} {key}: changeset token")
     keep_from_sessions(
         problems,
         plan,

@@ -40,6 +40,21 @@ def keep_from_sessions(
                 )
 
 
+def declared(
+    problems: Problems, plan: PlanFile, where: tuple[str | int, ...], name: str, who: str
+) -> bool:
+    """Whether the variable ``name`` is a declared secret; else report it at ``where`` as
+    ``who`` holds it (``tracker gh: token``)."""
+    if name in plan.settings.secrets:
+        return True
+    problems.fail(
+        where,
+        f"{who} {name!r} is not declared in settings.secrets (declare it there, so that its "
+        "value is redacted everywhere)",
+    )
+    return False
+
+
 def grants(plan: PlanFile) -> list[tuple[tuple[str, ...], list[str]]]:
     """Every written ``secrets`` list that grants secrets to sessions, with its place."""
     found: list[tuple[tuple[str, ...], list[str]]] = []
@@ -54,4 +69,4 @@ def grants(plan: PlanFile) -> list[tuple[tuple[str, ...], list[str]]]:
     return found
 
 
-__all__ = ["grants", "keep_from_sessions"]
+__all__ = ["declared", "grants", "keep_from_sessions"]

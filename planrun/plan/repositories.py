@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from planrun.plan.changesets import published_for
-from planrun.plan.credentials import keep_from_sessions
+from planrun.plan.credentials import declared, keep_from_sessions
 from planrun.plan.expand import ItemError
 from planrun.plan.item import Item
 from planrun.plan.model import Changeset, PlanFile, Repositories
@@ -47,12 +47,8 @@ def plan_repositories(
         where = ("projects", key, "repositories")
         if spec.token is not None:
             tokens.setdefault(spec.token, key)
-            if spec.token not in plan.settings.secrets:
-                problems.fail(
-                    (*where, "token"),
-                    f"project {key}: repositories token {spec.token!r} is not declared in "
-                    "settings.secrets (declare it there, so that its value is redacted)",
-                )
+            who = f"project {key}: repositories token"
+            if not declared(problems, plan, (*where, "token"), spec.token, who):
                 continue  # not sent anywhere
         found = _found(problems, key, spec, resolved.directory, files)
         if found is None:

@@ -14,7 +14,7 @@ tracker.
 from __future__ import annotations
 
 from planrun.errors import suggest
-from planrun.plan.credentials import keep_from_sessions
+from planrun.plan.credentials import declared, keep_from_sessions
 from planrun.plan.model import PlanFile, Tracker, TrackerSelect
 from planrun.plan.problems import Problems
 
@@ -24,12 +24,9 @@ def check_trackers(problems: Problems, plan: PlanFile) -> None:
     tokens: dict[str, str] = {}
     for name, tracker in plan.trackers.items():
         tokens.setdefault(tracker.token, name)
-        if tracker.token not in plan.settings.secrets:
-            problems.fail(
-                ("trackers", name, "token"),
-                f"tracker {name}: token {tracker.token!r} is not declared in settings.secrets "
-                "(declare it there, so that its value is redacted everywhere)",
-            )
+        declared(
+            problems, plan, ("trackers", name, "token"), tracker.token, f"tracker {name}: token"
+        )
         _check_status(problems, name, tracker)
     keep_from_sessions(
         problems,
