@@ -1,13 +1,18 @@
 """The loop of a durable outbox (tracker status updates, changesets): deliver what is
 pending, one at a time, then sleep until something new is recorded or the earliest
-backoff ends, until the run stops. What to deliver and how is the outbox's own."""
+backoff ends, until the run stops; and what is pending, read from the events that
+record intents and deliveries. What to deliver and how is the outbox's own."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import trio
+
+if TYPE_CHECKING:
+    from planrun.state.store import EventRow
 
 
 class Waiting(Protocol):
@@ -50,4 +55,35 @@ class DeliveryLoop(ABC, Generic[P]):
         """Try every pending delivery that is due (all of them when ``final``)."""
 
 
-__all__ = ["DeliveryLoop", "Waiting"]
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+def intents(
+    rows: Iterable[EventRow],
+    intent_kind: str,
+    read: Callable[[Mapping[str, Any]], T],
+    key: Callable[[T], K],
+) -> dict[K, tuple[T, list[str]]]:
+    """Per key, from an outbox's events in order: its newest intent (``read`` from an
+    ``intent_kind`` row), and the ids (``run/seq``) of its intents that no delivery (any
+    other row, naming the ``intents`` it covered) settled, oldest first; none when the
+    newest is settled."""
+    latest: dict[K, tuple[str, T]] = {}
+    ids: dict[K, list[str]] = {}
+    settled: set[str] = set()
+    for row in rows:
+        if row.kind == intent_kind:
+            value = read(row.data)
+            ident = f"{row.run_id}/{row.seq}"
+            latest[key(value)] = (ident, value)
+            ids.setdefault(key(value), []).append(ident)
+        else:
+            settled.update(row.data.get("intents") or ())
+    return {
+        k: (value, [] if ident in settled else [i for i in ids[k] if i not in settled])
+        for k, (ident, value) in latest.items()
+    }
+
+
+__all__ = ["DeliveryLoop", "Waiting", "intents"]

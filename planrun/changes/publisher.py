@@ -34,7 +34,7 @@ from planrun.changes.push import Rejected
 from planrun.changes.record import DELIVERED_EVENT, INTENT_EVENT, WRITES, Proposal, Result
 from planrun.changes.records import Recorded, recorded_changesets, write_summary
 from planrun.core.events import Event
-from planrun.delivery import DeliveryLoop
+from planrun.delivery import DeliveryLoop, intents
 from planrun.errors import StoreError
 from planrun.plan.resolved import CompiledPlan
 from planrun.state.store import StoreProtocol, StoreReader
@@ -61,26 +61,15 @@ def recorded(
 ) -> tuple[dict[str, Pending], list[float], dict[str, Proposal]]:
     """Each project's unsettled proposal, the times of deliveries that wrote to GitHub,
     and each project's latest proposal."""
-    latest: dict[str, tuple[str, Proposal]] = {}
-    ids: dict[str, list[str]] = {}
-    settled: set[str] = set()
-    writes: list[float] = []
-    for row in store.plan_events(plan_name, (INTENT_EVENT, DELIVERED_EVENT)):
-        if row.kind == INTENT_EVENT:
-            proposal = Proposal.of(row.data)
-            ident = f"{row.run_id}/{row.seq}"
-            latest[proposal.project] = (ident, proposal)
-            ids.setdefault(proposal.project, []).append(ident)
-        elif row.kind == DELIVERED_EVENT:
-            settled.update(row.data.get("intents") or ())
-            if row.data.get("state") in WRITES:
-                writes.append(float(row.data.get("time") or 0))
-    found = {
-        project: Pending(proposal, [i for i in ids[project] if i not in settled])
-        for project, (ident, proposal) in latest.items()
-        if ident not in settled
-    }
-    return found, writes, {project: proposal for project, (_, proposal) in latest.items()}
+    rows = list(store.plan_events(plan_name, (INTENT_EVENT, DELIVERED_EVENT)))
+    table = intents(rows, INTENT_EVENT, Proposal.of, lambda p: p.project)
+    found = {project: Pending(proposal, ids) for project, (proposal, ids) in table.items() if ids}
+    writes = [
+        float(row.data.get("time") or 0)
+        for row in rows
+        if row.kind == DELIVERED_EVENT and row.data.get("state") in WRITES
+    ]
+    return found, writes, {project: proposal for project, (proposal, _) in table.items()}
 
 
 class Publisher(DeliveryLoop[Pending]):

@@ -28,7 +28,7 @@ import trio
 
 from planrun.core.events import AttemptStarted, Event, Landed, TaskFinished
 from planrun.core.names import branch_name
-from planrun.delivery import DeliveryLoop
+from planrun.delivery import DeliveryLoop, intents
 from planrun.errors import StoreError
 from planrun.plan.resolved import CompiledPlan
 from planrun.state.store import StoreProtocol, StoreReader, utc_now
@@ -56,23 +56,9 @@ class Pending:
 
 def pending_intents(store: StoreReader, plan_name: str) -> dict[ItemId, Pending]:
     """Every item with an intent no delivery covered, over all of the plan's runs."""
-    latest: dict[ItemId, tuple[str, Intent]] = {}
-    undelivered: dict[ItemId, list[str]] = {}
-    delivered: set[str] = set()
-    for row in store.plan_events(plan_name, (INTENT_EVENT, DELIVERED_EVENT)):
-        if row.kind == INTENT_EVENT:
-            intent = Intent.of(row.data)
-            ident = f"{row.run_id}/{row.seq}"
-            latest[intent.item] = (ident, intent)
-            undelivered.setdefault(intent.item, []).append(ident)
-        elif row.kind == DELIVERED_EVENT:
-            delivered.update(row.data.get("intents") or ())
-    found = {}
-    for item, (ident, intent) in latest.items():
-        if ident not in delivered:
-            ids = [i for i in undelivered[item] if i not in delivered]
-            found[item] = Pending(intent, ids)
-    return found
+    rows = store.plan_events(plan_name, (INTENT_EVENT, DELIVERED_EVENT))
+    table = intents(rows, INTENT_EVENT, Intent.of, lambda intent: intent.item)
+    return {item: Pending(intent, ids) for item, (intent, ids) in table.items() if ids}
 
 
 class Outbox(DeliveryLoop[Pending]):
