@@ -20,11 +20,12 @@ Anything else escaping planrun is a bug too; the CLI reports it as InternalError
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from planrun.core.frozen import frozen
 
-@dataclass(frozen=True, order=True)
+
+@frozen(order=True)
 class Location:
     """A place in a file; ``line`` and ``column`` count from 1 (0 means unknown)."""
 
@@ -44,7 +45,7 @@ def text_position(text: str, index: int) -> tuple[int, int]:
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
-@dataclass(frozen=True)
+@frozen
 class Diagnostic:
     """One problem found in a plan, at one place."""
 

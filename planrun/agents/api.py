@@ -21,11 +21,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from planrun.core.frozen import frozen
 from planrun.trackers.http import Http, TrackerError, cursor_pages
 
 #: A bot token is taken again this long before it expires (seconds).
@@ -33,7 +33,7 @@ REFRESH_AHEAD = 3600.0
 PER_PAGE = 100
 
 
-@dataclass(frozen=True)
+@frozen
 class Installation:
     slug: str  # the workspace's slug, in every path
     workspace: str  # its id

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from planrun.core.frozen import frozen
 from planrun.core.mermaid import ATTENTION
 
 MAX_BOXES = 300
@@ -24,7 +24,7 @@ GAP_X, GAP_Y = 60, 14
 LABEL_MAX = 30
 
 
-@dataclass(frozen=True)
+@frozen
 class Box:
     key: str
     label: str
@@ -35,12 +35,12 @@ class Box:
     href: str | None  # a work task's page; None for a group
 
 
-@dataclass(frozen=True)
+@frozen
 class Edge:
     path: str  # SVG path data
 
 
-@dataclass(frozen=True)
+@frozen
 class Drawing:
     width: int
     height: int

@@ -26,13 +26,15 @@ from dataclasses import dataclass, field
 import h11
 import trio
 
+from planrun.core.frozen import frozen
+
 MAX_HEAD = 16 * 1024
 HEAD_TIMEOUT = 10.0
 MAX_CONNECTIONS = 64
 _SERVER = b"planrun-board"
 
 
-@dataclass(frozen=True)
+@frozen
 class Request:
     """A request's method, path (as sent: percent-encoded) and query."""
 
@@ -42,7 +44,7 @@ class Request:
     headers: dict[str, str]
 
 
-@dataclass(frozen=True)
+@frozen
 class Response:
     status: int
     body: bytes
@@ -50,7 +52,7 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Streamed:
     """A response whose body is sent as it is made (no Content-Length)."""
 

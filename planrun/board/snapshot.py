@@ -15,9 +15,10 @@ import shlex
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Status
 from planrun.state.queries import (
     attempt_spans,
@@ -43,7 +44,7 @@ COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Card:
     """One work task on the board."""
 
@@ -65,7 +66,7 @@ class Card:
         return task_href(self.key)
 
 
-@dataclass(frozen=True)
+@frozen
 class Waiting:
     """A task that waits for a person, and the command that lets it go on."""
 
@@ -75,7 +76,7 @@ class Waiting:
     command: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Board:
     """A run as it stands at one moment."""
 
@@ -190,7 +191,7 @@ def _cards(overview: RunOverview, liveness: str, now: float) -> list[Card]:
 # ---------------------------------------------------------------- the task page
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskPage:
     """One task of the run: its card, its row's facts and its attempts."""
 

@@ -29,6 +29,7 @@ from planrun.changes import push as git
 from planrun.changes.rebase import Conflicted, fetch_base, rebase, reset
 from planrun.changes.record import Result
 from planrun.changes.records import Recorded
+from planrun.core.frozen import frozen
 from planrun.plan.resolved import CompiledPlan
 from planrun.trackers.http import TrackerError
 
@@ -38,7 +39,7 @@ LIVE = frozenset({"opened", "updated", "unchanged"})
 AGAIN = LIVE | {"conflicted", "failed"}
 
 
-@dataclass(frozen=True)
+@frozen
 class Edges:
     """What reconciling needs from the run: ``turn(project, what)`` is how one turn of the
     project's agent task runs, ``(folder, prompt)`` (None: the project has none);

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from planrun.changes.gitcall import GitFailed, run_git, url_auth_env
+from planrun.core.frozen import frozen
 from planrun.core.graph import TaskGraph
 from planrun.plan.resolved import CompiledPlan, RepoSpec
 
@@ -36,7 +37,7 @@ JOBS = 8
 PARTIAL = ".partial-"
 
 
-@dataclass(frozen=True)
+@frozen
 class Left:
     """A repository left out of this run: ``why`` is ``.batchignore`` or git's error."""
 

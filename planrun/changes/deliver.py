@@ -11,7 +11,7 @@ planrun did not open is left alone (``exists``). Runs in a worker thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from planrun.changes import forks
@@ -19,10 +19,11 @@ from planrun.changes import push as git
 from planrun.changes.forks import ForkPolicy, Head
 from planrun.changes.pulls import Pulls, pr_state
 from planrun.changes.record import Proposal, Result, full_body, marker
+from planrun.core.frozen import frozen
 from planrun.trackers.http import TrackerError
 
 
-@dataclass(frozen=True)
+@frozen
 class Known:
     """What planrun recorded of a changeset before this delivery: its PR's number, and
     the commit it last delivered (the lease a rebased branch is pushed against)."""
@@ -31,13 +32,17 @@ class Known:
     commit: str | None = None
 
 
+#: A changeset planrun has no record of.
+NOTHING_KNOWN = Known()
+
+
 def deliver(
     proposal: Proposal,
     url: str,
     environ: Mapping[str, str],
     token: str,
     redact: Callable[[str], str],
-    known: Known = Known(),
+    known: Known = NOTHING_KNOWN,
     fork: ForkPolicy = forks.AUTO,
 ) -> Result:
     """Bring the changeset of ``proposal`` to what it says; TrackerError if GitHub or the

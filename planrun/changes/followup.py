@@ -17,7 +17,6 @@ turn, nothing sent.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from planrun.changes.pulls import FAILING, Pulls, pr_state, verdicts
 from planrun.changes.rebase import commit_all, on_branch
 from planrun.changes.record import Result
 from planrun.changes.records import Recorded
+from planrun.core.frozen import frozen
 from planrun.plan.resolved import CompiledPlan
 from planrun.state.store import StoreReader
 from planrun.trackers.http import TrackerError
@@ -37,7 +37,7 @@ ITEM_LIMIT = 8 * 1024
 PROMPT_LIMIT = 32 * 1024
 
 
-@dataclass(frozen=True)
+@frozen
 class Asked:
     """What a PR asks for that no follow-up answered yet: its ids and the prompt."""
 

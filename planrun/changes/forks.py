@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from planrun.changes import push as git
 from planrun.changes.gitcall import url_auth_env
 from planrun.changes.record import Proposal
+from planrun.core.frozen import frozen
 from planrun.trackers.http import Http, TrackerError
 
 #: Seconds to wait for GitHub to make a fork, and the first and longest pause between
@@ -34,7 +34,7 @@ FORK_DEADLINE = 300.0
 FORK_POLL = (1.0, 15.0)
 
 
-@dataclass(frozen=True)
+@frozen
 class ForkPolicy:
     """``changeset.fork``: when the branch goes to a fork, and whose fork it is."""
 
@@ -46,7 +46,7 @@ class ForkPolicy:
 AUTO = ForkPolicy()
 
 
-@dataclass(frozen=True)
+@frozen
 class Head:
     """Where the PR's branch lives: ``owner`` names it in the PR's ``head``; ``remote``
     (a remote's name or a URL) is what git pushes to, with ``env``; ``fork`` is the

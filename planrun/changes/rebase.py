@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from planrun.changes.push import git, tip
+from planrun.core.frozen import frozen
 from planrun.trackers.http import TrackerError
 
 #: The most bytes of one conflicting file quoted to the agent.
@@ -39,7 +39,7 @@ class Conflicted(Exception):
         self.files = files
 
 
-@dataclass(frozen=True)
+@frozen
 class Rebased:
     """The branch's tip before and after, and the files an agent resolved (if any)."""
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any
+
+from planrun.core.frozen import frozen
 
 INTENT_EVENT = "changeset_intent"
 DELIVERED_EVENT = "changeset_delivered"
@@ -33,7 +35,7 @@ STATES = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Proposal:
     """One project's changeset as the run wants it."""
 
@@ -77,7 +79,7 @@ class Proposal:
         return cls(**values)
 
 
-@dataclass(frozen=True)
+@frozen
 class Result:
     """How a delivery left the changeset."""
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from planrun.changes.pulls import API_VERSION, PER_PAGE
+from planrun.core.frozen import frozen
 from planrun.plan.expand import ItemError
 from planrun.trackers.http import Http, TrackerError, with_waits
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from planrun.plan.repomodel import Repositories
 
 
-@dataclass(frozen=True)
+@frozen
 class Found:
     """A repository as the query answered it."""
 
@@ -30,7 +30,7 @@ class Found:
     default_branch: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Query:
     """What a ``repositories:`` query asks (one of org, topic, search; org with topic)."""
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import trio
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Status
 from planrun.errors import git_stderr_summary
 from planrun.plan.load import load_plan
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from planrun.workspace.listing import Worktree, WorktreeEntry
 
 
-@dataclass(frozen=True)
+@frozen
 class Kept:
     """Something clean was asked to remove and did not: what, why, how to remove it by hand."""
 

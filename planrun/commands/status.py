@@ -27,10 +27,11 @@ import argparse
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Status
 from planrun.errors import StoreError, UsageError
 from planrun.report.figures import cost_text, duration_text, tokens_text, usage_text
@@ -52,7 +53,7 @@ from planrun.state.queries import (
 from planrun.state.store import AttemptBrief, RunOverview, RunRow, StoreReader, TaskBrief
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskLine:
     """One work task of the run as status shows it."""
 
@@ -67,7 +68,7 @@ class TaskLine:
     usage: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Snapshot:
     """A consistent view of one run."""
 

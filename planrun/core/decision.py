@@ -38,10 +38,11 @@ while a task that kills planrun every time still runs out. A *cancelled* task (C
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Status
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ Fingerprints = Mapping[str, tuple[str, Mapping[str, str]]]
 INTERRUPT_CREDIT = 3
 
 
-@dataclass(frozen=True)
+@frozen
 class Known:
     """What the store remembers of a task from earlier runs.
 
@@ -77,7 +78,7 @@ class Known:
     last_attempt: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Landings:
     """What the integration branches say, gathered by the workspace edge.
 
@@ -91,7 +92,7 @@ class Landings:
     moved: Mapping[str, str] = field(default_factory=dict)  # done work rebased → its commit
 
 
-@dataclass(frozen=True)
+@frozen
 class Decision:
     """Whether a task's work must be done (again), why, and its attempts already spent."""
 
@@ -121,7 +122,7 @@ class Action(StrEnum):
     SKIP = "skip"
 
 
-@dataclass(frozen=True)
+@frozen
 class Step:
     """What ``apply`` does with one work task next, and why."""
 
@@ -133,7 +134,7 @@ class Step:
 _RUN_NEW = Step(Action.RUN, NEVER_RAN.why, NEVER_RAN)
 
 
-@dataclass(frozen=True)
+@frozen
 class Choices:
     """The apply options that change decisions."""
 
@@ -142,7 +143,7 @@ class Choices:
     rerun_failed: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class RunDecision:
     """The one decision for a whole plan: a :class:`Step` per work task, in dependency
     order, and what the run must be told."""

@@ -22,9 +22,11 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
+
+from planrun.core.frozen import frozen
 
 
 class EventKind(StrEnum):
@@ -46,7 +48,7 @@ class EventKind(StrEnum):
     RUN_FINISHED = "run_finished"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Event:
     """One moment of a run; ``key`` is the task's (None for the run's own moments)."""
 
@@ -67,7 +69,7 @@ def _own_fields(event: Event) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(event) if f.name not in ("key", "at")]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RunStarted(Event):
     """The run began: the plan's name, the run's id and how many work tasks it covers."""
 
@@ -77,14 +79,14 @@ class RunStarted(Event):
     tasks: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class TaskQueued(Event):
     """A task's needs are met; it waits for a slot."""
 
     kind = EventKind.TASK_QUEUED
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class AttemptStarted(Event):
     """An attempt of a task began; its output goes to ``log_path``."""
 
@@ -93,7 +95,7 @@ class AttemptStarted(Event):
     log_path: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class ProcessStarted(Event):
     """The attempt's process (group leader) started with this pid."""
 
@@ -102,7 +104,7 @@ class ProcessStarted(Event):
     pid: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Output(Event):
     """One line of a task's output, redacted (not journaled)."""
 
@@ -110,7 +112,7 @@ class Output(Event):
     line: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class InputRequested(Event):
     """The task's process asks a question and waits for an answer."""
 
@@ -119,7 +121,7 @@ class InputRequested(Event):
     timeout_s: float | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class AnswerSent(Event):
     """An answer (``length`` characters) was typed into the task's session."""
 
@@ -127,7 +129,7 @@ class AnswerSent(Event):
     length: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class AttemptFinished(Event):
     """An attempt ended with an outcome (succeeded, failed, timed_out, ...) and why."""
 
@@ -141,7 +143,7 @@ class AttemptFinished(Event):
     tail: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RetryScheduled(Event):
     """A failed attempt will be retried after ``delay_s`` seconds."""
 
@@ -151,7 +153,7 @@ class RetryScheduled(Event):
     delay_s: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class HookRan(Event):
     """A hook ran at ``moment`` (on_task_start, ...); ``ok`` says if it succeeded."""
 
@@ -162,7 +164,7 @@ class HookRan(Event):
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class WorkKept(Event):
     """The task's earlier commits could not be continued (they conflict with the new base,
     or the task starts over): they are kept on ``branch`` and the task branch is cut again."""
@@ -171,7 +173,7 @@ class WorkKept(Event):
     branch: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Landed(Event):
     """The task's work landed on its integration branch as ``commit``."""
 
@@ -179,7 +181,7 @@ class Landed(Event):
     commit: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class TaskFinished(Event):
     """A task reached a final status (done, failed, skipped, cancelled) and why."""
 
@@ -189,7 +191,7 @@ class TaskFinished(Event):
     task_kind: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class TaskPaused(Event):
     """needs_input or in_review (also a task still in review from an earlier run)."""
 
@@ -198,7 +200,7 @@ class TaskPaused(Event):
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RunStopping(Event):
     """The run starts nothing new from now on; ``reason`` says why."""
 
@@ -206,7 +208,7 @@ class RunStopping(Event):
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class RunFinished(Event):
     """The run ended: its status and the number of work tasks per status."""
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
+from planrun.core.frozen import frozen
 from planrun.errors import Diagnostic, Location, PlanError
 from planrun.plan.resolved import Task
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Edge:
     """``after`` waits for ``before``; ``location`` is where the plan says so.
 

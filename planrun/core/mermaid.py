@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from planrun.core.frozen import frozen
 
 COLLAPSE_OVER = 12
 MAX_EDGES = 499
@@ -62,7 +63,7 @@ _EDGE_TEXT, _CLASS_TEXT = 24, 8
 _PLAIN = frozenset(" _-.,:/()[]+=@'!?*×…")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Node:
     """One task to draw: its key, whether it is a group, and what it waits for, each with
     whether that is one of its children (a dashed edge) rather than a need."""

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from planrun.core.frozen import frozen
 from planrun.core.graph import TaskGraph
 from planrun.core.outcomes import Status
 from planrun.core.waves import halt_reason
@@ -43,7 +44,7 @@ class TaskState:
     waiting: int = 0  # needs not final yet
 
 
-@dataclass(frozen=True)
+@frozen
 class Change:
     """A status change that ``finish`` caused (the scheduler reports each one)."""
 

@@ -47,13 +47,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
+
+from planrun.core.frozen import frozen
 
 __all__ = ["USAGE_KINDS", "RunningTotals", "Usage", "UsageResult", "parse_usage"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Usage:
     input_tokens: int
     output_tokens: int
@@ -64,7 +66,7 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-@dataclass(frozen=True)
+@frozen
 class UsageResult:
     """What one attempt's output says: its usage (None if not found) and the error the agent
     itself reported (None if it reported none, or the reason nothing could be read)."""

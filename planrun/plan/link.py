@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from planrun.core.frozen import frozen
 from planrun.core.graph import Edge, TaskGraph, cycle_diagnostic
 from planrun.errors import Diagnostic, Location, PlanError, suggest
 from planrun.plan.expand import expanded_key
@@ -17,7 +18,7 @@ from planrun.plan.problems import Problems
 from planrun.plan.resolved import Task
 
 
-@dataclass(frozen=True)
+@frozen
 class Parents:
     """Each parent's children, as written, and whether some ``parent:`` names no task."""
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from planrun.core.frozen import frozen
 from planrun.errors import Diagnostic, Location, PlanError
 from planrun.plan import cache, probes
 from planrun.plan.resolved import CompiledPlan
@@ -51,7 +51,7 @@ def read_plan_text(path: Path) -> bytes:
 HIDES_EVERYTHING = "this hides every other check of the plan"
 
 
-@dataclass(frozen=True)
+@frozen
 class Salvaged:
     """What validating found: the plan cut down to what fits (same text and node tree),
     its model (None when nothing more can be checked) and the problems found."""

@@ -11,10 +11,11 @@ checked target branch. A task's fields are the built-in defaults, overlaid by th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
+from planrun.core.frozen import frozen
 from planrun.plan import probes, templates
 from planrun.plan.changesets import resolve_changeset
 from planrun.plan.checks import check_target
@@ -42,7 +43,7 @@ from planrun.plan.resolved import (
 TASK_HOOKS = ("on_task_start", "on_task_retry", "on_task_success", "on_task_failure")
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolved:
     """What the plan's names stand for: its own name and file, its providers and projects."""
 

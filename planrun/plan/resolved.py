@@ -9,12 +9,13 @@ never pay for building them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from functools import cached_property
 from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import DEFAULT_RETRY_ON, Outcome
 from planrun.errors import Location
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 Kind = Literal["work", "group"]
 
 
-@dataclass(frozen=True)
+@frozen
 class CommandSpec:
     """A command as written: argv (executed directly) or shell text (``/bin/sh -c``)."""
 
@@ -45,7 +46,7 @@ class CommandSpec:
         return {"shell": self.shell} if self.shell is not None else list(self.argv or ())
 
 
-@dataclass(frozen=True)
+@frozen
 class RetryPolicy:
     attempts: int = 1
     initial: float = 5.0
@@ -58,14 +59,14 @@ class RetryPolicy:
         return outcome in self.on
 
 
-@dataclass(frozen=True)
+@frozen
 class BudgetSpec:
     wall_time: float | None = None
     cost_usd: float | None = None
     tokens: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class EnvSpec:
     """``settings.env``: the names inherited from planrun's environment, and values set."""
 
@@ -73,7 +74,7 @@ class EnvSpec:
     set: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanSettings:
     """``settings:`` of the plan, resolved (see :class:`planrun.plan.model.Settings`)."""
 
@@ -90,13 +91,13 @@ class PlanSettings:
     serve_interval: float = 60.0  # settings.serve.interval: seconds between serve's polls
 
 
-@dataclass(frozen=True)
+@frozen
 class AnswerSpec:
     expect: str
     send: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ProviderSpec:
     name: str
     command: tuple[str, ...]
@@ -126,7 +127,7 @@ class ProviderSpec:
         return re.compile(pattern) if pattern else None
 
 
-@dataclass(frozen=True)
+@frozen
 class ChangesetSpec:
     """A project's ``changeset:``, resolved (docs/batch-changes.md): ``branch`` rendered,
     ``published`` chosen for ``repo``; ``title`` and ``body`` stay templates, rendered
@@ -157,7 +158,7 @@ class ChangesetSpec:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class PublishPolicy:
     """The plan's ``changesets:``: PRs per hour, and the outcomes that fail the run."""
 
@@ -168,7 +169,7 @@ class PublishPolicy:
     close_unmatched: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class RepoSpec:
     """One repository of a project's ``repositories:`` (docs/batch-changes.md): its
     ``owner/name``, where it is cloned from, and its clone in the state folder."""
@@ -186,7 +187,7 @@ class RepoSpec:
         return f"{self.project}[{self.name}]"
 
 
-@dataclass(frozen=True)
+@frozen
 class ProjectSpec:
     name: str
     path: str  # absolute
@@ -200,7 +201,7 @@ class ProjectSpec:
     changeset: ChangesetSpec | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Task:
     """One node of the task graph: a unit of work, or a group (a parent or a fan-out)."""
 
@@ -275,7 +276,7 @@ _TASK_FIELDS = attrgetter(*_TASK_NAMES)
 _TASK_SLOTS = tuple(Task.__dict__[name].__set__ for name in _TASK_NAMES)
 
 
-@dataclass(frozen=True)
+@frozen
 class CompiledPlan:
     """Everything ``apply`` needs, resolved and checked (made by
     :func:`planrun.plan.compile.compile_plan`)."""

@@ -24,7 +24,7 @@ Nothing here reads files: the caller passes the text and a name to report it und
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -34,6 +34,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
+from planrun.core.frozen import frozen
 from planrun.errors import Diagnostic, Location, PlanError
 from planrun.plan.load import MAX_BYTES
 from planrun.plan.scalars import core_value as core_value  # both re-exported: tests use them
@@ -76,7 +77,7 @@ class _CoreResolver(VersionedResolver):
         return _SEQ_TAG if kind is SequenceNode else _MAP_TAG
 
 
-@dataclass(frozen=True)
+@frozen
 class Source:
     """A composed YAML document: the data and the node tree it came from.
 

@@ -5,16 +5,16 @@ the others."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from planrun.core.frozen import frozen
 from planrun.errors import ReportWriteError
 from planrun.plan.resolved import CompiledPlan
 from planrun.report.model import RunReport, report_lines
 from planrun.report.write import append_text, junit_xml, summary_markdown, write_atomic
 
 
-@dataclass(frozen=True)
+@frozen
 class Outputs:
     """The report files asked for on the command line (None: not asked)."""
 
@@ -23,7 +23,7 @@ class Outputs:
     summary: Path | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Written:
     """What :func:`write_reports` did: where the JSON report is (None: nowhere), and the
     files it could not write."""

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ import trio
 from planrun import __version__
 from planrun.core.decision import Choices, RunDecision
 from planrun.core.events import Observers
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Status
 from planrun.core.runstate import RunState
 from planrun.errors import StoreError
@@ -50,7 +51,7 @@ EXIT_OK, EXIT_FAILED, EXIT_WAITING, EXIT_INTERRUPTED = 0, 1, 4, 130
 WAITING_FOR_A_PERSON = frozenset({Status.IN_REVIEW, Status.NEEDS_INPUT})
 
 
-@dataclass(frozen=True)
+@frozen
 class ApplyOptions:
     """What the command line adds to the plan for one apply."""
 
@@ -65,14 +66,14 @@ class ApplyOptions:
     follow_up: bool = False  # open PRs' requested changes and failing checks to the agent
 
 
-@dataclass(frozen=True)
+@frozen
 class SharedOptions:
     store: str  # postgresql://...
     run_id: str | None = None
     remote: str = "origin"
 
 
-@dataclass(frozen=True)
+@frozen
 class Applied:
     """How an apply ended: its exit code, where its JSON report is, and what went wrong
     besides the tasks (a journal or report that could not be written), for the user."""

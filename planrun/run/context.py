@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from planrun.core.events import Observers
+from planrun.core.frozen import frozen
 from planrun.core.names import sanitize_component
 from planrun.plan.item import repo_context
 from planrun.plan.resolved import CompiledPlan, Task
@@ -52,7 +53,7 @@ class Control:
     killed: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class RunContext:
     """What the parts of one run share, wired once by the scheduler: the plan, the settings,
     the edges (sessions, workspace, journal, observers), the ledger that alone writes the

@@ -10,11 +10,12 @@ command, reason and last lines go through the run's redactor before anyone sees 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from planrun.core import events as ev
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Outcome
 from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, Task
@@ -30,7 +31,7 @@ from planrun.workspace.base import Prepared
 _KILLED = "not run: planrun was told to stop at once (a second signal)"
 
 
-@dataclass(frozen=True)
+@frozen
 class HookResult:
     moment: str
     command: str

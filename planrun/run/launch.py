@@ -18,10 +18,10 @@ raises :class:`NulByte`, naming the field, before anything is started or written
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from planrun.core.frozen import frozen
 from planrun.errors import text_position
 from planrun.plan import templates
 from planrun.plan.resolved import CommandSpec, ProviderSpec, Task
@@ -78,7 +78,7 @@ def _over_limit(argv: tuple[str, ...]) -> tuple[int, int] | None:
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class Launch:
     argv: tuple[str, ...]
     stdin_text: str | None = None

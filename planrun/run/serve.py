@@ -46,6 +46,7 @@ from planrun.changes.clones import load_prepared
 from planrun.core import events as ev
 from planrun.core.decision import RunDecision
 from planrun.core.events import Observers
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Status
 from planrun.core.redact import Redactor
 from planrun.core.runstate import Caps
@@ -82,7 +83,7 @@ PAUSE_CHECK = 1.0
 DESELECTED = "cancelled: its tracker item is no longer selected (closed, or its labels changed)"
 
 
-@dataclass(frozen=True)
+@frozen
 class ServeOptions:
     state_dir: Path
     interval: float = 60.0

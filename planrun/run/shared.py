@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import psycopg
 import trio
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Status
 from planrun.errors import StoreError
 from planrun.plan.resolved import Task
@@ -65,7 +66,7 @@ _RECORDED = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Timing:
     """The lease and the slow safety poll, in seconds (tests shorten them)."""
 

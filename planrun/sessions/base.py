@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Outcome
 
 
-@dataclass(frozen=True)
+@frozen
 class Answer:
     """When output matches ``expect``, type ``send`` (pty and tmux backends)."""
 
@@ -24,7 +25,7 @@ class Answer:
     send: str
 
 
-@dataclass(frozen=True)
+@frozen
 class SessionSpec:
     """Everything a backend needs to run one attempt. Built by the scheduler, never by users."""
 
@@ -66,7 +67,7 @@ class SessionResult:
     question: str | None = None  # the question's line (it matched input_pattern)
 
 
-@dataclass(frozen=True)
+@frozen
 class ProcessInfo:
     """Identifies a started process group so that a later planrun can find and kill it."""
 

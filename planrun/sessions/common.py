@@ -9,8 +9,8 @@ and :data:`REAP_TIMEOUT`. How a result is described from them is
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Outcome
 from planrun.sessions.output import Event, FailureMatched, SuccessMatched
 
@@ -21,7 +21,7 @@ REAP_TIMEOUT = 5.0
 Status = tuple[int | None, int | None]
 
 
-@dataclass(frozen=True)
+@frozen
 class Ending:
     """Why an attempt ended, when something other than the exit status decided it."""
 

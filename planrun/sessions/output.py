@@ -45,9 +45,9 @@ import stat
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from planrun.core.frozen import frozen
 from planrun.core.redact import Redactor
 from planrun.plan.sizes import format_size
 from planrun.sessions.base import OnLine, SessionSpec
@@ -67,28 +67,28 @@ _CONTROL = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class SuccessMatched:
     """``success_pattern`` matched ``line``: the attempt is done."""
 
     line: str
 
 
-@dataclass(frozen=True)
+@frozen
 class FailureMatched:
     """``failure_pattern`` matched ``line``: the attempt failed."""
 
     line: str
 
 
-@dataclass(frozen=True)
+@frozen
 class InputRequested:
     """``input_pattern`` matched ``line``: the child asks a question."""
 
     line: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AnswerDue:
     """An answer's ``expect`` matched ``line``: type ``send`` (terminal backends)."""
 

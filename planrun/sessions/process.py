@@ -21,10 +21,10 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-from dataclasses import dataclass
 
 import trio
 
+from planrun.core.frozen import frozen
 from planrun.sessions.procfs import PGRP, STARTTIME, STATE, stat_field, stat_fields
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -39,7 +39,7 @@ KILL_WAIT = 2.0
 _EXIT_POLL = 0.02
 
 
-@dataclass(frozen=True)
+@frozen
 class GroupKill:
     """What :func:`kill_group` did."""
 

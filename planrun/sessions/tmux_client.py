@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
+from planrun.core.frozen import frozen
 from planrun.sessions.base import SessionSpec
 from planrun.sessions.escapees import Hunt
 from planrun.sessions.process import OWNER_VAR
@@ -95,14 +95,14 @@ def _escape(arg: str) -> str:
     return arg[:-1] + "\\;" if arg.endswith(";") else arg
 
 
-@dataclass(frozen=True)
+@frozen
 class Reply:
     code: int  # -1 when tmux did not answer in time
     out: str
     err: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Pane:
     """A pane as tmux describes it."""
 

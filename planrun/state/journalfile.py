@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from planrun.atomic import ensure_private_dir
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Outcome, Status
 from planrun.errors import StoreError
 from planrun.state.faults import count_write, fault_at_from_env
@@ -42,7 +42,7 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # one encoder for ever
 ADVICE = "free disk space or fix the state folder's permissions, then run apply again to resume"
 
 
-@dataclass(frozen=True)
+@frozen
 class Record:
     """One journal line: the ``seq``-th write of a run, a store write ``op`` with ``args``."""
 
@@ -125,7 +125,7 @@ class JournalFile:
             self.path.unlink(missing_ok=True)
 
 
-@dataclass(frozen=True)
+@frozen
 class JournalRead:
     """What a journal file holds: its whole records, and where a torn end was dropped."""
 

@@ -9,10 +9,10 @@ only as far as the plan's name and ``settings.state_dir``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planrun.core.frozen import frozen
 from planrun.errors import UsageError
 from planrun.state.folder import STATE_FILE
 
@@ -38,7 +38,7 @@ def state_dir_for(plan: CompiledPlan, override: Path | None) -> Path:
     return (plan.directory / state_folder(plan.name, plan.settings.state_dir)).resolve()
 
 
-@dataclass(frozen=True)
+@frozen
 class Located:
     """Where a plan's state lives. ``plan_name`` is None when no plan was named."""
 

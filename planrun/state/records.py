@@ -9,13 +9,13 @@ renaming a field changes the journal's format: don't.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Outcome, Status
 
 
-@dataclass(frozen=True)
+@frozen
 class AttemptStart:
     """Attempt ``n`` (from 1 within a run) of ``key`` is about to start its process."""
 
@@ -26,7 +26,7 @@ class AttemptStart:
     log_path: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AttemptProcess:
     """The attempt's process group, so that a later planrun can find and kill it."""
 
@@ -38,7 +38,7 @@ class AttemptProcess:
     at: str | None = None  # None: now
 
 
-@dataclass(frozen=True)
+@frozen
 class AttemptEnd:
     """How an attempt ended: its outcome, exit status, last lines of output and usage."""
 
@@ -53,7 +53,7 @@ class AttemptEnd:
     usage: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class TaskOutcome:
     """What a run says of one of its tasks. None fields keep what the store holds."""
 
@@ -67,7 +67,7 @@ class TaskOutcome:
     data: Mapping[str, Any] | None = None  # JSON-serialisable
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class TaskUpdate(TaskOutcome):
     """The task's status in the run changed (a DONE here is the run's view only)."""
 
@@ -76,7 +76,7 @@ class TaskUpdate(TaskOutcome):
     attempts: int | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class TaskDone(TaskOutcome):
     """The task succeeded with ``fingerprint``: durably done for the plan ``plan_name``."""
 

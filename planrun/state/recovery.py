@@ -29,10 +29,10 @@ import os
 import signal
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planrun.core.frozen import frozen
 from planrun.sessions.procfs import PGRP, PPID, STATE, stat_field, stat_fields
 from planrun.state.store import AttemptRow, RunRow, StoreProtocol, StoreReader, StoreWriter, utc_now
 
@@ -106,7 +106,7 @@ def remove_partial_reports(state_dir: Path, run_ids: Collection[str]) -> list[st
     return notes
 
 
-@dataclass(frozen=True)
+@frozen
 class _Proc:
     pid: int
     pgid: int

@@ -23,9 +23,9 @@ import math
 import time
 from collections.abc import Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Outcome, Status
 from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone, TaskUpdate
 
@@ -56,7 +56,7 @@ def _second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
-@dataclass(frozen=True)
+@frozen
 class RunRow:
     """One ``planrun apply``. ``ended_at`` is None while it runs (or if it died)."""
 
@@ -73,7 +73,7 @@ class RunRow:
     ended_at: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskRow:
     """A task as one run saw it."""
 
@@ -91,7 +91,7 @@ class TaskRow:
     updated_at: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AttemptRow:
     """One attempt (``n`` counts from 1 within a run). Open while ``ended_at`` is None."""
 
@@ -118,7 +118,7 @@ class AttemptRow:
         return self.ended_at is None
 
 
-@dataclass(frozen=True)
+@frozen
 class EventRow:
     """One journal entry. ``seq`` increases strictly in commit order."""
 
@@ -130,7 +130,7 @@ class EventRow:
     data: JSONObject
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskStateRow:
     """What planrun durably knows about a plan's task across runs (convergence).
 
@@ -156,7 +156,7 @@ class TaskStateRow:
 RUN_PLAN_EVENT = "run_plan"
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskBrief:
     """A task row as ``planrun status`` shows it, without decoding its data."""
 
@@ -168,7 +168,7 @@ class TaskBrief:
     kind: str  # "work" unless the row's data says otherwise
 
 
-@dataclass(frozen=True)
+@frozen
 class AttemptBrief:
     """An attempt row as ``planrun status`` shows it, without its tail."""
 
@@ -182,7 +182,7 @@ class AttemptBrief:
     usage: JSONObject | None = None  # tokens and cost, when the agent reported them
 
 
-@dataclass(frozen=True)
+@frozen
 class RunOverview:
     """A run as it stands at one moment: what ``planrun status`` reads, fast for 10,000
     tasks (the full rows decode every tail and data object)."""

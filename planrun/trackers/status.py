@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Literal
 
+from planrun.core.frozen import frozen
 from planrun.plan.model import StatusChange, Tracker, TrackerStatus
 
 Moment = Literal["started", "done", "failed"]
@@ -23,7 +24,7 @@ MOMENTS: tuple[Moment, ...] = ("started", "done", "failed")
 REASON_LIMIT = 2000
 
 
-@dataclass(frozen=True)
+@frozen
 class Intent:
     """One status update for a tracker item, as the outbox records it."""
 

@@ -8,10 +8,11 @@ pastes as it is.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+
+from planrun.core.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Hints:
     plan: str = "PLAN"
     state_dir: str | None = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from planrun.core import events as ev
 from planrun.core.events import Event
+from planrun.core.frozen import frozen
 from planrun.core.redact import visible
 
 RUNNING, RETRYING, WAITING_SLOT = "running", "retrying", "waiting for a slot"
@@ -46,7 +47,7 @@ class Active:
         return self.status
 
 
-@dataclass(frozen=True)
+@frozen
 class Ended:
     """A task with a final status, and what its last attempt left."""
 

@@ -8,8 +8,7 @@ colours, the plain view as text (a tail in a ``::group::`` under GitHub Actions)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from planrun.core.frozen import frozen
 from planrun.ui.hints import Hints
 from planrun.ui.model import IN_REVIEW, NEEDS_INPUT, Ended, RunView, shown
 
@@ -34,14 +33,14 @@ STYLES = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Line:
     text: str
     style: str = ""  # a rich style; the plain view ignores it
     indent: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Tail:
     """The last lines a failed task printed (all the report kept; views cut them)."""
 

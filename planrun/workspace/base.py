@@ -7,19 +7,20 @@ nothing; :class:`planrun.workspace.gitworkspace.GitWorkspace` gives each task a 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Protocol
 
 import trio
 
+from planrun.core.frozen import frozen
 from planrun.core.outcomes import Status
 from planrun.errors import SessionStartError
 from planrun.plan.resolved import CompiledPlan, ProjectSpec, Task
 from planrun.workspace.trailers import Mark
 
 
-@dataclass(frozen=True)
+@frozen
 class Prepared:
     """Where an attempt runs."""
 
@@ -43,7 +44,7 @@ async def no_setup(task: Task, project: ProjectSpec, path: Path, branch: str) ->
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class Bases:
     """What a workspace is told to give each attempt a current, verified base.
 
@@ -60,7 +61,7 @@ class Bases:
     reattach: Collection[str] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Landed:
     commit: str | None = None
     diffstat: str | None = None

@@ -28,11 +28,11 @@ import os
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
+from planrun.core.frozen import frozen
 from planrun.errors import GitError
 
 HARDENING: tuple[str, ...] = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
@@ -73,7 +73,7 @@ _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _LOCKS: trio.lowlevel.RunVar[dict[str, trio.Lock]] = trio.lowlevel.RunVar("planrun_git_locks")
 
 
-@dataclass(frozen=True)
+@frozen
 class CompletedGit:
     """What one git command printed and returned (output decoded as UTF-8, surrogateescape)."""
 

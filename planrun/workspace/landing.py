@@ -34,9 +34,10 @@ lock, with the same ``worktree list``. The task branch is landed as committed; c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal, get_args
 
+from planrun.core.frozen import frozen
 from planrun.errors import GitError, MergeConflict
 from planrun.workspace.commits import GitlinkError
 from planrun.workspace.git import NO_HOOKS, GitRepo, rebase_onto
@@ -49,7 +50,7 @@ Strategy = Literal["merge", "squash", "rebase", "none"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
-@dataclass(frozen=True)
+@frozen
 class LandResult:
     """What a landing did.
 

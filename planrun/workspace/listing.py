@@ -5,11 +5,11 @@ admin folder, unlocking it as git does)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
+from planrun.core.frozen import frozen
 from planrun.core.names import sanitize_component
 from planrun.workspace.git import GitRepo
 
@@ -21,7 +21,7 @@ LOCK_REASON_PREFIX = "planrun"
 REMOVE_CONFIG = ("status.showUntrackedFiles=normal",)
 
 
-@dataclass(frozen=True)
+@frozen
 class Worktree:
     """A task's worktree: its folder, its branch (short name) and the commit it forked from.
 
@@ -38,7 +38,7 @@ class Worktree:
     created: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class WorktreeEntry:
     """One record of ``git worktree list --porcelain``.
 

@@ -17,8 +17,7 @@ blindly; in the task's own worktree, under the repository lock:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from planrun.core.frozen import frozen
 from planrun.errors import GitError
 from planrun.workspace.commits import commit_leftovers
 from planrun.workspace.git import NO_HOOKS, GitRepo, rebase_onto
@@ -27,7 +26,7 @@ from planrun.workspace.listing import Worktree
 KEPT_PREFIX = "planrun-kept"
 
 
-@dataclass(frozen=True)
+@frozen
 class Refreshed:
     """The worktree on its new base; ``kept`` names the branch holding work set aside."""
 

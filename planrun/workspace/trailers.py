@@ -20,7 +20,8 @@ task key (fan-out items hold anything) reads back exactly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+
+from planrun.core.frozen import frozen
 
 PLAN, TASK, FINGERPRINT, ATTEMPT = (
     "Planrun-Plan",
@@ -30,7 +31,7 @@ PLAN, TASK, FINGERPRINT, ATTEMPT = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Mark:
     """Who lands: one attempt of one task of one plan, with the task's definition."""
 

@@ -38,12 +38,12 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from planrun.core.frozen import frozen
 from planrun.errors import GitError, InternalError
 from planrun.workspace.git import NO_HOOKS, GitRepo
 from planrun.workspace.listing import (
@@ -132,7 +132,7 @@ def _not_a_commit(ref: str) -> GitError:
     return GitError(("git", "rev-parse", "--verify", ref), 1, f"fatal: {ref!r} is not a commit\n")
 
 
-@dataclass(frozen=True)
+@frozen
 class _Added:
     """What one try of :func:`add_worktree` did under the lock.
 

@@ -25,11 +25,11 @@ run's id.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
+from planrun.core.frozen import frozen
 from planrun.errors import InternalError
 
 CHANNEL = "planrun_scale"
@@ -118,7 +118,7 @@ class PlanMismatch(Exception):
         self.sha256 = sha256
 
 
-@dataclass(frozen=True)
+@frozen
 class Caps:
     """Run-wide caps: how many tasks of a provider (or project) may run at once."""
 
@@ -126,7 +126,7 @@ class Caps:
     projects: Mapping[str, int]
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskSpec:
     key: str
     provider: str | None
@@ -137,7 +137,7 @@ class TaskSpec:
     needs: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Verdict:
     """What a claim got: ``token`` when this machine now holds the task; else the task's
     final ``status`` elsewhere, or neither (busy: retry in ``wait_s`` at the latest)."""
@@ -151,7 +151,7 @@ class Verdict:
     spent: RunSpent | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class RunSpent:
     """What every machine of a run recorded spending (the sum over its tasks' finished
     holds), and the seconds since the run opened (in the server's clock)."""
@@ -309,7 +309,7 @@ def check(con: PgCon, run_id: str, key: str, token: int) -> None:
         raise LeaseLost(run_id, key, token)
 
 
-@dataclass(frozen=True)
+@frozen
 class Finish:
     """A held task's end: a final status (or ``open``: given back for another machine)."""
 
