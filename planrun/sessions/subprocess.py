@@ -34,6 +34,8 @@ clean-up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 
 from planrun.core.outcomes import Outcome
@@ -100,9 +102,12 @@ class _Attempt(Attempt):
         self._stdout = process.stdout
         self._ending: Ending | None = None
         self._waiting = trio.CancelScope()  # around the wait for the leader; an ending cancels it
-        self._questions = Questions(
-            spec, watcher, self._output_pending, lambda: running(process.pid)
-        )
+        # Closures over the pipe and the pid, not over the attempt: an attempt that refers
+        # to itself through its parts is freed by the cyclic collector only, with all it
+        # holds (5 KB per attempt); without the cycle it is freed as it ends.
+        self._output_pending = _pending_output(self._eof, self._stdout)
+        pid = process.pid
+        self._questions = Questions(spec, watcher, self._output_pending, lambda: running(pid))
 
     @property
     def pid(self) -> int:
@@ -171,10 +176,6 @@ class _Attempt(Attempt):
         line = await self._questions.asked()
         self._decide(Ending(Outcome.NEEDS_INPUT, f"waiting for input: {line}", question=line))
 
-    def _output_pending(self) -> bool:
-        """Output (or its end) is ready to be read from the pipe."""
-        return not self._eof.is_set() and readable(self._stdout.fileno())
-
     async def _read(self) -> bytes:
         return await self._stdout.receive_some(self._read_size)
 
@@ -203,6 +204,11 @@ class _Attempt(Attempt):
     def _exit_note(self, failed: bool) -> list[str]:
         unanswered = " (nothing answered it: the subprocess backend has no terminal)"
         return self._questions.exit_note(failed=failed, why_unanswered=unanswered)
+
+
+def _pending_output(eof: trio.Event, stdout: trio.lowlevel.FdStream) -> Callable[[], bool]:
+    """Whether output (or its end) is ready to be read from the pipe."""
+    return lambda: not eof.is_set() and readable(stdout.fileno())
 
 
 def _status(returncode: int) -> Status:
