@@ -305,3 +305,26 @@ def test_a_closed_journal_refuses_records(write_behind: bool) -> None:
     with pytest.raises(InternalError, match="used after close"):
         j.attempt_started("A", 1, Path("/logs/A"))
     assert [e.kind for e in store.events("r1")] == ["run_started"]
+
+
+def test_each_kind_of_write_reads_back_from_its_line(tmp_path: Path) -> None:
+    """A line made on the event loop (line_of) is the record replay reads (write_of)."""
+    from planrun.core.outcomes import Outcome
+    from planrun.state.journalfile import JournalFile, line_of, write_of
+    from planrun.state.records import AttemptEnd, AttemptProcess, TaskDone, TaskUpdate
+
+    writes = [
+        AttemptStart("A", 1, utc_now(), "fp", "/logs/A.log"),
+        AttemptProcess("A", 1, 4242, 4242, 987654, utc_now()),
+        AttemptEnd("A", 1, Outcome.FAILED, utc_now(), exit_code=3, reason='é "q"\n', tail=["x"]),
+        TaskUpdate(key="A", status=Status.RETRYING, reason="r", data={"cause": None}),
+        TaskDone(key="A", plan_name="p", fingerprint="fp", data={"fields": {"run": "h"}}),
+    ]
+    journal = JournalFile(tmp_path / "r.jsonl")
+    for seq, write in enumerate(writes, start=1):
+        journal.append(line_of(seq, write))
+    journal.close(remove=False)
+    read = read_records(tmp_path / "r.jsonl")
+    assert [r.seq for r in read.records] == [1, 2, 3, 4, 5]
+    assert [write_of(r) for r in read.records] == writes
+    assert read.records[4].args["plan"] == "p"  # a TaskDone's plan_name, as files have it

@@ -94,6 +94,10 @@ class RunContext:
         return self._prompts / sanitize_component(key)
 
     @cached_property
+    def _started_iso(self) -> str:
+        return iso(self.started_at)
+
+    @cached_property
     def _logs(self) -> Path:
         return self.settings.state_dir / "logs" / self.settings.run_id
 
@@ -114,7 +118,7 @@ class RunContext:
             **repo_context(task.item),
             "project": self.plan.project_context(task.project),
             "plan": self.plan.plan_context(),
-            "run": {"id": self.settings.run_id, "started_at": iso(self.started_at)},
+            "run": {"id": self.settings.run_id, "started_at": self._started_iso},
             "attempt": attempt,
             "turn": 1,
             "prompt": "",

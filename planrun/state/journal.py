@@ -56,8 +56,8 @@ from planrun.state.journalfile import (
     JournalFile,
     Record,
     Write,
+    line_of,
     read_records,
-    record_of,
     write_of,
 )
 from planrun.state.records import AttemptEnd, AttemptProcess, AttemptStart, TaskDone, TaskUpdate
@@ -196,22 +196,22 @@ class StoreJournal:
     def _record(self, write: Write, *, must_record: bool = False) -> None:
         if self._closed:
             raise InternalError(f"journal of run {self.run_id} used after close()")
-        record = record_of(self._seq + 1, write)
+        seq = self._seq + 1
         if self._writer is None:  # not write-behind: straight into the store
-            apply_records(self.store, self.run_id, [record])
-            self._seq += 1
+            apply_writes(self.store, self.run_id, [(seq, write)])
+            self._seq = seq
             return
         if self._broken is not None:  # nothing more is recorded, nor applied out of order
             raise self._broken
         self._writer.raise_failure(again=must_record)
         if self._file is not None:
             try:
-                self._file.append(record)
+                self._file.append(line_of(seq, write))
             except StoreError as error:
                 self._broken = error
                 raise
-        self._seq = record.seq
-        self._writer.submit(record)
+        self._seq = seq
+        self._writer.submit((seq, write))
 
 
 # ---------------------------------------------------------------- applying records
@@ -219,12 +219,18 @@ class StoreJournal:
 
 def apply_records(store: StoreProtocol, run_id: str, records: list[Record]) -> None:
     """Apply ``records`` (in order) to the store as one transaction, with their last seq."""
-    if not records:
+    apply_writes(store, run_id, [(record.seq, write_of(record)) for record in records])
+
+
+def apply_writes(store: StoreProtocol, run_id: str, writes: list[tuple[int, Write]]) -> None:
+    """Apply ``writes`` (seq, write; in order) to the store as one transaction, with their
+    last seq."""
+    if not writes:
         return
     with store.batch(counted=False):
-        for record in records:
-            apply_write(store, run_id, write_of(record))
-        store.journal_applied(run_id, records[-1].seq)
+        for _, write in writes:
+            apply_write(store, run_id, write)
+        store.journal_applied(run_id, writes[-1][0])
 
 
 def apply_write(store: StoreWriter, run_id: str, write: Write) -> None:
@@ -289,15 +295,15 @@ class _Writer:
         self._store = store
         self._run_id = run_id
         self._window = window
-        self._queue: queue.SimpleQueue[Record | _Flush] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[int, Write] | _Flush] = queue.SimpleQueue()
         self._hurry = threading.Event()  # a flush is waiting: commit without gathering
         self.failure: BaseException | None = None
         self._raised = False
         self._thread = threading.Thread(target=self._run, name="planrun-journal", daemon=True)
         self._thread.start()
 
-    def submit(self, record: Record) -> None:
-        self._queue.put(record)
+    def submit(self, item: tuple[int, Write]) -> None:
+        self._queue.put(item)
 
     def flush(self) -> None:
         """Return once everything submitted so far was applied (or failed); raise a failure."""
@@ -331,23 +337,23 @@ class _Writer:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         while True:
             items = [self._queue.get()]
-            if isinstance(items[0], Record) and self._window > 0:
+            if not isinstance(items[0], _Flush) and self._window > 0:
                 self._hurry.wait(self._window)  # gather: one transaction for all of it
             self._hurry.clear()
             with contextlib.suppress(queue.Empty):
                 while True:
                     items.append(self._queue.get_nowait())
-            self._apply([item for item in items if isinstance(item, Record)])
+            self._apply([item for item in items if not isinstance(item, _Flush)])
             for item in items:
                 if isinstance(item, _Flush):
                     item.done.set()
                     if item.stop:
                         return
 
-    def _apply(self, records: list[Record]) -> None:
-        if not records or self.failure is not None:
+    def _apply(self, writes: list[tuple[int, Write]]) -> None:
+        if not writes or self.failure is not None:
             return
         try:
-            apply_records(self._store, self._run_id, records)
+            apply_writes(self._store, self._run_id, writes)
         except BaseException as exc:  # handed to the scheduler's thread
             self.failure = exc

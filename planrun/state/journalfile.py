@@ -51,13 +51,19 @@ class Record:
     args: dict[str, Any]
 
 
-def record_of(seq: int, write: Write) -> Record:
-    """The journal line for a run's ``seq``-th write: its fields by name (a TaskDone's
-    ``plan_name`` as ``plan``), values as JSON has them (enums are strings)."""
-    args = dict(vars(write))
-    if "plan_name" in args:
+def line_of(seq: int, write: Write) -> bytes:
+    """The journal file's line for a run's ``seq``-th write: its fields by name (a
+    TaskDone's ``plan_name`` as ``plan``), values as JSON has them (enums are strings).
+    Made straight from the write: four lines per attempt, on the event loop."""
+    return f'{{"seq":{seq},"op":"{_OPS[type(write)]}","args":{_ENCODE(_args(write))}}}\n'.encode()
+
+
+def _args(write: Write) -> dict[str, Any]:
+    args = vars(write)
+    if type(write) is TaskDone:
+        args = dict(args)
         args["plan"] = args.pop("plan_name")
-    return Record(seq, _OPS[type(write)], args)
+    return args
 
 
 def write_of(record: Record) -> Write:
@@ -104,9 +110,9 @@ class JournalFile:
             problem = f"cannot open the run's journal ({e.strerror})"
             raise StoreError(str(path), problem, ADVICE) from e
 
-    def append(self, record: Record) -> None:
-        entry = {"seq": record.seq, "op": record.op, "args": record.args}
-        data = (_ENCODE(entry) + "\n").encode()
+    def append(self, line: bytes) -> None:
+        """Write one record's line (:func:`line_of`)."""
+        data = line
         if self._fd is None:
             raise StoreError(str(self.path), "journal write after close", ADVICE)
         try:
