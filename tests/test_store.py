@@ -129,6 +129,44 @@ def test_runs_round_trip(any_store: StoreProtocol) -> None:
     assert [e.kind for e in s.events("r1")] == ["run_started", "run_ended"]
 
 
+def test_the_decisions_lean_reads_agree_with_the_full_rows(any_store: StoreProtocol) -> None:
+    """past_attempts and past_tasks read what attempts and tasks hold, without the rest."""
+    s = any_store
+    s.run_started(make_run("r1"))
+    s.run_started(make_run("r2"))
+    s.run_started(make_run("x1", "other"))
+    s.attempt_started("r1", AttemptStart("A", 1, utc_now(), "fp-a", "/l"))
+    s.attempt_finished("r1", AttemptEnd("A", 1, Outcome.INTERRUPTED, utc_now()))
+    s.attempt_started("r2", AttemptStart("A", 2, utc_now(), "fp-a", "/l"))
+    s.attempt_started("x1", AttemptStart("A", 1, utc_now(), "fp-x", "/l"))
+    fields = {"run": "h1", "env": "h2"}
+    s.task_done(
+        "r2",
+        TaskDone(
+            key="A",
+            plan_name="demo",
+            fingerprint="fp-a",
+            landed_commit="c0ffee",
+            data={"fields": fields, "title": "A"},
+        ),
+    )
+    s.task_updated("r2", TaskUpdate(key="B", status=Status.FAILED, data={"title": "B"}))
+    past = sorted(s.past_attempts(["r1", "r2"]), key=lambda a: (a.run_id, a.n))
+    assert [(a.run_id, a.key, a.n, a.fingerprint, a.outcome) for a in past] == [
+        ("r1", "A", 1, "fp-a", Outcome.INTERRUPTED),
+        ("r2", "A", 2, "fp-a", None),  # still open
+    ]
+    assert s.past_attempts([]) == []
+    rows = s.past_tasks("r2")
+    assert (rows["A"].fingerprint, rows["A"].landed_commit, rows["A"].fields) == (
+        "fp-a",
+        "c0ffee",
+        fields,
+    )
+    assert rows["B"].fields is None  # no per-field hashes recorded
+    assert s.past_tasks("nope") == {}
+
+
 def test_attempt_round_trip(any_store: StoreProtocol) -> None:
     s = any_store
     s.run_started(make_run())

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from planrun.core.outcomes import Outcome, Status
-from planrun.state.store import AttemptRow, RunRow, StoreReader, TaskRow
+from planrun.state.store import PastAttempt, PastTask, RunRow, StoreReader
 
 if TYPE_CHECKING:
     from planrun.core.decision import Known
@@ -62,10 +62,12 @@ def _trailing_interruptions(
     or recording the task done. Looks at the last ``depth`` runs; a task with more
     interruptions than that in a row is charged for them all anyway.
     """
-    latest_first: dict[str, list[AttemptRow]] = {}
-    for run in reversed(runs[-depth:]):
-        for attempt in sorted(store.attempts(run.id), key=lambda a: a.n, reverse=True):
-            latest_first.setdefault(attempt.key, []).append(attempt)
+    recent = runs[-depth:]
+    order = {run.id: n for n, run in enumerate(recent)}
+    latest_first: dict[str, list[PastAttempt]] = {}
+    attempts = store.past_attempts([run.id for run in recent])
+    for attempt in sorted(attempts, key=lambda a: (order[a.run_id], a.n), reverse=True):
+        latest_first.setdefault(attempt.key, []).append(attempt)
     counts: dict[tuple[str, str], tuple[int, str]] = {}
     for key, attempts in latest_first.items():
         fingerprint = attempts[0].fingerprint
@@ -89,15 +91,15 @@ def attempt_name(run_id: str, n: int) -> str:
 
 
 class _RowsByRun:
-    """Task rows of a run, read once per run."""
+    """Task rows of a run, read once per run (lean: :meth:`StoreReader.past_tasks`)."""
 
     def __init__(self, store: StoreReader) -> None:
         self.store = store
-        self._runs: dict[str, dict[str, TaskRow]] = {}
+        self._runs: dict[str, dict[str, PastTask]] = {}
 
-    def _row(self, run_id: str, key: str) -> TaskRow | None:
+    def _row(self, run_id: str, key: str) -> PastTask | None:
         if run_id not in self._runs:
-            self._runs[run_id] = {t.key: t for t in self.store.tasks(run_id)}
+            self._runs[run_id] = self.store.past_tasks(run_id)
         return self._runs[run_id].get(key)
 
     def landed(self, run_id: str, key: str) -> str | None:
@@ -110,7 +112,4 @@ class _RowsByRun:
         row = self._row(run_id, key)
         if row is None or row.fingerprint != fingerprint:
             return None
-        value = row.data.get("fields")
-        if not isinstance(value, dict):
-            return None
-        return {str(k): str(v) for k, v in value.items()}
+        return row.fields

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -193,6 +193,28 @@ class RunOverview:
     planned: list[JSONObject]  # the tasks of its RUN_PLAN_EVENT ([] for older runs)
 
 
+@frozen
+class PastAttempt:
+    """An attempt as the decision reads it (:mod:`planrun.state.known`): whose it was and
+    how it ended, without its output, usage or process."""
+
+    run_id: str
+    key: str
+    n: int
+    fingerprint: str
+    outcome: Outcome | None  # None: still open (recovery has not closed it yet)
+
+
+@frozen
+class PastTask:
+    """A task's row in one run as the decision reads it: the fingerprint it ran with, the
+    commit it landed, and the per-field hashes of its data (None: none recorded)."""
+
+    fingerprint: str | None
+    landed_commit: str | None
+    fields: dict[str, str] | None
+
+
 # ---------------------------------------------------------------- the protocol
 
 
@@ -307,6 +329,15 @@ class StoreReader(Protocol):
 
     def open_attempts(self, plan_name: str) -> list[AttemptRow]:
         """Attempts of the plan's runs that started and never finished, oldest run first."""
+        ...
+
+    def past_attempts(self, run_ids: Sequence[str]) -> list[PastAttempt]:
+        """Every attempt of ``run_ids``, read lean (no output, no usage): the decision reads
+        the last few runs' attempts of every task."""
+        ...
+
+    def past_tasks(self, run_id: str) -> dict[str, PastTask]:
+        """The run's task rows, by key, read lean (only what the decision needs)."""
         ...
 
     def events(self, run_id: str, after_seq: int = 0) -> list[EventRow]:

@@ -9,14 +9,16 @@ identity column of that name in PostgreSQL).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
+from planrun.core.outcomes import Outcome
 from planrun.state.sql.base import SQLConnection
 from planrun.state.sql.rows import (
     attempt_brief,
     attempt_row,
     event_row,
+    past_task,
     planned,
     run_row,
     task_brief,
@@ -27,6 +29,8 @@ from planrun.state.store import (
     RUN_PLAN_EVENT,
     AttemptRow,
     EventRow,
+    PastAttempt,
+    PastTask,
     RunOverview,
     RunRow,
     TaskRow,
@@ -120,6 +124,29 @@ class SQLReads(SQLConnection):
             (plan_name,),
         )
         return [attempt_row(r) for r in rows]
+
+    def past_attempts(self, run_ids: Sequence[str]) -> list[PastAttempt]:
+        """Every attempt of ``run_ids`` (its run, key, n, fingerprint and outcome only)."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" for _ in run_ids)
+        rows = self._query(
+            f"SELECT run_id, key, n, fingerprint, outcome FROM attempts WHERE run_id IN ({marks})",
+            tuple(run_ids),
+        )
+        outcomes = {o.value: o for o in Outcome}
+        return [
+            PastAttempt(r["run_id"], r["key"], r["n"], r["fingerprint"], outcomes.get(r["outcome"]))
+            for r in rows
+        ]
+
+    def past_tasks(self, run_id: str) -> dict[str, PastTask]:
+        """The run's task rows by key: fingerprint, landed commit and per-field hashes."""
+        rows = self._query(
+            "SELECT key, fingerprint, landed_commit, data_json FROM tasks WHERE run_id = ?",
+            (run_id,),
+        )
+        return {r["key"]: past_task(r) for r in rows}
 
     def overview(self, run: RunRow) -> RunOverview:
         """A few narrow statements in one read transaction; only the ``kind`` of each

@@ -21,6 +21,7 @@ from planrun.state.store import (
     AttemptRow,
     EventRow,
     JSONObject,
+    PastTask,
     RunRow,
     TaskBrief,
     TaskRow,
@@ -134,6 +135,17 @@ def attempt_row(r: Row) -> AttemptRow:
         tail=tuple(str(line) for line in json.loads(r["tail_json"])),
         usage=None if usage_json is None else loads_object(usage_json),
     )
+
+
+def past_task(r: Row) -> PastTask:
+    """Only the ``fields`` of the row's data, when the data has them (all text)."""
+    data_json = r["data_json"]
+    fields = loads_object(data_json).get("fields") if '"fields"' in (data_json or "") else None
+    if not isinstance(fields, dict):
+        return PastTask(r["fingerprint"], r["landed_commit"], None)
+    if not all(type(v) is str for v in fields.values()):  # JSON keys are text already
+        fields = {str(k): str(v) for k, v in fields.items()}
+    return PastTask(r["fingerprint"], r["landed_commit"], fields)
 
 
 def event_row(r: Row) -> EventRow:
