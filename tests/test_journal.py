@@ -328,3 +328,29 @@ def test_each_kind_of_write_reads_back_from_its_line(tmp_path: Path) -> None:
     assert [r.seq for r in read.records] == [1, 2, 3, 4, 5]
     assert [write_of(r) for r in read.records] == writes
     assert read.records[4].args["plan"] == "p"  # a TaskDone's plan_name, as files have it
+
+
+@pytest.mark.parametrize("write_behind", [True, False])
+def test_many_tasks_finished_at_once_land_as_one_by_one(
+    store: StoreProtocol, tmp_path: Path, write_behind: bool
+) -> None:
+    """A re-apply's up-to-date tasks are recorded together (a few writes of many lines,
+    consecutive updates applied in bulk): the file, the rows and the events are those of
+    task_finished called for each, in order."""
+    j = journal(store, journal_dir=tmp_path, write_behind=write_behind)
+    keys = [f"T{i:04d}" for i in range(1200)]  # more than one write's worth of lines
+    j.attempt_started("A", 1, Path("/logs/A"))
+    reports = [(k, TaskReport(key=k, title=k, status="done", reason="up to date")) for k in keys]
+    j.tasks_finished([("A", TaskReport(key="A", title="A", status="failed")), *reports])
+    j.tasks_finished([])
+    if write_behind:
+        read = read_records(tmp_path / "r1.jsonl")
+        assert [r.seq for r in read.records] == list(range(1, 1203))
+        assert [r.args["key"] for r in read.records[2:]] == keys
+    j.close()
+    rows = {t.key: t for t in store.tasks("r1")}
+    assert rows["A"].status is Status.FAILED
+    assert [rows[k].reason for k in keys] == ["up to date"] * len(keys)
+    statuses = [e.key for e in store.events("r1") if e.kind == "task_status"]
+    assert statuses == ["A", *keys]
+    assert store.journal_seq("r1") == 1202

@@ -167,6 +167,46 @@ def test_the_decisions_lean_reads_agree_with_the_full_rows(any_store: StoreProto
     assert s.past_tasks("nope") == {}
 
 
+def test_task_updates_in_bulk_leave_what_one_by_one_leaves(any_store: StoreProtocol) -> None:
+    """tasks_updated (a re-apply's thousands of up-to-date tasks) writes the same rows and
+    events as task_updated called for each, in order: a key twice, the last wins."""
+    s = any_store
+    s.run_started(make_run("one"))
+    s.run_started(make_run("bulk"))
+    for run_id in ("one", "bulk"):
+        s.attempt_started(run_id, AttemptStart("C", 1, "2026-11-21T06:00:00.000000Z", "fp", "/l"))
+    at = "2026-11-21T06:00:01.000000Z"
+    updates = [
+        TaskUpdate(key="A", at=at, status=Status.DONE, reason="up to date", fingerprint="f"),
+        TaskUpdate(key="B", at=at, status=Status.RETRYING, reason="r1", data={"kind": "work"}),
+        TaskUpdate(key="C", at=at, status=Status.FAILED, reason="boom", attempts=1),
+        TaskUpdate(key="B", at=at, status=Status.FAILED, reason="r2"),
+    ]
+    for update in updates:
+        s.task_updated("one", update)
+    s.tasks_updated("bulk", updates)
+    s.tasks_updated("bulk", [])
+
+    def rows(run_id: str) -> list[tuple[object, ...]]:
+        return [
+            (t.key, t.status, t.reason, t.fingerprint, t.attempts, t.data, t.updated_at)
+            for t in s.tasks(run_id)
+        ]
+
+    def events(run_id: str) -> list[tuple[object, ...]]:
+        return [(e.kind, e.key, e.data, e.at) for e in s.events(run_id) if e.kind == "task_status"]
+
+    assert rows("bulk") == rows("one")
+    assert [r[:3] for r in rows("bulk")] == [
+        ("A", Status.DONE, "up to date"),
+        ("B", Status.FAILED, "r2"),
+        ("C", Status.FAILED, "boom"),
+    ]
+    assert events("bulk") == events("one")
+    assert len(events("bulk")) == 4
+    assert s.task_states("demo")["C"].status is Status.FAILED  # mirrored, as one by one
+
+
 def test_attempt_round_trip(any_store: StoreProtocol) -> None:
     s = any_store
     s.run_started(make_run())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,9 @@ class Guarded:
 
     def task_finished(self, key: str, report: TaskReport) -> None:
         self._call(self._journal.task_finished, key, report)
+
+    def tasks_finished(self, reports: Sequence[tuple[str, TaskReport]]) -> None:
+        self._call(self._journal.tasks_finished, reports)
 
     def flush(self) -> None:
         """Blocking (a worker thread calls it): a failure is reported from the trio thread."""

@@ -224,17 +224,18 @@ class Scheduler:
             self._idle.set()
 
     def _apply(self, changes: list[Change]) -> None:
+        finals = []
+        for c in changes:
+            report = self.ledger.status(c.key, c.status, c.reason, self.state[c.key].cause)
+            if report is not None and c.status.is_final:
+                finals.append((c.key, report))
+        self.journal.tasks_finished(finals)  # at once: a re-apply ends thousands up to date
         for change in changes:
-            report = self.ledger.status(
-                change.key, change.status, change.reason, self.state[change.key].cause
-            )
             if change.status is Status.READY:
                 self.emit(ev.TaskQueued(key=change.key))
             elif change.status is Status.IN_REVIEW:  # still waiting from an earlier run
                 self.emit(ev.TaskPaused(key=change.key, status="in_review", reason=change.reason))
             elif change.status.is_final:
-                if report is not None:
-                    self.journal.task_finished(change.key, report)
                 self.emit(
                     ev.TaskFinished(
                         key=change.key,

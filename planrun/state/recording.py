@@ -8,6 +8,7 @@ start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +31,9 @@ class Journal(Protocol):
 
     def task_finished(self, key: str, report: TaskReport) -> None: ...
 
+    def tasks_finished(self, reports: Sequence[tuple[str, TaskReport]]) -> None:
+        """``task_finished`` for each (key, report), in order, recorded at once."""
+
     def flush(self) -> None:
         """Return once every record so far is in the store (blocking: call it from a
         worker thread), and raise a write that failed."""
@@ -46,6 +50,9 @@ class NullJournal:
         return None
 
     def task_finished(self, key: str, report: TaskReport) -> None:
+        return None
+
+    def tasks_finished(self, reports: Sequence[tuple[str, TaskReport]]) -> None:
         return None
 
     def flush(self) -> None:

@@ -264,6 +264,11 @@ class StoreWriter(Protocol):
         task_state row if it has one. Only :meth:`task_done` makes a task durably done."""
         ...
 
+    def tasks_updated(self, run_id: str, updates: Sequence[TaskUpdate]) -> None:
+        """:meth:`task_updated` for each update, in order, in one transaction (a re-apply
+        records thousands of up-to-date tasks at once): the same rows and events."""
+        ...
+
     def task_done(self, run_id: str, done: TaskDone) -> int:
         """The task is durably done: its row in the run, and task_state DONE with
         ``done_run_id = run_id`` and a fresh attempt budget (``attempts_total = 0``)."""

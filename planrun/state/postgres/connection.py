@@ -110,6 +110,22 @@ class PgConnection(SQLConnection):
             raise InternalError(f"unknown run {run_id!r}")
         return int(row["seq"])
 
+    def _insert_events(
+        self, con: Tx, run_id: str, events: Sequence[tuple[str, str | None, str, str]]
+    ) -> None:
+        """As :meth:`_insert_event` for each, under the same lock on the run's row."""
+        if not events:
+            return
+        if (
+            con.execute("SELECT id FROM runs WHERE id = ? FOR NO KEY UPDATE", (run_id,)).fetchone()
+            is None
+        ):
+            raise InternalError(f"unknown run {run_id!r}")
+        con.executemany(
+            "INSERT INTO events (run_id, at, kind, key, data_json) VALUES (?, ?, ?, ?, ?)",
+            [(run_id, at, kind, key, payload) for kind, key, payload, at in events],
+        )
+
     @contextlib.contextmanager
     def _translated_write_errors(self) -> Iterator[None]:
         try:

@@ -83,6 +83,13 @@ class SQLConnection(ABC):
         """Append one event row and return its ``seq``, which grows in commit order within
         the run; InternalError for an unknown run."""
 
+    @abstractmethod
+    def _insert_events(
+        self, con: Tx, run_id: str, events: Sequence[tuple[str, str | None, str, str]]
+    ) -> None:
+        """Append one event row per (kind, key, payload, at), in order, as
+        :meth:`_insert_event` would one by one."""
+
     # ------------------------------------------------------------ shared
 
     def __enter__(self) -> Self:

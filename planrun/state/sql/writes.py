@@ -15,7 +15,7 @@ Events the write methods append themselves (do not record these kinds again):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from planrun.core.outcomes import Outcome, Status
@@ -144,12 +144,35 @@ class SQLWrites(SQLConnection):
             _upsert_task(con, params)
             if update.status in MIRRORED:
                 con.execute(
-                    "UPDATE task_state SET status = ?, updated_at = ?"
-                    " WHERE plan_name = ? AND key = ?",
-                    (update.status.value, params["at"], plan_name, update.key),
+                    _MIRROR_STATUS, (update.status.value, params["at"], plan_name, update.key)
                 )
             data = {"status": update.status.value, "reason": update.reason}
             return self._event(con, run_id, "task_status", update.key, data, params["at"])
+
+    def tasks_updated(self, run_id: str, updates: Sequence[TaskUpdate]) -> None:
+        """:meth:`task_updated` for each, in order, as three ``executemany``: the task rows
+        (a key twice: the last update wins, as one by one), the task_state mirrors, then
+        the events, in the updates' order."""
+        if not updates:
+            return
+        all_params = [task_params(run_id, u, u.status, u.fingerprint) for u in updates]
+        for params, update in zip(all_params, updates, strict=True):
+            params["attempts"] = update.attempts
+        with self._transaction() as con:
+            plan_name = self._plan_of(con, run_id)
+            con.executemany(_UPSERT_TASK, all_params)
+            mirrored = [
+                (u.status.value, params["at"], plan_name, u.key)
+                for u, params in zip(updates, all_params, strict=True)
+                if u.status in MIRRORED
+            ]
+            if mirrored:
+                con.executemany(_MIRROR_STATUS, mirrored)
+            events = [
+                ("task_status", u.key, dumps({"status": u.status.value, "reason": u.reason}), at)
+                for u, at in zip(updates, [p["at"] for p in all_params], strict=True)
+            ]
+            self._insert_events(con, run_id, events)
 
     def task_done(self, run_id: str, done: TaskDone) -> int:
         """Upsert the run's task row as done and task_state as DONE, in one transaction.
@@ -229,20 +252,26 @@ class SQLWrites(SQLConnection):
 
 def _upsert_task(con: Tx, params: Mapping[str, Any]) -> None:
     """Insert or update a run's task row; None parameters keep the stored values."""
-    con.execute(
-        "INSERT INTO tasks (run_id, key, status, reason, fingerprint, attempts, branch,"
-        " base_commit, landed_commit, diffstat, data_json, updated_at)"
-        " VALUES (:run_id, :key, :status, :reason, :fingerprint, coalesce(:attempts, 0),"
-        " :branch, :base_commit, :landed_commit, :diffstat, coalesce(:data, '{}'), :at)"
-        " ON CONFLICT (run_id, key) DO UPDATE SET status = excluded.status,"
-        " reason = excluded.reason,"
-        " fingerprint = coalesce(excluded.fingerprint, tasks.fingerprint),"
-        " attempts = coalesce(:attempts, tasks.attempts),"
-        " branch = coalesce(excluded.branch, tasks.branch),"
-        " base_commit = coalesce(excluded.base_commit, tasks.base_commit),"
-        " landed_commit = coalesce(excluded.landed_commit, tasks.landed_commit),"
-        " diffstat = coalesce(excluded.diffstat, tasks.diffstat),"
-        " data_json = coalesce(:data, tasks.data_json),"
-        " updated_at = excluded.updated_at",
-        params,
-    )
+    con.execute(_UPSERT_TASK, params)
+
+
+#: A status about the task's work, mirrored into its task_state row (if it has one).
+_MIRROR_STATUS = "UPDATE task_state SET status = ?, updated_at = ? WHERE plan_name = ? AND key = ?"
+
+#: Insert or update a run's task row; None parameters keep the stored values.
+_UPSERT_TASK = (
+    "INSERT INTO tasks (run_id, key, status, reason, fingerprint, attempts, branch,"
+    " base_commit, landed_commit, diffstat, data_json, updated_at)"
+    " VALUES (:run_id, :key, :status, :reason, :fingerprint, coalesce(:attempts, 0),"
+    " :branch, :base_commit, :landed_commit, :diffstat, coalesce(:data, '{}'), :at)"
+    " ON CONFLICT (run_id, key) DO UPDATE SET status = excluded.status,"
+    " reason = excluded.reason,"
+    " fingerprint = coalesce(excluded.fingerprint, tasks.fingerprint),"
+    " attempts = coalesce(:attempts, tasks.attempts),"
+    " branch = coalesce(excluded.branch, tasks.branch),"
+    " base_commit = coalesce(excluded.base_commit, tasks.base_commit),"
+    " landed_commit = coalesce(excluded.landed_commit, tasks.landed_commit),"
+    " diffstat = coalesce(excluded.diffstat, tasks.diffstat),"
+    " data_json = coalesce(:data, tasks.data_json),"
+    " updated_at = excluded.updated_at"
+)

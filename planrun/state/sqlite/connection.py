@@ -144,6 +144,14 @@ class StoreConnection(SQLConnection):
             raise InternalError("the events table returned no seq")
         return seq
 
+    def _insert_events(
+        self, con: Tx, run_id: str, events: Sequence[tuple[str, str | None, str, str]]
+    ) -> None:
+        con.executemany(
+            "INSERT INTO events (run_id, at, kind, key, data_json) VALUES (?, ?, ?, ?, ?)",
+            [(run_id, at, kind, key, payload) for kind, key, payload, at in events],
+        )
+
     @contextlib.contextmanager
     def _translated_write_errors(self) -> Iterator[None]:
         try:
