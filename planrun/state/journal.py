@@ -258,11 +258,15 @@ def apply_writes(store: StoreProtocol, run_id: str, writes: list[tuple[int, Writ
 
 
 def _runs_of_updates(writes: list[Write]) -> Iterator[Write | list[TaskUpdate]]:
-    """``writes`` in order, each run of two or more consecutive TaskUpdates as one list."""
+    """``writes`` in order, each run of two or more consecutive TaskUpdates as lists of at
+    most :data:`_LINES_PER_WRITE` (so that their statements' parameters stay small)."""
     run: list[TaskUpdate] = []
     for write in writes:
         if isinstance(write, TaskUpdate):
             run.append(write)
+            if len(run) == _LINES_PER_WRITE:
+                yield run
+                run = []
             continue
         yield from _flushed(run)
         run = []
