@@ -3,9 +3,10 @@
 Two layers, so that recording costs the event loop one ``write`` and no wait:
 
 1. The run's journal file, ``<state>/journal/<run id>.jsonl``. Each call appends one line
-   (:mod:`planrun.state.journalfile`) with a single ``write`` before it returns.
-   That is what *recorded* means: a write that returned is in the kernel and survives
-   planrun dying (kill -9, the OOM killer, a crash), which is when recovery matters. So
+   (:mod:`planrun.state.journalfile`) with a single ``write`` before it returns
+   (:meth:`StoreJournal.tasks_finished`, a batch: its lines, 512 to a ``write``). That is
+   what *recorded* means: a write that returned is in the kernel and survives planrun
+   dying (kill -9, the OOM killer, a crash), which is when recovery matters. So
    ``attempt_started`` is recorded before the attempt's process starts, and a crash at any
    instant leaves either no trace of the attempt or an open attempt that the next apply
    closes as interrupted (the attempt counts against the task's budget either way).
@@ -141,8 +142,8 @@ class StoreJournal:
         self._record(self._task_write(key, report))
 
     def tasks_finished(self, reports: Sequence[tuple[str, TaskReport]]) -> None:
-        """:meth:`task_finished` for each (key, report), in order, with one write to the
-        file: a re-apply finishes thousands of up-to-date tasks at once."""
+        """:meth:`task_finished` for each (key, report), in order, their lines written 512
+        to a ``write``: a re-apply finishes thousands of up-to-date tasks at once."""
         self._record_many([self._task_write(key, report) for key, report in reports])
 
     def _task_write(self, key: str, report: TaskReport) -> Write:
