@@ -52,7 +52,7 @@ from collections.abc import Iterator, Mapping
 import trio
 
 from planrun.sessions.process import OWNER_VAR, kill_group, kill_group_now, proc_start_time
-from planrun.sessions.procfs import PGRP, STATE, stat_field, stat_fields
+from planrun.sessions.procfs import PGRP, STATE, read_proc, stat_field, stat_fields
 
 #: The environment variable that marks a session's processes.
 TOKEN_VAR = "PLANRUN_SESSION"
@@ -150,29 +150,15 @@ class Hunt:
 def _children() -> list[int]:
     """planrun's children as the kernel lists them for the main thread (where orphans go)."""
     pid = os.getpid()
-    try:  # os.open and os.read, not open(): no file object for a read at every session's end
-        fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return []
-    try:
-        data = b""
-        while chunk := os.read(fd, 65536):
-            data += chunk
-    except OSError:
-        return []
-    finally:
-        os.close(fd)
-    return [int(child) for child in data.split()]
+    data = read_proc(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in data.split()] if data is not None else []
 
 
 def _environ(pid: int) -> list[bytes] | None:
     """The environment of ``pid`` (a session's process), if it can be read (not for a
     process that is gone, a zombie, or not ours)."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return f.read().split(b"\0")
-    except OSError:
-        return None
+    data = read_proc(f"/proc/{pid}/environ")
+    return data.split(b"\0") if data is not None else None
 
 
 def _is_orphan(pid: int) -> bool:

@@ -30,6 +30,25 @@ def stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(b")") + 2 :].decode("ascii", "replace").split()
 
 
+def read_proc(path: str) -> bytes | None:
+    """The whole of a ``/proc`` file, or None if it cannot be read (the process is gone,
+    a zombie's environment, not ours). Plain ``os`` calls, no file object: read at every
+    session's end on the event loop."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = b""
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data
+
+
 def stat_field(fields: list[str], number: int) -> str:
     """Field ``number`` (as in proc(5)) of what :func:`stat_fields` returned."""
     return fields[number - 3]

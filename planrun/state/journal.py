@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import queue
 import threading
@@ -211,11 +212,7 @@ class StoreJournal:
             raise InternalError(f"journal of run {self.run_id} used after close()")
         if not writes:
             return
-        numbered = (
-            [(self._seq + 1, writes[0])]
-            if len(writes) == 1
-            else [*enumerate(writes, start=self._seq + 1)]
-        )
+        numbered = list(enumerate(writes, start=self._seq + 1))
         if self._writer is None:  # not write-behind: straight into the store
             apply_writes(self.store, self.run_id, numbered)
             self._seq = numbered[-1][0]
@@ -261,25 +258,14 @@ def apply_writes(store: StoreProtocol, run_id: str, writes: list[tuple[int, Writ
 def _runs_of_updates(writes: list[Write]) -> Iterator[Write | list[TaskUpdate]]:
     """``writes`` in order, each run of two or more consecutive TaskUpdates as lists of at
     most :data:`_LINES_PER_WRITE` (so that their statements' parameters stay small)."""
-    run: list[TaskUpdate] = []
-    for write in writes:
-        if isinstance(write, TaskUpdate):
-            run.append(write)
-            if len(run) == _LINES_PER_WRITE:
-                yield run
-                run = []
+    for updates, group in itertools.groupby(writes, key=lambda w: isinstance(w, TaskUpdate)):
+        run = list(group)
+        typed = [w for w in run if isinstance(w, TaskUpdate)] if updates else []
+        if len(typed) < 2:
+            yield from run
             continue
-        yield from _flushed(run)
-        run = []
-        yield write
-    yield from _flushed(run)
-
-
-def _flushed(run: list[TaskUpdate]) -> Iterator[Write | list[TaskUpdate]]:
-    if len(run) > 1:
-        yield run
-    elif run:
-        yield run[0]
+        for start in range(0, len(typed), _LINES_PER_WRITE):
+            yield typed[start : start + _LINES_PER_WRITE]
 
 
 def apply_write(store: StoreWriter, run_id: str, write: Write) -> None:

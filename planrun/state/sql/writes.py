@@ -137,17 +137,14 @@ class SQLWrites(SQLConnection):
 
     def task_updated(self, run_id: str, update: TaskUpdate) -> int:
         """Upsert the run's task row; mirror a status about the work into task_state."""
-        params = task_params(run_id, update, update.status, update.fingerprint)
-        params["attempts"] = update.attempts
+        params = _update_params(run_id, update)
         with self._transaction() as con:
             plan_name = self._plan_of(con, run_id)
             _upsert_task(con, params)
             if update.status in MIRRORED:
-                con.execute(
-                    _MIRROR_STATUS, (update.status.value, params["at"], plan_name, update.key)
-                )
-            data = {"status": update.status.value, "reason": update.reason}
-            return self._event(con, run_id, "task_status", update.key, data, params["at"])
+                con.execute(_MIRROR_STATUS, _mirror(update, params, plan_name))
+            kind, key, payload, at = _status_event(update, params)
+            return self._insert_event(con, run_id, kind, key, payload, at)
 
     def tasks_updated(self, run_id: str, updates: Sequence[TaskUpdate]) -> None:
         """:meth:`task_updated` for each, in order, as three ``executemany``: the task rows
@@ -155,24 +152,16 @@ class SQLWrites(SQLConnection):
         the events, in the updates' order."""
         if not updates:
             return
-        all_params = [task_params(run_id, u, u.status, u.fingerprint) for u in updates]
-        for params, update in zip(all_params, updates, strict=True):
-            params["attempts"] = update.attempts
+        pairs = [(u, _update_params(run_id, u)) for u in updates]
         with self._transaction() as con:
             plan_name = self._plan_of(con, run_id)
-            con.executemany(_UPSERT_TASK, all_params)
+            con.executemany(_UPSERT_TASK, [params for _, params in pairs])
             mirrored = [
-                (u.status.value, params["at"], plan_name, u.key)
-                for u, params in zip(updates, all_params, strict=True)
-                if u.status in MIRRORED
+                _mirror(u, params, plan_name) for u, params in pairs if u.status in MIRRORED
             ]
             if mirrored:
                 con.executemany(_MIRROR_STATUS, mirrored)
-            events = [
-                ("task_status", u.key, dumps({"status": u.status.value, "reason": u.reason}), at)
-                for u, at in zip(updates, [p["at"] for p in all_params], strict=True)
-            ]
-            self._insert_events(con, run_id, events)
+            self._insert_events(con, run_id, [_status_event(u, params) for u, params in pairs])
 
     def task_done(self, run_id: str, done: TaskDone) -> int:
         """Upsert the run's task row as done and task_state as DONE, in one transaction.
@@ -248,6 +237,23 @@ class SQLWrites(SQLConnection):
 
 
 # ---------------------------------------------------------------- write helpers
+
+
+def _update_params(run_id: str, update: TaskUpdate) -> dict[str, Any]:
+    params = task_params(run_id, update, update.status, update.fingerprint)
+    params["attempts"] = update.attempts
+    return params
+
+
+def _mirror(update: TaskUpdate, params: Mapping[str, Any], plan_name: str) -> tuple[str, ...]:
+    """The parameters of :data:`_MIRROR_STATUS` for ``update``."""
+    return (update.status.value, params["at"], plan_name, update.key)
+
+
+def _status_event(update: TaskUpdate, params: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """The ``task_status`` event of ``update``: (kind, key, payload, at)."""
+    data = {"status": update.status.value, "reason": update.reason}
+    return "task_status", update.key, dumps(data), params["at"]
 
 
 def _upsert_task(con: Tx, params: Mapping[str, Any]) -> None:
